@@ -1,0 +1,89 @@
+"""The Litestar application factory: it only assembles."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+
+from gateway.generations.pipeline import recover_embedded, sweep_expired_reservations
+from gateway.http import handle_exception
+from gateway.migrate import upgrade
+from gateway.routes.admin import AdminController
+from gateway.routes.credits import CreditsController
+from gateway.routes.deps import provide_runtime
+from gateway.routes.generations import GenerationController, ProviderController
+from gateway.routes.health import HealthController
+from gateway.routes.media import MediaController
+from gateway.routes.portal import portal_home
+from gateway.runtime import Runtime
+from gateway.settings import Settings
+from plugins.host import PluginHost
+
+log = logging.getLogger(__name__)
+
+SWEEP_INTERVAL_S = 30.0
+
+
+async def _sweep_forever(runtime: Runtime) -> None:
+    while True:
+        await asyncio.sleep(SWEEP_INTERVAL_S)
+        try:
+            await sweep_expired_reservations(runtime)
+        except Exception:
+            log.exception("reservation sweep failed")
+
+
+def create_app(settings: Settings, *, plugins: PluginHost | None = None,
+               runtime: Runtime | None = None) -> Litestar:
+    """Build the gateway app. Embedded mode (SQLite) migrates its database on start.
+
+    `plugins` replaces the discovered plugin host. A caller that passes its own started
+    `runtime` (the tests) owns it: the app neither migrates, nor starts, nor closes it.
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if runtime is not None:
+            yield
+            return
+        if settings.is_sqlite:
+            await asyncio.to_thread(upgrade, settings.database_url)
+        owned = await Runtime.start(settings, plugins=plugins)
+        app.state.runtime = owned
+        if settings.embedded:
+            await recover_embedded(owned)
+        sweeper = asyncio.create_task(_sweep_forever(owned))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            await owned.close()
+
+    handlers: list[Any] = [AdminController, GenerationController, ProviderController,
+                           CreditsController, HealthController, MediaController, portal_home]
+    app = Litestar(
+        route_handlers=handlers,
+        dependencies={"runtime": Provide(provide_runtime)},
+        exception_handlers={Exception: handle_exception},
+        lifespan=[lifespan],
+        openapi_config=OpenAPIConfig(
+            title="mediahub", version="0.1.0", path="/schema",
+            description="Multi-tenant gateway for AI media generation. Errors share one shape: "
+                        '{"error": {"type", "code", "message", "param"}}.',
+            render_plugins=[SwaggerRenderPlugin(path="/")],
+        ),
+        debug=False,
+    )
+    if runtime is not None:
+        app.state.runtime = runtime
+    return app

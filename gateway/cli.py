@@ -1,0 +1,237 @@
+"""The `mediahub` command: serve, worker, db upgrade, demo, tenants/keys/credits admin."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+
+from gateway.settings import MEDIA_TYPES, Settings, SettingsError, load_settings
+
+log = logging.getLogger("mediahub")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from exc
+
+
+def _serve(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    from gateway.app import create_app
+
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    _serve(_settings(), args.host, args.port)
+
+
+async def _work(settings: Settings, media_types: list[str]) -> None:
+    from gateway.generations.pipeline import run_generation, sweep_expired_reservations
+    from gateway.queue import SaqQueue, build_workers
+    from gateway.runtime import Runtime
+
+    runtime = await Runtime.start(settings, with_queue=False)
+    assert settings.valkey_url is not None
+    saq_queue = SaqQueue(settings.valkey_url, prefix=settings.queue_prefix)
+
+    async def handler(generation_id: str) -> None:
+        await run_generation(runtime, generation_id)
+
+    workers = build_workers(saq_queue, media_types, handler,
+                            concurrency=settings.worker_concurrency)
+
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(30)
+            await sweep_expired_reservations(runtime)
+
+    sweeper = asyncio.create_task(sweep())
+    try:
+        await asyncio.gather(*(w.start() for w in workers))
+    finally:
+        sweeper.cancel()
+        await saq_queue.close()
+        await runtime.close()
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    settings = _settings()
+    if not settings.valkey_url:
+        print("mediahub worker needs MEDIAHUB_VALKEY_URL; in embedded mode `mediahub serve` "
+              "runs jobs in-process.", file=sys.stderr)
+        raise SystemExit(2)
+    media_types = [t.strip() for t in args.queues.split(",") if t.strip()]
+    unknown = sorted(set(media_types) - set(MEDIA_TYPES))
+    if unknown:
+        print(f"unknown queue(s): {', '.join(unknown)}; choose from {', '.join(MEDIA_TYPES)}",
+              file=sys.stderr)
+        raise SystemExit(2)
+    asyncio.run(_work(settings, media_types))
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> None:
+    from gateway.migrate import upgrade
+
+    upgrade(_settings().database_url, args.revision)
+    print(f"database at {args.revision}")
+
+
+async def _admin(settings: Settings, action: str, args: argparse.Namespace) -> None:
+    from gateway.routes.admin import CreditGrant, create_key, create_tenant, grant_credits
+    from gateway.runtime import Runtime
+    from tenants.schemas import KeyCreate, TenantCreate
+
+    runtime = await Runtime.start(settings, with_queue=False)
+    try:
+        if action == "tenant":
+            tenant = await create_tenant(runtime, TenantCreate(
+                name=args.name, slug=args.slug, domains=args.domain or []))
+            print(tenant.id)
+        elif action == "key":
+            key = await create_key(runtime, args.tenant, KeyCreate(
+                name=args.name, scopes=args.scopes.split(","), customer_id=args.customer))
+            print(key.key)
+        elif action == "grant":
+            grant = await grant_credits(runtime, args.tenant,
+                                        CreditGrant(amount=args.amount, reason=args.reason),
+                                        args.idempotency_key or secrets.token_hex(16))
+            print(f"{grant.id} balance={grant.balance} millicredits")
+    finally:
+        await runtime.close()
+
+
+def _run_admin(action: str) -> object:
+    def run(args: argparse.Namespace) -> None:
+        from tenants.errors import DomainError
+
+        try:
+            asyncio.run(_admin(_settings(), action, args))
+        except DomainError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            raise SystemExit(1) from exc
+    return run
+
+
+DEMO_CREDITS_MC = 1_000_000
+
+
+async def _demo_setup(settings: Settings) -> tuple[str, str]:
+    from sqlalchemy import select
+
+    from gateway.migrate import upgrade
+    from gateway.routes.admin import CreditGrant, create_key, create_tenant, grant_credits
+    from gateway.runtime import Runtime
+    from tenants.models import Tenant
+    from tenants.schemas import KeyCreate, TenantCreate
+
+    await asyncio.to_thread(upgrade, settings.database_url)
+    runtime = await Runtime.start(settings, with_queue=False)
+    try:
+        async with runtime.db.session() as session:
+            tenant_id = await session.scalar(select(Tenant.id).where(Tenant.slug == "demo"))
+        if tenant_id is None:
+            tenant_id = (await create_tenant(runtime, TenantCreate(
+                name="Demo Studio", slug="demo", domains=["localhost"]))).id
+            await grant_credits(runtime, tenant_id,
+                                CreditGrant(amount=DEMO_CREDITS_MC, reason="demo credits"),
+                                "demo-initial-grant")
+        key = await create_key(runtime, tenant_id, KeyCreate(
+            name="demo", scopes=["generate", "read", "billing"]))
+        return tenant_id, key.key
+    finally:
+        await runtime.close()
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    """Embedded gateway with a demo tenant, a fresh key and credits; prints how to try it."""
+    os.environ.setdefault("MEDIAHUB_ADMIN_TOKEN", secrets.token_urlsafe(24))
+    settings = _settings()
+    tenant_id, key = asyncio.run(_demo_setup(settings))
+    base = f"http://{args.host}:{args.port}"
+    settings = load_settings({**os.environ, "MEDIAHUB_PUBLIC_BASE_URL": base})
+    print(f"""
+mediahub demo — embedded mode ({settings.database_url}, media in {settings.storage_url})
+
+  tenant       {tenant_id}  (portal: http://localhost:{args.port}/)
+  API key      {key}
+  admin token  {settings.admin_token}
+
+Make an image (waits up to 30 s for it):
+
+  curl -s {base}/v1/generations \\
+    -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\
+    -H 'Prefer: wait=30' \\
+    -d '{{"type": "image", "prompt": "a lighthouse at dusk", "params": {{"size": "512x512"}}}}'
+
+API docs: {base}/schema
+""", flush=True)
+    _serve(settings, args.host, args.port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mediahub", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP gateway")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run SAQ workers (needs MEDIAHUB_VALKEY_URL)")
+    worker.add_argument("--queues", default=",".join(MEDIA_TYPES),
+                        help="comma-separated media types to work on")
+    worker.set_defaults(func=cmd_worker)
+
+    db = sub.add_parser("db", help="database commands")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    up = db_sub.add_parser("upgrade", help="apply migrations")
+    up.add_argument("revision", nargs="?", default="head")
+    up.set_defaults(func=cmd_db_upgrade)
+
+    demo = sub.add_parser("demo", help="embedded gateway with a demo tenant, key and credits")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.set_defaults(func=cmd_demo)
+
+    tenants = sub.add_parser("tenants", help="tenant commands")
+    t_sub = tenants.add_subparsers(dest="tenants_command", required=True)
+    t_create = t_sub.add_parser("create", help="create a tenant; prints its id")
+    t_create.add_argument("--name", required=True)
+    t_create.add_argument("--slug", required=True)
+    t_create.add_argument("--domain", action="append")
+    t_create.set_defaults(func=_run_admin("tenant"))
+
+    keys = sub.add_parser("keys", help="API key commands")
+    k_sub = keys.add_subparsers(dest="keys_command", required=True)
+    k_create = k_sub.add_parser("create", help="create a key; prints it (shown only once)")
+    k_create.add_argument("--tenant", required=True)
+    k_create.add_argument("--name", required=True)
+    k_create.add_argument("--scopes", default="generate,read,billing")
+    k_create.add_argument("--customer")
+    k_create.set_defaults(func=_run_admin("key"))
+
+    credits = sub.add_parser("credits", help="credit commands")
+    c_sub = credits.add_subparsers(dest="credits_command", required=True)
+    c_grant = c_sub.add_parser("grant", help="grant millicredits to a tenant's wallet")
+    c_grant.add_argument("--tenant", required=True)
+    c_grant.add_argument("--amount", type=int, required=True, help="in millicredits")
+    c_grant.add_argument("--reason", default="operator grant")
+    c_grant.add_argument("--idempotency-key")
+    c_grant.set_defaults(func=_run_admin("grant"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = build_parser().parse_args(argv)
+    args.func(args)

@@ -1,0 +1,93 @@
+"""The generation API's structs (API.md, "Generations")."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+MediaTypeName = Literal["image", "audio", "video", "design", "model_3d"]
+Operation = Literal[
+    "text_to_image", "image_edit", "image_variation", "text_to_speech", "list_voices",
+    "voice_clone", "text_to_video", "image_to_video", "video_extend", "design_autofill",
+    "text_to_3d",
+]
+MetaValue = Annotated[str, msgspec.Meta(max_length=500)]
+
+
+class GenerationCreate(msgspec.Struct, forbid_unknown_fields=True):
+    type: MediaTypeName
+    operation: Operation | None = None
+    prompt: Annotated[str, msgspec.Meta(max_length=10_000)] | None = None
+    text: Annotated[str, msgspec.Meta(max_length=10_000)] | None = None
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+    provider: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    webhook_url: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
+    metadata: Annotated[dict[Annotated[str, msgspec.Meta(max_length=64)], MetaValue],
+                        msgspec.Meta(max_length=32)] = msgspec.field(default_factory=dict)
+
+
+class Cost(msgspec.Struct):
+    estimated: int
+    charged: int | None
+    unit: str = "millicredit"
+
+
+class Output(msgspec.Struct, omit_defaults=True):
+    url: str
+    content_type: str
+    bytes: int
+    width: int | None = None
+    height: int | None = None
+    duration_s: float | None = None
+
+
+class ErrorInfo(msgspec.Struct):
+    code: str
+    message: str
+
+
+class GenerationOut(msgspec.Struct):
+    id: str
+    type: str
+    operation: str
+    status: str
+    provider: str
+    cached: bool
+    cost: Cost
+    outputs: list[Output]
+    error: ErrorInfo | None
+    metadata: dict[str, str]
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    object: str = "generation"
+
+
+class GenerationList(msgspec.Struct):
+    data: list[GenerationOut]
+    next_cursor: str | None
+    object: str = "list"
+
+
+class Estimate(msgspec.Struct):
+    amount: int
+    provider: str
+    breakdown: dict[str, int]
+    unit: str = "millicredit"
+
+
+class ProviderInfo(msgspec.Struct):
+    name: str
+    types: list[str]
+    operations: list[str]
+    status: str
+    local: bool
+    description: str
+    pricing: dict[str, Any]
+
+
+class ProviderList(msgspec.Struct):
+    data: list[ProviderInfo]
+    object: str = "list"

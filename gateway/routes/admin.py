@@ -1,0 +1,165 @@
+"""The operator API under `/admin/v1` (API.md, "Operator API")."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.params import FromPath, FromQuery, HeaderParameter
+
+from billing import ledger
+from gateway.http import check_admin, key_cache
+from gateway.routes.deps import RuntimeDep, page_limit
+from tenants import service as tenants
+from tenants.errors import InvalidRequest
+from tenants.models import ApiKey, Tenant
+from tenants.schemas import KeyCreate, KeyCreated, KeyOut, TenantCreate, TenantOut, TenantUpdate
+
+
+class CreditGrant(msgspec.Struct, forbid_unknown_fields=True):
+    amount: Annotated[int, msgspec.Meta(gt=0, le=10**15)]
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+
+
+class GrantOut(msgspec.Struct):
+    id: str
+    tenant_id: FromPath[str]
+    amount: int
+    reason: str | None
+    balance: int
+    unit: str = "millicredit"
+    object: str = "credit_grant"
+
+
+class TenantList(msgspec.Struct):
+    data: list[TenantOut]
+    next_cursor: str | None
+    object: str = "list"
+
+
+class KeyList(msgspec.Struct):
+    data: list[KeyOut]
+    object: str = "list"
+
+
+def _tenant_out(tenant: Tenant, domains: list[str]) -> TenantOut:
+    return TenantOut(id=tenant.id, name=tenant.name, slug=tenant.slug, domains=domains,
+                     branding=tenant.branding, pricing=tenant.pricing,
+                     rate_limits=tenant.rate_limits, created_at=tenant.created_at)
+
+
+def _key_out(key: ApiKey) -> KeyOut:
+    return KeyOut(id=key.id, name=key.name, prefix=key.prefix, scopes=key.scopes,
+                  customer_id=key.customer_id, created_at=key.created_at,
+                  revoked_at=key.revoked_at)
+
+
+async def create_tenant(runtime: RuntimeDep, body: TenantCreate) -> TenantOut:
+    """Create a tenant with its ledger accounts in one transaction (also used by the CLI)."""
+    async with runtime.db.transaction() as session:
+        tenant = await tenants.create_tenant(session, body)
+        await ledger.open_tenant_accounts(session, tenant.id)
+        return _tenant_out(tenant, sorted(body.domains))
+
+
+async def create_key(runtime: RuntimeDep, tenant_id: FromPath[str], body: KeyCreate) -> KeyCreated:
+    async with runtime.db.transaction() as session:
+        key, secret = await tenants.create_key(session, tenant_id, body)
+        return KeyCreated(id=key.id, key=secret, prefix=key.prefix, name=key.name,
+                          scopes=key.scopes, customer_id=key.customer_id,
+                          created_at=key.created_at)
+
+
+async def grant_credits(runtime: RuntimeDep, tenant_id: FromPath[str], body: CreditGrant,
+                        idempotency_key: str) -> GrantOut:
+    """Grant credits to a tenant's wallet once per idempotency key."""
+    async with runtime.db.transaction() as session:
+        await tenants.get_tenant(session, tenant_id)
+        wallet = await ledger.account_id(session, tenant_id, ledger.TENANT_WALLET)
+        transfer = await ledger.grant(
+            session, tenant_id=tenant_id, to_account=wallet, amount_mc=body.amount,
+            idempotency_key=f"grant:{tenant_id}:{idempotency_key}", reason=body.reason)
+        held = await ledger.balance(session, tenant_id=tenant_id, account=wallet)
+    return GrantOut(id=transfer.id, tenant_id=tenant_id, amount=transfer.amount_mc,
+                    reason=transfer.reason, balance=held.available_mc)
+
+
+class AdminController(Controller):
+    path = "/admin/v1"
+    tags = ["operator"]
+
+    @post("/tenants", status_code=201, summary="Create a tenant")
+    async def create_tenant(self, request: Request[Any, Any, Any], runtime: RuntimeDep,
+                            data: TenantCreate) -> TenantOut:
+        check_admin(request, runtime)
+        return await create_tenant(runtime, data)
+
+    @get("/tenants", summary="List tenants")
+    async def list_tenants(self, request: Request[Any, Any, Any], runtime: RuntimeDep,
+                           limit: FromQuery[int | None] = None,
+                           cursor: FromQuery[str | None] = None) -> TenantList:
+        check_admin(request, runtime)
+        size = page_limit(limit)
+        async with runtime.db.session() as session:
+            rows = await tenants.list_tenants(session, limit=size, cursor=cursor)
+            more = len(rows) > size
+            rows = rows[:size]
+            data = [_tenant_out(t, await tenants.tenant_domains(session, t.id)) for t in rows]
+        return TenantList(data=data, next_cursor=rows[-1].id if more and rows else None)
+
+    @get("/tenants/{tenant_id:str}", summary="Read a tenant")
+    async def read_tenant(self, request: Request[Any, Any, Any], runtime: RuntimeDep,
+                          tenant_id: FromPath[str]) -> TenantOut:
+        check_admin(request, runtime)
+        async with runtime.db.session() as session:
+            tenant = await tenants.get_tenant(session, tenant_id)
+            return _tenant_out(tenant, await tenants.tenant_domains(session, tenant_id))
+
+    @patch("/tenants/{tenant_id:str}", summary="Change a tenant")
+    async def update_tenant(self, request: Request[Any, Any, Any], runtime: RuntimeDep,
+                            tenant_id: FromPath[str], data: TenantUpdate) -> TenantOut:
+        check_admin(request, runtime)
+        async with runtime.db.transaction() as session:
+            tenant = await tenants.update_tenant(session, tenant_id, data)
+            return _tenant_out(tenant, await tenants.tenant_domains(session, tenant_id))
+
+    @post("/tenants/{tenant_id:str}/keys", status_code=201, summary="Create an API key")
+    async def create_key(self, request: Request[Any, Any, Any], runtime: RuntimeDep,
+                         tenant_id: FromPath[str], data: KeyCreate) -> KeyCreated:
+        """The response is the only place the key's secret ever appears."""
+        check_admin(request, runtime)
+        return await create_key(runtime, tenant_id, data)
+
+    @get("/tenants/{tenant_id:str}/keys", summary="List a tenant's keys (no secrets)")
+    async def list_keys(self, request: Request[Any, Any, Any], runtime: RuntimeDep,
+                        tenant_id: FromPath[str]) -> KeyList:
+        check_admin(request, runtime)
+        async with runtime.db.session() as session:
+            await tenants.get_tenant(session, tenant_id)
+            return KeyList(data=[_key_out(k) for k in await tenants.list_keys(session,
+                                                                              tenant_id)])
+
+    @delete("/tenants/{tenant_id:str}/keys/{key_id:str}", status_code=200,
+            summary="Revoke an API key")
+    async def revoke_key(self, request: Request[Any, Any, Any], runtime: RuntimeDep,
+                         tenant_id: FromPath[str], key_id: FromPath[str]) -> KeyOut:
+        check_admin(request, runtime)
+        async with runtime.db.transaction() as session:
+            key = await tenants.revoke_key(session, tenant_id, key_id)
+        key_cache.evict_key_id(key.id)
+        return _key_out(key)
+
+    @post("/tenants/{tenant_id:str}/credits", status_code=201,
+          summary="Grant credits to a tenant's wallet")
+    async def grant(self, request: Request[Any, Any, Any], runtime: RuntimeDep,
+                    tenant_id: FromPath[str],
+                    data: CreditGrant,
+                    idempotency_key: Annotated[str | None, HeaderParameter(
+                        name="Idempotency-Key", required=False)] = None) -> Response[GrantOut]:
+        check_admin(request, runtime)
+        if not idempotency_key:
+            raise InvalidRequest("credit grants need an Idempotency-Key header",
+                                 code="idempotency_key_required", param="Idempotency-Key")
+        return Response(await grant_credits(runtime, tenant_id, data, idempotency_key),
+                        status_code=201)

@@ -1,0 +1,81 @@
+"""`/v1/credits`: the caller's balance and history (API.md, "Credits")."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, get
+from litestar.params import FromPath, FromQuery
+
+from billing import history, ledger
+from gateway.http import identify, require_scope
+from gateway.routes.deps import RuntimeDep, page_limit
+from tenants.errors import NotFound
+
+
+class BalanceOut(msgspec.Struct):
+    available: int
+    pending: int
+    posted: int
+    unit: str = "millicredit"
+    object: str = "balance"
+
+
+class TransactionOut(msgspec.Struct):
+    id: str
+    kind: str
+    amount: int
+    status: str
+    generation_id: FromPath[str] | None
+    created_at: datetime
+    unit: str = "millicredit"
+
+
+class TransactionList(msgspec.Struct):
+    data: list[TransactionOut]
+    next_cursor: str | None
+    object: str = "list"
+
+
+async def _wallet(request: Request[Any, Any, Any], runtime: RuntimeDep) -> tuple[str, str]:
+    identity = await identify(request, runtime)
+    require_scope(identity, "billing")
+    if identity.customer_id is not None or request.headers.get("x-customer-id"):
+        # Customer wallets come with the tenant billing modes of the ledger issue; until then
+        # a customer sees no wallet rather than the tenant's.
+        raise NotFound("this tenant does not keep customer wallets",
+                       code="customer_wallet_not_found")
+    async with runtime.db.session() as session:
+        account = await ledger.account_id(session, identity.tenant_id, ledger.TENANT_WALLET)
+    return identity.tenant_id, account
+
+
+class CreditsController(Controller):
+    path = "/v1/credits"
+    tags = ["credits"]
+
+    @get("/balance", summary="The calling wallet's balance")
+    async def balance(self, request: Request[Any, Any, Any], runtime: RuntimeDep) -> BalanceOut:
+        tenant_id, account = await _wallet(request, runtime)
+        async with runtime.db.session() as session:
+            held = await ledger.balance(session, tenant_id=tenant_id, account=account)
+        return BalanceOut(available=held.available_mc, pending=held.pending_mc,
+                          posted=held.posted_mc)
+
+    @get("/transactions", summary="The calling wallet's history, newest first")
+    async def transactions(self, request: Request[Any, Any, Any], runtime: RuntimeDep,
+                           limit: FromQuery[int | None] = None,
+                           cursor: FromQuery[str | None] = None) -> TransactionList:
+        tenant_id, account = await _wallet(request, runtime)
+        async with runtime.db.session() as session:
+            lines, next_cursor = await history.wallet_lines(
+                session, tenant_id=tenant_id, account=account, limit=page_limit(limit),
+                cursor=cursor)
+        return TransactionList(
+            data=[TransactionOut(id=line.id, kind=line.kind, amount=line.amount_mc,
+                                 status=line.status, generation_id=line.generation_id,
+                                 created_at=line.created_at) for line in lines],
+            next_cursor=next_cursor,
+        )

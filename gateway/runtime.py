@@ -1,0 +1,91 @@
+"""What a running process holds: settings, database, storage, plugins, HTTP client, queue.
+
+Built once per process by `Runtime.start` (the API's lifespan, the worker, the CLI) and closed
+at exit. Services receive it instead of reaching for globals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from gateway.queue import InProcessQueue, JobQueue, SaqQueue
+from gateway.settings import Settings
+from gateway.storage import Storage, storage_from_url
+from plugins.base import Credentials
+from plugins.host import PluginHost, build_plugin_host
+from tenants.db import Database
+
+
+class Completions:
+    """Wakes `Prefer: wait` requests when a generation finishes in this process.
+
+    Another process's finish is seen by re-reading the row; the event only shortens the wait.
+    """
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+
+    def event(self, generation_id: str) -> asyncio.Event:
+        return self._events.setdefault(generation_id, asyncio.Event())
+
+    def done(self, generation_id: str) -> None:
+        event = self._events.pop(generation_id, None)
+        if event is not None:
+            event.set()
+
+    def forget(self, generation_id: str) -> None:
+        self._events.pop(generation_id, None)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    storage: Storage
+    plugins: PluginHost
+    http: httpx.AsyncClient
+    queue: JobQueue | None = None
+    completions: Completions = field(default_factory=Completions)
+
+    @classmethod
+    async def start(cls, settings: Settings, *, plugins: PluginHost | None = None,
+                    with_queue: bool = True) -> Runtime:
+        """Open every connection the process needs; the queue is in-process when embedded."""
+        runtime = cls(
+            settings=settings,
+            db=Database(settings.database_url),
+            storage=storage_from_url(settings.storage_url, secret_key=settings.secret_key,
+                                     s3_endpoint_url=settings.s3_endpoint_url),
+            plugins=plugins or build_plugin_host(blocked=settings.disabled_plugins),
+            http=httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0)),
+        )
+        if with_queue:
+            runtime.queue = runtime.make_queue()
+        return runtime
+
+    def make_queue(self) -> JobQueue:
+        if self.settings.valkey_url:
+            return SaqQueue(self.settings.valkey_url, prefix=self.settings.queue_prefix)
+        # Imported here: the pipeline needs the runtime, the runtime hands it the jobs.
+        from gateway.generations.pipeline import run_generation
+
+        handler: Callable[[str], Awaitable[None]] = lambda gid: run_generation(self, gid)  # noqa: E731
+        return InProcessQueue(handler, concurrency=self.settings.worker_concurrency)
+
+    def credentials(self, provider_name: str) -> Credentials:
+        """Platform credentials for a provider: `MEDIAHUB_<PROVIDER>_API_KEY` / `_BASE_URL`."""
+        env_name = provider_name.upper().replace("-", "_")
+        return Credentials(api_key=os.environ.get(f"MEDIAHUB_{env_name}_API_KEY") or None,
+                           base_url=os.environ.get(f"MEDIAHUB_{env_name}_BASE_URL") or None)
+
+    async def close(self) -> None:
+        if self.queue is not None:
+            await self.queue.close()
+        await self.http.aclose()
+        await self.storage.close()
+        await self.db.dispose()

@@ -1,0 +1,149 @@
+"""Settings read from the environment (API.md, "Settings"), validated once at start.
+
+Every bad value is reported in one `SettingsError` that lists one line per variable, so an
+operator fixes them all in one go instead of one restart per typo.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+
+import msgspec
+
+MEDIA_TYPES: Final = ("image", "audio", "video", "design", "model_3d")
+
+_EMBEDDED_DB: Final = "sqlite+aiosqlite:///./mediahub.db"
+
+
+class SettingsError(Exception):
+    """Raised at start when one or more environment variables are invalid."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid settings:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str = _EMBEDDED_DB
+    valkey_url: str | None = None
+    storage_url: str = "file://./media"
+    s3_endpoint_url: str | None = None
+    admin_token: str | None = None
+    secret_key: bytes = b""
+    public_base_url: str = "http://127.0.0.1:8000"
+    media_url_ttl_s: int = 3600
+    reservation_timeout_s: int = 900
+    queue_prefix: str = "mediahub"
+    worker_concurrency: int = 4
+    disabled_plugins: tuple[str, ...] = ()
+
+    @property
+    def embedded(self) -> bool:
+        """True when running with no servers: SQLite and no Valkey."""
+        return self.database_url.startswith("sqlite") and self.valkey_url is None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int,
+         problems: list[str]) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        problems.append(f"{name}={raw!r}: must be a whole number")
+        return default
+    if not lo <= value <= hi:
+        problems.append(f"{name}={value}: must be between {lo} and {hi}")
+        return default
+    return value
+
+
+def _secret_file_for(database_url: str) -> Path:
+    # Embedded mode keeps its generated secret beside the SQLite file, so a restart keeps
+    # signed links and stored webhook secrets valid.
+    path = database_url.split("///", 1)[1] if "///" in database_url else "mediahub.db"
+    if path in ("", ":memory:"):
+        return Path("mediahub.secret")
+    return Path(path).with_suffix(".secret")
+
+
+def _embedded_secret(database_url: str) -> bytes:
+    path = _secret_file_for(database_url)
+    if path.exists():
+        return path.read_text().strip().encode()
+    value = secrets.token_urlsafe(48)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return value.encode()
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate settings; called once by each command at start.
+
+    Returns the settings, or raises `SettingsError` naming every bad variable.
+    """
+    env = os.environ if env is None else env
+    problems: list[str] = []
+
+    database_url = env.get("MEDIAHUB_DATABASE_URL") or _EMBEDDED_DB
+    if not database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        problems.append(
+            f"MEDIAHUB_DATABASE_URL={database_url.split('@')[-1]!r}: must start with "
+            "'sqlite+aiosqlite://' or 'postgresql+asyncpg://'"
+        )
+    valkey_url = env.get("MEDIAHUB_VALKEY_URL") or None
+    if valkey_url and not valkey_url.startswith(("redis://", "rediss://", "valkey://",
+                                                   "valkeys://", "unix://")):
+        problems.append("MEDIAHUB_VALKEY_URL: must be a redis:// or valkey:// URL")
+    storage_url = env.get("MEDIAHUB_STORAGE_URL") or "file://./media"
+    if not storage_url.startswith(("file://", "s3://")):
+        problems.append(f"MEDIAHUB_STORAGE_URL={storage_url!r}: must be file://DIR or s3://BUCKET")
+    public_base_url = env.get("MEDIAHUB_PUBLIC_BASE_URL") or "http://127.0.0.1:8000"
+    if not public_base_url.startswith(("http://", "https://")):
+        problems.append(f"MEDIAHUB_PUBLIC_BASE_URL={public_base_url!r}: must be an http(s) URL")
+
+    embedded = database_url.startswith("sqlite") and valkey_url is None
+    raw_secret = env.get("MEDIAHUB_SECRET_KEY") or ""
+    if raw_secret and len(raw_secret) < 32:
+        problems.append("MEDIAHUB_SECRET_KEY: must be at least 32 characters")
+    elif not raw_secret and not embedded:
+        problems.append(
+            "MEDIAHUB_SECRET_KEY: required outside embedded mode (generate one with: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(48))')")
+    admin_token = env.get("MEDIAHUB_ADMIN_TOKEN") or None
+    if admin_token is not None and len(admin_token) < 16:
+        problems.append("MEDIAHUB_ADMIN_TOKEN: must be at least 16 characters")
+
+    media_ttl = _int(env, "MEDIAHUB_MEDIA_URL_TTL_S", 3600, 10, 7 * 86400, problems)
+    reservation_timeout = _int(env, "MEDIAHUB_RESERVATION_TIMEOUT_S", 900, 10, 86400, problems)
+    concurrency = _int(env, "MEDIAHUB_WORKER_CONCURRENCY", 4, 1, 256, problems)
+    disabled = tuple(p.strip() for p in env.get("MEDIAHUB_DISABLED_PLUGINS", "").split(",")
+                     if p.strip())
+
+    if problems:
+        raise SettingsError(problems)
+    secret_key = raw_secret.encode() if raw_secret else _embedded_secret(database_url)
+    return Settings(
+        database_url=database_url,
+        valkey_url=valkey_url,
+        storage_url=storage_url,
+        s3_endpoint_url=env.get("MEDIAHUB_S3_ENDPOINT_URL") or None,
+        admin_token=admin_token,
+        secret_key=secret_key,
+        public_base_url=public_base_url,
+        media_url_ttl_s=media_ttl,
+        reservation_timeout_s=reservation_timeout,
+        queue_prefix=env.get("MEDIAHUB_QUEUE_PREFIX") or "mediahub",
+        worker_concurrency=concurrency,
+        disabled_plugins=disabled,
+    )

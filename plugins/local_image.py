@@ -1,0 +1,125 @@
+"""A local image engine: Pillow draws a PNG from the prompt, with no key and no network.
+
+It is not a diffusion model. It makes a deterministic picture (seeded by `seed`, or by the
+prompt) so the whole gateway path works offline and in tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import random
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from PIL import Image, ImageDraw
+
+from plugins.base import (
+    Credentials,
+    InvalidParams,
+    Provider,
+    ProviderOutput,
+    ProviderRequest,
+    ProviderResult,
+)
+from plugins.hookspecs import hookimpl
+
+STYLES = ("gradient", "shapes", "noise")
+MIN_SIDE, MAX_SIDE = 64, 2048
+# What the engine's compute is priced at, so a local image is not free in the ledger:
+# 2000 USD micros ($0.002) per started megapixel.
+USD_MICROS_PER_MEGAPIXEL = 2000
+
+
+def parse_size(value: Any) -> tuple[int, int]:
+    """`"WxH"` → (W, H) within the engine's limits; raises `InvalidParams` otherwise."""
+    if not isinstance(value, str) or "x" not in value:
+        raise InvalidParams("size must look like '512x512'", param="params.size")
+    w_s, _, h_s = value.partition("x")
+    if not (w_s.isdigit() and h_s.isdigit()):
+        raise InvalidParams("size must look like '512x512'", param="params.size")
+    w, h = int(w_s), int(h_s)
+    if not (MIN_SIDE <= w <= MAX_SIDE and MIN_SIDE <= h <= MAX_SIDE):
+        raise InvalidParams(f"each side must be between {MIN_SIDE} and {MAX_SIDE} pixels",
+                            param="params.size")
+    return w, h
+
+
+def _seed(request: ProviderRequest) -> int:
+    seed = request.params.get("seed")
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        return seed
+    return int.from_bytes(hashlib.sha256(request.prompt.encode()).digest()[:8], "big")
+
+
+def render(prompt: str, width: int, height: int, seed: int, style: str) -> bytes:
+    """Draw the picture and return PNG bytes (CPU-bound: run it off the event loop)."""
+    rng = random.Random(seed)
+    a = tuple(rng.randrange(256) for _ in range(3))
+    b = tuple(rng.randrange(256) for _ in range(3))
+    image = Image.linear_gradient("L").resize((width, height))
+    image = Image.merge("RGB", [image.point(lambda v, i=i: a[i] + (b[i] - a[i]) * v // 255)
+                                for i in range(3)])
+    draw = ImageDraw.Draw(image)
+    if style == "shapes":
+        for _ in range(12):
+            x0, y0 = rng.randrange(width), rng.randrange(height)
+            x1, y1 = x0 + rng.randrange(8, width // 2 + 9), y0 + rng.randrange(8, height // 2 + 9)
+            fill = tuple(rng.randrange(256) for _ in range(3))
+            draw.ellipse((x0, y0, x1, y1), fill=fill)
+    elif style == "noise":
+        noise = Image.effect_noise((width, height), 64).convert("RGB")
+        image = Image.blend(image, noise, 0.35)
+        draw = ImageDraw.Draw(image)
+    draw.text((8, 8), prompt[:80], fill=(255, 255, 255))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+class LocalImage(Provider):
+    name = "local-image"
+    description = "Local engine (Pillow): draws a deterministic picture offline; not a model."
+    media_types = frozenset({"image"})
+    operations = frozenset({"text_to_image"})
+    local = True
+    needs_api_key = False
+
+    def _options(self, request: ProviderRequest) -> tuple[int, int, str]:
+        width, height = parse_size(request.params.get("size", "512x512"))
+        style = request.params.get("style", "gradient")
+        if style not in STYLES:
+            raise InvalidParams(f"style must be one of {', '.join(STYLES)}", param="params.style")
+        seed = request.params.get("seed")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+            raise InvalidParams("seed must be an integer", param="params.seed")
+        return width, height, style
+
+    def validate(self, request: ProviderRequest) -> None:
+        self._options(request)
+
+    def estimate_cost(self, request: ProviderRequest) -> int:
+        width, height, _ = self._options(request)
+        megapixels = -(-width * height // (1024 * 1024))
+        return megapixels * USD_MICROS_PER_MEGAPIXEL
+
+    async def generate(self, request: ProviderRequest, credentials: Credentials,
+                       client: httpx.AsyncClient) -> ProviderResult:
+        width, height, style = self._options(request)
+        png = await asyncio.to_thread(render, request.prompt, width, height, _seed(request),
+                                      style)
+        return ProviderResult(
+            outputs=[ProviderOutput(data=png, content_type="image/png", width=width,
+                                    height=height)],
+            cost_usd_micros=self.estimate_cost(request),
+        )
+
+    def pricing(self) -> dict[str, Any]:
+        return {"usd_micros_per_megapixel": USD_MICROS_PER_MEGAPIXEL, "local": True}
+
+
+@hookimpl
+def register_providers(register: Callable[[Provider], None]) -> None:
+    register(LocalImage())

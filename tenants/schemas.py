@@ -1,0 +1,76 @@
+"""Request and response structs for tenants and keys (msgspec at the edges)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+Scope = Literal["generate", "read", "billing", "tenant_admin"]
+ALL_SCOPES: tuple[Scope, ...] = ("generate", "read", "billing", "tenant_admin")
+
+Slug = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")]
+Hostname = Annotated[str, msgspec.Meta(
+    pattern=r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$"
+)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class TenantCreate(msgspec.Struct, forbid_unknown_fields=True):
+    name: Name
+    slug: Slug
+    domains: list[Hostname] = msgspec.field(default_factory=list)
+    branding: dict[str, Any] = msgspec.field(default_factory=dict)
+    pricing: dict[str, Any] = msgspec.field(default_factory=dict)
+    rate_limits: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class TenantUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    domains: list[Hostname] | msgspec.UnsetType = msgspec.UNSET
+    branding: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    pricing: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    rate_limits: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+
+
+class TenantOut(msgspec.Struct):
+    id: str
+    name: str
+    slug: str
+    domains: list[str]
+    branding: dict[str, Any]
+    pricing: dict[str, Any]
+    rate_limits: dict[str, Any]
+    created_at: datetime
+    object: str = "tenant"
+
+
+class KeyCreate(msgspec.Struct, forbid_unknown_fields=True):
+    name: Name
+    scopes: list[Scope] = msgspec.field(default_factory=lambda: ["generate", "read", "billing"])
+    customer_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+
+
+class KeyOut(msgspec.Struct):
+    id: str
+    name: str
+    prefix: str
+    scopes: list[str]
+    customer_id: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+    object: str = "api_key"
+
+
+class KeyCreated(msgspec.Struct):
+    """The only response that carries the key's secret."""
+
+    id: str
+    key: str
+    prefix: str
+    name: str
+    scopes: list[str]
+    customer_id: str | None
+    created_at: datetime
+    object: str = "api_key"

@@ -1,0 +1,195 @@
+"""Tenants, domains, customers and API keys: the services the admin API and auth call.
+
+Every function that reads tenant-owned rows takes the tenant id and filters by it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+import msgspec
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenants.db import new_id, utcnow
+from tenants.errors import AuthenticationFailed, Conflict, InvalidRequest, NotFound
+from tenants.models import ApiKey, Customer, Domain, Tenant
+from tenants.schemas import KeyCreate, TenantCreate, TenantUpdate
+
+KEY_PREFIX = "mh"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyIdentity:
+    """Who a request is: resolved from its API key."""
+
+    key_id: str
+    tenant_id: str
+    scopes: frozenset[str]
+    customer_id: str | None
+
+
+def hash_secret(secret: str) -> str:
+    # Key secrets are 256-bit random, so a plain SHA-256 is enough (no password stretching).
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def split_key(raw: str) -> tuple[str, str] | None:
+    """`mh_<prefix>_<secret>` → (prefix, secret), or None when it is not shaped like a key."""
+    head, sep, rest = raw.partition("_")
+    prefix, sep2, secret = rest.partition("_")
+    if head != KEY_PREFIX or not sep or not sep2 or not prefix or not secret:
+        return None
+    return prefix, secret
+
+
+async def create_tenant(session: AsyncSession, body: TenantCreate) -> Tenant:
+    """Insert a tenant and its domains; raises `Conflict` when the slug or a domain is taken."""
+    tenant = Tenant(id=new_id("ten"), name=body.name, slug=body.slug, branding=body.branding,
+                    pricing=body.pricing, rate_limits=body.rate_limits)
+    try:
+        async with session.begin_nested():
+            session.add(tenant)
+            await session.flush()
+            for host in body.domains:
+                session.add(Domain(hostname=host, tenant_id=tenant.id))
+            await session.flush()
+    except IntegrityError as exc:
+        raise Conflict("slug or domain already taken", code="tenant_exists",
+                       param="slug") from exc
+    return tenant
+
+
+async def get_tenant(session: AsyncSession, tenant_id: str) -> Tenant:
+    tenant = await session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound("no such tenant", code="tenant_not_found")
+    return tenant
+
+
+async def tenant_domains(session: AsyncSession, tenant_id: str) -> list[str]:
+    rows = await session.scalars(
+        select(Domain.hostname).where(Domain.tenant_id == tenant_id).order_by(Domain.hostname)
+    )
+    return list(rows)
+
+
+async def list_tenants(session: AsyncSession, *, limit: int,
+                       cursor: str | None) -> list[Tenant]:
+    """Tenants by id, after `cursor` (an id); `limit` + 1 rows so callers can tell if more."""
+    query = select(Tenant).order_by(Tenant.id).limit(limit + 1)
+    if cursor:
+        query = query.where(Tenant.id > cursor)
+    return list(await session.scalars(query))
+
+
+async def update_tenant(session: AsyncSession, tenant_id: str, body: TenantUpdate) -> Tenant:
+    tenant = await get_tenant(session, tenant_id)
+    for field in ("name", "branding", "pricing", "rate_limits"):
+        value = getattr(body, field)
+        if value is not msgspec.UNSET:
+            setattr(tenant, field, value)
+    if body.domains is not msgspec.UNSET:
+        try:
+            async with session.begin_nested():
+                await session.execute(delete(Domain).where(Domain.tenant_id == tenant_id))
+                for host in body.domains:  # type: ignore[union-attr]
+                    session.add(Domain(hostname=host, tenant_id=tenant_id))
+                await session.flush()
+        except IntegrityError as exc:
+            raise Conflict("a domain is already taken", code="domain_taken",
+                           param="domains") from exc
+    tenant.updated_at = utcnow()
+    await session.flush()
+    return tenant
+
+
+async def tenant_for_host(session: AsyncSession, hostname: str) -> Tenant | None:
+    """The tenant whose portal `hostname` serves (port and case ignored), or None."""
+    host = hostname.split(":", 1)[0].strip().lower().rstrip(".")
+    return await session.scalar(
+        select(Tenant).join(Domain, Domain.tenant_id == Tenant.id).where(Domain.hostname == host)
+    )
+
+
+async def customer_for(session: AsyncSession, tenant_id: str, external_id: str,
+                       *, create: bool) -> Customer | None:
+    """A tenant's customer by the tenant's own id for them, created on first use if asked."""
+    found = await session.scalar(
+        select(Customer).where(Customer.tenant_id == tenant_id,
+                               Customer.external_id == external_id)
+    )
+    if found is not None or not create:
+        return found
+    customer = Customer(id=new_id("cus"), tenant_id=tenant_id, external_id=external_id)
+    try:
+        async with session.begin_nested():
+            session.add(customer)
+            await session.flush()
+    except IntegrityError:
+        # A concurrent request created the same customer first.
+        return await customer_for(session, tenant_id, external_id, create=False)
+    return customer
+
+
+async def create_key(session: AsyncSession, tenant_id: str, body: KeyCreate) -> tuple[ApiKey, str]:
+    """Create a key; returns the row and the full key, which is never shown again."""
+    await get_tenant(session, tenant_id)
+    if not body.scopes:
+        raise InvalidRequest("a key needs at least one scope", param="scopes")
+    customer_id = None
+    if body.customer_id is not None:
+        customer = await customer_for(session, tenant_id, body.customer_id, create=True)
+        assert customer is not None
+        customer_id = customer.id
+    prefix = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    key = ApiKey(id=new_id("key"), tenant_id=tenant_id, name=body.name, prefix=prefix,
+                 secret_hash=hash_secret(secret), scopes=sorted(set(body.scopes)),
+                 customer_id=customer_id)
+    session.add(key)
+    await session.flush()
+    return key, f"{KEY_PREFIX}_{prefix}_{secret}"
+
+
+async def revoke_key(session: AsyncSession, tenant_id: str, key_id: str) -> ApiKey:
+    """Mark a key revoked (idempotent); raises `NotFound` for another tenant's key."""
+    key = await session.scalar(
+        select(ApiKey).where(ApiKey.id == key_id, ApiKey.tenant_id == tenant_id)
+    )
+    if key is None:
+        raise NotFound("no such key", code="key_not_found")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        await session.flush()
+    return key
+
+
+async def list_keys(session: AsyncSession, tenant_id: str) -> list[ApiKey]:
+    return list(await session.scalars(
+        select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.created_at)
+    ))
+
+
+async def authenticate(session: AsyncSession, raw_key: str) -> KeyIdentity:
+    """Resolve a bearer key to its identity; raises `AuthenticationFailed` for any bad key.
+
+    Called per request (behind the gateway's short-lived cache).
+    """
+    parts = split_key(raw_key)
+    if parts is None:
+        raise AuthenticationFailed("the API key is malformed")
+    prefix, secret = parts
+    key = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    # Compare even when the prefix is unknown, so timing does not tell prefixes apart.
+    expected = key.secret_hash if key is not None else hash_secret("")
+    if not hmac.compare_digest(expected, hash_secret(secret)) or key is None:
+        raise AuthenticationFailed("the API key is not valid")
+    if key.revoked_at is not None:
+        raise AuthenticationFailed("the API key was revoked", code="revoked_api_key")
+    return KeyIdentity(key_id=key.id, tenant_id=key.tenant_id, scopes=frozenset(key.scopes),
+                       customer_id=key.customer_id)
