@@ -13,7 +13,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
-from gateway.generations.pipeline import recover_embedded, sweep_expired_reservations
+from gateway.generations.pipeline import recover_embedded
 from gateway.http import handle_exception
 from gateway.migrate import upgrade
 from gateway.routes.admin import AdminController
@@ -25,21 +25,10 @@ from gateway.routes.media import MediaController
 from gateway.routes.portal import portal_home
 from gateway.runtime import Runtime
 from gateway.settings import Settings
+from gateway.worker import sweep_forever
 from plugins.host import PluginHost
 
 log = logging.getLogger(__name__)
-
-SWEEP_INTERVAL_S = 30.0
-
-
-async def _sweep_forever(runtime: Runtime) -> None:
-    while True:
-        await asyncio.sleep(SWEEP_INTERVAL_S)
-        try:
-            await sweep_expired_reservations(runtime)
-        except Exception:
-            log.exception("reservation sweep failed")
-
 
 def create_app(settings: Settings, *, plugins: PluginHost | None = None,
                runtime: Runtime | None = None) -> Litestar:
@@ -60,7 +49,7 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
         app.state.runtime = owned
         if settings.embedded:
             await recover_embedded(owned)
-        sweeper = asyncio.create_task(_sweep_forever(owned))
+        sweeper = asyncio.create_task(sweep_forever(owned))
         try:
             yield
         finally:

@@ -35,35 +35,6 @@ def cmd_serve(args: argparse.Namespace) -> None:
     _serve(_settings(), args.host, args.port)
 
 
-async def _work(settings: Settings, media_types: list[str]) -> None:
-    from gateway.generations.pipeline import run_generation, sweep_expired_reservations
-    from gateway.queue import SaqQueue, build_workers
-    from gateway.runtime import Runtime
-
-    runtime = await Runtime.start(settings, with_queue=False)
-    assert settings.valkey_url is not None
-    saq_queue = SaqQueue(settings.valkey_url, prefix=settings.queue_prefix)
-
-    async def handler(generation_id: str) -> None:
-        await run_generation(runtime, generation_id)
-
-    workers = build_workers(saq_queue, media_types, handler,
-                            concurrency=settings.worker_concurrency)
-
-    async def sweep() -> None:
-        while True:
-            await asyncio.sleep(30)
-            await sweep_expired_reservations(runtime)
-
-    sweeper = asyncio.create_task(sweep())
-    try:
-        await asyncio.gather(*(w.start() for w in workers))
-    finally:
-        sweeper.cancel()
-        await saq_queue.close()
-        await runtime.close()
-
-
 def cmd_worker(args: argparse.Namespace) -> None:
     settings = _settings()
     if not settings.valkey_url:
@@ -76,7 +47,9 @@ def cmd_worker(args: argparse.Namespace) -> None:
         print(f"unknown queue(s): {', '.join(unknown)}; choose from {', '.join(MEDIA_TYPES)}",
               file=sys.stderr)
         raise SystemExit(2)
-    asyncio.run(_work(settings, media_types))
+    from gateway.worker import run_worker
+
+    asyncio.run(run_worker(settings, media_types))
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> None:

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from litestar import Request, Response
+from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
@@ -92,7 +93,7 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
     return Response(body, status_code=status, headers=headers)
 
 
-def bearer(request: Request[Any, Any, Any]) -> str:
+def bearer(request: ASGIConnection[Any, Any, Any, Any]) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -168,7 +169,7 @@ async def acting_customer(request: Request[Any, Any, Any], runtime: Runtime,
     return customer.id
 
 
-def check_admin(request: Request[Any, Any, Any], runtime: Runtime) -> None:
+def check_admin(request: ASGIConnection[Any, Any, Any, Any], runtime: Runtime) -> None:
     """Operator auth: the bearer must equal MEDIAHUB_ADMIN_TOKEN (compared in constant time)."""
     expected = runtime.settings.admin_token
     if expected is None:

@@ -7,10 +7,12 @@ nudge to advance it: running one twice, or after the generation was canceled, is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from redis.exceptions import RedisError
 from saq import Queue, Worker
 
 from gateway.settings import MEDIA_TYPES
@@ -83,18 +85,38 @@ class SaqQueue:
 
     async def close(self) -> None:
         for queue in self.queues.values():
-            await queue.disconnect()
+            # A queue whose server was never reachable has nothing to hand back.
+            with contextlib.suppress(ConnectionError, OSError, RedisError):
+                await queue.disconnect()
 
 
 def build_workers(saq_queue: SaqQueue, media_types: list[str], handler: Handler, *,
                   concurrency: int) -> list[Worker[Any]]:
-    """SAQ workers for the given media types, each running `handler(generation_id)`."""
+    """SAQ workers for the given media types, each running `handler(generation_id)`.
+
+    Stop them with `stop_workers`, not `Worker.stop`.
+    """
 
     async def run_generation(ctx: dict[str, Any], *, generation_id: str) -> None:
         await handler(generation_id)
 
     return [
         Worker(saq_queue.queues[t], functions=[(RUN_GENERATION, run_generation)],
-               concurrency=concurrency, shutdown_grace_period_s=60)
+               concurrency=concurrency, shutdown_grace_period_s=0)
         for t in media_types
     ]
+
+
+async def stop_workers(workers: list[Worker[Any]], *, grace_s: float) -> None:
+    """Stop taking jobs, give running ones `grace_s` to finish, then cancel what is left.
+
+    SAQ's own grace period also waits on its upkeep loops, which sleep up to a minute, so the
+    wait for running jobs is done here and SAQ's is zero. A job cut off is not lost: its
+    generation stays `running` in the database for the reconciler.
+    """
+    for worker in workers:
+        worker.event.set()
+    running = [ctx["task"] for worker in workers for ctx in worker.job_task_contexts.values()]
+    if running:
+        await asyncio.wait(running, timeout=grace_s)
+    await asyncio.gather(*(worker.stop() for worker in workers), return_exceptions=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
@@ -17,6 +18,7 @@ import msgspec
 MEDIA_TYPES: Final = ("image", "audio", "video", "design", "model_3d")
 
 _EMBEDDED_DB: Final = "sqlite+aiosqlite:///./mediahub.db"
+_MIN_SECRET: Final = 32
 
 
 class SettingsError(Exception):
@@ -77,14 +79,49 @@ def _secret_file_for(database_url: str) -> Path:
 
 
 def _embedded_secret(database_url: str) -> bytes:
+    """The embedded secret stored beside the SQLite file, generated on first start.
+
+    Raises `SettingsError` when the stored file is empty or too short: a truncated file must
+    never become an empty (or guessable) signing key.
+    """
     path = _secret_file_for(database_url)
-    if path.exists():
-        return path.read_text().strip().encode()
-    value = secrets.token_urlsafe(48)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(value + "\n")
-    path.chmod(0o600)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(path, secrets.token_urlsafe(48) + "\n")
+    value = path.read_text().strip()
+    if len(value) < _MIN_SECRET:
+        raise SettingsError([
+            f"{path}: the stored secret is empty or shorter than {_MIN_SECRET} characters; "
+            "set MEDIAHUB_SECRET_KEY, or delete the file to generate a new secret (links "
+            "signed and webhook secrets stored under the old one stop working)"])
     return value.encode()
+
+
+def _create_private(path: Path, content: str) -> None:
+    """Create `path` with `content`, mode 0600 from the start, unless it already exists.
+
+    The content goes to a private temporary file that is then hard-linked into place, so no
+    one ever sees the file half-written or readable by others, and when two processes start
+    at once both keep the first one's secret.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(content)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        except OSError:
+            # A file system without hard links: exclusive create, still 0600 from the start.
+            try:
+                out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                return
+            with os.fdopen(out, "w") as handle:
+                handle.write(content)
+    finally:
+        os.unlink(tmp)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:

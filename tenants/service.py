@@ -97,7 +97,7 @@ async def update_tenant(session: AsyncSession, tenant_id: str, body: TenantUpdat
         try:
             async with session.begin_nested():
                 await session.execute(delete(Domain).where(Domain.tenant_id == tenant_id))
-                for host in body.domains:  # type: ignore[union-attr]
+                for host in body.domains:
                     session.add(Domain(hostname=host, tenant_id=tenant_id))
                 await session.flush()
         except IntegrityError as exc:

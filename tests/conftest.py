@@ -12,16 +12,19 @@ import contextlib
 import os
 import secrets
 import shutil
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aioboto3
 import asyncpg
 import httpx
 import pytest
 import valkey.asyncio as valkey_client
 from litestar import Litestar
+from moto.server import ThreadedMotoServer
 from sqlalchemy.engine import make_url
 
 from gateway.app import create_app
@@ -208,3 +211,35 @@ async def running_gateway(settings: Settings, **plugin_kwargs: Any) -> AsyncIter
 async def gateway(settings: Settings) -> AsyncIterator[Gateway]:
     async with running_gateway(settings) as gw:
         yield gw
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A moto S3 server on a free localhost port, with dummy credentials in the environment."""
+    no_config = tmp_path_factory.mktemp("aws") / "none"
+    with pytest.MonkeyPatch.context() as mp:
+        # Dummy values only, and no host profile or config file can leak into the tests.
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_REGION"):
+            mp.delenv(name, raising=False)
+        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        mp.setenv("AWS_CONFIG_FILE", str(no_config))
+        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", str(no_config))
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        try:
+            host, port = server.get_host_and_port()
+            yield f"http://{host}:{port}"
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+async def bucket(moto_endpoint: str) -> str:
+    """A fresh bucket per test, created with plain aioboto3 (not the code under test)."""
+    name = f"media-{uuid.uuid4().hex[:12]}"
+    session = aioboto3.Session()
+    async with session.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1") as s3:
+        await s3.create_bucket(Bucket=name)
+    return name

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import msgspec
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.exc import IntegrityError
 
 from billing import ledger
@@ -219,8 +219,9 @@ async def finish_failed(runtime: Runtime, tenant_id: str, generation_id: str, *,
     return True
 
 
-def _scoped(query: select, caller: Caller) -> select:  # type: ignore[valid-type]
-    query = query.where(Generation.tenant_id == caller.tenant_id)  # type: ignore[attr-defined]
+def _scoped(query: Select[Generation], caller: Caller) -> Select[Generation]:
+    """Every generation query goes through here: it always filters by tenant (and customer)."""
+    query = query.where(Generation.tenant_id == caller.tenant_id)
     if caller.customer_id is not None:
         query = query.where(Generation.customer_id == caller.customer_id)
     return query

@@ -35,7 +35,7 @@ class HealthController(Controller):
             try:
                 import valkey.asyncio as valkey
 
-                client = valkey.from_url(runtime.settings.valkey_url)
+                client = valkey.from_url(runtime.settings.valkey_url)  # type: ignore[no-untyped-call]
                 try:
                     await client.ping()
                 finally:

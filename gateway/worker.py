@@ -1,0 +1,65 @@
+"""The `mediahub worker` process: SAQ workers for some media types, plus the reservation
+sweeper, stopped together on SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from gateway.generations.pipeline import run_generation, sweep_expired_reservations
+from gateway.queue import SaqQueue, build_workers, stop_workers
+from gateway.runtime import Runtime
+from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SWEEP_INTERVAL_S = 30.0
+SHUTDOWN_GRACE_S = 60.0
+
+
+async def sweep_forever(runtime: Runtime, interval_s: float = SWEEP_INTERVAL_S) -> None:
+    """Void expired reservations every `interval_s`; runs until cancelled."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await sweep_expired_reservations(runtime)
+        except Exception:
+            log.exception("reservation sweep failed")
+
+
+async def run_worker(settings: Settings, media_types: list[str]) -> None:
+    """Work the given queues until SIGTERM/SIGINT, then let running jobs finish."""
+    assert settings.valkey_url is not None
+    runtime = await Runtime.start(settings, with_queue=False)
+    saq_queue = SaqQueue(settings.valkey_url, prefix=settings.queue_prefix)
+
+    async def handler(generation_id: str) -> None:
+        await run_generation(runtime, generation_id)
+
+    workers = build_workers(saq_queue, media_types, handler,
+                            concurrency=settings.worker_concurrency)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for worker in workers:
+        # One handler for the process: SAQ's own would leave all but the last worker deaf.
+        worker.SIGNALS = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    tasks = [asyncio.create_task(w.start()) for w in workers]
+    sweeper = asyncio.create_task(sweep_forever(runtime))
+    log.info("worker started", extra={"queues": media_types})
+    print(f"mediahub worker: working {', '.join(media_types)}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        sweeper.cancel()
+        await stop_workers(workers, grace_s=SHUTDOWN_GRACE_S)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, sweeper, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await saq_queue.close()
+        await runtime.close()
+        print("mediahub worker: stopped", flush=True)

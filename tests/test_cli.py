@@ -1,0 +1,118 @@
+"""The `mediahub` command as a user runs it: real processes, real ports."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import re
+import socket
+import sqlite3
+import sys
+from pathlib import Path
+
+import httpx
+from PIL import Image
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAHUB_")}
+    env.update(extra)
+    return env
+
+
+async def mediahub(*args: str, cwd: Path, env: dict[str, str]) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", *args, cwd=cwd, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    async with asyncio.timeout(120):
+        out, _ = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+async def test_demo_serves_an_image_from_a_fresh_directory(tmp_path: Path) -> None:
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "demo", "--port", str(port), cwd=tmp_path,
+        env=clean_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    assert proc.stdout is not None
+    printed = ""
+    try:
+        async with asyncio.timeout(90):
+            # uvicorn logs this line once the app's startup finished; no polling needed.
+            while "Application startup complete" not in printed:
+                line = await proc.stdout.readline()
+                assert line, f"demo exited early:\n{printed}"
+                printed += line.decode()
+        key = re.search(r"API key\s+(mh_\S+)", printed)
+        admin = re.search(r"admin token\s+(\S+)", printed)
+        assert key and admin, printed
+        assert "curl" in printed
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+            r = await client.post(
+                "/v1/generations", headers={"Authorization": f"Bearer {key.group(1)}",
+                                            "Prefer": "wait=30"},
+                json={"type": "image", "prompt": "a lighthouse at dusk",
+                      "params": {"size": "512x512"}})
+            assert r.status_code == 200, r.text
+            url = r.json()["outputs"][0]["url"]
+            assert url.startswith(base)
+            image = await client.get(url)
+            assert Image.open(io.BytesIO(image.content)).size == (512, 512)
+            tenants = await client.get("/admin/v1/tenants",
+                                       headers={"Authorization": f"Bearer {admin.group(1)}"})
+            assert [t["slug"] for t in tenants.json()["data"]] == ["demo"]
+    finally:
+        proc.terminate()
+        async with asyncio.timeout(30):
+            await proc.wait()
+    assert (tmp_path / "mediahub.db").exists()
+    assert (tmp_path / "media").is_dir()
+
+
+async def test_admin_commands_make_a_working_tenant(tmp_path: Path) -> None:
+    env = clean_env(MEDIAHUB_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    code, out = await mediahub("db", "upgrade", cwd=tmp_path, env=env)
+    assert code == 0, out
+    with sqlite3.connect(tmp_path / "cli.db") as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"tenants", "api_keys", "accounts", "transfers", "generations"} <= tables
+
+    code, out = await mediahub("tenants", "create", "--name", "Acme", "--slug", "acme",
+                               cwd=tmp_path, env=env)
+    assert code == 0, out
+    tenant_id = out.strip().splitlines()[-1]
+    assert tenant_id.startswith("ten_")
+    code, out = await mediahub("credits", "grant", "--tenant", tenant_id, "--amount", "5000",
+                               "--idempotency-key", "k1", cwd=tmp_path, env=env)
+    assert code == 0, out
+    assert "balance=5000" in out
+    # Same idempotency key: no second grant.
+    code, out = await mediahub("credits", "grant", "--tenant", tenant_id, "--amount", "5000",
+                               "--idempotency-key", "k1", cwd=tmp_path, env=env)
+    assert "balance=5000" in out
+    code, out = await mediahub("keys", "create", "--tenant", tenant_id, "--name", "ci",
+                               cwd=tmp_path, env=env)
+    assert code == 0, out
+    assert re.fullmatch(r"mh_[0-9a-f]{12}_\S+", out.strip().splitlines()[-1])
+    code, out = await mediahub("tenants", "create", "--name", "Again", "--slug", "acme",
+                               cwd=tmp_path, env=env)
+    assert code == 1
+    assert "already taken" in out
+
+
+async def test_bad_settings_stop_the_command_with_every_problem(tmp_path: Path) -> None:
+    env = clean_env(MEDIAHUB_DATABASE_URL="mysql://nope", MEDIAHUB_WORKER_CONCURRENCY="lots")
+    code, out = await mediahub("db", "upgrade", cwd=tmp_path, env=env)
+    assert code == 2
+    assert "MEDIAHUB_DATABASE_URL" in out
+    assert "MEDIAHUB_WORKER_CONCURRENCY" in out

@@ -1,0 +1,624 @@
+"""The ledger's guarantees, on the embedded SQLite and on PostgreSQL.
+
+Money is conserved across a tenant's accounts, a no-overdraft wallet is never overdrawn (not by
+the verbs, not under races, not even by a hand-written UPDATE), every reservation ends exactly
+once, and every verb is idempotent by its key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections import Counter
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+
+from billing import ledger
+from billing.ledger import AlreadyResolved, Balance
+from billing.models import PENDING, POST_PENDING, SINGLE, VOID_PENDING, Account, Transfer
+from tenants.db import Database, new_id, utcnow
+from tenants.errors import Conflict, InsufficientCredits
+from tenants.schemas import TenantCreate
+from tenants.service import create_tenant
+
+T = TypeVar("T")
+FAR_FUTURE = timedelta(days=1)
+
+
+# --- helpers: every verb runs in its own transaction, the way the gateway calls it -----------
+
+
+@dataclass(frozen=True)
+class Books:
+    tenant_id: str
+    wallet: str
+    funding: str
+    revenue: str
+
+
+def new_key(label: str) -> str:
+    # The PostgreSQL database is shared by the whole session: keys must be globally unique.
+    return f"test:{label}:{secrets.token_hex(8)}"
+
+
+def pool_for(url: str, connections: int) -> dict[str, Any]:
+    """Enough PostgreSQL connections for every task to hold one at once."""
+    return {} if url.startswith("sqlite") else {"pool_size": connections, "max_overflow": 0}
+
+
+async def open_books(db: Database) -> Books:
+    slug = f"ledger-{secrets.token_hex(6)}"
+    async with db.transaction() as session:
+        tenant = await create_tenant(session, TenantCreate(name=f"Ledger {slug}", slug=slug))
+        ids = await ledger.open_tenant_accounts(session, tenant.id)
+    return Books(tenant_id=tenant.id, wallet=ids[ledger.TENANT_WALLET],
+                 funding=ids[ledger.FUNDING], revenue=ids[ledger.REVENUE])
+
+
+async def grant(db: Database, books: Books, amount: int, key: str,
+                reason: str = "test") -> Transfer:
+    async with db.transaction() as session:
+        return await ledger.grant(session, tenant_id=books.tenant_id, to_account=books.wallet,
+                                  amount_mc=amount, idempotency_key=key, reason=reason)
+
+
+async def reserve(db: Database, books: Books, amount: int, key: str,
+                  timeout_at: datetime | None = None) -> Transfer:
+    async with db.transaction() as session:
+        return await ledger.reserve(session, tenant_id=books.tenant_id,
+                                    from_account=books.wallet, amount_mc=amount,
+                                    idempotency_key=key,
+                                    timeout_at=timeout_at or utcnow() + FAR_FUTURE,
+                                    generation_id=None)
+
+
+async def post(db: Database, books: Books, pending_id: str,
+               amount: int | None = None) -> Transfer:
+    async with db.transaction() as session:
+        return await ledger.post(session, tenant_id=books.tenant_id, pending_id=pending_id,
+                                 amount_mc=amount)
+
+
+async def void(db: Database, books: Books, pending_id: str) -> Transfer:
+    async with db.transaction() as session:
+        return await ledger.void(session, tenant_id=books.tenant_id, pending_id=pending_id)
+
+
+async def wallet_balance(db: Database, books: Books) -> Balance:
+    async with db.session() as session:
+        return await ledger.balance(session, tenant_id=books.tenant_id, account=books.wallet)
+
+
+async def resolutions_of(db: Database, pending_id: str) -> list[Transfer]:
+    async with db.session() as session:
+        return list(await session.scalars(
+            select(Transfer).where(Transfer.pending_id == pending_id)))
+
+
+async def check_books(db: Database, books: Books) -> list[Transfer]:
+    """Assert the ledger's invariants from the rows alone; returns the tenant's transfers."""
+    async with db.session() as session:
+        accounts = {a.id: a for a in await session.scalars(
+            select(Account).where(Account.tenant_id == books.tenant_id))}
+        transfers = list(await session.scalars(
+            select(Transfer).where(Transfer.tenant_id == books.tenant_id)))
+    assert set(accounts) == {books.wallet, books.funding, books.revenue}
+
+    # Double entry: posted money is conserved, and every pending debit has its pending credit.
+    assert sum(a.credits_posted - a.debits_posted for a in accounts.values()) == 0
+    assert (sum(a.credits_pending for a in accounts.values())
+            == sum(a.debits_pending for a in accounts.values()))
+    for a in accounts.values():
+        if a.no_overdraft:
+            assert a.debits_posted + a.debits_pending <= a.credits_posted, a.code
+
+    # Each reservation is resolved at most once, only by a resolution naming it.
+    pendings = {t.id: t for t in transfers if t.phase == PENDING}
+    resolutions = [t for t in transfers if t.pending_id is not None]
+    assert all(t.phase in (POST_PENDING, VOID_PENDING) for t in resolutions)
+    per_pending = Counter(t.pending_id for t in resolutions)
+    assert all(n == 1 for n in per_pending.values()), per_pending
+    assert set(per_pending) <= set(pendings)
+    for t in resolutions:
+        assert t.amount_mc <= pendings[t.pending_id].amount_mc  # type: ignore[index]
+        assert t.phase == POST_PENDING or t.amount_mc == 0
+
+    # The account columns are exactly the sum of the transfers behind them.
+    unresolved = [t for t in pendings.values() if t.id not in per_pending]
+    wallet, funding, revenue = (accounts[books.wallet], accounts[books.funding],
+                                accounts[books.revenue])
+    assert all(t.debit_account_id == books.wallet for t in pendings.values())
+    assert wallet.debits_pending == sum(t.amount_mc for t in unresolved)
+    assert revenue.credits_pending == sum(t.amount_mc for t in unresolved)
+    posted = sum(t.amount_mc for t in resolutions if t.phase == POST_PENDING)
+    assert wallet.debits_posted == posted == revenue.credits_posted
+    granted = sum(t.amount_mc for t in transfers if t.phase == SINGLE)
+    assert wallet.credits_posted == granted == funding.debits_posted
+    assert funding.credits_posted == funding.debits_pending == funding.credits_pending == 0
+    return transfers
+
+
+# --- 1. a random walk through every verb, checked after every step ----------------------------
+
+
+@dataclass
+class Reservation:
+    id: str
+    key: str
+    amount: int
+    timeout_at: datetime
+    # (phase, amount, resolution id) once posted or voided.
+    resolution: tuple[str, int, str] | None = None
+
+
+def ledger_machine(runner: asyncio.Runner, db: Database) -> type[RuleBasedStateMachine]:
+    """A state machine whose rules call the ledger on `db` through `runner`'s event loop."""
+
+    class LedgerMachine(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.books = self.run(open_books(db))  # a fresh tenant per example
+            self.t0 = utcnow()
+            self.granted = 0
+            self.charged = 0
+            self.transfers = 0
+            self.grants: list[tuple[str, int, str]] = []  # key, amount, transfer id
+            self.reservations: dict[str, Reservation] = {}
+            self.refused: list[tuple[str, int, datetime]] = []  # keys InsufficientCredits left
+
+        def run(self, coro: Awaitable[T]) -> T:
+            return runner.run(coro)  # type: ignore[arg-type]
+
+        # The model.
+        @property
+        def pending(self) -> int:
+            return sum(r.amount for r in self.reservations.values() if r.resolution is None)
+
+        @property
+        def posted(self) -> int:
+            return self.granted - self.charged
+
+        @property
+        def available(self) -> int:
+            return self.posted - self.pending
+
+        def open_ids(self) -> list[str]:
+            return [r.id for r in self.reservations.values() if r.resolution is None]
+
+        def closed_ids(self) -> list[str]:
+            return [r.id for r in self.reservations.values() if r.resolution is not None]
+
+        def expect(self) -> Balance:
+            return Balance(available_mc=self.available, pending_mc=self.pending,
+                           posted_mc=self.posted)
+
+        # Grants.
+        @rule(amount=st.integers(0, 10_000))
+        def grant(self, amount: int) -> None:
+            key = new_key("grant")
+            t = self.run(grant(db, self.books, amount, key))
+            assert (t.phase, t.amount_mc, t.debit_account_id, t.credit_account_id) == (
+                SINGLE, amount, self.books.funding, self.books.wallet)
+            self.grants.append((key, amount, t.id))
+            self.granted += amount
+            self.transfers += 1
+
+        # Reservations: affordable ones, overdrafts, and retries of refused keys.
+        @rule(data=st.data(), minutes=st.integers(-60, 120))
+        def reserve(self, data: st.DataObject, minutes: int) -> None:
+            modes = ["fresh", "overdraw", "retry"] if self.refused else ["fresh", "overdraw"]
+            mode = data.draw(st.sampled_from(modes))
+            if mode == "retry":
+                # A refused reservation consumed nothing, not even its idempotency key.
+                attempt = data.draw(st.sampled_from(self.refused))
+                if self.try_reserve(*attempt):
+                    self.refused.remove(attempt)
+                return
+            if mode == "overdraw":
+                amount = self.available + data.draw(st.integers(1, 3_000))
+            else:
+                amount = data.draw(st.integers(0, 4_000))
+            key = new_key("reserve")
+            timeout_at = self.t0 + timedelta(minutes=minutes)
+            if not self.try_reserve(key, amount, timeout_at):
+                self.refused.append((key, amount, timeout_at))
+
+        def try_reserve(self, key: str, amount: int, timeout_at: datetime) -> bool:
+            if amount > self.available:
+                refused, seen = self.run(self.refused_reserve(key, amount, timeout_at))
+                assert refused.extra == {
+                    "required": amount, "available": self.available,
+                    "shortfall": amount - self.available, "unit": "millicredit"}
+                # Nothing changed, seen inside the very transaction that is then committed.
+                assert seen == self.expect()
+                return False
+            t = self.run(reserve(db, self.books, amount, key, timeout_at))
+            assert (t.phase, t.amount_mc, t.debit_account_id, t.credit_account_id) == (
+                PENDING, amount, self.books.wallet, self.books.revenue)
+            self.reservations[t.id] = Reservation(t.id, key, amount, timeout_at)
+            self.transfers += 1
+            return True
+
+        async def refused_reserve(self, key: str, amount: int,
+                                  timeout_at: datetime) -> tuple[InsufficientCredits, Balance]:
+            async with db.transaction() as session:
+                with pytest.raises(InsufficientCredits) as caught:
+                    await ledger.reserve(session, tenant_id=self.books.tenant_id,
+                                         from_account=self.books.wallet, amount_mc=amount,
+                                         idempotency_key=key, timeout_at=timeout_at,
+                                         generation_id=None)
+                seen = await ledger.balance(session, tenant_id=self.books.tenant_id,
+                                            account=self.books.wallet)
+            return caught.value, seen
+
+        # Repeats of a used key: the same fields give the first transfer and move nothing, even
+        # when the reservation has ended since or would no longer be affordable.
+        @precondition(lambda self: self.grants or self.reservations)
+        @rule(data=st.data(), change=st.integers(0, 50))
+        def replay(self, data: st.DataObject, change: int) -> None:
+            done = [("grant", key, amount, first) for key, amount, first in self.grants] + [
+                ("reserve", r.key, r.amount, r.id) for r in self.reservations.values()]
+            verb, key, amount, first = data.draw(st.sampled_from(done))
+            if verb == "grant":
+                call = grant(db, self.books, amount + change, key)
+            else:
+                call = reserve(db, self.books, amount + change, key,
+                               self.reservations[first].timeout_at)
+            if change == 0:
+                assert self.run(call).id == first
+                return
+            with pytest.raises(Conflict) as caught:
+                self.run(call)
+            assert (caught.value.code, caught.value.param) == ("idempotency_key_reused",
+                                                               "amount_mc")
+
+        # Resolutions.
+        def resolved(self, r: Reservation, t: Transfer, phase: str, amount: int) -> None:
+            assert (t.phase, t.pending_id, t.amount_mc) == (phase, r.id, amount)
+            assert (t.debit_account_id, t.credit_account_id) == (
+                self.books.wallet, self.books.revenue)
+            r.resolution = (phase, amount, t.id)
+            self.charged += amount
+            self.transfers += 1
+
+        @precondition(lambda self: self.open_ids())
+        @rule(data=st.data())
+        def resolve(self, data: st.DataObject) -> None:
+            r = self.reservations[data.draw(st.sampled_from(self.open_ids()))]
+            if data.draw(st.booleans()):
+                self.resolved(r, self.run(void(db, self.books, r.id)), VOID_PENDING, 0)
+                return
+            amount = data.draw(st.none() | st.integers(0, r.amount))
+            t = self.run(post(db, self.books, r.id, amount))
+            self.resolved(r, t, POST_PENDING, r.amount if amount is None else amount)
+
+        @precondition(lambda self: self.closed_ids())
+        @rule(data=st.data())
+        def resolve_again(self, data: st.DataObject) -> None:
+            r = self.reservations[data.draw(st.sampled_from(self.closed_ids()))]
+            assert r.resolution is not None
+            phase, amount, first = r.resolution
+            verb, again = data.draw(st.sampled_from([
+                ("void", None), ("post", None), ("post", amount),
+                ("post", (amount + 1) % (r.amount + 1))]))
+            if verb == "void":
+                call = void(db, self.books, r.id)
+            else:
+                call = post(db, self.books, r.id, again)
+            same = (phase == VOID_PENDING and verb == "void") or (
+                phase == POST_PENDING and verb == "post" and again in (None, amount))
+            if same:
+                assert self.run(call).id == first
+            else:
+                with pytest.raises(AlreadyResolved):
+                    self.run(call)
+
+        # Expiry: what the sweeper finds at `now`, and voids.
+        @rule(minutes=st.integers(-90, 60))
+        def expire(self, minutes: int) -> None:
+            now = self.t0 + timedelta(minutes=minutes)
+            found = self.run(self.expired(now))
+            ours = [t for t in found if t.tenant_id == self.books.tenant_id]
+            assert all(t.phase == PENDING and t.timeout_at < now for t in found)  # type: ignore[operator]
+            assert [t.timeout_at for t in ours] == sorted(t.timeout_at for t in ours)  # type: ignore[type-var]
+            assert {t.id for t in ours} == {
+                i for i in self.open_ids() if self.reservations[i].timeout_at < now}
+            for t in ours:
+                self.resolved(self.reservations[t.id], self.run(void(db, self.books, t.id)),
+                              VOID_PENDING, 0)
+            assert not [t for t in self.run(self.expired(now))
+                        if t.tenant_id == self.books.tenant_id]
+
+        async def expired(self, now: datetime) -> list[Transfer]:
+            async with db.session() as session:
+                # Other tests' tenants share the PostgreSQL database: ask for all of them.
+                return await ledger.expired_reservations(session, now=now, limit=1_000_000)
+
+        # After every step.
+        @invariant()
+        def books_agree_with_the_model(self) -> None:
+            transfers = self.run(check_books(db, self.books))
+            assert len(transfers) == self.transfers
+            assert self.run(wallet_balance(db, self.books)) == self.expect()
+            resolutions = {t.pending_id: t for t in transfers if t.pending_id is not None}
+            for r in self.reservations.values():
+                if r.resolution is None:
+                    assert r.id not in resolutions
+                else:
+                    t = resolutions[r.id]
+                    assert (t.phase, t.amount_mc, t.id) == r.resolution
+
+    return LedgerMachine
+
+
+def test_random_ledger_operations_keep_every_invariant(database_url: str) -> None:
+    with asyncio.Runner() as runner:
+        db = Database(database_url)
+        try:
+            run_state_machine_as_test(
+                ledger_machine(runner, db),
+                settings=settings(max_examples=40, stateful_step_count=30, deadline=None,
+                                  database=None, suppress_health_check=[HealthCheck.too_slow]),
+            )
+        finally:
+            runner.run(db.dispose())
+
+
+# --- 2. concurrent reservations against one wallet --------------------------------------------
+
+
+async def test_concurrent_reservations_take_exactly_what_the_wallet_holds(
+        database_url: str) -> None:
+    attempts, affordable, amount = 60, 17, 1_000
+    db = Database(database_url, **pool_for(database_url, attempts))
+    try:
+        books = await open_books(db)
+        funded = affordable * amount + amount - 1  # one short of an 18th
+        await grant(db, books, funded, new_key("seed"))
+
+        results = await asyncio.gather(
+            *(reserve(db, books, amount, new_key(f"race{i}")) for i in range(attempts)),
+            return_exceptions=True)
+
+        won = [r for r in results if isinstance(r, Transfer)]
+        refused = [r for r in results if isinstance(r, InsufficientCredits)]
+        assert len(won) + len(refused) == attempts, [
+            r for r in results if not isinstance(r, Transfer | InsufficientCredits)]
+        assert len(won) == affordable
+        assert len(refused) == attempts - affordable
+        assert await wallet_balance(db, books) == Balance(
+            available_mc=amount - 1, pending_mc=affordable * amount, posted_mc=funded)
+        transfers = await check_books(db, books)
+        assert sorted(t.id for t in transfers if t.phase == PENDING) == sorted(
+            t.id for t in won)
+    finally:
+        await db.dispose()
+
+
+# --- 3. a reservation ends exactly once ---------------------------------------------------------
+
+
+async def test_racing_posts_and_voids_resolve_a_reservation_once(database_url: str) -> None:
+    racers, reserved, charged = 20, 5_000, 3_000
+    db = Database(database_url, **pool_for(database_url, 2 * racers))
+    try:
+        books = await open_books(db)
+        await grant(db, books, 10 * reserved, new_key("seed"))
+        for round_ in range(4):
+            pending = await reserve(db, books, reserved, new_key("reserve"))
+            before = await wallet_balance(db, books)
+            verbs = [POST_PENDING, VOID_PENDING] * racers
+            if round_ % 2:
+                verbs.reverse()
+            results = await asyncio.gather(
+                *(post(db, books, pending.id, charged) if verb == POST_PENDING
+                  else void(db, books, pending.id) for verb in verbs),
+                return_exceptions=True)
+
+            resolutions = await resolutions_of(db, pending.id)
+            assert len(resolutions) == 1
+            winner = resolutions[0]
+            for verb, result in zip(verbs, results, strict=True):
+                if verb == winner.phase:
+                    assert isinstance(result, Transfer), result
+                    assert result.id == winner.id
+                else:
+                    assert isinstance(result, AlreadyResolved), result
+            spent = charged if winner.phase == POST_PENDING else 0
+            assert winner.amount_mc == spent
+            assert await wallet_balance(db, books) == Balance(
+                available_mc=before.available_mc + reserved - spent,
+                pending_mc=before.pending_mc - reserved,
+                posted_mc=before.posted_mc - spent)
+            await check_books(db, books)
+    finally:
+        await db.dispose()
+
+
+async def test_repeats_return_the_resolution_and_the_other_verb_is_refused(
+        database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        books = await open_books(db)
+        await grant(db, books, 10_000, new_key("seed"))
+
+        posted = await reserve(db, books, 2_000, new_key("reserve"))
+        first = await post(db, books, posted.id, 1_200)
+        assert (first.phase, first.amount_mc) == (POST_PENDING, 1_200)
+        assert (await post(db, books, posted.id, 1_200)).id == first.id
+        assert (await post(db, books, posted.id)).id == first.id
+        with pytest.raises(AlreadyResolved):
+            await post(db, books, posted.id, 1_000)
+        with pytest.raises(AlreadyResolved):
+            await void(db, books, posted.id)
+
+        voided = await reserve(db, books, 3_000, new_key("reserve"))
+        released = await void(db, books, voided.id)
+        assert (released.phase, released.amount_mc) == (VOID_PENDING, 0)
+        assert (await void(db, books, voided.id)).id == released.id
+        with pytest.raises(AlreadyResolved):
+            await post(db, books, voided.id)
+        with pytest.raises(AlreadyResolved):
+            await post(db, books, voided.id, 0)
+
+        assert await wallet_balance(db, books) == Balance(
+            available_mc=8_800, pending_mc=0, posted_mc=8_800)
+        transfers = await check_books(db, books)
+        assert len(transfers) == 5
+    finally:
+        await db.dispose()
+
+
+# --- 4. the database itself refuses a violating row ---------------------------------------------
+
+
+def driver_message(exc: IntegrityError) -> str:
+    """The database's own words (not SQLAlchemy's echo of the statement)."""
+    return str(exc.orig)
+
+
+async def test_database_refuses_an_overdraft_and_a_second_resolution(
+        database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        books = await open_books(db)
+        await grant(db, books, 1_000, new_key("seed"))
+        held = await reserve(db, books, 400, new_key("reserve"))
+        before = await wallet_balance(db, books)
+
+        for statement in (
+            "UPDATE accounts SET debits_posted = credits_posted - debits_pending + 1 "
+            "WHERE id = :id",
+            "UPDATE accounts SET debits_pending = credits_posted - debits_posted + 1 "
+            "WHERE id = :id",
+        ):
+            with pytest.raises(IntegrityError) as caught:
+                async with db.transaction() as session:
+                    await session.execute(text(statement), {"id": books.wallet})
+            assert "no_overdraft" in driver_message(caught.value)
+        # Control: up to the limit is accepted, and so is any debit of an overdraft account.
+        async with db.session() as session:  # never committed
+            exact = await session.execute(text(
+                "UPDATE accounts SET debits_posted = credits_posted - debits_pending "
+                "WHERE id = :id"), {"id": books.wallet})
+            deep = await session.execute(text(
+                "UPDATE accounts SET debits_posted = debits_posted + 1000000 WHERE id = :id"),
+                {"id": books.funding})
+            assert exact.rowcount == deep.rowcount == 1  # type: ignore[attr-defined]
+        assert await wallet_balance(db, books) == before
+
+        def resolution_row(pending_id: str) -> Transfer:
+            return Transfer(id=new_id("tr"), tenant_id=books.tenant_id,
+                            idempotency_key=new_key("manual"), debit_account_id=books.wallet,
+                            credit_account_id=books.revenue, amount_mc=0, phase=POST_PENDING,
+                            pending_id=pending_id, kind="generation")
+
+        await void(db, books, held.id)
+        with pytest.raises(IntegrityError) as caught:
+            async with db.transaction() as session:
+                session.add(resolution_row(held.id))
+                await session.flush()
+        assert "pending_id" in driver_message(caught.value)
+        # Control: the same row is well-formed for an unresolved reservation, once.
+        other = await reserve(db, books, 100, new_key("reserve"))
+        async with db.session() as session:  # never committed
+            session.add(resolution_row(other.id))
+            await session.flush()
+            session.add(resolution_row(other.id))
+            with pytest.raises(IntegrityError) as caught:
+                await session.flush()
+            assert "pending_id" in driver_message(caught.value)
+            await session.rollback()
+
+        assert [t.id for t in await resolutions_of(db, held.id)] != []
+        assert len(await resolutions_of(db, held.id)) == 1
+        assert await resolutions_of(db, other.id) == []
+        await check_books(db, books)
+    finally:
+        await db.dispose()
+
+
+# --- 5. idempotency ----------------------------------------------------------------------------
+
+
+async def test_a_repeated_key_returns_the_first_transfer_and_moves_money_once(
+        database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        books = await open_books(db)
+        key = new_key("grant")
+        first = await grant(db, books, 5_000, key, reason="seed")
+        assert (await grant(db, books, 5_000, key, reason="seed")).id == first.id
+        for amount, reason, param in ((6_000, "seed", "amount_mc"), (5_000, "other", "reason")):
+            with pytest.raises(Conflict) as caught:
+                await grant(db, books, amount, key, reason=reason)
+            assert not isinstance(caught.value, AlreadyResolved)
+            assert (caught.value.code, caught.value.param) == ("idempotency_key_reused", param)
+        assert await wallet_balance(db, books) == Balance(
+            available_mc=5_000, pending_mc=0, posted_mc=5_000)
+
+        key = new_key("reserve")
+        held = await reserve(db, books, 2_000, key)
+        assert (await reserve(db, books, 2_000, key)).id == held.id
+        async with db.transaction() as session:  # twice within one transaction, too
+            for _ in range(2):
+                again = await ledger.reserve(
+                    session, tenant_id=books.tenant_id, from_account=books.wallet,
+                    amount_mc=2_000, idempotency_key=key, timeout_at=utcnow() + FAR_FUTURE,
+                    generation_id=None)
+                assert again.id == held.id
+        with pytest.raises(Conflict) as caught:
+            await reserve(db, books, 2_500, key)
+        assert (caught.value.code, caught.value.param) == ("idempotency_key_reused", "amount_mc")
+        assert await wallet_balance(db, books) == Balance(
+            available_mc=3_000, pending_mc=2_000, posted_mc=5_000)
+
+        # After the reservation ends, its key still names it and reserves nothing.
+        await post(db, books, held.id, 1_500)
+        assert (await reserve(db, books, 2_000, key)).id == held.id
+        assert await wallet_balance(db, books) == Balance(
+            available_mc=3_500, pending_mc=0, posted_mc=3_500)
+        assert len(await check_books(db, books)) == 3
+    finally:
+        await db.dispose()
+
+
+async def test_concurrent_repeats_of_one_key_move_money_once(database_url: str) -> None:
+    racers = 20
+    db = Database(database_url, **pool_for(database_url, racers))
+    try:
+        books = await open_books(db)
+        await grant(db, books, 100_000, new_key("seed"))
+        key = new_key("reserve")
+        results = await asyncio.gather(
+            *(reserve(db, books, 1_000, key) for _ in range(racers)), return_exceptions=True)
+
+        transfers = await check_books(db, books)
+        pendings = [t for t in transfers if t.phase == PENDING]
+        assert len(pendings) == 1
+        for result in results:
+            # A repeat that overlaps the first is told the key is in use; nothing of it stays.
+            if isinstance(result, Conflict):
+                assert result.code == "idempotency_key_in_use"
+            else:
+                assert isinstance(result, Transfer), result
+                assert result.id == pendings[0].id
+        assert await wallet_balance(db, books) == Balance(
+            available_mc=99_000, pending_mc=1_000, posted_mc=100_000)
+    finally:
+        await db.dispose()
