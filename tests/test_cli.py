@@ -54,7 +54,8 @@ async def test_demo_serves_an_image_from_a_fresh_directory(tmp_path: Path) -> No
                 printed += line.decode()
         key = re.search(r"API key\s+(mh_\S+)", printed)
         admin = re.search(r"admin token\s+(\S+)", printed)
-        assert key and admin, printed
+        assert key, printed
+        assert admin, printed
         assert "curl" in printed
         base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=base, timeout=60) as client:

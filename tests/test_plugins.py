@@ -1,0 +1,84 @@
+"""The plugin host: built-ins through the same hook as third-party plugins, hard errors on
+duplicates, a block list, and the local image engine's contract."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import httpx
+import pytest
+from PIL import Image
+
+from plugins.base import Credentials, InvalidParams, Provider, ProviderRequest
+from plugins.hookspecs import hookimpl
+from plugins.host import DuplicateProvider, build_plugin_host
+from plugins.local_image import LocalImage
+
+
+def test_builtins_register_through_the_hook() -> None:
+    host = build_plugin_host(load_entry_points=False)
+    assert [p.name for p in host.all()] == ["local-image"]
+    assert [p.name for p in host.for_operation("image", "text_to_image")] == ["local-image"]
+    assert host.for_operation("image", "image_edit") == []
+    assert host.for_operation("audio", "text_to_speech") == []
+
+
+def test_a_blocked_plugin_is_not_loaded() -> None:
+    host = build_plugin_host(load_entry_points=False, blocked=["plugins.local_image"])
+    assert host.all() == []
+
+
+def test_a_duplicate_provider_name_is_a_hard_error() -> None:
+    class Twin:
+        @hookimpl
+        def register_providers(self, register: Callable[[Provider], None]) -> None:
+            register(LocalImage())
+
+    with pytest.raises(DuplicateProvider, match="local-image"):
+        build_plugin_host(load_entry_points=False, extra=[Twin()])
+
+
+async def test_local_image_honours_size_seed_and_style() -> None:
+    engine = LocalImage()
+    request = ProviderRequest(type="image", operation="text_to_image", prompt="a red fox",
+                              params={"size": "320x200", "seed": 42, "style": "shapes"})
+    async with httpx.AsyncClient() as client:
+        first = await engine.generate(request, Credentials(), client)
+        again = await engine.generate(request, Credentials(), client)
+        other = await engine.generate(
+            ProviderRequest(type="image", operation="text_to_image", prompt="a red fox",
+                            params={"size": "320x200", "seed": 43, "style": "shapes"}),
+            Credentials(), client)
+    [output] = first.outputs
+    image = Image.open(io.BytesIO(output.data))
+    assert image.format == "PNG"
+    assert image.size == (320, 200) == (output.width, output.height)
+    assert again.outputs[0].data == output.data  # same seed, same picture
+    assert other.outputs[0].data != output.data
+    assert first.cost_usd_micros == engine.estimate_cost(request) == 2000
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [({"size": "10x10"}, "params.size"), ({"size": "axb"}, "params.size"),
+     ({"style": "baroque"}, "params.style"), ({"seed": "seven"}, "params.seed"),
+     ({"seed": True}, "params.seed")],
+)
+def test_local_image_refuses_bad_params_before_pricing(params: dict[str, object],
+                                                       param: str) -> None:
+    request = ProviderRequest(type="image", operation="text_to_image", prompt="x", params=params)
+    with pytest.raises(InvalidParams) as caught:
+        LocalImage().estimate_cost(request)
+    assert caught.value.param == param
+
+
+def test_cost_grows_with_megapixels() -> None:
+    def cost(size: str) -> int:
+        return LocalImage().estimate_cost(
+            ProviderRequest(type="image", operation="text_to_image", prompt="x",
+                            params={"size": size}))
+
+    assert cost("1024x1024") == 2000
+    assert cost("1025x1024") == 4000
+    assert cost("2048x2048") == 8000
