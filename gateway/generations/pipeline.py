@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import mimetypes
+from datetime import datetime
 
 from sqlalchemy import select, update
 
@@ -123,13 +124,13 @@ async def run_generation(runtime: Runtime, generation_id: str) -> None:
     runtime.completions.done(generation.id)
 
 
-async def sweep_expired_reservations(runtime: Runtime) -> int:
+async def sweep_expired_reservations(runtime: Runtime, *, now: datetime | None = None) -> int:
     """Void reservations past their timeout and fail their generations; returns how many.
 
-    Called on a schedule by workers and the embedded server.
+    Called on a schedule by workers and the embedded server (`now` is for tests).
     """
     async with runtime.db.session() as session:
-        expired = await ledger.expired_reservations(session)
+        expired = await ledger.expired_reservations(session, now=now)
     count = 0
     for pending in expired:
         if pending.generation_id is not None and await finish_failed(
