@@ -7,6 +7,7 @@ job) or after a cancel: the conditional status updates make every repeat a no-op
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import mimetypes
 from datetime import datetime
@@ -127,25 +128,27 @@ async def run_generation(runtime: Runtime, generation_id: str) -> None:
 async def sweep_expired_reservations(runtime: Runtime, *, now: datetime | None = None) -> int:
     """Void reservations past their timeout and fail their generations; returns how many.
 
-    Called on a schedule by workers and the embedded server (`now` is for tests).
+    Called on a schedule by workers and the embedded server (`now` is for tests). Works in
+    batches until none is left, so a backlog never waits for the next round.
     """
-    async with runtime.db.session() as session:
-        expired = await ledger.expired_reservations(session, now=now)
     count = 0
-    for pending in expired:
-        if pending.generation_id is not None and await finish_failed(
-            runtime, pending.tenant_id, pending.generation_id, code="reservation_expired",
-            message="the generation did not finish before its reservation expired",
-        ):
+    while True:
+        async with runtime.db.session() as session:
+            expired = await ledger.expired_reservations(session, now=now)
+        if not expired:
+            return count
+        for pending in expired:
             count += 1
-            continue
-        async with runtime.db.transaction() as session:
-            try:
-                await ledger.void(session, tenant_id=pending.tenant_id, pending_id=pending.id)
-                count += 1
-            except ledger.AlreadyResolved:
-                pass
-    return count
+            if pending.generation_id is not None and await finish_failed(
+                runtime, pending.tenant_id, pending.generation_id, code="reservation_expired",
+                message="the generation did not finish before its reservation expired",
+            ):
+                continue
+            # No generation to fail (or it already ended): release the credits alone.
+            async with runtime.db.transaction() as session:
+                with contextlib.suppress(ledger.AlreadyResolved):
+                    await ledger.void(session, tenant_id=pending.tenant_id,
+                                      pending_id=pending.id)
 
 
 async def recover_embedded(runtime: Runtime) -> int:
