@@ -41,8 +41,13 @@ async def test_the_sweeper_voids_expired_reservations_and_fails_their_generation
     held = (await gateway.client.get("/v1/credits/balance", headers=tenant.auth)).json()
     assert held["pending"] > 0
 
-    # Not yet expired: nothing happens.
-    assert await sweep_expired_reservations(gateway.runtime) == 0
+    # Not yet expired: the sweep leaves it alone (other tests' leftovers on a shared
+    # database may be swept, hence no count here).
+    await sweep_expired_reservations(gateway.runtime)
+    waiting = (await gateway.client.get(f"/v1/generations/{gen_id}", headers=tenant.auth)).json()
+    assert waiting["status"] == "queued"
+    assert (await gateway.client.get("/v1/credits/balance",
+                                     headers=tenant.auth)).json()["pending"] > 0
     later = utcnow() + timedelta(seconds=gateway.runtime.settings.reservation_timeout_s + 1)
     assert await sweep_expired_reservations(gateway.runtime, now=later) >= 1
     done = (await gateway.client.get(f"/v1/generations/{gen_id}", headers=tenant.auth)).json()
