@@ -1,28 +1,54 @@
-"""The ledger's verbs: `open_tenant_accounts`, `grant`, `reserve`, `post`, `void`, `balance`,
-`expire_reservations`.
+"""The ledger's verbs: `open_tenant_accounts`, `customer_wallet`, `grant`, `reserve`, `post`,
+`void`, `clawback`, `balance`, `balances`, `expired_reservations`.
 
-Every verb runs inside the caller's transaction (so a generation row and its reservation commit
-together) and is idempotent: the same idempotency key with the same fields returns the first
-transfer; with other fields it raises `Conflict`. Balances change only through conditional
-UPDATEs, so no read-modify-write race can overdraw a wallet on either database.
+Every verb runs inside the caller's transaction (so a generation row and its reservations
+commit together) and is idempotent: the same idempotency key with the same fields returns the
+first transfer; with other fields it raises `Conflict`.
+
+How it stays correct under concurrency, on PostgreSQL and SQLite alike:
+- a transfer is inserted first with `ON CONFLICT DO NOTHING`; a repeat (or a racing twin,
+  which waits on the unique index) finds the first one and changes no balance;
+- a wallet is debited by one conditional UPDATE (`... WHERE available >= amount`), so no
+  read-modify-write can overdraw it; a CHECK constraint refuses it besides;
+- a reservation ends by inserting its resolution, whose `pending_id` is UNIQUE: exactly once.
+
+System accounts (funding, platform and tenant revenue) keep no counters: their balances are
+the sums of their transfers, so the only row a reservation locks is the paying wallet's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
-from billing.models import PENDING, POST_PENDING, SINGLE, VOID_PENDING, Account, Transfer
+from billing.models import (
+    PENDING,
+    POST_PENDING,
+    SINGLE,
+    VOID_PENDING,
+    Account,
+    LedgerEvent,
+    Transfer,
+)
 from tenants.db import new_id, utcnow
 from tenants.errors import Conflict, InsufficientCredits, NotFound
 
 TENANT_WALLET = "tenant_wallet"
 FUNDING = "funding"
-REVENUE = "revenue"
+PLATFORM_REVENUE = "platform_revenue"
+TENANT_REVENUE = "tenant_revenue"
+SYSTEM_CODES = (FUNDING, PLATFORM_REVENUE, TENANT_REVENUE)
+
+
+def customer_code(customer_id: str) -> str:
+    return f"customer:{customer_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,22 +58,41 @@ class Balance:
     posted_mc: int
 
 
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """An account's four TigerBeetle counters, wherever they are kept."""
+
+    debits_posted: int
+    credits_posted: int
+    debits_pending: int
+    credits_pending: int
+
+    @property
+    def posted_balance(self) -> int:
+        return self.credits_posted - self.debits_posted
+
+
 class AlreadyResolved(Conflict):
     """The pending transfer was already posted or voided (by a retry, a cancel or the sweeper)."""
 
     default_code = "transfer_already_resolved"
 
 
-async def open_tenant_accounts(session: AsyncSession, tenant_id: str) -> dict[str, str]:
-    """Create a tenant's wallet, funding and revenue accounts; called when a tenant is created.
+# Account ids and flags never change once created, so they are cached for the process.
+_ids: dict[tuple[str, str], str] = {}
+_system: dict[str, bool] = {}
 
-    Returns `{code: account_id}`. The system side is per tenant, so no account row is shared by
-    every tenant's traffic.
+
+async def open_tenant_accounts(session: AsyncSession, tenant_id: str) -> dict[str, str]:
+    """Create a tenant's wallet and its system accounts; called when a tenant is created.
+
+    Returns `{code: account_id}`.
     """
     ids: dict[str, str] = {}
-    for code, no_overdraft in ((TENANT_WALLET, True), (FUNDING, False), (REVENUE, False)):
+    for code in (TENANT_WALLET, *SYSTEM_CODES):
+        system = code in SYSTEM_CODES
         account = Account(id=new_id("acc"), tenant_id=tenant_id, code=code,
-                          no_overdraft=no_overdraft)
+                          no_overdraft=not system, system=system)
         session.add(account)
         ids[code] = account.id
     await session.flush()
@@ -56,21 +101,62 @@ async def open_tenant_accounts(session: AsyncSession, tenant_id: str) -> dict[st
 
 async def account_id(session: AsyncSession, tenant_id: str, code: str) -> str:
     """The id of a tenant's account by code; raises `NotFound` when it does not exist."""
-    found = await session.scalar(
-        select(Account.id).where(Account.tenant_id == tenant_id, Account.code == code)
-    )
-    if found is None:
+    cached = _ids.get((tenant_id, code))
+    if cached is not None:
+        return cached
+    row = (await session.execute(
+        select(Account.id, Account.system)
+        .where(Account.tenant_id == tenant_id, Account.code == code)
+    )).first()
+    if row is None:
         raise NotFound(f"no {code} account for this tenant", code="account_not_found")
-    return found
+    _ids[(tenant_id, code)] = row.id
+    _system[row.id] = row.system
+    return str(row.id)
 
 
-async def _existing(session: AsyncSession, idempotency_key: str) -> Transfer | None:
-    return await session.scalar(
-        select(Transfer).where(Transfer.idempotency_key == idempotency_key)
+def _insert_ignoring_conflicts(session: AsyncSession, table: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert(table)
+
+
+async def customer_wallet(session: AsyncSession, tenant_id: str, customer_id: str) -> str:
+    """The customer's retail wallet, opened on first use (safely under concurrency)."""
+    code = customer_code(customer_id)
+    if (tenant_id, code) in _ids:
+        return _ids[(tenant_id, code)]
+    await session.execute(
+        _insert_ignoring_conflicts(session, Account)
+        .values(id=new_id("acc"), tenant_id=tenant_id, code=code, no_overdraft=True,
+                system=False, debits_posted=0, credits_posted=0, debits_pending=0,
+                credits_pending=0, created_at=utcnow())
+        .on_conflict_do_nothing()
     )
+    return await account_id(session, tenant_id, code)
 
 
-def _same_or_conflict(found: Transfer, **fields: object) -> Transfer:
+async def _is_system(session: AsyncSession, account: str) -> bool:
+    if account not in _system:
+        flag = await session.scalar(select(Account.system).where(Account.id == account))
+        if flag is None:
+            raise NotFound("no such account", code="account_not_found")
+        _system[account] = bool(flag)
+    return _system[account]
+
+
+async def _insert_transfer(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Insert a transfer; False when its idempotency key or pending_id already exists."""
+    inserted = await session.scalar(
+        _insert_ignoring_conflicts(session, Transfer)
+        .values(**values)
+        .on_conflict_do_nothing()
+        .returning(Transfer.id)
+    )
+    return inserted is not None
+
+
+def _same_or_conflict(found: Transfer, fields: dict[str, Any]) -> Transfer:
     for name, value in fields.items():
         if getattr(found, name) != value:
             raise Conflict(
@@ -80,112 +166,104 @@ def _same_or_conflict(found: Transfer, **fields: object) -> Transfer:
     return found
 
 
-async def _insert(session: AsyncSession, transfer: Transfer) -> bool:
-    """Insert under a savepoint; False when a unique key (idempotency or pending_id) exists."""
-    try:
-        async with session.begin_nested():
-            session.add(transfer)
-            await session.flush()
-    except IntegrityError:
-        return False
-    return True
-
-
-async def _move(session: AsyncSession, account: str, *, debits_posted: int = 0,
-                credits_posted: int = 0, debits_pending: int = 0,
-                credits_pending: int = 0) -> None:
+async def _move(session: AsyncSession, account: str, **deltas: int) -> None:
+    if await _is_system(session, account):
+        return
     await session.execute(
-        update(Account)
-        .where(Account.id == account)
-        .values(
-            debits_posted=Account.debits_posted + debits_posted,
-            credits_posted=Account.credits_posted + credits_posted,
-            debits_pending=Account.debits_pending + debits_pending,
-            credits_pending=Account.credits_pending + credits_pending,
-        )
+        update(Account).where(Account.id == account)
+        .values({name: getattr(Account, name) + delta for name, delta in deltas.items()})
     )
 
 
-async def _debit_checked(session: AsyncSession, tenant_id: str, account: str, amount_mc: int,
-                         *, pending: bool) -> None:
-    """Debit `account`, refusing when a no-overdraft wallet would go below zero."""
+async def _debit_wallet(session: AsyncSession, tenant_id: str, account: str, amount_mc: int,
+                        *, pending: bool, low_threshold_mc: int | None) -> None:
+    """Debit a wallet, refusing when a no-overdraft wallet would go below zero."""
     column = Account.debits_pending if pending else Account.debits_posted
-    result = await session.execute(
+    available = Account.credits_posted - Account.debits_posted - Account.debits_pending
+    after = await session.scalar(
         update(Account)
-        .where(
-            Account.id == account,
-            Account.tenant_id == tenant_id,
-            (~Account.no_overdraft)
-            | (Account.credits_posted - Account.debits_posted - Account.debits_pending
-               >= amount_mc),
-        )
+        .where(Account.id == account, Account.tenant_id == tenant_id,
+               (~Account.no_overdraft) | (available >= amount_mc))
         .values({column: column + amount_mc})
+        .returning(Account.credits_posted - Account.debits_posted - Account.debits_pending)
     )
-    if result.rowcount == 0:  # type: ignore[attr-defined]
+    if after is None:
         held = await session.get(Account, account)
         if held is None or held.tenant_id != tenant_id:
             raise NotFound("no such account", code="account_not_found")
-        available = held.credits_posted - held.debits_posted - held.debits_pending
+        have = held.credits_posted - held.debits_posted - held.debits_pending
         raise InsufficientCredits(
-            f"this needs {amount_mc} millicredits and {available} are available",
-            extra={"required": amount_mc, "available": available,
-                   "shortfall": amount_mc - available, "unit": "millicredit"},
+            f"this needs {amount_mc} millicredits and {have} are available",
+            extra={"required": amount_mc, "available": have,
+                   "shortfall": amount_mc - have, "unit": "millicredit"},
         )
+    if low_threshold_mc and after < low_threshold_mc <= after + amount_mc:
+        session.add(LedgerEvent(
+            id=new_id("evt"), tenant_id=tenant_id, type="credits.low",
+            payload={"account_id": account, "available": int(after),
+                     "threshold": low_threshold_mc, "unit": "millicredit"}))
 
 
 async def _transfer(session: AsyncSession, *, tenant_id: str, debit: str, credit: str,
                     amount_mc: int, phase: str, kind: str, idempotency_key: str,
-                    generation_id: str | None, reason: str | None,
-                    timeout_at: datetime | None) -> Transfer:
+                    generation_id: str | None = None, reason: str | None = None,
+                    timeout_at: datetime | None = None,
+                    low_threshold_mc: int | None = None) -> Transfer:
     if amount_mc < 0:
         raise ValueError("amount_mc must not be negative")
-    fields = {"debit_account_id": debit, "credit_account_id": credit, "amount_mc": amount_mc,
-              "phase": phase, "kind": kind, "tenant_id": tenant_id, "reason": reason}
-    found = await _existing(session, idempotency_key)
-    if found is not None:
-        return _same_or_conflict(found, **fields)
+    fields: dict[str, Any] = {
+        "tenant_id": tenant_id, "debit_account_id": debit, "credit_account_id": credit,
+        "amount_mc": amount_mc, "phase": phase, "kind": kind, "reason": reason}
+    values = {"id": new_id("tr"), "idempotency_key": idempotency_key,
+              "generation_id": generation_id, "timeout_at": timeout_at, "pending_id": None,
+              "created_at": utcnow(), **fields}
+    if not await _insert_transfer(session, values):
+        found = await session.scalar(
+            select(Transfer).where(Transfer.idempotency_key == idempotency_key))
+        assert found is not None
+        return _same_or_conflict(found, fields)
     pending = phase == PENDING
-    await _debit_checked(session, tenant_id, debit, amount_mc, pending=pending)
+    if await _is_system(session, debit):
+        pass  # funding may go negative: it is where credits come from
+    else:
+        await _debit_wallet(session, tenant_id, debit, amount_mc, pending=pending,
+                            low_threshold_mc=low_threshold_mc)
     if pending:
         await _move(session, credit, credits_pending=amount_mc)
     else:
         await _move(session, credit, credits_posted=amount_mc)
-    transfer = Transfer(id=new_id("tr"), idempotency_key=idempotency_key,
-                        generation_id=generation_id, timeout_at=timeout_at,
-                        **fields)
-    if not await _insert(session, transfer):
-        # A concurrent twin won the key; our balance changes roll back with the caller.
-        raise Conflict("a concurrent request holds this idempotency key",
-                       code="idempotency_key_in_use")
-    return transfer
+    # Built from what was inserted: reading the row back would cost a round trip.
+    return Transfer(**values)
 
 
 async def grant(session: AsyncSession, *, tenant_id: str, to_account: str, amount_mc: int,
                 idempotency_key: str, reason: str | None, kind: str = "grant") -> Transfer:
     """Move credits from the tenant's funding account to a wallet, posted at once.
 
-    Called by the operator's credit grant and by purchases. Returns the transfer.
+    Called by the operator's credit grant and by completed purchases. Returns the transfer.
     """
     funding = await account_id(session, tenant_id, FUNDING)
     return await _transfer(session, tenant_id=tenant_id, debit=funding, credit=to_account,
                            amount_mc=amount_mc, phase=SINGLE, kind=kind,
-                           idempotency_key=idempotency_key, generation_id=None, reason=reason,
-                           timeout_at=None)
+                           idempotency_key=idempotency_key, reason=reason)
 
 
 async def reserve(session: AsyncSession, *, tenant_id: str, from_account: str, amount_mc: int,
                   idempotency_key: str, timeout_at: datetime, generation_id: str | None,
-                  kind: str = "generation") -> Transfer:
-    """Reserve credits on a wallet for the tenant's revenue account (a pending transfer).
+                  to_code: str = PLATFORM_REVENUE, kind: str = "generation",
+                  low_threshold_mc: int | None = None) -> Transfer:
+    """Reserve credits on a wallet for a revenue account (a pending transfer).
 
-    Called before a generation is queued. Raises `InsufficientCredits` (nothing changed) when
-    the wallet's available balance is short. Returns the pending transfer.
+    Called before a generation is queued. Raises `InsufficientCredits` (and the caller's
+    transaction rolls back) when the wallet's available balance is short. Records a
+    `credits.low` event when this reservation takes the wallet below `low_threshold_mc`.
+    Returns the pending transfer.
     """
-    revenue = await account_id(session, tenant_id, REVENUE)
+    revenue = await account_id(session, tenant_id, to_code)
     return await _transfer(session, tenant_id=tenant_id, debit=from_account, credit=revenue,
                            amount_mc=amount_mc, phase=PENDING, kind=kind,
                            idempotency_key=idempotency_key, generation_id=generation_id,
-                           reason=None, timeout_at=timeout_at)
+                           timeout_at=timeout_at, low_threshold_mc=low_threshold_mc)
 
 
 async def _resolve(session: AsyncSession, tenant_id: str, pending_id: str, phase: str,
@@ -198,14 +276,16 @@ async def _resolve(session: AsyncSession, tenant_id: str, pending_id: str, phase
         posted_mc = amount_mc
     if not 0 <= posted_mc <= pending.amount_mc:
         raise ValueError("a post must be between 0 and the reserved amount")
-    resolution = Transfer(
-        id=new_id("tr"), tenant_id=tenant_id, idempotency_key=f"{phase}:{pending_id}",
-        debit_account_id=pending.debit_account_id, credit_account_id=pending.credit_account_id,
-        amount_mc=posted_mc, phase=phase, pending_id=pending_id, kind=pending.kind,
-        generation_id=pending.generation_id,
-    )
+    values = {
+        "id": new_id("tr"), "tenant_id": tenant_id, "idempotency_key": f"{phase}:{pending_id}",
+        "debit_account_id": pending.debit_account_id,
+        "credit_account_id": pending.credit_account_id, "amount_mc": posted_mc,
+        "phase": phase, "pending_id": pending_id, "kind": pending.kind,
+        "generation_id": pending.generation_id, "reason": None, "timeout_at": None,
+        "created_at": utcnow(),
+    }
     # The unique pending_id makes this insert the single point where a reservation ends.
-    if not await _insert(session, resolution):
+    if not await _insert_transfer(session, values):
         earlier = await session.scalar(select(Transfer).where(Transfer.pending_id == pending_id))
         assert earlier is not None
         if earlier.phase == phase and (amount_mc is None or earlier.amount_mc == posted_mc):
@@ -215,7 +295,7 @@ async def _resolve(session: AsyncSession, tenant_id: str, pending_id: str, phase
                 debits_posted=posted_mc)
     await _move(session, pending.credit_account_id, credits_pending=-pending.amount_mc,
                 credits_posted=posted_mc)
-    return resolution
+    return Transfer(**values)
 
 
 async def post(session: AsyncSession, *, tenant_id: str, pending_id: str,
@@ -233,26 +313,84 @@ async def void(session: AsyncSession, *, tenant_id: str, pending_id: str) -> Tra
     return await _resolve(session, tenant_id, pending_id, VOID_PENDING, None)
 
 
+async def clawback(session: AsyncSession, *, tenant_id: str, from_account: str,
+                   amount_mc: int, idempotency_key: str, reason: str) -> Transfer:
+    """Take up to `amount_mc` back from a wallet to funding, as far as its balance allows.
+
+    Called for refunds. Returns the transfer; its `amount_mc` is what was actually taken (the
+    caller records the rest as owed). Idempotent by key.
+    """
+    existing = await session.scalar(
+        select(Transfer).where(Transfer.idempotency_key == idempotency_key))
+    if existing is not None:
+        return existing
+    held = await balance(session, tenant_id=tenant_id, account=from_account)
+    take = max(0, min(amount_mc, held.available_mc))
+    funding = await account_id(session, tenant_id, FUNDING)
+    return await _transfer(session, tenant_id=tenant_id, debit=from_account, credit=funding,
+                           amount_mc=take, phase=SINGLE, kind="refund",
+                           idempotency_key=idempotency_key, reason=reason)
+
+
+async def _derived_totals(session: AsyncSession, accounts: list[str]) -> dict[str, Totals]:
+    """Counters of system accounts, summed from their transfers."""
+    resolution = aliased(Transfer)
+    posted = Transfer.phase.in_((SINGLE, POST_PENDING))
+    open_pending = and_(Transfer.phase == PENDING, resolution.id.is_(None))
+    totals: dict[str, Totals] = {}
+    for account in accounts:
+        def sum_if(condition: Any) -> Any:
+            return func.coalesce(func.sum(case((condition, Transfer.amount_mc), else_=0)), 0)
+
+        row = (await session.execute(
+            select(sum_if(posted & (Transfer.debit_account_id == account)),
+                   sum_if(posted & (Transfer.credit_account_id == account)),
+                   sum_if(open_pending & (Transfer.debit_account_id == account)),
+                   sum_if(open_pending & (Transfer.credit_account_id == account)))
+            .select_from(Transfer)
+            .outerjoin(resolution, resolution.pending_id == Transfer.id)
+            .where(or_(Transfer.debit_account_id == account,
+                       Transfer.credit_account_id == account))
+        )).one()
+        totals[account] = Totals(*(int(v) for v in row))
+    return totals
+
+
+async def balances(session: AsyncSession, tenant_id: str) -> dict[str, Totals]:
+    """Every account of a tenant by code, with its counters (derived for system accounts)."""
+    accounts = list(await session.scalars(select(Account).where(Account.tenant_id == tenant_id)))
+    derived = await _derived_totals(session, [a.id for a in accounts if a.system])
+    return {
+        a.code: derived[a.id] if a.system else Totals(a.debits_posted, a.credits_posted,
+                                                      a.debits_pending, a.credits_pending)
+        for a in accounts
+    }
+
+
 async def balance(session: AsyncSession, *, tenant_id: str, account: str) -> Balance:
-    """The wallet's available, pending (reserved) and posted balances in millicredits."""
+    """An account's available, pending (reserved) and posted balances in millicredits."""
     held = await session.scalar(
         select(Account).where(Account.id == account, Account.tenant_id == tenant_id)
     )
     if held is None:
         raise NotFound("no such account", code="account_not_found")
-    posted = held.credits_posted - held.debits_posted
-    return Balance(available_mc=posted - held.debits_pending, pending_mc=held.debits_pending,
-                   posted_mc=posted)
+    totals = ((await _derived_totals(session, [held.id]))[held.id] if held.system else
+              Totals(held.debits_posted, held.credits_posted, held.debits_pending,
+                     held.credits_pending))
+    posted = totals.posted_balance
+    return Balance(available_mc=posted - totals.debits_pending,
+                   pending_mc=totals.debits_pending, posted_mc=posted)
 
 
 async def expired_reservations(session: AsyncSession, *, now: datetime | None = None,
                                limit: int = 100) -> list[Transfer]:
     """Pending transfers whose timeout passed and that nothing resolved yet (for the sweeper)."""
-    resolved = select(Transfer.pending_id).where(Transfer.pending_id.is_not(None))
+    resolution = aliased(Transfer)
     rows = await session.scalars(
         select(Transfer)
+        .outerjoin(resolution, resolution.pending_id == Transfer.id)
         .where(Transfer.phase == PENDING, Transfer.timeout_at < (now or utcnow()),
-               Transfer.id.not_in(resolved))
+               resolution.id.is_(None))
         .order_by(Transfer.timeout_at)
         .limit(limit)
     )

@@ -1,12 +1,15 @@
 """Integer pricing: provider cost (USD micros) → wholesale → retail, in millicredits.
 
 1 credit = 1000 millicredits = US$0.01 at wholesale, so 1 millicredit = 10 USD micros.
-Markups are basis points (10000 = +100 %). Every step rounds up to the next millicredit, so
-rounding never loses the platform or the tenant money; a minimum charge applies per generation.
+Markups are basis points (10000 = +100 %): the operator's per media type make the wholesale
+price, the tenant's per media type and customer tier make the retail price. Every step rounds
+up to the next millicredit, so rounding never loses the platform or the tenant money; a minimum
+charge applies per generation (the operator's on wholesale, optionally the tenant's on retail).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +24,11 @@ def div_ceil(numerator: int, denominator: int) -> int:
     return -(-numerator // denominator)
 
 
+def apply_markup(amount_mc: int, markup_bps: int) -> int:
+    """`amount_mc` raised by `markup_bps`, rounded up."""
+    return div_ceil(amount_mc * (BPS + markup_bps), BPS)
+
+
 @dataclass(frozen=True, slots=True)
 class Price:
     cost_usd_micros: int
@@ -28,22 +36,32 @@ class Price:
     retail_mc: int
 
 
-def _markup_bps(pricing: dict[str, Any], media_type: str, tier: str | None) -> int:
-    by_type = pricing.get("markup_bps", {})
-    bps = int(by_type.get(media_type, by_type.get("default", 0)))
-    if tier is not None:
-        bps += int(pricing.get("tier_markup_bps", {}).get(tier, 0))
-    return bps
+def _by_type(table: Mapping[str, Any], media_type: str, default: int) -> int:
+    return int(table.get(media_type, table.get("default", default)))
 
 
-def price(cost_usd_micros: int, *, media_type: str, tenant_pricing: dict[str, Any],
+def calculate_markup(base_cost_mc: int, service_type: str, user_tier: str | None,
+                     tenant_pricing: Mapping[str, Any]) -> int:
+    """The retail price of `base_cost_mc` (wholesale) for a customer of `user_tier`.
+
+    The tenant's markup for the media type (or its `default`) plus its markup for the tier.
+    """
+    bps = _by_type(tenant_pricing.get("markup_bps", {}), service_type, 0)
+    if user_tier is not None:
+        bps += int(tenant_pricing.get("tier_markup_bps", {}).get(user_tier, 0))
+    return apply_markup(base_cost_mc, bps)
+
+
+def price(cost_usd_micros: int, *, media_type: str, tenant_pricing: Mapping[str, Any],
           tier: str | None = None,
-          platform_markup_bps: int = DEFAULT_PLATFORM_MARKUP_BPS) -> Price:
+          platform_markup_bps: Mapping[str, int] | None = None) -> Price:
     """Price one generation; called at estimate, reserve and settle time alike."""
     if cost_usd_micros < 0:
         raise ValueError("cost must not be negative")
-    wholesale = div_ceil(cost_usd_micros * (BPS + platform_markup_bps),
-                         BPS * USD_MICROS_PER_MILLICREDIT)
+    markup = _by_type(platform_markup_bps or {}, media_type, DEFAULT_PLATFORM_MARKUP_BPS)
+    # One rounding from USD micros to millicredits, not two.
+    wholesale = div_ceil(cost_usd_micros * (BPS + markup), BPS * USD_MICROS_PER_MILLICREDIT)
     wholesale = max(wholesale, MIN_CHARGE_MC)
-    retail = div_ceil(wholesale * (BPS + _markup_bps(tenant_pricing, media_type, tier)), BPS)
+    retail = max(calculate_markup(wholesale, media_type, tier, tenant_pricing),
+                 int(tenant_pricing.get("min_charge_mc", 0)), wholesale)
     return Price(cost_usd_micros=cost_usd_micros, wholesale_mc=wholesale, retail_mc=retail)

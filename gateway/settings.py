@@ -42,6 +42,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     queue_prefix: str = "mediahub"
     worker_concurrency: int = 4
     disabled_plugins: tuple[str, ...] = ()
+    #: The operator's markup over provider cost, per media type (`default` for the rest).
+    platform_markup_bps: dict[str, int] = msgspec.field(default_factory=dict)
+    stripe_api_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    stripe_base_url: str | None = None
 
     @property
     def embedded(self) -> bool:
@@ -67,6 +72,19 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int,
         problems.append(f"{name}={value}: must be between {lo} and {hi}")
         return default
     return value
+
+
+def _markups(raw: str, problems: list[str]) -> dict[str, int]:
+    """`default=3000,video=2000` → {"default": 3000, "video": 2000} (basis points)."""
+    markups: dict[str, int] = {}
+    for item in (part.strip() for part in raw.split(",") if part.strip()):
+        key, sep, value = item.partition("=")
+        if not sep or key not in ("default", *MEDIA_TYPES) or not value.isdigit():
+            problems.append(f"MEDIAHUB_PLATFORM_MARKUP_BPS: {item!r} is not TYPE=BASIS_POINTS "
+                            f"with TYPE one of default, {', '.join(MEDIA_TYPES)}")
+            continue
+        markups[key] = int(value)
+    return markups
 
 
 def _secret_file_for(database_url: str) -> Path:
@@ -167,6 +185,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     disabled = tuple(p.strip() for p in env.get("MEDIAHUB_DISABLED_PLUGINS", "").split(",")
                      if p.strip())
 
+    markups = _markups(env.get("MEDIAHUB_PLATFORM_MARKUP_BPS", ""), problems)
+
     if problems:
         raise SettingsError(problems)
     secret_key = raw_secret.encode() if raw_secret else _embedded_secret(database_url)
@@ -183,4 +203,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         queue_prefix=env.get("MEDIAHUB_QUEUE_PREFIX") or "mediahub",
         worker_concurrency=concurrency,
         disabled_plugins=disabled,
+        platform_markup_bps=markups,
+        stripe_api_key=env.get("MEDIAHUB_STRIPE_API_KEY") or None,
+        stripe_webhook_secret=env.get("MEDIAHUB_STRIPE_WEBHOOK_SECRET") or None,
+        stripe_base_url=env.get("MEDIAHUB_STRIPE_BASE_URL") or None,
     )

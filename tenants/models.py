@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tenants.db import Base, JSONType, UTCDateTime, utcnow
@@ -13,6 +13,9 @@ from tenants.db import Base, JSONType, UTCDateTime, utcnow
 
 class Tenant(Base):
     __tablename__ = "tenants"
+    __table_args__ = (
+        CheckConstraint("billing_mode IN ('self', 'mediahub')", name="billing_mode"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -20,6 +23,11 @@ class Tenant(Base):
     branding: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     pricing: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     rate_limits: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # `self`: the tenant bills its customers itself, only its wallet pays (wholesale);
+    # `mediahub`: customer wallets pay retail and the tenant wallet pays wholesale.
+    billing_mode: Mapped[str] = mapped_column(String(16), default="self")
+    # `credits.low` is raised when a wallet's available balance falls below this.
+    low_balance_threshold_mc: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -17,21 +17,40 @@ Hostname = Annotated[str, msgspec.Meta(
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
+BillingMode = Literal["self", "mediahub"]
+Bps = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
+PriceKey = Literal["default", "image", "audio", "video", "design", "model_3d"]
+Tier = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+Millicredits = Annotated[int, msgspec.Meta(ge=0, le=10**15)]
+
+
+class TenantPricing(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """A tenant's retail pricing: markups in basis points (2500 = +25 %) over wholesale."""
+
+    markup_bps: dict[PriceKey, Bps] = msgspec.field(default_factory=dict)
+    tier_markup_bps: dict[Tier, Bps] = msgspec.field(default_factory=dict)
+    min_charge_mc: Millicredits = 0
+
+
 class TenantCreate(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
     slug: Slug
     domains: list[Hostname] = msgspec.field(default_factory=list)
     branding: dict[str, Any] = msgspec.field(default_factory=dict)
-    pricing: dict[str, Any] = msgspec.field(default_factory=dict)
+    pricing: TenantPricing = msgspec.field(default_factory=TenantPricing)
     rate_limits: dict[str, Any] = msgspec.field(default_factory=dict)
+    billing_mode: BillingMode = "self"
+    low_balance_threshold_mc: Millicredits = 0
 
 
 class TenantUpdate(msgspec.Struct, forbid_unknown_fields=True):
     name: Name | msgspec.UnsetType = msgspec.UNSET
     domains: list[Hostname] | msgspec.UnsetType = msgspec.UNSET
     branding: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
-    pricing: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    pricing: TenantPricing | msgspec.UnsetType = msgspec.UNSET
     rate_limits: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    billing_mode: BillingMode | msgspec.UnsetType = msgspec.UNSET
+    low_balance_threshold_mc: Millicredits | msgspec.UnsetType = msgspec.UNSET
 
 
 class TenantOut(msgspec.Struct):
@@ -42,6 +61,8 @@ class TenantOut(msgspec.Struct):
     branding: dict[str, Any]
     pricing: dict[str, Any]
     rate_limits: dict[str, Any]
+    billing_mode: str
+    low_balance_threshold_mc: int
     created_at: datetime
     object: str = "tenant"
 

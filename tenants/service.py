@@ -50,7 +50,9 @@ def split_key(raw: str) -> tuple[str, str] | None:
 async def create_tenant(session: AsyncSession, body: TenantCreate) -> Tenant:
     """Insert a tenant and its domains; raises `Conflict` when the slug or a domain is taken."""
     tenant = Tenant(id=new_id("ten"), name=body.name, slug=body.slug, branding=body.branding,
-                    pricing=body.pricing, rate_limits=body.rate_limits)
+                    pricing=msgspec.to_builtins(body.pricing), rate_limits=body.rate_limits,
+                    billing_mode=body.billing_mode,
+                    low_balance_threshold_mc=body.low_balance_threshold_mc)
     try:
         async with session.begin_nested():
             session.add(tenant)
@@ -89,10 +91,11 @@ async def list_tenants(session: AsyncSession, *, limit: int,
 
 async def update_tenant(session: AsyncSession, tenant_id: str, body: TenantUpdate) -> Tenant:
     tenant = await get_tenant(session, tenant_id)
-    for field in ("name", "branding", "pricing", "rate_limits"):
+    for field in ("name", "branding", "pricing", "rate_limits", "billing_mode",
+                  "low_balance_threshold_mc"):
         value = getattr(body, field)
         if value is not msgspec.UNSET:
-            setattr(tenant, field, value)
+            setattr(tenant, field, msgspec.to_builtins(value))
     if body.domains is not msgspec.UNSET:
         try:
             async with session.begin_nested():

@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from billing.models import Account, Transfer
+from billing import ledger
+from billing.models import Transfer
 from gateway.generations.models import Generation
 from gateway.settings import Settings
 from gateway.storage import sign_media
@@ -415,8 +416,6 @@ async def test_ledger_sums_to_zero_after_traffic(gated: tuple[Gateway, Gate]) ->
     assert {a.status_code for a in answers} <= {202, 402}
     await gw.drain()
     async with gw.runtime.db.session() as session:
-        rows = (await session.execute(
-            select(Account.credits_posted - Account.debits_posted, Account.debits_pending,
-                   Account.credits_pending).where(Account.tenant_id == tenant.id))).all()
-    assert sum(r[0] for r in rows) == 0
-    assert all(r[1] == 0 and r[2] == 0 for r in rows)
+        books = await ledger.balances(session, tenant.id)
+    assert sum(t.posted_balance for t in books.values()) == 0
+    assert all(t.debits_pending == 0 and t.credits_pending == 0 for t in books.values())

@@ -105,7 +105,7 @@ async def test_create_read_and_conflicts(gateway: Gateway) -> None:
     s, h1, h2 = slug(), host(), host()
     body = {"name": "Acme", "slug": s, "domains": [h2, h1],
             "branding": {"primary_color": "#ff0066", "logo_url": "https://x.test/l.png"},
-            "pricing": {"markup_pct": 25}}
+            "pricing": {"markup_bps": {"image": 2500}}}
     r = await gateway.client.post("/admin/v1/tenants", headers=gateway.admin(), json=body)
     assert r.status_code == 201, r.text
     created = r.json()
@@ -114,7 +114,7 @@ async def test_create_read_and_conflicts(gateway: Gateway) -> None:
     assert created["slug"] == s
     assert created["domains"] == sorted([h1, h2])
     assert created["branding"] == body["branding"]
-    assert created["pricing"] == {"markup_pct": 25}
+    assert created["pricing"] == {"markup_bps": {"image": 2500}}
     assert created["object"] == "tenant"
 
     got = await gateway.client.get(f"/admin/v1/tenants/{created['id']}",
@@ -151,7 +151,8 @@ async def test_patch_changes_only_the_fields_sent(gateway: Gateway) -> None:
     r = await gateway.client.post(
         "/admin/v1/tenants", headers=gateway.admin(),
         json={"name": "Before", "slug": s, "domains": [old_host],
-              "branding": {"primary_color": "#000000"}, "pricing": {"markup_pct": 10},
+              "branding": {"primary_color": "#000000"},
+              "pricing": {"markup_bps": {"default": 1000}},
               "rate_limits": {"rpm": 60}})
     tid = r.json()["id"]
     r = await gateway.client.patch(f"/admin/v1/tenants/{tid}", headers=gateway.admin(),
@@ -163,7 +164,7 @@ async def test_patch_changes_only_the_fields_sent(gateway: Gateway) -> None:
     assert changed["domains"] == [new_host]
     assert changed["branding"] == {"primary_color": "#ffffff"}
     assert changed["slug"] == s
-    assert changed["pricing"] == {"markup_pct": 10}
+    assert changed["pricing"] == {"markup_bps": {"default": 1000}}
     assert changed["rate_limits"] == {"rpm": 60}
     again = await gateway.client.get(f"/admin/v1/tenants/{tid}", headers=gateway.admin())
     assert again.json() == changed

@@ -41,7 +41,10 @@ class Generation(Base):
     retail_mc: Mapped[int] = mapped_column(Money)
     estimated_mc: Mapped[int] = mapped_column(Money)
     charged_mc: Mapped[int | None] = mapped_column(Money, default=None)
+    # The tenant wallet's wholesale reservation, and in `mediahub` billing mode the
+    # customer wallet's retail one; both end together.
     reservation_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    customer_reservation_id: Mapped[str | None] = mapped_column(String(32), default=None)
     outputs: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
     metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JSONType, default=dict)

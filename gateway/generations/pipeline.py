@@ -21,7 +21,7 @@ from gateway.generations.service import finish_failed
 from gateway.runtime import Runtime
 from plugins.base import ProviderError, ProviderRequest, ProviderResult
 from tenants.db import utcnow
-from tenants.models import Tenant
+from tenants.models import Customer, Tenant
 
 log = logging.getLogger(__name__)
 
@@ -70,26 +70,34 @@ async def _succeed(runtime: Runtime, generation: Generation, result: ProviderRes
                    outputs: list[dict[str, object]]) -> None:
     async with runtime.db.session() as session:
         tenant = await session.get(Tenant, generation.tenant_id)
+        customer = (await session.get(Customer, generation.customer_id)
+                    if generation.customer_id else None)
     assert tenant is not None
     actual = price(result.cost_usd_micros, media_type=generation.type,
-                   tenant_pricing=tenant.pricing)
-    # Never charge above the reservation, whatever the provider reports.
-    charged = min(actual.wholesale_mc, generation.estimated_mc)
+                   tenant_pricing=tenant.pricing, tier=customer.tier if customer else None,
+                   platform_markup_bps=runtime.settings.platform_markup_bps)
+    # Never charge above a reservation, whatever the provider reports.
+    wholesale = min(actual.wholesale_mc, generation.wholesale_mc)
+    retail = min(actual.retail_mc, generation.retail_mc)
+    charged = retail if generation.customer_reservation_id else wholesale
     now = utcnow()
     async with runtime.db.transaction() as session:
         moved = await session.execute(
             update(Generation)
             .where(Generation.id == generation.id, Generation.status == RUNNING)
             .values(status=SUCCEEDED, outputs=outputs, charged_mc=charged,
-                    cost_usd_micros=actual.cost_usd_micros, wholesale_mc=actual.wholesale_mc,
-                    retail_mc=actual.retail_mc, completed_at=now, updated_at=now)
+                    cost_usd_micros=actual.cost_usd_micros, wholesale_mc=wholesale,
+                    retail_mc=retail, completed_at=now, updated_at=now)
         )
         if moved.rowcount == 0:  # type: ignore[attr-defined]
-            # Canceled while the provider worked: the cancel already voided the reservation.
+            # Canceled while the provider worked: the cancel already voided the reservations.
             return
         assert generation.reservation_id is not None
         await ledger.post(session, tenant_id=generation.tenant_id,
-                          pending_id=generation.reservation_id, amount_mc=charged)
+                          pending_id=generation.reservation_id, amount_mc=wholesale)
+        if generation.customer_reservation_id is not None:
+            await ledger.post(session, tenant_id=generation.tenant_id,
+                              pending_id=generation.customer_reservation_id, amount_mc=retail)
 
 
 async def run_generation(runtime: Runtime, generation_id: str) -> None:

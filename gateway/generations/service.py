@@ -8,13 +8,14 @@ import contextlib
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import msgspec
 from sqlalchemy import Select, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import ledger
+from billing import ledger, wallets
 from billing.pricing import Price, price
 from gateway.generations.models import (
     CANCELED,
@@ -36,7 +37,7 @@ from gateway.runtime import Runtime
 from plugins.base import DEFAULT_OPERATIONS, InvalidParams, Provider, ProviderRequest
 from tenants.db import new_id, utcnow
 from tenants.errors import Conflict, InvalidRequest, NotFound, Unavailable
-from tenants.models import Tenant
+from tenants.models import Customer, Tenant
 from tenants.pagination import decode_cursor, encode_cursor
 from tenants.service import KeyIdentity
 
@@ -94,7 +95,8 @@ def _choose(runtime: Runtime, media_type: str, operation: str, pinned: str | Non
     return candidates[0]
 
 
-def plan(runtime: Runtime, tenant: Tenant, body: GenerationCreate) -> Plan:
+def plan(runtime: Runtime, tenant: Tenant, body: GenerationCreate,
+         tier: str | None = None) -> Plan:
     """Validate a request and price it; raises `InvalidRequest` naming the bad field."""
     operation = body.operation or DEFAULT_OPERATIONS[body.type]
     request = ProviderRequest(type=body.type, operation=operation, prompt=_prompt(body),
@@ -106,7 +108,9 @@ def plan(runtime: Runtime, tenant: Tenant, body: GenerationCreate) -> Plan:
     except InvalidParams as exc:
         raise InvalidRequest(exc.message, code="invalid_parameter", param=exc.param) from exc
     return Plan(request=request, provider=provider,
-                price=price(cost, media_type=body.type, tenant_pricing=tenant.pricing))
+                price=price(cost, media_type=body.type, tenant_pricing=tenant.pricing,
+                            tier=tier,
+                            platform_markup_bps=runtime.settings.platform_markup_bps))
 
 
 def request_hash(body: GenerationCreate) -> str:
@@ -138,11 +142,8 @@ async def submit(runtime: Runtime, caller: Caller, body: GenerationCreate, *,
         found = await _by_idempotency_key(runtime, caller, idempotency_key, digest)
         if found is not None:
             return found
-    async with runtime.db.session() as session:
-        tenant = await session.get(Tenant, caller.tenant_id)
-    if tenant is None:
-        raise NotFound("no such tenant", code="tenant_not_found")
-    chosen = plan(runtime, tenant, body)
+    tenant, tier = await _tenant_and_tier(runtime, caller)
+    chosen = plan(runtime, tenant, body, tier)
     generation = Generation(
         id=new_id("gen"), tenant_id=caller.tenant_id, customer_id=caller.customer_id,
         api_key_id=caller.key_id, type=body.type, operation=chosen.request.operation,
@@ -157,13 +158,7 @@ async def submit(runtime: Runtime, caller: Caller, body: GenerationCreate, *,
         async with runtime.db.transaction() as session:
             session.add(generation)
             await session.flush()
-            wallet = await ledger.account_id(session, caller.tenant_id, ledger.TENANT_WALLET)
-            reservation = await ledger.reserve(
-                session, tenant_id=caller.tenant_id, from_account=wallet,
-                amount_mc=generation.estimated_mc, idempotency_key=f"gen:{generation.id}:reserve",
-                timeout_at=timeout_at, generation_id=generation.id,
-            )
-            generation.reservation_id = reservation.id
+            await _reserve(session, tenant, generation, timeout_at)
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key committed first.
         if idempotency_key is None:
@@ -174,6 +169,41 @@ async def submit(runtime: Runtime, caller: Caller, body: GenerationCreate, *,
         return found
     await _enqueue(runtime, generation)
     return generation
+
+
+async def _tenant_and_tier(runtime: Runtime, caller: Caller) -> tuple[Tenant, str | None]:
+    async with runtime.db.session() as session:
+        tenant = await session.get(Tenant, caller.tenant_id)
+        tier = None
+        if caller.customer_id is not None:
+            customer = await session.get(Customer, caller.customer_id)
+            tier = customer.tier if customer is not None else None
+    if tenant is None:
+        raise NotFound("no such tenant", code="tenant_not_found")
+    return tenant, tier
+
+
+async def _reserve(session: AsyncSession, tenant: Tenant, generation: Generation,
+                   timeout_at: datetime) -> None:
+    """Reserve what each paying wallet owes, in the generation's own transaction.
+
+    The customer (in `mediahub` mode) sees and pays retail; the tenant always pays wholesale.
+    """
+    paying = await wallets.payers(session, tenant, generation.customer_id)
+    threshold = tenant.low_balance_threshold_mc or None
+    if paying.customer_wallet is not None:
+        retail = await ledger.reserve(
+            session, tenant_id=tenant.id, from_account=paying.customer_wallet,
+            amount_mc=generation.retail_mc, to_code=ledger.TENANT_REVENUE,
+            idempotency_key=f"gen:{generation.id}:retail", timeout_at=timeout_at,
+            generation_id=generation.id, low_threshold_mc=threshold)
+        generation.customer_reservation_id = retail.id
+        generation.estimated_mc = generation.retail_mc
+    wholesale = await ledger.reserve(
+        session, tenant_id=tenant.id, from_account=paying.tenant_wallet,
+        amount_mc=generation.wholesale_mc, idempotency_key=f"gen:{generation.id}:wholesale",
+        timeout_at=timeout_at, generation_id=generation.id, low_threshold_mc=threshold)
+    generation.reservation_id = wholesale.id
 
 
 async def _enqueue(runtime: Runtime, generation: Generation) -> None:
@@ -212,9 +242,9 @@ async def finish_failed(runtime: Runtime, tenant_id: str, generation_id: str, *,
             return False
         generation = await session.get(Generation, generation_id)
         assert generation is not None
-        if generation.reservation_id is not None:
-            await ledger.void(session, tenant_id=tenant_id,
-                              pending_id=generation.reservation_id)
+        for pending_id in (generation.customer_reservation_id, generation.reservation_id):
+            if pending_id is not None:
+                await ledger.void(session, tenant_id=tenant_id, pending_id=pending_id)
     runtime.completions.done(generation_id)
     return True
 
@@ -295,16 +325,16 @@ async def cancel(runtime: Runtime, caller: Caller, generation_id: str) -> Genera
 
 
 async def estimate(runtime: Runtime, caller: Caller, body: GenerationCreate) -> Estimate:
-    """What `submit` would reserve for `body`, reserving nothing."""
-    async with runtime.db.session() as session:
-        tenant = await session.get(Tenant, caller.tenant_id)
-    if tenant is None:
-        raise NotFound("no such tenant", code="tenant_not_found")
-    chosen = plan(runtime, tenant, body)
-    return Estimate(amount=chosen.price.wholesale_mc, provider=chosen.provider.name,
-                    breakdown={"cost_usd_micros": chosen.price.cost_usd_micros,
-                               "wholesale": chosen.price.wholesale_mc,
-                               "retail": chosen.price.retail_mc})
+    """What `submit` would reserve for `body` from the caller's wallet, reserving nothing."""
+    tenant, tier = await _tenant_and_tier(runtime, caller)
+    chosen = plan(runtime, tenant, body, tier)
+    customer_pays = caller.customer_id is not None and tenant.billing_mode == wallets.MEDIAHUB
+    return Estimate(
+        amount=chosen.price.retail_mc if customer_pays else chosen.price.wholesale_mc,
+        provider=chosen.provider.name,
+        breakdown={"cost_usd_micros": chosen.price.cost_usd_micros,
+                   "wholesale": chosen.price.wholesale_mc,
+                   "retail": chosen.price.retail_mc})
 
 
 async def render(runtime: Runtime, generation: Generation) -> GenerationOut:

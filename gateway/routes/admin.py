@@ -10,9 +10,10 @@ from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, FromQuery, HeaderParameter
 
-from billing import ledger
+from billing import ledger, wallets
 from gateway.http import check_admin, key_cache
 from gateway.routes.deps import RuntimeDep, page_limit
+from gateway.runtime import Runtime
 from tenants import service as tenants
 from tenants.errors import InvalidRequest
 from tenants.models import ApiKey, Tenant
@@ -22,11 +23,13 @@ from tenants.schemas import KeyCreate, KeyCreated, KeyOut, TenantCreate, TenantO
 class CreditGrant(msgspec.Struct, forbid_unknown_fields=True):
     amount: Annotated[int, msgspec.Meta(gt=0, le=10**15)]
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    #: The tenant's own id for a customer: grant to that customer's wallet (`mediahub` mode).
+    customer_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
 
 
 class GrantOut(msgspec.Struct):
     id: str
-    tenant_id: FromPath[str]
+    tenant_id: str
     amount: int
     reason: str | None
     balance: int
@@ -48,7 +51,9 @@ class KeyList(msgspec.Struct):
 def _tenant_out(tenant: Tenant, domains: list[str]) -> TenantOut:
     return TenantOut(id=tenant.id, name=tenant.name, slug=tenant.slug, domains=domains,
                      branding=tenant.branding, pricing=tenant.pricing,
-                     rate_limits=tenant.rate_limits, created_at=tenant.created_at)
+                     rate_limits=tenant.rate_limits, billing_mode=tenant.billing_mode,
+                     low_balance_threshold_mc=tenant.low_balance_threshold_mc,
+                     created_at=tenant.created_at)
 
 
 def _key_out(key: ApiKey) -> KeyOut:
@@ -57,7 +62,7 @@ def _key_out(key: ApiKey) -> KeyOut:
                   revoked_at=key.revoked_at)
 
 
-async def create_tenant(runtime: RuntimeDep, body: TenantCreate) -> TenantOut:
+async def create_tenant(runtime: Runtime, body: TenantCreate) -> TenantOut:
     """Create a tenant with its ledger accounts in one transaction (also used by the CLI)."""
     async with runtime.db.transaction() as session:
         tenant = await tenants.create_tenant(session, body)
@@ -65,7 +70,7 @@ async def create_tenant(runtime: RuntimeDep, body: TenantCreate) -> TenantOut:
         return _tenant_out(tenant, sorted(body.domains))
 
 
-async def create_key(runtime: RuntimeDep, tenant_id: FromPath[str], body: KeyCreate) -> KeyCreated:
+async def create_key(runtime: Runtime, tenant_id: str, body: KeyCreate) -> KeyCreated:
     async with runtime.db.transaction() as session:
         key, secret = await tenants.create_key(session, tenant_id, body)
         return KeyCreated(id=key.id, key=secret, prefix=key.prefix, name=key.name,
@@ -73,12 +78,17 @@ async def create_key(runtime: RuntimeDep, tenant_id: FromPath[str], body: KeyCre
                           created_at=key.created_at)
 
 
-async def grant_credits(runtime: RuntimeDep, tenant_id: FromPath[str], body: CreditGrant,
+async def grant_credits(runtime: Runtime, tenant_id: str, body: CreditGrant,
                         idempotency_key: str) -> GrantOut:
     """Grant credits to a tenant's wallet once per idempotency key."""
     async with runtime.db.transaction() as session:
-        await tenants.get_tenant(session, tenant_id)
-        wallet = await ledger.account_id(session, tenant_id, ledger.TENANT_WALLET)
+        tenant = await tenants.get_tenant(session, tenant_id)
+        customer_id = None
+        if body.customer_id is not None:
+            customer = await tenants.customer_for(session, tenant_id, body.customer_id,
+                                                  create=True)
+            customer_id = customer.id if customer is not None else None
+        wallet = await wallets.own_wallet(session, tenant, customer_id)
         transfer = await ledger.grant(
             session, tenant_id=tenant_id, to_account=wallet, amount_mc=body.amount,
             idempotency_key=f"grant:{tenant_id}:{idempotency_key}", reason=body.reason)

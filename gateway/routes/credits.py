@@ -7,12 +7,14 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, get
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 
-from billing import history, ledger
-from gateway.http import identify, require_scope
+from billing import history, ledger, wallets
+from gateway.http import acting_customer, identify, require_scope
 from gateway.routes.deps import RuntimeDep, page_limit
+from gateway.runtime import Runtime
 from tenants.errors import NotFound
+from tenants.models import Tenant
 
 
 class BalanceOut(msgspec.Struct):
@@ -28,7 +30,7 @@ class TransactionOut(msgspec.Struct):
     kind: str
     amount: int
     status: str
-    generation_id: FromPath[str] | None
+    generation_id: str | None
     created_at: datetime
     unit: str = "millicredit"
 
@@ -39,16 +41,17 @@ class TransactionList(msgspec.Struct):
     object: str = "list"
 
 
-async def _wallet(request: Request[Any, Any, Any], runtime: RuntimeDep) -> tuple[str, str]:
+async def caller_wallet(request: Request[Any, Any, Any], runtime: Runtime) -> tuple[str, str]:
+    """(tenant id, wallet id) of the caller: its customer wallet in `mediahub` billing mode,
+    the tenant's wallet for a tenant key. Needs the `billing` scope."""
     identity = await identify(request, runtime)
     require_scope(identity, "billing")
-    if identity.customer_id is not None or request.headers.get("x-customer-id"):
-        # Customer wallets come with the tenant billing modes of the ledger issue; until then
-        # a customer sees no wallet rather than the tenant's.
-        raise NotFound("this tenant does not keep customer wallets",
-                       code="customer_wallet_not_found")
-    async with runtime.db.session() as session:
-        account = await ledger.account_id(session, identity.tenant_id, ledger.TENANT_WALLET)
+    customer_id = await acting_customer(request, runtime, identity)
+    async with runtime.db.transaction() as session:
+        tenant = await session.get(Tenant, identity.tenant_id)
+        if tenant is None:
+            raise NotFound("no such tenant", code="tenant_not_found")
+        account = await wallets.own_wallet(session, tenant, customer_id)
     return identity.tenant_id, account
 
 
@@ -58,7 +61,7 @@ class CreditsController(Controller):
 
     @get("/balance", summary="The calling wallet's balance")
     async def balance(self, request: Request[Any, Any, Any], runtime: RuntimeDep) -> BalanceOut:
-        tenant_id, account = await _wallet(request, runtime)
+        tenant_id, account = await caller_wallet(request, runtime)
         async with runtime.db.session() as session:
             held = await ledger.balance(session, tenant_id=tenant_id, account=account)
         return BalanceOut(available=held.available_mc, pending=held.pending_mc,
@@ -68,7 +71,7 @@ class CreditsController(Controller):
     async def transactions(self, request: Request[Any, Any, Any], runtime: RuntimeDep,
                            limit: FromQuery[int | None] = None,
                            cursor: FromQuery[str | None] = None) -> TransactionList:
-        tenant_id, account = await _wallet(request, runtime)
+        tenant_id, account = await caller_wallet(request, runtime)
         async with runtime.db.session() as session:
             lines, next_cursor = await history.wallet_lines(
                 session, tenant_id=tenant_id, account=account, limit=page_limit(limit),

@@ -20,6 +20,7 @@ from gateway.generations.schemas import (
 )
 from gateway.http import acting_customer, identify, require_scope
 from gateway.routes.deps import RuntimeDep, page_limit
+from gateway.runtime import Runtime
 from tenants.errors import InvalidRequest
 
 _WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+)")
@@ -30,7 +31,7 @@ IdempotencyKey = Annotated[
 ]
 
 
-async def _caller(request: Request[Any, Any, Any], runtime: RuntimeDep,
+async def _caller(request: Request[Any, Any, Any], runtime: Runtime,
                   scope: str) -> service.Caller:
     identity = await identify(request, runtime)
     require_scope(identity, scope)
