@@ -122,18 +122,32 @@ def _insert_ignoring_conflicts(session: AsyncSession, table: Any) -> Any:
 
 
 async def customer_wallet(session: AsyncSession, tenant_id: str, customer_id: str) -> str:
-    """The customer's retail wallet, opened on first use (safely under concurrency)."""
+    """The customer's retail wallet, opened on first use (safely under concurrency).
+
+    A wallet this session opened is not cached: its transaction may still roll it back (a
+    first generation refused by the empty wallet does), and a cached id of a row that never
+    committed would break every later use of the wallet in this process.
+    """
     code = customer_code(customer_id)
     if (tenant_id, code) in _ids:
         return _ids[(tenant_id, code)]
-    await session.execute(
+    opened: set[str] = session.info.setdefault("opened_customer_wallets", set())
+    new = await session.scalar(
         _insert_ignoring_conflicts(session, Account)
         .values(id=new_id("acc"), tenant_id=tenant_id, code=code, no_overdraft=True,
                 system=False, debits_posted=0, credits_posted=0, debits_pending=0,
                 credits_pending=0, created_at=utcnow())
         .on_conflict_do_nothing()
+        .returning(Account.id)
     )
-    return await account_id(session, tenant_id, code)
+    if new is not None:
+        opened.add(new)
+        return str(new)
+    found = await session.scalar(
+        select(Account.id).where(Account.tenant_id == tenant_id, Account.code == code))
+    if found is None or found in opened:  # opened earlier by this session: maybe uncommitted
+        return str(found)
+    return await account_id(session, tenant_id, code)  # committed by another: cached
 
 
 async def _is_system(session: AsyncSession, account: str) -> bool:

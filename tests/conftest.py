@@ -13,7 +13,7 @@ import os
 import secrets
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,15 @@ from gateway.app import create_app
 from gateway.migrate import upgrade
 from gateway.runtime import Runtime
 from gateway.settings import Settings
+from plugins.base import (
+    Credentials,
+    Provider,
+    ProviderError,
+    ProviderOutput,
+    ProviderRequest,
+    ProviderResult,
+)
+from plugins.hookspecs import hookimpl
 from plugins.host import build_plugin_host
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
@@ -243,3 +252,48 @@ async def bucket(moto_endpoint: str) -> str:
     async with session.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1") as s3:
         await s3.create_bucket(Bucket=name)
     return name
+
+
+class Gate(Provider):
+    """A provider that waits for the test to open a gate, so a job can be caught mid-flight."""
+
+    name = "gate"
+    media_types = frozenset({"image"})
+    operations = frozenset({"text_to_image"})
+    needs_api_key = False
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+        self.fail_with: ProviderError | None = None
+
+    def estimate_cost(self, request: ProviderRequest) -> int:
+        return 10_000
+
+    async def generate(self, request: ProviderRequest, credentials: Credentials,
+                       client: httpx.AsyncClient) -> ProviderResult:
+        self.entered.set()
+        await self.release.wait()
+        if self.fail_with is not None:
+            raise self.fail_with
+        return ProviderResult(outputs=[ProviderOutput(data=b"x", content_type="image/png")],
+                              cost_usd_micros=4_000)
+
+
+class GatePlugin:
+    def __init__(self, provider: Gate) -> None:
+        self.provider = provider
+
+    @hookimpl
+    def register_providers(self, register: Callable[[Provider], None]) -> None:
+        register(self.provider)
+
+
+@pytest.fixture
+async def gated(settings: Settings) -> AsyncIterator[tuple[Gateway, Gate]]:
+    gate = Gate()
+    async with running_gateway(settings, extra=[GatePlugin(gate)]) as gw:
+        try:
+            yield gw, gate
+        finally:
+            gate.release.set()

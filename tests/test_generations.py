@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import time
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -17,18 +16,11 @@ from sqlalchemy import func, select
 from billing import ledger
 from billing.models import Transfer
 from gateway.generations.models import Generation
-from gateway.settings import Settings
 from gateway.storage import sign_media
 from plugins.base import (
-    Credentials,
-    Provider,
     ProviderError,
-    ProviderOutput,
-    ProviderRequest,
-    ProviderResult,
 )
-from plugins.hookspecs import hookimpl
-from tests.conftest import SECRET_KEY, Gateway, running_gateway
+from tests.conftest import SECRET_KEY, Gate, Gateway
 
 IMAGE = {"type": "image", "prompt": "a lighthouse at dusk", "params": {"size": "256x128"}}
 
@@ -181,51 +173,6 @@ async def test_cancel_of_a_finished_generation_is_409(gateway: Gateway) -> None:
                                   headers=tenant.auth)
     assert r.status_code == 409
     assert r.json()["error"]["type"] == "conflict_error"
-
-
-class Gate(Provider):
-    """A provider that waits for the test to open a gate, so a job can be caught mid-flight."""
-
-    name = "gate"
-    media_types = frozenset({"image"})
-    operations = frozenset({"text_to_image"})
-    needs_api_key = False
-
-    def __init__(self) -> None:
-        self.entered = asyncio.Event()
-        self.release = asyncio.Event()
-        self.fail_with: ProviderError | None = None
-
-    def estimate_cost(self, request: ProviderRequest) -> int:
-        return 10_000
-
-    async def generate(self, request: ProviderRequest, credentials: Credentials,
-                       client: httpx.AsyncClient) -> ProviderResult:
-        self.entered.set()
-        await self.release.wait()
-        if self.fail_with is not None:
-            raise self.fail_with
-        return ProviderResult(outputs=[ProviderOutput(data=b"x", content_type="image/png")],
-                              cost_usd_micros=4_000)
-
-
-class GatePlugin:
-    def __init__(self, provider: Gate) -> None:
-        self.provider = provider
-
-    @hookimpl
-    def register_providers(self, register: Callable[[Provider], None]) -> None:
-        register(self.provider)
-
-
-@pytest.fixture
-async def gated(settings: Settings) -> AsyncIterator[tuple[Gateway, Gate]]:
-    gate = Gate()
-    async with running_gateway(settings, extra=[GatePlugin(gate)]) as gw:
-        try:
-            yield gw, gate
-        finally:
-            gate.release.set()
 
 
 async def test_cancel_while_running_voids_the_reservation(

@@ -27,9 +27,10 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import ledger
-from billing.ledger import AlreadyResolved, Balance
+from billing.ledger import AlreadyResolved, Balance, Totals
 from billing.models import PENDING, POST_PENDING, SINGLE, VOID_PENDING, Account, Transfer
 from tenants.db import Database, new_id, utcnow
 from tenants.errors import Conflict, InsufficientCredits
@@ -48,7 +49,8 @@ class Books:
     tenant_id: str
     wallet: str
     funding: str
-    revenue: str
+    revenue: str  # the platform's revenue, which reservations pay by default
+    accounts: dict[str, str]  # code -> id, system accounts included
 
 
 def new_key(label: str) -> str:
@@ -67,7 +69,8 @@ async def open_books(db: Database) -> Books:
         tenant = await create_tenant(session, TenantCreate(name=f"Ledger {slug}", slug=slug))
         ids = await ledger.open_tenant_accounts(session, tenant.id)
     return Books(tenant_id=tenant.id, wallet=ids[ledger.TENANT_WALLET],
-                 funding=ids[ledger.FUNDING], revenue=ids[ledger.REVENUE])
+                 funding=ids[ledger.FUNDING], revenue=ids[ledger.PLATFORM_REVENUE],
+                 accounts=dict(ids))
 
 
 async def grant(db: Database, books: Books, amount: int, key: str,
@@ -110,22 +113,32 @@ async def resolutions_of(db: Database, pending_id: str) -> list[Transfer]:
             select(Transfer).where(Transfer.pending_id == pending_id)))
 
 
+def totals_from(transfers: list[Transfer], account: str) -> Totals:
+    """An account's four counters, summed here from the transfers that name it."""
+    resolved = {t.pending_id for t in transfers if t.pending_id is not None}
+    posted = [t for t in transfers if t.phase in (SINGLE, POST_PENDING)]
+    held = [t for t in transfers if t.phase == PENDING and t.id not in resolved]
+    return Totals(
+        debits_posted=sum(t.amount_mc for t in posted if t.debit_account_id == account),
+        credits_posted=sum(t.amount_mc for t in posted if t.credit_account_id == account),
+        debits_pending=sum(t.amount_mc for t in held if t.debit_account_id == account),
+        credits_pending=sum(t.amount_mc for t in held if t.credit_account_id == account),
+    )
+
+
 async def check_books(db: Database, books: Books) -> list[Transfer]:
-    """Assert the ledger's invariants from the rows alone; returns the tenant's transfers."""
+    """Assert the ledger's invariants for one tenant; returns the tenant's transfers."""
     async with db.session() as session:
-        accounts = {a.id: a for a in await session.scalars(
+        accounts = {a.code: a for a in await session.scalars(
             select(Account).where(Account.tenant_id == books.tenant_id))}
         transfers = list(await session.scalars(
             select(Transfer).where(Transfer.tenant_id == books.tenant_id)))
-    assert set(accounts) == {books.wallet, books.funding, books.revenue}
-
-    # Double entry: posted money is conserved, and every pending debit has its pending credit.
-    assert sum(a.credits_posted - a.debits_posted for a in accounts.values()) == 0
-    assert (sum(a.credits_pending for a in accounts.values())
-            == sum(a.debits_pending for a in accounts.values()))
-    for a in accounts.values():
-        if a.no_overdraft:
-            assert a.debits_posted + a.debits_pending <= a.credits_posted, a.code
+        totals = await ledger.balances(session, books.tenant_id)  # the ledger's own view
+    assert books.accounts.items() <= {code: a.id for code, a in accounts.items()}.items()
+    assert all(code.startswith("customer:") for code in set(accounts) - set(books.accounts))
+    assert set(totals) == set(accounts)
+    ids = {a.id for a in accounts.values()}
+    assert all({t.debit_account_id, t.credit_account_id} <= ids for t in transfers)
 
     # Each reservation is resolved at most once, only by a resolution naming it.
     pendings = {t.id: t for t in transfers if t.phase == PENDING}
@@ -135,21 +148,34 @@ async def check_books(db: Database, books: Books) -> list[Transfer]:
     assert all(n == 1 for n in per_pending.values()), per_pending
     assert set(per_pending) <= set(pendings)
     for t in resolutions:
-        assert t.amount_mc <= pendings[t.pending_id].amount_mc  # type: ignore[index]
+        held = pendings[t.pending_id]  # type: ignore[index]
+        assert (t.debit_account_id, t.credit_account_id) == (
+            held.debit_account_id, held.credit_account_id)
+        assert t.amount_mc <= held.amount_mc
         assert t.phase == POST_PENDING or t.amount_mc == 0
 
-    # The account columns are exactly the sum of the transfers behind them.
-    unresolved = [t for t in pendings.values() if t.id not in per_pending]
-    wallet, funding, revenue = (accounts[books.wallet], accounts[books.funding],
-                                accounts[books.revenue])
-    assert all(t.debit_account_id == books.wallet for t in pendings.values())
-    assert wallet.debits_pending == sum(t.amount_mc for t in unresolved)
-    assert revenue.credits_pending == sum(t.amount_mc for t in unresolved)
-    posted = sum(t.amount_mc for t in resolutions if t.phase == POST_PENDING)
-    assert wallet.debits_posted == posted == revenue.credits_posted
-    granted = sum(t.amount_mc for t in transfers if t.phase == SINGLE)
-    assert wallet.credits_posted == granted == funding.debits_posted
-    assert funding.credits_posted == funding.debits_pending == funding.credits_pending == 0
+    # Every account's counters (kept on a wallet's row, derived for a system account) are the
+    # sums of the transfers behind it; a wallet's reserved money is its open reservations.
+    for code, account in accounts.items():
+        assert totals[code] == totals_from(transfers, account.id), code
+        stored = Totals(account.debits_posted, account.credits_posted,
+                        account.debits_pending, account.credits_pending)
+        assert stored == (Totals(0, 0, 0, 0) if account.system else totals[code]), code
+    for account in accounts.values():
+        if not account.system:
+            assert account.debits_pending == sum(
+                t.amount_mc for t in pendings.values()
+                if t.id not in per_pending and t.debit_account_id == account.id)
+
+    # Double entry: posted money is conserved, and every pending debit has its pending credit.
+    assert sum(t.credits_posted - t.debits_posted for t in totals.values()) == 0
+    assert (sum(t.credits_pending for t in totals.values())
+            == sum(t.debits_pending for t in totals.values()))
+    # No wallet is overdrawn, counting what it has reserved.
+    for code, account in accounts.items():
+        assert account.no_overdraft == (not account.system)
+        if account.no_overdraft:
+            assert account.debits_posted + account.debits_pending <= account.credits_posted, code
     return transfers
 
 
@@ -265,12 +291,13 @@ def ledger_machine(runner: asyncio.Runner, db: Database) -> type[RuleBasedStateM
 
         def try_reserve(self, key: str, amount: int, timeout_at: datetime) -> bool:
             if amount > self.available:
-                refused, seen = self.run(self.refused_reserve(key, amount, timeout_at))
-                assert refused.extra == {
+                # Refused, and (the caller's transaction rolling back) nothing changed: the
+                # balance and the transfers are checked against the model after this step.
+                with pytest.raises(InsufficientCredits) as caught:
+                    self.run(reserve(db, self.books, amount, key, timeout_at))
+                assert caught.value.extra == {
                     "required": amount, "available": self.available,
                     "shortfall": amount - self.available, "unit": "millicredit"}
-                # Nothing changed, seen inside the very transaction that is then committed.
-                assert seen == self.expect()
                 return False
             t = self.run(reserve(db, self.books, amount, key, timeout_at))
             assert (t.phase, t.amount_mc, t.debit_account_id, t.credit_account_id) == (
@@ -278,18 +305,6 @@ def ledger_machine(runner: asyncio.Runner, db: Database) -> type[RuleBasedStateM
             self.reservations[t.id] = Reservation(t.id, key, amount, timeout_at)
             self.transfers += 1
             return True
-
-        async def refused_reserve(self, key: str, amount: int,
-                                  timeout_at: datetime) -> tuple[InsufficientCredits, Balance]:
-            async with db.transaction() as session:
-                with pytest.raises(InsufficientCredits) as caught:
-                    await ledger.reserve(session, tenant_id=self.books.tenant_id,
-                                         from_account=self.books.wallet, amount_mc=amount,
-                                         idempotency_key=key, timeout_at=timeout_at,
-                                         generation_id=None)
-                seen = await ledger.balance(session, tenant_id=self.books.tenant_id,
-                                            account=self.books.wallet)
-            return caught.value, seen
 
         # Repeats of a used key: the same fields give the first transfer and move nothing, even
         # when the reservation has ended since or would no longer be affordable.
@@ -633,14 +648,51 @@ async def test_concurrent_repeats_of_one_key_move_money_once(database_url: str) 
         transfers = await check_books(db, books)
         pendings = [t for t in transfers if t.phase == PENDING]
         assert len(pendings) == 1
-        for result in results:
-            # A repeat that overlaps the first is told the key is in use; nothing of it stays.
-            if isinstance(result, Conflict):
-                assert result.code == "idempotency_key_in_use"
-            else:
-                assert isinstance(result, Transfer), result
-                assert result.id == pendings[0].id
+        # Every twin waited for the first on the unique key and got its transfer.
+        assert [r.id if isinstance(r, Transfer) else r for r in results] == (
+            [pendings[0].id] * racers)
         assert await wallet_balance(db, books) == Balance(
             available_mc=99_000, pending_mc=1_000, posted_mc=100_000)
+    finally:
+        await db.dispose()
+
+
+# --- customer wallets ----------------------------------------------------------------------
+
+
+async def test_a_customer_wallet_rolled_back_on_first_use_opens_again(database_url: str) -> None:
+    # A customer's first generation, refused because the new wallet is empty, rolls back the
+    # transaction that opened the wallet; the process must not keep believing in that row.
+    db = Database(database_url)
+    try:
+        books = await open_books(db)
+        customer = new_id("cus")
+
+        async def reserve_retail(wallet: str, session: AsyncSession) -> Transfer:
+            return await ledger.reserve(
+                session, tenant_id=books.tenant_id, from_account=wallet, amount_mc=1_000,
+                idempotency_key=new_key("retail"), timeout_at=utcnow() + FAR_FUTURE,
+                generation_id=None, to_code=ledger.TENANT_REVENUE)
+
+        async def first_generation() -> None:
+            async with db.transaction() as session:
+                wallet = await ledger.customer_wallet(session, books.tenant_id, customer)
+                await reserve_retail(wallet, session)
+
+        with pytest.raises(InsufficientCredits):
+            await first_generation()
+        async with db.transaction() as session:  # a top-up
+            wallet = await ledger.customer_wallet(session, books.tenant_id, customer)
+            await ledger.grant(session, tenant_id=books.tenant_id, to_account=wallet,
+                               amount_mc=5_000, idempotency_key=new_key("top-up"),
+                               reason="test")
+        async with db.transaction() as session:
+            assert await ledger.customer_wallet(session, books.tenant_id, customer) == wallet
+            await reserve_retail(wallet, session)
+        async with db.session() as session:
+            assert await ledger.balance(session, tenant_id=books.tenant_id,
+                                        account=wallet) == Balance(
+                available_mc=4_000, pending_mc=1_000, posted_mc=5_000)
+        await check_books(db, books)
     finally:
         await db.dispose()
