@@ -295,17 +295,18 @@ async def apply_refund(session: AsyncSession, charge: ChargeObject) -> EventResu
         purchase = await session.scalar(
             select(Purchase).where(Purchase.payment_intent == charge.payment_intent)
             .with_for_update())
+    purchase_id = (charge.metadata or {}).get("purchase_id")
+    if purchase is None and purchase_id:
+        # Set through `payment_intent_data.metadata`: finds a purchase whose completion
+        # has not been seen yet (Stripe does not order its events).
+        purchase = await session.scalar(
+            select(Purchase).where(Purchase.id == purchase_id).with_for_update())
     if purchase is None:
-        purchase_id = (charge.metadata or {}).get("purchase_id")
-        pending = (await session.scalar(select(Purchase).where(Purchase.id == purchase_id))
-                   if purchase_id else None)
-        if pending is not None and pending.status in (OPEN, FAILED, EXPIRED):
-            raise PurchaseNotCompleted(
-                "this refund is for a purchase whose payment has not been recorded yet; "
-                "deliver it again later")
-        return EventResult("ignored")
+        return EventResult("ignored")  # a charge that is not a credit purchase
     if purchase.status not in COMPLETED:
-        raise PurchaseNotCompleted("the purchase refunded is not completed yet")
+        raise PurchaseNotCompleted(
+            "this refund is for a purchase whose payment has not been recorded yet; "
+            "deliver it again later")
     refunded_cents = min(charge.amount_refunded, purchase.price_cents)
     if refunded_cents <= purchase.refunded_cents:
         return EventResult("duplicate", purchase.id)  # an older or repeated refund state

@@ -23,6 +23,7 @@ from gateway.routes.generations import GenerationController, ProviderController
 from gateway.routes.health import HealthController
 from gateway.routes.media import MediaController
 from gateway.routes.portal import portal_home
+from gateway.routes.purchases import PurchaseController, StripeWebhookController
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.worker import sweep_forever
@@ -59,7 +60,8 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
             await owned.close()
 
     handlers: list[Any] = [AdminController, GenerationController, ProviderController,
-                           CreditsController, HealthController, MediaController, portal_home]
+                           CreditsController, PurchaseController, StripeWebhookController,
+                           HealthController, MediaController, portal_home]
     app = Litestar(
         route_handlers=handlers,
         dependencies={"runtime": Provide(provide_runtime)},

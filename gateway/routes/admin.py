@@ -13,6 +13,13 @@ from litestar.params import FromPath, FromQuery, HeaderParameter
 from billing import ledger, wallets
 from gateway.http import check_admin, key_cache
 from gateway.routes.deps import RuntimeDep, page_limit
+from gateway.routes.purchases import (
+    PackageCreate,
+    PackageList,
+    PackageOut,
+    create_package,
+    list_packages,
+)
 from gateway.runtime import Runtime
 from tenants import service as tenants
 from tenants.errors import InvalidRequest
@@ -177,3 +184,16 @@ class AdminController(Controller):
                                  code="idempotency_key_required", param="Idempotency-Key")
         return Response(await grant_credits(runtime, tenant_id, data, idempotency_key),
                         status_code=201)
+
+    @post("/tenants/{tenant_id:str}/packages", status_code=201,
+          summary="Add a credit package to a tenant's offer")
+    async def create_package(self, runtime: RuntimeDep, tenant_id: FromPath[str],
+                             data: PackageCreate) -> PackageOut:
+        return await create_package(runtime, tenant_id, data)
+
+    @get("/tenants/{tenant_id:str}/packages", summary="List a tenant's credit packages")
+    async def list_packages(self, runtime: RuntimeDep, tenant_id: FromPath[str],
+                            limit: FromQuery[int | None] = None,
+                            cursor: FromQuery[str | None] = None) -> PackageList:
+        return await list_packages(runtime, tenant_id, active_only=False, limit=limit,
+                                   cursor=cursor)
