@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from gateway.providers import ProviderStates
 from gateway.queue import InProcessQueue, JobQueue, SaqQueue
 from gateway.settings import Settings
 from gateway.storage import Storage, storage_from_url
@@ -51,6 +52,8 @@ class Runtime:
     http: httpx.AsyncClient
     queue: JobQueue | None = None
     completions: Completions = field(default_factory=Completions)
+    #: Routing statistics, breakers and health of every provider (gateway/providers.py).
+    routing: ProviderStates = field(default_factory=ProviderStates)
 
     @classmethod
     async def start(cls, settings: Settings, *, plugins: PluginHost | None = None,

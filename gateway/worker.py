@@ -9,6 +9,7 @@ import logging
 import signal
 
 from gateway.generations.pipeline import run_generation, sweep_expired_reservations
+from gateway.providers import HEALTH_INTERVAL_S, health_check_all
 from gateway.queue import SaqQueue, build_workers, stop_workers
 from gateway.runtime import Runtime
 from gateway.settings import Settings
@@ -19,14 +20,25 @@ SWEEP_INTERVAL_S = 30.0
 SHUTDOWN_GRACE_S = 60.0
 
 
-async def sweep_forever(runtime: Runtime, interval_s: float = SWEEP_INTERVAL_S) -> None:
-    """Void expired reservations every `interval_s`; runs until cancelled."""
+async def sweep_forever(runtime: Runtime, interval_s: float = SWEEP_INTERVAL_S,
+                        health_interval_s: float = HEALTH_INTERVAL_S) -> None:
+    """Void expired reservations every `interval_s`, and check the providers' health every
+    `health_interval_s` (skipping ones another process checked within half of it); runs
+    until cancelled."""
+    loop = asyncio.get_running_loop()
+    last_health: float | None = None
     while True:
         await asyncio.sleep(interval_s)
         try:
             await sweep_expired_reservations(runtime)
         except Exception:
             log.exception("reservation sweep failed")
+        if last_health is None or loop.time() - last_health >= health_interval_s:
+            last_health = loop.time()
+            try:
+                await health_check_all(runtime, min_age_s=health_interval_s / 2)
+            except Exception:
+                log.exception("provider health checks failed")
 
 
 async def run_worker(settings: Settings, media_types: list[str]) -> None:

@@ -13,7 +13,9 @@ from plugins import hookspecs
 from plugins.base import Provider
 
 ENTRY_POINT_GROUP = "mediahub"
-BUILTIN_PLUGINS: tuple[str, ...] = ("plugins.local_image",)
+BUILTIN_PLUGINS: tuple[str, ...] = ("plugins.local_image", "plugins.local_speech",
+                                     "plugins.local_design", "plugins.local_video",
+                                     "plugins.local_3d")
 
 
 class DuplicateProvider(Exception):

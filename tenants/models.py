@@ -28,6 +28,9 @@ class Tenant(Base):
     billing_mode: Mapped[str] = mapped_column(String(16), default="self")
     # `credits.low` is raised when a wallet's available balance falls below this.
     low_balance_threshold_mc: Mapped[int] = mapped_column(BigInteger, default=0)
+    # How generations are routed among providers (`tenants.schemas.TenantRouting`);
+    # empty means the default, `balanced`.
+    routing: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

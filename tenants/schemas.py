@@ -32,6 +32,58 @@ class TenantPricing(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     min_charge_mc: Millicredits = 0
 
 
+RoutingStrategy = Literal["cheapest", "fastest", "balanced", "pinned"]
+ProviderName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+Weight = Annotated[int, msgspec.Meta(ge=0, le=1000)]
+
+
+class RoutingWeights(msgspec.Struct, forbid_unknown_fields=True):
+    """Relative weights of the `balanced` score (normalised by their sum)."""
+
+    cost: Weight = 35
+    speed: Weight = 25
+    load: Weight = 20
+    availability: Weight = 20
+
+    def __post_init__(self) -> None:
+        if self.cost + self.speed + self.load + self.availability == 0:
+            raise ValueError("at least one weight must be above 0")
+
+
+class TenantRouting(msgspec.Struct, forbid_unknown_fields=True):
+    """How a tenant's generations pick a provider (plugins/routing.py has the scores).
+
+    `cheapest`, `fastest`, `balanced` (default; `weights` tune it) or `pinned`: the providers
+    named in `order` first, in that order, then (`include_others`, default true) every other
+    capable provider ranked as `balanced`, or (false) none. `order` is only for `pinned`.
+    A request's own `provider` always wins over this.
+    """
+
+    strategy: RoutingStrategy = "balanced"
+    order: Annotated[list[ProviderName], msgspec.Meta(max_length=32)] = msgspec.field(
+        default_factory=list)
+    include_others: bool = True
+    weights: RoutingWeights | None = None
+
+    def __post_init__(self) -> None:
+        if self.strategy == "pinned" and not self.order:
+            raise ValueError("the pinned strategy needs a non-empty `order`")
+        if self.strategy != "pinned" and self.order:
+            raise ValueError("`order` is only used by the pinned strategy")
+        if len(set(self.order)) != len(self.order):
+            raise ValueError("`order` names a provider twice")
+        if self.weights is not None and self.strategy != "balanced":
+            raise ValueError("`weights` are only used by the balanced strategy")
+
+
+def routing_of(stored: dict[str, Any] | None) -> TenantRouting:
+    """A tenant's stored routing as a struct; empty or unreadable gives the default."""
+    try:
+        return msgspec.convert(stored or {}, TenantRouting)
+    except msgspec.ValidationError:
+        return TenantRouting()
+
+
 class TenantCreate(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
     slug: Slug
@@ -41,6 +93,7 @@ class TenantCreate(msgspec.Struct, forbid_unknown_fields=True):
     rate_limits: dict[str, Any] = msgspec.field(default_factory=dict)
     billing_mode: BillingMode = "self"
     low_balance_threshold_mc: Millicredits = 0
+    routing: TenantRouting = msgspec.field(default_factory=TenantRouting)
 
 
 class TenantUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -51,6 +104,7 @@ class TenantUpdate(msgspec.Struct, forbid_unknown_fields=True):
     rate_limits: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
     billing_mode: BillingMode | msgspec.UnsetType = msgspec.UNSET
     low_balance_threshold_mc: Millicredits | msgspec.UnsetType = msgspec.UNSET
+    routing: TenantRouting | msgspec.UnsetType = msgspec.UNSET
 
 
 class TenantOut(msgspec.Struct):
@@ -64,6 +118,7 @@ class TenantOut(msgspec.Struct):
     billing_mode: str
     low_balance_threshold_mc: int
     created_at: datetime
+    routing: dict[str, Any] = msgspec.field(default_factory=dict)
     object: str = "tenant"
 
 

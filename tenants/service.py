@@ -52,7 +52,8 @@ async def create_tenant(session: AsyncSession, body: TenantCreate) -> Tenant:
     tenant = Tenant(id=new_id("ten"), name=body.name, slug=body.slug, branding=body.branding,
                     pricing=msgspec.to_builtins(body.pricing), rate_limits=body.rate_limits,
                     billing_mode=body.billing_mode,
-                    low_balance_threshold_mc=body.low_balance_threshold_mc)
+                    low_balance_threshold_mc=body.low_balance_threshold_mc,
+                    routing=msgspec.to_builtins(body.routing))
     try:
         async with session.begin_nested():
             session.add(tenant)
@@ -92,7 +93,7 @@ async def list_tenants(session: AsyncSession, *, limit: int,
 async def update_tenant(session: AsyncSession, tenant_id: str, body: TenantUpdate) -> Tenant:
     tenant = await get_tenant(session, tenant_id)
     for field in ("name", "branding", "pricing", "rate_limits", "billing_mode",
-                  "low_balance_threshold_mc"):
+                  "low_balance_threshold_mc", "routing"):
         value = getattr(body, field)
         if value is not msgspec.UNSET:
             setattr(tenant, field, msgspec.to_builtins(value))

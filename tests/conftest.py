@@ -33,6 +33,7 @@ from gateway.runtime import Runtime
 from gateway.settings import Settings
 from plugins.base import (
     Credentials,
+    Health,
     Provider,
     ProviderError,
     ProviderOutput,
@@ -297,3 +298,66 @@ async def gated(settings: Settings) -> AsyncIterator[tuple[Gateway, Gate]]:
             yield gw, gate
         finally:
             gate.release.set()
+
+
+class Scripted(Provider):
+    """A provider whose calls follow a script: each call takes the next entry of `script`
+    (an exception to raise, or `"hang"` to wait until cancelled); an empty script succeeds.
+
+    Make one with `scripted(name, ...)`: each gets its own subclass, since `name` and the
+    capabilities are class attributes.
+    """
+
+    name = "scripted"
+    media_types = frozenset({"image"})
+    operations = frozenset({"text_to_image"})
+    needs_api_key = False
+    cost_usd_micros = 10_000
+    actual_usd_micros = 4_000
+
+    def __init__(self) -> None:
+        self.script: list[BaseException | str] = []
+        self.calls = 0
+        self.health_result = Health(ok=True)
+        self.health_calls = 0
+
+    def estimate_cost(self, request: ProviderRequest) -> int:
+        return self.cost_usd_micros
+
+    async def generate(self, request: ProviderRequest, credentials: Credentials,
+                       client: httpx.AsyncClient) -> ProviderResult:
+        self.calls += 1
+        step = self.script.pop(0) if self.script else None
+        if step == "hang":
+            await asyncio.Event().wait()
+        if isinstance(step, BaseException):
+            raise step
+        return ProviderResult(outputs=[ProviderOutput(data=b"x", content_type="image/png")],
+                              cost_usd_micros=self.actual_usd_micros)
+
+    async def health(self, credentials: Credentials, client: httpx.AsyncClient) -> Health:
+        self.health_calls += 1
+        return self.health_result
+
+
+def scripted(name: str, *, cost_usd_micros: int = 10_000, actual_usd_micros: int | None = None,
+             capacity: int = 8, needs_api_key: bool = False) -> Scripted:
+    cls = type(f"Scripted_{name}", (Scripted,), {
+        "name": name, "cost_usd_micros": cost_usd_micros,
+        "actual_usd_micros": (actual_usd_micros if actual_usd_micros is not None
+                              else cost_usd_micros * 4 // 10),
+        "capacity": capacity, "needs_api_key": needs_api_key})
+    provider: Scripted = cls()
+    return provider
+
+
+class ProvidersPlugin:
+    """Registers the given provider instances (tests' own providers)."""
+
+    def __init__(self, *providers: Provider) -> None:
+        self.providers = providers
+
+    @hookimpl
+    def register_providers(self, register: Callable[[Provider], None]) -> None:
+        for provider in self.providers:
+            register(provider)

@@ -324,9 +324,9 @@ async def test_providers_are_listed(gateway: Gateway) -> None:
     assert local["operations"] == ["text_to_image"]
     assert local["local"] is True
     assert local["status"] == "available"
-    none = await gateway.client.get("/v1/providers", headers=tenant.auth,
-                                    params={"type": "model_3d"})
-    assert [p["name"] for p in none.json()["data"]] == []
+    meshes = await gateway.client.get("/v1/providers", headers=tenant.auth,
+                                      params={"type": "model_3d"})
+    assert [p["name"] for p in meshes.json()["data"]] == ["local-3d"]
 
 
 async def test_missing_scope_is_403(gateway: Gateway) -> None:

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tenants.db import Base, JSONType, Money, UTCDateTime, utcnow
@@ -51,8 +61,50 @@ class Generation(Base):
     webhook_url: Mapped[str | None] = mapped_column(Text, default=None)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
     request_hash: Mapped[str] = mapped_column(String(64))
+    #: How many times a worker claimed the row (a redelivered job counts again).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: The providers routing chose at submit time, best first: the first priced the
+    #: reservation, the rest are the failover order (a pinned provider: only itself).
+    candidates: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    #: Every provider call, in order: `{provider, outcome, error_code, latency_ms,
+    #: retry_after_s?, task_id?, at}` (API: the generation's `attempts`).
+    attempts_log: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class ProviderState(Base):
+    """What the gateway knows of one provider (seed table `media_providers`): the last health
+    check and the routing statistics of gateway/providers.py. Not tenant data.
+
+    Written by the scheduled `health_check_all` and after every provider call; each process
+    keeps its own view in memory and merges newer rows from here (last writer wins), so API
+    processes see what workers observed.
+    """
+
+    __tablename__ = "providers"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: The last health check: `healthy`, `unhealthy`, `unconfigured` or `unknown`.
+    health: Mapped[str] = mapped_column(String(16), default="unknown")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    #: Decayed EWMA of call latency, and the last health check's own latency.
+    latency_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+    check_latency_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+    #: EWMA of failures, 0..1 (not money: a float is fine).
+    error_rate: Mapped[float] = mapped_column(Float, default=0.0)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    #: `closed`, `open` or `half_open`, as of `updated_at`.
+    breaker: Mapped[str] = mapped_column(String(16), default="closed")
+    breaker_opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    #: A 429's Retry-After: routing stays away until then.
+    backoff_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    calls: Mapped[int] = mapped_column(BigInteger, default=0)
+    failures: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(64), default=None)
+    last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    latency_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    error_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -48,6 +48,20 @@ class ErrorInfo(msgspec.Struct):
     message: str
 
 
+class Attempt(msgspec.Struct, omit_defaults=True):
+    """One provider call of a generation (failover tries the next candidate).
+
+    `outcome`: `succeeded`, `failed`, `skipped` (not called: circuit open, rate limited or not
+    installed; `error_code` says which) or `running`. `retry_after_s` comes with a 429.
+    """
+
+    provider: str
+    outcome: str
+    error_code: str | None
+    latency_ms: int
+    retry_after_s: float | None = None
+
+
 class GenerationOut(msgspec.Struct):
     id: str
     type: str
@@ -62,6 +76,8 @@ class GenerationOut(msgspec.Struct):
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+    #: Every provider call, in order (empty until a worker starts it, and for cached ones).
+    attempts: list[Attempt] = msgspec.field(default_factory=list)
     object: str = "generation"
 
 
@@ -86,6 +102,9 @@ class ProviderInfo(msgspec.Struct):
     local: bool
     description: str
     pricing: dict[str, Any]
+    #: Decayed average latency of its calls (null until observed) and its recent error rate.
+    latency_ms: int | None = None
+    error_rate: float = 0.0
 
 
 class ProviderList(msgspec.Struct):

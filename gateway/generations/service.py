@@ -26,6 +26,7 @@ from gateway.generations.models import (
     Generation,
 )
 from gateway.generations.schemas import (
+    Attempt,
     Cost,
     ErrorInfo,
     Estimate,
@@ -33,17 +34,22 @@ from gateway.generations.schemas import (
     GenerationOut,
     Output,
 )
+from gateway.providers import configured
 from gateway.runtime import Runtime
 from plugins.base import DEFAULT_OPERATIONS, InvalidParams, Provider, ProviderRequest
+from plugins.routing import Weights
 from tenants.db import new_id, utcnow
 from tenants.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from tenants.models import Customer, Tenant
 from tenants.pagination import decode_cursor, encode_cursor
+from tenants.schemas import routing_of
 from tenants.service import KeyIdentity
 
 log = logging.getLogger(__name__)
 
 MAX_WAIT_S = 60
+#: At most this many providers are kept on a generation to fail over through.
+MAX_CANDIDATES = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +69,11 @@ class Caller:
 @dataclass(frozen=True, slots=True)
 class Plan:
     request: ProviderRequest
+    #: The provider that prices the reservation: the first of `candidates`.
     provider: Provider
     price: Price
+    #: Best first: the failover order the worker follows.
+    candidates: tuple[Provider, ...]
 
 
 def _prompt(body: GenerationCreate) -> str:
@@ -75,7 +84,10 @@ def _prompt(body: GenerationCreate) -> str:
     return text
 
 
-def _choose(runtime: Runtime, media_type: str, operation: str, pinned: str | None) -> Provider:
+def _capable(runtime: Runtime, media_type: str, operation: str,
+             pinned: str | None) -> list[Provider]:
+    """The providers that may serve the request: the pinned one, or every configured one
+    that can do the operation (an unconfigured provider would only fail)."""
     if pinned is not None:
         provider = runtime.plugins.get(pinned)
         if provider is None:
@@ -84,33 +96,68 @@ def _choose(runtime: Runtime, media_type: str, operation: str, pinned: str | Non
         if media_type not in provider.media_types or operation not in provider.operations:
             raise InvalidRequest(f"provider {pinned!r} cannot do {operation} for {media_type}",
                                  code="unsupported_operation", param="provider")
-        return provider
-    candidates = runtime.plugins.for_operation(media_type, operation)
-    # Routing by score arrives with the plugins issue; until then local engines come last so
-    # a configured real provider is preferred.
-    candidates.sort(key=lambda p: (p.local, p.name))
+        return [provider]
+    candidates = [p for p in runtime.plugins.for_operation(media_type, operation)
+                  if configured(runtime, p)]
     if not candidates:
         raise Unavailable(f"no provider can do {operation} for {media_type}",
                           code="no_provider")
-    return candidates[0]
+    return candidates
+
+
+def _route(runtime: Runtime, tenant: Tenant, candidates: list[Provider],
+           estimates: dict[str, int], pinned: str | None) -> list[Provider]:
+    """Rank the candidates by the tenant's strategy (a pinned request: only that provider)."""
+    if pinned is not None:
+        return runtime.routing.rank(candidates, "pinned", estimates, order=[pinned],
+                                    include_others=False)
+    config = routing_of(tenant.routing)
+    weights = None
+    if config.weights is not None:
+        weights = Weights(cost=config.weights.cost, speed=config.weights.speed,
+                          load=config.weights.load,
+                          availability=config.weights.availability)
+    return runtime.routing.rank(candidates, config.strategy, estimates, order=config.order,
+                                include_others=config.include_others, weights=weights)
 
 
 def plan(runtime: Runtime, tenant: Tenant, body: GenerationCreate,
          tier: str | None = None) -> Plan:
-    """Validate a request and price it; raises `InvalidRequest` naming the bad field."""
+    """Validate a request, route it and price it with the best provider.
+
+    Raises `InvalidRequest` naming the bad field when no capable provider accepts the
+    request, `Unavailable` when none can be called now (breakers open). A provider that
+    rejects the parameters while another accepts them is simply not a candidate.
+    """
     operation = body.operation or DEFAULT_OPERATIONS[body.type]
     request = ProviderRequest(type=body.type, operation=operation, prompt=_prompt(body),
                               params=body.params)
-    provider = _choose(runtime, body.type, operation, body.provider)
-    try:
-        provider.validate(request)
-        cost = provider.estimate_cost(request)
-    except InvalidParams as exc:
-        raise InvalidRequest(exc.message, code="invalid_parameter", param=exc.param) from exc
-    return Plan(request=request, provider=provider,
-                price=price(cost, media_type=body.type, tenant_pricing=tenant.pricing,
-                            tier=tier,
-                            platform_markup_bps=runtime.settings.platform_markup_bps))
+    estimates: dict[str, int] = {}
+    accepted: list[Provider] = []
+    rejection: InvalidParams | None = None
+    for provider in _capable(runtime, body.type, operation, body.provider):
+        try:
+            provider.validate(request)
+            estimates[provider.name] = provider.estimate_cost(request)
+        except InvalidParams as exc:
+            rejection = rejection or exc
+            continue
+        accepted.append(provider)
+    if not accepted:
+        assert rejection is not None
+        raise InvalidRequest(rejection.message, code="invalid_parameter",
+                             param=rejection.param)
+    ranked = _route(runtime, tenant, accepted, estimates, body.provider)
+    if not ranked:
+        raise Unavailable("every provider that can serve this request is failing right now; "
+                          "nothing was reserved, try again shortly",
+                          code="providers_unavailable")
+    chosen = ranked[0]
+    return Plan(request=request, provider=chosen,
+                price=price(estimates[chosen.name], media_type=body.type,
+                            tenant_pricing=tenant.pricing, tier=tier,
+                            platform_markup_bps=runtime.settings.platform_markup_bps),
+                candidates=tuple(ranked[:MAX_CANDIDATES]))
 
 
 def request_hash(body: GenerationCreate) -> str:
@@ -143,12 +190,14 @@ async def submit(runtime: Runtime, caller: Caller, body: GenerationCreate, *,
         if found is not None:
             return found
     tenant, tier = await _tenant_and_tier(runtime, caller)
+    await runtime.routing.refresh(runtime)
     chosen = plan(runtime, tenant, body, tier)
     generation = Generation(
         id=new_id("gen"), tenant_id=caller.tenant_id, customer_id=caller.customer_id,
         api_key_id=caller.key_id, type=body.type, operation=chosen.request.operation,
         prompt=chosen.request.prompt, params=body.params, provider=chosen.provider.name,
-        status=QUEUED, cost_usd_micros=chosen.price.cost_usd_micros,
+        candidates=[p.name for p in chosen.candidates], attempts_log=[], status=QUEUED,
+        cost_usd_micros=chosen.price.cost_usd_micros,
         wholesale_mc=chosen.price.wholesale_mc, retail_mc=chosen.price.retail_mc,
         estimated_mc=chosen.price.wholesale_mc, metadata_=body.metadata,
         webhook_url=body.webhook_url, idempotency_key=idempotency_key, request_hash=digest,
@@ -223,20 +272,26 @@ async def _enqueue(runtime: Runtime, generation: Generation) -> None:
 
 async def finish_failed(runtime: Runtime, tenant_id: str, generation_id: str, *, code: str,
                         message: str, from_states: tuple[str, ...] = (QUEUED, RUNNING),
-                        status: str = FAILED) -> bool:
+                        status: str = FAILED,
+                        attempts_log: list[dict[str, object]] | None = None) -> bool:
     """Move a generation to failed (or canceled) and void its reservation, in one transaction.
 
+    `attempts_log`, when given, is saved with it (the worker's record of provider calls).
     Returns False when the generation was no longer in `from_states` (someone else ended it).
     """
     now = utcnow()
+    values: dict[str, object] = {
+        "status": status,
+        "error": None if status == CANCELED else {"code": code, "message": message},
+        "completed_at": now, "updated_at": now}
+    if attempts_log is not None:
+        values["attempts_log"] = attempts_log
     async with runtime.db.transaction() as session:
         result = await session.execute(
             update(Generation)
             .where(Generation.id == generation_id, Generation.tenant_id == tenant_id,
                    Generation.status.in_(from_states))
-            .values(status=status, error=None if status == CANCELED else
-                    {"code": code, "message": message},
-                    completed_at=now, updated_at=now)
+            .values(**values)
         )
         if result.rowcount == 0:  # type: ignore[attr-defined]
             return False
@@ -327,6 +382,7 @@ async def cancel(runtime: Runtime, caller: Caller, generation_id: str) -> Genera
 async def estimate(runtime: Runtime, caller: Caller, body: GenerationCreate) -> Estimate:
     """What `submit` would reserve for `body` from the caller's wallet, reserving nothing."""
     tenant, tier = await _tenant_and_tier(runtime, caller)
+    await runtime.routing.refresh(runtime)
     chosen = plan(runtime, tenant, body, tier)
     customer_pays = caller.customer_id is not None and tenant.billing_mode == wallets.MEDIAHUB
     return Estimate(
@@ -356,4 +412,8 @@ async def render(runtime: Runtime, generation: Generation) -> GenerationOut:
         error=ErrorInfo(code=error["code"], message=error["message"]) if error else None,
         metadata=generation.metadata_, created_at=generation.created_at,
         started_at=generation.started_at, completed_at=generation.completed_at,
+        attempts=[Attempt(provider=a["provider"], outcome=a["outcome"],
+                          error_code=a.get("error_code"), latency_ms=a.get("latency_ms", 0),
+                          retry_after_s=a.get("retry_after_s"))
+                  for a in generation.attempts_log or []],
     )

@@ -12,6 +12,7 @@ from litestar.params import FromPath, FromQuery, HeaderParameter
 
 from billing import ledger, wallets
 from gateway.http import check_admin, key_cache
+from gateway.providers import ProviderStateList, health_check_all, operator_view
 from gateway.routes.deps import RuntimeDep, page_limit
 from gateway.routes.purchases import (
     PackageCreate,
@@ -22,9 +23,17 @@ from gateway.routes.purchases import (
 )
 from gateway.runtime import Runtime
 from tenants import service as tenants
-from tenants.errors import InvalidRequest
+from tenants.errors import InvalidRequest, NotFound
 from tenants.models import ApiKey, Tenant
-from tenants.schemas import KeyCreate, KeyCreated, KeyOut, TenantCreate, TenantOut, TenantUpdate
+from tenants.schemas import (
+    KeyCreate,
+    KeyCreated,
+    KeyOut,
+    TenantCreate,
+    TenantOut,
+    TenantUpdate,
+    routing_of,
+)
 
 
 class CreditGrant(msgspec.Struct, forbid_unknown_fields=True):
@@ -60,7 +69,8 @@ def _tenant_out(tenant: Tenant, domains: list[str]) -> TenantOut:
                      branding=tenant.branding, pricing=tenant.pricing,
                      rate_limits=tenant.rate_limits, billing_mode=tenant.billing_mode,
                      low_balance_threshold_mc=tenant.low_balance_threshold_mc,
-                     created_at=tenant.created_at)
+                     created_at=tenant.created_at,
+                     routing=msgspec.to_builtins(routing_of(tenant.routing)))
 
 
 def _key_out(key: ApiKey) -> KeyOut:
@@ -197,3 +207,27 @@ class AdminController(Controller):
                             cursor: FromQuery[str | None] = None) -> PackageList:
         return await list_packages(runtime, tenant_id, active_only=False, limit=limit,
                                    cursor=cursor)
+
+    @get("/providers", summary="Every provider's state: health, latency, errors, breaker")
+    async def list_providers(self, runtime: RuntimeDep) -> ProviderStateList:
+        """The routing state of every installed provider as the gateway sees it."""
+        return await operator_view(runtime)
+
+    @post("/providers/check", status_code=200, summary="Run the provider health checks now")
+    async def check_providers(self, runtime: RuntimeDep) -> ProviderStateList:
+        """Call every configured provider's health check (as the schedule does) and answer
+        the state afterwards."""
+        await health_check_all(runtime)
+        return await operator_view(runtime)
+
+    @post("/providers/{name:str}/reset", status_code=200,
+          summary="Close a provider's circuit breaker")
+    async def reset_provider(self, runtime: RuntimeDep,
+                             name: FromPath[str]) -> ProviderStateList:
+        """Close the breaker and clear any Retry-After backoff, in this process and in the
+        table (other processes pick it up on their next refresh)."""
+        provider = runtime.plugins.get(name)
+        if provider is None:
+            raise NotFound("no such provider", code="provider_not_found", param="name")
+        await runtime.routing.reset(runtime, provider)
+        return await operator_view(runtime)

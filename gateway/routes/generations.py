@@ -19,6 +19,7 @@ from gateway.generations.schemas import (
     ProviderList,
 )
 from gateway.http import acting_customer, identify, require_scope
+from gateway.providers import configured, public_metrics
 from gateway.routes.deps import RuntimeDep, page_limit
 from gateway.runtime import Runtime
 from tenants.errors import InvalidRequest
@@ -110,18 +111,26 @@ class ProviderController(Controller):
     @get("/", summary="Providers this gateway can route to")
     async def list_(self, request: Request[Any, Any, Any], runtime: RuntimeDep,
                     type: FromQuery[str | None] = None) -> ProviderList:
+        """Each provider's capabilities, prices and state.
+
+        `status`: `available`, `unconfigured` (no API key), `unhealthy` (its last health
+        check failed), `circuit_open` (failing; skipped by routing until its cool-down ends)
+        or `rate_limited` (it asked us to back off). `latency_ms` is the decayed average
+        latency of its calls (null until observed), `error_rate` its recent failure rate.
+        """
         await identify(request, runtime)
+        await runtime.routing.refresh(runtime)
         data = []
         for provider in runtime.plugins.all():
             if type is not None and type not in provider.media_types:
                 continue
-            configured = (not provider.needs_api_key
-                          or runtime.credentials(provider.name).api_key is not None)
+            latency_ms, error_rate = public_metrics(runtime, provider)
             data.append(ProviderInfo(
                 name=provider.name, types=sorted(provider.media_types),
                 operations=sorted(provider.operations),
-                status="available" if configured else "unconfigured",
+                status=runtime.routing.status(
+                    provider, is_configured=configured(runtime, provider)),
                 local=provider.local, description=provider.description,
-                pricing=provider.pricing(),
+                pricing=provider.pricing(), latency_ms=latency_ms, error_rate=error_rate,
             ))
         return ProviderList(data=data)

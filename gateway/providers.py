@@ -1,0 +1,380 @@
+"""Provider state: the routing statistics and health of every provider, kept in memory by each
+process (plugins/routing.py) and mirrored to the `providers` table.
+
+- The pipeline calls `acquire` before a provider call (it refuses while the breaker is open or a
+  429's Retry-After runs), `record` with the outcome, and `finish` when the call is over.
+- `health_check_all` (scheduled by `gateway.worker.sweep_forever`, and on demand by the
+  operator API) calls each configured provider's `health` with its credentials.
+- Every outcome and health check is written to the `providers` row (best effort: a failed
+  write is logged, never fails a generation). `refresh` merges rows newer than this process's
+  own view, so an API process that only plans generations sees what the workers observed; the
+  merge is last-writer-wins per provider. In-flight counts stay per process.
+
+Time comes from `clock` (epoch seconds; tests inject their own), call latency from `timer`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
+from sqlalchemy import select
+
+from gateway.generations.models import ProviderState
+from plugins import routing
+from plugins.base import Provider, ProviderError
+from plugins.routing import ProviderStats, RoutingConfig, Weights
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+#: How often `sweep_forever` runs the health checks, and how long one check may take.
+HEALTH_INTERVAL_S = 60.0
+HEALTH_TIMEOUT_S = 10.0
+#: How stale this process's view may be before planning re-reads the table.
+REFRESH_INTERVAL_S = 5.0
+
+Status = Literal["available", "unconfigured", "unhealthy", "circuit_open", "rate_limited"]
+
+
+def configured(runtime: Runtime, provider: Provider) -> bool:
+    """Whether the platform holds what the provider needs (an API key, unless it needs none)."""
+    return not provider.needs_api_key or runtime.credentials(provider.name).api_key is not None
+
+
+def _epoch(value: datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+def _dt(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value is not None else None
+
+
+class ProviderStates:
+    """One process's view of every provider; held by the `Runtime` as `runtime.routing`."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time,
+                 timer: Callable[[], float] = time.perf_counter,
+                 config: RoutingConfig | None = None,
+                 refresh_interval_s: float = REFRESH_INTERVAL_S) -> None:
+        self.clock = clock
+        self.timer = timer
+        self.config = config or RoutingConfig()
+        self.refresh_interval_s = refresh_interval_s
+        self._stats: dict[str, ProviderStats] = {}
+        self._refreshed_at: float | None = None
+
+    def now(self) -> float:
+        return self.clock()
+
+    def stats(self, provider: Provider | str) -> ProviderStats:
+        """The stats of a provider, created fresh on first use."""
+        name = provider if isinstance(provider, str) else provider.name
+        found = self._stats.get(name)
+        if found is None:
+            capacity = 1 if isinstance(provider, str) else max(provider.capacity, 1)
+            found = ProviderStats(capacity=capacity, breaker=routing.CircuitBreaker(
+                failure_threshold=self.config.failure_threshold,
+                cooldown_s=self.config.cooldown_s,
+                trial_timeout_s=self.config.trial_timeout_s))
+            self._stats[name] = found
+        elif not isinstance(provider, str):
+            found.capacity = max(provider.capacity, 1)
+        return found
+
+    # --- routing --------------------------------------------------------------------------
+
+    def rank(self, candidates: Sequence[Provider], strategy: str, estimates: dict[str, int], *,
+             order: Sequence[str] = (), include_others: bool = True,
+             weights: Weights | None = None) -> list[Provider]:
+        """`plugins.routing.rank` over this process's stats, now."""
+        table = {p.name: self.stats(p) for p in candidates}
+        return routing.rank(candidates, strategy, estimates, table, self.now(), order=order,
+                            include_others=include_others, weights=weights,
+                            config=self.config)
+
+    def acquire(self, provider: Provider) -> tuple[str | None, bool]:
+        """Before a call: `(None, is_trial)` when it may go ahead (now counted in flight), or
+        `(reason, False)`: `circuit_open` or `rate_limited`."""
+        stats = self.stats(provider)
+        now = self.now()
+        if stats.backing_off(now):
+            return "rate_limited", False
+        trial = stats.breaker.state(now) == routing.HALF_OPEN
+        if not stats.breaker.try_acquire(now):
+            return "circuit_open", False
+        stats.in_flight += 1
+        return None, trial
+
+    def finish(self, provider: Provider, *, trial: bool) -> None:
+        """After a call, whatever happened (also when it was cancelled)."""
+        stats = self.stats(provider)
+        stats.in_flight = max(0, stats.in_flight - 1)
+        if trial:
+            stats.breaker.release(self.now())
+
+    async def record(self, runtime: Runtime, provider: Provider, *, latency_ms: float,
+                     error: ProviderError | None) -> None:
+        """The outcome of one call, in memory and in the table.
+
+        Errors that are the provider's fault (`ProviderError.provider_fault`) count against
+        it; a content or input refusal shows that it answered, so it counts as a success for
+        the breaker, without a latency sample.
+        """
+        stats = self.stats(provider)
+        now = self.now()
+        if error is None:
+            stats.record_success(now, latency_ms, self.config)
+        elif error.provider_fault:
+            stats.record_failure(
+                now, latency_ms=latency_ms if error.code == "timeout" else None,
+                retry_after_s=error.retry_after_s, config=self.config)
+        else:
+            stats.record_success(now, None, self.config)
+        failed = error is not None and error.provider_fault
+        await self._persist(runtime, provider.name, stats, calls=1, failures=int(failed),
+                            last_error=error.code if error is not None else None)
+
+    async def reset(self, runtime: Runtime, provider: Provider) -> None:
+        """Close the breaker and forget the backoff (operator action)."""
+        stats = self.stats(provider)
+        stats.breaker.reset()
+        stats.backoff_until = None
+        stats.updated_at = self.now()
+        await self._persist(runtime, provider.name, stats)
+
+    def status(self, provider: Provider, *, is_configured: bool) -> Status:
+        if not is_configured:
+            return "unconfigured"
+        stats = self.stats(provider)
+        now = self.now()
+        if stats.breaker.state(now) == routing.OPEN:
+            return "circuit_open"
+        if stats.backing_off(now):
+            return "rate_limited"
+        if stats.healthy is False:
+            return "unhealthy"
+        return "available"
+
+    # --- the table ------------------------------------------------------------------------
+
+    async def refresh(self, runtime: Runtime, *, force: bool = False) -> None:
+        """Merge rows newer than this process's view (at most every `refresh_interval_s`)."""
+        now = self.now()
+        if (not force and self._refreshed_at is not None
+                and now - self._refreshed_at < self.refresh_interval_s):
+            return
+        self._refreshed_at = now
+        async with runtime.db.session() as session:
+            rows = list(await session.scalars(select(ProviderState)))
+        for row in rows:
+            self._merge(row)
+
+    def _merge(self, row: ProviderState) -> None:
+        stats = self.stats(row.name)
+        written = row.updated_at.timestamp()
+        # Equal times: the row is the last write (ours or a concurrent one); take it.
+        if stats.updated_at is not None and written < stats.updated_at:
+            return
+        stats.latency_ewma_ms = float(row.latency_ms) if row.latency_ms is not None else None
+        stats.latency_at = _epoch(row.latency_at)
+        stats.error_ewma = row.error_rate
+        stats.error_at = _epoch(row.error_at)
+        stats.breaker.consecutive_failures = row.consecutive_failures
+        stats.breaker.opened_at = _epoch(row.breaker_opened_at)
+        stats.backoff_until = _epoch(row.backoff_until)
+        stats.healthy = {"healthy": True, "unhealthy": False}.get(row.health)
+        stats.health_detail = row.detail
+        stats.checked_at = _epoch(row.last_checked_at)
+        stats.updated_at = written
+
+    async def _persist(self, runtime: Runtime, name: str, stats: ProviderStats, *,
+                       calls: int = 0, failures: int = 0, last_error: str | None = None,
+                       health: dict[str, Any] | None = None) -> None:
+        """Upsert the provider's row from `stats` (counters are added, not overwritten)."""
+        now = self.now()
+        stats.updated_at = stats.updated_at or now
+        values: dict[str, Any] = {
+            "latency_ms": (round(stats.latency_ewma_ms)
+                           if stats.latency_ewma_ms is not None else None),
+            "latency_at": _dt(stats.latency_at),
+            "error_rate": stats.error_ewma,
+            "error_at": _dt(stats.error_at),
+            "consecutive_failures": stats.breaker.consecutive_failures,
+            "breaker": stats.breaker.state(now),
+            "breaker_opened_at": _dt(stats.breaker.opened_at),
+            "backoff_until": _dt(stats.backoff_until),
+            "updated_at": _dt(stats.updated_at),
+        }
+        if last_error is not None:
+            values["last_error"] = last_error
+        if health is not None:
+            values.update(health)
+        if runtime.db.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            insert: Any = sqlite_insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            insert = pg_insert
+        table = ProviderState.__table__
+        statement = insert(table).values(name=name, calls=calls, failures=failures, **values)
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.name],
+            set_={**values, "calls": table.c.calls + calls,
+                  "failures": table.c.failures + failures})
+        try:
+            async with runtime.db.transaction() as session:
+                await session.execute(statement)
+        except Exception:
+            log.exception("could not save provider state", extra={"provider": name})
+
+    async def rows(self, runtime: Runtime) -> dict[str, ProviderState]:
+        async with runtime.db.session() as session:
+            return {row.name: row for row in await session.scalars(select(ProviderState))}
+
+
+async def health_check_all(runtime: Runtime, *, min_age_s: float = 0.0,
+                           only: Iterable[str] | None = None) -> dict[str, str]:
+    """Check every installed provider's health now and record it; returns name → health.
+
+    Unconfigured providers are recorded as such without a call. With `min_age_s`, providers
+    checked (by any process) more recently than that are left alone, so several processes
+    running the schedule do not multiply the calls.
+    """
+    states = runtime.routing
+    await states.refresh(runtime, force=True)
+    now = states.now()
+    wanted = set(only) if only is not None else None
+    providers = [p for p in runtime.plugins.all() if wanted is None or p.name in wanted]
+
+    async def check(provider: Provider) -> tuple[str, str] | None:
+        stats = states.stats(provider)
+        if (min_age_s > 0 and stats.checked_at is not None
+                and now - stats.checked_at < min_age_s):
+            return None
+        if not configured(runtime, provider):
+            stats.healthy = None
+            stats.health_detail = "no API key is configured"
+            stats.checked_at = now
+            stats.updated_at = now
+            await states._persist(runtime, provider.name, stats, health={
+                "health": "unconfigured", "detail": stats.health_detail,
+                "check_latency_ms": None, "last_checked_at": _dt(now)})
+            return provider.name, "unconfigured"
+        started = states.timer()
+        try:
+            result = await asyncio.wait_for(
+                provider.health(runtime.credentials(provider.name), runtime.http),
+                timeout=HEALTH_TIMEOUT_S)
+            ok, detail = result.ok, result.detail
+        except Exception as exc:
+            ok, detail = False, _describe(exc)
+        latency_ms = round((states.timer() - started) * 1000)
+        checked = states.now()
+        stats.record_health(checked, ok, detail)
+        await states._persist(runtime, provider.name, stats, health={
+            "health": "healthy" if ok else "unhealthy", "detail": detail[:1000],
+            "check_latency_ms": latency_ms, "last_checked_at": _dt(checked)})
+        return provider.name, "healthy" if ok else "unhealthy"
+
+    results = await asyncio.gather(*(check(p) for p in providers))
+    return dict(item for item in results if item is not None)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"the health check did not answer within {HEALTH_TIMEOUT_S:g} s"
+    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# --- API views ------------------------------------------------------------------------------
+
+
+class ProviderStateOut(msgspec.Struct):
+    """The operator's view of one provider (`GET /admin/v1/providers`)."""
+
+    name: str
+    types: list[str]
+    operations: list[str]
+    local: bool
+    configured: bool
+    status: str
+    health: str
+    detail: str
+    latency_ms: int | None
+    check_latency_ms: int | None
+    error_rate: float
+    consecutive_failures: int
+    breaker: str
+    breaker_opened_at: datetime | None
+    backoff_until: datetime | None
+    in_flight: int
+    capacity: int
+    calls: int
+    failures: int
+    last_error: str | None
+    last_checked_at: datetime | None
+    updated_at: datetime | None
+    object: str = "provider_state"
+
+
+class ProviderStateList(msgspec.Struct):
+    data: list[ProviderStateOut]
+    object: str = "list"
+
+
+def public_metrics(runtime: Runtime, provider: Provider) -> tuple[int | None, float]:
+    """Decayed latency (ms) and error rate of a provider, as `GET /v1/providers` shows them."""
+    states = runtime.routing
+    stats = states.stats(provider)
+    now = states.now()
+    latency = stats.latency(now, states.config.half_life_s, None)
+    return (round(latency) if latency is not None else None,
+            round(stats.error_rate(now, states.config.half_life_s), 4))
+
+
+async def operator_view(runtime: Runtime) -> ProviderStateList:
+    """Every installed provider's full state: this process's view plus the table's counters."""
+    states = runtime.routing
+    await states.refresh(runtime, force=True)
+    rows = await states.rows(runtime)
+    now = states.now()
+    data = []
+    for provider in runtime.plugins.all():
+        stats = states.stats(provider)
+        row = rows.get(provider.name)
+        is_configured = configured(runtime, provider)
+        latency_ms, error_rate = public_metrics(runtime, provider)
+        health = row.health if row is not None else "unknown"
+        data.append(ProviderStateOut(
+            name=provider.name, types=sorted(provider.media_types),
+            operations=sorted(provider.operations), local=provider.local,
+            configured=is_configured,
+            status=states.status(provider, is_configured=is_configured),
+            health=health if is_configured else "unconfigured",
+            detail=row.detail if row is not None else "",
+            latency_ms=latency_ms,
+            check_latency_ms=row.check_latency_ms if row is not None else None,
+            error_rate=error_rate,
+            consecutive_failures=stats.breaker.consecutive_failures,
+            breaker=stats.breaker.state(now),
+            breaker_opened_at=_dt(stats.breaker.opened_at),
+            backoff_until=_dt(stats.backoff_until) if stats.backing_off(now) else None,
+            in_flight=stats.in_flight, capacity=stats.capacity,
+            calls=row.calls if row is not None else 0,
+            failures=row.failures if row is not None else 0,
+            last_error=row.last_error if row is not None else None,
+            last_checked_at=row.last_checked_at if row is not None else None,
+            updated_at=row.updated_at if row is not None else None,
+        ))
+    return ProviderStateList(data=data)

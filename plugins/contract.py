@@ -1,0 +1,182 @@
+"""The provider contract as a test any provider can run, built-in or third-party.
+
+    from plugins.base import ProviderRequest
+    from plugins.contract import check_provider_contract
+
+    async def test_my_provider_keeps_the_contract() -> None:
+        request = ProviderRequest(type="audio", operation="text_to_speech", prompt="hello")
+        await check_provider_contract(MyProvider(), request)
+
+`check_provider_contract` raises `AssertionError` listing every broken rule (it does not rely
+on `assert` statements, so it also works under `python -O` and outside pytest). Only the
+provider's own methods run; pass `credentials` and an `httpx.AsyncClient` (for instance one
+with an `httpx.MockTransport`) when the provider needs a key or calls a remote API.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, get_args
+
+import httpx
+import msgspec
+
+from plugins.base import (
+    Credentials,
+    Health,
+    MediaType,
+    Provider,
+    ProviderOutput,
+    ProviderRequest,
+    ProviderResult,
+)
+
+#: The media types a provider may declare (`plugins.base.MediaType`).
+KNOWN_MEDIA_TYPES: frozenset[str] = frozenset(get_args(MediaType))
+#: The operations the API accepts; kept equal to the gateway's `Operation` literal by a test
+#: (plugins import nothing from the gateway).
+KNOWN_OPERATIONS: frozenset[str] = frozenset({
+    "text_to_image", "image_edit", "image_variation", "text_to_speech", "list_voices",
+    "voice_clone", "text_to_video", "image_to_video", "video_extend", "design_autofill",
+    "text_to_3d",
+})
+#: A provider name is what clients pin (`"provider": "..."`, at most 64 characters) and what
+#: `MEDIAHUB_<NAME>_API_KEY` is derived from.
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*", re.IGNORECASE)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _cost_problem(what: str, value: object) -> str | None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        return f"{what} must be an int of USD micros, got {value!r}"
+    if value < 0:
+        return f"{what} must not be negative, got {value!r}"
+    return None
+
+
+def class_problems(provider: Provider) -> list[str]:
+    """What is wrong with the provider's class attributes (an empty list when nothing is)."""
+    problems: list[str] = []
+    kind = type(provider).__name__
+    name = getattr(provider, "name", None)
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        problems.append(f"{kind}.name must be 1-64 of [a-z0-9_-] starting with a letter or "
+                        f"digit, got {name!r}")
+    for attribute, known in (("media_types", KNOWN_MEDIA_TYPES),
+                             ("operations", KNOWN_OPERATIONS)):
+        value = getattr(provider, attribute, None)
+        if not isinstance(value, frozenset) or not value:
+            problems.append(f"{kind}.{attribute} must be a non-empty frozenset, got {value!r}")
+            continue
+        unknown = sorted(str(v) for v in value - known)
+        if unknown:
+            problems.append(f"{kind}.{attribute} has unknown values {unknown}; "
+                            f"known: {sorted(known)}")
+    for attribute in ("local", "needs_api_key", "asynchronous"):
+        if not isinstance(getattr(provider, attribute, None), bool):
+            problems.append(f"{kind}.{attribute} must be a bool")
+    capacity = getattr(provider, "capacity", 1)
+    if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
+        problems.append(f"{kind}.capacity must be a positive int, got {capacity!r}")
+    if getattr(provider, "asynchronous", False) is True:
+        for method in ("submit", "poll"):
+            if getattr(type(provider), method, None) is getattr(Provider, method, None):
+                problems.append(f"{kind} is asynchronous but does not implement {method}()")
+    if not isinstance(getattr(provider, "description", None), str):
+        problems.append(f"{kind}.description must be a str")
+    pricing: object = provider.pricing()
+    try:
+        msgspec.json.encode(pricing)
+    except (TypeError, msgspec.EncodeError) as exc:
+        problems.append(f"{kind}.pricing() must be JSON-encodable ({exc})")
+    if not isinstance(pricing, dict):
+        problems.append(f"{kind}.pricing() must return a dict, got {type(pricing).__name__}")
+    return problems
+
+
+def _output_problems(index: int, output: object) -> list[str]:
+    where = f"generate().outputs[{index}]"
+    if not isinstance(output, ProviderOutput):
+        return [f"{where} must be a ProviderOutput, got {type(output).__name__}"]
+    problems: list[str] = []
+    if not isinstance(output.data, bytes) or not output.data:
+        problems.append(f"{where}.data must be non-empty bytes")
+    if not isinstance(output.content_type, str) or not _MIME.fullmatch(output.content_type):
+        problems.append(f"{where}.content_type must be a MIME type like 'image/png', "
+                        f"got {output.content_type!r}")
+    for side in ("width", "height"):
+        value = getattr(output, side)
+        if value is not None and (not _is_int(value) or value <= 0):
+            problems.append(f"{where}.{side} must be a positive int or None, got {value!r}")
+    duration = output.duration_s
+    if duration is not None and (not isinstance(duration, int | float)
+                                 or isinstance(duration, bool) or duration < 0):
+        problems.append(f"{where}.duration_s must be a non-negative number or None, "
+                        f"got {duration!r}")
+    return problems
+
+
+def result_problems(result: object, estimate: int | None = None) -> list[str]:
+    """What is wrong with what `generate` returned (an empty list when nothing is)."""
+    if not isinstance(result, ProviderResult):
+        return [f"generate() must return a ProviderResult, got {type(result).__name__}"]
+    problems: list[str] = []
+    if not isinstance(result.outputs, list) or not result.outputs:
+        problems.append("generate() must return at least one output")
+    else:
+        for index, output in enumerate(result.outputs):
+            problems.extend(_output_problems(index, output))
+    cost = _cost_problem("generate().cost_usd_micros", result.cost_usd_micros)
+    if cost is not None:
+        problems.append(cost)
+    elif estimate is not None and result.cost_usd_micros > estimate:
+        problems.append(f"generate().cost_usd_micros ({result.cost_usd_micros}) must not exceed "
+                        f"estimate_cost() ({estimate}): the estimate is an upper bound")
+    return problems
+
+
+async def check_provider_contract(provider: Provider, request: ProviderRequest, *,
+                                  credentials: Credentials | None = None,
+                                  client: httpx.AsyncClient | None = None) -> ProviderResult:
+    """Check `provider` against the contract with one `request` it should serve.
+
+    Checks the class attributes, then `validate`, `estimate_cost`, `generate` and `health`
+    once each. Raises `AssertionError` listing every problem found; returns the
+    `ProviderResult` so the caller can check the media itself. Exceptions the provider raises
+    (a refused request, a failed call) propagate unchanged.
+    """
+    problems = class_problems(provider)
+    media_types: Any = getattr(provider, "media_types", None)
+    operations: Any = getattr(provider, "operations", None)
+    declared = all(isinstance(v, frozenset) and v for v in (media_types, operations))
+    if declared and (request.type not in media_types or request.operation not in operations):
+        problems.append(f"the sample request ({request.type}/{request.operation}) is not one "
+                        f"the provider declares it serves")
+
+    credentials = credentials if credentials is not None else Credentials()
+    own_client = client is None
+    http = client if client is not None else httpx.AsyncClient()
+    try:
+        provider.validate(request)
+        estimate = provider.estimate_cost(request)
+        estimate_problem = _cost_problem("estimate_cost()", estimate)
+        if estimate_problem is not None:
+            problems.append(estimate_problem)
+        result = await provider.generate(request, credentials, http)
+        problems.extend(result_problems(result, estimate if estimate_problem is None else None))
+        health = await provider.health(credentials, http)
+        if not isinstance(health, Health) or not isinstance(health.ok, bool):
+            problems.append(f"health() must return a Health, got {health!r}")
+    finally:
+        if own_client:
+            await http.aclose()
+
+    if problems:
+        name = getattr(provider, "name", type(provider).__name__)
+        raise AssertionError(f"provider {name!r} breaks the contract:\n- "
+                             + "\n- ".join(problems))
+    return result

@@ -1,0 +1,230 @@
+"""A local design engine: fills a template's text, colour and image slots and renders it with
+Pillow to PNG or PDF, with no key and no network.
+
+It is a fixed-layout template filler, not a generative design model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import random
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import msgspec
+from PIL import Image, ImageDraw, ImageOps
+
+from plugins import _media
+from plugins.base import (
+    Credentials,
+    InvalidParams,
+    Provider,
+    ProviderOutput,
+    ProviderRequest,
+    ProviderResult,
+)
+from plugins.hookspecs import hookimpl
+
+Box = tuple[int, int, int, int]
+
+
+class Template(msgspec.Struct, frozen=True, kw_only=True):
+    width: int
+    height: int
+    image_box: Box  # where the image slot (or, without an image, a decoration) goes
+    text_box: Box  # headline, body and call to action, top to bottom
+    headline_px: int
+    body_px: int
+    cta_px: int
+
+
+TEMPLATES: dict[str, Template] = {
+    "poster": Template(width=1080, height=1350, image_box=(0, 0, 1080, 680),
+                       text_box=(80, 740, 1000, 1270), headline_px=96, body_px=40, cta_px=40),
+    "social_square": Template(width=1080, height=1080, image_box=(0, 0, 1080, 520),
+                              text_box=(72, 572, 1008, 1008), headline_px=80, body_px=36,
+                              cta_px=36),
+    "banner": Template(width=1500, height=500, image_box=(1000, 0, 1500, 500),
+                       text_box=(60, 50, 940, 450), headline_px=72, body_px=32, cta_px=30),
+}
+DEFAULT_TEMPLATE = "poster"
+FORMATS = {"png": "image/png", "pdf": "application/pdf"}
+FIELD_LIMITS = {"headline": 200, "body": 1000, "cta": 40}
+DEFAULT_COLORS = {"background": "#101828", "accent": "#f97316", "text": "#ffffff"}
+# The compute price of this local engine (not a vendor's bill): USD micros per rendered design.
+PRICES: dict[str, int] = {"usd_micros_per_design": 3000}
+
+RGB = tuple[int, int, int]
+
+
+class Options(msgspec.Struct, frozen=True, kw_only=True):
+    seed: int
+    template: str
+    fields: dict[str, str]
+    colors: dict[str, RGB]
+    image: str | None
+    format: str
+
+
+def _fields(request: ProviderRequest) -> dict[str, str]:
+    given = request.params.get("fields", {})
+    if not isinstance(given, dict):
+        raise InvalidParams("fields must be an object with headline, body and cta",
+                            param="params.fields")
+    fields = {"headline": request.prompt.strip()[:FIELD_LIMITS["headline"]], "body": "",
+              "cta": ""}
+    for key, value in given.items():
+        param = f"params.fields.{key}"
+        if key not in FIELD_LIMITS:
+            raise InvalidParams(f"unknown text slot {key!r}; slots: "
+                                f"{', '.join(FIELD_LIMITS)}", param=param)
+        if not isinstance(value, str):
+            raise InvalidParams(f"{key} must be a string", param=param)
+        if len(value) > FIELD_LIMITS[key]:
+            raise InvalidParams(f"{key} must be at most {FIELD_LIMITS[key]} characters",
+                                param=param)
+        fields[key] = value
+    return fields
+
+
+def _colors(request: ProviderRequest) -> dict[str, RGB]:
+    given = request.params.get("colors", {})
+    if not isinstance(given, dict):
+        raise InvalidParams("colors must be an object with background, accent and text",
+                            param="params.colors")
+    for key in given:
+        if key not in DEFAULT_COLORS:
+            raise InvalidParams(f"unknown colour slot {key!r}; slots: "
+                                f"{', '.join(DEFAULT_COLORS)}", param=f"params.colors.{key}")
+    return {key: _media.parse_hex_color(given.get(key, default), f"params.colors.{key}")
+            for key, default in DEFAULT_COLORS.items()}
+
+
+def options(request: ProviderRequest) -> Options:
+    """The request's checked options; raises `InvalidParams` naming the bad parameter."""
+    params = request.params
+    template = params.get("template", DEFAULT_TEMPLATE)
+    if template not in TEMPLATES:
+        raise InvalidParams(f"template must be one of {', '.join(TEMPLATES)}",
+                            param="params.template")
+    output_format = params.get("format", "png")
+    if output_format not in FORMATS:
+        raise InvalidParams("format must be png or pdf", param="params.format")
+    image = params.get("image")
+    if image is not None:
+        _media.check_data_url_image(image, "params.image")
+    return Options(seed=_media.seed_of(params, request.prompt), template=template,
+                   fields=_fields(request), colors=_colors(request), image=image,
+                   format=output_format)
+
+
+def _on(colour: RGB) -> RGB:
+    """Black or white, whichever reads better on `colour`."""
+    r, g, b = colour
+    return (17, 17, 17) if (299 * r + 587 * g + 114 * b) // 1000 > 150 else (255, 255, 255)
+
+
+def _decoration(size: tuple[int, int], colors: dict[str, RGB], seed: int) -> Image.Image:
+    """What fills the image slot when no image was given: accent circles on a tinted panel."""
+    rng = random.Random(seed)
+    width, height = size
+    bg, accent = colors["background"], colors["accent"]
+    r, g, b = ((x + y) // 2 for x, y in zip(bg, accent, strict=True))
+    panel = Image.new("RGB", size, (r, g, b))
+    draw = ImageDraw.Draw(panel)
+    low = max(8, min(width, height) // 8)
+    for _ in range(6):
+        radius = rng.randrange(low, max(low + 1, min(width, height) // 2))
+        cx, cy = rng.randrange(width), rng.randrange(height)
+        draw.ellipse((cx - radius, cy - radius, cx + radius, cy + radius),
+                     fill=accent if rng.random() < 0.5 else bg)
+    return panel
+
+
+def render(opts: Options) -> bytes:
+    """Draw the design and return PNG or PDF bytes (CPU-bound: run it off the event loop)."""
+    template = TEMPLATES[opts.template]
+    colors = opts.colors
+    canvas = Image.new("RGB", (template.width, template.height), colors["background"])
+    draw = ImageDraw.Draw(canvas)
+
+    x0, y0, x1, y1 = template.image_box
+    if opts.image is not None:
+        picture = _media.load_data_url_image(opts.image, "params.image")
+        canvas.paste(ImageOps.fit(picture, (x1 - x0, y1 - y0)), (x0, y0))
+    else:
+        canvas.paste(_decoration((x1 - x0, y1 - y0), colors, opts.seed), (x0, y0))
+
+    tx0, ty0, tx1, ty1 = template.text_box
+    width, height = tx1 - tx0, ty1 - ty0
+    draw.rectangle((tx0, ty0, tx0 + 120, ty0 + 10), fill=colors["accent"])
+    y = ty0 + 34
+    cta_h = template.cta_px * 2 if opts.fields["cta"] else 0
+    if opts.fields["headline"]:
+        headline = _media.fit_text(opts.fields["headline"], max_width=width,
+                                   max_height=int(height * 0.45), start_size=template.headline_px,
+                                   line_spacing=1.15)
+        y = _media.draw_text(draw, headline, x=tx0, y=y, width=width, fill=colors["text"])
+        y += template.body_px // 2
+    if opts.fields["body"]:
+        room = ty1 - cta_h - template.cta_px // 2 - y
+        if room > template.body_px:
+            body = _media.fit_text(opts.fields["body"], max_width=width, max_height=room,
+                                   start_size=template.body_px)
+            _media.draw_text(draw, body, x=tx0, y=y, width=width, fill=colors["text"])
+    if opts.fields["cta"]:
+        face = _media.font(template.cta_px)
+        label_w = int(face.getlength(opts.fields["cta"]))
+        pad = template.cta_px
+        box = (tx0, ty1 - cta_h, tx0 + min(width, label_w + 2 * pad), ty1)
+        draw.rounded_rectangle(box, radius=cta_h // 2, fill=colors["accent"])
+        draw.text((box[0] + pad, box[1] + cta_h // 2), opts.fields["cta"], font=face,
+                  fill=_on(colors["accent"]), anchor="lm")
+
+    out = io.BytesIO()
+    if opts.format == "pdf":
+        # One pixel per PDF point: the page is template.width x template.height pt.
+        canvas.save(out, format="PDF", resolution=72.0, quality=92,
+                    title=opts.fields["headline"][:80], creator="mediahub local-design")
+    else:
+        canvas.save(out, format="PNG")
+    return out.getvalue()
+
+
+class LocalDesign(Provider):
+    name = "local-design"
+    description = ("Local engine (Pillow): fills a fixed design template's text, colour and "
+                   "image slots and renders PNG or PDF offline; not a design model.")
+    media_types = frozenset({"design"})
+    operations = frozenset({"design_autofill"})
+    local = True
+    needs_api_key = False
+
+    def validate(self, request: ProviderRequest) -> None:
+        options(request)
+
+    def estimate_cost(self, request: ProviderRequest) -> int:
+        options(request)
+        return PRICES["usd_micros_per_design"]
+
+    async def generate(self, request: ProviderRequest, credentials: Credentials,
+                       client: httpx.AsyncClient) -> ProviderResult:
+        opts = options(request)
+        data = await asyncio.to_thread(render, opts)
+        template = TEMPLATES[opts.template]
+        return ProviderResult(
+            outputs=[ProviderOutput(data=data, content_type=FORMATS[opts.format],
+                                    width=template.width, height=template.height)],
+            cost_usd_micros=PRICES["usd_micros_per_design"],
+        )
+
+    def pricing(self) -> dict[str, Any]:
+        return {**PRICES, "local": True,
+                "templates": {name: f"{t.width}x{t.height}" for name, t in TEMPLATES.items()}}
+
+
+@hookimpl
+def register_providers(register: Callable[[Provider], None]) -> None:
+    register(LocalDesign())

@@ -1,0 +1,194 @@
+"""A local speech engine: espeak-ng reads the text aloud into a WAV file, with no key and no
+network.
+
+It is a formant synthesiser, not a neural voice: robotic but intelligible, and always
+available offline. Voices are what `espeak-ng --voices` lists on this machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import io
+import re
+import subprocess
+import tempfile
+import wave
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+
+from plugins import _media
+from plugins.base import (
+    Credentials,
+    Health,
+    InvalidParams,
+    Provider,
+    ProviderOutput,
+    ProviderRequest,
+    ProviderResult,
+)
+from plugins.hookspecs import hookimpl
+
+BINARY = "espeak-ng"
+PACKAGE = "espeak-ng"
+DEFAULT_VOICE = "en"
+SPEED_WPM = (80, 450)
+DEFAULT_SPEED_WPM = 175
+PITCH = (0, 99)
+DEFAULT_PITCH = 50
+TIMEOUT_S = 120
+# The compute price of this local engine (not a vendor's bill), so speech is not free in the
+# ledger: USD micros per started 1000 characters of text.
+PRICES: dict[str, int] = {"usd_micros_per_1k_characters": 1000}
+
+_OTHER_LANGUAGE = re.compile(r"\(([^\s()]+)\s+(\d+)\)")
+
+
+class Voice(msgspec.Struct, frozen=True, kw_only=True):
+    """One voice `params.voice` accepts. `alias_of` names the voice a bare language code
+    (such as "en") resolves to, following espeak-ng's own priorities."""
+
+    id: str
+    name: str
+    gender: str
+    languages: tuple[str, ...] = ()
+    alias_of: str | None = None
+
+
+def parse_voices(listing: str) -> list[Voice]:
+    """Parse what `espeak-ng --voices` prints; returns voices and language aliases, by id."""
+    voices: dict[str, Voice] = {}
+    aliases: dict[str, tuple[int, str]] = {}  # language → (priority, voice id)
+    for line in listing.splitlines()[1:]:
+        parts = line.split(None, 5)
+        if len(parts) < 5 or not parts[0].isdigit():
+            continue
+        _pty, language, age_gender, name, _file = parts[:5]
+        others = _OTHER_LANGUAGE.findall(parts[5]) if len(parts) > 5 else []
+        key = language.lower()
+        if key in voices:
+            continue
+        gender = age_gender.rpartition("/")[2]
+        voices[key] = Voice(id=language, name=name.replace("_", " "),
+                            gender={"M": "male", "F": "female"}.get(gender, "unknown"),
+                            languages=tuple(lang for lang, _ in others))
+        for other, priority in others:
+            best = aliases.get(other.lower())
+            if best is None or int(priority) < best[0]:
+                aliases[other.lower()] = (int(priority), language)
+    for alias, (_, target) in aliases.items():
+        if alias not in voices:
+            voice = voices[target.lower()]
+            voices[alias] = Voice(id=alias, name=voice.name, gender=voice.gender,
+                                  languages=voice.languages, alias_of=voice.id)
+    return sorted(voices.values(), key=lambda v: v.id.lower())
+
+
+@functools.cache
+def _voices_of(binary: str) -> tuple[Voice, ...]:
+    try:
+        listing = subprocess.run([binary, "--voices"], capture_output=True,  # noqa: S603
+                                 text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()  # a broken install lists nothing; generate then reports the failure
+    return tuple(parse_voices(listing))
+
+
+def voices() -> list[Voice]:
+    """The voices espeak-ng offers on this machine (none when it is not installed).
+
+    Runs `espeak-ng --voices` once per process (it takes a few milliseconds) and caches it.
+    """
+    binary = _media.find_binary(BINARY)
+    return list(_voices_of(binary)) if binary else []
+
+
+def wav_duration_s(data: bytes) -> tuple[float, int, int]:
+    """(duration in seconds, channels, sample rate) read back from a WAV file's header."""
+    with wave.open(io.BytesIO(data)) as wav:
+        return wav.getnframes() / wav.getframerate(), wav.getnchannels(), wav.getframerate()
+
+
+class Options(msgspec.Struct, frozen=True):
+    voice: str
+    speed_wpm: int
+    pitch: int
+
+
+class LocalSpeech(Provider):
+    name = "local-speech"
+    description = ("Local engine (espeak-ng): formant text-to-speech to WAV on this machine, "
+                   "offline; a robotic voice, not a neural model.")
+    media_types = frozenset({"audio"})
+    operations = frozenset({"text_to_speech"})
+    local = True
+    needs_api_key = False
+
+    def voices(self) -> list[Voice]:
+        return voices()
+
+    def _options(self, request: ProviderRequest) -> Options:
+        params = request.params
+        voice = params.get("voice", DEFAULT_VOICE)
+        if not isinstance(voice, str) or not voice:
+            raise InvalidParams("voice must be a voice id such as 'en'", param="params.voice")
+        known = {v.id.lower(): v.id for v in voices()}
+        # With espeak-ng missing there is no list to check against; generate will fail with
+        # engine_unavailable instead.
+        if known:
+            if voice.lower() not in known:
+                raise InvalidParams(f"unknown voice {voice!r}; see the provider's voices",
+                                    param="params.voice")
+            voice = known[voice.lower()]
+        elif not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", voice):
+            raise InvalidParams(f"unknown voice {voice!r}", param="params.voice")
+        speed = _media.number_param(params, "speed", default=DEFAULT_SPEED_WPM,
+                                    low=SPEED_WPM[0], high=SPEED_WPM[1], integer=True)
+        pitch = _media.number_param(params, "pitch", default=DEFAULT_PITCH, low=PITCH[0],
+                                    high=PITCH[1], integer=True)
+        return Options(voice=voice, speed_wpm=int(speed), pitch=int(pitch))
+
+    def validate(self, request: ProviderRequest) -> None:
+        self._options(request)
+
+    def estimate_cost(self, request: ProviderRequest) -> int:
+        self._options(request)
+        thousands = max(1, -(-len(request.prompt) // 1000))
+        return thousands * PRICES["usd_micros_per_1k_characters"]
+
+    async def generate(self, request: ProviderRequest, credentials: Credentials,
+                       client: httpx.AsyncClient) -> ProviderResult:
+        options = self._options(request)
+        binary = _media.find_binary(BINARY)
+        if binary is None:
+            raise _media.engine_unavailable(BINARY, PACKAGE)
+        with tempfile.TemporaryDirectory(prefix="mediahub-speech-") as tmp:
+            out = Path(tmp) / "speech.wav"
+            # The text goes in on stdin, so nothing in it can be read as an option.
+            await _media.run([binary, "-v", options.voice, "-s", str(options.speed_wpm),
+                              "-p", str(options.pitch), "-w", str(out), "--stdin"],
+                             timeout_s=TIMEOUT_S, stdin=request.prompt.encode())
+            data = await asyncio.to_thread(out.read_bytes)
+        duration_s, _, _ = wav_duration_s(data)
+        return ProviderResult(
+            outputs=[ProviderOutput(data=data, content_type="audio/wav",
+                                    duration_s=round(duration_s, 3))],
+            cost_usd_micros=self.estimate_cost(request),
+        )
+
+    async def health(self, credentials: Credentials, client: httpx.AsyncClient) -> Health:
+        if _media.find_binary(BINARY) is None:
+            return _media.missing_health(BINARY, PACKAGE)
+        return Health(ok=True, detail=f"{len(voices())} voices")
+
+    def pricing(self) -> dict[str, Any]:
+        return {**PRICES, "local": True, "voices": [v.id for v in voices()]}
+
+
+@hookimpl
+def register_providers(register: Callable[[Provider], None]) -> None:
+    register(LocalSpeech())

@@ -1,0 +1,394 @@
+"""Plugins as a contract: a package installed with an entry point is discovered and served end
+to end, the block list keeps it out, every provider keeps the reusable contract (which fails
+broken providers), and every hook spec is documented and tested."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import inspect
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import wave
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any, cast, get_args
+from urllib.parse import urlsplit
+
+import httpx
+import pluggy
+import pytest
+
+from gateway.app import create_app
+from gateway.generations.schemas import MediaTypeName, Operation
+from gateway.runtime import Runtime
+from gateway.settings import Settings
+from plugins import hookspecs
+from plugins.base import (
+    DEFAULT_OPERATIONS,
+    Credentials,
+    Health,
+    Provider,
+    ProviderOutput,
+    ProviderRequest,
+    ProviderResult,
+)
+from plugins.contract import KNOWN_MEDIA_TYPES, KNOWN_OPERATIONS, check_provider_contract
+from plugins.host import ENTRY_POINT_GROUP, build_plugin_host
+from tests.conftest import Gateway, make_settings
+
+TESTS_DIR = Path(__file__).parent
+EXAMPLE_DIR = TESTS_DIR / "example_plugin"
+EXAMPLE_DIST = "mediahub-example-provider"
+EXAMPLE_MODULE = "mediahub_example_provider"
+EXAMPLE_ENTRY_POINT = "example"
+EXAMPLE_PROVIDER = "example-echo"
+
+
+# --- Installing the example package ------------------------------------------------------
+
+
+def _example_entry_points() -> list[importlib.metadata.EntryPoint]:
+    return [ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+            if ep.name == EXAMPLE_ENTRY_POINT]
+
+
+@pytest.fixture(scope="module")
+def example_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/example_plugin built and installed (module, metadata, entry point) into a private
+    directory with uv; the project's environment is never touched."""
+    uv = os.environ.get("UV") or shutil.which("uv")
+    if uv is None:
+        pytest.fail("uv is needed to install tests/example_plugin; run the tests with `uv run`")
+    target = tmp_path_factory.mktemp("example-site")
+    command = [uv, "pip", "install", "--quiet", "--python", sys.executable, "--no-deps",
+               "--target", str(target), str(EXAMPLE_DIR)]
+    # The build backend (hatchling) normally comes from uv's cache; fetch it only if missing.
+    done = subprocess.run([*command, "--offline"], capture_output=True, text=True, timeout=120,
+                          check=False)
+    if done.returncode != 0:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                              check=False)
+    assert done.returncode == 0, f"installing {EXAMPLE_DIR} failed:\n{done.stderr}"
+    assert (target / f"{EXAMPLE_MODULE}.py").is_file()
+    return target
+
+
+@pytest.fixture
+def example_installed(example_site: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The example package on `sys.path` for one test, and gone (module and path) after it."""
+    assert importlib.util.find_spec(EXAMPLE_MODULE) is None, (
+        f"{EXAMPLE_MODULE} is importable before the test installs it: uninstall it, or "
+        "discovery is not what these tests prove")
+    assert _example_entry_points() == []
+    monkeypatch.syspath_prepend(str(example_site))
+    importlib.invalidate_caches()
+    try:
+        yield example_site
+    finally:
+        sys.modules.pop(EXAMPLE_MODULE, None)
+
+
+# --- Discovery, end to end ---------------------------------------------------------------
+
+
+def test_an_installed_package_is_discovered_through_its_entry_point(
+        example_installed: Path) -> None:
+    [entry_point] = _example_entry_points()
+    assert entry_point.value == EXAMPLE_MODULE
+    assert entry_point.dist is not None
+    assert entry_point.dist.name == EXAMPLE_DIST
+
+    # Without entry points the host knows nothing of it, although it is importable now.
+    assert build_plugin_host(load_entry_points=False).get(EXAMPLE_PROVIDER) is None
+
+    host = build_plugin_host(load_entry_points=True)
+    provider = host.get(EXAMPLE_PROVIDER)
+    assert provider is not None
+    # Loaded from the installed copy, not from the source folder under tests/.
+    module = sys.modules[type(provider).__module__]
+    assert module.__name__ == EXAMPLE_MODULE
+    assert Path(str(module.__file__)).parent == example_installed
+    assert EXAMPLE_PROVIDER in [p.name for p in host.for_operation("audio", "text_to_speech")]
+    assert host.get("local-image") is not None  # built-ins are still there
+
+
+@pytest.fixture
+async def discovering_gateway(settings: Settings,
+                              example_installed: Path) -> AsyncIterator[Gateway]:
+    """The app with the plugin host it builds itself in production: entry points included."""
+    runtime = await Runtime.start(settings)
+    app = create_app(settings, runtime=runtime)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
+                               base_url="http://testserver")
+    try:
+        yield Gateway(app=app, client=client)
+    finally:
+        await client.aclose()
+        await runtime.close()
+
+
+async def test_the_gateway_serves_a_discovered_provider_end_to_end(
+        discovering_gateway: Gateway) -> None:
+    gw = discovering_gateway
+    tenant = await gw.tenant()
+
+    r = await gw.client.get("/v1/providers", headers=tenant.auth)
+    assert r.status_code == 200, r.text
+    listed = {p["name"]: p for p in r.json()["data"]}
+    expected = {
+        "name": EXAMPLE_PROVIDER, "types": ["audio"], "operations": ["text_to_speech"],
+        "status": "available", "local": True,
+        "description": "Example plugin: one short tone per word of the text (not speech).",
+        "pricing": {"usd_micros_per_word": 50, "local": True},
+    }
+    assert {k: listed[EXAMPLE_PROVIDER].get(k) for k in expected} == expected
+
+    r = await gw.client.post("/v1/generations", headers={**tenant.auth, "Prefer": "wait=30"},
+                             json={"type": "audio", "text": "hello plugin world",
+                                   "provider": EXAMPLE_PROVIDER})
+    assert r.status_code == 200, r.text
+    done = r.json()
+    assert done["status"] == "succeeded", done
+    assert done["provider"] == EXAMPLE_PROVIDER
+    assert done["operation"] == "text_to_speech"
+    assert done["cost"]["charged"] == done["cost"]["estimated"] > 0
+    [output] = done["outputs"]
+    assert output["content_type"] == "audio/wav"
+    assert output["duration_s"] == pytest.approx(0.15)
+
+    parts = urlsplit(output["url"])
+    fetched = await gw.client.get(f"{parts.path}?{parts.query}")
+    assert fetched.status_code == 200
+    assert fetched.headers["content-type"] == "audio/wav"
+    assert len(fetched.content) == output["bytes"]
+    with wave.open(io.BytesIO(fetched.content)) as wav:
+        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, 8000)
+        assert wav.getnframes() == 3 * 400  # three words, 50 ms each at 8 kHz
+
+
+async def test_a_blocked_entry_point_plugin_is_not_loaded(example_installed: Path,
+                                                          tmp_path: Path) -> None:
+    assert _example_entry_points(), "nothing to block: the entry point is not installed"
+    host = build_plugin_host(load_entry_points=True, blocked=[EXAMPLE_ENTRY_POINT])
+    assert host.get(EXAMPLE_PROVIDER) is None
+    assert host.get("local-image") is not None
+    assert EXAMPLE_MODULE not in sys.modules  # blocked before its module is even imported
+
+    # The same through settings (MEDIAHUB_DISABLED_PLUGINS), as the gateway builds its host.
+    settings = make_settings(f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}", tmp_path,
+                             disabled_plugins=(EXAMPLE_ENTRY_POINT,))
+    runtime = await Runtime.start(settings, with_queue=False)
+    try:
+        assert runtime.plugins.get(EXAMPLE_PROVIDER) is None
+        assert runtime.plugins.get("local-image") is not None
+    finally:
+        await runtime.close()
+    assert EXAMPLE_MODULE not in sys.modules
+
+
+# --- The reusable provider contract ------------------------------------------------------
+
+BUILTIN_PROVIDERS = [p.name for p in build_plugin_host(load_entry_points=False).all()]
+PROMPT = "a lighthouse at dusk"
+#: Sample requests for built-ins whose operations need more than a prompt (none yet).
+SAMPLE_REQUESTS: dict[str, list[ProviderRequest]] = {}
+
+
+def sample_requests(provider: Provider) -> list[ProviderRequest]:
+    """One request per media type whose default operation the provider serves."""
+    if provider.name in SAMPLE_REQUESTS:
+        return SAMPLE_REQUESTS[provider.name]
+    return [ProviderRequest(type=media_type, operation=DEFAULT_OPERATIONS[media_type],
+                            prompt=PROMPT)
+            for media_type in sorted(provider.media_types)
+            if DEFAULT_OPERATIONS.get(media_type) in provider.operations]
+
+
+def test_the_contract_knows_the_gateways_media_types_and_operations() -> None:
+    assert set(get_args(MediaTypeName)) == KNOWN_MEDIA_TYPES
+    assert set(get_args(Operation)) == KNOWN_OPERATIONS
+
+
+@pytest.mark.parametrize("name", BUILTIN_PROVIDERS)
+async def test_every_builtin_provider_keeps_the_contract(name: str) -> None:
+    provider = build_plugin_host(load_entry_points=False).get(name)
+    assert provider is not None
+    requests = sample_requests(provider)
+    assert requests, f"{name} serves no default operation: add it to SAMPLE_REQUESTS"
+    for request in requests:
+        await check_provider_contract(provider, request)
+
+
+async def test_the_example_provider_keeps_the_contract(example_installed: Path) -> None:
+    provider = build_plugin_host(load_entry_points=True).get(EXAMPLE_PROVIDER)
+    assert provider is not None
+    result = await check_provider_contract(
+        provider, ProviderRequest(type="audio", operation="text_to_speech", prompt="one two"))
+    with wave.open(io.BytesIO(result.outputs[0].data)) as wav:
+        assert wav.getnframes() == 2 * 400
+
+
+class Tidy(Provider):
+    """A provider that keeps the contract; each broken one below changes one thing."""
+
+    name = "tidy"
+    media_types = frozenset({"image"})
+    operations = frozenset({"text_to_image"})
+    needs_api_key = False
+
+    def estimate_cost(self, request: ProviderRequest) -> int:
+        return 100
+
+    def outputs(self) -> list[ProviderOutput]:
+        return [ProviderOutput(data=b"\x89PNG", content_type="image/png", width=1, height=1)]
+
+    def cost(self) -> int:
+        return 80
+
+    async def generate(self, request: ProviderRequest, credentials: Credentials,
+                       client: httpx.AsyncClient) -> ProviderResult:
+        return ProviderResult(outputs=self.outputs(), cost_usd_micros=self.cost())
+
+
+class NegativeCost(Tidy):
+    def cost(self) -> int:
+        return -1
+
+
+class CostAboveEstimate(Tidy):
+    def cost(self) -> int:
+        return 101
+
+
+class NegativeEstimate(Tidy):
+    def estimate_cost(self, request: ProviderRequest) -> int:
+        return -100
+
+
+class NoOutputs(Tidy):
+    def outputs(self) -> list[ProviderOutput]:
+        return []
+
+
+class EmptyBytes(Tidy):
+    def outputs(self) -> list[ProviderOutput]:
+        return [ProviderOutput(data=b"", content_type="image/png")]
+
+
+class BadContentType(Tidy):
+    def outputs(self) -> list[ProviderOutput]:
+        return [ProviderOutput(data=b"\x89PNG", content_type="png")]
+
+
+class BadMediaType(Tidy):
+    media_types = frozenset({"image", "hologram"})
+
+
+class BadOperation(Tidy):
+    operations = frozenset({"text_to_image", "telepathy"})
+
+
+class NoOperations(Tidy):
+    operations = frozenset()
+
+
+class BadName(Tidy):
+    name = "Tidy Provider"
+
+
+class HealthNotHealth(Tidy):
+    async def health(self, credentials: Credentials, client: httpx.AsyncClient) -> Health:
+        return cast(Health, {"ok": True})
+
+
+IMAGE_REQUEST = ProviderRequest(type="image", operation="text_to_image", prompt=PROMPT)
+
+
+async def test_a_provider_that_keeps_the_contract_passes() -> None:
+    result = await check_provider_contract(Tidy(), IMAGE_REQUEST)
+    assert result.cost_usd_micros == 80
+
+
+BROKEN: list[tuple[type[Tidy], str]] = [
+    (NegativeCost, r"generate\(\)\.cost_usd_micros must not be negative"),
+    (CostAboveEstimate, r"must not exceed estimate_cost\(\)"),
+    (NegativeEstimate, r"estimate_cost\(\) must not be negative"),
+    (NoOutputs, r"at least one output"),
+    (EmptyBytes, r"outputs\[0\]\.data must be non-empty bytes"),
+    (BadContentType, r"outputs\[0\]\.content_type must be a MIME type"),
+    (BadMediaType, r"media_types has unknown values \['hologram'\]"),
+    (BadOperation, r"operations has unknown values \['telepathy'\]"),
+    (NoOperations, r"operations must be a non-empty frozenset"),
+    (BadName, r"name must be"),
+    (HealthNotHealth, r"health\(\) must return a Health"),
+]
+
+
+@pytest.mark.parametrize(("broken", "message"),
+                         [pytest.param(cls, msg, id=cls.__name__) for cls, msg in BROKEN])
+async def test_the_contract_fails_a_broken_provider(broken: type[Tidy], message: str) -> None:
+    with pytest.raises(AssertionError, match=message) as caught:
+        await check_provider_contract(broken(), IMAGE_REQUEST)
+    # Exactly one rule is broken, and only that one is reported.
+    assert str(caught.value).count("\n- ") == 1, str(caught.value)
+
+
+async def test_the_contract_fails_a_request_the_provider_does_not_serve() -> None:
+    with pytest.raises(AssertionError, match="not one the provider declares"):
+        await check_provider_contract(
+            Tidy(), ProviderRequest(type="video", operation="text_to_video", prompt=PROMPT))
+
+
+# --- Hook specs: documented and tested ---------------------------------------------------
+
+
+def _hookspecs() -> dict[str, Callable[..., Any]]:
+    marker = f"{hookspecs.PROJECT}_spec"
+    specs: dict[str, Callable[..., Any]] = {
+        name: fn for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
+        if hasattr(fn, marker)}
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    assert set(specs) == set(vars(pm.hook)), "the marker scan and pluggy disagree on the hooks"
+    return specs
+
+
+HOOKSPECS = sorted(_hookspecs())
+
+
+def test_there_are_hookspecs() -> None:
+    assert HOOKSPECS
+
+
+@pytest.mark.parametrize("name", HOOKSPECS)
+def test_every_hookspec_documents_when_it_is_called_and_what_to_return(name: str) -> None:
+    spec = _hookspecs()[name]
+    doc = inspect.getdoc(spec) or ""
+    assert doc, f"{name} has no docstring"
+    assert re.search(r"\bcalled\b", doc, re.IGNORECASE), f"{name}: say when it is called"
+    assert re.search(r"\breturns?\b", doc, re.IGNORECASE), f"{name}: say what to return"
+    signature = inspect.signature(spec)
+    assert signature.return_annotation is not inspect.Signature.empty, \
+        f"{name}: annotate the return type"
+    for parameter in signature.parameters.values():
+        assert parameter.annotation is not inspect.Parameter.empty, \
+            f"{name}: annotate {parameter.name}"
+        assert re.search(rf"\b{parameter.name}\b", doc), \
+            f"{name}: the docstring does not say what {parameter.name} is"
+
+
+@pytest.mark.parametrize("name", HOOKSPECS)
+def test_every_hookspec_is_named_in_a_test(name: str) -> None:
+    # This file names hooks only through the scan above, so it does not count.
+    sources = [path for path in TESTS_DIR.rglob("*.py")
+               if EXAMPLE_DIR not in path.parents and path != Path(__file__)]
+    using = [path.name for path in sources
+             if re.search(rf"\b{name}\b", path.read_text(encoding="utf-8"))]
+    assert using, f"no test under tests/ names the hook {name}"
+
