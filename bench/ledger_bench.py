@@ -1,6 +1,6 @@
 """Ledger throughput: reserve+settle pairs per second on PostgreSQL, beside pgbench's TPC-B.
 
-    uv run python bench/ledger_bench.py [--seconds 15] [--clients 16] [--processes 1]
+    uv run python bench/ledger_bench.py [--seconds 15] [--clients 16] [--processes 2]
         [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]
 
 One run, one server, loopback only, bounded (about 4 x SECONDS plus a minute of setup):
@@ -21,7 +21,10 @@ One run, one server, loopback only, bounded (about 4 x SECONDS plus a minute of 
    grant minus what the clients settled. Exit status 1 if a check fails or a client raised.
 
 Both sides run with the server's settings as they are (printed); nothing is tuned for either.
-The databases this script creates are dropped at the end, whatever happens.
+The ledger database gets a VACUUM ANALYZE after setup, as `pgbench -i` gives its tables.
+`--no-pre-ping` is a diagnostic (the clients' engine without the product's pool_pre_ping);
+its figures are not the product's. The databases made here are dropped at the end, whatever
+happens.
 """
 
 from __future__ import annotations
@@ -340,11 +343,15 @@ def run_pgbench(pgbench: str, conn_args: list[str], env: dict[str, str], databas
 
 
 async def admin(base: str, sql: str) -> list[Any]:
+    """Run one statement on the server of `base` (in its database), outside a transaction."""
     parsed = make_url(base)
     conn = await asyncpg.connect(host=parsed.host, port=parsed.port or 5432,
                                  user=parsed.username or "postgres", password=parsed.password,
                                  database=parsed.database or "postgres", timeout=10)
     try:
+        if not sql.lstrip().upper().startswith("SELECT"):
+            await conn.execute(sql)  # simple protocol: VACUUM, CHECKPOINT, CREATE DATABASE
+            return []
         return list(await conn.fetch(sql))
     finally:
         await conn.close()
@@ -362,8 +369,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=15, help="per measured phase (15)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (16)")
-    parser.add_argument("--processes", type=int, default=1,
-                        help="Python processes the ledger clients are spread over (1)")
+    parser.add_argument("--processes", type=int, default=2,
+                        help="Python processes the clients are spread over (2: one process "
+                             "saturates a core before the server does)")
     parser.add_argument("--database-url", default=os.environ.get("MEDIAHUB_BENCH_DATABASE_URL",
                                                                  DEFAULT_URL),
                         help="a server this may create and drop databases on (loopback only)")
@@ -429,6 +437,8 @@ def main() -> int:
         setups = {"spread": spread,  # client i on tenant i's wallet
                   "hot": hot * args.clients,  # every client on the one wallet
                   "empty": spread}
+        # Statistics, as autovacuum gives a live database (and `pgbench -i` gives its own).
+        asyncio.run(admin(url, "VACUUM ANALYZE"))
 
         asyncio.run(checkpoint())
         print(f"pgbench -i -s 16, then pgbench -c {args.clients} -j 2 -T {args.seconds} ...",

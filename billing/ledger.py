@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
-from sqlalchemy import Table, and_, bindparam, case, exists, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, delete, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -203,7 +203,8 @@ async def _move(session: AsyncSession, account: str, **deltas: int) -> None:
 
 
 async def _debit_wallet(session: AsyncSession, tenant_id: str, account: str, amount_mc: int,
-                        *, pending: bool, low_threshold_mc: int | None) -> None:
+                        *, pending: bool, low_threshold_mc: int | None,
+                        transfer_id: str) -> None:
     """Debit a wallet, refusing when a no-overdraft wallet would go below zero."""
     column = Account.debits_pending if pending else Account.debits_posted
     available = Account.credits_posted - Account.debits_posted - Account.debits_pending
@@ -215,13 +216,19 @@ async def _debit_wallet(session: AsyncSession, tenant_id: str, account: str, amo
         .returning(Account.credits_posted - Account.debits_posted - Account.debits_pending)
     )
     if after is None:
-        await _refuse_debit(session, tenant_id, account, amount_mc)
+        await _refuse_debit(session, tenant_id, account, amount_mc, transfer_id)
     _note_low_balance(session, tenant_id, account, int(after), amount_mc, low_threshold_mc)
 
 
 async def _refuse_debit(session: AsyncSession, tenant_id: str, account: str,
-                        amount_mc: int) -> NoReturn:
-    """Raise why a wallet debit matched no row: no such wallet, or not enough credits."""
+                        amount_mc: int, transfer_id: str) -> NoReturn:
+    """Undo the transfer just inserted for this debit, then raise why the debit matched no
+    row: no such wallet, or not enough credits.
+
+    The undo keeps a caller that catches the error and commits from saving a transfer that
+    moved no money (the insert comes first so that repeats never touch a balance).
+    """
+    await session.execute(delete(Transfer).where(Transfer.id == transfer_id))
     held = await session.get(Account, account)
     if held is None or held.tenant_id != tenant_id:
         raise NotFound("no such account", code="account_not_found")
@@ -285,10 +292,11 @@ def _resolving_statement() -> Select[Any]:
     transfer for this tenant, an amount out of range, or already resolved.
     """
     t = _transfers.c
-    pending = (select(t.id, t.amount_mc, t.debit_account_id, t.credit_account_id, t.kind,
-                      t.generation_id)
-               .where(t.id == _param("pending_id"), t.tenant_id == _param("tenant_id"),
-                      t.phase == PENDING)
+    # Looked up by primary key alone (a generic plan must not pick another index); the
+    # tenant and phase are checked on the row found.
+    pending = (select(t.id, t.tenant_id, t.phase, t.amount_mc, t.debit_account_id,
+                      t.credit_account_id, t.kind, t.generation_id)
+               .where(t.id == _param("pending_id"))
                .cte("pending"))
     posted = func.coalesce(_param("amount_mc"), pending.c.amount_mc)
     resolution = (pg_insert(_transfers)
@@ -296,38 +304,34 @@ def _resolving_statement() -> Select[Any]:
                       ["id", "tenant_id", "idempotency_key", "debit_account_id",
                        "credit_account_id", "amount_mc", "phase", "pending_id", "kind",
                        "generation_id", "created_at"],
-                      select(_param("id"), _param("tenant_id"), _param("idempotency_key"),
+                      select(_param("id"), pending.c.tenant_id, _param("idempotency_key"),
                              pending.c.debit_account_id, pending.c.credit_account_id, posted,
                              _param("phase"), pending.c.id, pending.c.kind,
                              pending.c.generation_id, _param("created_at"))
-                      .where(posted >= 0, posted <= pending.c.amount_mc))
+                      .where(pending.c.tenant_id == _param("tenant_id"),
+                             pending.c.phase == PENDING,
+                             posted >= 0, posted <= pending.c.amount_mc))
                   .on_conflict_do_nothing()
                   .returning(t.amount_mc, t.debit_account_id, t.credit_account_id, t.kind,
                              t.generation_id, t.pending_id)
                   .cte("resolution"))
     a = _accounts.c
 
-    def on(side: Any, amount: Any) -> Any:
-        return case((a.id == side, amount), else_=0)
+    def move(side: str, account: Any) -> Any:
+        # One UPDATE per side, each joined on the primary key. System accounts keep no
+        # counters, so their row is never locked: only the wallet moves.
+        return (update(_accounts)
+                .where(a.id == account, ~a.system, resolution.c.pending_id == pending.c.id)
+                .values({f"{side}s_pending": a[f"{side}s_pending"] - pending.c.amount_mc,
+                         f"{side}s_posted": a[f"{side}s_posted"] + resolution.c.amount_mc})
+                .returning(a.id)
+                .cte(f"moved_{side}"))
 
-    # System accounts keep no counters (their row is never locked); only the wallet moves.
-    moved = (update(_accounts)
-             .where(a.id.in_([pending.c.debit_account_id, pending.c.credit_account_id]),
-                    ~a.system, resolution.c.pending_id == pending.c.id)
-             .values(
-                 debits_pending=a.debits_pending - on(pending.c.debit_account_id,
-                                                      pending.c.amount_mc),
-                 debits_posted=a.debits_posted + on(pending.c.debit_account_id,
-                                                    resolution.c.amount_mc),
-                 credits_pending=a.credits_pending - on(pending.c.credit_account_id,
-                                                        pending.c.amount_mc),
-                 credits_posted=a.credits_posted + on(pending.c.credit_account_id,
-                                                      resolution.c.amount_mc))
-             .returning(a.id)
-             .cte("moved"))
-    # `moved` is read by nobody: add_cte renders it, and PostgreSQL runs a data-modifying
-    # WITH whether or not anything reads it.
-    return select(resolution).add_cte(moved)
+    # Nothing reads the two UPDATEs: add_cte renders them, and PostgreSQL runs a
+    # data-modifying WITH whether or not anything reads it (debit and credit are distinct
+    # accounts, a CHECK says so, so no row is updated twice).
+    return select(resolution).add_cte(move("debit", pending.c.debit_account_id),
+                                      move("credit", pending.c.credit_account_id))
 
 
 _DEBIT_PENDING = _debiting_statement("debits_pending")
@@ -356,7 +360,7 @@ async def _transfer(session: AsyncSession, *, tenant_id: str, debit: str, credit
             statement, {f"p_{name}": value for name, value in values.items()})).one()
         if row.inserted is not None:
             if row.available is None:
-                await _refuse_debit(session, tenant_id, debit, amount_mc)
+                await _refuse_debit(session, tenant_id, debit, amount_mc, values["id"])
             _note_low_balance(session, tenant_id, debit, int(row.available), amount_mc,
                               low_threshold_mc)
             return Transfer(**values)
@@ -371,7 +375,7 @@ async def _transfer(session: AsyncSession, *, tenant_id: str, debit: str, credit
         pass  # funding may go negative: it is where credits come from
     else:
         await _debit_wallet(session, tenant_id, debit, amount_mc, pending=pending,
-                            low_threshold_mc=low_threshold_mc)
+                            low_threshold_mc=low_threshold_mc, transfer_id=values["id"])
     if pending:
         await _move(session, credit, credits_pending=amount_mc)
     else:

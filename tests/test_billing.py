@@ -212,3 +212,44 @@ def test_prices_round_up_never_down(cost: int, markup: int, tenant_bps: int,
     retail_num = p.wholesale_mc * (BPS + tenant_bps + tier_bps)
     assert 0 <= p.retail_mc * BPS - retail_num < BPS
     assert p.retail_mc >= p.wholesale_mc
+
+
+async def test_a_refused_reservation_leaves_no_transfer_even_if_the_caller_commits(
+    database_url: str,
+) -> None:
+    from datetime import timedelta
+
+    from billing.models import Transfer
+    from tenants.db import Database, utcnow
+    from tenants.errors import InsufficientCredits
+    from tenants.schemas import TenantCreate
+    from tenants.service import create_tenant
+
+    db = Database(database_url)
+    try:
+        async with db.transaction() as session:
+            tenant = await create_tenant(session, TenantCreate(name="r", slug=f"r-{id(db)}"))
+            ids = await ledger.open_tenant_accounts(session, tenant.id)
+        async with db.transaction() as session:
+            await ledger.grant(session, tenant_id=tenant.id, to_account=ids["tenant_wallet"],
+                               amount_mc=1_000, idempotency_key=f"g-{tenant.id}", reason="t")
+        # The first reservation teaches the process the accounts (PostgreSQL then takes its
+        # one-statement path); the second is refused inside a transaction that commits.
+        for n, amount in ((1, 600), (2, 600)):
+            async with db.transaction() as session:
+                try:
+                    await ledger.reserve(
+                        session, tenant_id=tenant.id, from_account=ids["tenant_wallet"],
+                        amount_mc=amount, idempotency_key=f"r{n}-{tenant.id}",
+                        timeout_at=utcnow() + timedelta(hours=1), generation_id=None)
+                except InsufficientCredits:
+                    assert n == 2
+        async with db.session() as session:
+            keys = list(await session.scalars(
+                select(Transfer.idempotency_key).where(Transfer.tenant_id == tenant.id)))
+            held = await ledger.balance(session, tenant_id=tenant.id,
+                                        account=ids["tenant_wallet"])
+        assert sorted(keys) == sorted([f"g-{tenant.id}", f"r1-{tenant.id}"])
+        assert (held.available_mc, held.pending_mc) == (400, 600)
+    finally:
+        await db.dispose()
