@@ -241,12 +241,21 @@ class Provider(abc.ABC):
     #: `generate` is still required (it may simply be `run_to_completion`).
     asynchronous: ClassVar[bool] = False
 
-    def validate(self, request: ProviderRequest) -> None:  # noqa: B027 (optional hook)
-        """Called before pricing; raise `InvalidParams` naming the bad parameter."""
+    def validate(self, request: ProviderRequest) -> None:
+        """Called before pricing; raises `InvalidParams` naming the bad parameter.
+
+        By default the estimate is the check (providers parse their parameters there);
+        override only when `estimate_cost` does not read them.
+        """
+        self.estimate_cost(request)
 
     @abc.abstractmethod
     def estimate_cost(self, request: ProviderRequest) -> int:
-        """What the provider will charge for `request`, in USD micros (an upper bound)."""
+        """What the provider will charge for `request`, in USD micros (an upper bound).
+
+        Called before anything is reserved; raises `InvalidParams` for a request the
+        provider cannot accept.
+        """
 
     @abc.abstractmethod
     async def generate(self, request: ProviderRequest, credentials: Credentials,

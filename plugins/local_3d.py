@@ -226,8 +226,6 @@ class Local3D(Provider):
     local = True
     needs_api_key = False
 
-    def validate(self, request: ProviderRequest) -> None:
-        options(request)
 
     def estimate_cost(self, request: ProviderRequest) -> int:
         options(request)

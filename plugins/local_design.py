@@ -202,8 +202,6 @@ class LocalDesign(Provider):
     local = True
     needs_api_key = False
 
-    def validate(self, request: ProviderRequest) -> None:
-        options(request)
 
     def estimate_cost(self, request: ProviderRequest) -> int:
         options(request)

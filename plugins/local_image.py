@@ -97,8 +97,6 @@ class LocalImage(Provider):
             raise InvalidParams("seed must be an integer", param="params.seed")
         return width, height, style
 
-    def validate(self, request: ProviderRequest) -> None:
-        self._options(request)
 
     def estimate_cost(self, request: ProviderRequest) -> int:
         width, height, _ = self._options(request)

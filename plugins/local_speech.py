@@ -152,8 +152,6 @@ class LocalSpeech(Provider):
                                     high=PITCH[1], integer=True)
         return Options(voice=voice, speed_wpm=int(speed), pitch=int(pitch))
 
-    def validate(self, request: ProviderRequest) -> None:
-        self._options(request)
 
     def estimate_cost(self, request: ProviderRequest) -> int:
         self._options(request)

@@ -157,8 +157,6 @@ class LocalVideo(Provider):
     local = True
     needs_api_key = False
 
-    def validate(self, request: ProviderRequest) -> None:
-        options(request)
 
     def estimate_cost(self, request: ProviderRequest) -> int:
         opts = options(request)

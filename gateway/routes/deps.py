@@ -6,6 +6,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 
 from gateway.runtime import Runtime
+from tenants.errors import InvalidRequest
 
 
 async def provide_runtime(state: State) -> Runtime:
@@ -15,8 +16,6 @@ async def provide_runtime(state: State) -> Runtime:
 
 def page_limit(limit: int | None, *, default: int = 20, maximum: int = 100) -> int:
     """A list endpoint's page size: `default` when absent, refused outside 1..maximum."""
-    from tenants.errors import InvalidRequest
-
     if limit is None:
         return default
     if not 1 <= limit <= maximum:
