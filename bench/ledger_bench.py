@@ -78,25 +78,24 @@ class WorkerResult:
 
 async def _ledger_pair(db: Any, rng: random.Random, tenant_id: str,
                        wallet: str) -> tuple[int, bool]:
-    """One reserve transaction then one settle transaction, as the product runs them."""
+    """One reserve unit then one settle unit, each through `db.grouped` as the product runs
+    them (its submit and settle transactions share commits with concurrent ones)."""
     from billing import ledger
     from tenants.db import new_id, utcnow
 
     amount = rng.randint(1_000, 50_000)
-    async with db.transaction() as session:
-        pending = await ledger.reserve(
-            session, tenant_id=tenant_id, from_account=wallet, amount_mc=amount,
-            idempotency_key=f"bench:{new_id('gen')}:wholesale",
-            timeout_at=utcnow() + timedelta(hours=1), generation_id=None,
-            low_threshold_mc=LOW_THRESHOLD_MC)
+    pending = await db.grouped(lambda session: ledger.reserve(
+        session, tenant_id=tenant_id, from_account=wallet, amount_mc=amount,
+        idempotency_key=f"bench:{new_id('gen')}:wholesale",
+        timeout_at=utcnow() + timedelta(hours=1), generation_id=None,
+        low_threshold_mc=LOW_THRESHOLD_MC))
     if rng.randrange(VOID_EVERY) == 0:
-        async with db.transaction() as session:
-            await ledger.void(session, tenant_id=tenant_id, pending_id=pending.id)
+        await db.grouped(lambda session: ledger.void(
+            session, tenant_id=tenant_id, pending_id=pending.id))
         return 0, True
     settled = rng.randint(0, amount)
-    async with db.transaction() as session:
-        await ledger.post(session, tenant_id=tenant_id, pending_id=pending.id,
-                          amount_mc=settled)
+    await db.grouped(lambda session: ledger.post(
+        session, tenant_id=tenant_id, pending_id=pending.id, amount_mc=settled))
     return settled, False
 
 
@@ -382,6 +381,9 @@ def main() -> int:
     parser.add_argument("--no-pre-ping", action="store_true",
                         help="diagnostic, NOT the product's setting: clients' engine without "
                              "pool_pre_ping (which costs 3 round trips per transaction)")
+    parser.add_argument("--group-commit", default="",
+                        help="MAX_BATCH,MAX_CONCURRENT for Database.grouped (default: the "
+                             "product's)")
     args = parser.parse_args()
 
     base = make_url(args.database_url)
@@ -415,6 +417,9 @@ def main() -> int:
     print("server settings, untouched and the same for both sides:")
     print("  " + ", ".join(f"{r['name']}={r['setting']}" for r in settings))
     engine_options: dict[str, Any] = {"pool_pre_ping": False} if args.no_pre_ping else {}
+    if args.group_commit:
+        batch, concurrent = (int(v) for v in args.group_commit.split(","))
+        engine_options["group_commit"] = {"max_batch": batch, "max_concurrent": concurrent}
     print(f"pgbench: {pgbench}; ledger: {args.clients} clients in {args.processes} Python "
           "process(es), the product's ledger functions and Database() engine"
           + (" BUT WITHOUT pool_pre_ping (diagnostic)" if args.no_pre_ping else ""))

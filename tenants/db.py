@@ -6,10 +6,10 @@ Every domain folder declares its tables on `Base`, so one Alembic environment se
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, BigInteger, DateTime, MetaData, event
 from sqlalchemy.dialects.postgresql import JSONB
@@ -21,6 +21,10 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
+
+from tenants.group_commit import GroupCommit
+
+T = TypeVar("T")
 
 # Predictable constraint names keep Alembic migrations stable across databases.
 NAMING_CONVENTION = {
@@ -100,10 +104,12 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 class Database:
     """Owns the engine and hands out sessions; one per process."""
 
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    def __init__(self, url: str, *, group_commit: dict[str, int] | None = None,
+                 **engine_kwargs: Any) -> None:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._group = GroupCommit(self, **(group_commit or {}))
 
     @property
     def is_sqlite(self) -> bool:
@@ -120,6 +126,12 @@ class Database:
         """A session for reads (autobegin; nothing committed)."""
         async with self.sessionmaker() as session:
             yield session
+
+    async def grouped(self, unit: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run `unit(session)` in a transaction shared with other callers' units (group
+        commit, see `tenants.group_commit`); returns its result once committed, or raises
+        what it raised, with nothing of it committed. For short writes on hot paths."""
+        return await self._group.run(unit)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import ledger
 from billing.pricing import price
@@ -106,7 +107,8 @@ async def _succeed(runtime: Runtime, generation: Generation, result: ProviderRes
     retail = min(actual.retail_mc, generation.retail_mc)
     charged = retail if generation.customer_reservation_id else wholesale
     now = utcnow()
-    async with runtime.db.transaction() as session:
+
+    async def settle(session: AsyncSession) -> None:
         moved = await session.execute(
             update(Generation)
             .where(Generation.id == generation.id, Generation.status == RUNNING)
@@ -124,6 +126,8 @@ async def _succeed(runtime: Runtime, generation: Generation, result: ProviderRes
         if generation.customer_reservation_id is not None:
             await ledger.post(session, tenant_id=generation.tenant_id,
                               pending_id=generation.customer_reservation_id, amount_mc=retail)
+
+    await runtime.db.grouped(settle)
 
 
 def _attempt(provider: str, outcome: str, error_code: str | None, latency_ms: int = 0,

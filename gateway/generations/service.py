@@ -204,10 +204,8 @@ async def submit(runtime: Runtime, caller: Caller, body: GenerationCreate, *,
     )
     timeout_at = utcnow() + timedelta(seconds=runtime.settings.reservation_timeout_s)
     try:
-        async with runtime.db.transaction() as session:
-            session.add(generation)
-            await session.flush()
-            await _reserve(session, tenant, generation, timeout_at)
+        await runtime.db.grouped(lambda session: _persist(session, tenant, generation,
+                                                           timeout_at))
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key committed first.
         if idempotency_key is None:
@@ -230,6 +228,14 @@ async def _tenant_and_tier(runtime: Runtime, caller: Caller) -> tuple[Tenant, st
     if tenant is None:
         raise NotFound("no such tenant", code="tenant_not_found")
     return tenant, tier
+
+
+async def _persist(session: AsyncSession, tenant: Tenant, generation: Generation,
+                   timeout_at: datetime) -> None:
+    """The submit's unit of work (group-committed): the generation row and its reservations."""
+    session.add(generation)
+    await session.flush()
+    await _reserve(session, tenant, generation, timeout_at)
 
 
 async def _reserve(session: AsyncSession, tenant: Tenant, generation: Generation,
@@ -286,20 +292,25 @@ async def finish_failed(runtime: Runtime, tenant_id: str, generation_id: str, *,
         "completed_at": now, "updated_at": now}
     if attempts_log is not None:
         values["attempts_log"] = attempts_log
-    async with runtime.db.transaction() as session:
+
+    async def end(session: AsyncSession) -> bool:
         result = await session.execute(
             update(Generation)
             .where(Generation.id == generation_id, Generation.tenant_id == tenant_id,
                    Generation.status.in_(from_states))
             .values(**values)
+            .returning(Generation.customer_reservation_id, Generation.reservation_id)
         )
-        if result.rowcount == 0:  # type: ignore[attr-defined]
+        row = result.first()
+        if row is None:
             return False
-        generation = await session.get(Generation, generation_id)
-        assert generation is not None
-        for pending_id in (generation.customer_reservation_id, generation.reservation_id):
+        for pending_id in row:
             if pending_id is not None:
                 await ledger.void(session, tenant_id=tenant_id, pending_id=pending_id)
+        return True
+
+    if not await runtime.db.grouped(end):
+        return False
     runtime.completions.done(generation_id)
     return True
 

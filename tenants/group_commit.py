@@ -1,0 +1,126 @@
+"""Group commit: many callers' small units of work share one transaction.
+
+Why: a ledger verb is one statement, but each transaction around it costs the pool's
+pre-ping, `BEGIN`, `COMMIT` and a WAL flush, and on a hot wallet every transaction holds the
+wallet's row lock until its commit. Units that arrive while a batch is in flight wait for the
+next one and go together, so those costs are paid once per batch (`bench/ledger_bench.py`
+measures it). TigerBeetle batches for the same reason.
+
+There are no savepoints (they cost as much Python as the transactions saved): if any unit
+raises, or the commit fails, the whole batch rolls back and each of its units runs again
+alone in its own transaction, so a caller only ever sees its own unit's outcome and no unit's
+half-done work commits. So a unit may run twice, and must do nothing outside the database
+that cannot be repeated (every ledger verb is idempotent by key; side effects such as
+enqueueing a job belong after `grouped` returns).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+if TYPE_CHECKING:
+    from tenants.db import Database
+
+T = TypeVar("T")
+Unit = Callable[[AsyncSession], Awaitable[T]]
+
+log = logging.getLogger(__name__)
+
+
+class GroupCommit:
+    """Runs units of work (`async def unit(session) -> T`) in shared transactions.
+
+    `max_batch` bounds the units in one transaction (and so how long a batch holds its
+    locks); `max_concurrent` bounds the batches in flight at once from this process.
+    """
+
+    def __init__(self, db: Database, *, max_batch: int = 32, max_concurrent: int = 2) -> None:
+        if max_batch < 1 or max_concurrent < 1:
+            raise ValueError("max_batch and max_concurrent must be at least 1")
+        self._db = db
+        self._max_batch = max_batch
+        self._max_concurrent = max_concurrent
+        self._waiting: deque[tuple[Unit[Any], asyncio.Future[Any]]] = deque()
+        self._tasks: set[asyncio.Task[None]] = set()  # strong references while they run
+        self._draining = 0  # counted synchronously: a finishing task must not strand a unit
+        self.batches = 0  # committed shared transactions, for tests and benchmarks
+        self.units = 0  # units committed in them
+        self.fallbacks = 0  # batches rolled back and run again unit by unit
+
+    async def run(self, unit: Unit[T]) -> T:
+        """Run `unit` in the next shared transaction; returns its result once committed, or
+        raises what it raised (nothing of it committed then)."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._waiting.append((unit, future))
+        if self._draining < self._max_concurrent:
+            self._draining += 1
+            task = asyncio.create_task(self._drain())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                batch = [self._waiting.popleft()
+                         for _ in range(min(self._max_batch, len(self._waiting)))]
+                try:
+                    await self._run_batch(batch)
+                except BaseException as exc:  # cancelled at shutdown: nobody waits forever
+                    for _unit, future in batch:
+                        if not future.done():
+                            future.set_exception(exc if isinstance(exc, Exception)
+                                                 else asyncio.CancelledError())
+                    raise
+        finally:
+            # No await between the empty check above and this: a unit queued after it
+            # starts a new drain.
+            self._draining -= 1
+
+    async def _run_batch(self, batch: list[tuple[Unit[Any], asyncio.Future[Any]]]) -> None:
+        if len(batch) == 1:
+            await self._alone(*batch[0])
+            return
+        values: list[Any] = []
+        try:
+            async with self._db.transaction() as session:
+                for unit, _future in batch:
+                    values.append(await unit(session))
+        except Exception:
+            # A unit raised (a 402, a duplicate key) or the commit failed: nothing of the
+            # batch committed, and each unit runs again alone so that only the one that
+            # failed sees its error.
+            self.fallbacks += 1
+            for unit, future in batch:
+                await self._alone(unit, future)
+            return
+        self.batches += 1
+        self.units += len(batch)
+        for (_unit, future), value in zip(batch, values, strict=True):
+            _deliver(future, None, value)
+
+    async def _alone(self, unit: Unit[Any], future: asyncio.Future[Any]) -> None:
+        try:
+            async with self._db.transaction() as session:
+                value = await unit(session)
+        except Exception as exc:
+            _deliver(future, exc, None)
+        else:
+            self.batches += 1
+            self.units += 1
+            _deliver(future, None, value)
+
+
+def _deliver(future: asyncio.Future[Any], error: BaseException | None, value: Any) -> None:
+    if future.done():  # its caller was cancelled; the unit's work stands (it is idempotent)
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)
