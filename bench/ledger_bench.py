@@ -11,11 +11,12 @@ One run, one server, loopback only, bounded (about 4 x SECONDS plus a minute of 
    made by the product's own code (`tenants.service.create_tenant`,
    `ledger.open_tenant_accounts`, `ledger.grant`).
 3. Scenarios of SECONDS each, CLIENTS concurrent asyncio clients in PROCESSES processes, each
-   looping: one transaction `ledger.reserve` (a pending transfer on a wallet), then one
-   transaction `ledger.post` at a random amount <= the reservation (1 in 10: `ledger.void`),
-   through the product's `Database.transaction()`. A pair counts when its settle committed
-   before the deadline. "spread": one tenant, so one wallet, per client; "hot": every client
-   on one wallet; "empty": the reference, two transactions of `SELECT 1` per pair, no ledger.
+   looping: one unit `ledger.reserve` (a pending transfer on a wallet), then one unit
+   `ledger.post` at a random amount <= the reservation (1 in 10: `ledger.void`), through the
+   product's `Database.grouped()` (group commit: concurrent units share transactions). A pair
+   counts when its settle committed before the deadline. "spread": one tenant, so one wallet,
+   per client; "hot": every client on one wallet; "empty": the reference, two plain
+   transactions of `SELECT 1` per pair (one each, no group commit), no ledger.
 4. After each ledger scenario the money is checked through `ledger.balances`: every tenant's
    posted balances sum to zero, nothing is left pending, and each wallet holds exactly its
    grant minus what the clients settled. Exit status 1 if a check fails or a client raised.
@@ -504,7 +505,7 @@ pairs/s: reserve+settle pairs committed in {args.seconds} s by {args.clients} cl
 a pair's latency (pgbench: its average transaction latency). client CPU: the clients' Python
 CPU time per pair. CPU busy: the whole machine while measured (pgbench: with its -i load).
 empty: the same clients doing two product transactions of `SELECT 1`, no ledger: the ceiling
-any ledger code can reach through db.transaction() on this machine.""")
+of one transaction per verb through db.transaction() on this machine.""")
     return 1 if failed else 0
 
 
