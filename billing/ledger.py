@@ -21,6 +21,10 @@ WITH) doing those same steps in that order: insert the transfer (or its resoluti
 round trip and no ORM work per verb is what keeps the hot path cheap (`bench/ledger_bench.py`);
 anything unusual (a repeat, a refusal, an unknown id) falls back to the step-by-step path,
 which finds the same answer and raises the same errors. SQLite always runs step by step.
+
+Inside a group commit's shared transaction (`Database.grouped`) on PostgreSQL, the verbs
+defer their wallet updates to the end of the batch: one conditional UPDATE per wallet, so a
+hot wallet's row is locked only from there to the commit (see "deferred wallet updates").
 """
 
 from __future__ import annotations
@@ -285,7 +289,27 @@ def _debiting_statement(column: str) -> Select[Any]:
                   select(debited.c.available).scalar_subquery().label("available"))
 
 
-def _resolving_statement() -> Select[Any]:
+def _reading_statement() -> Select[Any]:
+    """Insert a transfer and read its wallet's available balance, locking nothing (deferred
+    mode: the wallet is updated once at the end of the batch, see `_apply_deferred`).
+
+    Returns one row: `inserted` (the id, or NULL for a repeat) and `available` (NULL when
+    the wallet does not exist for this tenant).
+    """
+    inserted = (pg_insert(_transfers)
+                .values({c.name: _param(c.name) for c in _transfers.columns})
+                .on_conflict_do_nothing()
+                .returning(_transfers.c.id)
+                .cte("inserted"))
+    a = _accounts.c
+    available = (select(a.credits_posted - a.debits_posted - a.debits_pending)
+                 .where(a.id == _param("debit_account_id"), a.tenant_id == _param("tenant_id"))
+                 .scalar_subquery())
+    return select(select(inserted.c.id).scalar_subquery().label("inserted"),
+                  available.label("available"))
+
+
+def _resolving_statement(*, deferred: bool = False) -> Select[Any]:
     """Insert a pending transfer's resolution, then (only if inserted) move its counters.
 
     Returns the resolution's columns, or no row when nothing was inserted: no such pending
@@ -327,6 +351,10 @@ def _resolving_statement() -> Select[Any]:
                 .returning(a.id)
                 .cte(f"moved_{side}"))
 
+    if deferred:
+        # The counters move once per batch (`_apply_deferred`); it needs what was reserved.
+        reserved = select(pending.c.amount_mc).scalar_subquery()
+        return select(resolution, reserved.label("reserved_mc"))
     # Nothing reads the two UPDATEs: add_cte renders them, and PostgreSQL runs a
     # data-modifying WITH whether or not anything reads it (debit and credit are distinct
     # accounts, a CHECK says so, so no row is updated twice).
@@ -337,6 +365,67 @@ def _resolving_statement() -> Select[Any]:
 _DEBIT_PENDING = _debiting_statement("debits_pending")
 _DEBIT_POSTED = _debiting_statement("debits_posted")
 _RESOLVE = _resolving_statement()
+_READ_AVAILABLE = _reading_statement()
+_RESOLVE_DEFERRED = _resolving_statement(deferred=True)
+
+
+# ----------------------------------------------------------------- deferred wallet updates
+#
+# Inside a group commit (tenants/group_commit.py) a batch of units would otherwise hold each
+# wallet's row lock from its first unit's UPDATE through the batch's COMMIT, so batches on a
+# hot wallet ran one at a time. There, the verbs insert their transfers and only note each
+# wallet's counter deltas; one UPDATE per wallet at the end of the batch, in id order (no
+# deadlocks between batches), applies them, conditional on the wallet not being overdrawn.
+# A reservation checks the balance it read (unlocked) minus what the batch already took; if
+# the final UPDATE still finds the wallet short (a concurrent batch spent it), it raises, the
+# batch rolls back, and its units run again alone on the locking path, which is exact.
+
+_DEFERRED = "ledger_deferred_deltas"
+
+
+@dataclass(slots=True)
+class _Deltas:
+    tenant_id: str
+    debits_pending: int = 0
+    debits_posted: int = 0
+    debited_mc: int = 0  # reserved or posted outright by this batch: for credits.low
+    low_threshold_mc: int | None = None
+
+
+def _deferring(session: AsyncSession) -> bool:
+    return bool(session.info.get("group_commit")) and _on_postgresql(session)
+
+
+def _deltas(session: AsyncSession, account: str, tenant_id: str) -> _Deltas:
+    deferred: dict[str, _Deltas] | None = session.info.get(_DEFERRED)
+    if deferred is None:
+        deferred = session.info[_DEFERRED] = {}
+        session.info.setdefault("before_commit", []).append(_apply_deferred)
+    return deferred.setdefault(account, _Deltas(tenant_id))
+
+
+async def _apply_deferred(session: AsyncSession) -> None:
+    """Apply the batch's wallet deltas, one UPDATE per wallet; called by the group commit
+    before it commits. Raises `InsufficientCredits` when a wallet would be overdrawn."""
+    deferred: dict[str, _Deltas] = session.info.pop(_DEFERRED, {})
+    a = _accounts.c
+    for account in sorted(deferred):
+        d = deferred[account]
+        if not (d.debits_pending or d.debits_posted):
+            continue
+        after = (a.credits_posted - (a.debits_posted + d.debits_posted)
+                 - (a.debits_pending + d.debits_pending))
+        available = await session.scalar(
+            update(_accounts)
+            .where(a.id == account, (~a.no_overdraft) | (after >= 0))
+            .values(debits_pending=a.debits_pending + d.debits_pending,
+                    debits_posted=a.debits_posted + d.debits_posted)
+            .returning(a.credits_posted - a.debits_posted - a.debits_pending))
+        if available is None:
+            raise InsufficientCredits("a concurrent batch spent this wallet's credits first")
+        if d.debited_mc:
+            _note_low_balance(session, d.tenant_id, account, int(available), d.debited_mc,
+                              d.low_threshold_mc)
 
 
 async def _transfer(session: AsyncSession, *, tenant_id: str, debit: str, credit: str,
@@ -352,7 +441,22 @@ async def _transfer(session: AsyncSession, *, tenant_id: str, debit: str, credit
     values = {"id": new_id("tr"), "idempotency_key": idempotency_key,
               "generation_id": generation_id, "timeout_at": timeout_at, "pending_id": None,
               "created_at": utcnow(), **fields}
-    if _system.get(debit) is False and _system.get(credit) and _on_postgresql(session):
+    if _system.get(debit) is False and _system.get(credit) and _deferring(session):
+        row = (await session.execute(
+            _READ_AVAILABLE, {f"p_{name}": value for name, value in values.items()})).one()
+        if row.inserted is not None:
+            deltas = _deltas(session, debit, tenant_id)
+            taken = deltas.debits_pending + deltas.debits_posted
+            if row.available is None or row.available - taken < amount_mc:
+                await _refuse_debit(session, tenant_id, debit, amount_mc, values["id"])
+            if phase == PENDING:
+                deltas.debits_pending += amount_mc
+            else:
+                deltas.debits_posted += amount_mc
+            deltas.debited_mc += amount_mc
+            deltas.low_threshold_mc = low_threshold_mc or deltas.low_threshold_mc
+            return Transfer(**values)
+    elif _system.get(debit) is False and _system.get(credit) and _on_postgresql(session):
         # A known wallet paying a system account (every reservation): one statement. Accounts
         # not seen yet by this process take the step-by-step path, which learns their flags.
         statement = _DEBIT_PENDING if phase == PENDING else _DEBIT_POSTED
@@ -416,7 +520,11 @@ async def reserve(session: AsyncSession, *, tenant_id: str, from_account: str, a
 
 async def _resolve(session: AsyncSession, tenant_id: str, pending_id: str, phase: str,
                    amount_mc: int | None) -> Transfer:
-    if _on_postgresql(session):
+    if _deferring(session):
+        resolved = await _resolve_deferred(session, tenant_id, pending_id, phase, amount_mc)
+        if resolved is not None:
+            return resolved
+    elif _on_postgresql(session):
         values: dict[str, Any] = {
             "id": new_id("tr"), "tenant_id": tenant_id, "pending_id": pending_id,
             "idempotency_key": f"{phase}:{pending_id}", "phase": phase,
@@ -455,6 +563,34 @@ async def _resolve(session: AsyncSession, tenant_id: str, pending_id: str, phase
     await _move(session, pending.credit_account_id, credits_pending=-pending.amount_mc,
                 credits_posted=posted_mc)
     return Transfer(**values)
+
+
+async def _resolve_deferred(session: AsyncSession, tenant_id: str, pending_id: str,
+                            phase: str, amount_mc: int | None) -> Transfer | None:
+    """`_resolve`'s one statement in deferred mode; None when nothing was inserted (the
+    step-by-step path then finds out why)."""
+    values: dict[str, Any] = {
+        "id": new_id("tr"), "tenant_id": tenant_id, "pending_id": pending_id,
+        "idempotency_key": f"{phase}:{pending_id}", "phase": phase,
+        "amount_mc": 0 if phase == VOID_PENDING else amount_mc, "created_at": utcnow()}
+    row = (await session.execute(
+        _RESOLVE_DEFERRED, {f"p_{name}": value for name, value in values.items()})).first()
+    if row is None:
+        return None
+    fields = row._asdict()
+    reserved = fields.pop("reserved_mc")
+    for side in ("debit", "credit"):
+        account = fields[f"{side}_account_id"]
+        if await _is_system(session, account):
+            continue
+        if side == "credit":  # never a wallet today (reservations pay revenue accounts)
+            await _move(session, account, credits_pending=-reserved,
+                        credits_posted=fields["amount_mc"])
+            continue
+        deltas = _deltas(session, account, tenant_id)
+        deltas.debits_pending -= reserved
+        deltas.debits_posted += fields["amount_mc"]
+    return Transfer(**{**values, **fields}, reason=None, timeout_at=None)
 
 
 async def post(session: AsyncSession, *, tenant_id: str, pending_id: str,

@@ -12,6 +12,12 @@ alone in its own transaction, so a caller only ever sees its own unit's outcome 
 half-done work commits. So a unit may run twice, and must do nothing outside the database
 that cannot be repeated (every ledger verb is idempotent by key; side effects such as
 enqueueing a job belong after `grouped` returns).
+
+Code called from a unit can defer work to the end of its batch: in a shared transaction
+`session.info["group_commit"]` is true, and async callables appended to
+`session.info["before_commit"]` run (with the session) after the last unit, before the commit;
+one that raises rolls the batch back like a unit that raises. A unit run alone gets neither,
+so deferring code must also work without them.
 """
 
 from __future__ import annotations
@@ -90,8 +96,13 @@ class GroupCommit:
         values: list[Any] = []
         try:
             async with self._db.transaction() as session:
+                # Lets a unit's code defer work to the end of the batch (the ledger's wallet
+                # updates do: one per wallet per batch, holding its lock only until commit).
+                session.info["group_commit"] = True
                 for unit, _future in batch:
                     values.append(await unit(session))
+                for hook in session.info.pop("before_commit", []):
+                    await hook(session)
         except Exception:
             # A unit raised (a 402, a duplicate key) or the commit failed: nothing of the
             # batch committed, and each unit runs again alone so that only the one that

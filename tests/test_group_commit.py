@@ -127,3 +127,56 @@ async def test_a_repeated_unit_returns_the_first_result(db: Database) -> None:
     async with db.session() as session:
         held = await ledger.balance(session, tenant_id=tenant_id, account=wallet)
     assert held.pending_mc == 250
+
+
+async def test_two_processes_batching_on_one_wallet_never_overdraw_it(
+    database_url: str,
+) -> None:
+    """Two pools (as two processes would) each send 100 concurrent reservations of 7 to a
+    wallet holding 7 x 61 + 6. Batches read the balance without locking it and update the
+    wallet once at their end; a batch that finds it spent by the other rolls back and its
+    units run alone. Exactly 61 pass, and the counters agree with the transfers."""
+    first, second = Database(database_url), Database(database_url)
+    try:
+        tenant_id, wallet = await funded_wallet(first, 7 * 61 + 6)
+        outcomes = await asyncio.gather(*(
+            db.grouped(reservation(tenant_id, wallet, 7, f"p{n}-{i}-{tenant_id}"))
+            for n, db in enumerate((first, second)) for i in range(100)),
+            return_exceptions=True)
+        assert sum(isinstance(o, Transfer) for o in outcomes) == 61
+        assert sum(isinstance(o, InsufficientCredits) for o in outcomes) == 139
+        async with first.session() as session:
+            held = await ledger.balance(session, tenant_id=tenant_id, account=wallet)
+            reserved = await session.scalar(
+                select(func.sum(Transfer.amount_mc))
+                .where(Transfer.tenant_id == tenant_id, Transfer.phase == "pending"))
+        assert (held.available_mc, held.pending_mc, reserved) == (6, 7 * 61, 7 * 61)
+    finally:
+        await first.dispose()
+        await second.dispose()
+
+
+async def test_settles_in_a_batch_release_and_post_exactly(db: Database) -> None:
+    """Reserve 20, then post half of them at part of their amount and void the rest, all
+    concurrently: the wallet ends at its grant minus exactly what was posted."""
+    tenant_id, wallet = await funded_wallet(db, 100_000)
+    pending = await asyncio.gather(*(
+        db.grouped(reservation(tenant_id, wallet, 1_000, f"s{i}-{tenant_id}"))
+        for i in range(20)))
+
+    def settle(i: int, transfer: Transfer) -> Callable[[AsyncSession], Awaitable[Transfer]]:
+        async def unit(session: AsyncSession) -> Transfer:
+            if i % 2:
+                return await ledger.void(session, tenant_id=tenant_id, pending_id=transfer.id)
+            return await ledger.post(session, tenant_id=tenant_id, pending_id=transfer.id,
+                                     amount_mc=50 * i)
+        return unit
+
+    await asyncio.gather(*(db.grouped(settle(i, t)) for i, t in enumerate(pending)))
+    posted = sum(50 * i for i in range(0, 20, 2))
+    async with db.session() as session:
+        held = await ledger.balance(session, tenant_id=tenant_id, account=wallet)
+        books = await ledger.balances(session, tenant_id)
+    assert (held.available_mc, held.pending_mc, held.posted_mc) == (
+        100_000 - posted, 0, 100_000 - posted)
+    assert sum(t.posted_balance for t in books.values()) == 0
