@@ -16,6 +16,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from gateway.generations.pipeline import recover_embedded
 from gateway.http import handle_exception
 from gateway.migrate import upgrade
+from gateway.ratelimit import rate_limit_headers
 from gateway.routes.admin import AdminController
 from gateway.routes.credits import CreditsController
 from gateway.routes.deps import provide_runtime
@@ -66,6 +67,7 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
         route_handlers=handlers,
         dependencies={"runtime": Provide(provide_runtime)},
         exception_handlers={Exception: handle_exception},
+        before_send=[rate_limit_headers],
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(
             title="mediahub", version="0.1.0", path="/schema",

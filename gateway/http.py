@@ -17,9 +17,10 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from gateway.ratelimit import enforce as enforce_rate_limit
 from gateway.runtime import Runtime
 from tenants import service as tenants
-from tenants.errors import AuthenticationFailed, DomainError, PermissionDenied
+from tenants.errors import AuthenticationFailed, DomainError, PermissionDenied, RateLimited
 from tenants.service import KeyIdentity
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,8 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         status = exc.status
         if isinstance(exc, AuthenticationFailed):
             headers["WWW-Authenticate"] = "Bearer"
+        if isinstance(exc, RateLimited) and exc.retry_after_s is not None:
+            headers["Retry-After"] = str(exc.retry_after_s)
     elif isinstance(exc, ValidationException):
         param, message = _validation_param(exc)
         status = 422 if param else 400
@@ -141,6 +144,7 @@ async def identify(request: Request[Any, Any, Any], runtime: Runtime) -> KeyIden
         async with runtime.db.session() as session:
             identity = await tenants.authenticate(session, raw)
         key_cache.put(raw, identity)
+    await enforce_rate_limit(request, runtime, identity)
     return identity
 
 

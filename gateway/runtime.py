@@ -15,6 +15,7 @@ import httpx
 
 from gateway.providers import ProviderStates
 from gateway.queue import InProcessQueue, JobQueue, SaqQueue
+from gateway.ratelimit import RateLimiter
 from gateway.settings import Settings
 from gateway.storage import Storage, storage_from_url
 from plugins.base import Credentials
@@ -54,6 +55,11 @@ class Runtime:
     completions: Completions = field(default_factory=Completions)
     #: Routing statistics, breakers and health of every provider (gateway/providers.py).
     routing: ProviderStates = field(default_factory=ProviderStates)
+    #: Request rate limits and the job quotas' clock (gateway/ratelimit.py).
+    limiter: RateLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.limiter = RateLimiter(self.settings)
 
     @classmethod
     async def start(cls, settings: Settings, *, plugins: PluginHost | None = None,
@@ -90,5 +96,6 @@ class Runtime:
         if self.queue is not None:
             await self.queue.close()
         await self.http.aclose()
+        await self.limiter.close()
         await self.storage.close()
         await self.db.dispose()

@@ -47,6 +47,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stripe_api_key: str | None = None
     stripe_webhook_secret: str | None = None
     stripe_base_url: str | None = None
+    #: Request rates (GCRA; 0 = no limit): per tenant, and per API key.
+    rate_limit_requests_per_minute: int = 6000
+    rate_limit_burst: int = 1000
+    rate_limit_key_requests_per_minute: int = 3000
+    rate_limit_key_burst: int = 600
+    #: Generations queued or running at once per tenant, per media type (`default` for the
+    #: rest); 0 or absent = no limit.
+    rate_limit_concurrent_jobs: dict[str, int] = msgspec.field(default_factory=dict)
+    #: What a tenant's wallet may reserve per UTC day, millicredits; 0 = no cap.
+    rate_limit_daily_spend_cap_mc: int = 0
 
     @property
     def embedded(self) -> bool:
@@ -85,6 +95,20 @@ def _markups(raw: str, problems: list[str]) -> dict[str, int]:
             continue
         markups[key] = int(value)
     return markups
+
+
+def _concurrency(raw: str, problems: list[str]) -> dict[str, int]:
+    """`default=4,video=1` → {"default": 4, "video": 1} (0 = no limit)."""
+    limits: dict[str, int] = {}
+    for item in (part.strip() for part in raw.split(",") if part.strip()):
+        key, sep, value = item.partition("=")
+        if (not sep or key not in ("default", *MEDIA_TYPES) or not value.isdigit()
+                or int(value) > 10**9):
+            problems.append(f"MEDIAHUB_RATE_LIMIT_CONCURRENT_JOBS: {item!r} is not TYPE=COUNT "
+                            f"with TYPE one of default, {', '.join(MEDIA_TYPES)}")
+            continue
+        limits[key] = int(value)
+    return limits
 
 
 def _secret_file_for(database_url: str) -> Path:
@@ -186,6 +210,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                      if p.strip())
 
     markups = _markups(env.get("MEDIAHUB_PLATFORM_MARKUP_BPS", ""), problems)
+    rpm = _int(env, "MEDIAHUB_RATE_LIMIT_REQUESTS_PER_MINUTE", 6000, 0, 10**9, problems)
+    burst = _int(env, "MEDIAHUB_RATE_LIMIT_BURST", 1000, 0, 10**9, problems)
+    key_rpm = _int(env, "MEDIAHUB_RATE_LIMIT_KEY_REQUESTS_PER_MINUTE", 3000, 0, 10**9,
+                   problems)
+    key_burst = _int(env, "MEDIAHUB_RATE_LIMIT_KEY_BURST", 600, 0, 10**9, problems)
+    concurrent_jobs = _concurrency(env.get("MEDIAHUB_RATE_LIMIT_CONCURRENT_JOBS", ""), problems)
+    spend_cap = _int(env, "MEDIAHUB_RATE_LIMIT_DAILY_SPEND_CAP_MC", 0, 0, 10**15, problems)
 
     if problems:
         raise SettingsError(problems)
@@ -207,4 +238,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         stripe_api_key=env.get("MEDIAHUB_STRIPE_API_KEY") or None,
         stripe_webhook_secret=env.get("MEDIAHUB_STRIPE_WEBHOOK_SECRET") or None,
         stripe_base_url=env.get("MEDIAHUB_STRIPE_BASE_URL") or None,
+        rate_limit_requests_per_minute=rpm,
+        rate_limit_burst=burst,
+        rate_limit_key_requests_per_minute=key_rpm,
+        rate_limit_key_burst=key_burst,
+        rate_limit_concurrent_jobs=concurrent_jobs,
+        rate_limit_daily_spend_cap_mc=spend_cap,
     )

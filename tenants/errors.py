@@ -63,6 +63,12 @@ class RateLimited(DomainError):
     status = 429
     default_code = "rate_limited"
 
+    def __init__(self, message: str, *, code: str | None = None,
+                 retry_after_s: int | None = None, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(message, code=code, extra=extra)
+        #: Sent as `Retry-After` when known (the request-rate limiter sets its own headers).
+        self.retry_after_s = retry_after_s
+
 
 class ProviderFailed(DomainError):
     type = "provider_error"

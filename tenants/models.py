@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tenants.db import Base, JSONType, UTCDateTime, utcnow
@@ -74,3 +82,21 @@ class ApiKey(Base):
     customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id"), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class TenantDailySpend(Base):
+    """What a tenant's wallet reserved on one UTC day, for `daily_spend_cap_mc`.
+
+    Taken by a conditional upsert in the submit's transaction (so the cap is exact under
+    concurrency) and given back, in the transaction that ends the generation, by what was
+    not spent: all of it on failure, cancel or expiry, the reserved minus the charged on
+    success. Rows exist only for tenants with a cap.
+    """
+
+    __tablename__ = "tenant_daily_spend"
+    __table_args__ = (CheckConstraint("spent_mc >= 0", name="spent_not_negative"),)
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    spent_mc: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -84,13 +84,43 @@ def routing_of(stored: dict[str, Any] | None) -> TenantRouting:
         return TenantRouting()
 
 
+Limit = Annotated[int, msgspec.Meta(ge=0, le=10**9)]
+
+
+class RateLimitPolicy(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """A tenant's limits (`rate_limits` on the tenant). A field left out takes the platform's
+    default (`MEDIAHUB_RATE_LIMIT_*`); 0 means no limit.
+
+    `requests_per_minute`/`burst` limit the whole tenant, `key_requests_per_minute`/
+    `key_burst` each of its API keys (GCRA: `burst` requests at once, then one every
+    60/`requests_per_minute` seconds). `concurrent_jobs` caps generations queued or running
+    at once per media type (`default` for the others); `daily_spend_cap_mc` caps what the
+    tenant's wallet reserves per UTC day, in millicredits.
+    """
+
+    requests_per_minute: Limit | None = None
+    burst: Limit | None = None
+    key_requests_per_minute: Limit | None = None
+    key_burst: Limit | None = None
+    concurrent_jobs: dict[PriceKey, Limit] = msgspec.field(default_factory=dict)
+    daily_spend_cap_mc: Millicredits | None = None
+
+
+def rate_limits_of(stored: dict[str, Any] | None) -> RateLimitPolicy:
+    """A tenant's stored limits as a struct; empty or unreadable gives all defaults."""
+    try:
+        return msgspec.convert(stored or {}, RateLimitPolicy)
+    except msgspec.ValidationError:
+        return RateLimitPolicy()
+
+
 class TenantCreate(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
     slug: Slug
     domains: list[Hostname] = msgspec.field(default_factory=list)
     branding: dict[str, Any] = msgspec.field(default_factory=dict)
     pricing: TenantPricing = msgspec.field(default_factory=TenantPricing)
-    rate_limits: dict[str, Any] = msgspec.field(default_factory=dict)
+    rate_limits: RateLimitPolicy = msgspec.field(default_factory=RateLimitPolicy)
     billing_mode: BillingMode = "self"
     low_balance_threshold_mc: Millicredits = 0
     routing: TenantRouting = msgspec.field(default_factory=TenantRouting)
@@ -101,7 +131,7 @@ class TenantUpdate(msgspec.Struct, forbid_unknown_fields=True):
     domains: list[Hostname] | msgspec.UnsetType = msgspec.UNSET
     branding: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
     pricing: TenantPricing | msgspec.UnsetType = msgspec.UNSET
-    rate_limits: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    rate_limits: RateLimitPolicy | msgspec.UnsetType = msgspec.UNSET
     billing_mode: BillingMode | msgspec.UnsetType = msgspec.UNSET
     low_balance_threshold_mc: Millicredits | msgspec.UnsetType = msgspec.UNSET
     routing: TenantRouting | msgspec.UnsetType = msgspec.UNSET

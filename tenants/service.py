@@ -50,7 +50,8 @@ def split_key(raw: str) -> tuple[str, str] | None:
 async def create_tenant(session: AsyncSession, body: TenantCreate) -> Tenant:
     """Insert a tenant and its domains; raises `Conflict` when the slug or a domain is taken."""
     tenant = Tenant(id=new_id("ten"), name=body.name, slug=body.slug, branding=body.branding,
-                    pricing=msgspec.to_builtins(body.pricing), rate_limits=body.rate_limits,
+                    pricing=msgspec.to_builtins(body.pricing),
+                    rate_limits=msgspec.to_builtins(body.rate_limits),
                     billing_mode=body.billing_mode,
                     low_balance_threshold_mc=body.low_balance_threshold_mc,
                     routing=msgspec.to_builtins(body.routing))

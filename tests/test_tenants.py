@@ -153,7 +153,7 @@ async def test_patch_changes_only_the_fields_sent(gateway: Gateway) -> None:
         json={"name": "Before", "slug": s, "domains": [old_host],
               "branding": {"primary_color": "#000000"},
               "pricing": {"markup_bps": {"default": 1000}},
-              "rate_limits": {"rpm": 60}})
+              "rate_limits": {"requests_per_minute": 60}})
     tid = r.json()["id"]
     r = await gateway.client.patch(f"/admin/v1/tenants/{tid}", headers=gateway.admin(),
                                    json={"name": "After", "domains": [new_host],
@@ -165,7 +165,7 @@ async def test_patch_changes_only_the_fields_sent(gateway: Gateway) -> None:
     assert changed["branding"] == {"primary_color": "#ffffff"}
     assert changed["slug"] == s
     assert changed["pricing"] == {"markup_bps": {"default": 1000}}
-    assert changed["rate_limits"] == {"rpm": 60}
+    assert changed["rate_limits"] == {"requests_per_minute": 60}
     again = await gateway.client.get(f"/admin/v1/tenants/{tid}", headers=gateway.admin())
     assert again.json() == changed
     # The old hostname is free again, the new one serves this tenant.

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -32,6 +33,8 @@ class Generation(Base):
         # Newest-first cursor pagination per tenant.
         Index("ix_generations_tenant_created", "tenant_id", "created_at", "id"),
         Index("ix_generations_status_updated", "status", "updated_at"),
+        # Concurrent-job limits count a tenant's queued and running generations of a type.
+        Index("ix_generations_tenant_type_status", "tenant_id", "type", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -73,6 +76,9 @@ class Generation(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    #: The UTC day whose `tenant_daily_spend` counted this generation's reservation (None:
+    #: no daily cap when it was submitted); what it does not spend is given back there.
+    spend_day: Mapped[date | None] = mapped_column(Date, default=None)
 
 
 class ProviderState(Base):

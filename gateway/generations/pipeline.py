@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import ledger
 from billing.pricing import price
+from gateway.generations import quotas
 from gateway.generations.models import QUEUED, RUNNING, SUCCEEDED, Generation
 from gateway.generations.service import finish_failed
 from gateway.runtime import Runtime
@@ -126,6 +127,8 @@ async def _succeed(runtime: Runtime, generation: Generation, result: ProviderRes
         if generation.customer_reservation_id is not None:
             await ledger.post(session, tenant_id=generation.tenant_id,
                               pending_id=generation.customer_reservation_id, amount_mc=retail)
+        await quotas.give_back(session, generation.tenant_id, generation.spend_day,
+                               generation.wholesale_mc - wholesale)
 
     await runtime.db.grouped(settle)
 

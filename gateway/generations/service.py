@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import ledger, wallets
 from billing.pricing import Price, price
+from gateway.generations import quotas
 from gateway.generations.models import (
     CANCELED,
     FAILED,
@@ -35,6 +36,7 @@ from gateway.generations.schemas import (
     Output,
 )
 from gateway.providers import configured
+from gateway.ratelimit import effective_limits
 from gateway.runtime import Runtime
 from plugins.base import DEFAULT_OPERATIONS, InvalidParams, Provider, ProviderRequest
 from plugins.routing import Weights
@@ -42,7 +44,7 @@ from tenants.db import new_id, utcnow
 from tenants.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from tenants.models import Customer, Tenant
 from tenants.pagination import decode_cursor, encode_cursor
-from tenants.schemas import routing_of
+from tenants.schemas import rate_limits_of, routing_of
 from tenants.service import KeyIdentity
 
 log = logging.getLogger(__name__)
@@ -203,9 +205,10 @@ async def submit(runtime: Runtime, caller: Caller, body: GenerationCreate, *,
         webhook_url=body.webhook_url, idempotency_key=idempotency_key, request_hash=digest,
     )
     timeout_at = utcnow() + timedelta(seconds=runtime.settings.reservation_timeout_s)
+    quota = _quota(runtime, tenant, body.type)
     try:
         await runtime.db.grouped(lambda session: _persist(session, tenant, generation,
-                                                           timeout_at))
+                                                           timeout_at, quota))
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key committed first.
         if idempotency_key is None:
@@ -230,9 +233,16 @@ async def _tenant_and_tier(runtime: Runtime, caller: Caller) -> tuple[Tenant, st
     return tenant, tier
 
 
+def _quota(runtime: Runtime, tenant: Tenant, media_type: str) -> quotas.Quota:
+    limits = effective_limits(runtime.settings, rate_limits_of(tenant.rate_limits))
+    return quotas.quota_for(limits, tenant.id, media_type, runtime.limiter.clock())
+
+
 async def _persist(session: AsyncSession, tenant: Tenant, generation: Generation,
-                   timeout_at: datetime) -> None:
-    """The submit's unit of work (group-committed): the generation row and its reservations."""
+                   timeout_at: datetime, quota: quotas.Quota) -> None:
+    """The submit's unit of work (group-committed): the quotas, the generation row and its
+    reservations."""
+    await quotas.admit(session, quota, generation)
     session.add(generation)
     await session.flush()
     await _reserve(session, tenant, generation, timeout_at)
@@ -299,14 +309,16 @@ async def finish_failed(runtime: Runtime, tenant_id: str, generation_id: str, *,
             .where(Generation.id == generation_id, Generation.tenant_id == tenant_id,
                    Generation.status.in_(from_states))
             .values(**values)
-            .returning(Generation.customer_reservation_id, Generation.reservation_id)
+            .returning(Generation.customer_reservation_id, Generation.reservation_id,
+                       Generation.spend_day, Generation.wholesale_mc)
         )
         row = result.first()
         if row is None:
             return False
-        for pending_id in row:
+        for pending_id in (row.customer_reservation_id, row.reservation_id):
             if pending_id is not None:
                 await ledger.void(session, tenant_id=tenant_id, pending_id=pending_id)
+        await quotas.give_back(session, tenant_id, row.spend_day, row.wholesale_mc)
         return True
 
     if not await runtime.db.grouped(end):

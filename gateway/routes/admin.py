@@ -157,7 +157,9 @@ class AdminController(Controller):
                             tenant_id: FromPath[str], data: TenantUpdate) -> TenantOut:
         async with runtime.db.transaction() as session:
             tenant = await tenants.update_tenant(session, tenant_id, data)
-            return _tenant_out(tenant, await tenants.tenant_domains(session, tenant_id))
+            out = _tenant_out(tenant, await tenants.tenant_domains(session, tenant_id))
+        runtime.limiter.forget(tenant_id)  # new limits at once here, within 5 s elsewhere
+        return out
 
     @post("/tenants/{tenant_id:str}/keys", status_code=201, summary="Create an API key")
     async def create_key(self, runtime: RuntimeDep,
