@@ -47,6 +47,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stripe_api_key: str | None = None
     stripe_webhook_secret: str | None = None
     stripe_base_url: str | None = None
+    #: How long a finished result answers identical requests, unless the tenant's cache
+    #: policy says otherwise; 0 turns the result cache off for tenants without a `ttl_s`.
+    cache_ttl_s: int = 86400
 
     @property
     def embedded(self) -> bool:
@@ -186,6 +189,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                      if p.strip())
 
     markups = _markups(env.get("MEDIAHUB_PLATFORM_MARKUP_BPS", ""), problems)
+    cache_ttl = _int(env, "MEDIAHUB_CACHE_TTL_S", 86400, 0, 90 * 86400, problems)
 
     if problems:
         raise SettingsError(problems)
@@ -207,4 +211,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         stripe_api_key=env.get("MEDIAHUB_STRIPE_API_KEY") or None,
         stripe_webhook_secret=env.get("MEDIAHUB_STRIPE_WEBHOOK_SECRET") or None,
         stripe_base_url=env.get("MEDIAHUB_STRIPE_BASE_URL") or None,
+        cache_ttl_s=cache_ttl,
     )

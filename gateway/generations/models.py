@@ -32,6 +32,8 @@ class Generation(Base):
         # Newest-first cursor pagination per tenant.
         Index("ix_generations_tenant_created", "tenant_id", "created_at", "id"),
         Index("ix_generations_status_updated", "status", "updated_at"),
+        # A leader's followers are found by it when it ends (gateway/generations/cache.py).
+        Index("ix_generations_tenant_coalesced", "tenant_id", "coalesced_from"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -73,6 +75,12 @@ class Generation(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    #: The request's cache fingerprint (gateway/generations/cache.py); None when the tenant's
+    #: cache is off. A succeeded generation with one is what later identical requests reuse.
+    fingerprint: Mapped[str | None] = mapped_column(String(64), default=None)
+    #: A follower of an identical request in flight: the leader's generation id, whose
+    #: outputs it takes instead of calling the provider again.
+    coalesced_from: Mapped[str | None] = mapped_column(String(32), default=None)
 
 
 class ProviderState(Base):
