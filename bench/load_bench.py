@@ -217,6 +217,8 @@ def main() -> int:
         "MEDIAHUB_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--valkey-url", default=os.environ.get(
         "MEDIAHUB_BENCH_VALKEY_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--py-spy", metavar="DIR",
+                        help="diagnostic: record the gateway with py-spy into DIR")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install wrk")
@@ -271,8 +273,18 @@ def main() -> int:
         for name, fixed in (("submit", False), ("cache hit", True)):
             print(f"gateway {name}: {args.connections} connections, {args.seconds} s ...",
                   flush=True)
+            spy = None
+            if args.py_spy:
+                # Diagnostic: where the gateway process spends its time under this load.
+                spy = subprocess.Popen(
+                    ["py-spy", "record", "--pid", str(gateway.pid), "--format", "raw",
+                     "--duration", str(args.seconds), "--nonblocking", "--output",
+                     str(Path(args.py_spy) / f"{name.replace(' ', '_')}.txt")],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             loads.append(run_wrk(name, gateway_base + "/v1/generations", key, fixed=fixed,
                                  seconds=args.seconds, connections=args.connections))
+            if spy is not None:
+                spy.wait(60)
     finally:
         for proc in procs:
             stop(proc)

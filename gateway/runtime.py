@@ -16,6 +16,7 @@ import httpx
 from gateway.providers import ProviderStates
 from gateway.queue import InProcessQueue, JobQueue, SaqQueue
 from gateway.ratelimit import RateLimiter
+from gateway.result_store import InProcessStore, ResultStore, make_result_store
 from gateway.settings import Settings
 from gateway.storage import Storage, storage_from_url
 from plugins.base import Credentials
@@ -55,6 +56,8 @@ class Runtime:
     completions: Completions = field(default_factory=Completions)
     #: Routing statistics, breakers and health of every provider (gateway/providers.py).
     routing: ProviderStates = field(default_factory=ProviderStates)
+    #: The result cache and in-flight markers (gateway/generations/cache.py).
+    results: ResultStore = field(default_factory=InProcessStore)
     #: Request rate limits and the job quotas' clock (gateway/ratelimit.py).
     limiter: RateLimiter = field(init=False)
 
@@ -75,6 +78,7 @@ class Runtime:
         )
         if with_queue:
             runtime.queue = runtime.make_queue()
+        runtime.results = make_result_store(settings.valkey_url)
         return runtime
 
     def make_queue(self) -> JobQueue:
@@ -97,5 +101,6 @@ class Runtime:
             await self.queue.close()
         await self.http.aclose()
         await self.limiter.close()
+        await self.results.close()
         await self.storage.close()
         await self.db.dispose()

@@ -57,6 +57,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit_concurrent_jobs: dict[str, int] = msgspec.field(default_factory=dict)
     #: What a tenant's wallet may reserve per UTC day, millicredits; 0 = no cap.
     rate_limit_daily_spend_cap_mc: int = 0
+    #: How long a finished result answers identical requests, unless the tenant's cache
+    #: policy says otherwise; 0 turns the result cache off for tenants without a `ttl_s`.
+    cache_ttl_s: int = 86400
 
     @property
     def embedded(self) -> bool:
@@ -217,6 +220,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     key_burst = _int(env, "MEDIAHUB_RATE_LIMIT_KEY_BURST", 600, 0, 10**9, problems)
     concurrent_jobs = _concurrency(env.get("MEDIAHUB_RATE_LIMIT_CONCURRENT_JOBS", ""), problems)
     spend_cap = _int(env, "MEDIAHUB_RATE_LIMIT_DAILY_SPEND_CAP_MC", 0, 0, 10**15, problems)
+    cache_ttl = _int(env, "MEDIAHUB_CACHE_TTL_S", 86400, 0, 90 * 86400, problems)
 
     if problems:
         raise SettingsError(problems)
@@ -244,4 +248,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rate_limit_key_burst=key_burst,
         rate_limit_concurrent_jobs=concurrent_jobs,
         rate_limit_daily_spend_cap_mc=spend_cap,
+        cache_ttl_s=cache_ttl,
     )

@@ -87,6 +87,10 @@ class Storage(Protocol):
         """Called when a job result is shown to a client; returns a link valid `expires_in_s`."""
         ...
 
+    async def exists(self, key: str) -> bool:
+        """Called before a cached result is reused; True when media is stored under `key`."""
+        ...
+
     async def check(self) -> None:
         """Called by the readiness probe; raises `StorageUnavailable` saying what is wrong."""
         ...
@@ -247,6 +251,10 @@ class LocalStorage:
         validate_key(key)
         return await asyncio.to_thread(self._get_sync, key)
 
+    async def exists(self, key: str) -> bool:
+        validate_key(key)
+        return await asyncio.to_thread(self._path_for(key).is_file)
+
     def _get_sync(self, key: str) -> tuple[bytes, str]:
         path = self._path_for(key)
         try:
@@ -381,6 +389,19 @@ class S3Storage:
             raise self._translate(exc, key) from exc
         except BotoCoreError as exc:
             raise StorageUnavailable(f"cannot reach {self._describe()}: {exc}") from exc
+
+    async def exists(self, key: str) -> bool:
+        """A HEAD of the object: True when it is there."""
+        client = await self._get_client()
+        try:
+            await client.head_object(Bucket=self.bucket, Key=self._object_key(key))
+        except ClientError as exc:
+            if isinstance(self._translate(exc, key), MediaNotFound):
+                return False
+            raise self._translate(exc, key) from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailable(f"cannot reach {self._describe()}: {exc}") from exc
+        return True
 
     async def get(self, key: str) -> tuple[bytes, str]:
         """Download the object for `key`; return its bytes and content type.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Literal
@@ -240,6 +241,10 @@ class Provider(abc.ABC):
     #: `submit`, `poll` and `cancel`; the gateway records the task id before waiting on it.
     #: `generate` is still required (it may simply be `run_to_completion`).
     asynchronous: ClassVar[bool] = False
+    #: The parameters the provider assumes when a request leaves them out. The gateway's
+    #: result cache fills them in, so a request that spells out a default is recognised as
+    #: identical to one that omits it.
+    param_defaults: ClassVar[Mapping[str, Any]] = {}
 
     def validate(self, request: ProviderRequest) -> None:
         """Called before pricing; raises `InvalidParams` naming the bad parameter.

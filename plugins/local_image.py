@@ -86,6 +86,7 @@ class LocalImage(Provider):
     operations = frozenset({"text_to_image"})
     local = True
     needs_api_key = False
+    param_defaults = {"size": "512x512", "style": "gradient"}
 
     def _options(self, request: ProviderRequest) -> tuple[int, int, str]:
         width, height = parse_size(request.params.get("size", "512x512"))

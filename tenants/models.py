@@ -39,6 +39,8 @@ class Tenant(Base):
     # How generations are routed among providers (`tenants.schemas.TenantRouting`);
     # empty means the default, `balanced`.
     routing: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # The result cache policy (`tenants.schemas.TenantCache`); empty means the default.
+    cache: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -114,6 +114,38 @@ def rate_limits_of(stored: dict[str, Any] | None) -> RateLimitPolicy:
         return RateLimitPolicy()
 
 
+class CachePercent(msgspec.Struct, forbid_unknown_fields=True):
+    """Charge this percentage of the full price for a cached answer."""
+
+    percent: Annotated[int, msgspec.Meta(ge=0, le=100)]
+
+
+#: `free` (default): a cached answer costs nothing; `full`: the price of a fresh one;
+#: `{"percent": N}`: N % of it, rounded up to the millicredit.
+CacheCharge = Literal["free", "full"] | CachePercent
+
+
+class TenantCache(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """A tenant's result cache policy (gateway/generations/cache.py).
+
+    `enabled: false` turns off both the cache and the coalescing of identical requests in
+    flight. `ttl_s` is how long a finished result stays reusable (None:
+    `MEDIAHUB_CACHE_TTL_S`). `charge` is what a cached answer is billed.
+    """
+
+    enabled: bool = True
+    ttl_s: Annotated[int, msgspec.Meta(ge=1, le=90 * 86400)] | None = None
+    charge: CacheCharge = "free"
+
+
+def cache_of(stored: dict[str, Any] | None) -> TenantCache:
+    """A tenant's stored cache policy as a struct; empty or unreadable gives the default."""
+    try:
+        return msgspec.convert(stored or {}, TenantCache)
+    except msgspec.ValidationError:
+        return TenantCache()
+
+
 class TenantCreate(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
     slug: Slug
@@ -124,6 +156,7 @@ class TenantCreate(msgspec.Struct, forbid_unknown_fields=True):
     billing_mode: BillingMode = "self"
     low_balance_threshold_mc: Millicredits = 0
     routing: TenantRouting = msgspec.field(default_factory=TenantRouting)
+    cache: TenantCache = msgspec.field(default_factory=TenantCache)
 
 
 class TenantUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -135,6 +168,7 @@ class TenantUpdate(msgspec.Struct, forbid_unknown_fields=True):
     billing_mode: BillingMode | msgspec.UnsetType = msgspec.UNSET
     low_balance_threshold_mc: Millicredits | msgspec.UnsetType = msgspec.UNSET
     routing: TenantRouting | msgspec.UnsetType = msgspec.UNSET
+    cache: TenantCache | msgspec.UnsetType = msgspec.UNSET
 
 
 class TenantOut(msgspec.Struct):
@@ -150,6 +184,7 @@ class TenantOut(msgspec.Struct):
     created_at: datetime
     routing: dict[str, Any] = msgspec.field(default_factory=dict)
     object: str = "tenant"
+    cache: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class KeyCreate(msgspec.Struct, forbid_unknown_fields=True):

@@ -54,7 +54,8 @@ async def create_tenant(session: AsyncSession, body: TenantCreate) -> Tenant:
                     rate_limits=msgspec.to_builtins(body.rate_limits),
                     billing_mode=body.billing_mode,
                     low_balance_threshold_mc=body.low_balance_threshold_mc,
-                    routing=msgspec.to_builtins(body.routing))
+                    routing=msgspec.to_builtins(body.routing),
+                    cache=msgspec.to_builtins(body.cache))
     try:
         async with session.begin_nested():
             session.add(tenant)
@@ -94,7 +95,7 @@ async def list_tenants(session: AsyncSession, *, limit: int,
 async def update_tenant(session: AsyncSession, tenant_id: str, body: TenantUpdate) -> Tenant:
     tenant = await get_tenant(session, tenant_id)
     for field in ("name", "branding", "pricing", "rate_limits", "billing_mode",
-                  "low_balance_threshold_mc", "routing"):
+                  "low_balance_threshold_mc", "routing", "cache"):
         value = getattr(body, field)
         if value is not msgspec.UNSET:
             setattr(tenant, field, msgspec.to_builtins(value))

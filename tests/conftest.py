@@ -140,6 +140,9 @@ def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settin
         "public_base_url": "http://testserver",
         # A unique queue namespace per test keeps SAQ jobs of parallel tests apart.
         "queue_prefix": f"mhtest{secrets.token_hex(4)}",
+        # Tests of other features submit identical requests and expect each to run: the
+        # result cache (on by default in the product) is off unless a test turns it on.
+        "cache_ttl_s": 0,
     }
     values.update(overrides)
     return Settings(**values)

@@ -35,6 +35,8 @@ class Generation(Base):
         Index("ix_generations_status_updated", "status", "updated_at"),
         # Concurrent-job limits count a tenant's queued and running generations of a type.
         Index("ix_generations_tenant_type_status", "tenant_id", "type", "status"),
+        # A leader's followers are found by it when it ends (gateway/generations/cache.py).
+        Index("ix_generations_tenant_coalesced", "tenant_id", "coalesced_from"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -79,6 +81,12 @@ class Generation(Base):
     #: The UTC day whose `tenant_daily_spend` counted this generation's reservation (None:
     #: no daily cap when it was submitted); what it does not spend is given back there.
     spend_day: Mapped[date | None] = mapped_column(Date, default=None)
+    #: The request's cache fingerprint (gateway/generations/cache.py); None when the tenant's
+    #: cache is off. A succeeded generation with one is what later identical requests reuse.
+    fingerprint: Mapped[str | None] = mapped_column(String(64), default=None)
+    #: A follower of an identical request in flight: the leader's generation id, whose
+    #: outputs it takes instead of calling the provider again.
+    coalesced_from: Mapped[str | None] = mapped_column(String(32), default=None)
 
 
 class ProviderState(Base):

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import ledger
 from billing.pricing import price
-from gateway.generations import quotas
+from gateway.generations import cache, quotas
 from gateway.generations.models import QUEUED, RUNNING, SUCCEEDED, Generation
 from gateway.generations.service import finish_failed
 from gateway.runtime import Runtime
@@ -93,12 +93,14 @@ async def _store(runtime: Runtime, generation: Generation,
 
 async def _succeed(runtime: Runtime, generation: Generation, result: ProviderResult,
                    outputs: list[dict[str, object]], *, provider: str,
-                   attempts_log: list[dict[str, Any]]) -> None:
+                   attempts_log: list[dict[str, Any]],
+                   recorded_cost_usd_micros: int | None = None) -> None:
     async with runtime.db.session() as session:
         tenant = await session.get(Tenant, generation.tenant_id)
         customer = (await session.get(Customer, generation.customer_id)
                     if generation.customer_id else None)
     assert tenant is not None
+    await cache.remember(runtime, tenant, generation)
     actual = price(result.cost_usd_micros, media_type=generation.type,
                    tenant_pricing=tenant.pricing, tier=customer.tier if customer else None,
                    platform_markup_bps=runtime.settings.platform_markup_bps)
@@ -114,7 +116,9 @@ async def _succeed(runtime: Runtime, generation: Generation, result: ProviderRes
             update(Generation)
             .where(Generation.id == generation.id, Generation.status == RUNNING)
             .values(status=SUCCEEDED, outputs=outputs, charged_mc=charged,
-                    cost_usd_micros=actual.cost_usd_micros, wholesale_mc=wholesale,
+                    cost_usd_micros=(actual.cost_usd_micros if recorded_cost_usd_micros is None
+                                     else recorded_cost_usd_micros),
+                    wholesale_mc=wholesale,
                     retail_mc=retail, provider=provider, attempts_log=attempts_log,
                     completed_at=now, updated_at=now)
         )
@@ -220,16 +224,39 @@ def _pending_tasks(attempts_log: list[dict[str, Any]]) -> dict[str, ProviderTask
 
 async def run_generation(runtime: Runtime, generation_id: str) -> None:
     """Advance one generation from queued to a final state; called by queue workers."""
+    if not await cache.may_start(runtime, generation_id):
+        return  # a follower whose leader still works: the leader queues it when it ends
     generation = await _claim(runtime, generation_id)
     if generation is None:
         return
     try:
-        await _run(runtime, generation)
+        follow = await cache.leader_outcome(runtime, generation)
+        if follow is None:
+            await _run(runtime, generation)
+        else:
+            await _follow(runtime, generation, follow)
     except Exception:
         log.exception("generation crashed", extra={"generation_id": generation.id})
         await finish_failed(runtime, generation.tenant_id, generation.id,
                             code="internal_error", message="the generation failed unexpectedly")
     runtime.completions.done(generation.id)
+    await cache.on_finished(runtime, generation.id)
+
+
+async def _follow(runtime: Runtime, generation: Generation,
+                  leader: cache.LeaderOutcome) -> None:
+    """End a follower as its leader ended: its outputs, settled at this generation's own
+    price (the leader's provider cost, priced for this caller; no provider cost of its own),
+    or the leader's error with the reservation voided."""
+    if not leader.succeeded:
+        await finish_failed(runtime, generation.tenant_id, generation.id,
+                            code=leader.error_code or "provider_error",
+                            message=leader.error_message or "the provider failed")
+        return
+    await _succeed(runtime, generation,
+                   ProviderResult(outputs=[], cost_usd_micros=leader.cost_usd_micros),
+                   list(leader.outputs), provider=leader.provider, attempts_log=[],
+                   recorded_cost_usd_micros=0)
 
 
 async def _run(runtime: Runtime, generation: Generation) -> None:

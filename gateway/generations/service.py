@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import ledger, wallets
 from billing.pricing import Price, price
-from gateway.generations import quotas
+from gateway.generations import cache, quotas
 from gateway.generations.models import (
     CANCELED,
     FAILED,
@@ -180,10 +180,12 @@ async def _by_idempotency_key(runtime: Runtime, caller: Caller, key: str,
 
 
 async def submit(runtime: Runtime, caller: Caller, body: GenerationCreate, *,
-                 idempotency_key: str | None) -> Generation:
+                 idempotency_key: str | None, cache_control: str | None = None) -> Generation:
     """Reserve credits, persist the generation, then queue its job.
 
-    Returns the generation (for a repeated Idempotency-Key, the first one's).
+    Returns the generation (for a repeated Idempotency-Key, the first one's; for a request
+    the result cache answers, a new succeeded one marked `cached`; for a follower of an
+    identical request in flight, a queued one whose job waits for that one, see `cache.py`).
     Raises `InsufficientCredits` with nothing written or queued when the wallet is short.
     """
     digest = request_hash(body)
@@ -194,6 +196,9 @@ async def submit(runtime: Runtime, caller: Caller, body: GenerationCreate, *,
     tenant, tier = await _tenant_and_tier(runtime, caller)
     await runtime.routing.refresh(runtime)
     chosen = plan(runtime, tenant, body, tier)
+    lookup = cache.consult(runtime, tenant, chosen.request, provider=chosen.provider,
+                           pinned=body.provider, cache_control=cache_control)
+    original = await cache.find(runtime, lookup) if lookup is not None else None
     generation = Generation(
         id=new_id("gen"), tenant_id=caller.tenant_id, customer_id=caller.customer_id,
         api_key_id=caller.key_id, type=body.type, operation=chosen.request.operation,
@@ -205,10 +210,22 @@ async def submit(runtime: Runtime, caller: Caller, body: GenerationCreate, *,
         webhook_url=body.webhook_url, idempotency_key=idempotency_key, request_hash=digest,
     )
     timeout_at = utcnow() + timedelta(seconds=runtime.settings.reservation_timeout_s)
-    quota = _quota(runtime, tenant, body.type)
+    if lookup is not None:
+        generation.fingerprint = lookup.fingerprint
+        if original is not None:
+            generation = cache.cached_copy(original, generation, cache.hit_price(
+                runtime, tenant, tier, body.type, original, lookup.policy))
+        else:
+            generation.coalesced_from = await cache.current_leader(runtime, lookup)
     try:
-        await runtime.db.grouped(lambda session: _persist(session, tenant, generation,
-                                                           timeout_at, quota))
+        if generation.cached:
+            # A hit takes no job slot and its charge (if any) is posted at once: no quota.
+            await runtime.db.grouped(lambda session: _persist_hit(session, tenant, generation,
+                                                                  timeout_at))
+        else:
+            quota = _quota(runtime, tenant, body.type)
+            await runtime.db.grouped(lambda session: _persist(session, tenant, generation,
+                                                               timeout_at, quota))
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key committed first.
         if idempotency_key is None:
@@ -217,6 +234,9 @@ async def submit(runtime: Runtime, caller: Caller, body: GenerationCreate, *,
         if found is None:
             raise
         return found
+    if generation.cached or (lookup is not None
+                             and await cache.hold_back(runtime, lookup, generation)):
+        return generation
     await _enqueue(runtime, generation)
     return generation
 
@@ -246,6 +266,25 @@ async def _persist(session: AsyncSession, tenant: Tenant, generation: Generation
     session.add(generation)
     await session.flush()
     await _reserve(session, tenant, generation, timeout_at)
+
+
+async def _persist_hit(session: AsyncSession, tenant: Tenant, generation: Generation,
+                       timeout_at: datetime) -> None:
+    """A cached answer's unit of work: the succeeded row and, when the tenant's cache policy
+    charges for hits, its reservations posted at once (same idempotency keys as a run)."""
+    session.add(generation)
+    await session.flush()
+    if generation.wholesale_mc == 0 and generation.retail_mc == 0:
+        return  # free: nothing reserved, nothing moved
+    await _reserve(session, tenant, generation, timeout_at)
+    assert generation.reservation_id is not None
+    await ledger.post(session, tenant_id=tenant.id, pending_id=generation.reservation_id,
+                      amount_mc=generation.wholesale_mc)
+    if generation.customer_reservation_id is not None:
+        await ledger.post(session, tenant_id=tenant.id,
+                          pending_id=generation.customer_reservation_id,
+                          amount_mc=generation.retail_mc)
+    generation.charged_mc = generation.estimated_mc
 
 
 async def _reserve(session: AsyncSession, tenant: Tenant, generation: Generation,
@@ -324,6 +363,7 @@ async def finish_failed(runtime: Runtime, tenant_id: str, generation_id: str, *,
     if not await runtime.db.grouped(end):
         return False
     runtime.completions.done(generation_id)
+    await cache.on_finished(runtime, generation_id)
     return True
 
 

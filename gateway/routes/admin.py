@@ -32,6 +32,7 @@ from tenants.schemas import (
     TenantCreate,
     TenantOut,
     TenantUpdate,
+    cache_of,
     routing_of,
 )
 
@@ -70,7 +71,8 @@ def _tenant_out(tenant: Tenant, domains: list[str]) -> TenantOut:
                      rate_limits=tenant.rate_limits, billing_mode=tenant.billing_mode,
                      low_balance_threshold_mc=tenant.low_balance_threshold_mc,
                      created_at=tenant.created_at,
-                     routing=msgspec.to_builtins(routing_of(tenant.routing)))
+                     routing=msgspec.to_builtins(routing_of(tenant.routing)),
+                     cache=msgspec.to_builtins(cache_of(tenant.cache)))
 
 
 def _key_out(key: ApiKey) -> KeyOut:

@@ -55,14 +55,19 @@ class GenerationController(Controller):
                      data: GenerationCreate, idempotency_key: IdempotencyKey = None,
                      prefer: Annotated[str | None, HeaderParameter(name="Prefer",
                                                              required=False)] = None,
+                     cache_control: Annotated[str | None, HeaderParameter(
+                         name="Cache-Control", required=False)] = None,
                      ) -> Response[GenerationOut]:
         """Reserve credits and queue the job; `Prefer: wait=N` waits up to N s for the result.
 
-        Answers 202 with the queued generation, or 200 with the finished one.
+        Answers 202 with the queued generation, or 200 with the finished one. An identical
+        earlier result of this tenant answers at once (`cached: true`, billed by the tenant's
+        cache policy); `Cache-Control: no-cache` asks for a fresh run.
         """
         caller = await _caller(request, runtime, "generate")
         generation = await service.submit(runtime, caller, data,
-                                                    idempotency_key=idempotency_key)
+                                          idempotency_key=idempotency_key,
+                                          cache_control=cache_control)
         wait = _wait_seconds(prefer)
         if wait:
             generation = await service.wait_until_final(runtime, caller, generation, wait)
