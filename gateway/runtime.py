@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from gateway.egress import Egress, EgressPolicy
 from gateway.providers import ProviderStates
 from gateway.queue import InProcessQueue, JobQueue, SaqQueue
 from gateway.settings import Settings
 from gateway.storage import Storage, storage_from_url
+from gateway.webhooks.service import Webhooks
 from plugins.base import Credentials
 from plugins.host import PluginHost, build_plugin_host
 from tenants.db import Database
@@ -54,6 +56,9 @@ class Runtime:
     completions: Completions = field(default_factory=Completions)
     #: Routing statistics, breakers and health of every provider (gateway/providers.py).
     routing: ProviderStates = field(default_factory=ProviderStates)
+    #: The one client for URLs others supplied (gateway/egress.py) and the webhook sender.
+    egress: Egress = field(init=False)
+    webhooks: Webhooks = field(init=False)
 
     @classmethod
     async def start(cls, settings: Settings, *, plugins: PluginHost | None = None,
@@ -69,6 +74,8 @@ class Runtime:
         )
         if with_queue:
             runtime.queue = runtime.make_queue()
+        runtime.egress = Egress(EgressPolicy.from_settings(settings))
+        runtime.webhooks = Webhooks(runtime)
         return runtime
 
     def make_queue(self) -> JobQueue:
@@ -89,6 +96,8 @@ class Runtime:
     async def close(self) -> None:
         if self.queue is not None:
             await self.queue.close()
+        await self.webhooks.close()
+        await self.egress.close()
         await self.http.aclose()
         await self.storage.close()
         await self.db.dispose()

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import ledger, wallets
 from billing.pricing import Price, price
+from gateway import media_urls
 from gateway.generations.models import (
     CANCELED,
     FAILED,
@@ -36,6 +37,7 @@ from gateway.generations.schemas import (
 )
 from gateway.providers import configured
 from gateway.runtime import Runtime
+from gateway.webhooks import outbox
 from plugins.base import DEFAULT_OPERATIONS, InvalidParams, Provider, ProviderRequest
 from plugins.routing import Weights
 from tenants.db import new_id, utcnow
@@ -190,6 +192,7 @@ async def submit(runtime: Runtime, caller: Caller, body: GenerationCreate, *,
         if found is not None:
             return found
     tenant, tier = await _tenant_and_tier(runtime, caller)
+    body = await media_urls.prepare(runtime, caller.tenant_id, body)
     await runtime.routing.refresh(runtime)
     chosen = plan(runtime, tenant, body, tier)
     generation = Generation(
@@ -215,6 +218,8 @@ async def submit(runtime: Runtime, caller: Caller, body: GenerationCreate, *,
             raise
         return found
     await _enqueue(runtime, generation)
+    if tenant.low_balance_threshold_mc:
+        runtime.webhooks.wake()  # the reservation may have written `credits.low`
     return generation
 
 
@@ -307,11 +312,13 @@ async def finish_failed(runtime: Runtime, tenant_id: str, generation_id: str, *,
         for pending_id in row:
             if pending_id is not None:
                 await ledger.void(session, tenant_id=tenant_id, pending_id=pending_id)
+        await outbox.generation_ended(session, tenant_id, generation_id, status)
         return True
 
     if not await runtime.db.grouped(end):
         return False
     runtime.completions.done(generation_id)
+    runtime.webhooks.wake()
     return True
 
 
