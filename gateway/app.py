@@ -27,6 +27,7 @@ from gateway.routes.portal import portal_home
 from gateway.routes.purchases import PurchaseController, StripeWebhookController
 from gateway.runtime import Runtime
 from gateway.settings import Settings
+from gateway.webhooks.routes import WebhookEndpointController, webhook_url_secret
 from gateway.worker import sweep_forever
 from plugins.host import PluginHost
 
@@ -62,7 +63,8 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
 
     handlers: list[Any] = [AdminController, GenerationController, ProviderController,
                            CreditsController, PurchaseController, StripeWebhookController,
-                           HealthController, MediaController, portal_home]
+                           HealthController, MediaController, portal_home,
+                           WebhookEndpointController, webhook_url_secret]
     app = Litestar(
         route_handlers=handlers,
         dependencies={"runtime": Provide(provide_runtime)},

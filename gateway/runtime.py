@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from gateway.egress import Egress, EgressPolicy
 from gateway.providers import ProviderStates
 from gateway.queue import InProcessQueue, JobQueue, SaqQueue
 from gateway.ratelimit import RateLimiter
 from gateway.result_store import InProcessStore, ResultStore, make_result_store
 from gateway.settings import Settings
 from gateway.storage import Storage, storage_from_url
+from gateway.webhooks.service import Webhooks
 from plugins.base import Credentials
 from plugins.host import PluginHost, build_plugin_host
 from tenants.db import Database
@@ -63,6 +65,9 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(self.settings)
+    #: The one client for URLs others supplied (gateway/egress.py) and the webhook sender.
+    egress: Egress = field(init=False)
+    webhooks: Webhooks = field(init=False)
 
     @classmethod
     async def start(cls, settings: Settings, *, plugins: PluginHost | None = None,
@@ -79,6 +84,8 @@ class Runtime:
         if with_queue:
             runtime.queue = runtime.make_queue()
         runtime.results = make_result_store(settings.valkey_url)
+        runtime.egress = Egress(EgressPolicy.from_settings(settings))
+        runtime.webhooks = Webhooks(runtime)
         return runtime
 
     def make_queue(self) -> JobQueue:
@@ -99,6 +106,8 @@ class Runtime:
     async def close(self) -> None:
         if self.queue is not None:
             await self.queue.close()
+        await self.webhooks.close()
+        await self.egress.close()
         await self.http.aclose()
         await self.limiter.close()
         await self.results.close()

@@ -6,12 +6,13 @@ operator fixes them all in one go instead of one restart per typo.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -60,6 +61,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: How long a finished result answers identical requests, unless the tenant's cache
     #: policy says otherwise; 0 turns the result cache off for tenants without a `ttl_s`.
     cache_ttl_s: int = 86400
+    #: Networks the egress client may reach although they are not public (CIDRs); the
+    #: default refuses every private, loopback, link-local, shared and reserved range.
+    egress_allow_networks: tuple[str, ...] = ()
+    #: Caps of one fetch of a URL (media in or out): bytes and whole-request seconds.
+    egress_max_bytes: int = 50 * 1024 * 1024
+    egress_timeout_s: int = 30
+    #: Outgoing webhooks: attempts per delivery, the first retry's delay (doubling, with
+    #: jitter, up to `webhook_retry_max_s`) and each attempt's time limit.
+    webhook_max_attempts: int = 8
+    webhook_retry_base_ms: int = 5000
+    webhook_retry_max_s: int = 3600
+    webhook_timeout_s: int = 10
 
     @property
     def embedded(self) -> bool:
@@ -221,6 +234,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     concurrent_jobs = _concurrency(env.get("MEDIAHUB_RATE_LIMIT_CONCURRENT_JOBS", ""), problems)
     spend_cap = _int(env, "MEDIAHUB_RATE_LIMIT_DAILY_SPEND_CAP_MC", 0, 0, 10**15, problems)
     cache_ttl = _int(env, "MEDIAHUB_CACHE_TTL_S", 86400, 0, 90 * 86400, problems)
+    egress = _egress_settings(env, problems)
 
     if problems:
         raise SettingsError(problems)
@@ -249,4 +263,38 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rate_limit_concurrent_jobs=concurrent_jobs,
         rate_limit_daily_spend_cap_mc=spend_cap,
         cache_ttl_s=cache_ttl,
+        **egress,
     )
+
+
+_LOOPBACK_NETWORKS: Final = ("127.0.0.0/8", "::1/128")
+
+
+def _egress_settings(env: Mapping[str, str], problems: list[str]) -> dict[str, Any]:
+    """The egress guard and outgoing-webhook settings (README, "Outgoing webhooks and
+    egress"); every bad value is added to `problems`."""
+    networks: list[str] = []
+    for item in (p.strip() for p in env.get("MEDIAHUB_EGRESS_ALLOW_NETWORKS", "").split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            problems.append(f"MEDIAHUB_EGRESS_ALLOW_NETWORKS: {item!r} is not a network (CIDR)")
+    loopback = env.get("MEDIAHUB_EGRESS_ALLOW_LOOPBACK", "").strip().lower()
+    if loopback in ("1", "true", "yes", "on"):
+        networks.extend(n for n in _LOOPBACK_NETWORKS if n not in networks)
+    elif loopback not in ("", "0", "false", "no", "off"):
+        problems.append("MEDIAHUB_EGRESS_ALLOW_LOOPBACK: must be true or false")
+    return {
+        "egress_allow_networks": tuple(networks),
+        "egress_max_bytes": _int(env, "MEDIAHUB_EGRESS_MAX_BYTES", 50 * 1024 * 1024, 1024,
+                                 2 * 1024**3, problems),
+        "egress_timeout_s": _int(env, "MEDIAHUB_EGRESS_TIMEOUT_S", 30, 1, 600, problems),
+        "webhook_max_attempts": _int(env, "MEDIAHUB_WEBHOOK_MAX_ATTEMPTS", 8, 1, 30, problems),
+        "webhook_retry_base_ms": _int(env, "MEDIAHUB_WEBHOOK_RETRY_BASE_MS", 5000, 1,
+                                      3_600_000, problems),
+        "webhook_retry_max_s": _int(env, "MEDIAHUB_WEBHOOK_RETRY_MAX_S", 3600, 1, 7 * 86400,
+                                    problems),
+        "webhook_timeout_s": _int(env, "MEDIAHUB_WEBHOOK_TIMEOUT_S", 10, 1, 120, problems),
+    }

@@ -13,6 +13,7 @@ from gateway.providers import HEALTH_INTERVAL_S, health_check_all
 from gateway.queue import SaqQueue, build_workers, stop_workers
 from gateway.runtime import Runtime
 from gateway.settings import Settings
+from gateway.webhooks.service import SaqWebhookQueue, build_webhook_worker
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,10 @@ async def sweep_forever(runtime: Runtime, interval_s: float = SWEEP_INTERVAL_S,
             await sweep_expired_reservations(runtime)
         except Exception:
             log.exception("reservation sweep failed")
+        try:
+            await runtime.webhooks.sweep()
+        except Exception:
+            log.exception("webhook sweep failed")
         if last_health is None or loop.time() - last_health >= health_interval_s:
             last_health = loop.time()
             try:
@@ -52,6 +57,10 @@ async def run_worker(settings: Settings, media_types: list[str]) -> None:
 
     workers = build_workers(saq_queue, media_types, handler,
                             concurrency=settings.worker_concurrency)
+    # Every worker process also delivers outgoing webhooks (short I/O-bound jobs).
+    assert isinstance(runtime.webhooks.queue, SaqWebhookQueue)
+    workers.append(build_webhook_worker(runtime.webhooks.queue, runtime,
+                                        concurrency=settings.worker_concurrency))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for worker in workers:

@@ -43,11 +43,15 @@ class Credentials(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ProviderOutput(msgspec.Struct, kw_only=True):
-    data: bytes
-    content_type: str
+    """One output: its bytes, or (`data` empty) a `url` the gateway downloads through its
+    egress guard and types by the bytes (`content_type` is then replaced)."""
+
+    data: bytes = b""
+    content_type: str = "application/octet-stream"
     width: int | None = None
     height: int | None = None
     duration_s: float | None = None
+    url: str | None = None
 
 
 class ProviderResult(msgspec.Struct, kw_only=True):

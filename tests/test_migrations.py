@@ -9,6 +9,7 @@ from alembic.migration import MigrationContext
 
 import billing.models
 import gateway.generations.models
+import gateway.webhooks.models
 import tenants.models  # noqa: F401  (all tables on the metadata)
 from tenants.db import Base, Database
 

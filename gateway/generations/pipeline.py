@@ -30,10 +30,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import ledger
 from billing.pricing import price
+from gateway import media_urls
 from gateway.generations import cache, quotas
 from gateway.generations.models import QUEUED, RUNNING, SUCCEEDED, Generation
 from gateway.generations.service import finish_failed
 from gateway.runtime import Runtime
+from gateway.webhooks import outbox
 from plugins.base import (
     Provider,
     ProviderError,
@@ -125,6 +127,7 @@ async def _succeed(runtime: Runtime, generation: Generation, result: ProviderRes
         if moved.rowcount == 0:  # type: ignore[attr-defined]
             # Canceled while the provider worked: the cancel already voided the reservations.
             return
+        await outbox.generation_ended(session, generation.tenant_id, generation.id, SUCCEEDED)
         assert generation.reservation_id is not None
         await ledger.post(session, tenant_id=generation.tenant_id,
                           pending_id=generation.reservation_id, amount_mc=wholesale)
@@ -135,6 +138,7 @@ async def _succeed(runtime: Runtime, generation: Generation, result: ProviderRes
                                generation.wholesale_mc - wholesale)
 
     await runtime.db.grouped(settle)
+    runtime.webhooks.wake()
 
 
 def _attempt(provider: str, outcome: str, error_code: str | None, latency_ms: int = 0,
@@ -329,6 +333,7 @@ async def _call_once(runtime: Runtime, generation: Generation, provider: Provide
         outcome = await asyncio.wait_for(
             _call(runtime, generation, provider, request, attempts_log, resume),
             timeout=timeout_s)
+        outcome = await media_urls.fetch_outputs(runtime, outcome)
     except _Stopped:
         outcome = None
     except Exception as exc:

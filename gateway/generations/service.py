@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import ledger, wallets
 from billing.pricing import Price, price
+from gateway import media_urls
 from gateway.generations import cache, quotas
 from gateway.generations.models import (
     CANCELED,
@@ -24,6 +25,7 @@ from gateway.generations.models import (
     FINAL_STATES,
     QUEUED,
     RUNNING,
+    SUCCEEDED,
     Generation,
 )
 from gateway.generations.schemas import (
@@ -38,6 +40,7 @@ from gateway.generations.schemas import (
 from gateway.providers import configured
 from gateway.ratelimit import effective_limits
 from gateway.runtime import Runtime
+from gateway.webhooks import outbox
 from plugins.base import DEFAULT_OPERATIONS, InvalidParams, Provider, ProviderRequest
 from plugins.routing import Weights
 from tenants.db import new_id, utcnow
@@ -194,6 +197,7 @@ async def submit(runtime: Runtime, caller: Caller, body: GenerationCreate, *,
         if found is not None:
             return found
     tenant, tier = await _tenant_and_tier(runtime, caller)
+    body = await media_urls.prepare(runtime, caller.tenant_id, body)
     await runtime.routing.refresh(runtime)
     chosen = plan(runtime, tenant, body, tier)
     lookup = cache.consult(runtime, tenant, chosen.request, provider=chosen.provider,
@@ -234,10 +238,14 @@ async def submit(runtime: Runtime, caller: Caller, body: GenerationCreate, *,
         if found is None:
             raise
         return found
-    if generation.cached or (lookup is not None
-                             and await cache.hold_back(runtime, lookup, generation)):
+    if generation.cached:
+        runtime.webhooks.wake()
+        return generation
+    if lookup is not None and await cache.hold_back(runtime, lookup, generation):
         return generation
     await _enqueue(runtime, generation)
+    if tenant.low_balance_threshold_mc:
+        runtime.webhooks.wake()  # the reservation may have written `credits.low`
     return generation
 
 
@@ -274,6 +282,8 @@ async def _persist_hit(session: AsyncSession, tenant: Tenant, generation: Genera
     charges for hits, its reservations posted at once (same idempotency keys as a run)."""
     session.add(generation)
     await session.flush()
+    # Subscribers hear of a hit as of any success (the row is born succeeded).
+    await outbox.generation_ended(session, tenant.id, generation.id, SUCCEEDED)
     if generation.wholesale_mc == 0 and generation.retail_mc == 0:
         return  # free: nothing reserved, nothing moved
     await _reserve(session, tenant, generation, timeout_at)
@@ -358,12 +368,14 @@ async def finish_failed(runtime: Runtime, tenant_id: str, generation_id: str, *,
             if pending_id is not None:
                 await ledger.void(session, tenant_id=tenant_id, pending_id=pending_id)
         await quotas.give_back(session, tenant_id, row.spend_day, row.wholesale_mc)
+        await outbox.generation_ended(session, tenant_id, generation_id, status)
         return True
 
     if not await runtime.db.grouped(end):
         return False
     runtime.completions.done(generation_id)
     await cache.on_finished(runtime, generation_id)
+    runtime.webhooks.wake()
     return True
 
 

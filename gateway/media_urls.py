@@ -1,0 +1,114 @@
+"""Media given as URLs, fetched through the egress guard (gateway/egress.py).
+
+- **Inputs** (`params.image_url`, `params.mask_url`): fetched at submit, before anything is
+  reserved, typed by their bytes (images only), stored under the tenant's prefix
+  (`<tenant>/inputs/<sha256>.<ext>`) and handed to providers as the `params.image` /
+  `params.mask` `data:` URL that every provider already accepts; the URL stays in the
+  generation's params for the record. A bad URL is a 422 naming the parameter.
+- **Provider outputs** given as a URL (`ProviderOutput.url`, no `data`): fetched by the worker
+  right after the provider answers, within the call's time limit, and stored by the pipeline
+  like any output. A failed fetch is classified like a provider error (a timeout or network
+  failure fails over to the next candidate; a refused URL, a file too large or not media
+  fails the generation).
+- The webhook target `webhook_url` is checked (http(s), public address) at submit.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Final
+
+import msgspec
+
+from gateway.egress import (
+    EgressError,
+    FetchFailed,
+    FetchTimeout,
+)
+from gateway.generations.schemas import GenerationCreate
+from gateway.runtime import Runtime
+from plugins.base import ProviderError, ProviderOutput, ProviderResult
+from tenants.errors import InvalidRequest
+
+#: URL parameter → the parameter providers read (a data: URL).
+INPUT_URL_PARAMS: Final = {"image_url": "image", "mask_url": "mask"}
+#: Inputs are images handed over as data: URLs, so they are capped lower than outputs.
+MAX_INPUT_BYTES: Final = 20 * 1024 * 1024
+_EXTENSIONS: Final = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif",
+                      "image/webp": ".webp"}
+
+
+async def prepare(runtime: Runtime, tenant_id: str, body: GenerationCreate) -> GenerationCreate:
+    """Check `webhook_url` and fetch input URLs of a submit; returns the body the providers
+    see. Raises `InvalidRequest` naming the parameter; nothing is reserved before it."""
+    if body.webhook_url is not None:
+        await check_url(runtime, body.webhook_url, param="webhook_url")
+    params = dict(body.params)
+    changed = False
+    for url_param, target in INPUT_URL_PARAMS.items():
+        url = params.get(url_param)
+        if url is None:
+            continue
+        name = f"params.{url_param}"
+        if not isinstance(url, str):
+            raise InvalidRequest(f"{name} must be an http(s) URL", code="invalid_parameter",
+                                 param=name)
+        if target in params:
+            raise InvalidRequest(f"give params.{target} or {name}, not both",
+                                 code="invalid_parameter", param=name)
+        try:
+            fetched = await runtime.egress.fetch_media(
+                url, kinds=("image/",),
+                max_bytes=min(MAX_INPUT_BYTES, runtime.settings.egress_max_bytes))
+        except EgressError as exc:
+            raise InvalidRequest(exc.message, code=exc.code, param=name) from exc
+        assert fetched.sniffed is not None
+        digest = hashlib.sha256(fetched.data).hexdigest()
+        await runtime.storage.put(
+            f"{tenant_id}/inputs/{digest}{_EXTENSIONS.get(fetched.sniffed, '.bin')}",
+            fetched.data, fetched.sniffed)
+        params[target] = (f"data:{fetched.sniffed};base64,"
+                          + base64.b64encode(fetched.data).decode())
+        changed = True
+    return msgspec.structs.replace(body, params=params) if changed else body
+
+
+async def check_url(runtime: Runtime, url: str, *, param: str) -> None:
+    """Refuse (422 naming `param`) a URL that is not http(s) or does not resolve to an
+    address egress may reach; called before anything is stored or reserved."""
+    try:
+        await runtime.egress.resolve(url)
+    except EgressError as exc:
+        raise InvalidRequest(exc.message, code=exc.code, param=param) from exc
+
+
+async def fetch_outputs(runtime: Runtime, result: ProviderResult) -> ProviderResult:
+    """Replace every output given as a URL by its bytes, typed by those bytes.
+
+    Raises `ProviderError`: `timeout` / `network_error` (retryable) when the fetch times out
+    or fails, `output_fetch_refused` (final) for a refused URL, a file over the cap or bytes
+    that are not media.
+    """
+    if not any(o.url and not o.data for o in result.outputs):
+        return result
+    outputs: list[ProviderOutput] = []
+    for output in result.outputs:
+        if not output.url or output.data:
+            outputs.append(output)
+            continue
+        try:
+            fetched = await runtime.egress.fetch_media(output.url)
+        except FetchTimeout as exc:
+            raise ProviderError.timeout(f"fetching the output timed out ({exc.message})") \
+                from exc
+        except FetchFailed as exc:
+            raise ProviderError.network_error(f"fetching the output failed ({exc.message})") \
+                from exc
+        except EgressError as exc:
+            raise ProviderError(f"the provider's output URL was refused: {exc.message}",
+                                code="output_fetch_refused", retryable=False) from exc
+        assert fetched.sniffed is not None
+        outputs.append(msgspec.structs.replace(output, data=fetched.data,
+                                               content_type=fetched.sniffed))
+    return msgspec.structs.replace(result, outputs=outputs)

@@ -1,0 +1,420 @@
+"""Dispatching and delivering outgoing webhooks.
+
+1. **Outbox.** Events are rows in `webhook_events`, written in the transaction that made them
+   (`outbox.generation_ended`; `credits.low` rows are copied from the ledger's own outbox,
+   `ledger_events`, under the same id).
+2. **Dispatch** (`Webhooks.dispatch_pending`, woken after a commit and run by the sweeper
+   every 30 s as a safety net): each undispatched event is claimed with a conditional UPDATE
+   (so one process fans it out), its body rendered once, and one delivery row written per
+   target: each of the tenant's endpoints subscribed to the type, and the generation's own
+   `webhook_url`. Then a job per delivery is queued.
+3. **Delivery** (`Webhooks.deliver`, the job): the attempt is claimed (the delivery's
+   `attempts` counter moves n → n+1 once, so a duplicate job sends nothing), the body is
+   signed and POSTed through the egress guard, the attempt is logged, and the delivery
+   becomes `succeeded` (2xx), `failed` (a final answer, or the last attempt) or stays
+   `pending` with the next attempt queued after an exponential back-off with jitter.
+   Retried: 5xx, 408, 429 (its `Retry-After` honoured), timeouts and connection errors.
+
+The queue is SAQ (`<prefix>:webhooks`, worked by every `mediahub worker`) with Valkey, or an
+in-process scheduler when embedded. The database is the source of truth: a delivery whose job
+was lost is picked up by `redeliver_overdue`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+import msgspec
+from saq import Queue, Worker
+from sqlalchemy import exists, insert, select, update
+
+from billing.models import LedgerEvent
+from gateway.egress import EgressError, UrlNotAllowed
+from gateway.generations.models import Generation
+from gateway.webhooks import signing
+from gateway.webhooks.models import (
+    FAILED,
+    PENDING,
+    SUCCEEDED,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
+from plugins.base import parse_retry_after
+from tenants.db import new_id, utcnow
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+DELIVER_WEBHOOK = "webhook.deliver"
+#: Previous secret's lifetime after a rotation (it keeps signing beside the new one).
+ROTATION_OVERLAP = timedelta(hours=24)
+#: A job that has not run this long after its delivery was due is presumed lost.
+_OVERDUE = timedelta(seconds=60)
+_BATCH = 100
+
+
+class WebhookQueue(Protocol):
+    async def schedule(self, delivery_id: str, attempt: int, delay_s: float) -> None:
+        """Run `deliver(delivery_id)` for attempt `attempt` after `delay_s` seconds."""
+
+    async def close(self) -> None: ...
+
+
+class InProcessWebhookQueue:
+    """Embedded mode: each delivery attempt is an asyncio task that waits out its back-off
+    (scheduling, not synchronisation); the database remembers what a stop interrupts."""
+
+    def __init__(self, handler: Any) -> None:
+        self._handler = handler
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def schedule(self, delivery_id: str, attempt: int, delay_s: float) -> None:
+        task = asyncio.create_task(self._run(delivery_id, delay_s),
+                                   name=f"webhook:{delivery_id}:{attempt}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, delivery_id: str, delay_s: float) -> None:
+        if delay_s > 0:
+            await asyncio.sleep(delay_s)
+        try:
+            await self._handler(delivery_id)
+        except Exception:
+            log.exception("webhook delivery crashed", extra={"delivery_id": delivery_id})
+
+    async def drain(self) -> None:
+        """Wait until every scheduled attempt (retries included) has run."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class SaqWebhookQueue:
+    """The `<prefix>:webhooks` SAQ queue; one job per attempt (key `<delivery>:<attempt>`)."""
+
+    def __init__(self, url: str, *, prefix: str, timeout_s: int) -> None:
+        self.queue = Queue.from_url(url, name=f"{prefix}:webhooks")
+        self._timeout_s = timeout_s
+
+    async def schedule(self, delivery_id: str, attempt: int, delay_s: float) -> None:
+        # SAQ schedules in whole seconds: round up so the job never runs before it is due.
+        scheduled = math.ceil(time.time() + delay_s) if delay_s > 0 else 0
+        await self.queue.enqueue(DELIVER_WEBHOOK, key=f"{delivery_id}:{attempt}",
+                                 delivery_id=delivery_id, scheduled=scheduled,
+                                 timeout=self._timeout_s + 30, retries=1)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.queue.disconnect()
+
+
+def build_webhook_worker(queue: SaqWebhookQueue, runtime: Runtime, *,
+                         concurrency: int) -> Worker[Any]:
+    """A SAQ worker for the webhooks queue, delivering with `runtime`."""
+
+    async def deliver(ctx: dict[str, Any], *, delivery_id: str) -> None:
+        await runtime.webhooks.deliver(delivery_id)
+
+    return Worker(queue.queue, functions=[(DELIVER_WEBHOOK, deliver)],
+                  concurrency=concurrency, shutdown_grace_period_s=0)
+
+
+def backoff_s(attempt: int, *, base_ms: int, max_s: int) -> float:
+    """Delay before attempt `attempt + 1`: base * 2^(attempt-1), capped, times a jitter in
+    [0.5, 1] so receivers recovering from an outage are not hit by every sender at once."""
+    delay = min(base_ms / 1000 * 2 ** (attempt - 1), float(max_s))
+    return float(delay * random.uniform(0.5, 1.0))
+
+
+def _retryable(status_code: int) -> bool:
+    return status_code >= 500 or status_code in (408, 429)
+
+
+class Webhooks:
+    """The process's webhook sender (`Runtime.webhooks`)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        settings = runtime.settings
+        self.queue: WebhookQueue
+        if settings.valkey_url:
+            self.queue = SaqWebhookQueue(settings.valkey_url, prefix=settings.queue_prefix,
+                                         timeout_s=settings.webhook_timeout_s)
+        else:
+            self.queue = InProcessWebhookQueue(self.deliver)
+        self._dispatching: asyncio.Task[None] | None = None
+        self._again = False
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Dispatch new outbox events soon; called right after a commit that wrote one.
+
+        Never blocks the caller and never raises: the sweeper's periodic dispatch catches
+        anything a failed wake-up left behind.
+        """
+        if self._dispatching is not None and not self._dispatching.done():
+            self._again = True
+            return
+        self._dispatching = asyncio.create_task(self._dispatch_until_idle())
+
+    async def _dispatch_until_idle(self) -> None:
+        while True:
+            self._again = False
+            try:
+                await self.dispatch_pending()
+            except Exception:
+                log.exception("webhook dispatch failed")
+            if not self._again:
+                return
+
+    async def idle(self) -> None:
+        """Wait for a running dispatch, then (embedded) for every delivery attempt."""
+        while self._dispatching is not None and not self._dispatching.done():
+            await self._dispatching
+        drain = getattr(self.queue, "drain", None)
+        if drain is not None:
+            await drain()
+            if self._dispatching is not None and not self._dispatching.done():
+                await self.idle()
+
+    async def dispatch_pending(self) -> int:
+        """Fan out every undispatched event; returns how many deliveries were queued."""
+        await self._import_ledger_events()
+        queued = 0
+        while True:
+            async with self.runtime.db.session() as session:
+                ids = list(await session.scalars(
+                    select(WebhookEvent.id).where(WebhookEvent.dispatched_at.is_(None))
+                    .order_by(WebhookEvent.created_at).limit(_BATCH)))
+            for event_id in ids:
+                for delivery_id in await self._fan_out(event_id):
+                    await self.queue.schedule(delivery_id, 1, 0)
+                    queued += 1
+            if len(ids) < _BATCH:
+                return queued
+
+    async def _import_ledger_events(self) -> None:
+        """Copy new `ledger_events` (credits.low) into the outbox under their own ids."""
+        async with self.runtime.db.transaction() as session:
+            rows = list(await session.scalars(
+                select(LedgerEvent)
+                .where(~exists().where(WebhookEvent.id == LedgerEvent.id))
+                .order_by(LedgerEvent.created_at).limit(_BATCH)))
+            for row in rows:
+                await session.execute(_insert_ignoring_duplicates(
+                    self.runtime.db.is_sqlite,
+                    {"id": row.id, "tenant_id": row.tenant_id, "type": row.type,
+                     "payload": row.payload, "created_at": row.created_at}))
+
+    async def _fan_out(self, event_id: str) -> list[str]:
+        """Claim one event and write its deliveries; returns their ids (none when another
+        process claimed it first)."""
+        now = utcnow()
+        async with self.runtime.db.transaction() as session:
+            claimed = await session.execute(
+                update(WebhookEvent)
+                .where(WebhookEvent.id == event_id, WebhookEvent.dispatched_at.is_(None))
+                .values(dispatched_at=now))
+            if claimed.rowcount == 0:  # type: ignore[attr-defined]
+                return []
+            event = await session.get(WebhookEvent, event_id)
+            assert event is not None
+            data: Any = event.payload or {}
+            targets: list[tuple[str | None, str]] = []
+            if event.generation_id is not None:
+                generation = await session.scalar(select(Generation).where(
+                    Generation.id == event.generation_id,
+                    Generation.tenant_id == event.tenant_id))
+                if generation is not None:
+                    # Imported here: the generation service needs the runtime, which
+                    # holds this sender.
+                    from gateway.generations import service as generations
+
+                    data = msgspec.to_builtins(await generations.render(self.runtime,
+                                                                        generation))
+                    if generation.webhook_url:
+                        targets.append((None, generation.webhook_url))
+            endpoints = await session.scalars(select(WebhookEndpoint).where(
+                WebhookEndpoint.tenant_id == event.tenant_id))
+            targets[:0] = [(e.id, e.url) for e in endpoints
+                           if not e.events or event.type in e.events]
+            event.body = msgspec.json.encode({
+                "id": event.id, "type": event.type,
+                "created_at": event.created_at.isoformat(), "data": data}).decode()
+            ids = []
+            for endpoint_id, url in targets:
+                delivery_id = new_id("whd")
+                ids.append(delivery_id)
+                session.add(WebhookDelivery(
+                    id=delivery_id, tenant_id=event.tenant_id, event_id=event.id,
+                    endpoint_id=endpoint_id, url=url, status=PENDING, attempts=0,
+                    next_attempt_at=now, created_at=now, updated_at=now))
+        return ids
+
+    async def redeliver_overdue(self) -> int:
+        """Queue again the pending deliveries whose job seems lost (a restart, a lost
+        Valkey); returns how many. A duplicate job is harmless: attempts are claimed."""
+        cutoff = utcnow() - _OVERDUE
+        async with self.runtime.db.session() as session:
+            rows = (await session.execute(
+                select(WebhookDelivery.id, WebhookDelivery.attempts)
+                .where(WebhookDelivery.status == PENDING,
+                       WebhookDelivery.next_attempt_at < cutoff)
+                .limit(_BATCH))).all()
+        for delivery_id, attempts in rows:
+            await self.queue.schedule(delivery_id, attempts + 1, 0)
+        return len(rows)
+
+    async def sweep(self) -> None:
+        """The periodic safety net: dispatch what no wake-up did, requeue lost jobs."""
+        await self.dispatch_pending()
+        await self.redeliver_overdue()
+
+    # -- delivery ---------------------------------------------------------------------------
+
+    async def _secrets(self, delivery: WebhookDelivery) -> list[str]:
+        key = self.runtime.settings.secret_key
+        if delivery.endpoint_id is None:
+            return [signing.url_secret(key, delivery.tenant_id)]
+        async with self.runtime.db.session() as session:
+            endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id)
+        if endpoint is None:
+            return []
+        found = [signing.endpoint_secret(key, endpoint.secret_salt)]
+        if (endpoint.previous_secret_salt and endpoint.previous_expires_at
+                and endpoint.previous_expires_at > utcnow()):
+            found.append(signing.endpoint_secret(key, endpoint.previous_secret_salt))
+        return found
+
+    async def _claim(self, delivery_id: str) -> tuple[WebhookDelivery, WebhookEvent] | None:
+        """Take the next attempt of a due, pending delivery, once; None otherwise."""
+        now = utcnow()
+        lease = timedelta(seconds=self.runtime.settings.webhook_timeout_s + 30)
+        async with self.runtime.db.transaction() as session:
+            delivery = await session.get(WebhookDelivery, delivery_id)
+            if delivery is None or delivery.status != PENDING:
+                return None
+            if delivery.next_attempt_at and delivery.next_attempt_at > now + timedelta(
+                    seconds=0.5):
+                return None  # not due: the job for the due attempt is queued
+            claimed = await session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == PENDING,
+                       WebhookDelivery.attempts == delivery.attempts)
+                .values(attempts=delivery.attempts + 1, next_attempt_at=now + lease,
+                        updated_at=now)
+                .execution_options(synchronize_session=False))
+            if claimed.rowcount == 0:  # type: ignore[attr-defined]
+                return None
+            event = await session.get(WebhookEvent, delivery.event_id)
+        if event is None or event.body is None:
+            return None
+        delivery.attempts += 1  # detached now: the claimed number, for this attempt only
+        return delivery, event
+
+    async def deliver(self, delivery_id: str) -> None:
+        """One attempt of one delivery: the job SAQ (or the in-process queue) runs."""
+        claimed = await self._claim(delivery_id)
+        if claimed is None:
+            return
+        delivery, event = claimed
+        settings = self.runtime.settings
+        body = (event.body or "").encode()
+        secrets = await self._secrets(delivery)
+        if not secrets:
+            return  # the endpoint was deleted (its deliveries with it)
+        timestamp = int(time.time())
+        headers = {"content-type": "application/json", "user-agent": "mediahub-webhooks/1",
+                   "webhook-id": event.id, "webhook-timestamp": str(timestamp),
+                   "webhook-signature": signing.signature_header(secrets, event.id, timestamp,
+                                                                 body)}
+        started = time.monotonic()
+        status_code: int | None = None
+        error: str | None = None
+        retry_after: float | None = None
+        try:
+            posted = await self.runtime.egress.post(delivery.url, body, headers,
+                                                    timeout_s=settings.webhook_timeout_s)
+            status_code = posted.status_code
+            ok = 200 <= status_code < 300
+            retryable = _retryable(status_code)
+            error = None if ok else f"HTTP {status_code}"
+            if status_code == 429:
+                retry_after = parse_retry_after(posted.headers.get("retry-after"))
+        except UrlNotAllowed as exc:
+            # The name now resolves somewhere private: refuse for good.
+            ok, retryable, error = False, False, f"{exc.code}: {exc.message}"
+        except EgressError as exc:
+            ok, retryable, error = False, True, f"{exc.code}: {exc.message}"
+        duration_ms = round((time.monotonic() - started) * 1000)
+        await self._record(delivery, event, ok=ok, retryable=retryable,
+                           status_code=status_code, error=error, duration_ms=duration_ms,
+                           retry_after_s=retry_after)
+
+    async def _record(self, delivery: WebhookDelivery, event: WebhookEvent, *, ok: bool,
+                      retryable: bool, status_code: int | None, error: str | None,
+                      duration_ms: int, retry_after_s: float | None) -> None:
+        settings = self.runtime.settings
+        now = utcnow()
+        delay: float | None = None
+        if ok:
+            status = SUCCEEDED
+        elif retryable and delivery.attempts < settings.webhook_max_attempts:
+            status = PENDING
+            delay = backoff_s(delivery.attempts, base_ms=settings.webhook_retry_base_ms,
+                              max_s=settings.webhook_retry_max_s)
+            if retry_after_s is not None:
+                delay = min(max(delay, retry_after_s), float(settings.webhook_retry_max_s))
+        else:
+            status = FAILED
+        next_at = now + timedelta(seconds=delay) if delay is not None else None
+        async with self.runtime.db.transaction() as session:
+            await session.execute(insert(WebhookAttempt).values(
+                id=new_id("wha"), tenant_id=delivery.tenant_id, delivery_id=delivery.id,
+                endpoint_id=delivery.endpoint_id, event_id=event.id, event_type=event.type,
+                url=delivery.url, attempt=delivery.attempts, status_code=status_code,
+                error=error[:500] if error else None, duration_ms=duration_ms,
+                next_attempt_at=next_at, created_at=now))
+            await session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id == delivery.id,
+                       WebhookDelivery.attempts == delivery.attempts)
+                .values(status=status, next_attempt_at=next_at, last_status_code=status_code,
+                        last_error=error[:500] if error else None, updated_at=now))
+        if delay is not None:
+            await self.queue.schedule(delivery.id, delivery.attempts + 1, delay)
+
+    async def close(self) -> None:
+        if self._dispatching is not None:
+            self._dispatching.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._dispatching
+        await self.queue.close()
+
+
+def _insert_ignoring_duplicates(is_sqlite: bool, values: dict[str, Any]) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING into the outbox (two processes may copy one ledger
+    event at once; the primary key keeps one)."""
+    if is_sqlite:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(WebhookEvent).values(**values).on_conflict_do_nothing()
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    return pg_insert(WebhookEvent).values(**values).on_conflict_do_nothing()

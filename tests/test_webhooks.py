@@ -1,0 +1,427 @@
+"""Outgoing webhooks and media from URLs, end to end against a real local receiver.
+
+Signatures are checked by an implementation written here from the Standard Webhooks
+specification, not by the code under test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import itertools
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.settings import Settings
+from gateway.webhooks.service import SaqWebhookQueue, build_webhook_worker
+from plugins.base import (
+    Credentials,
+    ProviderError,
+    ProviderOutput,
+    ProviderRequest,
+    ProviderResult,
+)
+from tests.conftest import (
+    Gate,
+    GatePlugin,
+    Gateway,
+    ProvidersPlugin,
+    Scripted,
+    Tenant,
+    make_settings,
+    running_gateway,
+    scripted,
+)
+from tests.receiver import File, Receiver, Recorded, receiver
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+ADMIN_SCOPES = ["generate", "read", "billing", "tenant_admin"]
+BASE_MS = 40
+
+
+def verify(secret: str, request: Recorded, *, tolerance_s: int = 300) -> dict[str, Any]:
+    """An independent Standard Webhooks verifier: the body if any signature matches."""
+    msg_id = request.headers["webhook-id"]
+    timestamp = request.headers["webhook-timestamp"]
+    assert abs(int(timestamp) - time.time()) <= tolerance_s
+    key = base64.b64decode(secret.split("_", 1)[1])
+    signed = f"{msg_id}.{timestamp}.".encode() + request.body
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    for item in request.headers["webhook-signature"].split(" "):
+        version, _, signature = item.partition(",")
+        if version == "v1" and hmac.compare_digest(signature, expected):
+            body: dict[str, Any] = json.loads(request.body)
+            return body
+    raise AssertionError("no valid signature")
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = 20.0) -> Any:
+    """Poll `check` until it returns something truthy, failing after a deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        result = await check()
+        if result:
+            return result
+        assert loop.time() < deadline, "condition not met before the deadline"
+        await asyncio.sleep(0.05)  # a poll interval, not synchronisation
+
+
+async def attempts_logged(gw: Gateway, tenant: Tenant, endpoint_id: str,
+                          count: int) -> list[dict[str, Any]] | None:
+    log: list[dict[str, Any]] = (await gw.client.get(
+        f"/v1/webhook_endpoints/{endpoint_id}/deliveries", headers=tenant.auth)).json()["data"]
+    return log if len(log) >= count else None
+
+
+def hook_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {"egress_allow_networks": ("127.0.0.0/8", "::1/128"),
+                              "webhook_retry_base_ms": BASE_MS, "webhook_timeout_s": 5,
+                              "webhook_max_attempts": 5}
+    values.update(overrides)
+    return make_settings(database_url, tmp_path, **values)
+
+
+@contextlib.asynccontextmanager
+async def stack(settings: Settings, *providers: Any,
+                extra: list[Any] | None = None) -> AsyncIterator[tuple[Gateway, Receiver]]:
+    async with receiver() as rec, running_gateway(
+            settings, extra=[ProvidersPlugin(*providers), *(extra or [])]) as gw:
+        yield gw, rec
+
+
+async def settle(gw: Gateway) -> None:
+    """Run every queued generation job, then every webhook dispatch and attempt."""
+    await gw.drain()
+    await gw.runtime.webhooks.idle()
+
+
+async def endpoint(gw: Gateway, tenant: Tenant, url: str,
+                   events: list[str] | None = None) -> dict[str, Any]:
+    r = await gw.client.post("/v1/webhook_endpoints", headers=tenant.auth,
+                             json={"url": url, **({"events": events} if events else {})})
+    assert r.status_code == 201, r.text
+    created: dict[str, Any] = r.json()
+    assert created["secret"].startswith("whsec_")
+    return created
+
+
+async def generate(gw: Gateway, tenant: Tenant, provider: str, **extra: Any) -> httpx.Response:
+    return await gw.client.post("/v1/generations", headers=tenant.auth,
+                                json={"type": "image", "prompt": "p", "provider": provider,
+                                      **extra})
+
+
+async def test_succeeded_event_is_signed_and_endpoints_are_managed(database_url: str,
+                                                                    tmp_path: Path) -> None:
+    async with stack(hook_settings(database_url, tmp_path), scripted("ok")) as (gw, rec):
+        tenant = await gw.tenant(scopes=ADMIN_SCOPES)
+        made = await endpoint(gw, tenant, f"{rec.url}/hook")
+        r = await generate(gw, tenant, "ok")
+        assert r.status_code == 202, r.text
+        await settle(gw)
+        [request] = await rec.wait_for(1)
+        body = verify(made["secret"], request)
+        assert body["type"] == "generation.succeeded"
+        assert body["id"] == request.headers["webhook-id"]
+        assert body["id"].startswith("evt_")
+        assert body["data"]["id"] == r.json()["id"]
+        assert body["data"]["status"] == "succeeded"
+        assert body["data"]["outputs"][0]["content_type"] == "image/png"
+        # The secret is shown once; lists never carry it; another tenant sees nothing.
+        listed = (await gw.client.get("/v1/webhook_endpoints", headers=tenant.auth)).json()
+        assert [e["id"] for e in listed["data"]] == [made["id"]]
+        assert "secret" not in listed["data"][0]
+        other = await gw.tenant(scopes=ADMIN_SCOPES)
+        assert (await gw.client.get(f"/v1/webhook_endpoints/{made['id']}",
+                                    headers=other.auth)).status_code == 404
+        assert (await gw.client.delete(f"/v1/webhook_endpoints/{made['id']}",
+                                       headers=other.auth)).status_code == 404
+        plain = await gw.tenant()  # no tenant_admin scope
+        assert (await gw.client.get("/v1/webhook_endpoints",
+                                    headers=plain.auth)).status_code == 403
+        log = (await gw.client.get(f"/v1/webhook_endpoints/{made['id']}/deliveries",
+                                   headers=tenant.auth)).json()["data"]
+        assert [(a["event_type"], a["attempt"], a["status_code"]) for a in log] == [
+            ("generation.succeeded", 1, 200)]
+        gone = await gw.client.delete(f"/v1/webhook_endpoints/{made['id']}",
+                                      headers=tenant.auth)
+        assert gone.json() == {"id": made["id"], "deleted": True, "object": "webhook_endpoint"}
+        await generate(gw, tenant, "ok")
+        await settle(gw)
+        assert len(rec.requests) == 1  # deleted: nothing more sent
+
+
+async def test_a_cache_hit_is_announced_like_any_success(database_url: str,
+                                                         tmp_path: Path) -> None:
+    ok = scripted("ok")
+    async with stack(hook_settings(database_url, tmp_path, cache_ttl_s=3600), ok) as (gw, rec):
+        tenant = await gw.tenant(scopes=ADMIN_SCOPES)
+        made = await endpoint(gw, tenant, f"{rec.url}/hook")
+        first = (await generate(gw, tenant, "ok")).json()
+        await settle(gw)
+        hit = (await generate(gw, tenant, "ok")).json()
+        assert hit["cached"] is True
+        await settle(gw)
+        bodies = [verify(made["secret"], q) for q in await rec.wait_for(2)]
+        assert sorted((b["type"], b["data"]["id"], b["data"]["cached"]) for b in bodies) == \
+            sorted([("generation.succeeded", first["id"], False),
+                    ("generation.succeeded", hit["id"], True)])
+        assert ok.calls == 1
+
+
+async def test_failed_and_canceled_events(database_url: str, tmp_path: Path) -> None:
+    bad = scripted("bad")
+    bad.script = [ProviderError.invalid_input("no")]
+    gate = Gate()
+    async with stack(hook_settings(database_url, tmp_path), bad,
+                     extra=[GatePlugin(gate)]) as (gw, rec):
+        tenant = await gw.tenant(scopes=ADMIN_SCOPES)
+        made = await endpoint(gw, tenant, f"{rec.url}/hook",
+                              events=["generation.failed", "generation.canceled"])
+        failed = (await generate(gw, tenant, "bad")).json()["id"]
+        await settle(gw)
+        waiting = (await generate(gw, tenant, "gate")).json()["id"]
+        await asyncio.wait_for(gate.entered.wait(), 10)
+        r = await gw.client.post(f"/v1/generations/{waiting}/cancel", headers=tenant.auth)
+        assert r.status_code == 200, r.text
+        gate.release.set()
+        await settle(gw)
+        bodies = [verify(made["secret"], q) for q in await rec.wait_for(2)]
+        assert sorted((b["type"], b["data"]["id"]) for b in bodies) == sorted([
+            ("generation.failed", failed), ("generation.canceled", waiting)])
+        failed_body = next(b for b in bodies if b["type"] == "generation.failed")
+        assert failed_body["data"]["error"]["code"] == "invalid_input"
+        assert len(rec.requests) == 2  # no generation.succeeded: not subscribed
+
+
+async def test_retries_after_500s_with_backoff_then_success(database_url: str,
+                                                            tmp_path: Path) -> None:
+    async with stack(hook_settings(database_url, tmp_path), scripted("ok")) as (gw, rec):
+        rec.statuses = [500, 503, 500]
+        tenant = await gw.tenant(scopes=ADMIN_SCOPES)
+        made = await endpoint(gw, tenant, f"{rec.url}/hook")
+        await generate(gw, tenant, "ok")
+        await settle(gw)
+        requests = await rec.wait_for(4)
+        assert len(requests) == 4
+        assert len({q.headers["webhook-id"] for q in requests}) == 1  # one event, retried
+        for q in requests:
+            verify(made["secret"], q)
+        gaps = [b.at - a.at for a, b in itertools.pairwise(requests)]
+        for n, gap in enumerate(gaps, start=1):  # jitter keeps at least half of each step
+            assert gap >= 0.5 * BASE_MS / 1000 * 2 ** (n - 1) * 0.9, gaps
+        log = (await gw.client.get(f"/v1/webhook_endpoints/{made['id']}/deliveries",
+                                   headers=tenant.auth)).json()["data"]
+        assert [(a["attempt"], a["status_code"]) for a in reversed(log)] == [
+            (1, 500), (2, 503), (3, 500), (4, 200)]
+        assert [a["next_attempt_at"] is None for a in reversed(log)] == [
+            False, False, False, True]
+        assert log[-1]["error"] == "HTTP 500"
+
+
+async def test_no_retry_after_a_400_and_attempts_are_capped(pg_url: str,
+                                                            tmp_path: Path) -> None:
+    async with stack(hook_settings(pg_url, tmp_path, webhook_max_attempts=2),
+                     scripted("ok")) as (gw, rec):
+        tenant = await gw.tenant(scopes=ADMIN_SCOPES)
+        rejecting = await endpoint(gw, tenant, f"{rec.url}/rejecting")
+        rec.statuses = [400]
+        await generate(gw, tenant, "ok")
+        await settle(gw)
+        assert [q.path for q in rec.requests] == ["/rejecting"]
+        log = (await gw.client.get(f"/v1/webhook_endpoints/{rejecting['id']}/deliveries",
+                                   headers=tenant.auth)).json()["data"]
+        assert [(a["attempt"], a["status_code"], a["next_attempt_at"]) for a in log] == [
+            (1, 400, None)]
+        await gw.client.delete(f"/v1/webhook_endpoints/{rejecting['id']}",
+                               headers=tenant.auth)
+        down = await endpoint(gw, tenant, f"{rec.url}/down")
+        rec.statuses = [500, 500, 500]
+        await generate(gw, tenant, "ok")
+        await settle(gw)
+        assert [q.path for q in rec.requests[1:]] == ["/down", "/down"]  # max 2 attempts
+        log = (await gw.client.get(f"/v1/webhook_endpoints/{down['id']}/deliveries",
+                                   headers=tenant.auth)).json()["data"]
+        assert [(a["attempt"], a["status_code"]) for a in log] == [(2, 500), (1, 500)]
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/hook", "http://localhost/hook",
+                                 "http://[::ffff:10.0.0.1]/hook", "http://169.254.169.254/",
+                                 "ftp://example.com/hook"])
+async def test_private_webhook_url_is_refused_at_submit(database_url: str, tmp_path: Path,
+                                                        url: str) -> None:
+    # Loopback NOT allowed here: the defaults.
+    async with running_gateway(make_settings(database_url, tmp_path),
+                               extra=[ProvidersPlugin(scripted("ok"))]) as gw:
+        tenant = await gw.tenant()
+        before = (await gw.client.get("/v1/credits/balance", headers=tenant.auth)).json()
+        r = await generate(gw, tenant, "ok", webhook_url=url)
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["param"] == "webhook_url"
+        assert r.json()["error"]["code"] == "url_not_allowed"
+        after = (await gw.client.get("/v1/credits/balance", headers=tenant.auth)).json()
+        assert after == before
+        listed = (await gw.client.get("/v1/generations", headers=tenant.auth)).json()
+        assert listed["data"] == []
+
+
+async def test_webhook_url_is_signed_with_the_tenant_secret(database_url: str,
+                                                           tmp_path: Path) -> None:
+    async with stack(hook_settings(database_url, tmp_path), scripted("ok")) as (gw, rec):
+        tenant = await gw.tenant(scopes=ADMIN_SCOPES)
+        secret = (await gw.client.get("/v1/webhook_secret", headers=tenant.auth)).json()
+        r = await generate(gw, tenant, "ok", webhook_url=f"{rec.url}/mine")
+        await settle(gw)
+        [request] = await rec.wait_for(1)
+        assert request.path == "/mine"
+        body = verify(secret["secret"], request)
+        assert body["data"]["id"] == r.json()["id"]
+        other = await gw.tenant(scopes=ADMIN_SCOPES)
+        other_secret = (await gw.client.get("/v1/webhook_secret", headers=other.auth)).json()
+        with pytest.raises(AssertionError, match="no valid signature"):
+            verify(other_secret["secret"], request)
+
+
+async def test_rotation_signs_with_both_secrets(tmp_path: Path, pg_url: str) -> None:
+    async with stack(hook_settings(pg_url, tmp_path), scripted("ok")) as (gw, rec):
+        tenant = await gw.tenant(scopes=ADMIN_SCOPES)
+        made = await endpoint(gw, tenant, f"{rec.url}/hook")
+        rotated = (await gw.client.post(f"/v1/webhook_endpoints/{made['id']}/rotate_secret",
+                                        headers=tenant.auth)).json()
+        assert rotated["secret"] != made["secret"]
+        await generate(gw, tenant, "ok")
+        await settle(gw)
+        [request] = await rec.wait_for(1)
+        assert len(request.headers["webhook-signature"].split(" ")) == 2
+        verify(made["secret"], request)
+        verify(rotated["secret"], request)
+
+
+async def test_credits_low_is_delivered_once(database_url: str, tmp_path: Path) -> None:
+    async with stack(hook_settings(database_url, tmp_path),
+                     scripted("ok", cost_usd_micros=10_000)) as (gw, rec):
+        tenant = await gw.tenant(scopes=ADMIN_SCOPES, credits_mc=3_000,
+                                 low_balance_threshold_mc=2_000)
+        made = await endpoint(gw, tenant, f"{rec.url}/hook", events=["credits.low"])
+        for _ in range(2):  # 1300 each: the first crosses 2000, the second stays below
+            assert (await generate(gw, tenant, "ok")).status_code == 202
+        await settle(gw)
+        [request] = await rec.wait_for(1)
+        body = verify(made["secret"], request)
+        assert body["type"] == "credits.low"
+        assert body["data"]["threshold"] == 2_000
+        assert body["data"]["available"] < 2_000
+        assert len(rec.requests) == 1
+
+
+class UrlOutput(Scripted):
+    """A provider that answers with a URL to its output, as many hosted APIs do."""
+
+    name = "url-out"
+    output_url = ""
+
+    async def generate(self, request: ProviderRequest, credentials: Credentials,
+                       client: httpx.AsyncClient) -> ProviderResult:
+        return ProviderResult(outputs=[ProviderOutput(url=self.output_url)],
+                              cost_usd_micros=4_000)
+
+
+class SeesInput(Scripted):
+    """A provider that keeps the request it was given (an edit of an input image)."""
+
+    name = "sees-input"
+    seen: list[ProviderRequest]
+
+    async def generate(self, request: ProviderRequest, credentials: Credentials,
+                       client: httpx.AsyncClient) -> ProviderResult:
+        self.seen.append(request)
+        return await super().generate(request, credentials, client)
+
+
+async def test_provider_output_url_is_fetched_and_stored(database_url: str,
+                                                        tmp_path: Path) -> None:
+    provider = UrlOutput()
+    async with stack(hook_settings(database_url, tmp_path), provider) as (gw, rec):
+        rec.files["/out.bin"] = File(PNG, "application/octet-stream")
+        provider.output_url = f"{rec.url}/out.bin"
+        tenant = await gw.tenant()
+        gid = (await generate(gw, tenant, "url-out")).json()["id"]
+        await settle(gw)
+        done = (await gw.client.get(f"/v1/generations/{gid}", headers=tenant.auth)).json()
+        assert done["status"] == "succeeded", done
+        assert done["outputs"][0]["content_type"] == "image/png"  # typed by its bytes
+        assert done["outputs"][0]["bytes"] == len(PNG)
+        media = await gw.client.get(done["outputs"][0]["url"])
+        assert media.content == PNG
+        assert await gw.runtime.storage.get(f"{tenant.id}/{gid}/0.png") == (PNG, "image/png")
+        # An output URL pointing somewhere private fails the generation, stores nothing.
+        provider.output_url = "http://169.254.169.254/latest/meta-data/"
+        gid = (await generate(gw, tenant, "url-out")).json()["id"]
+        await settle(gw)
+        done = (await gw.client.get(f"/v1/generations/{gid}", headers=tenant.auth)).json()
+        assert done["status"] == "failed"
+        assert done["error"]["code"] == "output_fetch_refused"
+
+
+async def test_input_image_url_is_fetched_and_handed_over(database_url: str,
+                                                         tmp_path: Path) -> None:
+    provider = SeesInput()
+    provider.seen = []
+    async with stack(hook_settings(database_url, tmp_path), provider) as (gw, rec):
+        rec.files["/in.png"] = File(PNG, "text/plain")
+        tenant = await gw.tenant()
+        r = await generate(gw, tenant, "sees-input", params={"image_url": f"{rec.url}/in.png"})
+        assert r.status_code == 202, r.text
+        await settle(gw)
+        [request] = provider.seen
+        assert request.params["image"] == "data:image/png;base64," + base64.b64encode(
+            PNG).decode()
+        stored = await gw.runtime.storage.get(
+            f"{tenant.id}/inputs/{hashlib.sha256(PNG).hexdigest()}.png")
+        assert stored == (PNG, "image/png")
+        for url, code in [("http://10.0.0.5/in.png", "url_not_allowed"),
+                          (f"{rec.url}/missing", "fetch_failed")]:
+            r = await generate(gw, tenant, "sees-input", params={"image_url": url})
+            assert r.status_code == 422, r.text
+            assert r.json()["error"]["param"] == "params.image_url"
+            assert r.json()["error"]["code"] == code
+
+
+async def test_deliveries_on_saq_retry_after_500s(pg_url: str, valkey: str,
+                                                  tmp_path: Path) -> None:
+    settings = hook_settings(pg_url, tmp_path, valkey_url=valkey)
+    async with stack(settings, scripted("ok")) as (gw, rec):
+        rec.statuses = [500]
+        tenant = await gw.tenant(scopes=ADMIN_SCOPES)
+        made = await endpoint(gw, tenant, f"{rec.url}/hook")
+        queue = gw.runtime.webhooks.queue
+        assert isinstance(queue, SaqWebhookQueue)
+        worker = build_webhook_worker(queue, gw.runtime, concurrency=2)
+        task = asyncio.create_task(worker.start())
+        try:
+            # The generation's own job is not needed here: cancel a queued one (no worker
+            # works the image queue), which emits generation.canceled.
+            gid = (await generate(gw, tenant, "ok")).json()["id"]
+            await gw.client.post(f"/v1/generations/{gid}/cancel", headers=tenant.auth)
+            requests = await rec.wait_for(2, timeout_s=30)
+            log = await eventually(lambda: attempts_logged(gw, tenant, made["id"], 2))
+        finally:
+            await worker.stop()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        bodies = [verify(made["secret"], q) for q in requests]
+        assert [b["type"] for b in bodies] == ["generation.canceled"] * 2
+        assert bodies[0]["data"]["id"] == gid
+        assert [(a["attempt"], a["status_code"]) for a in reversed(log)] == [(1, 500),
+                                                                            (2, 200)]
