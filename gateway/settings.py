@@ -47,6 +47,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stripe_api_key: str | None = None
     stripe_webhook_secret: str | None = None
     stripe_base_url: str | None = None
+    #: Jobs run at once per queue (media type) by one worker process; `default` for the rest
+    #: (MEDIAHUB_QUEUE_CONCURRENCY), else `worker_concurrency`.
+    queue_concurrency: dict[str, int] = msgspec.field(default_factory=dict)
+    #: How long a worker holds a running generation without renewing its lease (it renews
+    #: every third of it); past it the reconciler hands the generation to another worker.
+    job_lease_s: int = 60
+    #: How often the reconciler and reservation sweeper run (and SAQ's own sweep).
+    sweep_interval_s: int = 30
+    #: On SIGTERM, how long running jobs may take to finish before they are handed back.
+    shutdown_grace_s: int = 60
+
+    def concurrency_for(self, media_type: str) -> int:
+        """Jobs one worker process runs at once on the queue of `media_type`."""
+        return self.queue_concurrency.get(
+            media_type, self.queue_concurrency.get("default", self.worker_concurrency))
 
     @property
     def embedded(self) -> bool:
@@ -85,6 +100,21 @@ def _markups(raw: str, problems: list[str]) -> dict[str, int]:
             continue
         markups[key] = int(value)
     return markups
+
+
+def _concurrency(raw: str, problems: list[str]) -> dict[str, int]:
+    """`image=8,video=2,default=4` → {"image": 8, "video": 2, "default": 4} (1..256 each)."""
+    limits: dict[str, int] = {}
+    for item in (part.strip() for part in raw.split(",") if part.strip()):
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if (not sep or key not in ("default", *MEDIA_TYPES) or not value.isdigit()
+                or not 1 <= int(value) <= 256):
+            problems.append(f"MEDIAHUB_QUEUE_CONCURRENCY: {item!r} is not TYPE=JOBS with TYPE "
+                            f"one of default, {', '.join(MEDIA_TYPES)} and JOBS 1..256")
+            continue
+        limits[key] = int(value)
+    return limits
 
 
 def _secret_file_for(database_url: str) -> Path:
@@ -186,6 +216,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                      if p.strip())
 
     markups = _markups(env.get("MEDIAHUB_PLATFORM_MARKUP_BPS", ""), problems)
+    queue_concurrency = _concurrency(env.get("MEDIAHUB_QUEUE_CONCURRENCY", ""), problems)
+    job_lease = _int(env, "MEDIAHUB_JOB_LEASE_S", 60, 2, 3600, problems)
+    sweep_interval = _int(env, "MEDIAHUB_SWEEP_INTERVAL_S", 30, 1, 3600, problems)
+    shutdown_grace = _int(env, "MEDIAHUB_SHUTDOWN_GRACE_S", 60, 0, 3600, problems)
 
     if problems:
         raise SettingsError(problems)
@@ -207,4 +241,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         stripe_api_key=env.get("MEDIAHUB_STRIPE_API_KEY") or None,
         stripe_webhook_secret=env.get("MEDIAHUB_STRIPE_WEBHOOK_SECRET") or None,
         stripe_base_url=env.get("MEDIAHUB_STRIPE_BASE_URL") or None,
+        queue_concurrency=queue_concurrency,
+        job_lease_s=job_lease,
+        sweep_interval_s=sweep_interval,
+        shutdown_grace_s=shutdown_grace,
     )

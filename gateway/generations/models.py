@@ -73,6 +73,13 @@ class Generation(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    #: A running generation belongs to the job that claimed it until this time (renewed while
+    #: it works; a scheduled poll holds it until its time plus a lease). Past it, the
+    #: reconciler lets another job take it over (gateway/generations/pipeline.py).
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    #: Bumped by every claim: a job may only write while the sequence is still the one it
+    #: claimed, so a stale or duplicate job (an old poll, a redelivery) changes nothing.
+    lease_seq: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ProviderState(Base):
