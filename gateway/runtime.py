@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 import httpx
 
 from gateway.egress import Egress, EgressPolicy
 from gateway.providers import ProviderStates
-from gateway.queue import InProcessQueue, JobQueue, SaqQueue
+from gateway.queue import Handlers, InProcessQueue, JobQueue, SaqQueue
 from gateway.ratelimit import RateLimiter
 from gateway.result_store import InProcessStore, ResultStore, make_result_store
 from gateway.settings import Settings
@@ -90,12 +90,24 @@ class Runtime:
 
     def make_queue(self) -> JobQueue:
         if self.settings.valkey_url:
-            return SaqQueue(self.settings.valkey_url, prefix=self.settings.queue_prefix)
-        # Imported here: the pipeline needs the runtime, the runtime hands it the jobs.
-        from gateway.generations.pipeline import run_generation
+            return SaqQueue(self.settings.valkey_url, prefix=self.settings.queue_prefix,
+                            heartbeat_s=self.settings.job_lease_s)
+        return InProcessQueue(self.job_handlers(),
+                              concurrency_for=self.settings.concurrency_for)
 
-        handler: Callable[[str], Awaitable[None]] = lambda gid: run_generation(self, gid)  # noqa: E731
-        return InProcessQueue(handler, concurrency=self.settings.worker_concurrency)
+    def job_handlers(self) -> Handlers:
+        """The queue's tasks bound to this runtime (what workers and the in-process queue
+        call)."""
+        # Imported here: the pipeline needs the runtime, the runtime hands it the jobs.
+        from gateway.generations.pipeline import poll_generation, run_generation
+
+        def run(generation_id: str) -> Awaitable[None]:
+            return run_generation(self, generation_id)
+
+        def poll(generation_id: str, seq: int) -> Awaitable[None]:
+            return poll_generation(self, generation_id, seq)
+
+        return Handlers(run=run, poll=poll)
 
     def credentials(self, provider_name: str) -> Credentials:
         """Platform credentials for a provider: `MEDIAHUB_<PROVIDER>_API_KEY` / `_BASE_URL`."""

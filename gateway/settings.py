@@ -73,6 +73,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhook_retry_base_ms: int = 5000
     webhook_retry_max_s: int = 3600
     webhook_timeout_s: int = 10
+    #: Jobs run at once per queue (media type) by one worker process; `default` for the rest
+    #: (MEDIAHUB_QUEUE_CONCURRENCY), else `worker_concurrency`.
+    queue_concurrency: dict[str, int] = msgspec.field(default_factory=dict)
+    #: How long a worker holds a running generation without renewing its lease (it renews
+    #: every third of it); past it the reconciler hands the generation to another worker.
+    job_lease_s: int = 60
+    #: How often the reconciler and reservation sweeper run (and SAQ's own sweep).
+    sweep_interval_s: int = 30
+    #: On SIGTERM, how long running jobs may take to finish before they are handed back.
+    shutdown_grace_s: int = 60
+
+    def concurrency_for(self, media_type: str) -> int:
+        """Jobs one worker process runs at once on the queue of `media_type`."""
+        return self.queue_concurrency.get(
+            media_type, self.queue_concurrency.get("default", self.worker_concurrency))
 
     @property
     def embedded(self) -> bool:
@@ -100,31 +115,20 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int,
     return value
 
 
-def _markups(raw: str, problems: list[str]) -> dict[str, int]:
-    """`default=3000,video=2000` → {"default": 3000, "video": 2000} (basis points)."""
-    markups: dict[str, int] = {}
-    for item in (part.strip() for part in raw.split(",") if part.strip()):
-        key, sep, value = item.partition("=")
-        if not sep or key not in ("default", *MEDIA_TYPES) or not value.isdigit():
-            problems.append(f"MEDIAHUB_PLATFORM_MARKUP_BPS: {item!r} is not TYPE=BASIS_POINTS "
-                            f"with TYPE one of default, {', '.join(MEDIA_TYPES)}")
-            continue
-        markups[key] = int(value)
-    return markups
-
-
-def _concurrency(raw: str, problems: list[str]) -> dict[str, int]:
-    """`default=4,video=1` → {"default": 4, "video": 1} (0 = no limit)."""
-    limits: dict[str, int] = {}
-    for item in (part.strip() for part in raw.split(",") if part.strip()):
-        key, sep, value = item.partition("=")
+def _per_type(env: Mapping[str, str], name: str, what: str, lo: int, hi: int,
+              problems: list[str]) -> dict[str, int]:
+    """`default=4,video=1` → {"default": 4, "video": 1}: a whole number per media type
+    (`default` for the rest), each between `lo` and `hi`; `what` names the number."""
+    values: dict[str, int] = {}
+    for item in (part.strip() for part in env.get(name, "").split(",") if part.strip()):
+        key, sep, value = (part.strip() for part in item.partition("="))
         if (not sep or key not in ("default", *MEDIA_TYPES) or not value.isdigit()
-                or int(value) > 10**9):
-            problems.append(f"MEDIAHUB_RATE_LIMIT_CONCURRENT_JOBS: {item!r} is not TYPE=COUNT "
-                            f"with TYPE one of default, {', '.join(MEDIA_TYPES)}")
+                or not lo <= int(value) <= hi):
+            problems.append(f"{name}: {item!r} is not TYPE={what} with TYPE one of default, "
+                            f"{', '.join(MEDIA_TYPES)} and {what} {lo}..{hi}")
             continue
-        limits[key] = int(value)
-    return limits
+        values[key] = int(value)
+    return values
 
 
 def _secret_file_for(database_url: str) -> Path:
@@ -225,16 +229,22 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     disabled = tuple(p.strip() for p in env.get("MEDIAHUB_DISABLED_PLUGINS", "").split(",")
                      if p.strip())
 
-    markups = _markups(env.get("MEDIAHUB_PLATFORM_MARKUP_BPS", ""), problems)
+    markups = _per_type(env, "MEDIAHUB_PLATFORM_MARKUP_BPS", "BASIS_POINTS", 0, 10**6,
+                        problems)
     rpm = _int(env, "MEDIAHUB_RATE_LIMIT_REQUESTS_PER_MINUTE", 6000, 0, 10**9, problems)
     burst = _int(env, "MEDIAHUB_RATE_LIMIT_BURST", 1000, 0, 10**9, problems)
     key_rpm = _int(env, "MEDIAHUB_RATE_LIMIT_KEY_REQUESTS_PER_MINUTE", 3000, 0, 10**9,
                    problems)
     key_burst = _int(env, "MEDIAHUB_RATE_LIMIT_KEY_BURST", 600, 0, 10**9, problems)
-    concurrent_jobs = _concurrency(env.get("MEDIAHUB_RATE_LIMIT_CONCURRENT_JOBS", ""), problems)
+    concurrent_jobs = _per_type(env, "MEDIAHUB_RATE_LIMIT_CONCURRENT_JOBS", "COUNT", 0, 10**9,
+                                problems)
     spend_cap = _int(env, "MEDIAHUB_RATE_LIMIT_DAILY_SPEND_CAP_MC", 0, 0, 10**15, problems)
     cache_ttl = _int(env, "MEDIAHUB_CACHE_TTL_S", 86400, 0, 90 * 86400, problems)
     egress = _egress_settings(env, problems)
+    queue_concurrency = _per_type(env, "MEDIAHUB_QUEUE_CONCURRENCY", "JOBS", 1, 256, problems)
+    job_lease = _int(env, "MEDIAHUB_JOB_LEASE_S", 60, 2, 3600, problems)
+    sweep_interval = _int(env, "MEDIAHUB_SWEEP_INTERVAL_S", 30, 1, 3600, problems)
+    shutdown_grace = _int(env, "MEDIAHUB_SHUTDOWN_GRACE_S", 60, 0, 3600, problems)
 
     if problems:
         raise SettingsError(problems)
@@ -264,6 +274,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rate_limit_daily_spend_cap_mc=spend_cap,
         cache_ttl_s=cache_ttl,
         **egress,
+        queue_concurrency=queue_concurrency,
+        job_lease_s=job_lease,
+        sweep_interval_s=sweep_interval,
+        shutdown_grace_s=shutdown_grace,
     )
 
 

@@ -1,14 +1,18 @@
-"""The `mediahub worker` process: SAQ workers for some media types, plus the reservation
-sweeper, stopped together on SIGTERM or SIGINT."""
+"""The `mediahub worker` process: SAQ workers for some media types (each queue with its own
+concurrency, `MEDIAHUB_QUEUE_CONCURRENCY`), plus the reconciler and reservation sweeper.
+
+On SIGTERM or SIGINT it stops taking jobs, gives running ones `MEDIAHUB_SHUTDOWN_GRACE_S` to
+finish, and hands the rest back (their generations return to `queued` with a fresh run job).
+A SIGKILL hands nothing back: the reconciler of any other process (or of the restarted one)
+takes those generations over once their lease runs out."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 
-from gateway.generations.pipeline import run_generation, sweep_expired_reservations
+from gateway.generations.pipeline import reconcile, sweep_expired_reservations
 from gateway.providers import HEALTH_INTERVAL_S, health_check_all
 from gateway.queue import SaqQueue, build_workers, stop_workers
 from gateway.runtime import Runtime
@@ -17,19 +21,24 @@ from gateway.webhooks.service import SaqWebhookQueue, build_webhook_worker
 
 log = logging.getLogger(__name__)
 
-SWEEP_INTERVAL_S = 30.0
-SHUTDOWN_GRACE_S = 60.0
 
-
-async def sweep_forever(runtime: Runtime, interval_s: float = SWEEP_INTERVAL_S,
+async def sweep_forever(runtime: Runtime, interval_s: float | None = None,
                         health_interval_s: float = HEALTH_INTERVAL_S) -> None:
-    """Void expired reservations every `interval_s`, and check the providers' health every
+    """Every `interval_s` (default: `MEDIAHUB_SWEEP_INTERVAL_S`) nudge stalled generations
+    (`reconcile`) and void expired reservations, and check the providers' health every
     `health_interval_s` (skipping ones another process checked within half of it); runs
     until cancelled."""
+    if interval_s is None:
+        interval_s = runtime.settings.sweep_interval_s
     loop = asyncio.get_running_loop()
     last_health: float | None = None
     while True:
         await asyncio.sleep(interval_s)
+        if runtime.queue is not None:
+            try:
+                await reconcile(runtime)
+            except Exception:
+                log.exception("reconciler failed")
         try:
             await sweep_expired_reservations(runtime)
         except Exception:
@@ -50,13 +59,13 @@ async def run_worker(settings: Settings, media_types: list[str]) -> None:
     """Work the given queues until SIGTERM/SIGINT, then let running jobs finish."""
     assert settings.valkey_url is not None
     runtime = await Runtime.start(settings, with_queue=False)
-    saq_queue = SaqQueue(settings.valkey_url, prefix=settings.queue_prefix)
-
-    async def handler(generation_id: str) -> None:
-        await run_generation(runtime, generation_id)
-
-    workers = build_workers(saq_queue, media_types, handler,
-                            concurrency=settings.worker_concurrency)
+    saq_queue = SaqQueue(settings.valkey_url, prefix=settings.queue_prefix,
+                         heartbeat_s=settings.job_lease_s)
+    # Jobs queue polls and hand-backs through the runtime.
+    runtime.queue = saq_queue
+    workers = build_workers(saq_queue, media_types, runtime.job_handlers(),
+                            concurrency_for=settings.concurrency_for,
+                            sweep_interval_s=settings.sweep_interval_s)
     # Every worker process also delivers outgoing webhooks (short I/O-bound jobs).
     assert isinstance(runtime.webhooks.queue, SaqWebhookQueue)
     workers.append(build_webhook_worker(runtime.webhooks.queue, runtime,
@@ -71,16 +80,18 @@ async def run_worker(settings: Settings, media_types: list[str]) -> None:
     tasks = [asyncio.create_task(w.start()) for w in workers]
     sweeper = asyncio.create_task(sweep_forever(runtime))
     log.info("worker started", extra={"queues": media_types})
-    print(f"mediahub worker: working {', '.join(media_types)}", flush=True)
+    print(f"mediahub worker: working {', '.join(media_types)} (concurrency "
+          f"{', '.join(f'{t}={settings.concurrency_for(t)}' for t in media_types)})",
+          flush=True)
     try:
         await stop.wait()
+        print(f"mediahub worker: stopping (running jobs get {settings.shutdown_grace_s} s)",
+              flush=True)
     finally:
         sweeper.cancel()
-        await stop_workers(workers, grace_s=SHUTDOWN_GRACE_S)
+        await stop_workers(workers, grace_s=settings.shutdown_grace_s)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, sweeper, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await saq_queue.close()
-        await runtime.close()
+        await runtime.close()  # closes the SAQ queue too
         print("mediahub worker: stopped", flush=True)

@@ -35,6 +35,10 @@ class ProviderRequest(msgspec.Struct, frozen=True, kw_only=True):
     operation: str
     prompt: str
     params: dict[str, Any] = msgspec.field(default_factory=dict)
+    #: Stable for one generation across retries (the gateway passes the generation id): a
+    #: provider whose API takes an idempotency key sends it, so a repeated call after a
+    #: crash is not charged twice (see `Provider.idempotency_keys`).
+    idempotency_key: str | None = None
 
 
 class Credentials(msgspec.Struct, frozen=True, kw_only=True):
@@ -249,6 +253,11 @@ class Provider(abc.ABC):
     #: result cache fills them in, so a request that spells out a default is recognised as
     #: identical to one that omits it.
     param_defaults: ClassVar[Mapping[str, Any]] = {}
+    #: True when the provider sends `ProviderRequest.idempotency_key` to its API, so calling
+    #: it again for the same generation is never charged twice. A call cut off by a crash is
+    #: then simply repeated; for other providers the gateway does not repeat it (it fails
+    #: over to the next candidate instead).
+    idempotency_keys: ClassVar[bool] = False
 
     def validate(self, request: ProviderRequest) -> None:
         """Called before pricing; raises `InvalidParams` naming the bad parameter.

@@ -5,19 +5,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from PIL import Image
 from saq import Queue
+from sqlalchemy import update
 
 from gateway.generations.models import Generation
-from gateway.generations.pipeline import run_generation
+from gateway.generations.pipeline import (
+    MAX_POLL_INTERVAL_S,
+    MIN_POLL_INTERVAL_S,
+    poll_delay_s,
+    poll_generation,
+    reconcile,
+    run_generation,
+)
 from gateway.queue import SaqQueue, build_workers, queue_name, stop_workers
-from gateway.settings import Settings
-from tests.conftest import Gateway, make_settings, running_gateway
+from gateway.settings import Settings, SettingsError, load_settings
+from plugins.base import (
+    Credentials,
+    Provider,
+    ProviderOutput,
+    ProviderRequest,
+    ProviderResult,
+    ProviderTask,
+)
+from tenants.db import utcnow
+from tests.conftest import Gateway, ProvidersPlugin, make_settings, running_gateway, scripted
 
 IMAGE = {"type": "image", "prompt": "a harbour at night", "params": {"size": "128x128"}}
 
@@ -30,16 +48,14 @@ def stack_settings(pg_url: str, valkey: str, moto_endpoint: str, bucket: str,
 
 
 @contextlib.asynccontextmanager
-async def worker_for(gw: Gateway) -> AsyncIterator[None]:
+async def worker_for(gw: Gateway, *, concurrency: int = 2) -> AsyncIterator[None]:
     """A SAQ worker on the image queue, in this process, using the gateway's runtime."""
     settings = gw.runtime.settings
     assert settings.valkey_url is not None
-    saq_queue = SaqQueue(settings.valkey_url, prefix=settings.queue_prefix)
-
-    async def handler(generation_id: str) -> None:
-        await run_generation(gw.runtime, generation_id)
-
-    [worker] = build_workers(saq_queue, ["image"], handler, concurrency=2)
+    saq_queue = SaqQueue(settings.valkey_url, prefix=settings.queue_prefix,
+                         heartbeat_s=settings.job_lease_s)
+    [worker] = build_workers(saq_queue, ["image"], gw.runtime.job_handlers(),
+                             concurrency_for=lambda _: concurrency, sweep_interval_s=1)
     task = asyncio.create_task(worker.start())
     try:
         yield
@@ -182,3 +198,255 @@ async def test_worker_command_runs_jobs_and_stops_on_sigterm(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+# --- Asynchronous providers, duplicate jobs and the reconciler (in-process, both databases) -
+
+
+class Pending(Provider):
+    """An asynchronous provider whose task runs until the test marks it done."""
+
+    name = "pending-async"
+    media_types = frozenset({"image"})
+    operations = frozenset({"text_to_image"})
+    needs_api_key = False
+    asynchronous = True
+
+    def __init__(self, hint_s: float = 2.0) -> None:
+        self.hint_s = hint_s
+        self.submits: list[str | None] = []
+        self.polls = 0
+        self.canceled: list[str] = []
+        self.submitted = asyncio.Event()
+        self.done = False
+
+    def estimate_cost(self, request: ProviderRequest) -> int:
+        return 10_000
+
+    async def generate(self, request: ProviderRequest, credentials: Credentials,
+                       client: httpx.AsyncClient) -> ProviderResult:
+        raise AssertionError("the gateway submits and polls an asynchronous provider")
+
+    async def submit(self, request: ProviderRequest, credentials: Credentials,
+                     client: httpx.AsyncClient) -> ProviderTask:
+        self.submits.append(request.idempotency_key)
+        self.submitted.set()
+        return ProviderTask(task_id=f"task-{len(self.submits)}", poll_after_s=self.hint_s)
+
+    async def poll(self, task: ProviderTask, credentials: Credentials,
+                   client: httpx.AsyncClient) -> ProviderResult | None:
+        self.polls += 1
+        if not self.done:
+            return None
+        return ProviderResult(outputs=[ProviderOutput(data=b"v", content_type="image/png")],
+                              cost_usd_micros=5_000)
+
+    async def cancel(self, task: ProviderTask, credentials: Credentials,
+                     client: httpx.AsyncClient) -> None:
+        self.canceled.append(task.task_id)
+
+
+class Recording:
+    """A queue that records jobs and runs none, so the test runs each job itself."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[str, str | None]] = []
+        self.polls: list[tuple[str, int, float]] = []
+
+    async def enqueue(self, generation_id: str, media_type: str, *,
+                      key: str | None = None) -> None:
+        self.runs.append((generation_id, key))
+
+    async def enqueue_poll(self, generation_id: str, media_type: str, *, seq: int,
+                           delay_s: float) -> None:
+        self.polls.append((generation_id, seq, delay_s))
+
+    async def close(self) -> None:
+        pass
+
+
+@contextlib.asynccontextmanager
+async def async_gateway(settings: Settings, *providers: Provider) -> AsyncIterator[Gateway]:
+    async with running_gateway(settings, extra=[ProvidersPlugin(*providers)],
+                               blocked=["plugins.local_image"]) as gw:
+        yield gw
+
+
+async def row_of(gw: Gateway, gen_id: str) -> Generation:
+    async with gw.runtime.db.session() as session:
+        row = await session.get(Generation, gen_id)
+    assert row is not None
+    return row
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 30) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not await check():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+def test_poll_delay_backs_off_from_the_hint_and_is_capped() -> None:
+    assert [poll_delay_s(2.0, n) for n in range(3)] == [2.0, 3.0, 4.5]
+    assert poll_delay_s(1000.0, 0) == MAX_POLL_INTERVAL_S
+    assert poll_delay_s(0.0, 0) == MIN_POLL_INTERVAL_S
+
+
+async def test_a_poll_job_is_scheduled_from_the_hint_and_a_stale_one_does_nothing(
+    database_url: str, tmp_path: Path,
+) -> None:
+    remote = Pending(hint_s=2.0)
+    async with async_gateway(make_settings(database_url, tmp_path), remote) as gw:
+        tenant = await gw.tenant()
+        gw.runtime.queue = recorder = Recording()
+        gen_id = (await gw.client.post("/v1/generations", headers=tenant.auth,
+                                       json=IMAGE)).json()["id"]
+        await run_generation(gw.runtime, gen_id)
+        # Submitted, the task id saved, a poll scheduled at the hint: the job has ended.
+        assert remote.submits == [gen_id]  # the generation id is the idempotency key
+        assert remote.polls == 0
+        [(_, seq, delay)] = recorder.polls
+        assert delay == 2.0
+        row = await row_of(gw, gen_id)
+        assert (row.status, row.attempts_log[0]["task_id"]) == ("running", "task-1")
+
+        await poll_generation(gw.runtime, gen_id, seq)
+        assert remote.polls == 1
+        _, next_seq, next_delay = recorder.polls[1]
+        assert next_seq > seq
+        assert next_delay == 3.0  # backed off: 2 x 1.5
+
+        await poll_generation(gw.runtime, gen_id, seq)  # delivered twice: stale now
+        await run_generation(gw.runtime, gen_id)  # a duplicate run job: lease still held
+        assert remote.polls == 1
+        assert remote.submits == [gen_id]
+
+        remote.done = True
+        await poll_generation(gw.runtime, gen_id, next_seq)
+        done = (await gw.client.get(f"/v1/generations/{gen_id}", headers=tenant.auth)).json()
+        assert done["status"] == "succeeded"
+        assert len(remote.submits) == 1
+        balance = (await gw.client.get("/v1/credits/balance", headers=tenant.auth)).json()
+        assert balance["pending"] == 0
+
+
+async def test_a_pending_task_does_not_hold_a_worker_slot(
+    database_url: str, tmp_path: Path,
+) -> None:
+    remote = Pending(hint_s=0.05)
+    quick = scripted("quick-sync")
+    settings = make_settings(database_url, tmp_path, queue_concurrency={"image": 1})
+    async with async_gateway(settings, remote, quick) as gw:
+        tenant = await gw.tenant()
+        slow = (await gw.client.post("/v1/generations", headers=tenant.auth,
+                                     json={**IMAGE, "provider": remote.name})).json()["id"]
+        await remote.submitted.wait()
+        fast = (await gw.client.post("/v1/generations", headers=tenant.auth,
+                                     json={**IMAGE, "provider": quick.name})).json()["id"]
+
+        async def fast_done() -> bool:
+            return (await row_of(gw, fast)).status == "succeeded"
+
+        # One slot, and the second job finished while the first's task was still running.
+        await eventually(fast_done)
+        assert (await row_of(gw, slow)).status == "running"
+        remote.done = True
+        await gw.drain()
+        assert (await row_of(gw, slow)).status == "succeeded"
+        assert len(remote.submits) == 1
+
+
+async def test_cancel_reaches_the_providers_cancel(database_url: str, tmp_path: Path) -> None:
+    remote = Pending()
+    async with async_gateway(make_settings(database_url, tmp_path), remote) as gw:
+        tenant = await gw.tenant(credits_mc=50_000)
+        gw.runtime.queue = recorder = Recording()
+        gen_id = (await gw.client.post("/v1/generations", headers=tenant.auth,
+                                       json=IMAGE)).json()["id"]
+        await run_generation(gw.runtime, gen_id)
+        r = await gw.client.post(f"/v1/generations/{gen_id}/cancel", headers=tenant.auth)
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "canceled"
+        assert remote.canceled == ["task-1"]
+        # The scheduled poll finds it canceled: the provider is not asked again.
+        await poll_generation(gw.runtime, gen_id, recorder.polls[0][1])
+        assert remote.polls == 0
+        balance = (await gw.client.get("/v1/credits/balance", headers=tenant.auth)).json()
+        assert (balance["available"], balance["pending"]) == (50_000, 0)
+
+
+async def test_a_rerun_polls_the_recorded_task_instead_of_submitting_again(
+    database_url: str, tmp_path: Path,
+) -> None:
+    remote = Pending()
+    async with async_gateway(make_settings(database_url, tmp_path), remote) as gw:
+        tenant = await gw.tenant()
+        gw.runtime.queue = recorder = Recording()
+        gen_id = (await gw.client.post("/v1/generations", headers=tenant.auth,
+                                       json=IMAGE)).json()["id"]
+        await run_generation(gw.runtime, gen_id)
+        recorder.runs.clear()
+        # The poll job is lost (its worker died): the lease runs out, the reconciler nudges.
+        await reconcile(gw.runtime)  # the poll's lease still holds: not nudged yet
+        assert gen_id not in {g for g, _ in recorder.runs}
+        later = utcnow() + timedelta(seconds=2.0 + gw.runtime.settings.job_lease_s + 1)
+        assert await reconcile(gw.runtime, now=later) >= 1
+        assert (gen_id, f"{gen_id}:n1") in recorder.runs
+        async with gw.runtime.db.transaction() as session:
+            await session.execute(update(Generation).where(Generation.id == gen_id)
+                                  .values(lease_until=utcnow() - timedelta(seconds=1)))
+        remote.done = True
+        await run_generation(gw.runtime, gen_id)
+        assert remote.submits == [gen_id]
+        assert remote.polls == 1
+        row = await row_of(gw, gen_id)
+        assert (row.status, row.attempts) == ("succeeded", 2)
+
+
+async def test_duplicate_jobs_call_the_provider_once(database_url: str, tmp_path: Path) -> None:
+    only = scripted("dup-sync")
+    async with async_gateway(make_settings(database_url, tmp_path), only) as gw:
+        tenant = await gw.tenant(credits_mc=50_000)
+        gw.runtime.queue = Recording()
+        gen_id = (await gw.client.post("/v1/generations", headers=tenant.auth,
+                                       json=IMAGE)).json()["id"]
+        await asyncio.gather(*(run_generation(gw.runtime, gen_id) for _ in range(3)))
+        await run_generation(gw.runtime, gen_id)  # redelivered after success
+        await poll_generation(gw.runtime, gen_id, 1)  # a stray poll
+        assert only.calls == 1
+        row = await row_of(gw, gen_id)
+        assert (row.status, row.attempts) == ("succeeded", 1)
+        balance = (await gw.client.get("/v1/credits/balance", headers=tenant.auth)).json()
+        assert balance["pending"] == 0
+        assert balance["available"] == 50_000 - (row.charged_mc or 0)
+
+
+async def test_the_reconciler_enqueues_a_queued_row_that_never_reached_the_queue(
+    database_url: str, tmp_path: Path,
+) -> None:
+    async with running_gateway(make_settings(database_url, tmp_path)) as gw:
+        tenant = await gw.tenant()
+        real, gw.runtime.queue = gw.runtime.queue, Recording()  # the enqueue never happens
+        gen_id = (await gw.client.post("/v1/generations", headers=tenant.auth,
+                                       json=IMAGE)).json()["id"]
+        gw.runtime.queue = real
+        await reconcile(gw.runtime)  # within the grace period: left alone
+        await gw.drain()
+        assert (await row_of(gw, gen_id)).status == "queued"
+        later = utcnow() + timedelta(seconds=gw.runtime.settings.job_lease_s + 1)
+        assert await reconcile(gw.runtime, now=later) >= 1
+        await gw.drain()
+        assert (await row_of(gw, gen_id)).status == "succeeded"
+        balance = (await gw.client.get("/v1/credits/balance", headers=tenant.auth)).json()
+        assert balance["pending"] == 0
+
+
+def test_queue_concurrency_is_read_per_media_type() -> None:
+    settings = load_settings({"MEDIAHUB_QUEUE_CONCURRENCY": "image=8, video=2,default=3",
+                              "MEDIAHUB_WORKER_CONCURRENCY": "5"})
+    assert [settings.concurrency_for(t) for t in ("image", "video", "audio")] == [8, 2, 3]
+    assert load_settings({"MEDIAHUB_WORKER_CONCURRENCY": "5"}).concurrency_for("video") == 5
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"MEDIAHUB_QUEUE_CONCURRENCY": "image=0,hologram=2,video"})
+    assert len(caught.value.problems) == 3

@@ -87,6 +87,13 @@ class Generation(Base):
     #: A follower of an identical request in flight: the leader's generation id, whose
     #: outputs it takes instead of calling the provider again.
     coalesced_from: Mapped[str | None] = mapped_column(String(32), default=None)
+    #: A running generation belongs to the job that claimed it until this time (renewed while
+    #: it works; a scheduled poll holds it until its time plus a lease). Past it, the
+    #: reconciler lets another job take it over (gateway/generations/pipeline.py).
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    #: Bumped by every claim: a job may only write while the sequence is still the one it
+    #: claimed, so a stale or duplicate job (an old poll, a redelivery) changes nothing.
+    lease_seq: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ProviderState(Base):

@@ -1,7 +1,23 @@
 """The worker side of a generation: run the provider, store the outputs, settle the credits.
 
-`run_generation` is what a queued job calls. It may run twice for one generation (a redelivered
-job) or after a cancel: the conditional status updates make every repeat a no-op.
+`run_generation` is what a queued `generation.run` job calls, `poll_generation` what a
+scheduled `generation.poll` job calls. Either may run twice for one generation (a redelivered
+job, a reconciler nudge) or after a cancel: a job first claims the row with one conditional
+UPDATE (queued → running, or a running row whose lease passed; a poll: the lease sequence it
+was scheduled with), and every later write is conditional on still holding that claim
+(`lease_seq`), so a repeat calls no provider and changes nothing.
+
+Asynchronous providers: the run job calls `submit`, saves the task id, schedules a poll job
+`poll_delay_s` later and ends, so no worker slot is held while a video renders. Each poll
+asks once: a result settles, a still-running task schedules the next poll (back-off from
+the provider's hint), an error fails over as below, and past `ASYNC_PROVIDER_TIMEOUT_S` the
+task is canceled at the provider and counts as a timeout. A re-run that finds a recorded
+task id polls it; it never submits again.
+
+Crash safety: a running generation has a lease (`MEDIAHUB_JOB_LEASE_S`) that its job renews
+while it works. A worker killed mid-job stops renewing; `reconcile` (every sweep interval)
+nudges such generations, and queued ones whose job never reached the queue, and the next
+claim takes them over. A job cancelled at shutdown hands its generation back at once.
 
 Failover: the row carries its `candidates` (ranked at submit time, best first). The worker
 tries them in order within the one job: a candidate whose breaker is open or whose Retry-After
@@ -22,10 +38,11 @@ import asyncio
 import contextlib
 import logging
 import mimetypes
-from datetime import datetime
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import ledger
@@ -33,7 +50,7 @@ from billing.pricing import price
 from gateway import media_urls
 from gateway.generations import cache, quotas
 from gateway.generations.models import QUEUED, RUNNING, SUCCEEDED, Generation
-from gateway.generations.service import finish_failed
+from gateway.generations.service import finish_failed, pending_tasks
 from gateway.runtime import Runtime
 from gateway.webhooks import outbox
 from plugins.base import (
@@ -49,10 +66,19 @@ from tenants.models import Customer, Tenant
 
 log = logging.getLogger(__name__)
 
-#: How long one provider call may take before it counts as a (retryable) timeout; an
-#: asynchronous provider's task, polled, gets `ASYNC_PROVIDER_TIMEOUT_S`.
+#: How long one provider call (generate, submit, one poll) may take before it counts as a
+#: (retryable) timeout; an asynchronous provider's task gets `ASYNC_PROVIDER_TIMEOUT_S` from
+#: its submission, over all its polls.
 PROVIDER_TIMEOUT_S: float = 300
 ASYNC_PROVIDER_TIMEOUT_S: float = 600
+#: Polling an asynchronous task: the provider's hint (`ProviderTask.poll_after_s`, at least
+#: the minimum), times `POLL_BACKOFF` per poll that found it still running, capped.
+MIN_POLL_INTERVAL_S: float = 0.05
+POLL_BACKOFF: float = 1.5
+MAX_POLL_INTERVAL_S: float = 60.0
+#: A generation claimed more often than this (each claim after the first: a worker that
+#: died or was stopped while holding it) fails, with its reservation voided.
+MAX_CLAIMS = 5
 
 _EXTENSIONS = {"image/png": ".png", "audio/wav": ".wav", "video/mp4": ".mp4",
                "model/gltf-binary": ".glb", "application/pdf": ".pdf"}
@@ -62,19 +88,82 @@ def _extension(content_type: str) -> str:
     return _EXTENSIONS.get(content_type) or mimetypes.guess_extension(content_type) or ".bin"
 
 
+def _claimable(now: datetime) -> ColumnElement[bool]:
+    """Queued, or running with its lease passed (its worker died or stopped renewing)."""
+    return or_(Generation.status == QUEUED,
+               and_(Generation.status == RUNNING,
+                    or_(Generation.lease_until.is_(None), Generation.lease_until < now)))
+
+
 async def _claim(runtime: Runtime, generation_id: str) -> Generation | None:
-    """queued → running, once; None when the generation is not (or no longer) queued."""
+    """Take the generation for this run job, atomically (one conditional UPDATE): queued →
+    running, or a running one whose lease passed. None when someone else holds it or it
+    ended. The claim bumps `lease_seq`, so a stale job still holding the old one can no
+    longer write."""
     now = utcnow()
     async with runtime.db.transaction() as session:
         result = await session.execute(
             update(Generation)
-            .where(Generation.id == generation_id, Generation.status == QUEUED)
-            .values(status=RUNNING, started_at=now, updated_at=now,
-                    attempts=Generation.attempts + 1)
+            .where(Generation.id == generation_id, _claimable(now))
+            .values(status=RUNNING, started_at=func.coalesce(Generation.started_at, now),
+                    updated_at=now, lease_until=now + _lease(runtime),
+                    attempts=Generation.attempts + 1, lease_seq=Generation.lease_seq + 1)
         )
         if result.rowcount == 0:  # type: ignore[attr-defined]
             return None
         return await session.get(Generation, generation_id)
+
+
+async def _claim_poll(runtime: Runtime, generation_id: str, seq: int) -> Generation | None:
+    """Take the generation for the poll job scheduled with lease sequence `seq`; None when
+    that poll is stale (another job claimed it since, or it ended)."""
+    now = utcnow()
+    async with runtime.db.transaction() as session:
+        result = await session.execute(
+            update(Generation)
+            .where(Generation.id == generation_id, Generation.status == RUNNING,
+                   Generation.lease_seq == seq)
+            .values(lease_seq=seq + 1, lease_until=now + _lease(runtime), updated_at=now)
+        )
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            return None
+        return await session.get(Generation, generation_id)
+
+
+def _lease(runtime: Runtime) -> timedelta:
+    return timedelta(seconds=runtime.settings.job_lease_s)
+
+
+@contextlib.asynccontextmanager
+async def _renewing(runtime: Runtime, generation: Generation) -> AsyncIterator[None]:
+    """Renew the lease every third of it while the job works (a slow provider call), as long
+    as the job still holds the generation."""
+    seq = generation.lease_seq
+    every = runtime.settings.job_lease_s / 3
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(every)
+            now = utcnow()
+            try:
+                async with runtime.db.transaction() as session:
+                    await session.execute(
+                        update(Generation)
+                        .where(Generation.id == generation.id, Generation.status == RUNNING,
+                               Generation.lease_seq == seq)
+                        .values(lease_until=now + _lease(runtime))
+                    )
+            except Exception:
+                log.warning("could not renew the lease", exc_info=True,
+                            extra={"generation_id": generation.id})
+
+    renewer = asyncio.create_task(renew())
+    try:
+        yield
+    finally:
+        renewer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewer
 
 
 async def _store(runtime: Runtime, generation: Generation,
@@ -164,81 +253,220 @@ def _settle(attempts_log: list[dict[str, Any]], entry: dict[str, Any]) -> None:
 
 async def _save_progress(runtime: Runtime, generation: Generation, provider: str,
                          attempts_log: list[dict[str, Any]]) -> bool:
-    """Record who is being called and the attempts so far; False once no longer running
-    (canceled, or ended by the sweeper): then nothing more may be called."""
+    """Record who is being called and the attempts so far; False once this job no longer
+    holds the generation (canceled, ended by the sweeper, or taken over): then nothing more
+    may be called."""
     now = utcnow()
     async with runtime.db.transaction() as session:
         result = await session.execute(
             update(Generation)
-            .where(Generation.id == generation.id, Generation.status == RUNNING)
-            .values(provider=provider, attempts_log=list(attempts_log), updated_at=now)
+            .where(Generation.id == generation.id, Generation.status == RUNNING,
+                   Generation.lease_seq == generation.lease_seq)
+            .values(provider=provider, attempts_log=list(attempts_log), updated_at=now,
+                    lease_until=now + _lease(runtime))
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def _running_entry(attempts_log: list[dict[str, Any]], provider: str) -> dict[str, Any] | None:
+    for item in attempts_log:
+        if item["provider"] == provider and item["outcome"] == "running":
+            return item
+    return None
+
+
+def _begin_call(attempts_log: list[dict[str, Any]], provider: str) -> dict[str, Any]:
+    """The provider's `running` entry, saved before the call: found later without a task
+    id, it says a call was in flight when its worker died."""
+    entry = _running_entry(attempts_log, provider)
+    if entry is None:
+        entry = _attempt(provider, "running", None)
+        attempts_log.append(entry)
+    return entry
+
+
+def _interrupted(runtime: Runtime, attempts_log: list[dict[str, Any]]) -> None:
+    """Deal with calls a previous holder started and never saw end (no task id recorded).
+
+    A provider that takes our idempotency key (`Provider.idempotency_keys`) is simply called
+    again with the same key: it will not charge twice. Any other provider may have done (and
+    billed) the work, so it is not called again for this generation: the call counts as
+    failed (`interrupted`, retryable) and the generation fails over to its next candidate,
+    or fails with its reservation voided. The customer is never charged twice either way.
+    """
+    for index, item in enumerate(list(attempts_log)):
+        if item["outcome"] != "running" or item.get("task_id"):
+            continue
+        provider = runtime.plugins.get(item["provider"])
+        if provider is not None and provider.idempotency_keys:
+            attempts_log.remove(item)
+            continue
+        attempts_log[index] = _attempt(item["provider"], "failed", "interrupted")
+
+
 class _Stopped(Exception):
-    """The generation stopped running (canceled) while an asynchronous task was polled."""
+    """The generation stopped running (canceled) while its provider was being called."""
 
 
-async def _call(runtime: Runtime, generation: Generation, provider: Provider,
-                request: ProviderRequest, attempts_log: list[dict[str, Any]],
-                resume: ProviderTask | None) -> ProviderResult:
-    """One call: `generate`, or for an asynchronous provider submit (recording the task id
-    before waiting on it) and poll until done."""
+Outcome = ProviderResult | ProviderTask | ProviderError | None
+
+
+async def _call_once(runtime: Runtime, generation: Generation, provider: Provider,
+                     request: ProviderRequest, attempts_log: list[dict[str, Any]],
+                     ) -> tuple[Outcome, int]:
+    """One call under its timeout: `generate`'s result, or an asynchronous provider's
+    accepted task (its id saved before anything else happens); the classified error; or
+    None when the generation was canceled meanwhile. With the call's latency in ms."""
+    started = runtime.routing.timer()
     credentials = runtime.credentials(provider.name)
-    if not provider.asynchronous:
-        return await provider.generate(request, credentials, runtime.http)
-    task = resume
-    if task is None:
-        task = await provider.submit(request, credentials, runtime.http)
-        attempts_log.append(_attempt(provider.name, "running", None, task_id=task.task_id,
-                                     poll_after_s=task.poll_after_s))
-        if not await _save_progress(runtime, generation, provider.name, attempts_log):
-            await provider.cancel(task, credentials, runtime.http)
-            raise _Stopped
+    outcome: Outcome
     try:
-        while True:
-            result = await provider.poll(task, credentials, runtime.http)
-            if result is not None:
-                return result
-            await asyncio.sleep(task.poll_after_s)
-            if not await _still_running(runtime, generation.id):
-                await provider.cancel(task, credentials, runtime.http)
+        if not provider.asynchronous:
+            outcome = await media_urls.fetch_outputs(runtime, await asyncio.wait_for(
+                provider.generate(request, credentials, runtime.http), PROVIDER_TIMEOUT_S))
+        else:
+            task = await asyncio.wait_for(
+                provider.submit(request, credentials, runtime.http), PROVIDER_TIMEOUT_S)
+            entry = _begin_call(attempts_log, provider.name)
+            entry.update(task_id=task.task_id, poll_after_s=task.poll_after_s,
+                         at=utcnow().isoformat())
+            if not await _save_progress(runtime, generation, provider.name, attempts_log):
                 raise _Stopped
-    except asyncio.CancelledError:
-        # Timed out (or the worker stops): do not leave the task running at the provider.
-        with contextlib.suppress(Exception):
-            await asyncio.shield(provider.cancel(task, credentials, runtime.http))
-        raise
+            outcome = task
+    except _Stopped:
+        await _cancel_task(runtime, provider, task)
+        outcome = None
+    except Exception as exc:
+        outcome = _classified(exc, generation, provider)
+    return outcome, round((runtime.routing.timer() - started) * 1000)
 
 
-async def _still_running(runtime: Runtime, generation_id: str) -> bool:
-    async with runtime.db.session() as session:
-        status = await session.scalar(
-            select(Generation.status).where(Generation.id == generation_id))
-    return status == RUNNING
+def _classified(exc: Exception, generation: Generation, provider: Provider) -> ProviderError:
+    error = error_from_exception(exc)
+    if error.code == "provider_error":
+        log.warning("provider raised %s", type(exc).__name__, exc_info=exc,
+                    extra={"generation_id": generation.id, "provider": provider.name})
+    return error
 
 
-def _pending_tasks(attempts_log: list[dict[str, Any]]) -> dict[str, ProviderTask]:
-    """Asynchronous tasks a previous run submitted and never saw finish, by provider."""
-    return {a["provider"]: ProviderTask(task_id=a["task_id"],
-                                        poll_after_s=a.get("poll_after_s", 5.0))
-            for a in attempts_log if a.get("outcome") == "running" and a.get("task_id")}
+async def _cancel_task(runtime: Runtime, provider: Provider, task: ProviderTask) -> None:
+    """Best effort: a failure to cancel must not hide what happened to the generation."""
+    try:
+        await provider.cancel(task, runtime.credentials(provider.name), runtime.http)
+    except Exception:
+        log.warning("could not cancel task %s at %s", task.task_id, provider.name,
+                    exc_info=True)
+
+
+async def _poll_once(runtime: Runtime, generation: Generation, provider: Provider,
+                     task: ProviderTask, entry: dict[str, Any]) -> tuple[Outcome, int]:
+    """Ask the provider once about a task: its result, the task again while it runs, or
+    the classified error; a task past `ASYNC_PROVIDER_TIMEOUT_S` since its submission is
+    canceled at the provider and counts as a (retryable) timeout. Latency: since submit."""
+    submitted = datetime.fromisoformat(entry["at"])
+    outcome: Outcome
+    if utcnow() - submitted > timedelta(seconds=ASYNC_PROVIDER_TIMEOUT_S):
+        await _cancel_task(runtime, provider, task)
+        outcome = ProviderError.timeout("the provider's task did not finish in time")
+    else:
+        try:
+            result = await asyncio.wait_for(
+                provider.poll(task, runtime.credentials(provider.name), runtime.http),
+                PROVIDER_TIMEOUT_S)
+            outcome = task if result is None else await media_urls.fetch_outputs(runtime,
+                                                                                 result)
+        except Exception as exc:
+            outcome = _classified(exc, generation, provider)
+    return outcome, round((utcnow() - submitted).total_seconds() * 1000)
+
+
+def poll_delay_s(hint_s: float, polls: int) -> float:
+    """When to ask again: the provider's own hint, growing by `POLL_BACKOFF` with each poll
+    that found the task still running, capped at `MAX_POLL_INTERVAL_S`."""
+    hint = max(hint_s, MIN_POLL_INTERVAL_S)
+    return float(min(hint * POLL_BACKOFF ** min(polls, 64), MAX_POLL_INTERVAL_S))
+
+
+async def _schedule_poll(runtime: Runtime, generation: Generation, provider: str,
+                         attempts_log: list[dict[str, Any]]) -> None:
+    """Hand the generation to a poll job `poll_delay_s` from now and end this job, freeing
+    its slot. The row is written first (the poll's lease sequence, and a lease lasting until
+    the poll's time plus a lease), then the job queued: a crash in between leaves a lease
+    that runs out, and the reconciler takes over."""
+    entry = _running_entry(attempts_log, provider)
+    assert entry is not None
+    polls = int(entry.get("polls", 0))
+    delay_s = poll_delay_s(float(entry.get("poll_after_s", 5.0)), polls)
+    entry["polls"] = polls + 1
+    now = utcnow()
+    seq = generation.lease_seq + 1
+    async with runtime.db.transaction() as session:
+        result = await session.execute(
+            update(Generation)
+            .where(Generation.id == generation.id, Generation.status == RUNNING,
+                   Generation.lease_seq == generation.lease_seq)
+            .values(lease_seq=seq, provider=provider, attempts_log=list(attempts_log),
+                    lease_until=now + timedelta(seconds=delay_s) + _lease(runtime),
+                    updated_at=now)
+        )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return  # canceled meanwhile: the cancel called the provider's cancel itself
+    generation.lease_seq = seq
+    assert runtime.queue is not None
+    try:
+        await runtime.queue.enqueue_poll(generation.id, generation.type, seq=seq,
+                                         delay_s=delay_s)
+    except Exception:
+        log.warning("could not queue the poll; the reconciler will resume the task",
+                    exc_info=True, extra={"generation_id": generation.id})
 
 
 async def run_generation(runtime: Runtime, generation_id: str) -> None:
-    """Advance one generation from queued to a final state; called by queue workers."""
+    """The `generation.run` job: claim the generation and advance it; called by queue
+    workers. A no-op when the generation is held by another job or has ended, or is a
+    follower whose leader still works (the leader queues it when it ends)."""
     if not await cache.may_start(runtime, generation_id):
-        return  # a follower whose leader still works: the leader queues it when it ends
+        return
     generation = await _claim(runtime, generation_id)
     if generation is None:
         return
+    if generation.attempts > MAX_CLAIMS:
+        await _give_up(runtime, generation)
+        return
+    await _advance(runtime, generation)
+
+
+async def poll_generation(runtime: Runtime, generation_id: str, seq: int) -> None:
+    """The `generation.poll` job: ask the provider once about the generation's task, then
+    settle, fail over, or schedule the next poll. A no-op for a stale poll."""
+    generation = await _claim_poll(runtime, generation_id, seq)
+    if generation is None:
+        return
+    await _advance(runtime, generation)
+
+
+async def _give_up(runtime: Runtime, generation: Generation) -> None:
+    """Claimed too often (every worker that took it died or stopped): fail and void."""
+    for name, task in pending_tasks(generation.attempts_log or []).items():
+        provider = runtime.plugins.get(name)
+        if provider is not None:
+            await _cancel_task(runtime, provider, task)
+    await finish_failed(runtime, generation.tenant_id, generation.id, code="interrupted",
+                        message="the generation was interrupted too many times")
+
+
+async def _advance(runtime: Runtime, generation: Generation) -> None:
     try:
         follow = await cache.leader_outcome(runtime, generation)
         if follow is None:
-            await _run(runtime, generation)
+            async with _renewing(runtime, generation):
+                await _run(runtime, generation)
         else:
             await _follow(runtime, generation, follow)
+    except asyncio.CancelledError:
+        # The worker stops (SIGTERM past its grace period): hand the generation back.
+        await asyncio.shield(_hand_back(runtime, generation))
+        raise
     except Exception:
         log.exception("generation crashed", extra={"generation_id": generation.id})
         await finish_failed(runtime, generation.tenant_id, generation.id,
@@ -263,14 +491,43 @@ async def _follow(runtime: Runtime, generation: Generation,
                    recorded_cost_usd_micros=0)
 
 
+async def _hand_back(runtime: Runtime, generation: Generation) -> None:
+    """A job cut off while it held the generation: back to `queued` and a fresh run job,
+    which polls a recorded task instead of submitting again. Failing that, the lease runs
+    out and the reconciler does the same."""
+    try:
+        async with runtime.db.transaction() as session:
+            result = await session.execute(
+                update(Generation)
+                .where(Generation.id == generation.id, Generation.status == RUNNING,
+                       Generation.lease_seq == generation.lease_seq)
+                .values(status=QUEUED, lease_until=None, updated_at=utcnow())
+            )
+        if result.rowcount and runtime.queue is not None:  # type: ignore[attr-defined]
+            await runtime.queue.enqueue(generation.id, generation.type,
+                                        key=nudge_key(generation.id, generation.attempts))
+    except Exception:
+        log.warning("could not hand the generation back; the reconciler will",
+                    exc_info=True, extra={"generation_id": generation.id})
+
+
+def nudge_key(generation_id: str, attempts: int) -> str:
+    """The job key of a re-run after `attempts` claims: one such job per claim count, so
+    repeated nudges for one stalled generation queue one job."""
+    return f"{generation_id}:n{attempts}"
+
+
 async def _run(runtime: Runtime, generation: Generation) -> None:
-    """Try the candidates in order until one serves the request or a final error."""
+    """Try the candidates in order until one serves the request, a final error, or an
+    asynchronous task to poll later."""
     states = runtime.routing
     await states.refresh(runtime)
     request = ProviderRequest(type=generation.type, operation=generation.operation,
-                              prompt=generation.prompt, params=generation.params)
-    attempts_log: list[dict[str, Any]] = list(generation.attempts_log or [])
-    pending = _pending_tasks(attempts_log)
+                              prompt=generation.prompt, params=generation.params,
+                              idempotency_key=generation.id)
+    attempts_log: list[dict[str, Any]] = [dict(a) for a in generation.attempts_log or []]
+    _interrupted(runtime, attempts_log)
+    pending = pending_tasks(attempts_log)
     done = {a["provider"] for a in attempts_log if a.get("outcome") in ("succeeded", "failed")}
     last_error: ProviderError | None = None
     for name in generation.candidates or [generation.provider]:
@@ -280,19 +537,30 @@ async def _run(runtime: Runtime, generation: Generation) -> None:
         if provider is None:
             attempts_log.append(_attempt(name, "skipped", "provider_not_installed"))
             continue
-        refused, trial = states.acquire(provider)
-        if refused is not None:
-            attempts_log.append(_attempt(name, "skipped", refused))
-            continue
-        try:
-            if not await _save_progress(runtime, generation, name, attempts_log):
-                return  # canceled (or expired) before this call: call nobody
-            outcome, latency_ms = await _call_once(runtime, generation, provider, request,
-                                                   attempts_log, pending.get(name))
-        finally:
-            states.finish(provider, trial=trial)
+        task = pending.get(name)
+        if task is not None:
+            # A task already at the provider: ask about it, never submit it again.
+            entry = _running_entry(attempts_log, name)
+            assert entry is not None
+            outcome, latency_ms = await _poll_once(runtime, generation, provider, task, entry)
+        else:
+            refused, trial = states.acquire(provider)
+            if refused is not None:
+                attempts_log.append(_attempt(name, "skipped", refused))
+                continue
+            try:
+                _begin_call(attempts_log, name)
+                if not await _save_progress(runtime, generation, name, attempts_log):
+                    return  # canceled (or expired) before this call: call nobody
+                outcome, latency_ms = await _call_once(runtime, generation, provider,
+                                                       request, attempts_log)
+            finally:
+                states.finish(provider, trial=trial)
         if outcome is None:
-            return  # canceled while an asynchronous task ran
+            return  # canceled while the provider worked
+        if isinstance(outcome, ProviderTask):
+            await _schedule_poll(runtime, generation, name, attempts_log)
+            return
         if isinstance(outcome, ProviderResult):
             await states.record(runtime, provider, latency_ms=latency_ms, error=None)
             _settle(attempts_log, _attempt(name, "succeeded", None, latency_ms))
@@ -309,6 +577,14 @@ async def _run(runtime: Runtime, generation: Generation) -> None:
                                 attempts_log=attempts_log)
             return
         last_error = outcome
+    if last_error is None:
+        # Failed over past every candidate: the last failure (maybe an earlier job's).
+        failures = [a for a in attempts_log if a.get("outcome") == "failed"]
+        if failures:
+            last_error = ProviderError(_FAILED_MESSAGES.get(failures[-1]["error_code"],
+                                                            "the provider failed"),
+                                       code=failures[-1]["error_code"] or "provider_error",
+                                       retryable=True)
     if last_error is not None:
         await finish_failed(runtime, generation.tenant_id, generation.id, code=last_error.code,
                             message=last_error.message, attempts_log=attempts_log)
@@ -320,28 +596,42 @@ async def _run(runtime: Runtime, generation: Generation) -> None:
                             attempts_log=attempts_log)
 
 
-async def _call_once(runtime: Runtime, generation: Generation, provider: Provider,
-                     request: ProviderRequest, attempts_log: list[dict[str, Any]],
-                     resume: ProviderTask | None,
-                     ) -> tuple[ProviderResult | ProviderError | None, int]:
-    """One provider call under its timeout: the result, the classified error, or None when
-    the generation was canceled meanwhile; with the call's latency in ms."""
-    timeout_s = ASYNC_PROVIDER_TIMEOUT_S if provider.asynchronous else PROVIDER_TIMEOUT_S
-    started = runtime.routing.timer()
-    outcome: ProviderResult | ProviderError | None
-    try:
-        outcome = await asyncio.wait_for(
-            _call(runtime, generation, provider, request, attempts_log, resume),
-            timeout=timeout_s)
-        outcome = await media_urls.fetch_outputs(runtime, outcome)
-    except _Stopped:
-        outcome = None
-    except Exception as exc:
-        outcome = error_from_exception(exc)
-        if outcome.code == "provider_error":
-            log.warning("provider raised %s", type(exc).__name__, exc_info=exc,
-                        extra={"generation_id": generation.id, "provider": provider.name})
-    return outcome, round((runtime.routing.timer() - started) * 1000)
+_FAILED_MESSAGES = {
+    "interrupted": "the worker running the provider call stopped; the provider cannot be "
+                   "called again safely for this generation",
+}
+
+
+async def reconcile(runtime: Runtime, *, now: datetime | None = None,
+                    limit: int = 500) -> int:
+    """Nudge every generation that stopped moving; returns how many were nudged.
+
+    Called on a schedule by workers and API processes (`sweep_forever`). Stopped moving:
+    `queued` for longer than a lease (its job never reached the queue, or SAQ lost it), or
+    `running` past its lease (its worker died, or a poll job was lost). Each gets a run job
+    keyed by its claim count, so repeated rounds queue it once; the job's claim takes the
+    generation over atomically, and does nothing if it moved meanwhile.
+    """
+    now = now or utcnow()
+    stale = now - _lease(runtime)
+    async with runtime.db.session() as session:
+        rows = (await session.execute(
+            select(Generation.id, Generation.type, Generation.attempts)
+            .where(or_(and_(Generation.status == QUEUED, Generation.updated_at < stale),
+                       and_(Generation.status == RUNNING,
+                            or_(Generation.lease_until < now,
+                                and_(Generation.lease_until.is_(None),
+                                     Generation.updated_at < stale)))))
+            .order_by(Generation.updated_at)
+            .limit(limit)
+        )).all()
+    assert runtime.queue is not None
+    for generation_id, media_type, attempts in rows:
+        await runtime.queue.enqueue(generation_id, media_type,
+                                    key=nudge_key(generation_id, attempts))
+    if rows:
+        log.info("reconciler nudged %d stalled generations", len(rows))
+    return len(rows)
 
 
 async def sweep_expired_reservations(runtime: Runtime, *, now: datetime | None = None) -> int:

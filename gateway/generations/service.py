@@ -9,6 +9,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import msgspec
 from sqlalchemy import Select, select, update
@@ -41,7 +42,13 @@ from gateway.providers import configured
 from gateway.ratelimit import effective_limits
 from gateway.runtime import Runtime
 from gateway.webhooks import outbox
-from plugins.base import DEFAULT_OPERATIONS, InvalidParams, Provider, ProviderRequest
+from plugins.base import (
+    DEFAULT_OPERATIONS,
+    InvalidParams,
+    Provider,
+    ProviderRequest,
+    ProviderTask,
+)
 from plugins.routing import Weights
 from tenants.db import new_id, utcnow
 from tenants.errors import Conflict, InvalidRequest, NotFound, Unavailable
@@ -451,7 +458,31 @@ async def cancel(runtime: Runtime, caller: Caller, generation_id: str) -> Genera
         current = await get(runtime, caller, generation_id)
         raise Conflict(f"the generation is already {current.status}",
                        code="generation_finished", param="id")
-    return await get(runtime, caller, generation_id)
+    canceled = await get(runtime, caller, generation_id)
+    await _cancel_at_providers(runtime, canceled)
+    return canceled
+
+
+def pending_tasks(attempts_log: list[dict[str, Any]]) -> dict[str, ProviderTask]:
+    """Asynchronous tasks submitted for a generation and never seen to finish, by provider
+    (the `running` entries of its attempts log that carry a task id)."""
+    return {a["provider"]: ProviderTask(task_id=a["task_id"],
+                                        poll_after_s=a.get("poll_after_s", 5.0))
+            for a in attempts_log if a.get("outcome") == "running" and a.get("task_id")}
+
+
+async def _cancel_at_providers(runtime: Runtime, generation: Generation) -> None:
+    """After a cancel: stop the provider's task, when one was recorded (best effort; a job
+    that records a task after the cancel cancels it itself, seeing the generation ended)."""
+    for name, task in pending_tasks(generation.attempts_log or []).items():
+        provider = runtime.plugins.get(name)
+        if provider is None:
+            continue
+        try:
+            await provider.cancel(task, runtime.credentials(name), runtime.http)
+        except Exception:
+            log.warning("could not cancel task %s at %s", task.task_id, name, exc_info=True,
+                        extra={"generation_id": generation.id})
 
 
 async def estimate(runtime: Runtime, caller: Caller, body: GenerationCreate) -> Estimate:
