@@ -33,7 +33,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
-from sqlalchemy import Table, and_, bindparam, case, delete, exists, func, or_, select, update
+from sqlalchemy import (
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -404,25 +416,42 @@ def _deltas(session: AsyncSession, account: str, tenant_id: str) -> _Deltas:
     return deferred.setdefault(account, _Deltas(tenant_id))
 
 
+# One statement per batch, built once: lock the batch's wallets in id order (so two batches
+# never deadlock), then add each one's deltas unless that would overdraw it. Rows refused by
+# the condition are missing from RETURNING. The lock is FOR NO KEY UPDATE, what the UPDATE
+# takes anyway: FOR UPDATE would conflict with the KEY SHARE locks that every batch's
+# transfer inserts hold on the same wallet (their foreign keys), and deadlock two batches.
+_APPLY_DEFERRED = text("""
+WITH d AS (
+    SELECT * FROM unnest(CAST(:ids AS varchar[]), CAST(:pending AS bigint[]),
+                         CAST(:posted AS bigint[])) AS d(id, dpending, dposted)),
+locked AS MATERIALIZED (
+    SELECT a.id FROM accounts a WHERE a.id IN (SELECT id FROM d) ORDER BY a.id
+    FOR NO KEY UPDATE)
+UPDATE accounts a
+SET debits_pending = a.debits_pending + d.dpending, debits_posted = a.debits_posted + d.dposted
+FROM d
+WHERE a.id = d.id AND a.id IN (SELECT id FROM locked)
+  AND (NOT a.no_overdraft
+       OR a.credits_posted - (a.debits_posted + d.dposted) - (a.debits_pending + d.dpending) >= 0)
+RETURNING a.id, a.credits_posted - a.debits_posted - a.debits_pending AS available
+""")
+
+
 async def _apply_deferred(session: AsyncSession) -> None:
-    """Apply the batch's wallet deltas, one UPDATE per wallet; called by the group commit
-    before it commits. Raises `InsufficientCredits` when a wallet would be overdrawn."""
+    """Apply the batch's wallet deltas in one statement; called by the group commit before
+    it commits. Raises `InsufficientCredits` when a wallet would be overdrawn."""
     deferred: dict[str, _Deltas] = session.info.pop(_DEFERRED, {})
-    a = _accounts.c
-    for account in sorted(deferred):
+    ids = sorted(a for a, d in deferred.items() if d.debits_pending or d.debits_posted)
+    if not ids:
+        return
+    rows = (await session.execute(_APPLY_DEFERRED, {
+        "ids": ids, "pending": [deferred[a].debits_pending for a in ids],
+        "posted": [deferred[a].debits_posted for a in ids]})).all()
+    if len(rows) != len(ids):
+        raise InsufficientCredits("a concurrent batch spent this wallet's credits first")
+    for account, available in rows:
         d = deferred[account]
-        if not (d.debits_pending or d.debits_posted):
-            continue
-        after = (a.credits_posted - (a.debits_posted + d.debits_posted)
-                 - (a.debits_pending + d.debits_pending))
-        available = await session.scalar(
-            update(_accounts)
-            .where(a.id == account, (~a.no_overdraft) | (after >= 0))
-            .values(debits_pending=a.debits_pending + d.debits_pending,
-                    debits_posted=a.debits_posted + d.debits_posted)
-            .returning(a.credits_posted - a.debits_posted - a.debits_pending))
-        if available is None:
-            raise InsufficientCredits("a concurrent batch spent this wallet's credits first")
         if d.debited_mc:
             _note_low_balance(session, d.tenant_id, account, int(available), d.debited_mc,
                               d.low_threshold_mc)

@@ -103,11 +103,13 @@ class GroupCommit:
                     values.append(await unit(session))
                 for hook in session.info.pop("before_commit", []):
                     await hook(session)
-        except Exception:
+        except Exception as exc:
             # A unit raised (a 402, a duplicate key) or the commit failed: nothing of the
             # batch committed, and each unit runs again alone so that only the one that
             # failed sees its error.
             self.fallbacks += 1
+            log.info("a batch of %d units rolled back (%s); running them alone", len(batch),
+                     type(exc).__name__)
             for unit, future in batch:
                 await self._alone(unit, future)
             return
