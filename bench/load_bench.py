@@ -276,8 +276,9 @@ def main() -> int:
             spy = None
             if args.py_spy:
                 # Diagnostic: where the gateway process spends its time under this load.
+                py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
                 spy = subprocess.Popen(
-                    ["py-spy", "record", "--pid", str(gateway.pid), "--format", "raw",
+                    [py_spy, "record", "--pid", str(gateway.pid), "--format", "raw",
                      "--duration", str(args.seconds), "--nonblocking", "--output",
                      str(Path(args.py_spy) / f"{name.replace(' ', '_')}.txt")],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

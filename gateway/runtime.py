@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
@@ -24,6 +25,7 @@ from gateway.webhooks.service import Webhooks
 from plugins.base import Credentials
 from plugins.host import PluginHost, build_plugin_host
 from tenants.db import Database
+from tenants.models import Tenant
 
 
 class Completions:
@@ -47,6 +49,38 @@ class Completions:
         self._events.pop(generation_id, None)
 
 
+#: A tenant row and the calling customer's tier (None: no customer, or no tier).
+TenantView = tuple[Tenant, str | None]
+
+
+class TenantViews:
+    """Tenant rows (and customer tiers) as the submit path last read them, for `ttl_s`.
+
+    They change rarely and are read on every submit. Read-only: the cached rows are detached
+    and shared. `forget` drops a tenant's at once (an operator's change in this process).
+    """
+
+    def __init__(self, ttl_s: float = 5.0) -> None:
+        self.ttl_s = ttl_s
+        self._entries: dict[tuple[str, str | None], tuple[float, TenantView]] = {}
+
+    def get(self, key: tuple[str, str | None]) -> TenantView | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, key: tuple[str, str | None], value: TenantView) -> None:
+        if len(self._entries) > 10_000:  # bounded: drop what has expired
+            now = time.monotonic()
+            self._entries = {k: e for k, e in self._entries.items() if e[0] >= now}
+        self._entries[key] = (time.monotonic() + self.ttl_s, value)
+
+    def forget(self, tenant_id: str) -> None:
+        for key in [k for k in self._entries if k[0] == tenant_id]:
+            del self._entries[key]
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -58,6 +92,8 @@ class Runtime:
     completions: Completions = field(default_factory=Completions)
     #: Routing statistics, breakers and health of every provider (gateway/providers.py).
     routing: ProviderStates = field(default_factory=ProviderStates)
+    #: Tenants and customer tiers as the submit path reads them (a few seconds old at most).
+    tenant_views: TenantViews = field(default_factory=TenantViews)
     #: The result cache and in-flight markers (gateway/generations/cache.py).
     results: ResultStore = field(default_factory=InProcessStore)
     #: Request rate limits and the job quotas' clock (gateway/ratelimit.py).

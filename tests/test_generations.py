@@ -366,3 +366,26 @@ async def test_ledger_sums_to_zero_after_traffic(gated: tuple[Gateway, Gate]) ->
         books = await ledger.balances(session, tenant.id)
     assert sum(t.posted_balance for t in books.values()) == 0
     assert all(t.debits_pending == 0 and t.credits_pending == 0 for t in books.values())
+
+
+async def test_a_tenants_new_pricing_applies_to_the_next_request(gateway: Gateway) -> None:
+    """Submits read the tenant from a short-lived cache; an operator's change evicts it."""
+    tenant = await gateway.tenant(credits_mc=1_000_000, billing_mode="mediahub")
+    key = await gateway.client.post(
+        f"/admin/v1/tenants/{tenant.id}/keys", headers=gateway.admin(),
+        json={"name": "c", "customer_id": "c1", "scopes": ["generate", "read"]})
+    customer = {"Authorization": f"Bearer {key.json()['key']}"}
+
+    async def retail() -> int:
+        r = await gateway.client.post("/v1/generations/estimate", headers=customer, json=IMAGE)
+        assert r.status_code == 200, r.text
+        amount: int = r.json()["amount"]
+        return amount
+
+    before = await retail()
+    r = await gateway.client.patch(f"/admin/v1/tenants/{tenant.id}", headers=gateway.admin(),
+                                   json={"pricing": {"markup_bps": {"default": 10_000}}})
+    assert r.status_code == 200, r.text
+    after = await retail()
+    assert after > before  # the cached tenant was dropped by the change
+    assert await retail() == after

@@ -257,6 +257,20 @@ async def submit(runtime: Runtime, caller: Caller, body: GenerationCreate, *,
 
 
 async def _tenant_and_tier(runtime: Runtime, caller: Caller) -> tuple[Tenant, str | None]:
+    """The caller's tenant and customer tier, read at most every few seconds per process
+    (`Runtime.tenant_views`): a submit should not pay a database round trip for them. An
+    operator's change shows within `TenantViews.ttl_s`, at once in the process that made it."""
+    key = (caller.tenant_id, caller.customer_id)
+    cached = runtime.tenant_views.get(key)
+    if cached is not None:
+        return cached
+    found = await _read_tenant_and_tier(runtime, caller)
+    runtime.tenant_views.put(key, found)
+    return found
+
+
+async def _read_tenant_and_tier(runtime: Runtime,
+                                caller: Caller) -> tuple[Tenant, str | None]:
     async with runtime.db.session() as session:
         tenant = await session.get(Tenant, caller.tenant_id)
         tier = None

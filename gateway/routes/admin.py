@@ -160,7 +160,9 @@ class AdminController(Controller):
         async with runtime.db.transaction() as session:
             tenant = await tenants.update_tenant(session, tenant_id, data)
             out = _tenant_out(tenant, await tenants.tenant_domains(session, tenant_id))
-        runtime.limiter.forget(tenant_id)  # new limits at once here, within 5 s elsewhere
+        # The new settings at once here, within 5 s elsewhere.
+        runtime.limiter.forget(tenant_id)
+        runtime.tenant_views.forget(tenant_id)
         return out
 
     @post("/tenants/{tenant_id:str}/keys", status_code=201, summary="Create an API key")
