@@ -276,17 +276,22 @@ def _param(name: str) -> Any:
     return bindparam(f"p_{name}", type_=_transfers.c[name].type)
 
 
+def _inserting_cte() -> Any:
+    """The transfer's insert as a CTE yielding its id, or no row for a repeat."""
+    return (pg_insert(_transfers)
+            .values({c.name: _param(c.name) for c in _transfers.columns})
+            .on_conflict_do_nothing()
+            .returning(_transfers.c.id)
+            .cte("inserted"))
+
+
 def _debiting_statement(column: str) -> Select[Any]:
     """Insert a transfer, then (only if it was inserted) debit `column` of its wallet.
 
     Returns one row: `inserted` (the id, or NULL for a repeat) and `available` (the wallet's
     available balance after, or NULL when the wallet refused or does not exist).
     """
-    inserted = (pg_insert(_transfers)
-                .values({c.name: _param(c.name) for c in _transfers.columns})
-                .on_conflict_do_nothing()
-                .returning(_transfers.c.id)
-                .cte("inserted"))
+    inserted = _inserting_cte()
     a = _accounts.c
     available = a.credits_posted - a.debits_posted - a.debits_pending
     amount = _param("amount_mc")
@@ -308,11 +313,7 @@ def _reading_statement() -> Select[Any]:
     Returns one row: `inserted` (the id, or NULL for a repeat) and `available` (NULL when
     the wallet does not exist for this tenant).
     """
-    inserted = (pg_insert(_transfers)
-                .values({c.name: _param(c.name) for c in _transfers.columns})
-                .on_conflict_do_nothing()
-                .returning(_transfers.c.id)
-                .cte("inserted"))
+    inserted = _inserting_cte()
     a = _accounts.c
     available = (select(a.credits_posted - a.debits_posted - a.debits_pending)
                  .where(a.id == _param("debit_account_id"), a.tenant_id == _param("tenant_id"))
