@@ -62,12 +62,18 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer %(key)s"
 local counter = 0
-local tag = tostring(math.random(1, 1000000000))
 local fixed = %(fixed)s
+-- Each thread has its own Lua state (and the same unseeded math.random): number them, so
+-- no two requests of a submit run share a prompt (they would coalesce).
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
 function request()
   counter = counter + 1
   local prompt = "bench words"
-  if not fixed then prompt = "bench " .. tag .. " " .. counter end
+  if not fixed then prompt = "bench %(run)s " .. tid .. " " .. counter end
   return wrk.format(nil, nil, nil,
     '{"type": "audio", "prompt": "' .. prompt .. '", "provider": "%(provider)s"}')
 end
@@ -106,7 +112,7 @@ def run_wrk(name: str, url: str, key: str, *, fixed: bool, seconds: int,
     """wrk with `--latency`; parses requests/s, p50, p99, and non-2xx answers."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(WRK_SCRIPT % {"key": key, "fixed": "true" if fixed else "false",
-                                   "provider": PROVIDER})
+                                   "provider": PROVIDER, "run": secrets.token_hex(4)})
     try:
         out = subprocess.run(
             ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency",

@@ -20,8 +20,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from gateway.settings import Settings
+from gateway.webhooks.models import WebhookEvent
 from gateway.webhooks.service import SaqWebhookQueue, build_webhook_worker
 from plugins.base import (
     Credentials,
@@ -177,6 +179,25 @@ async def test_a_cache_hit_is_announced_like_any_success(database_url: str,
             sorted([("generation.succeeded", first["id"], False),
                     ("generation.succeeded", hit["id"], True)])
         assert ok.calls == 1
+
+
+async def test_no_event_is_kept_for_a_tenant_nobody_listens_to(database_url: str,
+                                                                tmp_path: Path) -> None:
+    async with stack(hook_settings(database_url, tmp_path), scripted("ok")) as (gw, rec):
+        quiet = await gw.tenant(scopes=ADMIN_SCOPES)
+        heard = await gw.tenant(scopes=ADMIN_SCOPES)
+        await endpoint(gw, heard, f"{rec.url}/hook")
+        for tenant in (quiet, heard):
+            assert (await generate(gw, tenant, "ok")).status_code == 202
+        with_url = (await generate(gw, quiet, "ok", webhook_url=f"{rec.url}/one")).json()
+        await settle(gw)
+        async with gw.runtime.db.session() as session:
+            events = (await session.execute(
+                select(WebhookEvent.tenant_id, WebhookEvent.generation_id)
+                .where(WebhookEvent.tenant_id.in_((quiet.id, heard.id))))).all()
+        assert sorted(t for t, _ in events) == sorted([heard.id, quiet.id])
+        assert [g for t, g in events if t == quiet.id] == [with_url["id"]]
+        await rec.wait_for(2)
 
 
 async def test_failed_and_canceled_events(database_url: str, tmp_path: Path) -> None:
