@@ -471,8 +471,10 @@ async def _advance(runtime: Runtime, generation: Generation) -> None:
         log.exception("generation crashed", extra={"generation_id": generation.id})
         await finish_failed(runtime, generation.tenant_id, generation.id,
                             code="internal_error", message="the generation failed unexpectedly")
-    runtime.completions.done(generation.id)
+    # The in-flight marker goes before a waiting request is woken: an identical request it
+    # sends next must not find a finished leader still marked as running.
     await cache.on_finished(runtime, generation.id)
+    runtime.completions.done(generation.id)
 
 
 async def _follow(runtime: Runtime, generation: Generation,

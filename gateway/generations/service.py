@@ -394,8 +394,10 @@ async def finish_failed(runtime: Runtime, tenant_id: str, generation_id: str, *,
 
     if not await runtime.db.grouped(end):
         return False
-    runtime.completions.done(generation_id)
+    # The in-flight marker goes before a waiting request is woken: an identical request it
+    # sends next must not find a finished leader still marked as running.
     await cache.on_finished(runtime, generation_id)
+    runtime.completions.done(generation_id)
     runtime.webhooks.wake()
     return True
 
