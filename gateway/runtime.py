@@ -19,7 +19,7 @@ from gateway.providers import ProviderStates
 from gateway.queue import Handlers, InProcessQueue, JobQueue, SaqQueue
 from gateway.ratelimit import RateLimiter
 from gateway.result_store import InProcessStore, ResultStore, make_result_store
-from gateway.settings import Settings
+from gateway.settings import Settings, SettingsError
 from gateway.storage import Storage, storage_from_url
 from gateway.webhooks.service import Webhooks
 from plugins.base import Credentials
@@ -81,6 +81,30 @@ class TenantViews:
             del self._entries[key]
 
 
+def provider_env_name(provider_name: str) -> str:
+    """`openai-images` → `OPENAI_IMAGES`: how a provider's settings are named."""
+    return provider_name.upper().replace("-", "_")
+
+
+def apply_price_overrides(plugins: PluginHost, overrides: dict[str, dict[str, int]]) -> None:
+    """Apply `MEDIAHUB_<PROVIDER>_PRICES` to the registered providers; called once at start.
+    Raises `SettingsError` naming a provider that is not installed or a price it lacks."""
+    by_env = {provider_env_name(p.name): p for p in plugins.all()}
+    problems: list[str] = []
+    for env_name, table in overrides.items():
+        provider = by_env.get(env_name)
+        if provider is None:
+            problems.append(f"MEDIAHUB_{env_name}_PRICES: no installed provider is named "
+                            f"{env_name.lower().replace('_', '-')!r}")
+            continue
+        try:
+            provider.set_prices(table)
+        except ValueError as exc:
+            problems.append(f"MEDIAHUB_{env_name}_PRICES: {exc}")
+    if problems:
+        raise SettingsError(problems)
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -117,6 +141,7 @@ class Runtime:
             plugins=plugins or build_plugin_host(blocked=settings.disabled_plugins),
             http=httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0)),
         )
+        apply_price_overrides(runtime.plugins, settings.provider_prices)
         if with_queue:
             runtime.queue = runtime.make_queue()
         runtime.results = make_result_store(settings.valkey_url)
@@ -146,9 +171,11 @@ class Runtime:
         return Handlers(run=run, poll=poll)
 
     def credentials(self, provider_name: str) -> Credentials:
-        """Platform credentials for a provider: `MEDIAHUB_<PROVIDER>_API_KEY` / `_BASE_URL`."""
-        env_name = provider_name.upper().replace("-", "_")
+        """Platform credentials for a provider: `MEDIAHUB_<PROVIDER>_API_KEY`, `_API_SECRET`
+        and `_BASE_URL`."""
+        env_name = provider_env_name(provider_name)
         return Credentials(api_key=os.environ.get(f"MEDIAHUB_{env_name}_API_KEY") or None,
+                           api_secret=os.environ.get(f"MEDIAHUB_{env_name}_API_SECRET") or None,
                            base_url=os.environ.get(f"MEDIAHUB_{env_name}_BASE_URL") or None)
 
     async def close(self) -> None:

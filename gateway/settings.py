@@ -83,6 +83,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sweep_interval_s: int = 30
     #: On SIGTERM, how long running jobs may take to finish before they are handed back.
     shutdown_grace_s: int = 60
+    #: Operators' overrides of providers' published prices, by the provider's environment
+    #: name (`MEDIAHUB_OPENAI_PRICES={"dall-e-3/hd/1024x1024": 90000}` → "OPENAI"); applied
+    #: to the providers at start (`Provider.set_prices`), which refuse unknown names.
+    provider_prices: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
 
     def concurrency_for(self, media_type: str) -> int:
         """Jobs one worker process runs at once on the queue of `media_type`."""
@@ -245,6 +249,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     job_lease = _int(env, "MEDIAHUB_JOB_LEASE_S", 60, 2, 3600, problems)
     sweep_interval = _int(env, "MEDIAHUB_SWEEP_INTERVAL_S", 30, 1, 3600, problems)
     shutdown_grace = _int(env, "MEDIAHUB_SHUTDOWN_GRACE_S", 60, 0, 3600, problems)
+    provider_prices = _provider_prices(env, problems)
 
     if problems:
         raise SettingsError(problems)
@@ -278,7 +283,30 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         job_lease_s=job_lease,
         sweep_interval_s=sweep_interval,
         shutdown_grace_s=shutdown_grace,
+        provider_prices=provider_prices,
     )
+
+
+def _provider_prices(env: Mapping[str, str], problems: list[str]) -> dict[str, dict[str, int]]:
+    """`MEDIAHUB_<PROVIDER>_PRICES` (a JSON object of price name → USD micros) by provider
+    environment name. Whether the names exist is checked against the providers at start."""
+    prices: dict[str, dict[str, int]] = {}
+    for name, raw in env.items():
+        if not (name.startswith("MEDIAHUB_") and name.endswith("_PRICES")) or not raw:
+            continue
+        provider = name[len("MEDIAHUB_"):-len("_PRICES")]
+        try:
+            table = msgspec.json.decode(raw, type=dict[str, int])
+        except msgspec.DecodeError as exc:
+            problems.append(f"{name}: must be a JSON object of price name to whole USD "
+                            f"micros ({exc})")
+            continue
+        negative = sorted(k for k, v in table.items() if v < 0)
+        if negative:
+            problems.append(f"{name}: prices must not be negative ({', '.join(negative)})")
+            continue
+        prices[provider] = table
+    return prices
 
 
 _LOOPBACK_NETWORKS: Final = ("127.0.0.0/8", "::1/128")

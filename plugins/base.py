@@ -42,7 +42,12 @@ class ProviderRequest(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Credentials(msgspec.Struct, frozen=True, kw_only=True):
+    """What the gateway resolved for one call: the platform's (`MEDIAHUB_<PROVIDER>_API_KEY`,
+    `_API_SECRET`, `_BASE_URL`) or the calling tenant's own. `api_secret` is for providers
+    that sign with a key pair (Kling's access key + secret key)."""
+
     api_key: str | None = None
+    api_secret: str | None = None
     base_url: str | None = None
 
 
@@ -258,6 +263,27 @@ class Provider(abc.ABC):
     #: then simply repeated; for other providers the gateway does not repeat it (it fails
     #: over to the next candidate instead).
     idempotency_keys: ClassVar[bool] = False
+    #: The provider's published prices that `estimate_cost` reads: price name → USD micros
+    #: per the unit the provider's docs state. The class holds the published table; an
+    #: operator overrides entries per process (`MEDIAHUB_<PROVIDER>_PRICES`, JSON), which
+    #: `set_prices` applies to the instance.
+    prices: Mapping[str, int] = {}
+
+    def set_prices(self, overrides: Mapping[str, int]) -> None:
+        """Replace some published prices on this instance; called by the gateway at start.
+
+        Raises `ValueError` for a price name the table does not have or a value that is not
+        a non-negative int (USD micros).
+        """
+        unknown = sorted(set(overrides) - set(self.prices))
+        if unknown:
+            raise ValueError(f"{self.name} has no prices named {unknown}; it has "
+                             f"{sorted(self.prices)}")
+        for key, value in overrides.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{self.name} price {key!r} must be a non-negative whole "
+                                 f"number of USD micros, got {value!r}")
+        self.prices = {**self.prices, **overrides}
 
     def validate(self, request: ProviderRequest) -> None:
         """Called before pricing; raises `InvalidParams` naming the bad parameter.
@@ -294,10 +320,12 @@ class Provider(abc.ABC):
         raise NotImplementedError(f"{self.name} is not an asynchronous provider")
 
     async def poll(self, task: ProviderTask, credentials: Credentials,
-                   client: httpx.AsyncClient) -> ProviderResult | None:
+                   client: httpx.AsyncClient) -> ProviderResult | ProviderTask | None:
         """Asynchronous providers: None while the task runs, its result once done.
 
-        Raises `ProviderError` when the task failed at the provider.
+        A provider whose work has stages (Canva: autofill, then export) returns the next
+        stage's `ProviderTask` when one stage ends: the gateway records it and polls that
+        one from then on. Raises `ProviderError` when the task failed at the provider.
         """
         raise NotImplementedError(f"{self.name} is not an asynchronous provider")
 
@@ -314,8 +342,10 @@ async def run_to_completion(provider: Provider, request: ProviderRequest,
     try:
         while True:
             result = await provider.poll(task, credentials, client)
-            if result is not None:
+            if isinstance(result, ProviderResult):
                 return result
+            if result is not None:
+                task = result  # the next stage
             await asyncio.sleep(task.poll_after_s)
     except asyncio.CancelledError:
         await asyncio.shield(provider.cancel(task, credentials, client))

@@ -373,8 +373,15 @@ async def _poll_once(runtime: Runtime, generation: Generation, provider: Provide
             result = await asyncio.wait_for(
                 provider.poll(task, runtime.credentials(provider.name), runtime.http),
                 PROVIDER_TIMEOUT_S)
-            outcome = task if result is None else await media_urls.fetch_outputs(runtime,
-                                                                                 result)
+            if result is None:
+                outcome = task
+            elif isinstance(result, ProviderTask):
+                # The task's next stage: recorded with the attempt by the poll scheduled next.
+                entry.update(task_id=result.task_id, poll_after_s=result.poll_after_s,
+                             polls=0)
+                outcome = result
+            else:
+                outcome = await media_urls.fetch_outputs(runtime, result)
         except Exception as exc:
             outcome = _classified(exc, generation, provider)
     return outcome, round((utcnow() - submitted).total_seconds() * 1000)
