@@ -45,8 +45,11 @@ Status = Literal["available", "unconfigured", "unhealthy", "circuit_open", "rate
 
 
 def configured(runtime: Runtime, provider: Provider) -> bool:
-    """Whether the platform holds what the provider needs (an API key, unless it needs none)."""
-    return not provider.needs_api_key or runtime.credentials(provider.name).api_key is not None
+    """Whether the platform holds what the provider needs: an API key unless it needs none,
+    and an endpoint for a self-hosted one."""
+    credentials = runtime.credentials(provider.name)
+    return ((not provider.needs_api_key or credentials.api_key is not None)
+            and (not provider.needs_base_url or credentials.base_url is not None))
 
 
 def _epoch(value: datetime | None) -> float | None:

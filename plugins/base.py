@@ -247,6 +247,9 @@ class Provider(abc.ABC):
     local: ClassVar[bool] = False
     #: True when the provider needs an API key to work.
     needs_api_key: ClassVar[bool] = True
+    #: True when the provider has no public endpoint to default to (self-hosted engines such
+    #: as AUTOMATIC1111): it is unconfigured until `MEDIAHUB_<PROVIDER>_BASE_URL` is set.
+    needs_base_url: ClassVar[bool] = False
     #: How many calls one gateway process runs at once before routing counts the provider
     #: as fully loaded (its `load` score falls to 0 and it ranks after ones with headroom).
     capacity: ClassVar[int] = 8

@@ -76,7 +76,8 @@ def class_problems(provider: Provider) -> list[str]:
         if unknown:
             problems.append(f"{kind}.{attribute} has unknown values {unknown}; "
                             f"known: {sorted(known)}")
-    for attribute in ("local", "needs_api_key", "asynchronous", "idempotency_keys"):
+    for attribute in ("local", "needs_api_key", "needs_base_url", "asynchronous",
+                      "idempotency_keys"):
         if not isinstance(getattr(provider, attribute, None), bool):
             problems.append(f"{kind}.{attribute} must be a bool")
     capacity = getattr(provider, "capacity", 1)
