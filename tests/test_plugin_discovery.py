@@ -194,7 +194,9 @@ async def test_a_blocked_entry_point_plugin_is_not_loaded(example_installed: Pat
 
 # --- The reusable provider contract ------------------------------------------------------
 
-BUILTIN_PROVIDERS = [p.name for p in build_plugin_host(load_entry_points=False).all()]
+#: The offline built-ins: each remote provider runs the contract against its fake server in
+#: its own test module (tests/test_provider_*.py).
+BUILTIN_PROVIDERS = [p.name for p in build_plugin_host(load_entry_points=False).all() if p.local]
 PROMPT = "a lighthouse at dusk"
 #: Sample requests for built-ins whose operations need more than a prompt (none yet).
 SAMPLE_REQUESTS: dict[str, list[ProviderRequest]] = {}
