@@ -24,6 +24,7 @@ from gateway.routes.generations import GenerationController, ProviderController
 from gateway.routes.health import HealthController
 from gateway.routes.media import MediaController
 from gateway.routes.portal import portal_home
+from gateway.routes.provider_keys import ProviderKeyController
 from gateway.routes.purchases import PurchaseController, StripeWebhookController
 from gateway.runtime import Runtime
 from gateway.settings import Settings
@@ -64,7 +65,8 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
     handlers: list[Any] = [AdminController, GenerationController, ProviderController,
                            CreditsController, PurchaseController, StripeWebhookController,
                            HealthController, MediaController, portal_home,
-                           WebhookEndpointController, webhook_url_secret]
+                           WebhookEndpointController, webhook_url_secret,
+                           ProviderKeyController]
     app = Litestar(
         route_handlers=handlers,
         dependencies={"runtime": Provide(provide_runtime)},

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -44,9 +44,13 @@ REFRESH_INTERVAL_S = 5.0
 Status = Literal["available", "unconfigured", "unhealthy", "circuit_open", "rate_limited"]
 
 
-def configured(runtime: Runtime, provider: Provider) -> bool:
+def configured(runtime: Runtime, provider: Provider, *,
+               own: Collection[str] = ()) -> bool:
     """Whether the platform holds what the provider needs: an API key unless it needs none,
-    and an endpoint for a self-hosted one."""
+    and an endpoint for a self-hosted one. `own`: the providers the tenant asking has set
+    its own key for (they count as configured for it)."""
+    if provider.name in own:
+        return True
     credentials = runtime.credentials(provider.name)
     return ((not provider.needs_api_key or credentials.api_key is not None)
             and (not provider.needs_base_url or credentials.base_url is not None))

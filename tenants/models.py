@@ -41,6 +41,10 @@ class Tenant(Base):
     routing: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     # The result cache policy (`tenants.schemas.TenantCache`); empty means the default.
     cache: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # The tenant's own provider credentials (bring your own key), sealed with the platform
+    # secret and bound to this tenant and provider (`tenants.provider_keys`): provider name →
+    # {"api_key", "api_secret"?, "base_url"?, "last4", "updated_at"}. Never shown.
+    provider_credentials: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

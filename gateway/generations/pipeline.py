@@ -49,6 +49,7 @@ from billing import ledger
 from billing.pricing import price
 from gateway import media_urls
 from gateway.generations import cache, quotas
+from gateway.generations.credentials import credentials_for
 from gateway.generations.models import QUEUED, RUNNING, SUCCEEDED, Generation
 from gateway.generations.service import finish_failed, pending_tasks
 from gateway.runtime import Runtime
@@ -318,9 +319,9 @@ async def _call_once(runtime: Runtime, generation: Generation, provider: Provide
     accepted task (its id saved before anything else happens); the classified error; or
     None when the generation was canceled meanwhile. With the call's latency in ms."""
     started = runtime.routing.timer()
-    credentials = runtime.credentials(provider.name)
     outcome: Outcome
     try:
+        credentials = await credentials_for(runtime, generation.tenant_id, provider.name)
         if not provider.asynchronous:
             outcome = await media_urls.fetch_outputs(runtime, await asyncio.wait_for(
                 provider.generate(request, credentials, runtime.http), PROVIDER_TIMEOUT_S))
@@ -334,7 +335,7 @@ async def _call_once(runtime: Runtime, generation: Generation, provider: Provide
                 raise _Stopped
             outcome = task
     except _Stopped:
-        await _cancel_task(runtime, provider, task)
+        await _cancel_task(runtime, generation, provider, task)
         outcome = None
     except Exception as exc:
         outcome = _classified(exc, generation, provider)
@@ -349,10 +350,12 @@ def _classified(exc: Exception, generation: Generation, provider: Provider) -> P
     return error
 
 
-async def _cancel_task(runtime: Runtime, provider: Provider, task: ProviderTask) -> None:
+async def _cancel_task(runtime: Runtime, generation: Generation, provider: Provider,
+                       task: ProviderTask) -> None:
     """Best effort: a failure to cancel must not hide what happened to the generation."""
     try:
-        await provider.cancel(task, runtime.credentials(provider.name), runtime.http)
+        credentials = await credentials_for(runtime, generation.tenant_id, provider.name)
+        await provider.cancel(task, credentials, runtime.http)
     except Exception:
         log.warning("could not cancel task %s at %s", task.task_id, provider.name,
                     exc_info=True)
@@ -366,13 +369,13 @@ async def _poll_once(runtime: Runtime, generation: Generation, provider: Provide
     submitted = datetime.fromisoformat(entry["at"])
     outcome: Outcome
     if utcnow() - submitted > timedelta(seconds=ASYNC_PROVIDER_TIMEOUT_S):
-        await _cancel_task(runtime, provider, task)
+        await _cancel_task(runtime, generation, provider, task)
         outcome = ProviderError.timeout("the provider's task did not finish in time")
     else:
         try:
-            result = await asyncio.wait_for(
-                provider.poll(task, runtime.credentials(provider.name), runtime.http),
-                PROVIDER_TIMEOUT_S)
+            credentials = await credentials_for(runtime, generation.tenant_id, provider.name)
+            result = await asyncio.wait_for(provider.poll(task, credentials, runtime.http),
+                                            PROVIDER_TIMEOUT_S)
             if result is None:
                 outcome = task
             elif isinstance(result, ProviderTask):
@@ -457,7 +460,7 @@ async def _give_up(runtime: Runtime, generation: Generation) -> None:
     for name, task in pending_tasks(generation.attempts_log or []).items():
         provider = runtime.plugins.get(name)
         if provider is not None:
-            await _cancel_task(runtime, provider, task)
+            await _cancel_task(runtime, generation, provider, task)
     await finish_failed(runtime, generation.tenant_id, generation.id, code="interrupted",
                         message="the generation was interrupted too many times")
 

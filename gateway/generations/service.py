@@ -20,6 +20,7 @@ from billing import ledger, wallets
 from billing.pricing import Price, price
 from gateway import media_urls
 from gateway.generations import cache, quotas
+from gateway.generations.credentials import credentials_for
 from gateway.generations.models import (
     CANCELED,
     FAILED,
@@ -96,10 +97,11 @@ def _prompt(body: GenerationCreate) -> str:
     return text
 
 
-def _capable(runtime: Runtime, media_type: str, operation: str,
+def _capable(runtime: Runtime, tenant: Tenant, media_type: str, operation: str,
              pinned: str | None) -> list[Provider]:
-    """The providers that may serve the request: the pinned one, or every configured one
-    that can do the operation (an unconfigured provider would only fail)."""
+    """The providers that may serve the request: the pinned one, or every one configured
+    (by the platform, or by the tenant's own key) that can do the operation (an
+    unconfigured provider would only fail)."""
     if pinned is not None:
         provider = runtime.plugins.get(pinned)
         if provider is None:
@@ -110,7 +112,7 @@ def _capable(runtime: Runtime, media_type: str, operation: str,
                                  code="unsupported_operation", param="provider")
         return [provider]
     candidates = [p for p in runtime.plugins.for_operation(media_type, operation)
-                  if configured(runtime, p)]
+                  if configured(runtime, p, own=tenant.provider_credentials)]
     if not candidates:
         raise Unavailable(f"no provider can do {operation} for {media_type}",
                           code="no_provider")
@@ -147,7 +149,7 @@ def plan(runtime: Runtime, tenant: Tenant, body: GenerationCreate,
     estimates: dict[str, int] = {}
     accepted: list[Provider] = []
     rejection: InvalidParams | None = None
-    for provider in _capable(runtime, body.type, operation, body.provider):
+    for provider in _capable(runtime, tenant, body.type, operation, body.provider):
         try:
             provider.validate(request)
             estimates[provider.name] = provider.estimate_cost(request)
@@ -495,7 +497,8 @@ async def _cancel_at_providers(runtime: Runtime, generation: Generation) -> None
         if provider is None:
             continue
         try:
-            await provider.cancel(task, runtime.credentials(name), runtime.http)
+            credentials = await credentials_for(runtime, generation.tenant_id, name)
+            await provider.cancel(task, credentials, runtime.http)
         except Exception:
             log.warning("could not cancel task %s at %s", task.task_id, name, exc_info=True,
                         extra={"generation_id": generation.id})

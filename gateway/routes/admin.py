@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Response, delete, get, patch, post
+from litestar import Controller, Response, delete, get, patch, post, put
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, FromQuery, HeaderParameter
@@ -13,7 +13,9 @@ from litestar.params import FromPath, FromQuery, HeaderParameter
 from billing import ledger, wallets
 from gateway.http import check_admin, key_cache
 from gateway.providers import ProviderStateList, health_check_all, operator_view
+from gateway.routes import provider_keys as provider_key_routes
 from gateway.routes.deps import RuntimeDep, page_limit
+from gateway.routes.provider_keys import ProviderKeyDeleted, ProviderKeyList
 from gateway.routes.purchases import (
     PackageCreate,
     PackageList,
@@ -25,6 +27,7 @@ from gateway.runtime import Runtime
 from tenants import service as tenants
 from tenants.errors import InvalidRequest, NotFound
 from tenants.models import ApiKey, Tenant
+from tenants.provider_keys import ProviderKeyIn, ProviderKeyOut
 from tenants.schemas import (
     KeyCreate,
     KeyCreated,
@@ -213,6 +216,26 @@ class AdminController(Controller):
                             cursor: FromQuery[str | None] = None) -> PackageList:
         return await list_packages(runtime, tenant_id, active_only=False, limit=limit,
                                    cursor=cursor)
+
+    @get("/tenants/{tenant_id:str}/provider_keys",
+         summary="A tenant's own provider keys (no secrets)")
+    async def list_provider_keys(self, runtime: RuntimeDep,
+                                 tenant_id: FromPath[str]) -> ProviderKeyList:
+        return await provider_key_routes.list_keys(runtime, tenant_id)
+
+    @put("/tenants/{tenant_id:str}/provider_keys/{provider:str}",
+         summary="Set a tenant's own key (and, operator only, endpoint) for a provider")
+    async def set_provider_key(self, runtime: RuntimeDep, tenant_id: FromPath[str],
+                               provider: FromPath[str], data: ProviderKeyIn) -> ProviderKeyOut:
+        """As the tenant's `PUT /v1/provider_keys/{provider}`, plus `base_url`: the
+        operator may point the tenant's calls at its own endpoint (a self-hosted engine)."""
+        return await provider_key_routes.set_key(runtime, tenant_id, provider, data)
+
+    @delete("/tenants/{tenant_id:str}/provider_keys/{provider:str}", status_code=200,
+            summary="Forget a tenant's own key for a provider")
+    async def delete_provider_key(self, runtime: RuntimeDep, tenant_id: FromPath[str],
+                                  provider: FromPath[str]) -> ProviderKeyDeleted:
+        return await provider_key_routes.delete_key(runtime, tenant_id, provider)
 
     @get("/providers", summary="Every provider's state: health, latency, errors, breaker")
     async def list_providers(self, runtime: RuntimeDep) -> ProviderStateList:

@@ -9,6 +9,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, FromQuery, HeaderParameter
 
 from gateway.generations import service
+from gateway.generations.credentials import tenant_row
 from gateway.generations.models import FINAL_STATES
 from gateway.generations.schemas import (
     Estimate,
@@ -118,12 +119,14 @@ class ProviderController(Controller):
                     type: FromQuery[str | None] = None) -> ProviderList:
         """Each provider's capabilities, prices and state.
 
-        `status`: `available`, `unconfigured` (no API key), `unhealthy` (its last health
+        `status`: `available`, `unconfigured` (no API key: neither the platform's nor the
+        calling tenant's own), `unhealthy` (its last health
         check failed), `circuit_open` (failing; skipped by routing until its cool-down ends)
         or `rate_limited` (it asked us to back off). `latency_ms` is the decayed average
         latency of its calls (null until observed), `error_rate` its recent failure rate.
         """
-        await identify(request, runtime)
+        identity = await identify(request, runtime)
+        own = (await tenant_row(runtime, identity.tenant_id)).provider_credentials
         await runtime.routing.refresh(runtime)
         data = []
         for provider in runtime.plugins.all():
@@ -134,7 +137,7 @@ class ProviderController(Controller):
                 name=provider.name, types=sorted(provider.media_types),
                 operations=sorted(provider.operations),
                 status=runtime.routing.status(
-                    provider, is_configured=configured(runtime, provider)),
+                    provider, is_configured=configured(runtime, provider, own=own)),
                 local=provider.local, description=provider.description,
                 pricing=provider.pricing(), latency_ms=latency_ms, error_rate=error_rate,
             ))

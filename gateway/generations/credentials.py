@@ -1,0 +1,53 @@
+"""Which credentials a call to a provider uses: the tenant's own key when it set one
+(`tenants.provider_keys`), else the platform's (`MEDIAHUB_<PROVIDER>_API_KEY`, ...).
+
+A tenant's key is only ever opened for that tenant's generations: it is sealed with the
+tenant id as associated data, and looked up by the generation's tenant.
+"""
+
+from __future__ import annotations
+
+from gateway.runtime import Runtime
+from plugins.base import Credentials, ProviderError
+from tenants.models import Tenant
+from tenants.provider_keys import UnsealError, own_credentials
+
+
+async def tenant_row(runtime: Runtime, tenant_id: str) -> Tenant:
+    """The tenant as this process last read it (`Runtime.tenant_views`, a few seconds at
+    most; evicted at once when this process changes it)."""
+    key = (tenant_id, None)
+    cached = runtime.tenant_views.get(key)
+    if cached is not None:
+        return cached[0]
+    async with runtime.db.session() as session:
+        tenant = await session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise LookupError(f"tenant {tenant_id} does not exist")
+    runtime.tenant_views.put(key, (tenant, None))
+    return tenant
+
+
+def resolve(runtime: Runtime, tenant: Tenant, provider_name: str) -> Credentials:
+    """The tenant's own credentials for the provider, or the platform's. An own key without
+    its own endpoint uses the platform's endpoint setting (or the provider's default)."""
+    platform = runtime.credentials(provider_name)
+    try:
+        own = own_credentials(tenant, provider_name, runtime.settings.secret_key)
+    except UnsealError as exc:
+        # Final: retrying cannot help; the tenant (or operator) has to set the key again.
+        raise ProviderError.auth(f"the tenant's own {provider_name} key does not open "
+                                 "(was MEDIAHUB_SECRET_KEY changed?); set it again") from exc
+    if own is None:
+        return platform
+    if own.base_url is None and platform.base_url is not None:
+        return Credentials(api_key=own.api_key, api_secret=own.api_secret,
+                           base_url=platform.base_url)
+    return own
+
+
+async def credentials_for(runtime: Runtime, tenant_id: str, provider_name: str) -> Credentials:
+    """`resolve` for a generation's tenant; called before every provider call, poll and
+    cancel made on the tenant's behalf. Raises `ProviderError` (auth) when the tenant's
+    stored key does not open."""
+    return resolve(runtime, await tenant_row(runtime, tenant_id), provider_name)
