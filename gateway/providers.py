@@ -40,6 +40,8 @@ HEALTH_INTERVAL_S = 60.0
 HEALTH_TIMEOUT_S = 10.0
 #: How stale this process's view may be before planning re-reads the table.
 REFRESH_INTERVAL_S = 5.0
+#: How often at most a provider's row is written for successful calls alone.
+PERSIST_INTERVAL_S = 1.0
 
 Status = Literal["available", "unconfigured", "unhealthy", "circuit_open", "rate_limited"]
 
@@ -70,11 +72,13 @@ class ProviderStates:
     def __init__(self, *, clock: Callable[[], float] = time.time,
                  timer: Callable[[], float] = time.perf_counter,
                  config: RoutingConfig | None = None,
-                 refresh_interval_s: float = REFRESH_INTERVAL_S) -> None:
+                 refresh_interval_s: float = REFRESH_INTERVAL_S,
+                 persist_interval_s: float = PERSIST_INTERVAL_S) -> None:
         self.clock = clock
         self.timer = timer
         self.config = config or RoutingConfig()
         self.refresh_interval_s = refresh_interval_s
+        self.persist_interval_s = persist_interval_s
         self._stats: dict[str, ProviderStats] = {}
         self._refreshed_at: float | None = None
 
@@ -137,6 +141,7 @@ class ProviderStates:
         """
         stats = self.stats(provider)
         now = self.now()
+        breaker_before = (stats.breaker.state(now), stats.breaker.consecutive_failures)
         if error is None:
             stats.record_success(now, latency_ms, self.config)
         elif error.provider_fault:
@@ -146,8 +151,35 @@ class ProviderStates:
         else:
             stats.record_success(now, None, self.config)
         failed = error is not None and error.provider_fault
-        await self._persist(runtime, provider.name, stats, calls=1, failures=int(failed),
-                            last_error=error.code if error is not None else None)
+        stats.unsaved_calls += 1
+        if (not failed and error is None
+                and breaker_before == (stats.breaker.state(now),
+                                       stats.breaker.consecutive_failures)
+                and stats.saved_at is not None
+                and now - stats.saved_at < self.persist_interval_s):
+            # A success that changes no breaker: the row (shared by every worker, so a hot
+            # one) is written at most every `persist_interval_s`; failures at once, so other
+            # processes see a failing provider without delay.
+            return
+        await self._save_calls(runtime, provider.name, stats, failures=int(failed),
+                               last_error=error.code if error is not None else None)
+
+    async def flush(self, runtime: Runtime) -> None:
+        """Write the calls counted but not yet written (called when the process stops)."""
+        for name, stats in self._stats.items():
+            if stats.unsaved_calls:
+                await self._save_calls(runtime, name, stats)
+
+    async def _save_calls(self, runtime: Runtime, name: str, stats: ProviderStats, *,
+                          failures: int = 0, last_error: str | None = None) -> None:
+        calls, stats.unsaved_calls = stats.unsaved_calls, 0
+        stats.saved_at = self.now()
+        try:
+            await self._persist(runtime, name, stats, calls=calls, failures=failures,
+                                last_error=last_error)
+        except BaseException:
+            stats.unsaved_calls += calls  # counted again with the next write
+            raise
 
     async def reset(self, runtime: Runtime, provider: Provider) -> None:
         """Close the breaker and forget the backoff (operator action)."""

@@ -7,6 +7,7 @@ at exit. Services receive it instead of reaching for globals.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import Awaitable
@@ -26,6 +27,8 @@ from plugins.base import Credentials
 from plugins.host import PluginHost, build_plugin_host
 from tenants.db import Database
 from tenants.models import Tenant
+
+log = logging.getLogger(__name__)
 
 
 class Completions:
@@ -179,6 +182,10 @@ class Runtime:
                            base_url=os.environ.get(f"MEDIAHUB_{env_name}_BASE_URL") or None)
 
     async def close(self) -> None:
+        try:
+            await self.routing.flush(self)
+        except Exception:
+            log.warning("could not write the providers' last call counts", exc_info=True)
         if self.queue is not None:
             await self.queue.close()
         await self.webhooks.close()

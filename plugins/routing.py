@@ -179,6 +179,10 @@ class ProviderStats:
     failures: int = 0
     #: When anything above last changed (to merge with other processes' views).
     updated_at: float | None = None
+    #: Calls observed since the row was last written (a success is written at most every
+    #: `ProviderStates.persist_interval_s`), and when that was.
+    unsaved_calls: int = 0
+    saved_at: float | None = None
 
     # --- observations ---------------------------------------------------------------------
 

@@ -483,6 +483,31 @@ async def test_breaker_opens_skips_the_provider_and_recovers_after_cooldown(
         assert (state["breaker"], state["status"]) == ("closed", "available")
 
 
+async def test_successes_are_written_at_most_every_interval_and_flushed_at_the_end(
+        settings: Settings) -> None:
+    steady = scripted(uniq("steady"))
+    async with routed(settings, steady) as r:
+        tenant = await r.gw.tenant()
+
+        async def written_calls() -> int:
+            async with r.gw.runtime.db.session() as session:
+                row = await session.get(ProviderState, steady.name)
+            return 0 if row is None else row.calls
+
+        for _ in range(3):
+            await r.submit(tenant)
+        # The first success is written; the next two (same second, no breaker change) wait.
+        assert await written_calls() == 1
+        r.clock.advance(r.states.persist_interval_s)
+        await r.submit(tenant)
+        assert await written_calls() == 4
+        await r.submit(tenant)
+        assert await written_calls() == 4
+        await r.states.flush(r.gw.runtime)
+        assert await written_calls() == 5
+        assert steady.calls == 5
+
+
 async def test_a_breaker_opened_in_one_process_is_seen_by_another(settings: Settings) -> None:
     flaky, steady = scripted(uniq("flaky"), cost_usd_micros=1), scripted(uniq("steady"))
     flaky.script = [error_for_status(500), error_for_status(500)]
