@@ -7,25 +7,11 @@ tenant id as associated data, and looked up by the generation's tenant.
 
 from __future__ import annotations
 
+from gateway.generations.tenant_views import tenant_row
 from gateway.runtime import Runtime
 from plugins.base import Credentials, ProviderError
 from tenants.models import Tenant
 from tenants.provider_keys import UnsealError, own_credentials
-
-
-async def tenant_row(runtime: Runtime, tenant_id: str) -> Tenant:
-    """The tenant as this process last read it (`Runtime.tenant_views`, a few seconds at
-    most; evicted at once when this process changes it)."""
-    key = (tenant_id, None)
-    cached = runtime.tenant_views.get(key)
-    if cached is not None:
-        return cached[0]
-    async with runtime.db.session() as session:
-        tenant = await session.get(Tenant, tenant_id)
-    if tenant is None:
-        raise LookupError(f"tenant {tenant_id} does not exist")
-    runtime.tenant_views.put(key, (tenant, None))
-    return tenant
 
 
 def resolve(runtime: Runtime, tenant: Tenant, provider_name: str) -> Credentials:

@@ -52,6 +52,7 @@ from gateway.generations import cache, quotas
 from gateway.generations.credentials import credentials_for
 from gateway.generations.models import QUEUED, RUNNING, SUCCEEDED, Generation
 from gateway.generations.service import finish_failed, pending_tasks
+from gateway.generations.tenant_views import tenant_and_tier
 from gateway.runtime import Runtime
 from gateway.webhooks import outbox
 from plugins.base import (
@@ -63,7 +64,6 @@ from plugins.base import (
     error_from_exception,
 )
 from tenants.db import utcnow
-from tenants.models import Customer, Tenant
 
 log = logging.getLogger(__name__)
 
@@ -187,14 +187,10 @@ async def _succeed(runtime: Runtime, generation: Generation, result: ProviderRes
                    outputs: list[dict[str, object]], *, provider: str,
                    attempts_log: list[dict[str, Any]],
                    recorded_cost_usd_micros: int | None = None) -> None:
-    async with runtime.db.session() as session:
-        tenant = await session.get(Tenant, generation.tenant_id)
-        customer = (await session.get(Customer, generation.customer_id)
-                    if generation.customer_id else None)
-    assert tenant is not None
+    tenant, tier = await tenant_and_tier(runtime, generation.tenant_id, generation.customer_id)
     await cache.remember(runtime, tenant, generation)
     actual = price(result.cost_usd_micros, media_type=generation.type,
-                   tenant_pricing=tenant.pricing, tier=customer.tier if customer else None,
+                   tenant_pricing=tenant.pricing, tier=tier,
                    platform_markup_bps=runtime.settings.platform_markup_bps)
     # Never charge above a reservation, whatever the provider reports (a failover provider
     # dearer than the first candidate included).
@@ -203,7 +199,11 @@ async def _succeed(runtime: Runtime, generation: Generation, result: ProviderRes
     charged = retail if generation.customer_reservation_id else wholesale
     now = utcnow()
 
+    announced = False
+
     async def settle(session: AsyncSession) -> None:
+        nonlocal announced
+        announced = False
         moved = await session.execute(
             update(Generation)
             .where(Generation.id == generation.id, Generation.status == RUNNING)
@@ -217,7 +217,8 @@ async def _succeed(runtime: Runtime, generation: Generation, result: ProviderRes
         if moved.rowcount == 0:  # type: ignore[attr-defined]
             # Canceled while the provider worked: the cancel already voided the reservations.
             return
-        await outbox.generation_ended(session, generation.tenant_id, generation.id, SUCCEEDED)
+        announced = await outbox.generation_ended(session, generation.tenant_id,
+                                                  generation.id, SUCCEEDED)
         assert generation.reservation_id is not None
         await ledger.post(session, tenant_id=generation.tenant_id,
                           pending_id=generation.reservation_id, amount_mc=wholesale)
@@ -228,7 +229,8 @@ async def _succeed(runtime: Runtime, generation: Generation, result: ProviderRes
                                generation.wholesale_mc - wholesale)
 
     await runtime.db.grouped(settle)
-    runtime.webhooks.wake()
+    if announced:
+        runtime.webhooks.wake()
 
 
 def _attempt(provider: str, outcome: str, error_code: str | None, latency_ms: int = 0,

@@ -39,6 +39,7 @@ from gateway.generations.schemas import (
     GenerationOut,
     Output,
 )
+from gateway.generations.tenant_views import tenant_and_tier
 from gateway.providers import configured
 from gateway.ratelimit import effective_limits
 from gateway.runtime import Runtime
@@ -53,7 +54,7 @@ from plugins.base import (
 from plugins.routing import Weights
 from tenants.db import new_id, utcnow
 from tenants.errors import Conflict, InvalidRequest, NotFound, Unavailable
-from tenants.models import Customer, Tenant
+from tenants.models import Tenant
 from tenants.pagination import decode_cursor, encode_cursor
 from tenants.schemas import rate_limits_of, routing_of
 from tenants.service import KeyIdentity
@@ -205,7 +206,7 @@ async def submit(runtime: Runtime, caller: Caller, body: GenerationCreate, *,
         found = await _by_idempotency_key(runtime, caller, idempotency_key, digest)
         if found is not None:
             return found
-    tenant, tier = await _tenant_and_tier(runtime, caller)
+    tenant, tier = await tenant_and_tier(runtime, caller.tenant_id, caller.customer_id)
     body = await media_urls.prepare(runtime, caller.tenant_id, body)
     await runtime.routing.refresh(runtime)
     chosen = plan(runtime, tenant, body, tier)
@@ -256,32 +257,6 @@ async def submit(runtime: Runtime, caller: Caller, body: GenerationCreate, *,
     if tenant.low_balance_threshold_mc:
         runtime.webhooks.wake()  # the reservation may have written `credits.low`
     return generation
-
-
-async def _tenant_and_tier(runtime: Runtime, caller: Caller) -> tuple[Tenant, str | None]:
-    """The caller's tenant and customer tier, read at most every few seconds per process
-    (`Runtime.tenant_views`): a submit should not pay a database round trip for them. An
-    operator's change shows within `TenantViews.ttl_s`, at once in the process that made it."""
-    key = (caller.tenant_id, caller.customer_id)
-    cached = runtime.tenant_views.get(key)
-    if cached is not None:
-        return cached
-    found = await _read_tenant_and_tier(runtime, caller)
-    runtime.tenant_views.put(key, found)
-    return found
-
-
-async def _read_tenant_and_tier(runtime: Runtime,
-                                caller: Caller) -> tuple[Tenant, str | None]:
-    async with runtime.db.session() as session:
-        tenant = await session.get(Tenant, caller.tenant_id)
-        tier = None
-        if caller.customer_id is not None:
-            customer = await session.get(Customer, caller.customer_id)
-            tier = customer.tier if customer is not None else None
-    if tenant is None:
-        raise NotFound("no such tenant", code="tenant_not_found")
-    return tenant, tier
 
 
 def _quota(runtime: Runtime, tenant: Tenant, media_type: str) -> quotas.Quota:
@@ -375,7 +350,11 @@ async def finish_failed(runtime: Runtime, tenant_id: str, generation_id: str, *,
     if attempts_log is not None:
         values["attempts_log"] = attempts_log
 
+    announced = False
+
     async def end(session: AsyncSession) -> bool:
+        nonlocal announced
+        announced = False
         result = await session.execute(
             update(Generation)
             .where(Generation.id == generation_id, Generation.tenant_id == tenant_id,
@@ -391,7 +370,7 @@ async def finish_failed(runtime: Runtime, tenant_id: str, generation_id: str, *,
             if pending_id is not None:
                 await ledger.void(session, tenant_id=tenant_id, pending_id=pending_id)
         await quotas.give_back(session, tenant_id, row.spend_day, row.wholesale_mc)
-        await outbox.generation_ended(session, tenant_id, generation_id, status)
+        announced = await outbox.generation_ended(session, tenant_id, generation_id, status)
         return True
 
     if not await runtime.db.grouped(end):
@@ -400,7 +379,8 @@ async def finish_failed(runtime: Runtime, tenant_id: str, generation_id: str, *,
     # sends next must not find a finished leader still marked as running.
     await cache.on_finished(runtime, generation_id)
     runtime.completions.done(generation_id)
-    runtime.webhooks.wake()
+    if announced:
+        runtime.webhooks.wake()
     return True
 
 
@@ -506,7 +486,7 @@ async def _cancel_at_providers(runtime: Runtime, generation: Generation) -> None
 
 async def estimate(runtime: Runtime, caller: Caller, body: GenerationCreate) -> Estimate:
     """What `submit` would reserve for `body` from the caller's wallet, reserving nothing."""
-    tenant, tier = await _tenant_and_tier(runtime, caller)
+    tenant, tier = await tenant_and_tier(runtime, caller.tenant_id, caller.customer_id)
     await runtime.routing.refresh(runtime)
     chosen = plan(runtime, tenant, body, tier)
     customer_pays = caller.customer_id is not None and tenant.billing_mode == wallets.MEDIAHUB

@@ -9,7 +9,6 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, FromQuery, HeaderParameter
 
 from gateway.generations import service
-from gateway.generations.credentials import tenant_row
 from gateway.generations.models import FINAL_STATES
 from gateway.generations.schemas import (
     Estimate,
@@ -19,6 +18,7 @@ from gateway.generations.schemas import (
     ProviderInfo,
     ProviderList,
 )
+from gateway.generations.tenant_views import tenant_row
 from gateway.http import acting_customer, identify, require_scope
 from gateway.providers import configured, public_metrics
 from gateway.routes.deps import RuntimeDep, page_limit

@@ -19,20 +19,22 @@ GENERATION_EVENTS = {"succeeded": "generation.succeeded", "failed": "generation.
 
 
 async def generation_ended(session: AsyncSession, tenant_id: str, generation_id: str,
-                           status: str) -> None:
+                           status: str) -> bool:
     """Record `generation.<status>` in the transaction that ended the generation, so the
     event exists exactly when the new state is committed (nothing lost on a crash).
 
     Only when someone can receive it (the tenant has an endpoint, or the generation a
     `webhook_url`): checked in the same statement, so a tenant without webhooks pays no
-    outbox row and no dispatch on every generation.
+    outbox row and no dispatch on every generation. Returns whether an event was written
+    (the caller wakes the dispatcher after its commit only then).
     """
     listened = or_(
         exists().where(WebhookEndpoint.tenant_id == tenant_id),
         exists().where(Generation.id == generation_id, Generation.tenant_id == tenant_id,
                        Generation.webhook_url.is_not(None)))
-    await session.execute(insert(WebhookEvent).from_select(
+    written = await session.execute(insert(WebhookEvent).from_select(
         ["id", "tenant_id", "type", "generation_id", "created_at"],
         select(literal(new_id("evt")), literal(tenant_id), literal(GENERATION_EVENTS[status]),
                literal(generation_id), literal(utcnow(), WebhookEvent.created_at.type))
         .where(listened)))
+    return bool(written.rowcount)  # type: ignore[attr-defined]
