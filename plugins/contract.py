@@ -104,8 +104,11 @@ def _output_problems(index: int, output: object) -> list[str]:
     if not isinstance(output, ProviderOutput):
         return [f"{where} must be a ProviderOutput, got {type(output).__name__}"]
     problems: list[str] = []
-    if not isinstance(output.data, bytes) or not output.data:
-        problems.append(f"{where}.data must be non-empty bytes")
+    # An output may be a URL with no bytes: the gateway downloads it (ProviderOutput).
+    by_url = (output.data == b"" and isinstance(output.url, str)
+              and output.url.startswith(("http://", "https://")))
+    if not by_url and (not isinstance(output.data, bytes) or not output.data):
+        problems.append(f"{where}.data must be non-empty bytes (or empty with an http(s) url)")
     if not isinstance(output.content_type, str) or not _MIME.fullmatch(output.content_type):
         problems.append(f"{where}.content_type must be a MIME type like 'image/png', "
                         f"got {output.content_type!r}")
