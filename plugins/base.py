@@ -91,7 +91,12 @@ NETWORK_ERROR = "network_error"
 CONTENT_POLICY = "content_policy"
 INVALID_INPUT = "invalid_input"
 AUTH = "auth"
-RETRYABLE_CODES: frozenset[str] = frozenset({TIMEOUT, SERVER_ERROR, RATE_LIMITED, NETWORK_ERROR})
+#: The platform's account at the provider is out of credits or over its quota (HTTP 402,
+#: OpenAI's `insufficient_quota`, Stability's 402, Kling's 1100-1102, ...): the account's
+#: problem, not the request's, so another provider may serve it.
+QUOTA_EXHAUSTED = "quota_exhausted"
+RETRYABLE_CODES: frozenset[str] = frozenset({TIMEOUT, SERVER_ERROR, RATE_LIMITED, NETWORK_ERROR,
+                                             QUOTA_EXHAUSTED})
 FINAL_CODES: frozenset[str] = frozenset({CONTENT_POLICY, INVALID_INPUT, AUTH})
 
 
@@ -136,6 +141,11 @@ class ProviderError(Exception):
         return cls(message, code=NETWORK_ERROR, retryable=True)
 
     @classmethod
+    def quota_exhausted(cls, message: str = "our account at the provider is out of credits "
+                        "or over its quota") -> ProviderError:
+        return cls(message, code=QUOTA_EXHAUSTED, retryable=True)
+
+    @classmethod
     def content_policy(cls, message: str = "the request was refused by the provider's "
                        "content policy") -> ProviderError:
         return cls(message, code=CONTENT_POLICY, retryable=False)
@@ -178,7 +188,8 @@ def error_for_status(status_code: int, message: str | None = None, *,
     """Classify an HTTP error status of a provider's API.
 
     408 and 504 are `timeout`, 429 is `rate_limited` (with its `Retry-After`), other 5xx are
-    `server_error`: all retryable. 401/403 are `auth`, 451 is `content_policy`, any other 4xx
+    `server_error`, 402 is `quota_exhausted`: all retryable. 401/403 are `auth`, 451 is
+    `content_policy`, any other 4xx
     is `invalid_input`: all final. A provider that recognises a content-policy refusal in a
     400 body passes `code="content_policy"`; an explicit `code` keeps the status's
     retryability.
@@ -192,6 +203,8 @@ def error_for_status(status_code: int, message: str | None = None, *,
     if status_code >= 500:
         return ProviderError(text, code=code or SERVER_ERROR, retryable=True,
                              retry_after_s=parse_retry_after(retry_after, now=now))
+    if status_code == 402:
+        return ProviderError(text, code=code or QUOTA_EXHAUSTED, retryable=True)
     if status_code in (401, 403):
         return ProviderError(text, code=code or AUTH, retryable=False)
     if status_code == 451:

@@ -221,7 +221,7 @@ def error_for(status: int, code: int | None, message: str,
     if code in _AUTH_CODES:
         return ProviderError.auth(text)
     if code in _ACCOUNT_CODES:
-        return ProviderError(text, code="quota_exhausted", retryable=True)
+        return ProviderError.quota_exhausted(text)
     if code in _INVALID_CODES:
         return ProviderError.invalid_input(text)
     if code in _CONTENT_CODES:

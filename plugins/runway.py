@@ -220,7 +220,7 @@ def error_for(response: httpx.Response) -> ProviderError:
     """
     text = f"Runway: {_error_text(response)}"
     if response.status_code in (400, 402) and "enough credits" in text.lower():
-        return ProviderError(text, code="quota_exhausted", retryable=True)
+        return ProviderError.quota_exhausted(text)
     return error_from_response(response, text)
 
 
