@@ -5,6 +5,10 @@
   (`<tenant>/inputs/<sha256>.<ext>`) and handed to providers as the `params.image` /
   `params.mask` `data:` URL that every provider already accepts; the URL stays in the
   generation's params for the record. A bad URL is a 422 naming the parameter.
+- **Audio samples** (`params.sample_urls`, 1 to 25 URLs, for a voice clone): fetched and
+  stored the same way (audio only, all of them together at most `MAX_INPUT_BYTES`) and
+  handed over as `params.samples`, a list of `data:` URLs; a bad one is a 422 naming
+  `params.sample_urls[i]`.
 - **Provider outputs** given as a URL (`ProviderOutput.url`, no `data`): fetched by the worker
   right after the provider answers, within the call's time limit, and stored by the pipeline
   like any output. A failed fetch is classified like a provider error (a timeout or network
@@ -33,10 +37,16 @@ from tenants.errors import InvalidRequest
 
 #: URL parameter → the parameter providers read (a data: URL).
 INPUT_URL_PARAMS: Final = {"image_url": "image", "mask_url": "mask"}
-#: Inputs are images handed over as data: URLs, so they are capped lower than outputs.
+#: Inputs are handed over as data: URLs, so they are capped lower than outputs (the audio
+#: samples of one request share this cap).
 MAX_INPUT_BYTES: Final = 20 * 1024 * 1024
+#: Audio samples (`params.sample_urls`) → `params.samples`, 1 to `MAX_SAMPLES` of them.
+SAMPLE_URLS_PARAM: Final = "sample_urls"
+SAMPLES_TARGET: Final = "samples"
+MAX_SAMPLES: Final = 25
 _EXTENSIONS: Final = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif",
-                      "image/webp": ".webp"}
+                      "image/webp": ".webp", "audio/mpeg": ".mp3", "audio/wav": ".wav",
+                      "audio/ogg": ".ogg", "audio/flac": ".flac", "audio/mp4": ".m4a"}
 
 
 async def prepare(runtime: Runtime, tenant_id: str, body: GenerationCreate) -> GenerationCreate:
@@ -51,27 +61,64 @@ async def prepare(runtime: Runtime, tenant_id: str, body: GenerationCreate) -> G
         if url is None:
             continue
         name = f"params.{url_param}"
-        if not isinstance(url, str):
-            raise InvalidRequest(f"{name} must be an http(s) URL", code="invalid_parameter",
-                                 param=name)
-        if target in params:
-            raise InvalidRequest(f"give params.{target} or {name}, not both",
-                                 code="invalid_parameter", param=name)
-        try:
-            fetched = await runtime.egress.fetch_media(
-                url, kinds=("image/",),
-                max_bytes=min(MAX_INPUT_BYTES, runtime.settings.egress_max_bytes))
-        except EgressError as exc:
-            raise InvalidRequest(exc.message, code=exc.code, param=name) from exc
-        assert fetched.sniffed is not None
-        digest = hashlib.sha256(fetched.data).hexdigest()
-        await runtime.storage.put(
-            f"{tenant_id}/inputs/{digest}{_EXTENSIONS.get(fetched.sniffed, '.bin')}",
-            fetched.data, fetched.sniffed)
-        params[target] = (f"data:{fetched.sniffed};base64,"
-                          + base64.b64encode(fetched.data).decode())
+        _refuse_both(params, target, name)
+        params[target], _ = await _fetch_input(runtime, tenant_id, url, param=name,
+                                               kinds=("image/",), max_bytes=MAX_INPUT_BYTES)
+        changed = True
+    urls = params.get(SAMPLE_URLS_PARAM)
+    if urls is not None:
+        params[SAMPLES_TARGET] = await _fetch_samples(runtime, tenant_id, urls, params)
         changed = True
     return msgspec.structs.replace(body, params=params) if changed else body
+
+
+def _refuse_both(params: dict[str, object], target: str, name: str) -> None:
+    if target in params:
+        raise InvalidRequest(f"give params.{target} or {name}, not both",
+                             code="invalid_parameter", param=name)
+
+
+async def _fetch_samples(runtime: Runtime, tenant_id: str, urls: object,
+                         params: dict[str, object]) -> list[str]:
+    """`params.sample_urls` fetched in order as audio `data:` URLs, sharing one size cap."""
+    name = f"params.{SAMPLE_URLS_PARAM}"
+    if not isinstance(urls, list) or not 1 <= len(urls) <= MAX_SAMPLES:
+        raise InvalidRequest(f"{name} must be a list of 1 to {MAX_SAMPLES} http(s) URLs",
+                             code="invalid_parameter", param=name)
+    _refuse_both(params, SAMPLES_TARGET, name)
+    samples: list[str] = []
+    budget = MAX_INPUT_BYTES
+    for index, url in enumerate(urls):
+        sample, size = await _fetch_input(runtime, tenant_id, url, param=f"{name}[{index}]",
+                                          kinds=("audio/",), max_bytes=budget)
+        budget -= size
+        samples.append(sample)
+    return samples
+
+
+async def _fetch_input(runtime: Runtime, tenant_id: str, url: object, *, param: str,
+                       kinds: tuple[str, ...], max_bytes: int) -> tuple[str, int]:
+    """Fetch one input URL through the egress guard, typed by its bytes as one of `kinds`,
+    and store it under `<tenant>/inputs/`; returns it as a `data:` URL and its size in bytes.
+    Raises `InvalidRequest` naming `param`."""
+    if not isinstance(url, str):
+        raise InvalidRequest(f"{param} must be an http(s) URL", code="invalid_parameter",
+                             param=param)
+    if max_bytes <= 0:
+        raise InvalidRequest(f"the inputs together exceed {MAX_INPUT_BYTES} bytes",
+                             code="fetch_too_large", param=param)
+    try:
+        fetched = await runtime.egress.fetch_media(
+            url, kinds=kinds, max_bytes=min(max_bytes, runtime.settings.egress_max_bytes))
+    except EgressError as exc:
+        raise InvalidRequest(exc.message, code=exc.code, param=param) from exc
+    assert fetched.sniffed is not None
+    digest = hashlib.sha256(fetched.data).hexdigest()
+    await runtime.storage.put(
+        f"{tenant_id}/inputs/{digest}{_EXTENSIONS.get(fetched.sniffed, '.bin')}",
+        fetched.data, fetched.sniffed)
+    return (f"data:{fetched.sniffed};base64," + base64.b64encode(fetched.data).decode(),
+            len(fetched.data))
 
 
 async def check_url(runtime: Runtime, url: str, *, param: str) -> None:

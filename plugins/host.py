@@ -16,7 +16,7 @@ ENTRY_POINT_GROUP = "mediahub"
 BUILTIN_PLUGINS: tuple[str, ...] = ("plugins.local_image", "plugins.local_speech",
                                      "plugins.local_design", "plugins.local_video",
                                      "plugins.local_3d", "plugins.runway",
-                                     "plugins.kling")
+                                     "plugins.kling", "plugins.elevenlabs")
 
 
 class DuplicateProvider(Exception):

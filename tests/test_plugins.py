@@ -19,10 +19,11 @@ from plugins.local_image import LocalImage
 def test_builtins_register_through_the_hook() -> None:
     host = build_plugin_host(load_entry_points=False)
     assert [p.name for p in host.all()] == [
-        "kling", "local-3d", "local-design", "local-image", "local-speech", "local-video",
-        "runway"]
+        "elevenlabs", "kling", "local-3d", "local-design", "local-image", "local-speech",
+        "local-video", "runway"]
     assert [p.name for p in host.for_operation("image", "text_to_image")] == ["local-image"]
-    assert [p.name for p in host.for_operation("audio", "text_to_speech")] == ["local-speech"]
+    assert [p.name for p in host.for_operation("audio", "text_to_speech")] == [
+        "elevenlabs", "local-speech"]
     assert host.for_operation("image", "image_edit") == []
 
 
