@@ -306,7 +306,7 @@ def error_from(response: httpx.Response) -> ProviderError:
     """Classify an ElevenLabs error answer by its status and `detail.status`.
 
     `quota_exceeded` (sent with 401) and 402 mean the account is out of credits: retryable
-    (`quota_exceeded`), so another provider serves the request; a Terms-of-Service refusal
+    (`quota_exhausted`), so another provider serves the request; a Terms-of-Service refusal
     is `content_policy`; 429 (`too_many_concurrent_requests`, `system_busy`) is
     `rate_limited` with its Retry-After; the rest by HTTP status (401/403 `auth`, other
     4xx `invalid_input`, 5xx `server_error`).
@@ -315,7 +315,7 @@ def error_from(response: httpx.Response) -> ProviderError:
     text = "ElevenLabs answered HTTP {}{}{}".format(
         response.status_code, f" {status}" if status else "", f": {message}" if message else "")
     if status == "quota_exceeded" or response.status_code == 402:
-        return ProviderError(text, code="quota_exceeded", retryable=True)
+        return ProviderError.quota_exhausted(text)
     code = None
     if status in _POLICY_STATUSES or (message is not None and "terms of service" in
                                       message.lower()):

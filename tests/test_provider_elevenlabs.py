@@ -195,9 +195,9 @@ async def test_voice_clone_name_comes_from_the_params_or_the_text(
                           "wait"), [
     (401, "invalid_api_key", "Invalid API key", None, "auth", False, None),
     (401, "quota_exceeded", "This request exceeds your quota of 10000. You have 0 credits "
-     "remaining, while 91 credits are required for this request.", None, "quota_exceeded",
+     "remaining, while 91 credits are required for this request.", None, "quota_exhausted",
      True, None),
-    (402, "payment_required", "Upgrade your plan.", None, "quota_exceeded", True, None),
+    (402, "payment_required", "Upgrade your plan.", None, "quota_exhausted", True, None),
     (400, "voice_not_found", "A voice with the voice_id was not found.", None,
      "invalid_input", False, None),
     (400, "max_character_limit_exceeded", "This request's text has 627 characters and "
