@@ -17,6 +17,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = ("plugins.local_image", "plugins.local_speech
                                      "plugins.local_design", "plugins.local_video",
                                      "plugins.local_3d", "plugins.runway",
                                      "plugins.kling", "plugins.elevenlabs")
+                                     "plugins.local_3d", "plugins.openai")
 
 
 class DuplicateProvider(Exception):

@@ -25,12 +25,18 @@ def test_builtins_register_through_the_hook() -> None:
     assert [p.name for p in host.for_operation("audio", "text_to_speech")] == [
         "elevenlabs", "local-speech"]
     assert host.for_operation("image", "image_edit") == []
+        "local-3d", "local-design", "local-image", "local-speech", "local-video", "openai"]
+    assert [p.name for p in host.for_operation("image", "text_to_image")] == [
+        "local-image", "openai"]
+    assert [p.name for p in host.for_operation("audio", "text_to_speech")] == [
+        "local-speech", "openai"]
+    assert [p.name for p in host.for_operation("image", "image_edit")] == ["openai"]
 
 
 def test_a_blocked_plugin_is_not_loaded() -> None:
     host = build_plugin_host(load_entry_points=False, blocked=["plugins.local_image"])
     assert "local-image" not in [p.name for p in host.all()]
-    assert host.for_operation("image", "text_to_image") == []
+    assert [p.name for p in host.for_operation("image", "text_to_image")] == ["openai"]
 
 
 def test_a_duplicate_provider_name_is_a_hard_error() -> None:
