@@ -19,7 +19,8 @@ from plugins.local_image import LocalImage
 def test_builtins_register_through_the_hook() -> None:
     host = build_plugin_host(load_entry_points=False)
     assert [p.name for p in host.all()] == [
-        "local-3d", "local-design", "local-image", "local-speech", "local-video", "veo"]
+        "canva", "local-3d", "local-design", "local-image", "local-speech", "local-video",
+        "veo"]
     assert [p.name for p in host.for_operation("image", "text_to_image")] == ["local-image"]
     assert [p.name for p in host.for_operation("audio", "text_to_speech")] == ["local-speech"]
     assert host.for_operation("image", "image_edit") == []
