@@ -297,8 +297,9 @@ class Veo(Provider):
     operations = frozenset({"text_to_video", "image_to_video"})
     asynchronous = True
     capacity = 4
+    # 8 s is every model's longest (and default) duration.
     param_defaults = {"model": DEFAULT_MODEL, "aspect_ratio": "16:9", "resolution": "720p",
-                      "sample_count": 1}
+                      "duration_s": 8, "sample_count": 1}
     prices: Mapping[str, int] = PRICES
 
     def __init__(self, *, poll_after_s: float = DEFAULT_POLL_AFTER_S) -> None:
