@@ -18,6 +18,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = ("plugins.local_image", "plugins.local_speech
                                      "plugins.local_3d", "plugins.runway",
                                      "plugins.kling", "plugins.elevenlabs")
                                      "plugins.local_3d", "plugins.openai")
+                                     "plugins.local_3d", "plugins.veo",
+                                     "plugins.canva")
 
 
 class DuplicateProvider(Exception):

@@ -21,6 +21,8 @@ def test_builtins_register_through_the_hook() -> None:
     assert [p.name for p in host.all()] == [
         "elevenlabs", "kling", "local-3d", "local-design", "local-image", "local-speech",
         "local-video", "runway"]
+        "canva", "local-3d", "local-design", "local-image", "local-speech", "local-video",
+        "veo"]
     assert [p.name for p in host.for_operation("image", "text_to_image")] == ["local-image"]
     assert [p.name for p in host.for_operation("audio", "text_to_speech")] == [
         "elevenlabs", "local-speech"]
