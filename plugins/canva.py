@@ -34,6 +34,7 @@ import msgspec
 from plugins.base import (
     AUTH,
     INVALID_INPUT,
+    QUOTA_EXHAUSTED,
     RATE_LIMITED,
     SERVER_ERROR,
     Credentials,
@@ -216,7 +217,7 @@ _ERROR_CODES: Final[Mapping[str, tuple[str, bool]]] = {
     "license_required": (AUTH, False),
     "too_many_requests": (RATE_LIMITED, True),
     # The Canva account's quota, not the request: another provider may serve it.
-    "quota_exceeded": ("quota_exceeded", True),
+    "quota_exceeded": (QUOTA_EXHAUSTED, True),
     "not_found": (INVALID_INPUT, False),
     "design_not_found": (INVALID_INPUT, False),
     "invalid_field": (INVALID_INPUT, False),

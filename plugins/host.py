@@ -13,13 +13,14 @@ from plugins import hookspecs
 from plugins.base import Provider
 
 ENTRY_POINT_GROUP = "mediahub"
-BUILTIN_PLUGINS: tuple[str, ...] = ("plugins.local_image", "plugins.local_speech",
-                                     "plugins.local_design", "plugins.local_video",
-                                     "plugins.local_3d", "plugins.runway",
-                                     "plugins.kling", "plugins.elevenlabs")
-                                     "plugins.local_3d", "plugins.openai")
-                                     "plugins.local_3d", "plugins.veo",
-                                     "plugins.canva")
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    # Offline engines: no key, no network.
+    "plugins.local_image", "plugins.local_speech", "plugins.local_design", "plugins.local_video",
+    "plugins.local_3d",
+    # Remote providers: unconfigured (skipped by routing) until their key is set.
+    "plugins.openai", "plugins.elevenlabs", "plugins.runway", "plugins.kling", "plugins.veo",
+    "plugins.canva",
+)
 
 
 class DuplicateProvider(Exception):

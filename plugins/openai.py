@@ -54,10 +54,9 @@ HEALTH_TIMEOUT: Final = httpx.Timeout(10.0, connect=5.0)
 
 #: Error codes in a 400 body that mean a safety refusal: DALL·E's and gpt-image-1's.
 CONTENT_POLICY_CODES: Final = frozenset({"content_policy_violation", "moderation_blocked"})
-#: A 429 whose body says the account has no credit left: not worth retrying elsewhere with
-#: the same key, and the operator has to act (code `quota_exceeded`, final).
+#: A 429 whose body says the account has no credit left: the account's problem, not the
+#: request's (`quota_exhausted`, retryable: another provider may serve it).
 QUOTA_CODE: Final = "insufficient_quota"
-QUOTA_EXCEEDED: Final = "quota_exceeded"
 
 # --- Published prices --------------------------------------------------------------------
 # USD micros. Images: per image, by model, quality and size. gpt-image-1 is billed by tokens;
@@ -446,16 +445,16 @@ def api_error(response: httpx.Response) -> ApiError:
 def classify(response: httpx.Response) -> ProviderError:
     """An error answer → `ProviderError`.
 
-    429 `insufficient_quota` is final (`quota_exceeded`); other 429s are `rate_limited` with
-    `Retry-After`; a 400 whose code is a safety refusal is `content_policy`; the rest by
-    status (401/403 auth, other 4xx invalid_input, 5xx server_error).
+    429 `insufficient_quota` is `quota_exhausted` (retryable elsewhere); other 429s are
+    `rate_limited` with `Retry-After`; a 400 whose code is a safety refusal is
+    `content_policy`; the rest by status (401/403 auth, other 4xx invalid_input, 5xx
+    server_error).
     """
     error = api_error(response)
     code = str(error.code) if error.code is not None else None
     message = f"OpenAI: {error.message}" if error.message else None
     if response.status_code == 429 and QUOTA_CODE in (code, error.type):
-        return ProviderError(message or "OpenAI: the account's quota is used up",
-                             code=QUOTA_EXCEEDED, retryable=False)
+        return ProviderError.quota_exhausted(message or "OpenAI: the account's quota is used up")
     if response.status_code == 400 and code in CONTENT_POLICY_CODES:
         return error_from_response(response, message, code=CONTENT_POLICY)
     classified = error_from_response(response, message)

@@ -19,20 +19,17 @@ from plugins.local_image import LocalImage
 def test_builtins_register_through_the_hook() -> None:
     host = build_plugin_host(load_entry_points=False)
     assert [p.name for p in host.all()] == [
-        "elevenlabs", "kling", "local-3d", "local-design", "local-image", "local-speech",
-        "local-video", "runway"]
-        "canva", "local-3d", "local-design", "local-image", "local-speech", "local-video",
-        "veo"]
-    assert [p.name for p in host.for_operation("image", "text_to_image")] == ["local-image"]
-    assert [p.name for p in host.for_operation("audio", "text_to_speech")] == [
-        "elevenlabs", "local-speech"]
-    assert host.for_operation("image", "image_edit") == []
-        "local-3d", "local-design", "local-image", "local-speech", "local-video", "openai"]
+        "canva", "elevenlabs", "kling", "local-3d", "local-design", "local-image",
+        "local-speech", "local-video", "openai", "runway", "veo"]
     assert [p.name for p in host.for_operation("image", "text_to_image")] == [
         "local-image", "openai"]
     assert [p.name for p in host.for_operation("audio", "text_to_speech")] == [
-        "local-speech", "openai"]
+        "elevenlabs", "local-speech", "openai"]
     assert [p.name for p in host.for_operation("image", "image_edit")] == ["openai"]
+    assert [p.name for p in host.for_operation("video", "image_to_video")] == [
+        "kling", "runway", "veo"]
+    assert [p.name for p in host.for_operation("design", "design_autofill")] == [
+        "canva", "local-design"]
 
 
 def test_a_blocked_plugin_is_not_loaded() -> None:

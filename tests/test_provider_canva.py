@@ -174,7 +174,7 @@ def test_the_fee_is_the_operators_and_overridable() -> None:
      "invalid_input", False, None),
     (429, canva_error("too_many_requests", "Rate limit exceeded"), {"retry-after": "3"},
      "rate_limited", True, 3.0),
-    (403, canva_error("quota_exceeded", "Autofill quota exceeded"), {}, "quota_exceeded",
+    (403, canva_error("quota_exceeded", "Autofill quota exceeded"), {}, "quota_exhausted",
      True, None),
     (500, canva_error("internal_error", "Something went wrong"), {}, "server_error", True,
      None),

@@ -326,7 +326,7 @@ def test_operator_price_overrides_are_what_the_estimate_reads() -> None:
 # --- Errors ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("scripted", "code", "retryable", "retry_after_s"), [
-    (fake.Scripted(429, fake.INSUFFICIENT_QUOTA), "quota_exceeded", False, None),
+    (fake.Scripted(429, fake.INSUFFICIENT_QUOTA), "quota_exhausted", True, None),
     (fake.Scripted(429, fake.RATE_LIMITED, {"retry-after": "12"}), "rate_limited", True, 12.0),
     (fake.Scripted(429, fake.RATE_LIMITED, {"retry-after-ms": "1500", "retry-after": "2"}),
      "rate_limited", True, 1.5),
@@ -506,7 +506,7 @@ async def test_a_speech_generation_end_to_end(database_url: str, tmp_path: Path,
 
 @pytest.mark.parametrize(("scripted", "code"), [
     (fake.Scripted(400, fake.CONTENT_POLICY), "content_policy"),
-    (fake.Scripted(429, fake.INSUFFICIENT_QUOTA), "quota_exceeded"),
+    (fake.Scripted(429, fake.INSUFFICIENT_QUOTA), "quota_exhausted"),
 ])
 async def test_a_refusal_fails_the_generation_and_gives_the_credits_back(
         database_url: str, tmp_path: Path, server: FakeServer, state: fake.FakeOpenAI,
