@@ -15,7 +15,7 @@ from plugins.base import Provider
 ENTRY_POINT_GROUP = "mediahub"
 BUILTIN_PLUGINS: tuple[str, ...] = ("plugins.local_image", "plugins.local_speech",
                                      "plugins.local_design", "plugins.local_video",
-                                     "plugins.local_3d")
+                                     "plugins.local_3d", "plugins.stability")
 
 
 class DuplicateProvider(Exception):

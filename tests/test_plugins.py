@@ -19,8 +19,9 @@ from plugins.local_image import LocalImage
 def test_builtins_register_through_the_hook() -> None:
     host = build_plugin_host(load_entry_points=False)
     assert [p.name for p in host.all()] == [
-        "local-3d", "local-design", "local-image", "local-speech", "local-video"]
-    assert [p.name for p in host.for_operation("image", "text_to_image")] == ["local-image"]
+        "local-3d", "local-design", "local-image", "local-speech", "local-video", "stability"]
+    assert [p.name for p in host.for_operation("image", "text_to_image")] == [
+        "local-image", "stability"]
     assert [p.name for p in host.for_operation("audio", "text_to_speech")] == ["local-speech"]
     assert host.for_operation("image", "image_edit") == []
 
@@ -28,7 +29,7 @@ def test_builtins_register_through_the_hook() -> None:
 def test_a_blocked_plugin_is_not_loaded() -> None:
     host = build_plugin_host(load_entry_points=False, blocked=["plugins.local_image"])
     assert "local-image" not in [p.name for p in host.all()]
-    assert host.for_operation("image", "text_to_image") == []
+    assert "local-image" not in [p.name for p in host.for_operation("image", "text_to_image")]
 
 
 def test_a_duplicate_provider_name_is_a_hard_error() -> None:
