@@ -15,7 +15,8 @@ from plugins.base import Provider
 ENTRY_POINT_GROUP = "mediahub"
 BUILTIN_PLUGINS: tuple[str, ...] = ("plugins.local_image", "plugins.local_speech",
                                      "plugins.local_design", "plugins.local_video",
-                                     "plugins.local_3d", "plugins.stability")
+                                     "plugins.local_3d", "plugins.stability",
+                                     "plugins.automatic1111")
 
 
 class DuplicateProvider(Exception):

@@ -19,11 +19,12 @@ from plugins.local_image import LocalImage
 def test_builtins_register_through_the_hook() -> None:
     host = build_plugin_host(load_entry_points=False)
     assert [p.name for p in host.all()] == [
-        "local-3d", "local-design", "local-image", "local-speech", "local-video", "stability"]
+        "automatic1111", "local-3d", "local-design", "local-image", "local-speech",
+        "local-video", "stability"]
     assert [p.name for p in host.for_operation("image", "text_to_image")] == [
-        "local-image", "stability"]
+        "automatic1111", "local-image", "stability"]
     assert [p.name for p in host.for_operation("audio", "text_to_speech")] == ["local-speech"]
-    assert host.for_operation("image", "image_edit") == []
+    assert [p.name for p in host.for_operation("image", "image_edit")] == ["automatic1111"]
 
 
 def test_a_blocked_plugin_is_not_loaded() -> None:
