@@ -38,7 +38,7 @@ KNOWN_MEDIA_TYPES: frozenset[str] = frozenset(get_args(MediaType))
 KNOWN_OPERATIONS: frozenset[str] = frozenset({
     "text_to_image", "image_edit", "image_variation", "text_to_speech", "list_voices",
     "voice_clone", "text_to_video", "image_to_video", "video_extend", "design_autofill",
-    "text_to_3d",
+    "text_to_3d", "image_to_3d",
 })
 #: A provider name is what clients pin (`"provider": "..."`, at most 64 characters) and what
 #: `MEDIAHUB_<NAME>_API_KEY` is derived from.

@@ -18,8 +18,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.local_image", "plugins.local_speech", "plugins.local_design", "plugins.local_video",
     "plugins.local_3d",
     # Remote providers: unconfigured (skipped by routing) until their key is set.
-    "plugins.openai", "plugins.elevenlabs", "plugins.runway", "plugins.kling", "plugins.veo",
-    "plugins.canva",
+    "plugins.openai", "plugins.elevenlabs", "plugins.stability", "plugins.automatic1111",
+    "plugins.runway", "plugins.kling", "plugins.veo", "plugins.canva",
 )
 
 

@@ -326,7 +326,7 @@ async def test_providers_are_listed(gateway: Gateway) -> None:
     assert local["status"] == "available"
     meshes = await gateway.client.get("/v1/providers", headers=tenant.auth,
                                       params={"type": "model_3d"})
-    assert [p["name"] for p in meshes.json()["data"]] == ["local-3d"]
+    assert [p["name"] for p in meshes.json()["data"] if p["local"]] == ["local-3d"]
 
 
 async def test_missing_scope_is_403(gateway: Gateway) -> None:

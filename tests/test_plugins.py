@@ -19,23 +19,25 @@ from plugins.local_image import LocalImage
 def test_builtins_register_through_the_hook() -> None:
     host = build_plugin_host(load_entry_points=False)
     assert [p.name for p in host.all()] == [
-        "canva", "elevenlabs", "kling", "local-3d", "local-design", "local-image",
-        "local-speech", "local-video", "openai", "runway", "veo"]
+        "automatic1111", "canva", "elevenlabs", "kling", "local-3d", "local-design",
+        "local-image", "local-speech", "local-video", "openai", "runway", "stability", "veo"]
     assert [p.name for p in host.for_operation("image", "text_to_image")] == [
-        "local-image", "openai"]
+        "automatic1111", "local-image", "openai", "stability"]
     assert [p.name for p in host.for_operation("audio", "text_to_speech")] == [
         "elevenlabs", "local-speech", "openai"]
-    assert [p.name for p in host.for_operation("image", "image_edit")] == ["openai"]
+    assert [p.name for p in host.for_operation("image", "image_edit")] == [
+        "automatic1111", "openai"]
     assert [p.name for p in host.for_operation("video", "image_to_video")] == [
         "kling", "runway", "veo"]
     assert [p.name for p in host.for_operation("design", "design_autofill")] == [
         "canva", "local-design"]
+    assert [p.name for p in host.for_operation("model_3d", "image_to_3d")] == ["stability"]
 
 
 def test_a_blocked_plugin_is_not_loaded() -> None:
     host = build_plugin_host(load_entry_points=False, blocked=["plugins.local_image"])
     assert "local-image" not in [p.name for p in host.all()]
-    assert [p.name for p in host.for_operation("image", "text_to_image")] == ["openai"]
+    assert "local-image" not in [p.name for p in host.for_operation("image", "text_to_image")]
 
 
 def test_a_duplicate_provider_name_is_a_hard_error() -> None:

@@ -11,7 +11,7 @@ MediaTypeName = Literal["image", "audio", "video", "design", "model_3d"]
 Operation = Literal[
     "text_to_image", "image_edit", "image_variation", "text_to_speech", "list_voices",
     "voice_clone", "text_to_video", "image_to_video", "video_extend", "design_autofill",
-    "text_to_3d",
+    "text_to_3d", "image_to_3d",
 ]
 MetaValue = Annotated[str, msgspec.Meta(max_length=500)]
 
