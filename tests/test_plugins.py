@@ -28,7 +28,7 @@ def test_builtins_register_through_the_hook() -> None:
     assert [p.name for p in host.for_operation("image", "image_edit")] == [
         "automatic1111", "openai"]
     assert [p.name for p in host.for_operation("video", "image_to_video")] == [
-        "kling", "runway", "veo"]
+        "kling", "local-video", "runway", "veo"]
     assert [p.name for p in host.for_operation("design", "design_autofill")] == [
         "canva", "local-design"]
     assert [p.name for p in host.for_operation("model_3d", "image_to_3d")] == ["stability"]
