@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class GroupCommit:
         self.batches = 0  # committed shared transactions, for tests and benchmarks
         self.units = 0  # units committed in them
         self.fallbacks = 0  # batches rolled back and run again unit by unit
+        self.retries = 0  # units run again alone after the database aborted them (deadlock)
 
     async def run(self, unit: Unit[T]) -> T:
         """Run `unit` in the next shared transaction; returns its result once committed, or
@@ -119,15 +121,34 @@ class GroupCommit:
             _deliver(future, None, value)
 
     async def _alone(self, unit: Unit[Any], future: asyncio.Future[Any]) -> None:
-        try:
-            async with self._db.transaction() as session:
-                value = await unit(session)
-        except Exception as exc:
-            _deliver(future, exc, None)
-        else:
-            self.batches += 1
-            self.units += 1
-            _deliver(future, None, value)
+        for attempt in range(1, _ALONE_ATTEMPTS + 1):
+            try:
+                async with self._db.transaction() as session:
+                    value = await unit(session)
+            except Exception as exc:
+                if attempt < _ALONE_ATTEMPTS and _transient(exc):
+                    # PostgreSQL broke a deadlock (or a serialization conflict) by aborting
+                    # this transaction: nothing of it stands, and a unit may run again.
+                    self.retries += 1
+                    continue
+                _deliver(future, exc, None)
+            else:
+                self.batches += 1
+                self.units += 1
+                _deliver(future, None, value)
+            return
+
+
+#: Runs of a unit alone when PostgreSQL aborts it as a deadlock victim.
+_ALONE_ATTEMPTS = 3
+#: deadlock_detected, serialization_failure.
+_TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def _transient(exc: BaseException) -> bool:
+    """Whether the database aborted the transaction only to break a conflict."""
+    return (isinstance(exc, DBAPIError)
+            and getattr(exc.orig, "sqlstate", None) in _TRANSIENT_SQLSTATES)
 
 
 def _deliver(future: asyncio.Future[Any], error: BaseException | None, value: Any) -> None:

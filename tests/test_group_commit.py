@@ -180,3 +180,34 @@ async def test_settles_in_a_batch_release_and_post_exactly(db: Database) -> None
     assert (held.available_mc, held.pending_mc, held.posted_mc) == (
         100_000 - posted, 0, 100_000 - posted)
     assert sum(t.posted_balance for t in books.values()) == 0
+
+
+async def test_a_unit_the_database_aborts_as_a_deadlock_victim_runs_again(pg_url: str) -> None:
+    # Two units alone (batches of one) that lock two tenant rows in opposite orders, each
+    # waiting until the other holds its first lock: PostgreSQL must abort one of them.
+    db = Database(pg_url, group_commit={"max_batch": 1, "max_concurrent": 2})
+    try:
+        first, _ = await funded_wallet(db, 1)
+        second, _ = await funded_wallet(db, 1)
+        holding = {first: asyncio.Event(), second: asyncio.Event()}
+        runs: list[str] = []
+
+        def locking(mine: str, theirs: str) -> Callable[[AsyncSession], Awaitable[str]]:
+            async def unit(session: AsyncSession) -> str:
+                runs.append(mine)
+                await session.execute(select(Tenant.id).where(Tenant.id == mine)
+                                      .with_for_update())
+                holding[mine].set()
+                await holding[theirs].wait()
+                await session.execute(select(Tenant.id).where(Tenant.id == theirs)
+                                      .with_for_update())
+                return mine
+            return unit
+
+        results = await asyncio.gather(db.grouped(locking(first, second)),
+                                       db.grouped(locking(second, first)))
+        assert sorted(results) == sorted([first, second])
+        assert db._group.retries == 1
+        assert len(runs) == 3  # the victim ran twice
+    finally:
+        await db.dispose()

@@ -219,14 +219,16 @@ async def _succeed(runtime: Runtime, generation: Generation, result: ProviderRes
             return
         announced = await outbox.generation_ended(session, generation.tenant_id,
                                                   generation.id, SUCCEEDED)
+        # The day's spend row before the wallets, as every unit takes them (submit, fail,
+        # and a group commit, whose wallet updates come last): the other order deadlocks.
+        await quotas.give_back(session, generation.tenant_id, generation.spend_day,
+                               generation.wholesale_mc - wholesale)
         assert generation.reservation_id is not None
         await ledger.post(session, tenant_id=generation.tenant_id,
                           pending_id=generation.reservation_id, amount_mc=wholesale)
         if generation.customer_reservation_id is not None:
             await ledger.post(session, tenant_id=generation.tenant_id,
                               pending_id=generation.customer_reservation_id, amount_mc=retail)
-        await quotas.give_back(session, generation.tenant_id, generation.spend_day,
-                               generation.wholesale_mc - wholesale)
 
     await runtime.db.grouped(settle)
     if announced:

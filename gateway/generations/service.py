@@ -366,10 +366,11 @@ async def finish_failed(runtime: Runtime, tenant_id: str, generation_id: str, *,
         row = result.first()
         if row is None:
             return False
+        # The day's spend row before the wallets (the order every unit locks them in).
+        await quotas.give_back(session, tenant_id, row.spend_day, row.wholesale_mc)
         for pending_id in (row.customer_reservation_id, row.reservation_id):
             if pending_id is not None:
                 await ledger.void(session, tenant_id=tenant_id, pending_id=pending_id)
-        await quotas.give_back(session, tenant_id, row.spend_day, row.wholesale_mc)
         announced = await outbox.generation_ended(session, tenant_id, generation_id, status)
         return True
 
