@@ -148,11 +148,14 @@ async def find(runtime: Runtime, lookup: Lookup) -> Generation | None:
         return None
     if found_id is None:
         return None
-    async with runtime.db.session() as session:
-        original = await session.scalar(
-            select(Generation).where(Generation.id == found_id,
-                                     Generation.tenant_id == lookup.tenant_id,
-                                     Generation.status == SUCCEEDED))
+    original = _from_snapshot(found_id, lookup.tenant_id)
+    if original is None:
+        # An entry stored as a bare id (before snapshots): read the generation.
+        async with runtime.db.session() as session:
+            original = await session.scalar(
+                select(Generation).where(Generation.id == found_id,
+                                         Generation.tenant_id == lookup.tenant_id,
+                                         Generation.status == SUCCEEDED))
     if original is None or not original.outputs:
         return None
     for item in original.outputs:
@@ -286,10 +289,12 @@ async def leader_outcome(runtime: Runtime, generation: Generation) -> LeaderOutc
                          error_message=str(error.get("message", "the provider failed")))
 
 
-async def remember(runtime: Runtime, tenant: Tenant, generation: Generation) -> None:
-    """Called by the worker just before it marks a generation succeeded: point the cache at
-    it, so that whoever sees it succeeded also finds it in the cache (a lookup in between
-    sees it still running and misses; if it ends otherwise, lookups skip it). Never raises."""
+async def remember(runtime: Runtime, tenant: Tenant, generation: Generation, *,
+                   provider: str, outputs: list[dict[str, Any]],
+                   cost_usd_micros: int) -> None:
+    """Called by the worker right after it committed a generation as succeeded (with what it
+    recorded: the provider, the stored outputs, the provider's cost): point the cache at a
+    snapshot of it, before `on_finished` wakes waiting requests. Never raises."""
     if generation.fingerprint is None or generation.coalesced_from is not None:
         return
     policy = cache_of(tenant.cache)
@@ -299,9 +304,40 @@ async def remember(runtime: Runtime, tenant: Tenant, generation: Generation) -> 
     try:
         await runtime.results.set(
             cache_key(runtime.settings.queue_prefix, tenant.id, generation.fingerprint),
-            generation.id, ttl_s)
+            _snapshot(generation, provider, outputs, cost_usd_micros), ttl_s)
     except Exception:
         log.warning("result cache unavailable; result not stored", exc_info=True)
+
+
+class _Snapshot(msgspec.Struct, frozen=True):
+    """What a hit copies from the generation it answers with, stored as the cache entry: a
+    hit then needs no database read (a succeeded generation never changes)."""
+
+    id: str
+    provider: str
+    cost_usd_micros: int
+    outputs: list[dict[str, Any]]
+
+
+def _snapshot(generation: Generation, provider: str, outputs: list[dict[str, Any]],
+              cost_usd_micros: int) -> str:
+    return msgspec.json.encode(_Snapshot(id=generation.id, provider=provider,
+                                         cost_usd_micros=cost_usd_micros,
+                                         outputs=outputs)).decode()
+
+
+def _from_snapshot(value: str, tenant_id: str) -> Generation | None:
+    """The original as the snapshot describes it (enough for `cached_copy` and `hit_price`),
+    or None when `value` is a bare generation id."""
+    if not value.startswith("{"):
+        return None
+    try:
+        snap = msgspec.json.decode(value, type=_Snapshot)
+    except msgspec.DecodeError:
+        return None
+    return Generation(id=snap.id, tenant_id=tenant_id, provider=snap.provider,
+                      cost_usd_micros=snap.cost_usd_micros, outputs=snap.outputs,
+                      status=SUCCEEDED)
 
 
 async def on_finished(runtime: Runtime, generation_id: str) -> None:

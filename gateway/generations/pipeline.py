@@ -188,7 +188,6 @@ async def _succeed(runtime: Runtime, generation: Generation, result: ProviderRes
                    attempts_log: list[dict[str, Any]],
                    recorded_cost_usd_micros: int | None = None) -> None:
     tenant, tier = await tenant_and_tier(runtime, generation.tenant_id, generation.customer_id)
-    await cache.remember(runtime, tenant, generation)
     actual = price(result.cost_usd_micros, media_type=generation.type,
                    tenant_pricing=tenant.pricing, tier=tier,
                    platform_markup_bps=runtime.settings.platform_markup_bps)
@@ -199,11 +198,11 @@ async def _succeed(runtime: Runtime, generation: Generation, result: ProviderRes
     charged = retail if generation.customer_reservation_id else wholesale
     now = utcnow()
 
-    announced = False
+    announced = settled = False
 
     async def settle(session: AsyncSession) -> None:
-        nonlocal announced
-        announced = False
+        nonlocal announced, settled
+        announced = settled = False
         moved = await session.execute(
             update(Generation)
             .where(Generation.id == generation.id, Generation.status == RUNNING)
@@ -217,6 +216,7 @@ async def _succeed(runtime: Runtime, generation: Generation, result: ProviderRes
         if moved.rowcount == 0:  # type: ignore[attr-defined]
             # Canceled while the provider worked: the cancel already voided the reservations.
             return
+        settled = True
         announced = await outbox.generation_ended(session, generation.tenant_id,
                                                   generation.id, SUCCEEDED)
         # The day's spend row before the wallets, as every unit takes them (submit, fail,
@@ -231,6 +231,11 @@ async def _succeed(runtime: Runtime, generation: Generation, result: ProviderRes
                               pending_id=generation.customer_reservation_id, amount_mc=retail)
 
     await runtime.db.grouped(settle)
+    if settled:
+        # After the commit: a hit must only ever copy a generation that is succeeded.
+        await cache.remember(runtime, tenant, generation, provider=provider,
+                             outputs=[dict(o) for o in outputs],
+                             cost_usd_micros=actual.cost_usd_micros)
     if announced:
         runtime.webhooks.wake()
 

@@ -231,11 +231,12 @@ async def submit(runtime: Runtime, caller: Caller, body: GenerationCreate, *,
                 runtime, tenant, tier, body.type, original, lookup.policy))
         else:
             generation.coalesced_from = await cache.current_leader(runtime, lookup)
+    announced = False
     try:
         if generation.cached:
             # A hit takes no job slot and its charge (if any) is posted at once: no quota.
-            await runtime.db.grouped(lambda session: _persist_hit(session, tenant, generation,
-                                                                  timeout_at))
+            announced = await runtime.db.grouped(
+                lambda session: _persist_hit(session, tenant, generation, timeout_at))
         else:
             quota = _quota(runtime, tenant, body.type)
             await runtime.db.grouped(lambda session: _persist(session, tenant, generation,
@@ -249,7 +250,8 @@ async def submit(runtime: Runtime, caller: Caller, body: GenerationCreate, *,
             raise
         return found
     if generation.cached:
-        runtime.webhooks.wake()
+        if announced or tenant.low_balance_threshold_mc:
+            runtime.webhooks.wake()  # its event (and a charged hit's `credits.low`)
         return generation
     if lookup is not None and await cache.hold_back(runtime, lookup, generation):
         return generation
@@ -275,15 +277,16 @@ async def _persist(session: AsyncSession, tenant: Tenant, generation: Generation
 
 
 async def _persist_hit(session: AsyncSession, tenant: Tenant, generation: Generation,
-                       timeout_at: datetime) -> None:
+                       timeout_at: datetime) -> bool:
     """A cached answer's unit of work: the succeeded row and, when the tenant's cache policy
-    charges for hits, its reservations posted at once (same idempotency keys as a run)."""
+    charges for hits, its reservations posted at once (same idempotency keys as a run).
+    Returns whether a webhook event was written."""
     session.add(generation)
     await session.flush()
     # Subscribers hear of a hit as of any success (the row is born succeeded).
-    await outbox.generation_ended(session, tenant.id, generation.id, SUCCEEDED)
+    announced = await outbox.generation_ended(session, tenant.id, generation.id, SUCCEEDED)
     if generation.wholesale_mc == 0 and generation.retail_mc == 0:
-        return  # free: nothing reserved, nothing moved
+        return announced  # free: nothing reserved, nothing moved
     await _reserve(session, tenant, generation, timeout_at)
     assert generation.reservation_id is not None
     await ledger.post(session, tenant_id=tenant.id, pending_id=generation.reservation_id,
@@ -293,6 +296,7 @@ async def _persist_hit(session: AsyncSession, tenant: Tenant, generation: Genera
                           pending_id=generation.customer_reservation_id,
                           amount_mc=generation.retail_mc)
     generation.charged_mc = generation.estimated_mc
+    return announced
 
 
 async def _reserve(session: AsyncSession, tenant: Tenant, generation: Generation,
