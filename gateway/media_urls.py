@@ -4,7 +4,9 @@
   reserved, typed by their bytes (images only), stored under the tenant's prefix
   (`<tenant>/inputs/<sha256>.<ext>`) and handed to providers as the `params.image` /
   `params.mask` `data:` URL that every provider already accepts; the URL stays in the
-  generation's params for the record. A bad URL is a 422 naming the parameter.
+  generation's params for the record. A bad URL is a 422 naming the parameter. The row
+  records a reference to the stored copy, not the bytes (`stow_inputs`, also for inputs sent
+  inline as `data:` URLs); the worker turns it back into a `data:` URL (`load_inputs`).
 - **Audio samples** (`params.sample_urls`, 1 to 25 URLs, for a voice clone): fetched and
   stored the same way (audio only, all of them together at most `MAX_INPUT_BYTES`) and
   handed over as `params.samples`, a list of `data:` URLs; a bad one is a 422 naming
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -32,6 +34,7 @@ from gateway.egress import (
 )
 from gateway.generations.schemas import GenerationCreate
 from gateway.runtime import Runtime
+from gateway.storage import MediaNotFound
 from plugins.base import ProviderError, ProviderOutput, ProviderResult
 from tenants.errors import InvalidRequest
 
@@ -119,6 +122,85 @@ async def _fetch_input(runtime: Runtime, tenant_id: str, url: object, *, param: 
         fetched.data, fetched.sniffed)
     return (f"data:{fetched.sniffed};base64," + base64.b64encode(fetched.data).decode(),
             len(fetched.data))
+
+
+#: Inputs a generation row refers to instead of holding their bytes (`stow_inputs`).
+STORED_INPUT_PREFIX: Final = "mediahub-input:"
+#: The parameters that carry input media as `data:` URLs (one, or a list for samples).
+INPUT_PARAMS: Final = ("image", "mask", SAMPLES_TARGET)
+
+
+async def stow_inputs(runtime: Runtime, tenant_id: str,
+                      params: dict[str, Any]) -> dict[str, Any]:
+    """The params to record in the generation row: every input `data:` URL (fetched from a
+    URL, or sent inline) replaced by a reference to its copy under `<tenant>/inputs/`, so a
+    row never holds megabytes of base64. Called by `submit` once the request is planned."""
+    stored = dict(params)
+    for name in INPUT_PARAMS:
+        value = stored.get(name)
+        if isinstance(value, str):
+            stored[name] = await _stow(runtime, tenant_id, value)
+        elif isinstance(value, list):
+            stored[name] = [await _stow(runtime, tenant_id, v) if isinstance(v, str) else v
+                            for v in value]
+    return stored
+
+
+async def _stow(runtime: Runtime, tenant_id: str, value: str) -> str:
+    parsed = _parse_data_url(value)
+    if parsed is None:
+        return value  # not a data: URL the gateway can read: the provider judges it
+    content_type, data = parsed
+    key = f"{tenant_id}/inputs/{hashlib.sha256(data).hexdigest()}" \
+          f"{_EXTENSIONS.get(content_type, '.bin')}"
+    if not await runtime.storage.exists(key):
+        await runtime.storage.put(key, data, content_type)
+    return STORED_INPUT_PREFIX + key
+
+
+def _parse_data_url(value: str) -> tuple[str, bytes] | None:
+    head, sep, payload = value.partition(",")
+    if not (sep and head.startswith("data:") and head.endswith(";base64")):
+        return None
+    try:
+        return head[5:-7] or "application/octet-stream", base64.b64decode(payload,
+                                                                          validate=True)
+    except ValueError:
+        return None
+
+
+async def load_inputs(runtime: Runtime, params: dict[str, Any]) -> dict[str, Any]:
+    """The params a provider sees: references `stow_inputs` recorded turned back into
+    `data:` URLs. Called by the worker before it calls a provider (not for polls). Raises
+    `ProviderError` (`input_missing`, final) when a stored input is gone."""
+    if not any(_is_ref(params.get(name)) for name in INPUT_PARAMS):
+        return params
+    loaded = dict(params)
+    for name in INPUT_PARAMS:
+        value = loaded.get(name)
+        if isinstance(value, str):
+            loaded[name] = await _load(runtime, value)
+        elif isinstance(value, list):
+            loaded[name] = [await _load(runtime, v) if isinstance(v, str) else v
+                            for v in value]
+    return loaded
+
+
+def _is_ref(value: object) -> bool:
+    if isinstance(value, list):
+        return any(_is_ref(v) for v in value)
+    return isinstance(value, str) and value.startswith(STORED_INPUT_PREFIX)
+
+
+async def _load(runtime: Runtime, value: str) -> str:
+    if not value.startswith(STORED_INPUT_PREFIX):
+        return value
+    try:
+        data, content_type = await runtime.storage.get(value[len(STORED_INPUT_PREFIX):])
+    except MediaNotFound as exc:
+        raise ProviderError("an input of this generation is no longer stored",
+                            code="input_missing", retryable=False) from exc
+    return f"data:{content_type};base64," + base64.b64encode(data).decode()
 
 
 async def check_url(runtime: Runtime, url: str, *, param: str) -> None:

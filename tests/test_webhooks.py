@@ -22,6 +22,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from gateway import media_urls
+from gateway.generations.models import Generation
 from gateway.settings import Settings
 from gateway.webhooks.models import WebhookEvent
 from gateway.webhooks.service import SaqWebhookQueue, build_webhook_worker
@@ -419,6 +421,36 @@ async def test_input_image_url_is_fetched_and_handed_over(database_url: str,
             assert r.status_code == 422, r.text
             assert r.json()["error"]["param"] == "params.image_url"
             assert r.json()["error"]["code"] == code
+
+
+async def test_the_row_records_a_reference_to_an_input_not_its_bytes(
+        database_url: str, tmp_path: Path) -> None:
+    provider = SeesInput()
+    provider.seen = []
+    async with stack(hook_settings(database_url, tmp_path), provider) as (gw, rec):
+        rec.files["/in.png"] = File(PNG, "image/png")
+        tenant = await gw.tenant()
+        inline = "data:image/png;base64," + base64.b64encode(PNG).decode()
+        key = f"{tenant.id}/inputs/{hashlib.sha256(PNG).hexdigest()}.png"
+        ids = []
+        for params in ({"image_url": f"{rec.url}/in.png"}, {"image": inline}):
+            r = await generate(gw, tenant, "sees-input", params=params)
+            assert r.status_code == 202, r.text
+            ids.append(r.json()["id"])
+        await settle(gw)
+        # The provider got the bytes both times; the rows hold only a reference.
+        assert [request.params["image"] for request in provider.seen] == [inline, inline]
+        async with gw.runtime.db.session() as session:
+            rows = [await session.get(Generation, gid) for gid in ids]
+        assert [row.params["image"] for row in rows if row is not None] == [
+            f"mediahub-input:{key}"] * 2
+        assert await gw.runtime.storage.get(key) == (PNG, "image/png")
+
+        # An input gone from storage by the time a worker loads it: a final error.
+        with pytest.raises(ProviderError) as gone:
+            await media_urls.load_inputs(gw.runtime, {
+                "image": f"mediahub-input:{tenant.id}/inputs/{'0' * 64}.png"})
+        assert (gone.value.code, gone.value.retryable) == ("input_missing", False)
 
 
 async def test_deliveries_on_saq_retry_after_500s(pg_url: str, valkey: str,

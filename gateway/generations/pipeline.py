@@ -42,6 +42,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
+import msgspec
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -532,6 +533,13 @@ async def _hand_back(runtime: Runtime, generation: Generation) -> None:
                     exc_info=True, extra={"generation_id": generation.id})
 
 
+async def _with_inputs(runtime: Runtime, request: ProviderRequest) -> ProviderRequest:
+    """The request with its stored inputs loaded (once per job: polls need none)."""
+    params = await media_urls.load_inputs(runtime, request.params)
+    return request if params is request.params else msgspec.structs.replace(request,
+                                                                             params=params)
+
+
 def nudge_key(generation_id: str, attempts: int) -> str:
     """The job key of a re-run after `attempts` claims: one such job per claim count, so
     repeated nudges for one stalled generation queue one job."""
@@ -573,8 +581,13 @@ async def _run(runtime: Runtime, generation: Generation) -> None:
                 _begin_call(attempts_log, name)
                 if not await _save_progress(runtime, generation, name, attempts_log):
                     return  # canceled (or expired) before this call: call nobody
-                outcome, latency_ms = await _call_once(runtime, generation, provider,
-                                                       request, attempts_log)
+                try:
+                    request = await _with_inputs(runtime, request)
+                except ProviderError as exc:
+                    outcome, latency_ms = exc, 0
+                else:
+                    outcome, latency_ms = await _call_once(runtime, generation, provider,
+                                                           request, attempts_log)
             finally:
                 states.finish(provider, trial=trial)
         if outcome is None:
