@@ -90,8 +90,14 @@ class Plan:
     candidates: tuple[Provider, ...]
 
 
+#: Operations whose input is media or nothing, so a prompt is optional (empty when absent).
+PROMPTLESS_OPERATIONS = frozenset({"list_voices", "image_variation", "image_to_3d"})
+
+
 def _prompt(body: GenerationCreate) -> str:
     text = body.text if body.prompt is None else body.prompt
+    if body.operation in PROMPTLESS_OPERATIONS and (text is None or not text.strip()):
+        return ""
     if text is None or not text.strip():
         field = "text" if body.type == "audio" else "prompt"
         raise InvalidRequest(f"{field} is required", code="missing_field", param=field)
