@@ -23,7 +23,8 @@ One run, one server, loopback only, bounded (about 4 x SECONDS plus a minute of 
 
 Both sides run with the server's settings as they are (printed); nothing is tuned for either.
 The ledger database gets a VACUUM ANALYZE after setup, as `pgbench -i` gives its tables.
-`--no-pre-ping` is a diagnostic (the clients' engine without the product's pool_pre_ping);
+`--pre-ping` is a diagnostic (the clients' engine with pool_pre_ping, which the product
+leaves off unless MEDIAHUB_DATABASE_PRE_PING is set);
 its figures are not the product's. The databases made here are dropped at the end, whatever
 happens.
 """
@@ -379,9 +380,9 @@ def main() -> int:
                                           "/usr/lib/postgresql/*/bin)")
     parser.add_argument("--scenarios", default="spread,hot,empty",
                         help="of spread, hot and empty (the no-ledger reference); all three")
-    parser.add_argument("--no-pre-ping", action="store_true",
-                        help="diagnostic, NOT the product's setting: clients' engine without "
-                             "pool_pre_ping (which costs 3 round trips per transaction)")
+    parser.add_argument("--pre-ping", action="store_true",
+                        help="diagnostic: clients' engine with pool_pre_ping (the product's "
+                             "MEDIAHUB_DATABASE_PRE_PING=1; round trips on every transaction)")
     parser.add_argument("--group-commit", default="",
                         help="MAX_BATCH,MAX_CONCURRENT for Database.grouped (default: the "
                              "product's)")
@@ -417,13 +418,13 @@ def main() -> int:
           f"{busy_before:.0%} busy before the run (anything else running skews every figure)")
     print("server settings, untouched and the same for both sides:")
     print("  " + ", ".join(f"{r['name']}={r['setting']}" for r in settings))
-    engine_options: dict[str, Any] = {"pool_pre_ping": False} if args.no_pre_ping else {}
+    engine_options: dict[str, Any] = {"pool_pre_ping": True} if args.pre_ping else {}
     if args.group_commit:
         batch, concurrent = (int(v) for v in args.group_commit.split(","))
         engine_options["group_commit"] = {"max_batch": batch, "max_concurrent": concurrent}
     print(f"pgbench: {pgbench}; ledger: {args.clients} clients in {args.processes} Python "
           "process(es), the product's ledger functions and Database() engine"
-          + (" BUT WITHOUT pool_pre_ping (diagnostic)" if args.no_pre_ping else ""))
+          + (" WITH pool_pre_ping (diagnostic)" if args.pre_ping else ""))
 
     async def checkpoint() -> None:
         # Not a superuser: the phases simply start wherever the checkpointer is.

@@ -138,7 +138,7 @@ class Runtime:
         """Open every connection the process needs; the queue is in-process when embedded."""
         runtime = cls(
             settings=settings,
-            db=Database(settings.database_url),
+            db=Database(settings.database_url, pool_pre_ping=settings.database_pre_ping),
             storage=storage_from_url(settings.storage_url, secret_key=settings.secret_key,
                                      s3_endpoint_url=settings.s3_endpoint_url),
             plugins=plugins or build_plugin_host(blocked=settings.disabled_plugins),

@@ -32,6 +32,10 @@ class SettingsError(Exception):
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str = _EMBEDDED_DB
+    #: Check each pooled connection with a round trip before use. Off: it costs round trips
+    #: on every transaction, and without it a database restart fails only the statements on
+    #: connections that were already open (the pool then reconnects).
+    database_pre_ping: bool = False
     valkey_url: str | None = None
     storage_url: str = "file://./media"
     s3_endpoint_url: str | None = None
@@ -204,6 +208,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             f"MEDIAHUB_DATABASE_URL={database_url.split('@')[-1]!r}: must start with "
             "'sqlite+aiosqlite://' or 'postgresql+asyncpg://'"
         )
+    pre_ping = env.get("MEDIAHUB_DATABASE_PRE_PING", "").strip().lower()
+    if pre_ping not in ("", "0", "1", "true", "false", "yes", "no", "on", "off"):
+        problems.append(f"MEDIAHUB_DATABASE_PRE_PING={pre_ping!r}: must be 1 or 0")
     valkey_url = env.get("MEDIAHUB_VALKEY_URL") or None
     if valkey_url and not valkey_url.startswith(("redis://", "rediss://", "valkey://",
                                                    "valkeys://", "unix://")):
@@ -256,6 +263,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     secret_key = raw_secret.encode() if raw_secret else _embedded_secret(database_url)
     return Settings(
         database_url=database_url,
+        database_pre_ping=pre_ping in ("1", "true", "yes", "on"),
         valkey_url=valkey_url,
         storage_url=storage_url,
         s3_endpoint_url=env.get("MEDIAHUB_S3_ENDPOINT_URL") or None,

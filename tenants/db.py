@@ -97,6 +97,7 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         return engine
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 20)
+    # Off unless asked (MEDIAHUB_DATABASE_PRE_PING): see `Settings.database_pre_ping`.
     kwargs.setdefault("pool_pre_ping", False)
     return create_async_engine(url, **kwargs)
 

@@ -1,7 +1,7 @@
 """Group commit: many callers' small units of work share one transaction.
 
-Why: a ledger verb is one statement, but each transaction around it costs the pool's
-pre-ping, `BEGIN`, `COMMIT` and a WAL flush, and on a hot wallet every transaction holds the
+Why: a ledger verb is one statement, but each transaction around it costs a session,
+`BEGIN`, `COMMIT` and a WAL flush, and on a hot wallet every transaction holds the
 wallet's row lock until its commit. Units that arrive while a batch is in flight wait for the
 next one and go together, so those costs are paid once per batch (`bench/ledger_bench.py`
 measures it). TigerBeetle batches for the same reason.

@@ -99,12 +99,21 @@ def test_every_bad_value_is_reported_at_once() -> None:
     ("MEDIAHUB_VALKEY_URL", "http://cache:6379"),
     ("MEDIAHUB_STORAGE_URL", "/var/media"),
     ("MEDIAHUB_SECRET_KEY", "too-short"),
+    ("MEDIAHUB_DATABASE_PRE_PING", "sometimes"),
 ])
 def test_one_bad_value_is_named(name: str, value: str) -> None:
     env = {"MEDIAHUB_DATABASE_URL": PG, "MEDIAHUB_SECRET_KEY": SECRET, name: value}
     with pytest.raises(SettingsError) as caught:
         load_settings(env)
     assert [p.split("=")[0].split(":")[0] for p in caught.value.problems] == [name]
+
+
+@pytest.mark.parametrize(("value", "expected"), [("", False), ("0", False), ("1", True),
+                                               ("on", True)])
+def test_pre_ping_is_off_unless_asked(value: str, expected: bool) -> None:
+    env = {"MEDIAHUB_DATABASE_URL": PG, "MEDIAHUB_SECRET_KEY": SECRET,
+           "MEDIAHUB_DATABASE_PRE_PING": value}
+    assert load_settings(env).database_pre_ping is expected
 
 
 def test_a_secret_key_is_required_outside_embedded_mode(tmp_path: Path) -> None:
