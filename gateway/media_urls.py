@@ -35,6 +35,7 @@ from gateway.egress import (
 from gateway.generations.schemas import GenerationCreate
 from gateway.runtime import Runtime
 from gateway.storage import MediaNotFound
+from plugins import _data_urls
 from plugins.base import ProviderError, ProviderOutput, ProviderResult
 from tenants.errors import InvalidRequest
 
@@ -147,7 +148,7 @@ async def stow_inputs(runtime: Runtime, tenant_id: str,
 
 
 async def _stow(runtime: Runtime, tenant_id: str, value: str) -> str:
-    parsed = _parse_data_url(value)
+    parsed = _data_urls.decode(value)
     if parsed is None:
         return value  # not a data: URL the gateway can read: the provider judges it
     content_type, data = parsed
@@ -156,17 +157,6 @@ async def _stow(runtime: Runtime, tenant_id: str, value: str) -> str:
     if not await runtime.storage.exists(key):
         await runtime.storage.put(key, data, content_type)
     return STORED_INPUT_PREFIX + key
-
-
-def _parse_data_url(value: str) -> tuple[str, bytes] | None:
-    head, sep, payload = value.partition(",")
-    if not (sep and head.startswith("data:") and head.endswith(";base64")):
-        return None
-    try:
-        return head[5:-7] or "application/octet-stream", base64.b64decode(payload,
-                                                                          validate=True)
-    except ValueError:
-        return None
 
 
 async def load_inputs(runtime: Runtime, params: dict[str, Any]) -> dict[str, Any]:

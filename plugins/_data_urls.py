@@ -9,11 +9,28 @@ these functions give.
 from __future__ import annotations
 
 import base64
+import binascii
+import re
 from typing import Any
 
 import msgspec
 
 from plugins import _media
+
+_DATA_URL = re.compile(r"data:(?P<type>[a-z0-9.+-]+/[a-z0-9.+-]+);base64,(?P<data>.*)",
+                       re.DOTALL | re.IGNORECASE)
+
+
+def decode(value: object) -> tuple[str, bytes] | None:
+    """A `data:<type>;base64,` URL's media type and bytes; None when `value` is not one (or
+    its base64 is broken)."""
+    found = _DATA_URL.fullmatch(value.strip()) if isinstance(value, str) else None
+    if found is None:
+        return None
+    try:
+        return found["type"].lower(), base64.b64decode(found["data"], validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 class DataUrlImage(msgspec.Struct, frozen=True, kw_only=True):
