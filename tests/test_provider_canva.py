@@ -337,3 +337,47 @@ async def test_a_failed_export_fails_the_generation_and_releases_the_credits(
     assert "premium elements" in done["error"]["message"]
     assert (balance["available"], balance["pending"]) == (100_000, 0)
     assert len(server.to("/v1/exports/ex-2")) == 2  # polled through to the failure
+
+
+async def test_a_tenant_brings_its_own_canva_token(
+        database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        fake: tuple[FakeServer, CanvaState]) -> None:
+    # No platform token: Canva serves only the tenant that connected its own account.
+    server, state = fake
+    state.token = "tenant-oauth-token-7f3a"
+    monkeypatch.delenv("MEDIAHUB_CANVA_API_KEY", raising=False)
+    monkeypatch.setenv("MEDIAHUB_CANVA_BASE_URL", server.url)
+    settings = make_settings(database_url, tmp_path, egress_allow_networks=("127.0.0.0/8",))
+    async with running_gateway(settings, blocked=["plugins.canva"],
+                               extra=[ProvidersPlugin(Canva(poll_after_s=0.05))]) as gw:
+        owner = await gw.tenant(scopes=["generate", "read", "tenant_admin"])
+        other = await gw.tenant()
+        r = await gw.client.put("/v1/provider_keys/canva", headers=owner.auth,
+                                json={"api_key": state.token})
+        assert r.status_code == 200, r.text
+        body = {"type": "design", "prompt": PROMPT,
+                "params": {"brand_template_id": TEMPLATE, "prompt_field": "headline"}}
+        mine = await gw.client.post("/v1/generations", headers=owner.auth,
+                                    json={**body, "provider": "canva"})
+        assert mine.status_code == 202, mine.text
+        await gw.drain()
+        done = (await gw.client.get(f"/v1/generations/{mine.json()['id']}",
+                                    headers=owner.auth)).json()
+        assert done["status"] == "succeeded", done
+        assert {seen.headers["authorization"] for seen in server.requests
+                if seen.path.startswith("/v1/")} == {f"Bearer {state.token}"}
+
+        # The other tenant has no Canva: listed unconfigured, and a pinned call carries no
+        # token at all (Canva refuses it), never the owner's.
+        providers = (await gw.client.get("/v1/providers?type=design",
+                                         headers=other.auth)).json()["data"]
+        assert {p["name"]: p["status"] for p in providers}["canva"] == "unconfigured"
+        calls_before = len(server.requests)
+        theirs = await gw.client.post("/v1/generations", headers=other.auth,
+                                      json={**body, "provider": "canva"})
+        await gw.drain()
+        failed = (await gw.client.get(f"/v1/generations/{theirs.json()['id']}",
+                                      headers=other.auth)).json()
+        assert (failed["status"], failed["error"]["code"]) == ("failed", "auth")
+        assert all(seen.headers.get("authorization") != f"Bearer {state.token}"
+                   for seen in server.requests[calls_before:])
