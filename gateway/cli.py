@@ -17,7 +17,16 @@ log = logging.getLogger("mediahub")
 
 def _settings() -> Settings:
     try:
-        return load_settings()
+        settings = load_settings()
+        if settings.provider_prices:
+            # Price names exist only once the providers are loaded: check them here too, so
+            # a bad override is reported like any bad setting (exit 2), not at app start.
+            from gateway.runtime import apply_price_overrides
+            from plugins.host import build_plugin_host
+
+            apply_price_overrides(build_plugin_host(blocked=settings.disabled_plugins),
+                                  settings.provider_prices)
+        return settings
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(2) from exc

@@ -136,15 +136,17 @@ class Runtime:
     async def start(cls, settings: Settings, *, plugins: PluginHost | None = None,
                     with_queue: bool = True) -> Runtime:
         """Open every connection the process needs; the queue is in-process when embedded."""
+        plugins = plugins or build_plugin_host(blocked=settings.disabled_plugins)
+        # Before anything is opened: a bad price override stops the start (SettingsError).
+        apply_price_overrides(plugins, settings.provider_prices)
         runtime = cls(
             settings=settings,
             db=Database(settings.database_url, pool_pre_ping=settings.database_pre_ping),
             storage=storage_from_url(settings.storage_url, secret_key=settings.secret_key,
                                      s3_endpoint_url=settings.s3_endpoint_url),
-            plugins=plugins or build_plugin_host(blocked=settings.disabled_plugins),
+            plugins=plugins,
             http=httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0)),
         )
-        apply_price_overrides(runtime.plugins, settings.provider_prices)
         if with_queue:
             runtime.queue = runtime.make_queue()
         runtime.results = make_result_store(settings.valkey_url)

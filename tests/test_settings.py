@@ -203,3 +203,18 @@ def test_the_cli_reports_bad_settings_the_same_way(capsys: pytest.CaptureFixture
         cli.main(["serve"])
     assert caught.value.code == 2
     assert "MEDIAHUB_DATABASE_URL" in capsys.readouterr().err
+
+
+def test_the_cli_refuses_a_price_override_no_provider_has(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway import cli
+
+    monkeypatch.setenv("MEDIAHUB_DATABASE_URL", PG)
+    monkeypatch.setenv("MEDIAHUB_SECRET_KEY", SECRET)
+    monkeypatch.setenv("MEDIAHUB_OPENAI_PRICES", '{"no-such-price": 1}')
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["serve"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert "MEDIAHUB_OPENAI_PRICES" in err
+    assert "no-such-price" in err
