@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aioboto3
 import asyncpg
@@ -174,6 +175,27 @@ class Gateway:
 
     def admin(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+    async def finish(self, auth: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        """Submit `body` (expects 202), run the in-process queue dry, and read it back."""
+        r = await self.client.post("/v1/generations", headers=auth, json=body)
+        assert r.status_code == 202, r.text
+        await self.drain()
+        got = await self.client.get(f"/v1/generations/{r.json()['id']}", headers=auth)
+        assert got.status_code == 200, got.text
+        done: dict[str, Any] = got.json()
+        return done
+
+    async def balance(self, auth: dict[str, str]) -> dict[str, Any]:
+        r = await self.client.get("/v1/credits/balance", headers=auth)
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        return body
+
+    async def media(self, url: str) -> httpx.Response:
+        """Fetch a signed output URL from the app (its path and query, over ASGI)."""
+        parts = urlsplit(url)
+        return await self.client.get(f"{parts.path}?{parts.query}")
 
     async def tenant(self, *, credits_mc: int = 1_000_000, slug: str | None = None,
                      scopes: list[str] | None = None, **fields: Any) -> Tenant:

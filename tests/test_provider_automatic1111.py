@@ -9,7 +9,6 @@ import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -371,21 +370,8 @@ async def gateway_on_fake(database_url: str, tmp_path: Path, server: FakeServer,
         yield gw
 
 
-async def _finish(gw: Gateway, auth: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
-    r = await gw.client.post("/v1/generations", headers=auth, json=body)
-    assert r.status_code == 202, r.text
-    await gw.drain()
-    r = await gw.client.get(f"/v1/generations/{r.json()['id']}", headers=auth)
-    assert r.status_code == 200, r.text
-    done: dict[str, Any] = r.json()
-    return done
 
 
-async def _balance(gw: Gateway, auth: dict[str, str]) -> dict[str, Any]:
-    r = await gw.client.get("/v1/credits/balance", headers=auth)
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    return body
 
 
 async def test_an_image_edit_through_the_gateway_is_stored_and_charged(
@@ -393,7 +379,7 @@ async def test_an_image_edit_through_the_gateway_is_stored_and_charged(
     gw = gateway_on_fake
     tenant = await gw.tenant(credits_mc=1_000_000)
     async with serve(_input_image_app()) as images:
-        done = await _finish(gw, tenant.auth, {
+        done = await gw.finish(tenant.auth, {
             "type": "image", "operation": "image_edit", "prompt": "make it autumn",
             "provider": "automatic1111",
             "params": {"image_url": f"{images.url}/photo.png", "checkpoint": "sd_xl_base_1.0",
@@ -406,8 +392,7 @@ async def test_an_image_edit_through_the_gateway_is_stored_and_charged(
 
     [output] = done["outputs"]
     assert (output["content_type"], output["width"], output["height"]) == ("image/png", 256, 192)
-    parts = urlsplit(output["url"])
-    fetched = await gw.client.get(f"{parts.path}?{parts.query}")
+    fetched = await gw.media(output["url"])
     assert fetched.status_code == 200
     with Image.open(io.BytesIO(fetched.content)) as image:
         assert image.size == (256, 192)
@@ -417,7 +402,7 @@ async def test_an_image_edit_through_the_gateway_is_stored_and_charged(
         row = await session.get(Generation, done["id"])
     assert row is not None
     assert row.cost_usd_micros == expected_cost(8, 256, 192)
-    after = await _balance(gw, tenant.auth)
+    after = await gw.balance(tenant.auth)
     assert (after["available"], after["pending"]) == (1_000_000 - done["cost"]["charged"], 0)
 
 
@@ -425,7 +410,7 @@ async def test_an_unknown_checkpoint_fails_the_generation_and_gives_the_credits_
         gateway_on_fake: Gateway, server: FakeServer) -> None:
     gw = gateway_on_fake
     tenant = await gw.tenant(credits_mc=1_000_000)
-    done = await _finish(gw, tenant.auth, {"type": "image", "prompt": PROMPT,
+    done = await gw.finish(tenant.auth, {"type": "image", "prompt": PROMPT,
                                            "params": {"checkpoint": "dreamshaper_8"}})
     assert done["status"] == "failed", done
     assert done["error"]["code"] == "invalid_input"
@@ -433,7 +418,7 @@ async def test_an_unknown_checkpoint_fails_the_generation_and_gives_the_credits_
     assert [(a["provider"], a["error_code"]) for a in done["attempts"]] == [
         ("automatic1111", "invalid_input")]
     assert server.to("/sdapi/v1/txt2img") == []
-    assert await _balance(gw, tenant.auth) == {
+    assert await gw.balance(tenant.auth) == {
         "available": 1_000_000, "pending": 0, "posted": 1_000_000, "unit": "millicredit",
         "object": "balance"}
 
@@ -444,7 +429,7 @@ async def test_a_webui_crash_fails_over_to_the_next_provider(
     state.script = [fake.Scripted(500, {"error": "RuntimeError", "detail": "", "body": "",
                                         "errors": "CUDA error: device-side assert"})]
     tenant = await gw.tenant(credits_mc=1_000_000)
-    done = await _finish(gw, tenant.auth, {"type": "image", "prompt": PROMPT})
+    done = await gw.finish(tenant.auth, {"type": "image", "prompt": PROMPT})
     assert done["status"] == "succeeded", done
     assert [(a["provider"], a["outcome"], a["error_code"]) for a in done["attempts"]] == [
         ("automatic1111", "failed", "server_error"), ("local-image", "succeeded", None)]

@@ -7,7 +7,6 @@ import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -294,8 +293,7 @@ async def _gateway_run(database_url: str, tmp_path: Path, monkeypatch: pytest.Mo
         balance = (await gw.client.get("/v1/credits/balance", headers=tenant.auth)).json()
         fetched = []
         for output in done["outputs"]:
-            parts = urlsplit(output["url"])
-            fetched.append(await gw.client.get(f"{parts.path}?{parts.query}"))
+            fetched.append(await gw.media(output["url"]))
         return done, balance, fetched
 
 

@@ -13,7 +13,6 @@ import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -385,25 +384,11 @@ async def gw(fake: tuple[FakeServer, ElevenLabsState], database_url: str, tmp_pa
 
 
 async def _finish(gw: Gateway, auth: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
-    r = await gw.client.post("/v1/generations", headers=auth,
-                             json={"type": "audio", "provider": "elevenlabs", **body})
-    assert r.status_code == 202, r.text
-    await gw.drain()
-    done: dict[str, Any] = (await gw.client.get(f"/v1/generations/{r.json()['id']}",
-                                                headers=auth)).json()
-    return done
+    return await gw.finish(auth, {"type": "audio", "provider": "elevenlabs", **body})
 
 
-async def _download(gw: Gateway, url: str) -> httpx.Response:
-    parts = urlsplit(url)
-    return await gw.client.get(f"{parts.path}?{parts.query}")
 
 
-async def _balance(gw: Gateway, auth: dict[str, str]) -> dict[str, int]:
-    r = await gw.client.get("/v1/credits/balance", headers=auth)
-    assert r.status_code == 200, r.text
-    body: dict[str, int] = r.json()
-    return body
 
 
 async def test_speech_end_to_end_through_the_gateway(
@@ -420,12 +405,12 @@ async def test_speech_end_to_end_through_the_gateway(
     assert seen.headers["xi-api-key"] == API_KEY
     [output] = done["outputs"]
     assert (output["content_type"], output["bytes"]) == ("audio/mpeg", len(MP3))
-    fetched = await _download(gw, output["url"])
+    fetched = await gw.media(output["url"])
     assert (fetched.status_code, fetched.content) == (200, MP3)
     assert fetched.headers["content-type"] == "audio/mpeg"
     charged = done["cost"]["charged"]
     assert charged == done["cost"]["estimated"] > 0
-    assert await _balance(gw, tenant.auth) == {
+    assert await gw.balance(tenant.auth) == {
         "available": 1_000_000 - charged, "pending": 0, "posted": 1_000_000 - charged,
         "unit": "millicredit", "object": "balance"}
 
@@ -453,13 +438,13 @@ async def test_voice_clone_from_sample_urls_through_the_gateway(
         assert stored == (data, kind)
     [output] = done["outputs"]
     assert output["content_type"] == "application/json"
-    document = (await _download(gw, output["url"])).json()
+    document = (await gw.media(output["url"])).json()
     assert document == {"voice_id": added.voice_id, "name": "Narrator",
                         "requires_verification": False}
     assert done["cost"]["charged"] == done["cost"]["estimated"]  # the gateway's minimum
 
     # Bad sample URLs are 422s naming the one at fault; nothing is reserved or called.
-    before = await _balance(gw, tenant.auth)
+    before = await gw.balance(tenant.auth)
     calls = len(server.to("/v1/voices/add"))
     for urls, param, code in [
         ([f"{server.url}/files/one.mp3", f"{server.url}/files/picture.png"],
@@ -475,7 +460,7 @@ async def test_voice_clone_from_sample_urls_through_the_gateway(
             "text": "Narrator", "params": {"sample_urls": urls}})
         assert r.status_code == 422, r.text
         assert (r.json()["error"]["param"], r.json()["error"]["code"]) == (param, code)
-    assert await _balance(gw, tenant.auth) == before
+    assert await gw.balance(tenant.auth) == before
     assert len(server.to("/v1/voices/add")) == calls
 
 
@@ -484,7 +469,7 @@ async def test_list_voices_through_the_gateway(gw: Gateway) -> None:
     # A listing takes no text: none is needed in the request.
     done = await _finish(gw, tenant.auth, {"operation": "list_voices"})
     assert done["status"] == "succeeded", done
-    document = (await _download(gw, done["outputs"][0]["url"])).json()
+    document = (await gw.media(done["outputs"][0]["url"])).json()
     assert [(v["id"], v["name"], v["category"]) for v in document["voices"]] == [
         ("JBFqnCBsd6RMkjVDRZzb", "George", "premade"), (RACHEL, "Rachel", "premade")]
 
@@ -500,7 +485,7 @@ async def test_a_refusal_fails_the_generation_and_gives_the_credits_back(
     assert done["error"]["code"] == "content_policy"
     assert "bad_prompt" in done["error"]["message"]
     assert done["cost"]["charged"] is None
-    assert await _balance(gw, tenant.auth) == {
+    assert await gw.balance(tenant.auth) == {
         "available": 1_000_000, "pending": 0, "posted": 1_000_000, "unit": "millicredit",
         "object": "balance"}
 

@@ -9,7 +9,6 @@ import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -464,8 +463,7 @@ async def test_a_generation_end_to_end_through_the_gateway(
 
         [output] = done["outputs"]
         assert output["content_type"] == "image/png"
-        parts = urlsplit(output["url"])
-        fetched = await gw.client.get(f"{parts.path}?{parts.query}")
+        fetched = await gw.media(output["url"])
         assert fetched.status_code == 200
         assert Image.open(io.BytesIO(fetched.content)).format == "PNG"
         assert len(fetched.content) == output["bytes"]
@@ -498,8 +496,7 @@ async def test_a_speech_generation_end_to_end(database_url: str, tmp_path: Path,
         assert server.to("/v1/audio/speech")[0].json()["voice"] == "onyx"
         [output] = done["outputs"]
         assert output["content_type"] == "audio/wav"
-        parts = urlsplit(output["url"])
-        fetched = await gw.client.get(f"{parts.path}?{parts.query}")
+        fetched = await gw.media(output["url"])
         assert fetched.content.startswith(b"RIFF")
         assert (await _row(gw, done["id"])).cost_usd_micros == 12 * 15
 
@@ -581,7 +578,6 @@ async def test_an_image_answered_as_a_url_is_downloaded_and_stored(
         assert [s.path for s in server.requests] == ["/v1/images/generations",
                                                       "/files/img-0.png"]
         [output] = done["outputs"]
-        parts = urlsplit(output["url"])
-        fetched = await gw.client.get(f"{parts.path}?{parts.query}")
+        fetched = await gw.media(output["url"])
         assert fetched.content == state.files["img-0.png"]
         assert (await _row(gw, done["id"])).cost_usd_micros == 16_000

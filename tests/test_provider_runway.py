@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -354,8 +353,7 @@ async def test_a_video_is_generated_end_to_end(
         assert done["cost"]["charged"] == done["cost"]["estimated"] > 0
         [output] = done["outputs"]
         assert output["content_type"] == "video/mp4"
-        parts = urlsplit(output["url"])
-        fetched = await gw.client.get(f"{parts.path}?{parts.query}")
+        fetched = await gw.media(output["url"])
         assert fetched.status_code == 200
         assert fetched.content == fake.VIDEO
 

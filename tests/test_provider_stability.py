@@ -9,7 +9,6 @@ import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -354,21 +353,8 @@ async def gateway_on_fake(database_url: str, tmp_path: Path, server: FakeServer,
         yield gw
 
 
-async def _finish(gw: Gateway, auth: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
-    r = await gw.client.post("/v1/generations", headers=auth, json=body)
-    assert r.status_code == 202, r.text
-    await gw.drain()
-    r = await gw.client.get(f"/v1/generations/{r.json()['id']}", headers=auth)
-    assert r.status_code == 200, r.text
-    done: dict[str, Any] = r.json()
-    return done
 
 
-async def _balance(gw: Gateway, auth: dict[str, str]) -> dict[str, Any]:
-    r = await gw.client.get("/v1/credits/balance", headers=auth)
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    return body
 
 
 async def _usd_micros(gw: Gateway, generation_id: str) -> int | None:
@@ -382,7 +368,7 @@ async def test_a_generation_through_the_gateway_is_stored_and_charged(
         gateway_on_fake: Gateway, server: FakeServer) -> None:
     gw = gateway_on_fake
     tenant = await gw.tenant(credits_mc=1_000_000)
-    done = await _finish(gw, tenant.auth, {
+    done = await gw.finish(tenant.auth, {
         "type": "image", "prompt": PROMPT, "provider": "stability",
         "params": {"engine": "ultra", "aspect_ratio": "3:2", "seed": 9}})
     assert done["status"] == "succeeded", done
@@ -391,8 +377,7 @@ async def test_a_generation_through_the_gateway_is_stored_and_charged(
 
     [output] = done["outputs"]
     assert output["content_type"] == "image/png"
-    parts = urlsplit(output["url"])
-    fetched = await gw.client.get(f"{parts.path}?{parts.query}")
+    fetched = await gw.media(output["url"])
     assert fetched.status_code == 200
     assert fetched.headers["content-type"] == "image/png"
     with Image.open(io.BytesIO(fetched.content)) as image:
@@ -402,7 +387,7 @@ async def test_a_generation_through_the_gateway_is_stored_and_charged(
     charged = done["cost"]["charged"]
     assert charged == done["cost"]["estimated"] > 0
     assert await _usd_micros(gw, done["id"]) == 80_000
-    after = await _balance(gw, tenant.auth)
+    after = await gw.balance(tenant.auth)
     assert (after["available"], after["pending"]) == (1_000_000 - charged, 0)
 
 
@@ -411,7 +396,7 @@ async def test_image_to_3d_through_the_gateway_from_an_image_url(
     gw = gateway_on_fake
     tenant = await gw.tenant(credits_mc=1_000_000)
     async with serve(_input_image_app()) as images:
-        done = await _finish(gw, tenant.auth, {
+        done = await gw.finish(tenant.auth, {
             "type": "model_3d", "operation": "image_to_3d", "prompt": "the chair",
             "provider": "stability",
             "params": {"image_url": f"{images.url}/chair.png", "remesh": "triangle"}})
@@ -423,8 +408,7 @@ async def test_image_to_3d_through_the_gateway_from_an_image_url(
 
     [output] = done["outputs"]
     assert output["content_type"] == "model/gltf-binary"
-    parts = urlsplit(output["url"])
-    fetched = await gw.client.get(f"{parts.path}?{parts.query}")
+    fetched = await gw.media(output["url"])
     assert fetched.status_code == 200
     assert fetched.content[:4] == b"glTF"
     assert len(fetched.content) == output["bytes"]
@@ -436,14 +420,14 @@ async def test_a_moderated_prompt_fails_the_generation_and_gives_the_credits_bac
         gateway_on_fake: Gateway, server: FakeServer) -> None:
     gw = gateway_on_fake
     tenant = await gw.tenant(credits_mc=1_000_000)
-    done = await _finish(gw, tenant.auth, {"type": "image", "prompt": "a forbidden thing"})
+    done = await gw.finish(tenant.auth, {"type": "image", "prompt": "a forbidden thing"})
     assert done["status"] == "failed", done
     assert done["error"]["code"] == "content_policy"
     # A content refusal is final: no failover to the local engine.
     assert [(a["provider"], a["error_code"]) for a in done["attempts"]] == [
         ("stability", "content_policy")]
     assert done["cost"]["charged"] is None
-    assert await _balance(gw, tenant.auth) == {
+    assert await gw.balance(tenant.auth) == {
         "available": 1_000_000, "pending": 0, "posted": 1_000_000, "unit": "millicredit",
         "object": "balance"}
 
@@ -453,7 +437,7 @@ async def test_a_server_error_fails_over_to_the_next_provider(
     gw = gateway_on_fake
     state.script = [fake.Scripted(500, _body("internal_error", "try again later"))]
     tenant = await gw.tenant(credits_mc=1_000_000)
-    done = await _finish(gw, tenant.auth, {"type": "image", "prompt": PROMPT})
+    done = await gw.finish(tenant.auth, {"type": "image", "prompt": PROMPT})
     assert done["status"] == "succeeded", done
     assert [(a["provider"], a["outcome"], a["error_code"]) for a in done["attempts"]] == [
         ("stability", "failed", "server_error"), ("local-image", "succeeded", None)]

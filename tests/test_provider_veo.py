@@ -7,7 +7,6 @@ import base64
 import io
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -305,8 +304,7 @@ async def _gateway_run(settings: Settings, monkeypatch: pytest.MonkeyPatch,
         balance = (await gw.client.get("/v1/credits/balance", headers=tenant.auth)).json()
         fetched = None
         if done["outputs"]:
-            parts = urlsplit(done["outputs"][0]["url"])
-            fetched = await gw.client.get(f"{parts.path}?{parts.query}")
+            fetched = await gw.media(done["outputs"][0]["url"])
         return done, balance, fetched
 
 
