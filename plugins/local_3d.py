@@ -14,9 +14,9 @@ import random
 import struct
 import sys
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import httpx
 import msgspec
@@ -37,7 +37,7 @@ SIZE_M = (0.1, 10.0)
 DETAIL = (4, 256)
 DEFAULT_DETAIL = 24
 # The compute price of this local engine (not a vendor's bill): USD micros per model.
-PRICES: dict[str, int] = {"usd_micros_per_model": 5000}
+PRICES: Final[Mapping[str, int]] = {"usd_micros_per_model": 5000}
 
 GLB_MAGIC = 0x46546C67  # "glTF"
 GLB_VERSION = 2
@@ -224,23 +224,24 @@ class Local3D(Provider):
     media_types = frozenset({"model_3d"})
     operations = frozenset({"text_to_3d"})
     local = True
+    prices = PRICES
     needs_api_key = False
 
 
     def estimate_cost(self, request: ProviderRequest) -> int:
         options(request)
-        return PRICES["usd_micros_per_model"]
+        return self.prices["usd_micros_per_model"]
 
     async def generate(self, request: ProviderRequest, credentials: Credentials,
                        client: httpx.AsyncClient) -> ProviderResult:
         data = await asyncio.to_thread(build, options(request))
         return ProviderResult(
             outputs=[ProviderOutput(data=data, content_type="model/gltf-binary")],
-            cost_usd_micros=PRICES["usd_micros_per_model"],
+            cost_usd_micros=self.prices["usd_micros_per_model"],
         )
 
     def pricing(self) -> dict[str, Any]:
-        return {**PRICES, "local": True, "shapes": list(SHAPES)}
+        return {**self.prices, "local": True, "shapes": list(SHAPES)}
 
 
 @hookimpl

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import io
 import random
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Final
 
 import httpx
 import msgspec
@@ -54,7 +54,7 @@ FORMATS = {"png": "image/png", "pdf": "application/pdf"}
 FIELD_LIMITS = {"headline": 200, "body": 1000, "cta": 40}
 DEFAULT_COLORS = {"background": "#101828", "accent": "#f97316", "text": "#ffffff"}
 # The compute price of this local engine (not a vendor's bill): USD micros per rendered design.
-PRICES: dict[str, int] = {"usd_micros_per_design": 3000}
+PRICES: Final[Mapping[str, int]] = {"usd_micros_per_design": 3000}
 
 RGB = tuple[int, int, int]
 
@@ -200,12 +200,13 @@ class LocalDesign(Provider):
     media_types = frozenset({"design"})
     operations = frozenset({"design_autofill"})
     local = True
+    prices = PRICES
     needs_api_key = False
 
 
     def estimate_cost(self, request: ProviderRequest) -> int:
         options(request)
-        return PRICES["usd_micros_per_design"]
+        return self.prices["usd_micros_per_design"]
 
     async def generate(self, request: ProviderRequest, credentials: Credentials,
                        client: httpx.AsyncClient) -> ProviderResult:
@@ -215,11 +216,11 @@ class LocalDesign(Provider):
         return ProviderResult(
             outputs=[ProviderOutput(data=data, content_type=FORMATS[opts.format],
                                     width=template.width, height=template.height)],
-            cost_usd_micros=PRICES["usd_micros_per_design"],
+            cost_usd_micros=self.prices["usd_micros_per_design"],
         )
 
     def pricing(self) -> dict[str, Any]:
-        return {**PRICES, "local": True,
+        return {**self.prices, "local": True,
                 "templates": {name: f"{t.width}x{t.height}" for name, t in TEMPLATES.items()}}
 
 

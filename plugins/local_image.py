@@ -10,8 +10,8 @@ import asyncio
 import hashlib
 import io
 import random
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Final
 
 import httpx
 from PIL import Image, ImageDraw
@@ -30,7 +30,7 @@ STYLES = ("gradient", "shapes", "noise")
 MIN_SIDE, MAX_SIDE = 64, 2048
 # What the engine's compute is priced at, so a local image is not free in the ledger:
 # 2000 USD micros ($0.002) per started megapixel.
-USD_MICROS_PER_MEGAPIXEL = 2000
+PRICES: Final[Mapping[str, int]] = {"usd_micros_per_megapixel": 2000}
 
 
 def parse_size(value: Any) -> tuple[int, int]:
@@ -85,6 +85,7 @@ class LocalImage(Provider):
     media_types = frozenset({"image"})
     operations = frozenset({"text_to_image"})
     local = True
+    prices = PRICES
     needs_api_key = False
     param_defaults = {"size": "512x512", "style": "gradient"}
 
@@ -102,7 +103,7 @@ class LocalImage(Provider):
     def estimate_cost(self, request: ProviderRequest) -> int:
         width, height, _ = self._options(request)
         megapixels = -(-width * height // (1024 * 1024))
-        return megapixels * USD_MICROS_PER_MEGAPIXEL
+        return megapixels * self.prices["usd_micros_per_megapixel"]
 
     async def generate(self, request: ProviderRequest, credentials: Credentials,
                        client: httpx.AsyncClient) -> ProviderResult:
@@ -116,7 +117,7 @@ class LocalImage(Provider):
         )
 
     def pricing(self) -> dict[str, Any]:
-        return {"usd_micros_per_megapixel": USD_MICROS_PER_MEGAPIXEL, "local": True}
+        return {**self.prices, "local": True}
 
 
 @hookimpl

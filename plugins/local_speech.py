@@ -14,9 +14,9 @@ import re
 import subprocess
 import tempfile
 import wave
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import httpx
 import msgspec
@@ -43,7 +43,7 @@ DEFAULT_PITCH = 50
 TIMEOUT_S = 120
 # The compute price of this local engine (not a vendor's bill), so speech is not free in the
 # ledger: USD micros per started 1000 characters of text.
-PRICES: dict[str, int] = {"usd_micros_per_1k_characters": 1000}
+PRICES: Final[Mapping[str, int]] = {"usd_micros_per_1k_characters": 1000}
 
 _OTHER_LANGUAGE = re.compile(r"\(([^\s()]+)\s+(\d+)\)")
 
@@ -126,6 +126,7 @@ class LocalSpeech(Provider):
     media_types = frozenset({"audio"})
     operations = frozenset({"text_to_speech"})
     local = True
+    prices = PRICES
     needs_api_key = False
 
     def voices(self) -> list[Voice]:
@@ -156,7 +157,7 @@ class LocalSpeech(Provider):
     def estimate_cost(self, request: ProviderRequest) -> int:
         self._options(request)
         thousands = max(1, -(-len(request.prompt) // 1000))
-        return thousands * PRICES["usd_micros_per_1k_characters"]
+        return thousands * self.prices["usd_micros_per_1k_characters"]
 
     async def generate(self, request: ProviderRequest, credentials: Credentials,
                        client: httpx.AsyncClient) -> ProviderResult:
@@ -184,7 +185,7 @@ class LocalSpeech(Provider):
         return Health(ok=True, detail=f"{len(voices())} voices")
 
     def pricing(self) -> dict[str, Any]:
-        return {**PRICES, "local": True, "voices": [v.id for v in voices()]}
+        return {**self.prices, "local": True, "voices": [v.id for v in voices()]}
 
 
 @hookimpl

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import random
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import httpx
 import msgspec
@@ -50,8 +50,8 @@ OVERSAMPLE = 2
 TIMEOUT_S = 180
 # The compute price of this local engine (not a vendor's bill): USD micros per started second
 # of video, by resolution.
-PRICES: dict[str, int] = {"usd_micros_per_second_480p": 2000,
-                          "usd_micros_per_second_720p": 4000}
+PRICES: Final[Mapping[str, int]] = {"usd_micros_per_second_480p": 2000,
+                                     "usd_micros_per_second_720p": 4000}
 
 
 class Options(msgspec.Struct, frozen=True, kw_only=True):
@@ -155,13 +155,14 @@ class LocalVideo(Provider):
     media_types = frozenset({"video"})
     operations = frozenset({"text_to_video", "image_to_video"})
     local = True
+    prices = PRICES
     needs_api_key = False
 
 
     def estimate_cost(self, request: ProviderRequest) -> int:
         opts = options(request)
         seconds = -(-opts.frames // FPS)
-        return seconds * PRICES[f"usd_micros_per_second_{opts.resolution}"]
+        return seconds * self.prices[f"usd_micros_per_second_{opts.resolution}"]
 
     async def generate(self, request: ProviderRequest, credentials: Credentials,
                        client: httpx.AsyncClient) -> ProviderResult:
@@ -191,7 +192,7 @@ class LocalVideo(Provider):
         return Health(ok=True)
 
     def pricing(self) -> dict[str, Any]:
-        return {**PRICES, "local": True, "fps": FPS,
+        return {**self.prices, "local": True, "fps": FPS,
                 "sizes": {f"{res} {aspect}": f"{w}x{h}"
                           for (res, aspect), (w, h) in SIZES.items()}}
 

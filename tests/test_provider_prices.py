@@ -11,7 +11,7 @@ import pytest
 
 from gateway.runtime import apply_price_overrides
 from gateway.settings import SettingsError, load_settings
-from plugins.base import Provider
+from plugins.base import Provider, ProviderRequest
 from plugins.host import build_plugin_host
 
 README = Path(__file__).resolve().parent.parent / "plugins" / "README.md"
@@ -93,3 +93,16 @@ def test_overrides_naming_what_does_not_exist_stop_the_start(overrides: Any,
     with pytest.raises(SettingsError) as caught:
         apply_price_overrides(host, overrides)
     assert problem in str(caught.value)
+
+
+def test_a_local_engine_is_priced_from_its_overridable_table() -> None:
+    settings = load_settings({"MEDIAHUB_LOCAL_IMAGE_PRICES": '{"usd_micros_per_megapixel": 7}'})
+    host = build_plugin_host(load_entry_points=False)
+    engine = host.get("local-image")
+    assert engine is not None
+    request = ProviderRequest(type="image", operation="text_to_image", prompt="x",
+                              params={"size": "2048x1024"})  # 2 megapixels
+    assert engine.estimate_cost(request) == 2 * 2000
+    apply_price_overrides(host, settings.provider_prices)
+    assert engine.estimate_cost(request) == 2 * 7
+    assert engine.pricing()["usd_micros_per_megapixel"] == 7
