@@ -77,6 +77,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhook_retry_base_ms: int = 5000
     webhook_retry_max_s: int = 3600
     webhook_timeout_s: int = 10
+    #: Ended webhook events (every delivery succeeded or gave up) older than this are deleted
+    #: with their deliveries and delivery log; 0 keeps them forever.
+    webhook_retention_days: int = 30
     #: Jobs run at once per queue (media type) by one worker process; `default` for the rest
     #: (MEDIAHUB_QUEUE_CONCURRENCY), else `worker_concurrency`.
     queue_concurrency: dict[str, int] = msgspec.field(default_factory=dict)
@@ -347,4 +350,6 @@ def _egress_settings(env: Mapping[str, str], problems: list[str]) -> dict[str, A
         "webhook_retry_max_s": _int(env, "MEDIAHUB_WEBHOOK_RETRY_MAX_S", 3600, 1, 7 * 86400,
                                     problems),
         "webhook_timeout_s": _int(env, "MEDIAHUB_WEBHOOK_TIMEOUT_S", 10, 1, 120, problems),
+        "webhook_retention_days": _int(env, "MEDIAHUB_WEBHOOK_RETENTION_DAYS", 30, 0, 3650,
+                                       problems),
     }

@@ -15,17 +15,19 @@ import itertools
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from billing.models import LedgerEvent
 from gateway import media_urls
 from gateway.generations.models import Generation
 from gateway.settings import Settings
-from gateway.webhooks.models import WebhookEvent
+from gateway.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEvent
 from gateway.webhooks.service import SaqWebhookQueue, build_webhook_worker
 from plugins.base import (
     Credentials,
@@ -34,6 +36,7 @@ from plugins.base import (
     ProviderRequest,
     ProviderResult,
 )
+from tenants.db import utcnow
 from tests.conftest import (
     Gate,
     GatePlugin,
@@ -481,3 +484,48 @@ async def test_deliveries_on_saq_retry_after_500s(pg_url: str, valkey: str,
         assert bodies[0]["data"]["id"] == gid
         assert [(a["attempt"], a["status_code"]) for a in reversed(log)] == [(1, 500),
                                                                             (2, 200)]
+
+
+async def test_ended_events_past_their_retention_are_pruned(database_url: str,
+                                                           tmp_path: Path) -> None:
+    async with stack(hook_settings(database_url, tmp_path),
+                     scripted("ok", cost_usd_micros=10_000,
+                              actual_usd_micros=10_000)) as (gw, rec):
+        tenant = await gw.tenant(scopes=ADMIN_SCOPES, credits_mc=3_000,
+                                 low_balance_threshold_mc=2_000)
+        await endpoint(gw, tenant, f"{rec.url}/hook")
+        rec.statuses = [200, 400]  # a delivery that succeeds, one that fails for good
+        for _ in range(2):
+            assert (await generate(gw, tenant, "ok")).status_code == 202
+        await settle(gw)
+        await rec.wait_for(3)  # two generation.succeeded and one credits.low
+        webhooks, db = gw.runtime.webhooks, gw.runtime.db
+        async with db.session() as session:
+            events = {e.id: e.type for e in await session.scalars(select(WebhookEvent))}
+            deliveries = {d.event_id: d for d in await session.scalars(
+                select(WebhookDelivery))}
+        assert sorted(events.values()) == ["credits.low", "generation.succeeded",
+                                           "generation.succeeded"]
+        assert sorted(d.status for d in deliveries.values()) == [
+            "failed", "succeeded", "succeeded"]
+        # One event is still being delivered: it stays whatever its age.
+        still = next(i for i, t in events.items() if t == "generation.succeeded"
+                     and deliveries[i].status == "succeeded")
+        async with db.transaction() as session:
+            await session.execute(update(WebhookDelivery)
+                                  .where(WebhookDelivery.event_id == still)
+                                  .values(status="pending"))
+
+        assert await webhooks.prune(utcnow() - timedelta(days=1)) == 0  # nothing that old
+        assert await webhooks.prune(utcnow() + timedelta(seconds=1)) == 2
+        async with db.session() as session:
+            left = list(await session.scalars(select(WebhookEvent.id)))
+            log = list(await session.scalars(select(WebhookAttempt.event_id)))
+            ledger_events = list(await session.scalars(select(LedgerEvent.id)))
+        assert left == [still]
+        assert set(log) == {still}
+        assert ledger_events == []
+        # The credits.low copy is not imported again from the ledger's outbox.
+        await webhooks.dispatch_pending()
+        async with db.session() as session:
+            assert list(await session.scalars(select(WebhookEvent.id))) == [still]

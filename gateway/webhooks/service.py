@@ -28,12 +28,12 @@ import logging
 import math
 import random
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 from saq import Queue, Worker
-from sqlalchemy import exists, insert, select, update
+from sqlalchemy import delete, exists, insert, select, update
 
 from billing.models import LedgerEvent
 from gateway.egress import EgressError, UrlNotAllowed
@@ -282,9 +282,38 @@ class Webhooks:
         return len(rows)
 
     async def sweep(self) -> None:
-        """The periodic safety net: dispatch what no wake-up did, requeue lost jobs."""
+        """The periodic safety net: dispatch what no wake-up did, requeue lost jobs, and
+        forget what is past its retention."""
         await self.dispatch_pending()
         await self.redeliver_overdue()
+        days = self.runtime.settings.webhook_retention_days
+        if days:
+            await self.prune(utcnow() - timedelta(days=days))
+
+    async def prune(self, before: datetime) -> int:
+        """Delete events created before `before` whose deliveries have all ended (their
+        deliveries and delivery log go with them), and the `credits.low` ledger events they
+        were copied from; returns how many events. An event still being delivered stays."""
+        deleted = 0
+        while True:
+            async with self.runtime.db.transaction() as session:
+                ids = list(await session.scalars(
+                    select(WebhookEvent.id)
+                    .where(WebhookEvent.created_at < before,
+                           WebhookEvent.dispatched_at.is_not(None),
+                           ~exists().where(WebhookDelivery.event_id == WebhookEvent.id,
+                                           WebhookDelivery.status == PENDING))
+                    .limit(_BATCH)))
+                if not ids:
+                    return deleted
+                # The ledger's copy first: with the event gone it would be imported again.
+                await session.execute(delete(LedgerEvent).where(LedgerEvent.id.in_(ids)))
+                await session.execute(delete(WebhookAttempt).where(
+                    WebhookAttempt.event_id.in_(ids)))
+                await session.execute(delete(WebhookDelivery).where(
+                    WebhookDelivery.event_id.in_(ids)))
+                await session.execute(delete(WebhookEvent).where(WebhookEvent.id.in_(ids)))
+            deleted += len(ids)
 
     # -- delivery ---------------------------------------------------------------------------
 
