@@ -53,7 +53,7 @@ _EXTENSIONS: Final = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".
                       "audio/ogg": ".ogg", "audio/flac": ".flac", "audio/mp4": ".m4a"}
 
 
-async def prepare(runtime: Runtime, tenant_id: str, body: GenerationCreate) -> GenerationCreate:
+async def prepare(runtime: Runtime, body: GenerationCreate) -> GenerationCreate:
     """Check `webhook_url` and fetch input URLs of a submit; returns the body the providers
     see. Raises `InvalidRequest` naming the parameter; nothing is reserved before it."""
     if body.webhook_url is not None:
@@ -66,12 +66,12 @@ async def prepare(runtime: Runtime, tenant_id: str, body: GenerationCreate) -> G
             continue
         name = f"params.{url_param}"
         _refuse_both(params, target, name)
-        params[target], _ = await _fetch_input(runtime, tenant_id, url, param=name,
+        params[target], _ = await _fetch_input(runtime, url, param=name,
                                                kinds=("image/",), max_bytes=MAX_INPUT_BYTES)
         changed = True
     urls = params.get(SAMPLE_URLS_PARAM)
     if urls is not None:
-        params[SAMPLES_TARGET] = await _fetch_samples(runtime, tenant_id, urls, params)
+        params[SAMPLES_TARGET] = await _fetch_samples(runtime, urls, params)
         changed = True
     return msgspec.structs.replace(body, params=params) if changed else body
 
@@ -82,7 +82,7 @@ def _refuse_both(params: dict[str, object], target: str, name: str) -> None:
                              code="invalid_parameter", param=name)
 
 
-async def _fetch_samples(runtime: Runtime, tenant_id: str, urls: object,
+async def _fetch_samples(runtime: Runtime, urls: object,
                          params: dict[str, object]) -> list[str]:
     """`params.sample_urls` fetched in order as audio `data:` URLs, sharing one size cap."""
     name = f"params.{SAMPLE_URLS_PARAM}"
@@ -93,18 +93,18 @@ async def _fetch_samples(runtime: Runtime, tenant_id: str, urls: object,
     samples: list[str] = []
     budget = MAX_INPUT_BYTES
     for index, url in enumerate(urls):
-        sample, size = await _fetch_input(runtime, tenant_id, url, param=f"{name}[{index}]",
+        sample, size = await _fetch_input(runtime, url, param=f"{name}[{index}]",
                                           kinds=("audio/",), max_bytes=budget)
         budget -= size
         samples.append(sample)
     return samples
 
 
-async def _fetch_input(runtime: Runtime, tenant_id: str, url: object, *, param: str,
+async def _fetch_input(runtime: Runtime, url: object, *, param: str,
                        kinds: tuple[str, ...], max_bytes: int) -> tuple[str, int]:
-    """Fetch one input URL through the egress guard, typed by its bytes as one of `kinds`,
-    and store it under `<tenant>/inputs/`; returns it as a `data:` URL and its size in bytes.
-    Raises `InvalidRequest` naming `param`."""
+    """Fetch one input URL through the egress guard, typed by its bytes as one of `kinds`;
+    returns it as a `data:` URL and its size in bytes (`stow_inputs` stores it once the
+    request is planned). Raises `InvalidRequest` naming `param`."""
     if not isinstance(url, str):
         raise InvalidRequest(f"{param} must be an http(s) URL", code="invalid_parameter",
                              param=param)
@@ -117,10 +117,6 @@ async def _fetch_input(runtime: Runtime, tenant_id: str, url: object, *, param: 
     except EgressError as exc:
         raise InvalidRequest(exc.message, code=exc.code, param=param) from exc
     assert fetched.sniffed is not None
-    digest = hashlib.sha256(fetched.data).hexdigest()
-    await runtime.storage.put(
-        f"{tenant_id}/inputs/{digest}{_EXTENSIONS.get(fetched.sniffed, '.bin')}",
-        fetched.data, fetched.sniffed)
     return (f"data:{fetched.sniffed};base64," + base64.b64encode(fetched.data).decode(),
             len(fetched.data))
 
@@ -154,8 +150,7 @@ async def _stow(runtime: Runtime, tenant_id: str, value: str) -> str:
     content_type, data = parsed
     key = f"{tenant_id}/inputs/{hashlib.sha256(data).hexdigest()}" \
           f"{_EXTENSIONS.get(content_type, '.bin')}"
-    if not await runtime.storage.exists(key):
-        await runtime.storage.put(key, data, content_type)
+    await runtime.storage.put(key, data, content_type)  # named by content: rewriting is harmless
     return STORED_INPUT_PREFIX + key
 
 

@@ -213,7 +213,7 @@ async def submit(runtime: Runtime, caller: Caller, body: GenerationCreate, *,
         if found is not None:
             return found
     tenant, tier = await tenant_and_tier(runtime, caller.tenant_id, caller.customer_id)
-    body = await media_urls.prepare(runtime, caller.tenant_id, body)
+    body = await media_urls.prepare(runtime, body)
     await runtime.routing.refresh(runtime)
     chosen = plan(runtime, tenant, body, tier)
     lookup = cache.consult(runtime, tenant, chosen.request, provider=chosen.provider,
