@@ -47,6 +47,13 @@ POLL_GENERATION = "generation.poll"
 JOB_TIMEOUT_S = 600
 JOB_RETRIES = 3
 JOB_RETRY_DELAY_S = 1.0
+# How long a stopping worker waits for cancelled jobs to hand their generations back.
+HAND_BACK_DEADLINE_S = 30.0
+
+
+class WorkerStopping(Exception):
+    """Raised by a job dequeued after its worker began to stop: SAQ queues it again (a retry)
+    for another worker, instead of this one claiming a generation it would hand back."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,8 +221,16 @@ class _GracefulWorker(Worker[Any]):
                 task.cancel()
             if late:
                 # Their hand-back is a database write and an enqueue: let it complete.
-                await asyncio.wait(late, timeout=30)
+                await asyncio.wait(late, timeout=HAND_BACK_DEADLINE_S)
         await super().stop()
+
+
+def _refuse_if_stopping(ctx: dict[str, Any]) -> None:
+    # A dequeue already waiting when the stop began can still return a job (often the very
+    # run job a hand-back just queued); claiming it here would only hand it back again.
+    worker = ctx.get("worker")
+    if worker is not None and worker.event.is_set():
+        raise WorkerStopping("dequeued while the worker stops: queued again for another")
 
 
 def build_workers(saq_queue: SaqQueue, media_types: list[str], handlers: Handlers, *,
@@ -225,9 +240,11 @@ def build_workers(saq_queue: SaqQueue, media_types: list[str], handlers: Handler
     concurrency. Stop them with `stop_workers`."""
 
     async def run_generation(ctx: dict[str, Any], *, generation_id: str) -> None:
+        _refuse_if_stopping(ctx)
         await _beating(ctx.get("job"), handlers.run(generation_id))
 
     async def poll_generation(ctx: dict[str, Any], *, generation_id: str, seq: int) -> None:
+        _refuse_if_stopping(ctx)
         await _beating(ctx.get("job"), handlers.poll(generation_id, seq))
 
     timers: PartialTimersDict = {"schedule": 1, "worker_info": 10, "abort": 1,
@@ -237,6 +254,8 @@ def build_workers(saq_queue: SaqQueue, media_types: list[str], handlers: Handler
                         functions=[(RUN_GENERATION, run_generation),
                                    (POLL_GENERATION, poll_generation)],
                         concurrency=concurrency_for(t), shutdown_grace_period_s=0,
+                        # A job SAQ cancels (one dequeued while stopping) hands back too.
+                        cancellation_hard_deadline_s=HAND_BACK_DEADLINE_S,
                         dequeue_timeout=1.0, timers=timers)
         for t in media_types
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -13,18 +14,21 @@ import httpx
 import pytest
 from PIL import Image
 from saq import Queue
-from sqlalchemy import update
+from saq.job import Status
+from sqlalchemy import event, update
+from sqlalchemy.orm import Session
 
 from gateway.generations.models import Generation
 from gateway.generations.pipeline import (
     MAX_POLL_INTERVAL_S,
     MIN_POLL_INTERVAL_S,
+    nudge_key,
     poll_delay_s,
     poll_generation,
     reconcile,
     run_generation,
 )
-from gateway.queue import SaqQueue, build_workers, queue_name, stop_workers
+from gateway.queue import Handlers, SaqQueue, build_workers, queue_name, stop_workers
 from gateway.settings import Settings, SettingsError, load_settings
 from plugins.base import (
     Credentials,
@@ -450,3 +454,69 @@ def test_queue_concurrency_is_read_per_media_type() -> None:
     with pytest.raises(SettingsError) as caught:
         load_settings({"MEDIAHUB_QUEUE_CONCURRENCY": "image=0,hologram=2,video"})
     assert len(caught.value.problems) == 3
+
+
+async def test_a_job_cancelled_as_its_claim_commits_hands_the_generation_back(
+    database_url: str, tmp_path: Path,
+) -> None:
+    # A stopping worker cancels its jobs wherever they are. One cancelled just as its claim
+    # commits (the row is running in the database, the job not yet told) must still hand the
+    # generation back, not leave it running with no job on it until the lease runs out.
+    only = scripted("claim-sync")
+    async with async_gateway(make_settings(database_url, tmp_path), only) as gw:
+        tenant = await gw.tenant(credits_mc=1_000_000)
+        gw.runtime.queue = recorder = Recording()
+        gen_id = (await gw.client.post("/v1/generations", headers=tenant.auth,
+                                       json=IMAGE)).json()["id"]
+        job = asyncio.create_task(run_generation(gw.runtime, gen_id))
+
+        def cancel_once_claimed(session: Session) -> None:
+            claimed = [obj for obj in session.identity_map.values()
+                       if isinstance(obj, Generation) and obj.id == gen_id
+                       and obj.status == "running"]
+            if claimed and not job.done():
+                job.cancel()
+
+        event.listen(Session, "after_commit", cancel_once_claimed)
+        try:
+            await asyncio.gather(job, return_exceptions=True)
+        finally:
+            event.remove(Session, "after_commit", cancel_once_claimed)
+        assert job.cancelled()
+        row = await row_of(gw, gen_id)
+        assert (row.status, row.attempts, row.lease_until) == ("queued", 1, None)
+        assert recorder.runs[-1] == (gen_id, nudge_key(gen_id, 1))
+        assert only.calls == 0
+        # The fresh run job carries it on.
+        await run_generation(gw.runtime, gen_id)
+        assert (await row_of(gw, gen_id)).status == "succeeded"
+        assert only.calls == 1
+
+
+async def test_a_job_dequeued_as_the_worker_stops_is_queued_again_unrun(valkey: str) -> None:
+    # A dequeue already waiting when the stop began can still return a job (often the run job
+    # a hand-back just queued). The stopping worker must not start it: SAQ queues it again
+    # for another worker, and nothing of it ran here.
+    saq_queue = SaqQueue(valkey, prefix=f"mhtest{secrets.token_hex(4)}", heartbeat_s=2)
+    ran: list[str] = []
+
+    async def run(generation_id: str) -> None:
+        ran.append(generation_id)
+
+    async def poll(generation_id: str, seq: int) -> None:
+        ran.append(generation_id)
+
+    [worker] = build_workers(saq_queue, ["image"], Handlers(run, poll),
+                             concurrency_for=lambda _: 1)
+    try:
+        await saq_queue.enqueue("gen_stopping", "image")
+        worker.event.set()  # the stop began while this worker's dequeue waited
+        assert await worker.process()  # it dequeued the job
+        assert ran == []
+        job = await saq_queue.queues["image"].job("gen_stopping")
+        assert job is not None
+        assert (job.status, job.attempts) == (Status.QUEUED, 1)
+        assert job.error is not None
+        assert "WorkerStopping" in job.error  # queued again for another worker, as a retry
+    finally:
+        await saq_queue.close()

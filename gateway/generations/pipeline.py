@@ -38,7 +38,7 @@ import asyncio
 import contextlib
 import logging
 import mimetypes
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -447,7 +447,7 @@ async def run_generation(runtime: Runtime, generation_id: str) -> None:
     follower whose leader still works (the leader queues it when it ends)."""
     if not await cache.may_start(runtime, generation_id):
         return
-    generation = await _claim(runtime, generation_id)
+    generation = await _seen_through(runtime, _claim(runtime, generation_id))
     if generation is None:
         return
     if generation.attempts > MAX_CLAIMS:
@@ -459,10 +459,34 @@ async def run_generation(runtime: Runtime, generation_id: str) -> None:
 async def poll_generation(runtime: Runtime, generation_id: str, seq: int) -> None:
     """The `generation.poll` job: ask the provider once about the generation's task, then
     settle, fail over, or schedule the next poll. A no-op for a stale poll."""
-    generation = await _claim_poll(runtime, generation_id, seq)
+    generation = await _seen_through(runtime, _claim_poll(runtime, generation_id, seq))
     if generation is None:
         return
     await _advance(runtime, generation)
+
+
+async def _seen_through(runtime: Runtime,
+                        claiming: Coroutine[Any, Any, Generation | None]) -> Generation | None:
+    """The claim's result. A job cancelled while its claim commits (the worker stops) lets
+    the claim finish and hands the generation back, instead of leaving it running with no
+    job on it until the lease runs out."""
+    claim = asyncio.ensure_future(claiming)
+    try:
+        return await asyncio.shield(claim)
+    except asyncio.CancelledError:
+        await asyncio.shield(_hand_back_claimed(runtime, claim))
+        raise
+
+
+async def _hand_back_claimed(runtime: Runtime,
+                             claim: asyncio.Future[Generation | None]) -> None:
+    try:
+        generation = await claim
+    except Exception:
+        log.warning("a cancelled job's claim failed; nothing was taken", exc_info=True)
+        return
+    if generation is not None:
+        await _hand_back(runtime, generation)
 
 
 async def _give_up(runtime: Runtime, generation: Generation) -> None:
