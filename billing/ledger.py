@@ -22,14 +22,18 @@ round trip and no ORM work per verb is what keeps the hot path cheap (`bench/led
 anything unusual (a repeat, a refusal, an unknown id) falls back to the step-by-step path,
 which finds the same answer and raises the same errors. SQLite always runs step by step.
 
-Inside a group commit's shared transaction (`Database.grouped`) on PostgreSQL, the verbs
-defer their wallet updates to the end of the batch: one conditional UPDATE per wallet, so a
-hot wallet's row is locked only from there to the commit (see "deferred wallet updates").
+Inside a group commit's shared transaction (`Database.grouped`) on PostgreSQL, reservations,
+posts and voids only note what they do; the end of the batch does it for all its units in
+three statements (new transfers, resolutions, one conditional UPDATE per wallet), so a batch
+costs the same round trips whatever its size and a hot wallet's row is locked only from its
+UPDATE to the commit (see "batched verbs"). A resolution's transfer is complete once its batch
+committed. Anything the batch end cannot do as asked rolls the batch back, and its units run
+alone on the paths above.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NoReturn
 
@@ -306,23 +310,7 @@ def _debiting_statement(column: str) -> Select[Any]:
                   select(debited.c.available).scalar_subquery().label("available"))
 
 
-def _reading_statement() -> Select[Any]:
-    """Insert a transfer and read its wallet's available balance, locking nothing (deferred
-    mode: the wallet is updated once at the end of the batch, see `_apply_deferred`).
-
-    Returns one row: `inserted` (the id, or NULL for a repeat) and `available` (NULL when
-    the wallet does not exist for this tenant).
-    """
-    inserted = _inserting_cte()
-    a = _accounts.c
-    available = (select(a.credits_posted - a.debits_posted - a.debits_pending)
-                 .where(a.id == _param("debit_account_id"), a.tenant_id == _param("tenant_id"))
-                 .scalar_subquery())
-    return select(select(inserted.c.id).scalar_subquery().label("inserted"),
-                  available.label("available"))
-
-
-def _resolving_statement(*, deferred: bool = False) -> Select[Any]:
+def _resolving_statement() -> Select[Any]:
     """Insert a pending transfer's resolution, then (only if inserted) move its counters.
 
     Returns the resolution's columns, or no row when nothing was inserted: no such pending
@@ -364,10 +352,6 @@ def _resolving_statement(*, deferred: bool = False) -> Select[Any]:
                 .returning(a.id)
                 .cte(f"moved_{side}"))
 
-    if deferred:
-        # The counters move once per batch (`_apply_deferred`); it needs what was reserved.
-        reserved = select(pending.c.amount_mc).scalar_subquery()
-        return select(resolution, reserved.label("reserved_mc"))
     # Nothing reads the two UPDATEs: add_cte renders them, and PostgreSQL runs a
     # data-modifying WITH whether or not anything reads it (debit and credit are distinct
     # accounts, a CHECK says so, so no row is updated twice).
@@ -378,22 +362,27 @@ def _resolving_statement(*, deferred: bool = False) -> Select[Any]:
 _DEBIT_PENDING = _debiting_statement("debits_pending")
 _DEBIT_POSTED = _debiting_statement("debits_posted")
 _RESOLVE = _resolving_statement()
-_READ_AVAILABLE = _reading_statement()
-_RESOLVE_DEFERRED = _resolving_statement(deferred=True)
 
 
-# ----------------------------------------------------------------- deferred wallet updates
+# ------------------------------------------------------------------------- batched verbs
 #
-# Inside a group commit (tenants/group_commit.py) a batch of units would otherwise hold each
-# wallet's row lock from its first unit's UPDATE through the batch's COMMIT, so batches on a
-# hot wallet ran one at a time. There, the verbs insert their transfers and only note each
-# wallet's counter deltas; one UPDATE per wallet at the end of the batch, in id order (no
-# deadlocks between batches), applies them, conditional on the wallet not being overdrawn.
-# A reservation checks the balance it read (unlocked) minus what the batch already took; if
-# the final UPDATE still finds the wallet short (a concurrent batch spent it), it raises, the
-# batch rolls back, and its units run again alone on the locking path, which is exact.
+# Inside a group commit (tenants/group_commit.py) on PostgreSQL, the verbs that would each
+# cost a statement, and hold a wallet's row lock from a batch's first unit to its COMMIT,
+# only note what they do; the end of the batch (`_flush_batch`) does it all in three
+# statements, whatever the number of units: insert the new transfers, insert the
+# resolutions of pending ones (reading what they resolve), then update each wallet once, in
+# id order (no deadlocks between batches), unless that would overdraw it.
+#
+# Anything the end of the batch cannot do exactly as the units asked (a repeated key, a
+# reservation already resolved, a wallet short because a concurrent batch spent it) raises:
+# the batch rolls back and its units run again alone, on the exact step-by-step paths,
+# where each one meets its own outcome (its first transfer, AlreadyResolved, a 402).
 
-_DEFERRED = "ledger_deferred_deltas"
+_BATCH = "ledger_batch"
+
+
+class BatchRefused(Exception):
+    """The end of a batch found something its units must meet alone (see above)."""
 
 
 @dataclass(slots=True)
@@ -405,57 +394,146 @@ class _Deltas:
     low_threshold_mc: int | None = None
 
 
+@dataclass(slots=True)
+class _Batch:
+    transfers: list[dict[str, Any]] = field(default_factory=list)
+    # Returned to their units with only what the unit gave; completed by `_flush_batch`.
+    resolutions: list[Transfer] = field(default_factory=list)
+    deltas: dict[str, _Deltas] = field(default_factory=dict)
+
+    def wallet(self, account: str, tenant_id: str) -> _Deltas:
+        return self.deltas.setdefault(account, _Deltas(tenant_id))
+
+
 def _deferring(session: AsyncSession) -> bool:
     return bool(session.info.get("group_commit")) and _on_postgresql(session)
 
 
-def _deltas(session: AsyncSession, account: str, tenant_id: str) -> _Deltas:
-    deferred: dict[str, _Deltas] | None = session.info.get(_DEFERRED)
-    if deferred is None:
-        deferred = session.info[_DEFERRED] = {}
-        session.info.setdefault("before_commit", []).append(_apply_deferred)
-    return deferred.setdefault(account, _Deltas(tenant_id))
+def _batch(session: AsyncSession) -> _Batch:
+    batch: _Batch | None = session.info.get(_BATCH)
+    if batch is None:
+        batch = session.info[_BATCH] = _Batch()
+        session.info.setdefault("before_commit", []).append(_flush_batch)
+    return batch
 
 
-# One statement per batch, built once: lock the batch's wallets in id order (so two batches
-# never deadlock), then add each one's deltas unless that would overdraw it. Rows refused by
-# the condition are missing from RETURNING. The lock is FOR NO KEY UPDATE, what the UPDATE
-# takes anyway: FOR UPDATE would conflict with the KEY SHARE locks that every batch's
-# transfer inserts hold on the same wallet (their foreign keys), and deadlock two batches.
-_APPLY_DEFERRED = text("""
+_TRANSFER_COLUMNS = ("id", "tenant_id", "idempotency_key", "debit_account_id",
+                     "credit_account_id", "amount_mc", "phase", "kind", "generation_id",
+                     "reason", "timeout_at", "created_at")
+
+# New transfers (none resolves another), many rows in one statement.
+_INSERT_TRANSFERS = text("""
+INSERT INTO transfers (id, tenant_id, idempotency_key, debit_account_id, credit_account_id,
+                       amount_mc, phase, kind, generation_id, reason, timeout_at, created_at)
+SELECT * FROM unnest(CAST(:id AS varchar[]), CAST(:tenant_id AS varchar[]),
+                     CAST(:idempotency_key AS varchar[]), CAST(:debit_account_id AS varchar[]),
+                     CAST(:credit_account_id AS varchar[]), CAST(:amount_mc AS bigint[]),
+                     CAST(:phase AS varchar[]), CAST(:kind AS varchar[]),
+                     CAST(:generation_id AS varchar[]), CAST(:reason AS varchar[]),
+                     CAST(:timeout_at AS timestamptz[]), CAST(:created_at AS timestamptz[]))
+ON CONFLICT DO NOTHING RETURNING id
+""")
+
+# Resolutions, each of a pending transfer (phase 'pending', models.PENDING) of its tenant and
+# within its amount (NULL: all of it). Returns each inserted one with what it reserved.
+_INSERT_RESOLUTIONS = text("""
+WITH r AS (
+    SELECT * FROM unnest(CAST(:id AS varchar[]), CAST(:pending_id AS varchar[]),
+                         CAST(:tenant_id AS varchar[]), CAST(:idempotency_key AS varchar[]),
+                         CAST(:phase AS varchar[]), CAST(:amount_mc AS bigint[]),
+                         CAST(:created_at AS timestamptz[]))
+        AS r(id, pending_id, tenant_id, idempotency_key, phase, amount_mc, created_at)),
+ins AS (
+    INSERT INTO transfers (id, tenant_id, idempotency_key, debit_account_id, credit_account_id,
+                           amount_mc, phase, pending_id, kind, generation_id, created_at)
+    SELECT r.id, p.tenant_id, r.idempotency_key, p.debit_account_id, p.credit_account_id,
+           COALESCE(r.amount_mc, p.amount_mc), r.phase, p.id, p.kind, p.generation_id,
+           r.created_at
+    -- Each reservation looked up by primary key alone: OFFSET 0 keeps the planner from
+    -- folding the tenant and phase tests in, which let a generic plan scan every pending
+    -- transfer ever made (through the sweeper's index on phase) and hash them.
+    FROM r CROSS JOIN LATERAL (SELECT * FROM transfers t WHERE t.id = r.pending_id OFFSET 0) p
+    WHERE p.tenant_id = r.tenant_id AND p.phase = 'pending'
+      AND COALESCE(r.amount_mc, p.amount_mc) BETWEEN 0 AND p.amount_mc
+    ON CONFLICT DO NOTHING
+    RETURNING id, pending_id, debit_account_id, credit_account_id, amount_mc, kind,
+              generation_id)
+SELECT ins.*, p.amount_mc AS reserved_mc FROM ins JOIN transfers p ON p.id = ins.pending_id
+""")
+
+# Lock the batch's wallets in id order (so two batches never deadlock), then add each one's
+# deltas unless that would overdraw it; rows refused (or of another tenant) are missing from
+# RETURNING. The lock is FOR NO KEY UPDATE, what the UPDATE takes anyway: FOR UPDATE would
+# conflict with the KEY SHARE locks that every batch's transfer inserts hold on the same
+# wallet (their foreign keys), and deadlock two batches.
+_APPLY_DELTAS = text("""
 WITH d AS (
-    SELECT * FROM unnest(CAST(:ids AS varchar[]), CAST(:pending AS bigint[]),
-                         CAST(:posted AS bigint[])) AS d(id, dpending, dposted)),
+    SELECT * FROM unnest(CAST(:ids AS varchar[]), CAST(:tenants AS varchar[]),
+                         CAST(:pending AS bigint[]), CAST(:posted AS bigint[]))
+        AS d(id, tenant_id, dpending, dposted)),
 locked AS MATERIALIZED (
     SELECT a.id FROM accounts a WHERE a.id IN (SELECT id FROM d) ORDER BY a.id
     FOR NO KEY UPDATE)
 UPDATE accounts a
 SET debits_pending = a.debits_pending + d.dpending, debits_posted = a.debits_posted + d.dposted
 FROM d
-WHERE a.id = d.id AND a.id IN (SELECT id FROM locked)
+WHERE a.id = d.id AND a.tenant_id = d.tenant_id AND a.id IN (SELECT id FROM locked)
   AND (NOT a.no_overdraft
        OR a.credits_posted - (a.debits_posted + d.dposted) - (a.debits_pending + d.dpending) >= 0)
 RETURNING a.id, a.credits_posted - a.debits_posted - a.debits_pending AS available
 """)
 
 
-async def _apply_deferred(session: AsyncSession) -> None:
-    """Apply the batch's wallet deltas in one statement; called by the group commit before
-    it commits. Raises `InsufficientCredits` when a wallet would be overdrawn."""
-    deferred: dict[str, _Deltas] = session.info.pop(_DEFERRED, {})
-    ids = sorted(a for a, d in deferred.items() if d.debits_pending or d.debits_posted)
+async def _flush_batch(session: AsyncSession) -> None:
+    """Do what the batch's verbs noted, in three statements; called by the group commit
+    after its last unit, before it commits. Raises `BatchRefused` or `InsufficientCredits`
+    (the batch then rolls back and its units run alone)."""
+    batch: _Batch = session.info.pop(_BATCH)
+    if batch.transfers:
+        inserted = (await session.execute(_INSERT_TRANSFERS, {
+            c: [t[c] for t in batch.transfers] for c in _TRANSFER_COLUMNS})).all()
+        if len(inserted) != len(batch.transfers):
+            raise BatchRefused("a transfer repeats an idempotency key")
+    if batch.resolutions:
+        await _resolve_all(session, batch)
+    ids = sorted(a for a, d in batch.deltas.items() if d.debits_pending or d.debits_posted)
     if not ids:
         return
-    rows = (await session.execute(_APPLY_DEFERRED, {
-        "ids": ids, "pending": [deferred[a].debits_pending for a in ids],
-        "posted": [deferred[a].debits_posted for a in ids]})).all()
+    rows = (await session.execute(_APPLY_DELTAS, {
+        "ids": ids, "tenants": [batch.deltas[a].tenant_id for a in ids],
+        "pending": [batch.deltas[a].debits_pending for a in ids],
+        "posted": [batch.deltas[a].debits_posted for a in ids]})).all()
     if len(rows) != len(ids):
         raise InsufficientCredits("a concurrent batch spent this wallet's credits first")
     for account, available in rows:
-        d = deferred[account]
+        d = batch.deltas[account]
         if d.debited_mc:
             _note_low_balance(session, d.tenant_id, account, int(available), d.debited_mc,
                               d.low_threshold_mc)
+
+
+async def _resolve_all(session: AsyncSession, batch: _Batch) -> None:
+    """Insert the batch's resolutions, complete the transfers their units hold, and note
+    what each moves."""
+    rows = (await session.execute(_INSERT_RESOLUTIONS, {
+        c: [getattr(t, c) for t in batch.resolutions]
+        for c in ("id", "pending_id", "tenant_id", "idempotency_key", "phase", "amount_mc",
+                  "created_at")})).all()
+    if len(rows) != len(batch.resolutions):
+        raise BatchRefused("a reservation is unknown, out of range or already resolved")
+    found = {row.id: row for row in rows}
+    for transfer in batch.resolutions:
+        row = found[transfer.id]
+        for name in ("debit_account_id", "credit_account_id", "amount_mc", "kind",
+                     "generation_id"):
+            setattr(transfer, name, getattr(row, name))
+        if not await _is_system(session, row.debit_account_id):
+            deltas = batch.wallet(row.debit_account_id, transfer.tenant_id)
+            deltas.debits_pending -= row.reserved_mc
+            deltas.debits_posted += row.amount_mc
+        # Never a wallet today (reservations pay revenue accounts), but exact if one is.
+        await _move(session, row.credit_account_id, credits_pending=-row.reserved_mc,
+                    credits_posted=row.amount_mc)
 
 
 async def _transfer(session: AsyncSession, *, tenant_id: str, debit: str, credit: str,
@@ -472,21 +550,18 @@ async def _transfer(session: AsyncSession, *, tenant_id: str, debit: str, credit
               "generation_id": generation_id, "timeout_at": timeout_at, "pending_id": None,
               "created_at": utcnow(), **fields}
     if _system.get(debit) is False and _system.get(credit) and _deferring(session):
-        row = (await session.execute(
-            _READ_AVAILABLE, {f"p_{name}": value for name, value in values.items()})).one()
-        if row.inserted is not None:
-            deltas = _deltas(session, debit, tenant_id)
-            taken = deltas.debits_pending + deltas.debits_posted
-            if row.available is None or row.available - taken < amount_mc:
-                await _refuse_debit(session, tenant_id, debit, amount_mc, values["id"])
-            if phase == PENDING:
-                deltas.debits_pending += amount_mc
-            else:
-                deltas.debits_posted += amount_mc
-            deltas.debited_mc += amount_mc
-            deltas.low_threshold_mc = low_threshold_mc or deltas.low_threshold_mc
-            return Transfer(**values)
-    elif _system.get(debit) is False and _system.get(credit) and _on_postgresql(session):
+        # A known wallet paying a system account, in a batch: done at the batch's end.
+        batch = _batch(session)
+        batch.transfers.append(values)
+        deltas = batch.wallet(debit, tenant_id)
+        if phase == PENDING:
+            deltas.debits_pending += amount_mc
+        else:
+            deltas.debits_posted += amount_mc
+        deltas.debited_mc += amount_mc
+        deltas.low_threshold_mc = low_threshold_mc or deltas.low_threshold_mc
+        return Transfer(**values)
+    if _system.get(debit) is False and _system.get(credit) and _on_postgresql(session):
         # A known wallet paying a system account (every reservation): one statement. Accounts
         # not seen yet by this process take the step-by-step path, which learns their flags.
         statement = _DEBIT_PENDING if phase == PENDING else _DEBIT_POSTED
@@ -550,11 +625,18 @@ async def reserve(session: AsyncSession, *, tenant_id: str, from_account: str, a
 
 async def _resolve(session: AsyncSession, tenant_id: str, pending_id: str, phase: str,
                    amount_mc: int | None) -> Transfer:
+    if amount_mc is not None and amount_mc < 0:
+        raise ValueError("a post must be between 0 and the reserved amount")
     if _deferring(session):
-        resolved = await _resolve_deferred(session, tenant_id, pending_id, phase, amount_mc)
-        if resolved is not None:
-            return resolved
-    elif _on_postgresql(session):
+        # Done at the batch's end, which also fills in what this transfer takes from the
+        # reservation (accounts, kind, generation; the amount when it is all of it).
+        transfer = Transfer(id=new_id("tr"), tenant_id=tenant_id, pending_id=pending_id,
+                            idempotency_key=f"{phase}:{pending_id}", phase=phase,
+                            amount_mc=0 if phase == VOID_PENDING else amount_mc,
+                            created_at=utcnow(), reason=None, timeout_at=None)
+        _batch(session).resolutions.append(transfer)
+        return transfer
+    if _on_postgresql(session):
         values: dict[str, Any] = {
             "id": new_id("tr"), "tenant_id": tenant_id, "pending_id": pending_id,
             "idempotency_key": f"{phase}:{pending_id}", "phase": phase,
@@ -593,34 +675,6 @@ async def _resolve(session: AsyncSession, tenant_id: str, pending_id: str, phase
     await _move(session, pending.credit_account_id, credits_pending=-pending.amount_mc,
                 credits_posted=posted_mc)
     return Transfer(**values)
-
-
-async def _resolve_deferred(session: AsyncSession, tenant_id: str, pending_id: str,
-                            phase: str, amount_mc: int | None) -> Transfer | None:
-    """`_resolve`'s one statement in deferred mode; None when nothing was inserted (the
-    step-by-step path then finds out why)."""
-    values: dict[str, Any] = {
-        "id": new_id("tr"), "tenant_id": tenant_id, "pending_id": pending_id,
-        "idempotency_key": f"{phase}:{pending_id}", "phase": phase,
-        "amount_mc": 0 if phase == VOID_PENDING else amount_mc, "created_at": utcnow()}
-    row = (await session.execute(
-        _RESOLVE_DEFERRED, {f"p_{name}": value for name, value in values.items()})).first()
-    if row is None:
-        return None
-    fields = row._asdict()
-    reserved = fields.pop("reserved_mc")
-    for side in ("debit", "credit"):
-        account = fields[f"{side}_account_id"]
-        if await _is_system(session, account):
-            continue
-        if side == "credit":  # never a wallet today (reservations pay revenue accounts)
-            await _move(session, account, credits_pending=-reserved,
-                        credits_posted=fields["amount_mc"])
-            continue
-        deltas = _deltas(session, account, tenant_id)
-        deltas.debits_pending -= reserved
-        deltas.debits_posted += fields["amount_mc"]
-    return Transfer(**{**values, **fields}, reason=None, timeout_at=None)
 
 
 async def post(session: AsyncSession, *, tenant_id: str, pending_id: str,

@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import ledger
 from billing.models import Transfer
 from tenants.db import Database, utcnow
-from tenants.errors import Conflict, InsufficientCredits
+from tenants.errors import Conflict, InsufficientCredits, NotFound
 from tenants.models import Tenant
 from tenants.schemas import TenantCreate
 from tenants.service import create_tenant
@@ -182,6 +182,85 @@ async def test_settles_in_a_batch_release_and_post_exactly(db: Database) -> None
     assert sum(t.posted_balance for t in books.values()) == 0
 
 
+async def test_a_batch_reserves_and_posts_one_reservation_in_one_unit(db: Database) -> None:
+    """A cache hit reserves and posts in one unit; in a batch both are done at its end, the
+    post after the reservation it resolves. What the post returned is complete once the
+    batch committed (accounts, kind, generation: taken from the reservation)."""
+    tenant_id, wallet = await funded_wallet(db, 10_000)
+
+    def hit(i: int) -> Callable[[AsyncSession], Awaitable[Transfer]]:
+        async def unit(session: AsyncSession) -> Transfer:
+            pending = await ledger.reserve(
+                session, tenant_id=tenant_id, from_account=wallet, amount_mc=1_000,
+                idempotency_key=f"hit{i}-{tenant_id}", timeout_at=utcnow() + timedelta(hours=1),
+                generation_id=f"gen_hit{i}")
+            return await ledger.post(session, tenant_id=tenant_id, pending_id=pending.id,
+                                     amount_mc=400 + i)
+        return unit
+
+    posts = await asyncio.gather(*(db.grouped(hit(i)) for i in range(6)))
+    assert db._group.fallbacks == 0
+    assert [(p.debit_account_id, p.amount_mc, p.kind, p.generation_id) for p in posts] == [
+        (wallet, 400 + i, "generation", f"gen_hit{i}") for i in range(6)]
+    async with db.session() as session:
+        held = await ledger.balance(session, tenant_id=tenant_id, account=wallet)
+        books = await ledger.balances(session, tenant_id)
+    spent = sum(400 + i for i in range(6))
+    assert (held.available_mc, held.pending_mc) == (10_000 - spent, 0)
+    assert sum(t.posted_balance for t in books.values()) == 0
+
+
+async def test_a_batch_never_moves_another_tenants_wallet(db: Database) -> None:
+    """A unit naming another tenant's wallet (one this process already knows) is refused
+    with a 404 like anywhere else, and that wallet does not move, while the units beside
+    it in the batch commit."""
+    victim_id, victim_wallet = await funded_wallet(db, 5_000)
+    tenant_id, wallet = await funded_wallet(db, 5_000)
+    await db.grouped(reservation(victim_id, victim_wallet, 10, f"known-{victim_id}"))
+    outcomes = await asyncio.gather(
+        db.grouped(reservation(tenant_id, wallet, 100, f"own-{tenant_id}")),
+        db.grouped(reservation(tenant_id, victim_wallet, 1_000, f"theirs-{tenant_id}")),
+        return_exceptions=True)
+    assert isinstance(outcomes[0], Transfer)
+    assert isinstance(outcomes[1], NotFound)
+    async with db.session() as session:
+        theirs = await ledger.balance(session, tenant_id=victim_id, account=victim_wallet)
+        own = await ledger.balance(session, tenant_id=tenant_id, account=wallet)
+        stray = await session.scalar(select(func.count()).select_from(Transfer).where(
+            Transfer.idempotency_key == f"theirs-{tenant_id}"))
+    assert (theirs.available_mc, theirs.pending_mc) == (4_990, 10)
+    assert (own.available_mc, own.pending_mc) == (4_900, 100)
+    assert stray == 0
+
+
+async def test_two_settles_of_one_reservation_in_one_batch_end_it_once(db: Database) -> None:
+    """A post and a void of the same reservation sent together: exactly one ends it, the
+    other meets AlreadyResolved (or, for a second identical post, the first posting)."""
+    tenant_id, wallet = await funded_wallet(db, 5_000)
+    pending = await db.grouped(reservation(tenant_id, wallet, 1_000, f"twice-{tenant_id}"))
+
+    async def post(session: AsyncSession) -> Transfer:
+        return await ledger.post(session, tenant_id=tenant_id, pending_id=pending.id,
+                                 amount_mc=600)
+
+    async def void(session: AsyncSession) -> Transfer:
+        return await ledger.void(session, tenant_id=tenant_id, pending_id=pending.id)
+
+    outcomes = await asyncio.gather(db.grouped(post), db.grouped(void), db.grouped(post),
+                                    return_exceptions=True)
+    ended = [o for o in outcomes if isinstance(o, Transfer)]
+    refused = [o for o in outcomes if isinstance(o, ledger.AlreadyResolved)]
+    assert len(ended) + len(refused) == 3
+    assert len({t.id for t in ended}) == 1  # one resolution, returned to each repeat of it
+    async with db.session() as session:
+        held = await ledger.balance(session, tenant_id=tenant_id, account=wallet)
+        resolutions = await session.scalar(select(func.count()).select_from(Transfer).where(
+            Transfer.pending_id == pending.id))
+    assert resolutions == 1
+    assert held.pending_mc == 0
+    assert held.available_mc in (4_400, 5_000)  # posted 600, or voided
+
+
 async def test_a_unit_the_database_aborts_as_a_deadlock_victim_runs_again(pg_url: str) -> None:
     # Two units alone (batches of one) that lock two tenant rows in opposite orders, each
     # waiting until the other holds its first lock: PostgreSQL must abort one of them.
@@ -211,3 +290,27 @@ async def test_a_unit_the_database_aborts_as_a_deadlock_victim_runs_again(pg_url
         assert len(runs) == 3  # the victim ran twice
     finally:
         await db.dispose()
+
+
+async def test_a_batch_looks_reservations_up_by_primary_key_under_a_generic_plan(
+    pg_url: str,
+) -> None:
+    """The batch's resolutions statement runs as a prepared statement, soon with a generic
+    plan. Planned with the tenant and phase tests folded in, that plan scanned every pending
+    transfer ever made through the sweeper's index on phase (the batch's cost grew with the
+    table: 0.26 of pgbench's TPS instead of 0.44). Each reservation must be found by its
+    primary key alone."""
+    db = Database(pg_url)
+    try:
+        async with db.transaction() as session:
+            await session.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
+            plan = "\n".join((await session.execute(
+                text("EXPLAIN " + ledger._INSERT_RESOLUTIONS.text),
+                {"id": ["tr_x"], "pending_id": ["tr_p"], "tenant_id": ["ten_x"],
+                 "idempotency_key": ["k"], "phase": ["post_pending"], "amount_mc": [1],
+                 "created_at": [utcnow()]})).scalars())
+    finally:
+        await db.dispose()
+    assert "ix_transfers_pending_timeout" not in plan, plan
+    assert "Seq Scan on transfers" not in plan, plan
+    assert plan.count("Index Scan using pk_transfers") == 2, plan
