@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -455,6 +455,108 @@ def test_random_ledger_operations_keep_every_invariant(database_url: str) -> Non
             )
         finally:
             runner.run(db.dispose())
+
+
+@st.composite
+def batch_rounds(draw: st.DrawFn) -> tuple[int, list[tuple[int, int]], list[tuple[int, str, int]]]:
+    """A grant; reservations (amount, copies of the same call); then settles of some of
+    them (which reservation, post/void/post-above-reserved, amount), repeats included."""
+    # Mostly what a batch can do at its end (a generous grant, distinct keys, settles within
+    # the reservation), so that batches commit as batches; the rest sends them back alone.
+    granted = draw(st.integers(0, 30_000).map(lambda n: 30_000 - n), label="grant")
+    reservations = draw(st.lists(st.tuples(st.integers(0, 4_000),
+                                           st.sampled_from([1, 1, 1, 2])),
+                                 min_size=1, max_size=16), label="reservations")
+    settles = draw(st.lists(st.tuples(st.integers(0, 15),
+                                      st.sampled_from(["post", "void", "post", "too_much"]),
+                                      st.integers(0, 4_000)), max_size=20), label="settles")
+    return granted, reservations, settles
+
+
+def test_random_concurrent_batches_keep_every_invariant(database_url: str) -> None:
+    """Units sent all at once through `Database.grouped` share batches (on PostgreSQL the
+    verbs are then done at each batch's end). Whatever the mix (reservations beyond the
+    balance, repeated keys, a reservation posted and voided together, posts above what was
+    reserved), every unit meets the outcome it would meet alone, and the books hold."""
+    with asyncio.Runner() as runner:
+        db = Database(database_url)
+        shared = 0  # units committed in batches of two or more, over all examples
+
+        @given(rounds=batch_rounds())
+        @settings(max_examples=25, deadline=None, database=None,
+                  suppress_health_check=[HealthCheck.too_slow])
+        def check(rounds: tuple[int, list[tuple[int, int]], list[tuple[int, str, int]]]) -> None:
+            nonlocal shared
+            before = db._group.units - db._group.batches
+            runner.run(one_example(db, *rounds))
+            shared += db._group.units - db._group.batches - before
+
+        try:
+            check()
+        finally:
+            runner.run(db.dispose())
+        assert shared > 0  # the examples did exercise shared batches
+
+
+async def one_example(db: Database, granted: int, reservations: list[tuple[int, int]],
+                      settles: list[tuple[int, str, int]]) -> None:
+    books = await open_books(db)
+    if granted:
+        await grant(db, books, granted, new_key("grant"))
+    calls: list[tuple[int, Call]] = []
+    for n, (amount, copies) in enumerate(reservations):
+        key = new_key("reserve")
+        calls += [(n, reserving(books, amount, key))] * copies
+    outcomes = await asyncio.gather(*(db.grouped(call) for _, call in calls),
+                                    return_exceptions=True)
+    held: dict[int, Transfer] = {}
+    for (n, _call), outcome in zip(calls, outcomes, strict=True):
+        if isinstance(outcome, Transfer):
+            # Copies of one call get the one transfer.
+            assert held.setdefault(n, outcome).id == outcome.id
+            assert outcome.amount_mc == reservations[n][0]
+        else:
+            assert isinstance(outcome, InsufficientCredits), outcome
+            assert n not in held
+    assert sum(reservations[n][0] for n in held) <= granted
+
+    ordered = [held[n] for n in sorted(held)]
+    settle_calls: list[tuple[Transfer, str, int, Call]] = []
+    for which, verb, amount in settles:
+        if not ordered:
+            break
+        pending = ordered[which % len(ordered)]
+        if verb == "void":
+            settle_calls.append((pending, verb, 0, voiding(books, pending.id)))
+        else:
+            wanted = pending.amount_mc + 1 + amount if verb == "too_much" else (
+                amount % (pending.amount_mc + 1))
+            settle_calls.append((pending, verb, wanted, posting(books, pending.id, wanted)))
+    results = await asyncio.gather(*(db.grouped(call) for *_, call in settle_calls),
+                                   return_exceptions=True)
+    transfers = await check_books(db, books)
+    ended = {t.pending_id: t for t in transfers if t.pending_id is not None}
+    for (pending, verb, wanted, _call), result in zip(settle_calls, results, strict=True):
+        if verb == "too_much":
+            assert isinstance(result, (ValueError, AlreadyResolved)), result
+            continue
+        resolution = ended.get(pending.id)
+        assert resolution is not None  # a valid settle was sent: the reservation ended
+        if isinstance(result, Transfer):
+            # The one resolution, returned complete (a batch fills it in at its end).
+            assert (result.id, result.phase, result.amount_mc) == (
+                resolution.id, resolution.phase, resolution.amount_mc)
+            assert (result.debit_account_id, result.credit_account_id, result.kind) == (
+                books.wallet, books.revenue, "generation")
+            assert result.amount_mc == wanted
+        else:
+            assert isinstance(result, AlreadyResolved), result
+            assert (resolution.phase, resolution.amount_mc) != (
+                POST_PENDING if verb == "post" else VOID_PENDING, wanted)
+    charged = sum(t.amount_mc for t in ended.values() if t.phase == POST_PENDING)
+    still = sum(t.amount_mc for t in ordered if t.id not in ended)
+    assert await wallet_balance(db, books) == Balance(
+        available_mc=granted - charged - still, pending_mc=still, posted_mc=granted - charged)
 
 
 # --- 2. concurrent reservations against one wallet --------------------------------------------
