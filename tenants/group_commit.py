@@ -98,8 +98,8 @@ class GroupCommit:
         values: list[Any] = []
         try:
             async with self._db.transaction() as session:
-                # Lets a unit's code defer work to the end of the batch (the ledger's wallet
-                # updates do: one per wallet per batch, holding its lock only until commit).
+                # Lets a unit's code defer work to the end of the batch (the ledger's verbs
+                # do: their statements run there, once for all units, see billing.ledger).
                 session.info["group_commit"] = True
                 for unit, _future in batch:
                     values.append(await unit(session))
