@@ -486,8 +486,8 @@ RETURNING a.id, a.credits_posted - a.debits_posted - a.debits_pending AS availab
 
 async def _flush_batch(session: AsyncSession) -> None:
     """Do what the batch's verbs noted, in three statements; called by the group commit
-    after its last unit, before it commits. Raises `BatchRefused` or `InsufficientCredits`
-    (the batch then rolls back and its units run alone)."""
+    after its last unit, before it commits. Raises `BatchRefused` (the batch then rolls back
+    and its units run alone)."""
     batch: _Batch = session.info.pop(_BATCH)
     if batch.transfers:
         inserted = (await session.execute(_INSERT_TRANSFERS, {
@@ -504,7 +504,9 @@ async def _flush_batch(session: AsyncSession) -> None:
         "pending": [batch.deltas[a].debits_pending for a in ids],
         "posted": [batch.deltas[a].debits_posted for a in ids]})).all()
     if len(rows) != len(ids):
-        raise InsufficientCredits("a concurrent batch spent this wallet's credits first")
+        # Short (a concurrent batch spent it) or not the tenant's: alone, each unit meets
+        # its own 402 or 404.
+        raise BatchRefused("a wallet would be overdrawn, or is not its tenant's")
     for account, available in rows:
         d = batch.deltas[account]
         if d.debited_mc:

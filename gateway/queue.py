@@ -254,7 +254,7 @@ def build_workers(saq_queue: SaqQueue, media_types: list[str], handlers: Handler
                         functions=[(RUN_GENERATION, run_generation),
                                    (POLL_GENERATION, poll_generation)],
                         concurrency=concurrency_for(t), shutdown_grace_period_s=0,
-                        # A job SAQ cancels (one dequeued while stopping) hands back too.
+                        # SAQ's own cancel of a job waits as long as ours for its hand-back.
                         cancellation_hard_deadline_s=HAND_BACK_DEADLINE_S,
                         dequeue_timeout=1.0, timers=timers)
         for t in media_types
