@@ -83,7 +83,7 @@ async def _ledger_pair(db: Any, rng: random.Random, tenant_id: str,
     """One reserve unit then one settle unit, each through `db.grouped` as the product runs
     them (its submit and settle transactions share commits with concurrent ones)."""
     from billing import ledger
-    from tenants.db import new_id, utcnow
+    from tenants.kernel.db import new_id, utcnow
 
     amount = rng.randint(1_000, 50_000)
     pending = await db.grouped(lambda session: ledger.reserve(
@@ -116,7 +116,7 @@ async def _run_clients(url: str, assignments: list[tuple[str, str]], seconds: fl
                        conn: Any, seed: int, empty: bool,
                        engine_options: dict[str, Any]) -> WorkerResult:
     from billing import ledger
-    from tenants.db import Database
+    from tenants.kernel.db import Database
 
     pair = _empty_pair if empty else _ledger_pair
     # The product's engine settings, as the gateway and its workers use them (unless a
@@ -251,7 +251,7 @@ async def make_tenants(url: str, count: int, label: str) -> list[tuple[str, str]
     """`count` tenants made by the product's code, each with its wallet granted GRANT_MC."""
     from billing import ledger
     from tenants import service
-    from tenants.db import Database
+    from tenants.kernel.db import Database
     from tenants.schemas import TenantCreate
 
     db = Database(url)
@@ -278,7 +278,7 @@ async def check_invariants(url: str, tenants: list[tuple[str, str]],
                            spent: dict[str, int]) -> list[str]:
     """The ledger's books after a scenario; returns the broken invariants (none: all held)."""
     from billing import ledger
-    from tenants.db import Database
+    from tenants.kernel.db import Database
 
     db = Database(url)
     broken = []
@@ -436,7 +436,7 @@ def main() -> int:
     try:
         asyncio.run(admin(base_url, f'CREATE DATABASE "{pgbench_db}"'))
         asyncio.run(admin(base_url, f'CREATE DATABASE "{ledger_db}"'))
-        from gateway.migrate import upgrade
+        from gateway.core.migrate import upgrade
 
         upgrade(url)
         spread = asyncio.run(make_tenants(url, args.clients, "spread"))

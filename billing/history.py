@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from billing.models import PENDING, POST_PENDING, SINGLE, Transfer
-from tenants.pagination import decode_cursor, encode_cursor
+from tenants.kernel.pagination import decode_cursor, encode_cursor
 
 
 @dataclass(frozen=True, slots=True)

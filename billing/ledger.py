@@ -65,8 +65,8 @@ from billing.models import (
     LedgerEvent,
     Transfer,
 )
-from tenants.db import new_id, utcnow
-from tenants.errors import Conflict, InsufficientCredits, NotFound
+from tenants.kernel.db import new_id, utcnow
+from tenants.kernel.errors import Conflict, InsufficientCredits, NotFound
 
 TENANT_WALLET = "tenant_wallet"
 FUNDING = "funding"

@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tenants.db import Base, JSONType, Money, UTCDateTime, utcnow
+from tenants.kernel.db import Base, JSONType, Money, UTCDateTime, utcnow
 
 # Transfer phases (TigerBeetle's flags): a one-step transfer, a reservation, and the two ways a
 # reservation ends.

@@ -32,9 +32,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import ledger
 from billing.models import CreditPackage, Purchase, StripeEvent
-from tenants.db import new_id, utcnow
-from tenants.errors import Conflict, InsufficientCredits, NotFound
-from tenants.pagination import decode_cursor, encode_cursor
+from tenants.kernel.db import new_id, utcnow
+from tenants.kernel.errors import Conflict, InsufficientCredits, NotFound
+from tenants.kernel.pagination import decode_cursor, encode_cursor
 
 log = logging.getLogger(__name__)
 

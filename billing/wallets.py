@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import ledger
-from tenants.errors import NotFound
+from tenants.kernel.errors import NotFound
 from tenants.models import Tenant
 
 MEDIAHUB = "mediahub"

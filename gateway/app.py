@@ -13,21 +13,21 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
-from gateway.generations.pipeline import recover_embedded
-from gateway.http import handle_exception
-from gateway.migrate import upgrade
-from gateway.ratelimit import rate_limit_headers
-from gateway.routes.admin import AdminController
-from gateway.routes.credits import CreditsController
-from gateway.routes.deps import provide_runtime
-from gateway.routes.generations import GenerationController, ProviderController
-from gateway.routes.health import HealthController
-from gateway.routes.media import MediaController
-from gateway.routes.portal import portal_home
-from gateway.routes.provider_keys import ProviderKeyController
-from gateway.routes.purchases import PurchaseController, StripeWebhookController
-from gateway.runtime import Runtime
-from gateway.settings import Settings
+from gateway.admin.routes import AdminController
+from gateway.core.deps import provide_runtime
+from gateway.core.health import HealthController
+from gateway.core.http import handle_exception
+from gateway.core.media import MediaController
+from gateway.core.migrate import upgrade
+from gateway.core.ratelimit import rate_limit_headers
+from gateway.core.runtime import Runtime
+from gateway.core.settings import Settings
+from gateway.credits.purchases import PurchaseController, StripeWebhookController
+from gateway.credits.routes import CreditsController
+from gateway.generations.routes import GenerationController, ProviderController
+from gateway.generations.worker import recover_embedded
+from gateway.portal.routes import portal_home
+from gateway.tenancy.provider_keys import ProviderKeyController
 from gateway.webhooks.routes import WebhookEndpointController, webhook_url_secret
 from gateway.worker import sweep_forever
 from plugins.host import PluginHost

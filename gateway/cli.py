@@ -10,7 +10,7 @@ import secrets
 import sys
 from collections.abc import Sequence
 
-from gateway.settings import MEDIA_TYPES, Settings, SettingsError, load_settings
+from gateway.core.settings import MEDIA_TYPES, Settings, SettingsError, load_settings
 
 log = logging.getLogger("mediahub")
 
@@ -21,7 +21,7 @@ def _settings() -> Settings:
         if settings.provider_prices:
             # Price names exist only once the providers are loaded: check them here too, so
             # a bad override is reported like any bad setting (exit 2), not at app start.
-            from gateway.runtime import apply_price_overrides
+            from gateway.core.runtime import apply_price_overrides
             from plugins.host import build_plugin_host
 
             apply_price_overrides(build_plugin_host(blocked=settings.disabled_plugins),
@@ -62,15 +62,15 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> None:
-    from gateway.migrate import upgrade
+    from gateway.core.migrate import upgrade
 
     upgrade(_settings().database_url, args.revision)
     print(f"database at {args.revision}")
 
 
 async def _admin(settings: Settings, action: str, args: argparse.Namespace) -> None:
-    from gateway.routes.admin import CreditGrant, create_key, create_tenant, grant_credits
-    from gateway.runtime import Runtime
+    from gateway.admin.routes import CreditGrant, create_key, create_tenant, grant_credits
+    from gateway.core.runtime import Runtime
     from tenants.schemas import KeyCreate, TenantCreate
 
     runtime = await Runtime.start(settings, with_queue=False)
@@ -94,7 +94,7 @@ async def _admin(settings: Settings, action: str, args: argparse.Namespace) -> N
 
 def _run_admin(action: str) -> object:
     def run(args: argparse.Namespace) -> None:
-        from tenants.errors import DomainError
+        from tenants.kernel.errors import DomainError
 
         try:
             asyncio.run(_admin(_settings(), action, args))
@@ -110,9 +110,9 @@ DEMO_CREDITS_MC = 1_000_000
 async def _demo_setup(settings: Settings) -> tuple[str, str]:
     from sqlalchemy import select
 
-    from gateway.migrate import upgrade
-    from gateway.routes.admin import CreditGrant, create_key, create_tenant, grant_credits
-    from gateway.runtime import Runtime
+    from gateway.admin.routes import CreditGrant, create_key, create_tenant, grant_credits
+    from gateway.core.migrate import upgrade
+    from gateway.core.runtime import Runtime
     from tenants.models import Tenant
     from tenants.schemas import KeyCreate, TenantCreate
 

@@ -12,11 +12,11 @@ import asyncio
 import logging
 import signal
 
-from gateway.generations.pipeline import reconcile, sweep_expired_reservations
-from gateway.providers import HEALTH_INTERVAL_S, health_check_all
-from gateway.queue import SaqQueue, build_workers, stop_workers
-from gateway.runtime import Runtime
-from gateway.settings import Settings
+from gateway.core.jobs import SaqQueue, build_workers, stop_workers
+from gateway.core.runtime import Runtime
+from gateway.core.settings import Settings
+from gateway.generations.worker import reconcile, sweep_expired_reservations
+from gateway.providers.states import HEALTH_INTERVAL_S, health_check_all
 from gateway.webhooks.service import SaqWebhookQueue, build_webhook_worker
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import billing.models
 import gateway.generations.models
 import gateway.webhooks.models
 import tenants.models  # noqa: F401  (every model module, so autogenerate sees all tables)
-from tenants.db import Base, UTCDateTime
+from tenants.kernel.db import Base, UTCDateTime
 
 del billing, gateway
 

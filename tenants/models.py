@@ -16,7 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tenants.db import Base, JSONType, UTCDateTime, utcnow
+from tenants.kernel.db import Base, JSONType, UTCDateTime, utcnow
 
 
 class Tenant(Base):

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from plugins.base import Credentials
-from tenants.db import utcnow
+from tenants.kernel.db import utcnow
 from tenants.models import Tenant
 
 _VERSION = "v1"

@@ -15,8 +15,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenants.db import new_id, utcnow
-from tenants.errors import AuthenticationFailed, Conflict, InvalidRequest, NotFound
+from tenants.kernel.db import new_id, utcnow
+from tenants.kernel.errors import AuthenticationFailed, Conflict, InvalidRequest, NotFound
 from tenants.models import ApiKey, Customer, Domain, Tenant
 from tenants.schemas import KeyCreate, TenantCreate, TenantUpdate
 

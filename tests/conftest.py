@@ -29,9 +29,9 @@ from moto.server import ThreadedMotoServer
 from sqlalchemy.engine import make_url
 
 from gateway.app import create_app
-from gateway.migrate import upgrade
-from gateway.runtime import Runtime
-from gateway.settings import Settings
+from gateway.core.migrate import upgrade
+from gateway.core.runtime import Runtime
+from gateway.core.settings import Settings
 from plugins.base import (
     Credentials,
     Health,

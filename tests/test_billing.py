@@ -13,7 +13,7 @@ from sqlalchemy import select
 from billing import ledger
 from billing.models import LedgerEvent
 from billing.pricing import BPS, MIN_CHARGE_MC, USD_MICROS_PER_MILLICREDIT, price
-from gateway.settings import Settings
+from gateway.core.settings import Settings
 from tests.conftest import Gate, GatePlugin, Gateway, Tenant, make_settings, running_gateway
 
 GATED = {"type": "image", "prompt": "x", "provider": "gate"}
@@ -220,8 +220,8 @@ async def test_a_refused_reservation_leaves_no_transfer_even_if_the_caller_commi
     from datetime import timedelta
 
     from billing.models import Transfer
-    from tenants.db import Database, utcnow
-    from tenants.errors import InsufficientCredits
+    from tenants.kernel.db import Database, utcnow
+    from tenants.kernel.errors import InsufficientCredits
     from tenants.schemas import TenantCreate
     from tenants.service import create_tenant
 

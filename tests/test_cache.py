@@ -16,10 +16,10 @@ import msgspec
 import pytest
 import valkey.asyncio as valkey_client
 
+from gateway.core.result_store import InProcessStore, ValkeyStore
+from gateway.core.settings import Settings, load_settings
 from gateway.generations.cache import cache_key, fingerprint, inflight_key, wants_fresh
 from gateway.generations.models import Generation
-from gateway.result_store import InProcessStore, ValkeyStore
-from gateway.settings import Settings, load_settings
 from plugins.base import ProviderError, ProviderRequest
 from plugins.local_image import LocalImage
 from tenants.models import Tenant as TenantRow

@@ -23,8 +23,8 @@ from sqlalchemy import select
 
 from billing import ledger
 from billing.models import VOID_PENDING, Transfer
+from gateway.core.settings import Settings
 from gateway.generations.models import FINAL_STATES, Generation
-from gateway.settings import Settings
 from tests.conftest import Gateway, make_settings, running_gateway
 from tests.crash_plugin import mediahub_crash_provider as crash
 

@@ -7,7 +7,7 @@ import ipaddress
 
 import pytest
 
-from gateway.egress import (
+from gateway.core.egress import (
     Egress,
     EgressPolicy,
     FetchTimeout,
@@ -17,7 +17,7 @@ from gateway.egress import (
     is_public,
     sniff,
 )
-from gateway.settings import SettingsError, load_settings
+from gateway.core.settings import SettingsError, load_settings
 from tests.receiver import File, receiver
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64

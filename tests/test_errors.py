@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.settings import Settings
+from gateway.core.settings import Settings
 from plugins.base import Credentials, Provider, ProviderRequest, ProviderResult
 from plugins.hookspecs import hookimpl
 from tests.conftest import Gateway, running_gateway
@@ -129,16 +129,16 @@ async def test_health_live_and_ready(gateway: Gateway) -> None:
 
 
 async def test_ready_is_503_when_the_database_is_gone(gateway: Gateway) -> None:
-    real = gateway.runtime.db.sessionmaker
+    real = gateway.core.runtime.db.sessionmaker
 
     def broken() -> Any:
         raise OSError("connection refused")
 
-    gateway.runtime.db.sessionmaker = broken  # type: ignore[assignment]
+    gateway.core.runtime.db.sessionmaker = broken  # type: ignore[assignment]
     try:
         r = await gateway.client.get("/health/ready")
     finally:
-        gateway.runtime.db.sessionmaker = real
+        gateway.core.runtime.db.sessionmaker = real
     assert r.status_code == 503, r.text
     assert r.json()["status"] == "unavailable"
     assert r.json()["checks"]["database"].startswith("error")

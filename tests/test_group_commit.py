@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import ledger
 from billing.models import Transfer
-from tenants.db import Database, utcnow
-from tenants.errors import Conflict, InsufficientCredits, NotFound
+from tenants.kernel.db import Database, utcnow
+from tenants.kernel.errors import Conflict, InsufficientCredits, NotFound
 from tenants.models import Tenant
 from tenants.schemas import TenantCreate
 from tenants.service import create_tenant

@@ -34,8 +34,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing import ledger
 from billing.ledger import AlreadyResolved, Balance, Totals
 from billing.models import PENDING, POST_PENDING, SINGLE, VOID_PENDING, Account, Transfer
-from tenants.db import Database, new_id, utcnow
-from tenants.errors import Conflict, InsufficientCredits
+from tenants.kernel.db import Database, new_id, utcnow
+from tenants.kernel.errors import Conflict, InsufficientCredits
 from tenants.schemas import TenantCreate
 from tenants.service import create_tenant
 

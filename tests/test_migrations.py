@@ -11,7 +11,7 @@ import billing.models
 import gateway.generations.models
 import gateway.webhooks.models
 import tenants.models  # noqa: F401  (all tables on the metadata)
-from tenants.db import Base, Database
+from tenants.kernel.db import Base, Database
 
 del billing, gateway
 

@@ -25,9 +25,9 @@ import pluggy
 import pytest
 
 from gateway.app import create_app
+from gateway.core.runtime import Runtime
+from gateway.core.settings import Settings
 from gateway.generations.schemas import MediaTypeName, Operation
-from gateway.runtime import Runtime
-from gateway.settings import Settings
 from plugins import hookspecs
 from plugins.base import (
     DEFAULT_OPERATIONS,

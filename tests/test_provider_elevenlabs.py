@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway import media_urls
+from gateway.generations import inputs as media_urls
 from plugins.base import Credentials, InvalidParams, ProviderError, ProviderRequest
 from plugins.contract import check_provider_contract
 from plugins.elevenlabs import DEFAULT_VOICE, ElevenLabs, audio_output

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from gateway.runtime import apply_price_overrides
-from gateway.settings import SettingsError, load_settings
+from gateway.core.runtime import apply_price_overrides
+from gateway.core.settings import SettingsError, load_settings
 from plugins.base import Provider, ProviderRequest
 from plugins.host import build_plugin_host
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from gateway.settings import Settings
+from gateway.core.settings import Settings
 from plugins.base import (
     Credentials,
     InvalidParams,

@@ -18,8 +18,10 @@ from saq.job import Status
 from sqlalchemy import event, update
 from sqlalchemy.orm import Session
 
+from gateway.core.jobs import Handlers, SaqQueue, build_workers, queue_name, stop_workers
+from gateway.core.settings import Settings, SettingsError, load_settings
 from gateway.generations.models import Generation
-from gateway.generations.pipeline import (
+from gateway.generations.worker import (
     MAX_POLL_INTERVAL_S,
     MIN_POLL_INTERVAL_S,
     nudge_key,
@@ -28,8 +30,6 @@ from gateway.generations.pipeline import (
     reconcile,
     run_generation,
 )
-from gateway.queue import Handlers, SaqQueue, build_workers, queue_name, stop_workers
-from gateway.settings import Settings, SettingsError, load_settings
 from plugins.base import (
     Credentials,
     Provider,
@@ -38,7 +38,7 @@ from plugins.base import (
     ProviderResult,
     ProviderTask,
 )
-from tenants.db import utcnow
+from tenants.kernel.db import utcnow
 from tests.conftest import Gateway, ProvidersPlugin, make_settings, running_gateway, scripted
 
 IMAGE = {"type": "image", "prompt": "a harbour at night", "params": {"size": "128x128"}}

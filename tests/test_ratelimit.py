@@ -19,14 +19,14 @@ import httpx
 import pytest
 from sqlalchemy import select, text
 
+from gateway.core.ratelimit import MemoryLimiter, Rate, RateLimiter, ValkeyLimiter, effective_limits
+from gateway.core.settings import Settings
 from gateway.generations import quotas
 from gateway.generations.models import Generation
-from gateway.generations.pipeline import sweep_expired_reservations
-from gateway.ratelimit import MemoryLimiter, Rate, RateLimiter, ValkeyLimiter, effective_limits
-from gateway.settings import Settings
+from gateway.generations.worker import sweep_expired_reservations
 from plugins.base import ProviderError
-from tenants.db import new_id
-from tenants.errors import RateLimited
+from tenants.kernel.db import new_id
+from tenants.kernel.errors import RateLimited
 from tenants.models import TenantDailySpend
 from tenants.schemas import RateLimitPolicy
 from tenants.service import KeyIdentity
@@ -240,7 +240,7 @@ async def test_unreachable_valkey_falls_back_to_limits_in_process(
     identity = KeyIdentity(key_id="key_x", tenant_id="ten_x", scopes=frozenset(),
                            customer_id=None)
     try:
-        with caplog.at_level(logging.ERROR, logger="gateway.ratelimit"):
+        with caplog.at_level(logging.ERROR, logger="gateway.core.ratelimit"):
             answers = [await limiter.check(identity, limits) for _ in range(6)]
     finally:
         await limiter.close()

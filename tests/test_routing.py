@@ -22,10 +22,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from gateway.generations import pipeline
+from gateway.core.settings import Settings
+from gateway.generations import worker as pipeline
 from gateway.generations.models import Generation, ProviderState
-from gateway.providers import ProviderStates, health_check_all
-from gateway.settings import Settings
+from gateway.providers.states import ProviderStates, health_check_all
 from gateway.worker import sweep_forever
 from plugins.base import (
     Credentials,
@@ -688,9 +688,9 @@ async def test_health_check_all_writes_the_table_and_the_listing_shows_it(
 async def test_a_health_check_that_raises_or_hangs_is_unhealthy(
     settings: Settings, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import gateway.providers
+    import gateway.providers.states
 
-    monkeypatch.setattr(gateway.providers, "HEALTH_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(gateway.providers.states, "HEALTH_TIMEOUT_S", 0.05)
     broken, slow = scripted(uniq("broken")), scripted(uniq("slow"))
 
     async def boom(credentials: Credentials, client: httpx.AsyncClient) -> Health:

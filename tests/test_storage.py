@@ -1,4 +1,4 @@
-"""Tests for gateway.storage: local files on tmp_path, S3 against a real moto HTTP server."""
+"""Tests for gateway.core.storage: local files on tmp_path, S3 against a real moto HTTP server."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import aioboto3
 import httpx
 import pytest
 
-from gateway.storage import (
+from gateway.core.storage import (
     LocalStorage,
     MediaNotFound,
     S3Storage,

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import func, select
 
 from billing.models import Account, Purchase, StripeEvent, Transfer
-from gateway import stripe_gateway
-from gateway.settings import Settings
+from gateway.core.settings import Settings
+from gateway.credits import stripe as stripe_gateway
 from tests.conftest import Gateway, make_settings, running_gateway
 from tests.fake_stripe import FakeStripe, charge, event, sign
 

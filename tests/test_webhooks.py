@@ -24,9 +24,9 @@ import pytest
 from sqlalchemy import select, update
 
 from billing.models import LedgerEvent
-from gateway import media_urls
+from gateway.core.settings import Settings
+from gateway.generations import inputs as media_urls
 from gateway.generations.models import Generation
-from gateway.settings import Settings
 from gateway.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEvent
 from gateway.webhooks.service import SaqWebhookQueue, build_webhook_worker
 from plugins.base import (
@@ -36,7 +36,7 @@ from plugins.base import (
     ProviderRequest,
     ProviderResult,
 )
-from tenants.db import utcnow
+from tenants.kernel.db import utcnow
 from tests.conftest import (
     Gate,
     GatePlugin,

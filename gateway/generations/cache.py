@@ -40,6 +40,7 @@ import msgspec
 from sqlalchemy import select, update
 
 from billing.pricing import Price, div_ceil, price
+from gateway.core.runtime import Runtime
 from gateway.generations.models import (
     FAILED,
     FINAL_STATES,
@@ -47,9 +48,8 @@ from gateway.generations.models import (
     SUCCEEDED,
     Generation,
 )
-from gateway.runtime import Runtime
 from plugins.base import Provider, ProviderRequest
-from tenants.db import new_id, utcnow
+from tenants.kernel.db import new_id, utcnow
 from tenants.models import Tenant
 from tenants.schemas import CachePercent, TenantCache, cache_of
 

@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tenants.db import Base, JSONType, Money, UTCDateTime, utcnow
+from tenants.kernel.db import Base, JSONType, Money, UTCDateTime, utcnow
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED = (
     "queued", "running", "succeeded", "failed", "canceled")

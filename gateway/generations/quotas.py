@@ -34,9 +34,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.core.ratelimit import TenantLimits
 from gateway.generations.models import QUEUED, RUNNING, Generation
-from gateway.ratelimit import TenantLimits
-from tenants.errors import RateLimited
+from tenants.kernel.errors import RateLimited
 from tenants.models import TenantDailySpend
 
 #: `Retry-After` of a concurrency refusal: when a slot frees cannot be known; a hint.

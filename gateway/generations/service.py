@@ -18,9 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import ledger, wallets
 from billing.pricing import Price, price
-from gateway import media_urls
+from gateway.core.ratelimit import effective_limits
+from gateway.core.runtime import Runtime
+from gateway.core.tenant_views import tenant_and_tier
 from gateway.generations import cache, quotas
-from gateway.generations.credentials import credentials_for
+from gateway.generations import inputs as media_urls
 from gateway.generations.models import (
     CANCELED,
     FAILED,
@@ -39,10 +41,8 @@ from gateway.generations.schemas import (
     GenerationOut,
     Output,
 )
-from gateway.generations.tenant_views import tenant_and_tier
-from gateway.providers import configured
-from gateway.ratelimit import effective_limits
-from gateway.runtime import Runtime
+from gateway.providers.credentials import credentials_for
+from gateway.providers.states import configured
 from gateway.webhooks import outbox
 from plugins.base import (
     DEFAULT_OPERATIONS,
@@ -52,10 +52,10 @@ from plugins.base import (
     ProviderTask,
 )
 from plugins.routing import Weights
-from tenants.db import new_id, utcnow
-from tenants.errors import Conflict, InvalidRequest, NotFound, Unavailable
+from tenants.kernel.db import new_id, utcnow
+from tenants.kernel.errors import Conflict, InvalidRequest, NotFound, Unavailable
+from tenants.kernel.pagination import decode_cursor, encode_cursor
 from tenants.models import Tenant
-from tenants.pagination import decode_cursor, encode_cursor
 from tenants.schemas import rate_limits_of, routing_of
 from tenants.service import KeyIdentity
 

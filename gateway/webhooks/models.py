@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tenants.db import Base, JSONType, UTCDateTime, utcnow
+from tenants.kernel.db import Base, JSONType, UTCDateTime, utcnow
 
 PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.generations.models import Generation
 from gateway.webhooks.models import WebhookEndpoint, WebhookEvent
-from tenants.db import new_id, utcnow
+from tenants.kernel.db import new_id, utcnow
 
 #: Generation status → event type.
 GENERATION_EVENTS = {"succeeded": "generation.succeeded", "failed": "generation.failed",

@@ -14,16 +14,16 @@ from litestar import Controller, Request, delete, get, post
 from litestar.params import FromPath, FromQuery
 from sqlalchemy import Select, select
 
-from gateway.http import identify, require_scope
-from gateway.media_urls import check_url
-from gateway.routes.deps import RuntimeDep, page_limit
-from gateway.runtime import Runtime
+from gateway.core.deps import RuntimeDep, page_limit
+from gateway.core.http import identify, require_scope
+from gateway.core.runtime import Runtime
+from gateway.generations.inputs import check_url
 from gateway.webhooks import signing
 from gateway.webhooks.models import WebhookAttempt, WebhookEndpoint
 from gateway.webhooks.service import ROTATION_OVERLAP
-from tenants.db import new_id, utcnow
-from tenants.errors import NotFound, PermissionDenied
-from tenants.pagination import decode_cursor, encode_cursor
+from tenants.kernel.db import new_id, utcnow
+from tenants.kernel.errors import NotFound, PermissionDenied
+from tenants.kernel.pagination import decode_cursor, encode_cursor
 
 EventType = Literal["generation.succeeded", "generation.failed", "generation.canceled",
                     "credits.low"]

@@ -36,7 +36,7 @@ from saq import Queue, Worker
 from sqlalchemy import delete, exists, insert, select, update
 
 from billing.models import LedgerEvent
-from gateway.egress import EgressError, UrlNotAllowed
+from gateway.core.egress import EgressError, UrlNotAllowed
 from gateway.generations.models import Generation
 from gateway.webhooks import signing
 from gateway.webhooks.models import (
@@ -49,10 +49,10 @@ from gateway.webhooks.models import (
     WebhookEvent,
 )
 from plugins.base import parse_retry_after
-from tenants.db import new_id, utcnow
+from tenants.kernel.db import new_id, utcnow
 
 if TYPE_CHECKING:
-    from gateway.runtime import Runtime
+    from gateway.core.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -28,13 +28,13 @@ from litestar.params import FromPath, FromQuery
 
 from billing import purchases
 from billing.models import CreditPackage, Purchase
-from gateway import stripe_gateway
-from gateway.http import identify
-from gateway.routes.credits import caller_wallet
-from gateway.routes.deps import RuntimeDep, page_limit
-from gateway.runtime import Runtime
+from gateway.core.deps import RuntimeDep, page_limit
+from gateway.core.http import identify
+from gateway.core.runtime import Runtime
+from gateway.credits import stripe as stripe_gateway
+from gateway.credits.routes import caller_wallet
 from tenants import service as tenants
-from tenants.errors import InvalidRequest
+from tenants.kernel.errors import InvalidRequest
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,10 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, FromQuery, HeaderParameter
 
+from gateway.core.deps import RuntimeDep, page_limit
+from gateway.core.http import acting_customer, identify, require_scope
+from gateway.core.runtime import Runtime
+from gateway.core.tenant_views import tenant_row
 from gateway.generations import service
 from gateway.generations.models import FINAL_STATES
 from gateway.generations.schemas import (
@@ -18,12 +22,8 @@ from gateway.generations.schemas import (
     ProviderInfo,
     ProviderList,
 )
-from gateway.generations.tenant_views import tenant_row
-from gateway.http import acting_customer, identify, require_scope
-from gateway.providers import configured, public_metrics
-from gateway.routes.deps import RuntimeDep, page_limit
-from gateway.runtime import Runtime
-from tenants.errors import InvalidRequest
+from gateway.providers.states import configured, public_metrics
+from tenants.kernel.errors import InvalidRequest
 
 _WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+)")
 

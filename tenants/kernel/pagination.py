@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from datetime import datetime
 
-from tenants.errors import InvalidRequest
+from tenants.kernel.errors import InvalidRequest
 
 
 def encode_cursor(created_at: datetime, row_id: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 from litestar import Request, Response, get
 from litestar.response import Response as LitestarResponse
 
-from gateway.routes.deps import RuntimeDep
+from gateway.core.deps import RuntimeDep
 from tenants import service as tenants
 
 _HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{3,8}")

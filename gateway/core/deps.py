@@ -5,8 +5,8 @@ from __future__ import annotations
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
-from gateway.runtime import Runtime
-from tenants.errors import InvalidRequest
+from gateway.core.runtime import Runtime
+from tenants.kernel.errors import InvalidRequest
 
 
 async def provide_runtime(state: State) -> Runtime:

@@ -24,8 +24,8 @@ from typing import Any, Final
 import msgspec
 import stripe
 
-from gateway.settings import Settings
-from tenants.errors import InvalidRequest, ProviderFailed, Unavailable
+from gateway.core.settings import Settings
+from tenants.kernel.errors import InvalidRequest, ProviderFailed, Unavailable
 
 log = logging.getLogger(__name__)
 

@@ -15,17 +15,17 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from gateway.egress import Egress, EgressPolicy
-from gateway.providers import ProviderStates
-from gateway.queue import Handlers, InProcessQueue, JobQueue, SaqQueue
-from gateway.ratelimit import RateLimiter
-from gateway.result_store import InProcessStore, ResultStore, make_result_store
-from gateway.settings import Settings, SettingsError
-from gateway.storage import Storage, storage_from_url
+from gateway.core.egress import Egress, EgressPolicy
+from gateway.core.jobs import Handlers, InProcessQueue, JobQueue, SaqQueue
+from gateway.core.ratelimit import RateLimiter
+from gateway.core.result_store import InProcessStore, ResultStore, make_result_store
+from gateway.core.settings import Settings, SettingsError
+from gateway.core.storage import Storage, storage_from_url
+from gateway.providers.states import ProviderStates
 from gateway.webhooks.service import Webhooks
 from plugins.base import Credentials
 from plugins.host import PluginHost, build_plugin_host
-from tenants.db import Database
+from tenants.kernel.db import Database
 from tenants.models import Tenant
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ class Runtime:
         """The queue's tasks bound to this runtime (what workers and the in-process queue
         call)."""
         # Imported here: the pipeline needs the runtime, the runtime hands it the jobs.
-        from gateway.generations.pipeline import poll_generation, run_generation
+        from gateway.generations.worker import poll_generation, run_generation
 
         def run(generation_id: str) -> Awaitable[None]:
             return run_generation(self, generation_id)

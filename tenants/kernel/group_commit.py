@@ -32,7 +32,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 if TYPE_CHECKING:
-    from tenants.db import Database
+    from tenants.kernel.db import Database
 
 T = TypeVar("T")
 Unit = Callable[[AsyncSession], Awaitable[T]]

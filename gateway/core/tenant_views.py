@@ -4,8 +4,8 @@ operator's change shows within `TenantViews.ttl_s`, at once in the process that 
 
 from __future__ import annotations
 
-from gateway.runtime import Runtime
-from tenants.errors import NotFound
+from gateway.core.runtime import Runtime
+from tenants.kernel.errors import NotFound
 from tenants.models import Customer, Tenant
 
 

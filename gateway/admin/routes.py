@@ -11,21 +11,21 @@ from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, FromQuery, HeaderParameter
 
 from billing import ledger, wallets
-from gateway.http import check_admin, key_cache
-from gateway.providers import ProviderStateList, health_check_all, operator_view
-from gateway.routes import provider_keys as provider_key_routes
-from gateway.routes.deps import RuntimeDep, page_limit
-from gateway.routes.provider_keys import ProviderKeyDeleted, ProviderKeyList
-from gateway.routes.purchases import (
+from gateway.core.deps import RuntimeDep, page_limit
+from gateway.core.http import check_admin, key_cache
+from gateway.core.runtime import Runtime
+from gateway.credits.purchases import (
     PackageCreate,
     PackageList,
     PackageOut,
     create_package,
     list_packages,
 )
-from gateway.runtime import Runtime
+from gateway.providers.states import ProviderStateList, health_check_all, operator_view
+from gateway.tenancy import provider_keys as provider_key_routes
+from gateway.tenancy.provider_keys import ProviderKeyDeleted, ProviderKeyList
 from tenants import service as tenants
-from tenants.errors import InvalidRequest, NotFound
+from tenants.kernel.errors import InvalidRequest, NotFound
 from tenants.models import ApiKey, Tenant
 from tenants.provider_keys import ProviderKeyIn, ProviderKeyOut
 from tenants.schemas import (

@@ -7,9 +7,9 @@ import time
 from litestar import Controller, Response, get
 from litestar.params import FromPath, FromQuery
 
-from gateway.routes.deps import RuntimeDep
-from gateway.storage import MediaNotFound, verify_media_signature
-from tenants.errors import NotFound, PermissionDenied
+from gateway.core.deps import RuntimeDep
+from gateway.core.storage import MediaNotFound, verify_media_signature
+from tenants.kernel.errors import NotFound, PermissionDenied
 
 
 class MediaController(Controller):

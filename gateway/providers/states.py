@@ -31,7 +31,7 @@ from plugins.base import Provider, ProviderError
 from plugins.routing import ProviderStats, RoutingConfig, Weights
 
 if TYPE_CHECKING:
-    from gateway.runtime import Runtime
+    from gateway.core.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from litestar import Controller, Request, get
 from litestar.params import FromQuery
 
 from billing import history, ledger, wallets
-from gateway.http import acting_customer, identify, require_scope
-from gateway.routes.deps import RuntimeDep, page_limit
-from gateway.runtime import Runtime
-from tenants.errors import NotFound
+from gateway.core.deps import RuntimeDep, page_limit
+from gateway.core.http import acting_customer, identify, require_scope
+from gateway.core.runtime import Runtime
+from tenants.kernel.errors import NotFound
 from tenants.models import Tenant
 
 

@@ -36,14 +36,14 @@ from litestar.datastructures import MutableScopeHeaders
 from litestar.types import Message, Scope
 from valkey.exceptions import ValkeyError
 
-from tenants.errors import RateLimited
+from tenants.kernel.errors import RateLimited
 from tenants.models import Tenant
 from tenants.schemas import RateLimitPolicy, rate_limits_of
 from tenants.service import KeyIdentity
 
 if TYPE_CHECKING:
-    from gateway.runtime import Runtime
-    from gateway.settings import Settings
+    from gateway.core.runtime import Runtime
+    from gateway.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -326,7 +326,7 @@ async def enforce(request: Request[Any, Any, Any], runtime: Runtime,
                   identity: KeyIdentity) -> None:
     """Count an authenticated request against its tenant's and key's limits.
 
-    Called once per authenticated `/v1` request, by `gateway.http.identify`. Leaves the
+    Called once per authenticated `/v1` request, by `gateway.core.http.identify`. Leaves the
     decision in the scope so `rate_limit_headers` puts `RateLimit-*` on the response, and
     raises `RateLimited` (429, `rate_limited`) when a limit refuses it.
     """

@@ -15,11 +15,11 @@ import msgspec
 from litestar import Controller, Request, delete, get, put
 from litestar.params import FromPath
 
-from gateway.http import identify, require_scope
-from gateway.routes.deps import RuntimeDep
-from gateway.runtime import Runtime
+from gateway.core.deps import RuntimeDep
+from gateway.core.http import identify, require_scope
+from gateway.core.runtime import Runtime
 from tenants import provider_keys
-from tenants.errors import InvalidRequest, NotFound, PermissionDenied
+from tenants.kernel.errors import InvalidRequest, NotFound, PermissionDenied
 from tenants.provider_keys import ProviderKeyIn, ProviderKeyOut
 from tenants.service import get_tenant
 

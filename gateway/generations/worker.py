@@ -48,13 +48,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import ledger
 from billing.pricing import price
-from gateway import media_urls
+from gateway.core.runtime import Runtime
+from gateway.core.tenant_views import tenant_and_tier
 from gateway.generations import cache, quotas
-from gateway.generations.credentials import credentials_for
+from gateway.generations import inputs as media_urls
 from gateway.generations.models import QUEUED, RUNNING, SUCCEEDED, Generation
 from gateway.generations.service import finish_failed, pending_tasks
-from gateway.generations.tenant_views import tenant_and_tier
-from gateway.runtime import Runtime
+from gateway.providers.credentials import credentials_for
 from gateway.webhooks import outbox
 from plugins.base import (
     Provider,
@@ -64,7 +64,7 @@ from plugins.base import (
     ProviderTask,
     error_from_exception,
 )
-from tenants.db import utcnow
+from tenants.kernel.db import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import msgspec
 from litestar import Controller, Response, get
 from sqlalchemy import text
 
-from gateway.routes.deps import RuntimeDep
+from gateway.core.deps import RuntimeDep
 
 
 class Readiness(msgspec.Struct):

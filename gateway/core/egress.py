@@ -37,8 +37,8 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
-from gateway.settings import Settings
-from tenants.errors import InvalidRequest
+from gateway.core.settings import Settings
+from tenants.kernel.errors import InvalidRequest
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

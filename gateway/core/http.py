@@ -17,10 +17,10 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from gateway.ratelimit import enforce as enforce_rate_limit
-from gateway.runtime import Runtime
+from gateway.core.ratelimit import enforce as enforce_rate_limit
+from gateway.core.runtime import Runtime
 from tenants import service as tenants
-from tenants.errors import AuthenticationFailed, DomainError, PermissionDenied, RateLimited
+from tenants.kernel.errors import AuthenticationFailed, DomainError, PermissionDenied, RateLimited
 from tenants.service import KeyIdentity
 
 log = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ tenant id as associated data, and looked up by the generation's tenant.
 
 from __future__ import annotations
 
-from gateway.generations.tenant_views import tenant_row
-from gateway.runtime import Runtime
+from gateway.core.runtime import Runtime
+from gateway.core.tenant_views import tenant_row
 from plugins.base import Credentials, ProviderError
 from tenants.models import Tenant
 from tenants.provider_keys import UnsealError, own_credentials

@@ -27,17 +27,17 @@ from typing import Any, Final
 
 import msgspec
 
-from gateway.egress import (
+from gateway.core.egress import (
     EgressError,
     FetchFailed,
     FetchTimeout,
 )
+from gateway.core.runtime import Runtime
+from gateway.core.storage import MediaNotFound
 from gateway.generations.schemas import GenerationCreate
-from gateway.runtime import Runtime
-from gateway.storage import MediaNotFound
 from plugins import _data_urls
 from plugins.base import ProviderError, ProviderOutput, ProviderResult
-from tenants.errors import InvalidRequest
+from tenants.kernel.errors import InvalidRequest
 
 #: URL parameter → the parameter providers read (a data: URL).
 INPUT_URL_PARAMS: Final = {"image_url": "image", "mask_url": "mask"}

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
-from tenants.group_commit import GroupCommit
+from tenants.kernel.group_commit import GroupCommit
 
 T = TypeVar("T")
 
@@ -130,7 +130,7 @@ class Database:
 
     async def grouped(self, unit: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Run `unit(session)` in a transaction shared with other callers' units (group
-        commit, see `tenants.group_commit`); returns its result once committed, or raises
+        commit, see `tenants.kernel.group_commit`); returns its result once committed, or raises
         what it raised, with nothing of it committed. For short writes on hot paths."""
         return await self._group.run(unit)
 
