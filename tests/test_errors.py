@@ -129,16 +129,16 @@ async def test_health_live_and_ready(gateway: Gateway) -> None:
 
 
 async def test_ready_is_503_when_the_database_is_gone(gateway: Gateway) -> None:
-    real = gateway.core.runtime.db.sessionmaker
+    real = gateway.runtime.db.sessionmaker
 
     def broken() -> Any:
         raise OSError("connection refused")
 
-    gateway.core.runtime.db.sessionmaker = broken  # type: ignore[assignment]
+    gateway.runtime.db.sessionmaker = broken  # type: ignore[assignment]
     try:
         r = await gateway.client.get("/health/ready")
     finally:
-        gateway.core.runtime.db.sessionmaker = real
+        gateway.runtime.db.sessionmaker = real
     assert r.status_code == 503, r.text
     assert r.json()["status"] == "unavailable"
     assert r.json()["checks"]["database"].startswith("error")

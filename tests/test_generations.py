@@ -157,7 +157,7 @@ async def test_too_few_credits_is_402_and_nothing_is_queued(gateway: Gateway) ->
     error = r.json()["error"]
     assert error["type"] == "insufficient_credits"
     assert error["shortfall"] == error["required"] - 50 > 0
-    async with gateway.core.runtime.db.session() as session:
+    async with gateway.runtime.db.session() as session:
         rows = await session.scalar(
             select(func.count()).select_from(Generation).where(Generation.tenant_id == tenant.id))
     assert rows == 0
@@ -267,7 +267,7 @@ async def test_concurrent_submits_with_one_idempotency_key_make_one_generation(
     assert len(ids) == 1, [a.text for a in answers]
     assert {a.status_code for a in answers} <= {202, 409}, [a.text for a in answers]
     await gateway.drain()
-    async with gateway.core.runtime.db.session() as session:
+    async with gateway.runtime.db.session() as session:
         count = await session.scalar(select(func.count()).select_from(Transfer).where(
             Transfer.tenant_id == tenant.id, Transfer.kind == "generation",
             Transfer.phase == "pending"))

@@ -32,55 +32,55 @@ async def test_the_sweeper_voids_expired_reservations_and_fails_their_generation
     gateway: Gateway,
 ) -> None:
     tenant = await gateway.tenant(credits_mc=10_000)
-    real_queue, gateway.core.runtime.queue = gateway.core.runtime.queue, NoQueue()
+    real_queue, gateway.runtime.queue = gateway.runtime.queue, NoQueue()
     try:
         r = await gateway.client.post("/v1/generations", headers=tenant.auth, json=IMAGE)
     finally:
-        gateway.core.runtime.queue = real_queue
+        gateway.runtime.queue = real_queue
     gen_id = r.json()["id"]
     held = (await gateway.client.get("/v1/credits/balance", headers=tenant.auth)).json()
     assert held["pending"] > 0
 
     # Not yet expired: the sweep leaves it alone (other tests' leftovers on a shared
     # database may be swept, hence no count here).
-    await sweep_expired_reservations(gateway.core.runtime)
+    await sweep_expired_reservations(gateway.runtime)
     waiting = (await gateway.client.get(f"/v1/generations/{gen_id}", headers=tenant.auth)).json()
     assert waiting["status"] == "queued"
     assert (await gateway.client.get("/v1/credits/balance",
                                      headers=tenant.auth)).json()["pending"] > 0
-    later = utcnow() + timedelta(seconds=gateway.core.runtime.settings.reservation_timeout_s + 1)
-    assert await sweep_expired_reservations(gateway.core.runtime, now=later) >= 1
+    later = utcnow() + timedelta(seconds=gateway.runtime.settings.reservation_timeout_s + 1)
+    assert await sweep_expired_reservations(gateway.runtime, now=later) >= 1
     done = (await gateway.client.get(f"/v1/generations/{gen_id}", headers=tenant.auth)).json()
     assert done["status"] == "failed"
     assert done["error"]["code"] == "reservation_expired"
     balance = (await gateway.client.get("/v1/credits/balance", headers=tenant.auth)).json()
     assert (balance["available"], balance["pending"]) == (10_000, 0)
     # A late job for it changes nothing.
-    await gateway.core.runtime.queue.enqueue(gen_id, "image")  # type: ignore[union-attr]
+    await gateway.runtime.queue.enqueue(gen_id, "image")  # type: ignore[union-attr]
     await gateway.drain()
     again = (await gateway.client.get(f"/v1/generations/{gen_id}", headers=tenant.auth)).json()
     assert again["status"] == "failed"
-    assert await sweep_expired_reservations(gateway.core.runtime, now=later) == 0
+    assert await sweep_expired_reservations(gateway.runtime, now=later) == 0
 
 
 async def test_an_embedded_restart_requeues_lost_and_interrupted_jobs(
     gateway: Gateway,
 ) -> None:
     tenant = await gateway.tenant(credits_mc=10_000)
-    real_queue, gateway.core.runtime.queue = gateway.core.runtime.queue, NoQueue()
+    real_queue, gateway.runtime.queue = gateway.runtime.queue, NoQueue()
     try:
         lost = (await gateway.client.post("/v1/generations", headers=tenant.auth,
                                           json=IMAGE)).json()["id"]
         interrupted = (await gateway.client.post("/v1/generations", headers=tenant.auth,
                                                  json={**IMAGE, "prompt": "b"})).json()["id"]
     finally:
-        gateway.core.runtime.queue = real_queue
+        gateway.runtime.queue = real_queue
     # The second was mid-provider-call when the process died.
-    async with gateway.core.runtime.db.transaction() as session:
+    async with gateway.runtime.db.transaction() as session:
         await session.execute(update(Generation).where(Generation.id == interrupted)
                               .values(status="running", started_at=utcnow()))
 
-    assert await recover_embedded(gateway.core.runtime) >= 2
+    assert await recover_embedded(gateway.runtime) >= 2
     await gateway.drain()
     for gen_id in (lost, interrupted):
         done = (await gateway.client.get(f"/v1/generations/{gen_id}",

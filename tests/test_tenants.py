@@ -221,7 +221,7 @@ async def test_a_key_is_shown_once_and_stored_only_as_a_hash(gateway: Gateway) -
     assert sorted(made["scopes"]) == ["generate", "read"]
     assert len(secret) >= 32
 
-    async with gateway.core.runtime.db.session() as session:
+    async with gateway.runtime.db.session() as session:
         row = (await session.execute(
             select(ApiKey.__table__).where(ApiKey.__table__.c.id == made["id"]))).one()
     stored = row._mapping
