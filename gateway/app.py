@@ -9,57 +9,73 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Litestar
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from gateway.admin.routes import AdminController
+from gateway.core.auth import provide_principal
 from gateway.core.deps import provide_runtime
+from gateway.core.errors import handle_exception
 from gateway.core.health import HealthController
-from gateway.core.http import handle_exception
+from gateway.core.jobs import run_periodic
 from gateway.core.media import MediaController
 from gateway.core.migrate import upgrade
 from gateway.core.ratelimit import rate_limit_headers
-from gateway.core.runtime import Runtime
 from gateway.core.settings import Settings
-from gateway.credits.purchases import PurchaseController, StripeWebhookController
-from gateway.credits.routes import CreditsController
+from gateway.credits.routes import CreditsController, PurchaseController, StripeWebhookController
+from gateway.generations import tasks
 from gateway.generations.routes import GenerationController, ProviderController
-from gateway.generations.worker import recover_embedded
+from gateway.generations.services import Services
+from gateway.generations.sweeps import recover_embedded
 from gateway.portal.routes import portal_home
 from gateway.tenancy.provider_keys import ProviderKeyController
 from gateway.webhooks.routes import WebhookEndpointController, webhook_url_secret
-from gateway.worker import sweep_forever
 from plugins.host import PluginHost
 
 log = logging.getLogger(__name__)
 
+
+async def provide_services(state: State) -> Services:
+    services: Services = state.services
+    return services
+
+
+async def start_services(settings: Settings, *,
+                         plugins: PluginHost | None = None) -> Services:
+    """The API process's services with their tasks registered (also what tests start)."""
+    services = await Services.start(settings, plugins=plugins)
+    tasks.register(services)
+    return services
+
+
 def create_app(settings: Settings, *, plugins: PluginHost | None = None,
-               runtime: Runtime | None = None) -> Litestar:
+               services: Services | None = None) -> Litestar:
     """Build the gateway app. Embedded mode (SQLite) migrates its database on start.
 
     `plugins` replaces the discovered plugin host. A caller that passes its own started
-    `runtime` (the tests) owns it: the app neither migrates, nor starts, nor closes it.
+    `services` (the tests) owns them: the app neither migrates, nor starts, nor closes them.
     """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        if runtime is not None:
+        if services is not None:
             yield
             return
         if settings.is_sqlite:
             await asyncio.to_thread(upgrade, settings.database_url)
-        owned = await Runtime.start(settings, plugins=plugins)
-        app.state.runtime = owned
+        owned = await start_services(settings, plugins=plugins)
+        app.state.services, app.state.runtime = owned, owned.runtime
         if settings.embedded:
             await recover_embedded(owned)
-        sweeper = asyncio.create_task(sweep_forever(owned))
+        periodic = asyncio.create_task(run_periodic(owned.runtime.tasks))
         try:
             yield
         finally:
-            sweeper.cancel()
+            periodic.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+                await periodic
             await owned.close()
 
     handlers: list[Any] = [AdminController, GenerationController, ProviderController,
@@ -69,7 +85,9 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
                            ProviderKeyController]
     app = Litestar(
         route_handlers=handlers,
-        dependencies={"runtime": Provide(provide_runtime)},
+        dependencies={"runtime": Provide(provide_runtime),
+                      "services": Provide(provide_services),
+                      "principal": Provide(provide_principal, sync_to_thread=False)},
         exception_handlers={Exception: handle_exception},
         before_send=[rate_limit_headers],
         lifespan=[lifespan],
@@ -81,6 +99,6 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
         ),
         debug=False,
     )
-    if runtime is not None:
-        app.state.runtime = runtime
+    if services is not None:
+        app.state.services, app.state.runtime = services, services.runtime
     return app

@@ -10,7 +10,20 @@ import secrets
 import sys
 from collections.abc import Sequence
 
+import uvicorn
+from sqlalchemy import select
+
+from gateway.app import create_app
+from gateway.core.migrate import upgrade
+from gateway.core.runtime import Runtime, apply_price_overrides
 from gateway.core.settings import MEDIA_TYPES, Settings, SettingsError, load_settings
+from gateway.credits.service import CreditGrant, grant_credits
+from gateway.tenancy.service import create_key, create_tenant
+from gateway.worker import run_worker
+from plugins.host import build_plugin_host
+from tenants.kernel.errors import DomainError
+from tenants.models import Tenant
+from tenants.schemas import KeyCreate, TenantCreate
 
 log = logging.getLogger("mediahub")
 
@@ -21,8 +34,6 @@ def _settings() -> Settings:
         if settings.provider_prices:
             # Price names exist only once the providers are loaded: check them here too, so
             # a bad override is reported like any bad setting (exit 2), not at app start.
-            from gateway.core.runtime import apply_price_overrides
-            from plugins.host import build_plugin_host
 
             apply_price_overrides(build_plugin_host(blocked=settings.disabled_plugins),
                                   settings.provider_prices)
@@ -33,9 +44,7 @@ def _settings() -> Settings:
 
 
 def _serve(settings: Settings, host: str, port: int) -> None:
-    import uvicorn
 
-    from gateway.app import create_app
 
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
@@ -56,22 +65,17 @@ def cmd_worker(args: argparse.Namespace) -> None:
         print(f"unknown queue(s): {', '.join(unknown)}; choose from {', '.join(MEDIA_TYPES)}",
               file=sys.stderr)
         raise SystemExit(2)
-    from gateway.worker import run_worker
 
     asyncio.run(run_worker(settings, media_types))
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> None:
-    from gateway.core.migrate import upgrade
 
     upgrade(_settings().database_url, args.revision)
     print(f"database at {args.revision}")
 
 
 async def _admin(settings: Settings, action: str, args: argparse.Namespace) -> None:
-    from gateway.admin.routes import CreditGrant, create_key, create_tenant, grant_credits
-    from gateway.core.runtime import Runtime
-    from tenants.schemas import KeyCreate, TenantCreate
 
     runtime = await Runtime.start(settings, with_queue=False)
     try:
@@ -94,7 +98,6 @@ async def _admin(settings: Settings, action: str, args: argparse.Namespace) -> N
 
 def _run_admin(action: str) -> object:
     def run(args: argparse.Namespace) -> None:
-        from tenants.kernel.errors import DomainError
 
         try:
             asyncio.run(_admin(_settings(), action, args))
@@ -108,13 +111,7 @@ DEMO_CREDITS_MC = 1_000_000
 
 
 async def _demo_setup(settings: Settings) -> tuple[str, str]:
-    from sqlalchemy import select
 
-    from gateway.admin.routes import CreditGrant, create_key, create_tenant, grant_credits
-    from gateway.core.migrate import upgrade
-    from gateway.core.runtime import Runtime
-    from tenants.models import Tenant
-    from tenants.schemas import KeyCreate, TenantCreate
 
     await asyncio.to_thread(upgrade, settings.database_url)
     runtime = await Runtime.start(settings, with_queue=False)

@@ -12,63 +12,31 @@ import asyncio
 import logging
 import signal
 
-from gateway.core.jobs import SaqQueue, build_workers, stop_workers
-from gateway.core.runtime import Runtime
+from gateway.core.jobs import SaqQueue, build_workers, run_periodic, stop_workers
 from gateway.core.settings import Settings
-from gateway.generations.worker import reconcile, sweep_expired_reservations
-from gateway.providers.states import HEALTH_INTERVAL_S, health_check_all
+from gateway.generations import tasks
+from gateway.generations.services import Services
 from gateway.webhooks.service import SaqWebhookQueue, build_webhook_worker
 
 log = logging.getLogger(__name__)
 
 
-async def sweep_forever(runtime: Runtime, interval_s: float | None = None,
-                        health_interval_s: float = HEALTH_INTERVAL_S) -> None:
-    """Every `interval_s` (default: `MEDIAHUB_SWEEP_INTERVAL_S`) nudge stalled generations
-    (`reconcile`) and void expired reservations, and check the providers' health every
-    `health_interval_s` (skipping ones another process checked within half of it); runs
-    until cancelled."""
-    if interval_s is None:
-        interval_s = runtime.settings.sweep_interval_s
-    loop = asyncio.get_running_loop()
-    last_health: float | None = None
-    while True:
-        await asyncio.sleep(interval_s)
-        if runtime.queue is not None:
-            try:
-                await reconcile(runtime)
-            except Exception:
-                log.exception("reconciler failed")
-        try:
-            await sweep_expired_reservations(runtime)
-        except Exception:
-            log.exception("reservation sweep failed")
-        try:
-            await runtime.webhooks.sweep()
-        except Exception:
-            log.exception("webhook sweep failed")
-        if last_health is None or loop.time() - last_health >= health_interval_s:
-            last_health = loop.time()
-            try:
-                await health_check_all(runtime, min_age_s=health_interval_s / 2)
-            except Exception:
-                log.exception("provider health checks failed")
-
-
 async def run_worker(settings: Settings, media_types: list[str]) -> None:
     """Work the given queues until SIGTERM/SIGINT, then let running jobs finish."""
     assert settings.valkey_url is not None
-    runtime = await Runtime.start(settings, with_queue=False)
+    services = await Services.start(settings, with_queue=False)
+    runtime = services.runtime
+    tasks.register(services)
     saq_queue = SaqQueue(settings.valkey_url, prefix=settings.queue_prefix,
                          heartbeat_s=settings.job_lease_s)
     # Jobs queue polls and hand-backs through the runtime.
     runtime.queue = saq_queue
-    workers = build_workers(saq_queue, media_types, runtime.job_handlers(),
+    workers = build_workers(saq_queue, media_types, runtime.tasks,
                             concurrency_for=settings.concurrency_for,
                             sweep_interval_s=settings.sweep_interval_s)
     # Every worker process also delivers outgoing webhooks (short I/O-bound jobs).
-    assert isinstance(runtime.webhooks.queue, SaqWebhookQueue)
-    workers.append(build_webhook_worker(runtime.webhooks.queue, runtime,
+    assert isinstance(services.webhooks.queue, SaqWebhookQueue)
+    workers.append(build_webhook_worker(services.webhooks.queue, services.webhooks,
                                         concurrency=settings.worker_concurrency))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -77,8 +45,8 @@ async def run_worker(settings: Settings, media_types: list[str]) -> None:
         worker.SIGNALS = []
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    tasks = [asyncio.create_task(w.start()) for w in workers]
-    sweeper = asyncio.create_task(sweep_forever(runtime))
+    running = [asyncio.create_task(w.start()) for w in workers]
+    sweeper = asyncio.create_task(run_periodic(runtime.tasks))
     log.info("worker started", extra={"queues": media_types})
     print(f"mediahub worker: working {', '.join(media_types)} (concurrency "
           f"{', '.join(f'{t}={settings.concurrency_for(t)}' for t in media_types)})",
@@ -90,8 +58,8 @@ async def run_worker(settings: Settings, media_types: list[str]) -> None:
     finally:
         sweeper.cancel()
         await stop_workers(workers, grace_s=settings.shutdown_grace_s)
-        for task in tasks:
+        for task in running:
             task.cancel()
-        await asyncio.gather(*tasks, sweeper, return_exceptions=True)
-        await runtime.close()  # closes the SAQ queue too
+        await asyncio.gather(*running, sweeper, return_exceptions=True)
+        await services.close()  # closes the SAQ queue too
         print("mediahub worker: stopped", flush=True)

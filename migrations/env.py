@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 import billing.models
 import gateway.generations.models
+import gateway.providers.models
 import gateway.webhooks.models
 import tenants.models  # noqa: F401  (every model module, so autogenerate sees all tables)
 from tenants.kernel.db import Base, UTCDateTime

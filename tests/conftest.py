@@ -28,10 +28,11 @@ from litestar import Litestar
 from moto.server import ThreadedMotoServer
 from sqlalchemy.engine import make_url
 
-from gateway.app import create_app
+from gateway.app import create_app, start_services
 from gateway.core.migrate import upgrade
 from gateway.core.runtime import Runtime
 from gateway.core.settings import Settings
+from gateway.generations.services import Services
 from plugins.base import (
     Credentials,
     Health,
@@ -162,9 +163,13 @@ class Gateway:
     client: httpx.AsyncClient
 
     @property
+    def services(self) -> Services:
+        services: Services = self.app.state.services
+        return services
+
+    @property
     def runtime(self) -> Runtime:
-        runtime: Runtime = self.app.state.runtime
-        return runtime
+        return self.services.runtime
 
     async def drain(self) -> None:
         """Wait until the in-process queue has run every job submitted so far."""
@@ -231,15 +236,15 @@ class Tenant:
 async def running_gateway(settings: Settings, **plugin_kwargs: Any) -> AsyncIterator[Gateway]:
     """The app over ASGI with a runtime this test owns (plugins without entry points)."""
     plugins = build_plugin_host(load_entry_points=False, **plugin_kwargs)
-    runtime = await Runtime.start(settings, plugins=plugins)
-    app = create_app(settings, runtime=runtime)
+    services = await start_services(settings, plugins=plugins)
+    app = create_app(settings, services=services)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                base_url="http://testserver")
     try:
         yield Gateway(app=app, client=client)
     finally:
         await client.aclose()
-        await runtime.close()
+        await services.close()
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ import httpx
 import pluggy
 import pytest
 
-from gateway.app import create_app
+from gateway.app import create_app, start_services
 from gateway.core.runtime import Runtime
 from gateway.core.settings import Settings
 from gateway.generations.schemas import MediaTypeName, Operation
@@ -122,15 +122,15 @@ def test_an_installed_package_is_discovered_through_its_entry_point(
 async def discovering_gateway(settings: Settings,
                               example_installed: Path) -> AsyncIterator[Gateway]:
     """The app with the plugin host it builds itself in production: entry points included."""
-    runtime = await Runtime.start(settings)
-    app = create_app(settings, runtime=runtime)
+    services = await start_services(settings)
+    app = create_app(settings, services=services)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
                                base_url="http://testserver")
     try:
         yield Gateway(app=app, client=client)
     finally:
         await client.aclose()
-        await runtime.close()
+        await services.close()
 
 
 async def test_the_gateway_serves_a_discovered_provider_end_to_end(

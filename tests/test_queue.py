@@ -9,6 +9,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,16 +19,17 @@ from saq.job import Status
 from sqlalchemy import event, update
 from sqlalchemy.orm import Session
 
-from gateway.core.jobs import Handlers, SaqQueue, build_workers, queue_name, stop_workers
+from gateway.core.jobs import SaqQueue, TaskRegistry, build_workers, queue_name, stop_workers
 from gateway.core.settings import Settings, SettingsError, load_settings
+from gateway.generations import jobs
+from gateway.generations.jobs import nudge_key
 from gateway.generations.models import Generation
+from gateway.generations.sweeps import reconcile
 from gateway.generations.worker import (
     MAX_POLL_INTERVAL_S,
     MIN_POLL_INTERVAL_S,
-    nudge_key,
     poll_delay_s,
     poll_generation,
-    reconcile,
     run_generation,
 )
 from plugins.base import (
@@ -58,7 +60,7 @@ async def worker_for(gw: Gateway, *, concurrency: int = 2) -> AsyncIterator[None
     assert settings.valkey_url is not None
     saq_queue = SaqQueue(settings.valkey_url, prefix=settings.queue_prefix,
                          heartbeat_s=settings.job_lease_s)
-    [worker] = build_workers(saq_queue, ["image"], gw.runtime.job_handlers(),
+    [worker] = build_workers(saq_queue, ["image"], gw.runtime.tasks,
                              concurrency_for=lambda _: concurrency, sweep_interval_s=1)
     task = asyncio.create_task(worker.start())
     try:
@@ -117,7 +119,7 @@ async def test_row_is_written_before_its_job_is_queued(stack_settings: Settings)
         finally:
             await queue.disconnect()
         # A second nudge for the same generation finds the job already there.
-        await gw.runtime.queue.enqueue(gen_id, "image")  # type: ignore[union-attr]
+        await jobs.enqueue_run(gw.runtime, gen_id, "image")
         queue = Queue.from_url(stack_settings.valkey_url or "",
                                name=queue_name(stack_settings.queue_prefix, "image"))
         try:
@@ -131,9 +133,9 @@ async def test_a_job_run_twice_settles_once(stack_settings: Settings) -> None:
         tenant = await gw.tenant(credits_mc=20_000)
         r = await gw.client.post("/v1/generations", headers=tenant.auth, json=IMAGE)
         gen_id = r.json()["id"]
-        await asyncio.gather(run_generation(gw.runtime, gen_id),
-                             run_generation(gw.runtime, gen_id))
-        await run_generation(gw.runtime, gen_id)
+        await asyncio.gather(run_generation(gw.services, gen_id),
+                             run_generation(gw.services, gen_id))
+        await run_generation(gw.services, gen_id)
         done = (await gw.client.get(f"/v1/generations/{gen_id}", headers=tenant.auth)).json()
         assert done["status"] == "succeeded"
         async with gw.runtime.db.session() as session:
@@ -257,13 +259,13 @@ class Recording:
         self.runs: list[tuple[str, str | None]] = []
         self.polls: list[tuple[str, int, float]] = []
 
-    async def enqueue(self, generation_id: str, media_type: str, *,
-                      key: str | None = None) -> None:
-        self.runs.append((generation_id, key))
-
-    async def enqueue_poll(self, generation_id: str, media_type: str, *, seq: int,
-                           delay_s: float) -> None:
-        self.polls.append((generation_id, seq, delay_s))
+    async def enqueue(self, task: str, queue: str, *, key: str, delay_s: float = 0.0,
+                      **kwargs: Any) -> None:
+        if task == jobs.POLL:
+            self.polls.append((kwargs["generation_id"], kwargs["seq"], delay_s))
+        else:
+            generation_id = kwargs["generation_id"]
+            self.runs.append((generation_id, None if key == generation_id else key))
 
     async def close(self) -> None:
         pass
@@ -306,7 +308,7 @@ async def test_a_poll_job_is_scheduled_from_the_hint_and_a_stale_one_does_nothin
         gw.runtime.queue = recorder = Recording()
         gen_id = (await gw.client.post("/v1/generations", headers=tenant.auth,
                                        json=IMAGE)).json()["id"]
-        await run_generation(gw.runtime, gen_id)
+        await run_generation(gw.services, gen_id)
         # Submitted, the task id saved, a poll scheduled at the hint: the job has ended.
         assert remote.submits == [gen_id]  # the generation id is the idempotency key
         assert remote.polls == 0
@@ -315,19 +317,19 @@ async def test_a_poll_job_is_scheduled_from_the_hint_and_a_stale_one_does_nothin
         row = await row_of(gw, gen_id)
         assert (row.status, row.attempts_log[0]["task_id"]) == ("running", "task-1")
 
-        await poll_generation(gw.runtime, gen_id, seq)
+        await poll_generation(gw.services, gen_id, seq)
         assert remote.polls == 1
         _, next_seq, next_delay = recorder.polls[1]
         assert next_seq > seq
         assert next_delay == 3.0  # backed off: 2 x 1.5
 
-        await poll_generation(gw.runtime, gen_id, seq)  # delivered twice: stale now
-        await run_generation(gw.runtime, gen_id)  # a duplicate run job: lease still held
+        await poll_generation(gw.services, gen_id, seq)  # delivered twice: stale now
+        await run_generation(gw.services, gen_id)  # a duplicate run job: lease still held
         assert remote.polls == 1
         assert remote.submits == [gen_id]
 
         remote.done = True
-        await poll_generation(gw.runtime, gen_id, next_seq)
+        await poll_generation(gw.services, gen_id, next_seq)
         done = (await gw.client.get(f"/v1/generations/{gen_id}", headers=tenant.auth)).json()
         assert done["status"] == "succeeded"
         assert len(remote.submits) == 1
@@ -368,13 +370,13 @@ async def test_cancel_reaches_the_providers_cancel(database_url: str, tmp_path: 
         gw.runtime.queue = recorder = Recording()
         gen_id = (await gw.client.post("/v1/generations", headers=tenant.auth,
                                        json=IMAGE)).json()["id"]
-        await run_generation(gw.runtime, gen_id)
+        await run_generation(gw.services, gen_id)
         r = await gw.client.post(f"/v1/generations/{gen_id}/cancel", headers=tenant.auth)
         assert r.status_code == 200, r.text
         assert r.json()["status"] == "canceled"
         assert remote.canceled == ["task-1"]
         # The scheduled poll finds it canceled: the provider is not asked again.
-        await poll_generation(gw.runtime, gen_id, recorder.polls[0][1])
+        await poll_generation(gw.services, gen_id, recorder.polls[0][1])
         assert remote.polls == 0
         balance = (await gw.client.get("/v1/credits/balance", headers=tenant.auth)).json()
         assert (balance["available"], balance["pending"]) == (50_000, 0)
@@ -389,19 +391,19 @@ async def test_a_rerun_polls_the_recorded_task_instead_of_submitting_again(
         gw.runtime.queue = recorder = Recording()
         gen_id = (await gw.client.post("/v1/generations", headers=tenant.auth,
                                        json=IMAGE)).json()["id"]
-        await run_generation(gw.runtime, gen_id)
+        await run_generation(gw.services, gen_id)
         recorder.runs.clear()
         # The poll job is lost (its worker died): the lease runs out, the reconciler nudges.
-        await reconcile(gw.runtime)  # the poll's lease still holds: not nudged yet
+        await reconcile(gw.services)  # the poll's lease still holds: not nudged yet
         assert gen_id not in {g for g, _ in recorder.runs}
         later = utcnow() + timedelta(seconds=2.0 + gw.runtime.settings.job_lease_s + 1)
-        assert await reconcile(gw.runtime, now=later) >= 1
+        assert await reconcile(gw.services, now=later) >= 1
         assert (gen_id, f"{gen_id}:n1") in recorder.runs
         async with gw.runtime.db.transaction() as session:
             await session.execute(update(Generation).where(Generation.id == gen_id)
                                   .values(lease_until=utcnow() - timedelta(seconds=1)))
         remote.done = True
-        await run_generation(gw.runtime, gen_id)
+        await run_generation(gw.services, gen_id)
         assert remote.submits == [gen_id]
         assert remote.polls == 1
         row = await row_of(gw, gen_id)
@@ -415,9 +417,9 @@ async def test_duplicate_jobs_call_the_provider_once(database_url: str, tmp_path
         gw.runtime.queue = Recording()
         gen_id = (await gw.client.post("/v1/generations", headers=tenant.auth,
                                        json=IMAGE)).json()["id"]
-        await asyncio.gather(*(run_generation(gw.runtime, gen_id) for _ in range(3)))
-        await run_generation(gw.runtime, gen_id)  # redelivered after success
-        await poll_generation(gw.runtime, gen_id, 1)  # a stray poll
+        await asyncio.gather(*(run_generation(gw.services, gen_id) for _ in range(3)))
+        await run_generation(gw.services, gen_id)  # redelivered after success
+        await poll_generation(gw.services, gen_id, 1)  # a stray poll
         assert only.calls == 1
         row = await row_of(gw, gen_id)
         assert (row.status, row.attempts) == ("succeeded", 1)
@@ -435,11 +437,11 @@ async def test_the_reconciler_enqueues_a_queued_row_that_never_reached_the_queue
         gen_id = (await gw.client.post("/v1/generations", headers=tenant.auth,
                                        json=IMAGE)).json()["id"]
         gw.runtime.queue = real
-        await reconcile(gw.runtime)  # within the grace period: left alone
+        await reconcile(gw.services)  # within the grace period: left alone
         await gw.drain()
         assert (await row_of(gw, gen_id)).status == "queued"
         later = utcnow() + timedelta(seconds=gw.runtime.settings.job_lease_s + 1)
-        assert await reconcile(gw.runtime, now=later) >= 1
+        assert await reconcile(gw.services, now=later) >= 1
         await gw.drain()
         assert (await row_of(gw, gen_id)).status == "succeeded"
         balance = (await gw.client.get("/v1/credits/balance", headers=tenant.auth)).json()
@@ -468,7 +470,7 @@ async def test_a_job_cancelled_as_its_claim_commits_hands_the_generation_back(
         gw.runtime.queue = recorder = Recording()
         gen_id = (await gw.client.post("/v1/generations", headers=tenant.auth,
                                        json=IMAGE)).json()["id"]
-        job = asyncio.create_task(run_generation(gw.runtime, gen_id))
+        job = asyncio.create_task(run_generation(gw.services, gen_id))
 
         def cancel_once_claimed(session: Session) -> None:
             claimed = [obj for obj in session.identity_map.values()
@@ -488,7 +490,7 @@ async def test_a_job_cancelled_as_its_claim_commits_hands_the_generation_back(
         assert recorder.runs[-1] == (gen_id, nudge_key(gen_id, 1))
         assert only.calls == 0
         # The fresh run job carries it on.
-        await run_generation(gw.runtime, gen_id)
+        await run_generation(gw.services, gen_id)
         assert (await row_of(gw, gen_id)).status == "succeeded"
         assert only.calls == 1
 
@@ -506,10 +508,13 @@ async def test_a_job_dequeued_as_the_worker_stops_is_queued_again_unrun(valkey: 
     async def poll(generation_id: str, seq: int) -> None:
         ran.append(generation_id)
 
-    [worker] = build_workers(saq_queue, ["image"], Handlers(run, poll),
-                             concurrency_for=lambda _: 1)
+    registry = TaskRegistry()
+    registry.register(jobs.RUN, run)
+    registry.register(jobs.POLL, poll)
+    [worker] = build_workers(saq_queue, ["image"], registry, concurrency_for=lambda _: 1)
     try:
-        await saq_queue.enqueue("gen_stopping", "image")
+        await saq_queue.enqueue(jobs.RUN, "image", key="gen_stopping",
+                                generation_id="gen_stopping")
         worker.event.set()  # the stop began while this worker's dequeue waited
         assert await worker.process()  # it dequeued the job
         assert ran == []

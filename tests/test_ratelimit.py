@@ -23,7 +23,7 @@ from gateway.core.ratelimit import MemoryLimiter, Rate, RateLimiter, ValkeyLimit
 from gateway.core.settings import Settings
 from gateway.generations import quotas
 from gateway.generations.models import Generation
-from gateway.generations.worker import sweep_expired_reservations
+from gateway.generations.sweeps import expire_reservations
 from plugins.base import ProviderError
 from tenants.kernel.db import new_id
 from tenants.kernel.errors import RateLimited
@@ -241,7 +241,8 @@ async def test_unreachable_valkey_falls_back_to_limits_in_process(
                            customer_id=None)
     try:
         with caplog.at_level(logging.ERROR, logger="gateway.core.ratelimit"):
-            answers = [await limiter.check(identity, limits) for _ in range(6)]
+            answers = [await limiter.check(identity.tenant_id, identity.key_id, limits)
+                       for _ in range(6)]
     finally:
         await limiter.close()
     assert [a.allowed for a in answers] == [True] * 4 + [False] * 2
@@ -387,8 +388,7 @@ async def test_a_slot_comes_back_on_cancel_failure_success_and_expiry(
         gate.entered.clear()
         held = [(await submit(gw, tenant)).json()["id"] for _ in range(2)]
         assert (await submit(gw, tenant)).status_code == 429
-        expired = await sweep_expired_reservations(
-            gw.runtime, now=datetime(2999, 1, 1, tzinfo=UTC))
+        expired = await expire_reservations(gw.services, now=datetime(2999, 1, 1, tzinfo=UTC))
         assert expired >= 2  # the database is shared: other tests may leave some too
         for g in held:
             body = (await gw.client.get(f"/v1/generations/{g}", headers=tenant.auth)).json()

@@ -7,8 +7,9 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
+from gateway.generations import jobs
 from gateway.generations.models import Generation
-from gateway.generations.worker import recover_embedded, sweep_expired_reservations
+from gateway.generations.sweeps import expire_reservations, recover_embedded
 from tenants.kernel.db import utcnow
 from tests.conftest import Gateway
 
@@ -43,24 +44,24 @@ async def test_the_sweeper_voids_expired_reservations_and_fails_their_generation
 
     # Not yet expired: the sweep leaves it alone (other tests' leftovers on a shared
     # database may be swept, hence no count here).
-    await sweep_expired_reservations(gateway.runtime)
+    await expire_reservations(gateway.services)
     waiting = (await gateway.client.get(f"/v1/generations/{gen_id}", headers=tenant.auth)).json()
     assert waiting["status"] == "queued"
     assert (await gateway.client.get("/v1/credits/balance",
                                      headers=tenant.auth)).json()["pending"] > 0
     later = utcnow() + timedelta(seconds=gateway.runtime.settings.reservation_timeout_s + 1)
-    assert await sweep_expired_reservations(gateway.runtime, now=later) >= 1
+    assert await expire_reservations(gateway.services, now=later) >= 1
     done = (await gateway.client.get(f"/v1/generations/{gen_id}", headers=tenant.auth)).json()
     assert done["status"] == "failed"
     assert done["error"]["code"] == "reservation_expired"
     balance = (await gateway.client.get("/v1/credits/balance", headers=tenant.auth)).json()
     assert (balance["available"], balance["pending"]) == (10_000, 0)
     # A late job for it changes nothing.
-    await gateway.runtime.queue.enqueue(gen_id, "image")  # type: ignore[union-attr]
+    await jobs.enqueue_run(gateway.runtime, gen_id, "image")
     await gateway.drain()
     again = (await gateway.client.get(f"/v1/generations/{gen_id}", headers=tenant.auth)).json()
     assert again["status"] == "failed"
-    assert await sweep_expired_reservations(gateway.runtime, now=later) == 0
+    assert await expire_reservations(gateway.services, now=later) == 0
 
 
 async def test_an_embedded_restart_requeues_lost_and_interrupted_jobs(
@@ -80,7 +81,7 @@ async def test_an_embedded_restart_requeues_lost_and_interrupted_jobs(
         await session.execute(update(Generation).where(Generation.id == interrupted)
                               .values(status="running", started_at=utcnow()))
 
-    assert await recover_embedded(gateway.runtime) >= 2
+    assert await recover_embedded(gateway.services) >= 2
     await gateway.drain()
     for gen_id in (lost, interrupted):
         done = (await gateway.client.get(f"/v1/generations/{gen_id}",

@@ -22,11 +22,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from gateway.core.jobs import TaskRegistry, run_periodic
 from gateway.core.settings import Settings
 from gateway.generations import worker as pipeline
-from gateway.generations.models import Generation, ProviderState
-from gateway.providers.states import ProviderStates, health_check_all
-from gateway.worker import sweep_forever
+from gateway.generations.models import Generation
+from gateway.providers.models import ProviderState
+from gateway.providers.states import HEALTH_INTERVAL_S, ProviderStates, health_check_all
 from plugins.base import (
     Credentials,
     Health,
@@ -301,7 +302,7 @@ async def routed(settings: Settings, *providers: Provider, keep_local: bool = Fa
         clock = Clock()
         states = ProviderStates(clock=clock, config=config or RoutingConfig(
             failure_threshold=2, cooldown_s=30))
-        gw.runtime.routing = states
+        gw.services.providers = states
         yield Routed(gw=gw, clock=clock, states=states)
 
 
@@ -641,7 +642,7 @@ async def test_health_check_all_writes_the_table_and_the_listing_shows_it(
         tenant = await r.gw.tenant(routing={"strategy": "cheapest"})
         assert await r.estimate(tenant) == sick.name  # cheapest, not yet known to be sick
 
-        results = await health_check_all(r.gw.runtime)
+        results = await health_check_all(r.gw.runtime, r.gw.services.providers)
         assert {name: results[name] for name in (good.name, sick.name, keyless.name)} == {
             good.name: "healthy", sick.name: "unhealthy", keyless.name: "unconfigured"}
         assert keyless.health_calls == 0
@@ -675,7 +676,7 @@ async def test_health_check_all_writes_the_table_and_the_listing_shows_it(
         assert nobody.status_code == 401
 
         # Checked recently (by any process): the schedule leaves it alone.
-        await health_check_all(r.gw.runtime, min_age_s=60)
+        await health_check_all(r.gw.runtime, r.gw.services.providers, min_age_s=60)
         assert good.health_calls == 1
         r.clock.advance(61)
         sick.health_result = Health(ok=True)
@@ -703,7 +704,8 @@ async def test_a_health_check_that_raises_or_hangs_is_unhealthy(
     monkeypatch.setattr(broken, "health", boom)
     monkeypatch.setattr(slow, "health", hang)
     async with routed(settings, broken, slow) as r:
-        results = await health_check_all(r.gw.runtime, only=[broken.name, slow.name])
+        results = await health_check_all(r.gw.runtime, r.gw.services.providers,
+                                         only=[broken.name, slow.name])
         assert results == {broken.name: "unhealthy", slow.name: "unhealthy"}
         assert r.states.stats(broken.name).health_detail == "ConnectError: connection refused"
         assert "did not answer" in r.states.stats(slow.name).health_detail
@@ -712,30 +714,33 @@ async def test_a_health_check_that_raises_or_hangs_is_unhealthy(
 async def test_the_sweeper_loop_runs_the_health_checks(
     settings: Settings, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import gateway.worker
+    import gateway.generations.tasks
 
     finished = asyncio.Event()
     seen: dict[str, float] = {}
 
-    async def watched(runtime: Any, *, min_age_s: float = 0.0) -> dict[str, str]:
+    async def watched(runtime: Any, states: Any, *, min_age_s: float = 0.0) -> dict[str, str]:
         seen["min_age_s"] = min_age_s
         try:
-            return await health_check_all(runtime, min_age_s=min_age_s)
+            return await health_check_all(runtime, states, min_age_s=min_age_s)
         finally:
             finished.set()
 
-    monkeypatch.setattr(gateway.worker, "health_check_all", watched)
+    monkeypatch.setattr(gateway.generations.tasks, "health_check_all", watched)
     only = scripted(uniq("watched"))
     async with routed(settings, only) as r:
-        loop = asyncio.create_task(sweep_forever(r.gw.runtime, interval_s=0,
-                                                 health_interval_s=3600))
+        # The process's own periodic health task, due at once (as after its first interval).
+        [declared] = [p for p in r.gw.runtime.tasks.periodic if p.name == "providers.health"]
+        registry = TaskRegistry()
+        registry.every(declared.name, declared.interval_s, declared.run, first_after_s=0)
+        loop = asyncio.create_task(run_periodic(registry))
         try:
             await asyncio.wait_for(finished.wait(), timeout=10)
         finally:
             loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
-        assert seen == {"min_age_s": 1800}
+        assert seen == {"min_age_s": HEALTH_INTERVAL_S / 2}
         assert only.health_calls == 1
         async with r.gw.runtime.db.session() as session:
             row = await session.get(ProviderState, only.name)

@@ -109,7 +109,7 @@ async def stack(settings: Settings, *providers: Any,
 async def settle(gw: Gateway) -> None:
     """Run every queued generation job, then every webhook dispatch and attempt."""
     await gw.drain()
-    await gw.runtime.webhooks.idle()
+    await gw.services.webhooks.idle()
 
 
 async def endpoint(gw: Gateway, tenant: Tenant, url: str,
@@ -463,9 +463,9 @@ async def test_deliveries_on_saq_retry_after_500s(pg_url: str, valkey: str,
         rec.statuses = [500]
         tenant = await gw.tenant(scopes=ADMIN_SCOPES)
         made = await endpoint(gw, tenant, f"{rec.url}/hook")
-        queue = gw.runtime.webhooks.queue
+        queue = gw.services.webhooks.queue
         assert isinstance(queue, SaqWebhookQueue)
-        worker = build_webhook_worker(queue, gw.runtime, concurrency=2)
+        worker = build_webhook_worker(queue, gw.services.webhooks, concurrency=2)
         task = asyncio.create_task(worker.start())
         try:
             # The generation's own job is not needed here: cancel a queued one (no worker
@@ -499,7 +499,7 @@ async def test_ended_events_past_their_retention_are_pruned(database_url: str,
             assert (await generate(gw, tenant, "ok")).status_code == 202
         await settle(gw)
         await rec.wait_for(3)  # two generation.succeeded and one credits.low
-        webhooks, db = gw.runtime.webhooks, gw.runtime.db
+        webhooks, db = gw.services.webhooks, gw.runtime.db
         async with db.session() as session:
             events = {e.id: e.type for e in await session.scalars(
                 select(WebhookEvent).where(WebhookEvent.tenant_id == tenant.id))}

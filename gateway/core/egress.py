@@ -369,3 +369,12 @@ def sniff(data: bytes) -> str | None:
     if head.startswith(b"%PDF-"):
         return "application/pdf"
     return None
+
+
+async def check_url(egress: Egress, url: str, *, param: str) -> None:
+    """Refuse (422 naming `param`) a URL that is not http(s) or does not resolve to an
+    address egress may reach; called before anything that names it is stored or reserved."""
+    try:
+        await egress.resolve(url)
+    except EgressError as exc:
+        raise InvalidRequest(exc.message, code=exc.code, param=param) from exc

@@ -1,22 +1,24 @@
-"""The job queue seam: SAQ on Valkey in production, an in-process dispatcher when embedded.
+"""The job queue seam: SAQ on Valkey in production, an in-process dispatcher when embedded,
+and the one registry of tasks that both run.
 
-A job carries only a generation id (and a poll job its lease sequence). The generation row is
-the source of truth, so a job is a nudge to advance it: running one twice, or after the
-generation was canceled, is harmless (gateway/generations/pipeline.py claims the row with a
-conditional UPDATE before it calls anybody).
+A job carries only ids and simple values. The database row a job is about is the source of
+truth, so a job is a nudge to advance it: running one twice, or after its object ended, must
+be harmless (the generations' jobs claim their row with a conditional UPDATE first).
 
-Two tasks, registered under explicit names:
-- `generation.run`: claim the generation and call its providers; an asynchronous provider is
-  only submitted, and the job ends, freeing its slot;
-- `generation.poll`: scheduled `delay` seconds later, asks the provider once about its task,
-  then settles or schedules the next poll.
+**Tasks** are registered by name in the process's `TaskRegistry` (`Runtime.tasks`) by its
+entry point (`gateway.generations.jobs.register`), never at import time; SAQ workers and the
+in-process queue look them up there, so a task has one name and one function everywhere.
+**Periodic tasks** (sweepers, reconcilers, health checks) are declared in the same registry
+with their interval and run by `run_periodic` in every API and worker process.
+
+**Queues** are named by media type (`image`, `audio`, ...), so workers scale per type.
 
 SAQ settings, chosen deliberately (DESIGN.md "Reliability notes"): a job has a heartbeat of
-the lease (`MEDIAHUB_JOB_LEASE_S`) that the task renews every third of it, so SAQ's sweep finds
-a SIGKILLed worker's job within a lease and retries it (a few retries, then ABORTED); a
+the lease (`MEDIAHUB_JOB_LEASE_S`) that the worker renews every third of it, so SAQ's sweep
+finds a SIGKILLed worker's job within a lease and retries it (a few retries, then ABORTED); a
 timeout above the pipeline's own provider timeouts; and SAQ's sweep runs every
-`MEDIAHUB_SWEEP_INTERVAL_S`. Whatever SAQ does with a lost job, the reconciler
-(`pipeline.reconcile`) nudges every generation that stopped moving, so nothing depends on it.
+`MEDIAHUB_SWEEP_INTERVAL_S`. Whatever SAQ does with a lost job, the generations' reconciler
+nudges every generation that stopped moving, so nothing depends on it.
 """
 
 from __future__ import annotations
@@ -39,9 +41,6 @@ from gateway.core.settings import MEDIA_TYPES
 
 log = logging.getLogger(__name__)
 
-RUN_GENERATION = "generation.run"
-POLL_GENERATION = "generation.poll"
-
 # Above the pipeline's own limits (a synchronous provider call gets 300 s), so SAQ never cuts
 # a call the pipeline would still wait for.
 JOB_TIMEOUT_S = 600
@@ -56,23 +55,80 @@ class WorkerStopping(Exception):
     for another worker, instead of this one claiming a generation it would hand back."""
 
 
-@dataclass(frozen=True, slots=True)
-class Handlers:
-    """What the jobs call: `run(generation_id)` and `poll(generation_id, seq)`."""
+#: A task: called with the job's keyword arguments.
+Task = Callable[..., Awaitable[None]]
 
-    run: Callable[[str], Awaitable[None]]
-    poll: Callable[[str, int], Awaitable[None]]
+
+@dataclass(frozen=True, slots=True)
+class Periodic:
+    """A task run every `interval_s` seconds in every API and worker process."""
+
+    name: str
+    interval_s: float
+    run: Callable[[], Awaitable[Any]]
+    #: When it first runs after the process starts (default: one interval).
+    first_after_s: float | None = None
+
+
+class TaskRegistry:
+    """The tasks a process runs, by name, and its periodic tasks; filled in by the process's
+    entry point before its queue runs anything."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, Task] = {}
+        self.periodic: list[Periodic] = []
+
+    def register(self, name: str, task: Task) -> None:
+        """Add a task; raises `ValueError` when the name is taken (two domains' `run` must
+        not collide)."""
+        if name in self._tasks:
+            raise ValueError(f"a task named {name!r} is already registered")
+        self._tasks[name] = task
+
+    def every(self, name: str, interval_s: float, run: Callable[[], Awaitable[Any]], *,
+              first_after_s: float | None = None) -> None:
+        """Declare a periodic task (see `run_periodic`)."""
+        self.periodic.append(Periodic(name=name, interval_s=interval_s, run=run,
+                                      first_after_s=first_after_s))
+
+    def get(self, name: str) -> Task:
+        try:
+            return self._tasks[name]
+        except KeyError:
+            raise LookupError(f"no task named {name!r} is registered in this process") from None
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._tasks)
+
+
+async def run_periodic(registry: TaskRegistry) -> None:
+    """Run every periodic task at its interval until cancelled; a task that raises is
+    logged and runs again at its next turn."""
+    loop = asyncio.get_running_loop()
+    due = {p.name: loop.time() + (p.interval_s if p.first_after_s is None else p.first_after_s)
+           for p in registry.periodic}
+    while True:
+        if not registry.periodic:
+            await asyncio.Event().wait()
+        now = loop.time()
+        for periodic in registry.periodic:
+            if due[periodic.name] > now:
+                continue
+            try:
+                await periodic.run()
+            except Exception:
+                log.exception("periodic task %s failed", periodic.name)
+            due[periodic.name] = loop.time() + periodic.interval_s
+        await asyncio.sleep(max(0.0, min(due.values()) - loop.time()))
 
 
 class JobQueue(Protocol):
-    async def enqueue(self, generation_id: str, media_type: str, *,
-                      key: str | None = None) -> None:
-        """Queue a run job on the queue of the media type. `key` (default: the generation id)
-        dedupes: a second job with a key already waiting or running is not queued."""
-
-    async def enqueue_poll(self, generation_id: str, media_type: str, *, seq: int,
-                           delay_s: float) -> None:
-        """Queue a poll job to run `delay_s` from now, valid for lease sequence `seq`."""
+    async def enqueue(self, task: str, queue: str, *, key: str, delay_s: float = 0.0,
+                      **kwargs: Any) -> None:
+        """Queue a job of `task` on `queue` (a media type), to run `delay_s` from now with
+        `kwargs`. `key` dedupes: a second job with a key already waiting or running is not
+        queued."""
 
     async def close(self) -> None: ...
 
@@ -81,9 +137,9 @@ class InProcessQueue:
     """Runs jobs as asyncio tasks in this process, at most `concurrency_for(type)` at a time
     per media type. A poll waits for its time before it takes a slot."""
 
-    def __init__(self, handlers: Handlers, *,
+    def __init__(self, tasks: TaskRegistry, *,
                  concurrency_for: Callable[[str], int]) -> None:
-        self._handlers = handlers
+        self._registry = tasks
         self._concurrency_for = concurrency_for
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -107,7 +163,7 @@ class InProcessQueue:
                 async with self._slot(media_type):
                     await job()
             except Exception:
-                log.exception("generation job failed", extra={"job": key})
+                log.exception("job failed", extra={"job": key})
             finally:
                 self._keys.discard(key)
 
@@ -115,15 +171,10 @@ class InProcessQueue:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def enqueue(self, generation_id: str, media_type: str, *,
-                      key: str | None = None) -> None:
-        self._spawn(key or generation_id, media_type,
-                    lambda: self._handlers.run(generation_id))
-
-    async def enqueue_poll(self, generation_id: str, media_type: str, *, seq: int,
-                           delay_s: float) -> None:
-        self._spawn(poll_key(generation_id, seq), media_type,
-                    lambda: self._handlers.poll(generation_id, seq), delay_s)
+    async def enqueue(self, task: str, queue: str, *, key: str, delay_s: float = 0.0,
+                      **kwargs: Any) -> None:
+        run = self._registry.get(task)  # an unknown task fails here, at the caller
+        self._spawn(key, queue, lambda: run(**kwargs), delay_s)
 
     async def drain(self) -> None:
         """Wait until every queued job (scheduled polls included) has finished (used at
@@ -137,11 +188,6 @@ class InProcessQueue:
 
 def queue_name(prefix: str, media_type: str) -> str:
     return f"{prefix}:{media_type}"
-
-
-def poll_key(generation_id: str, seq: int) -> str:
-    # Not the generation id: the run job that schedules the first poll still holds that key.
-    return f"{generation_id}:poll:{seq}"
 
 
 class SaqQueue:
@@ -158,20 +204,13 @@ class SaqQueue:
                 "retries": JOB_RETRIES, "retry_delay": JOB_RETRY_DELAY_S,
                 "retry_backoff": True}
 
-    async def enqueue(self, generation_id: str, media_type: str, *,
-                      key: str | None = None) -> None:
-        # The job key dedupes: SAQ will not queue a second copy while one is live.
-        await self.queues[media_type].enqueue(
-            RUN_GENERATION, key=key or generation_id, generation_id=generation_id,
-            **self._job_fields())
-
-    async def enqueue_poll(self, generation_id: str, media_type: str, *, seq: int,
-                           delay_s: float) -> None:
-        # SAQ schedules in whole epoch seconds; 0 means "now".
+    async def enqueue(self, task: str, queue: str, *, key: str, delay_s: float = 0.0,
+                      **kwargs: Any) -> None:
+        # SAQ schedules in whole epoch seconds; 0 means "now". The job key dedupes: SAQ will
+        # not queue a second copy while one is live.
         scheduled = math.ceil(time.time() + delay_s) if delay_s > 0 else 0
-        await self.queues[media_type].enqueue(
-            POLL_GENERATION, key=poll_key(generation_id, seq), generation_id=generation_id,
-            seq=seq, scheduled=scheduled, **self._job_fields())
+        await self.queues[queue].enqueue(task, key=key, scheduled=scheduled,
+                                         **self._job_fields(), **kwargs)
 
     async def close(self) -> None:
         for queue in self.queues.values():
@@ -233,26 +272,26 @@ def _refuse_if_stopping(ctx: dict[str, Any]) -> None:
         raise WorkerStopping("dequeued while the worker stops: queued again for another")
 
 
-def build_workers(saq_queue: SaqQueue, media_types: list[str], handlers: Handlers, *,
+def _saq_function(name: str, task: Task) -> tuple[str, Callable[..., Awaitable[None]]]:
+    async def run(ctx: dict[str, Any], **kwargs: Any) -> None:
+        _refuse_if_stopping(ctx)
+        await _beating(ctx.get("job"), task(**kwargs))
+
+    return name, run
+
+
+def build_workers(saq_queue: SaqQueue, media_types: list[str], tasks: TaskRegistry, *,
                   concurrency_for: Callable[[str], int],
                   sweep_interval_s: int = 60) -> list[Worker[Any]]:
-    """SAQ workers for the given media types, each running both tasks with the queue's own
-    concurrency. Stop them with `stop_workers`."""
-
-    async def run_generation(ctx: dict[str, Any], *, generation_id: str) -> None:
-        _refuse_if_stopping(ctx)
-        await _beating(ctx.get("job"), handlers.run(generation_id))
-
-    async def poll_generation(ctx: dict[str, Any], *, generation_id: str, seq: int) -> None:
-        _refuse_if_stopping(ctx)
-        await _beating(ctx.get("job"), handlers.poll(generation_id, seq))
+    """SAQ workers for the given media types, each running every registered task with the
+    queue's own concurrency. Stop them with `stop_workers`."""
+    functions = [_saq_function(name, tasks.get(name)) for name in tasks.names]
 
     timers: PartialTimersDict = {"schedule": 1, "worker_info": 10, "abort": 1,
                                  "sweep": sweep_interval_s}
     return [
         _GracefulWorker(saq_queue.queues[t],
-                        functions=[(RUN_GENERATION, run_generation),
-                                   (POLL_GENERATION, poll_generation)],
+                        functions=functions,
                         concurrency=concurrency_for(t), shutdown_grace_period_s=0,
                         # SAQ's own cancel of a job waits as long as ours for its hand-back.
                         cancellation_hard_deadline_s=HAND_BACK_DEADLINE_S,
@@ -264,9 +303,9 @@ def build_workers(saq_queue: SaqQueue, media_types: list[str], handlers: Handler
 async def stop_workers(workers: list[Worker[Any]], *, grace_s: float) -> None:
     """Stop taking jobs, give running ones `grace_s` to finish, then cancel what is left.
 
-    A cancelled job hands its generation back (pipeline: the row returns to `queued` and a
+    A cancelled generation job hands its generation back (the row returns to `queued` and a
     fresh run job is queued) before the worker stops, so nothing waits for the reconciler;
-    a job dequeued while stopping is handed back the same way.
+    a job dequeued while stopping is queued again unrun (`WorkerStopping`).
     """
     for worker in workers:
         if isinstance(worker, _GracefulWorker):

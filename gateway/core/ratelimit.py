@@ -28,22 +28,15 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Final
 
 import valkey.asyncio as valkey_asyncio
-from litestar import Request
 from litestar.datastructures import MutableScopeHeaders
 from litestar.types import Message, Scope
 from valkey.exceptions import ValkeyError
 
-from tenants.kernel.errors import RateLimited
-from tenants.models import Tenant
-from tenants.schemas import RateLimitPolicy, rate_limits_of
-from tenants.service import KeyIdentity
-
-if TYPE_CHECKING:
-    from gateway.core.runtime import Runtime
-    from gateway.core.settings import Settings
+from gateway.core.settings import Settings
+from tenants.schemas import RateLimitPolicy
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +47,7 @@ ALERT_EVERY_S: Final = 30.0
 #: A tenant's limits are read from the database at most this often per process.
 POLICY_TTL_S: Final = 5.0
 #: Where a request's decision waits in the ASGI scope state for `rate_limit_headers`.
-_STATE_KEY: Final = "mediahub.rate_limit"
+DECISION_STATE_KEY: Final = "mediahub.rate_limit"
 
 Clock = Callable[[], int]
 
@@ -272,14 +265,15 @@ class RateLimiter:
         self._alerted_at = -math.inf
         self._policies: dict[str, tuple[float, TenantLimits]] = {}
 
-    def keys(self, identity: KeyIdentity) -> tuple[str, str]:
+    def keys(self, tenant_id: str, key_id: str | None) -> tuple[str, str]:
         """The state keys of a tenant's and a key's limits (one hash slot: the tenant's)."""
-        base = f"{self.prefix}:rl:{{{identity.tenant_id}}}"
-        return f"{base}:tenant", f"{base}:key:{identity.key_id}"
+        base = f"{self.prefix}:rl:{{{tenant_id}}}"
+        return f"{base}:tenant", f"{base}:key:{key_id}"
 
-    async def check(self, identity: KeyIdentity, limits: TenantLimits) -> Decision:
+    async def check(self, tenant_id: str, key_id: str | None,
+                    limits: TenantLimits) -> Decision:
         """Take one request from the tenant's and the key's limits (both or neither)."""
-        tenant_key, key_key = self.keys(identity)
+        tenant_key, key_key = self.keys(tenant_id, key_id)
         keys: list[str] = []
         rates: list[Rate] = []
         for key, rate in ((tenant_key, limits.tenant), (key_key, limits.key)):
@@ -322,34 +316,12 @@ class RateLimiter:
             await self._valkey.close()
 
 
-async def enforce(request: Request[Any, Any, Any], runtime: Runtime,
-                  identity: KeyIdentity) -> None:
-    """Count an authenticated request against its tenant's and key's limits.
-
-    Called once per authenticated `/v1` request, by `gateway.core.http.identify`. Leaves the
-    decision in the scope so `rate_limit_headers` puts `RateLimit-*` on the response, and
-    raises `RateLimited` (429, `rate_limited`) when a limit refuses it.
-    """
-    async def load(tenant_id: str) -> RateLimitPolicy:
-        async with runtime.db.session() as session:
-            tenant = await session.get(Tenant, tenant_id)
-        return rate_limits_of(tenant.rate_limits if tenant is not None else None)
-
-    limiter = runtime.limiter
-    limits = await limiter.limits(identity.tenant_id, load)
-    decision = await limiter.check(identity, limits)
-    request.scope.setdefault("state", {})[_STATE_KEY] = decision
-    if not decision.allowed:
-        raise RateLimited("too many requests; retry after the time in Retry-After",
-                          code="rate_limited")
-
-
 async def rate_limit_headers(message: Message, scope: Scope) -> None:
     """Litestar `before_send` hook: the request's `RateLimit-*` (and, refused,
     `Retry-After`) headers on its response, whatever answered it (route or error)."""
     if message["type"] != "http.response.start":
         return
-    decision = scope.get("state", {}).get(_STATE_KEY)
+    decision = scope.get("state", {}).get(DECISION_STATE_KEY)
     if not isinstance(decision, Decision):
         return
     headers = MutableScopeHeaders.from_message(message)

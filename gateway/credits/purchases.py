@@ -23,16 +23,14 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import msgspec
-from litestar import Controller, Request, get, post
-from litestar.params import FromPath, FromQuery
 
 from billing import purchases
 from billing.models import CreditPackage, Purchase
-from gateway.core.deps import RuntimeDep, page_limit
-from gateway.core.http import identify
+from gateway.core.auth import Principal
+from gateway.core.deps import page_limit
 from gateway.core.runtime import Runtime
 from gateway.credits import stripe as stripe_gateway
-from gateway.credits.routes import caller_wallet
+from gateway.credits.service import caller_wallet
 from tenants import service as tenants
 from tenants.kernel.errors import InvalidRequest
 
@@ -140,9 +138,12 @@ def _return_urls(runtime: Runtime, purchase_id: str) -> tuple[str, str]:
     return f"{page}&session_id={{CHECKOUT_SESSION_ID}}", f"{page}&canceled=1"
 
 
-async def start_purchase(request: Request[Any, Any, Any], runtime: Runtime,
+async def start_purchase(runtime: Runtime, principal: Principal,
                          body: PurchaseCreate) -> PurchaseOut:
-    tenant_id, account = await caller_wallet(request, runtime)
+    """Record a purchase of a package for the caller's wallet and open its Stripe Checkout
+    session; the credits arrive with Stripe's `checkout.session.completed` event."""
+    tenant_id = principal.tenant
+    account = await caller_wallet(runtime, principal)
     stripe_gateway.require_configured(runtime.settings)
     # tx1: the purchase exists before Stripe hears of it, so a paid session always has a row.
     async with runtime.db.transaction() as session:
@@ -204,45 +205,9 @@ async def apply_event(runtime: Runtime, event: dict[str, Any]) -> str:
     return result.outcome
 
 
-class PurchaseController(Controller):
-    path = "/v1/credits"
-    tags = ["credits"]
-
-    @get("/packages", summary="The credit packages on sale to the caller")
-    async def packages(self, request: Request[Any, Any, Any], runtime: RuntimeDep,
-                       limit: FromQuery[int | None] = None,
-                       cursor: FromQuery[str | None] = None) -> PackageList:
-        identity = await identify(request, runtime)
-        return await list_packages(runtime, identity.tenant_id, active_only=True,
-                                   limit=limit, cursor=cursor)
-
-    @post("/purchase", status_code=201, summary="Buy a credit package with Stripe Checkout")
-    async def purchase(self, request: Request[Any, Any, Any], runtime: RuntimeDep,
-                       data: PurchaseCreate) -> PurchaseOut:
-        """Answers the Checkout page to send the buyer to; the credits arrive with Stripe's
-        `checkout.session.completed` event."""
-        return await start_purchase(request, runtime, data)
-
-    @get("/purchases/{purchase_id:str}", summary="One of the caller's purchases")
-    async def read_purchase(self, request: Request[Any, Any, Any], runtime: RuntimeDep,
-                            purchase_id: FromPath[str]) -> PurchaseOut:
-        tenant_id, account = await caller_wallet(request, runtime)
-        async with runtime.db.session() as session:
-            return purchase_out(await purchases.get_purchase(
-                session, tenant_id=tenant_id, account_id=account, purchase_id=purchase_id))
-
-
-class StripeWebhookController(Controller):
-    path = "/v1/webhooks"
-    tags = ["webhooks"]
-
-    @post("/stripe", status_code=200, summary="Stripe events (signed)")
-    async def stripe(self, request: Request[Any, Any, Any],
-                     runtime: RuntimeDep) -> WebhookReceived:
-        """Verifies `Stripe-Signature` over the raw body (400 on any problem), then applies
-        the event once; repeats answer 200 with `outcome: duplicate`."""
-        payload = await request.body()
-        event = stripe_gateway.verify_event(runtime.settings, payload,
-                                            request.headers.get("stripe-signature"))
-        outcome = await apply_event(runtime, event)
-        return WebhookReceived(received=True, outcome=outcome, event_id=event["id"])
+async def read_purchase(runtime: Runtime, principal: Principal, purchase_id: str) -> PurchaseOut:
+    """One of the caller's wallet's purchases (another's is `NotFound`)."""
+    account = await caller_wallet(runtime, principal)
+    async with runtime.db.session() as session:
+        return purchase_out(await purchases.get_purchase(
+            session, tenant_id=principal.tenant, account_id=account, purchase_id=purchase_id))

@@ -2,83 +2,73 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-import msgspec
-from litestar import Controller, Request, get
-from litestar.params import FromQuery
+from litestar import Controller, Request, get, post
+from litestar.params import FromPath, FromQuery
 
-from billing import history, ledger, wallets
+from gateway.core.auth import Principal, requires
 from gateway.core.deps import RuntimeDep, page_limit
-from gateway.core.http import acting_customer, identify, require_scope
-from gateway.core.runtime import Runtime
-from tenants.kernel.errors import NotFound
-from tenants.models import Tenant
-
-
-class BalanceOut(msgspec.Struct):
-    available: int
-    pending: int
-    posted: int
-    unit: str = "millicredit"
-    object: str = "balance"
-
-
-class TransactionOut(msgspec.Struct):
-    id: str
-    kind: str
-    amount: int
-    status: str
-    generation_id: str | None
-    created_at: datetime
-    unit: str = "millicredit"
-
-
-class TransactionList(msgspec.Struct):
-    data: list[TransactionOut]
-    next_cursor: str | None
-    object: str = "list"
-
-
-async def caller_wallet(request: Request[Any, Any, Any], runtime: Runtime) -> tuple[str, str]:
-    """(tenant id, wallet id) of the caller: its customer wallet in `mediahub` billing mode,
-    the tenant's wallet for a tenant key. Needs the `billing` scope."""
-    identity = await identify(request, runtime)
-    require_scope(identity, "billing")
-    customer_id = await acting_customer(request, runtime, identity)
-    async with runtime.db.transaction() as session:
-        tenant = await session.get(Tenant, identity.tenant_id)
-        if tenant is None:
-            raise NotFound("no such tenant", code="tenant_not_found")
-        account = await wallets.own_wallet(session, tenant, customer_id)
-    return identity.tenant_id, account
+from gateway.credits import purchases, service, stripe
+from gateway.credits.purchases import PackageList, PurchaseCreate, PurchaseOut, WebhookReceived
+from gateway.credits.service import BalanceOut, TransactionList
 
 
 class CreditsController(Controller):
     path = "/v1/credits"
     tags = ["credits"]
+    guards = [requires("billing")]
 
     @get("/balance", summary="The calling wallet's balance")
-    async def balance(self, request: Request[Any, Any, Any], runtime: RuntimeDep) -> BalanceOut:
-        tenant_id, account = await caller_wallet(request, runtime)
-        async with runtime.db.session() as session:
-            held = await ledger.balance(session, tenant_id=tenant_id, account=account)
-        return BalanceOut(available=held.available_mc, pending=held.pending_mc,
-                          posted=held.posted_mc)
+    async def balance(self, principal: Principal, runtime: RuntimeDep) -> BalanceOut:
+        return await service.balance(runtime, principal)
 
     @get("/transactions", summary="The calling wallet's history, newest first")
-    async def transactions(self, request: Request[Any, Any, Any], runtime: RuntimeDep,
+    async def transactions(self, principal: Principal, runtime: RuntimeDep,
                            limit: FromQuery[int | None] = None,
                            cursor: FromQuery[str | None] = None) -> TransactionList:
-        tenant_id, account = await caller_wallet(request, runtime)
-        async with runtime.db.session() as session:
-            lines, next_cursor = await history.wallet_lines(
-                session, tenant_id=tenant_id, account=account, limit=page_limit(limit),
-                cursor=cursor)
-        return TransactionList(
-            data=[TransactionOut(id=line.id, kind=line.kind, amount=line.amount_mc,
-                                 status=line.status, generation_id=line.generation_id,
-                                 created_at=line.created_at) for line in lines],
-            next_cursor=next_cursor,
-        )
+        return await service.transactions(runtime, principal, limit=page_limit(limit),
+                                          cursor=cursor)
+
+
+class PurchaseController(Controller):
+    path = "/v1/credits"
+    tags = ["credits"]
+
+    @get("/packages", summary="The credit packages on sale to the caller",
+         guards=[requires()])
+    async def packages(self, principal: Principal, runtime: RuntimeDep,
+                       limit: FromQuery[int | None] = None,
+                       cursor: FromQuery[str | None] = None) -> PackageList:
+        return await purchases.list_packages(runtime, principal.tenant, active_only=True,
+                                             limit=limit, cursor=cursor)
+
+    @post("/purchase", status_code=201, summary="Buy a credit package with Stripe Checkout",
+          guards=[requires("billing")])
+    async def purchase(self, principal: Principal, runtime: RuntimeDep,
+                       data: PurchaseCreate) -> PurchaseOut:
+        """Answers the Checkout page to send the buyer to; the credits arrive with Stripe's
+        `checkout.session.completed` event."""
+        return await purchases.start_purchase(runtime, principal, data)
+
+    @get("/purchases/{purchase_id:str}", summary="One of the caller's purchases",
+         guards=[requires("billing")])
+    async def read_purchase(self, principal: Principal, runtime: RuntimeDep,
+                            purchase_id: FromPath[str]) -> PurchaseOut:
+        return await purchases.read_purchase(runtime, principal, purchase_id)
+
+
+class StripeWebhookController(Controller):
+    path = "/v1/webhooks"
+    tags = ["webhooks"]
+
+    @post("/stripe", status_code=200, summary="Stripe events (signed)")
+    async def stripe(self, request: Request[Any, Any, Any],
+                     runtime: RuntimeDep) -> WebhookReceived:
+        """Verifies `Stripe-Signature` over the raw body (400 on any problem), then applies
+        the event once; repeats answer 200 with `outcome: duplicate`."""
+        payload = await request.body()
+        event = stripe.verify_event(runtime.settings, payload,
+                                            request.headers.get("stripe-signature"))
+        outcome = await purchases.apply_event(runtime, event)
+        return WebhookReceived(received=True, outcome=outcome, event_id=event["id"])

@@ -41,6 +41,7 @@ from sqlalchemy import select, update
 
 from billing.pricing import Price, div_ceil, price
 from gateway.core.runtime import Runtime
+from gateway.generations import jobs
 from gateway.generations.models import (
     FAILED,
     FINAL_STATES,
@@ -369,9 +370,5 @@ async def _on_finished(runtime: Runtime, generation_id: str) -> None:
     prefix = runtime.settings.queue_prefix
     await runtime.results.delete_if(inflight_key(prefix, row.tenant_id, row.fingerprint),
                                     generation_id)
-    if followers and runtime.queue is None:
-        # A worker process has no queue of its own until a leader needs to queue followers.
-        runtime.queue = runtime.make_queue()
     for follower_id, media_type in followers:
-        assert runtime.queue is not None
-        await runtime.queue.enqueue(follower_id, media_type)
+        await jobs.enqueue_run(runtime, follower_id, media_type)

@@ -31,6 +31,7 @@ from gateway.core.egress import (
     EgressError,
     FetchFailed,
     FetchTimeout,
+    check_url,
 )
 from gateway.core.runtime import Runtime
 from gateway.core.storage import MediaNotFound
@@ -57,7 +58,7 @@ async def prepare(runtime: Runtime, body: GenerationCreate) -> GenerationCreate:
     """Check `webhook_url` and fetch input URLs of a submit; returns the body the providers
     see. Raises `InvalidRequest` naming the parameter; nothing is reserved before it."""
     if body.webhook_url is not None:
-        await check_url(runtime, body.webhook_url, param="webhook_url")
+        await check_url(runtime.egress, body.webhook_url, param="webhook_url")
     params = dict(body.params)
     changed = False
     for url_param, target in INPUT_URL_PARAMS.items():
@@ -186,15 +187,6 @@ async def _load(runtime: Runtime, value: str) -> str:
         raise ProviderError("an input of this generation is no longer stored",
                             code="input_missing", retryable=False) from exc
     return f"data:{content_type};base64," + base64.b64encode(data).decode()
-
-
-async def check_url(runtime: Runtime, url: str, *, param: str) -> None:
-    """Refuse (422 naming `param`) a URL that is not http(s) or does not resolve to an
-    address egress may reach; called before anything is stored or reserved."""
-    try:
-        await runtime.egress.resolve(url)
-    except EgressError as exc:
-        raise InvalidRequest(exc.message, code=exc.code, param=param) from exc
 
 
 async def fetch_outputs(runtime: Runtime, result: ProviderResult) -> ProviderResult:

@@ -1,28 +1,23 @@
-"""`/v1/generations` and `/v1/providers` (API.md, "Generations")."""
+"""`/v1/generations` and `/v1/providers` (API.md, "Generations"). Thin: each route parses,
+calls one service function and renders; the guard has authenticated and rate-limited the
+caller before the body is read."""
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Response, get, post
 from litestar.params import FromPath, FromQuery, HeaderParameter
 
+from gateway.core.auth import Principal, requires
 from gateway.core.deps import RuntimeDep, page_limit
-from gateway.core.http import acting_customer, identify, require_scope
-from gateway.core.runtime import Runtime
-from gateway.core.tenant_views import tenant_row
-from gateway.generations import service
+from gateway.generations import service, submit
 from gateway.generations.models import FINAL_STATES
-from gateway.generations.schemas import (
-    Estimate,
-    GenerationCreate,
-    GenerationList,
-    GenerationOut,
-    ProviderInfo,
-    ProviderList,
-)
-from gateway.providers.states import configured, public_metrics
+from gateway.generations.schemas import Estimate, GenerationCreate, GenerationList, GenerationOut
+from gateway.generations.services import ServicesDep
+from gateway.generations.views import render
+from gateway.providers.states import ProviderList, catalogue
 from tenants.kernel.errors import InvalidRequest
 
 _WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+)")
@@ -31,13 +26,6 @@ IdempotencyKey = Annotated[
     str | None,
     HeaderParameter(name="Idempotency-Key", min_length=1, max_length=255, required=False),
 ]
-
-
-async def _caller(request: Request[Any, Any, Any], runtime: Runtime,
-                  scope: str) -> service.Caller:
-    identity = await identify(request, runtime)
-    require_scope(identity, scope)
-    return service.Caller.of(identity, await acting_customer(request, runtime, identity))
 
 
 def _wait_seconds(prefer: str | None) -> int:
@@ -51,8 +39,8 @@ class GenerationController(Controller):
     path = "/v1/generations"
     tags = ["generations"]
 
-    @post("/", status_code=202, summary="Submit a generation")
-    async def create(self, request: Request[Any, Any, Any], runtime: RuntimeDep,
+    @post("/", status_code=202, summary="Submit a generation", guards=[requires("generate")])
+    async def create(self, principal: Principal, services: ServicesDep,
                      data: GenerationCreate, idempotency_key: IdempotencyKey = None,
                      prefer: Annotated[str | None, HeaderParameter(name="Prefer",
                                                              required=False)] = None,
@@ -65,57 +53,55 @@ class GenerationController(Controller):
         earlier result of this tenant answers at once (`cached: true`, billed by the tenant's
         cache policy); `Cache-Control: no-cache` asks for a fresh run.
         """
-        caller = await _caller(request, runtime, "generate")
-        generation = await service.submit(runtime, caller, data,
-                                          idempotency_key=idempotency_key,
-                                          cache_control=cache_control)
+        generation = await submit.submit(services, principal, data,
+                                         idempotency_key=idempotency_key,
+                                         cache_control=cache_control)
         wait = _wait_seconds(prefer)
         if wait:
-            generation = await service.wait_until_final(runtime, caller, generation, wait)
+            generation = await service.wait_until_final(services, principal, generation, wait)
         # 200 only when the caller asked to wait and got the result; a replay is still 202.
         status = 200 if wait and generation.status in FINAL_STATES else 202
-        return Response(await service.render(runtime, generation), status_code=status)
+        return Response(await render(services.runtime, generation), status_code=status)
 
-    @post("/estimate", status_code=200, summary="Price a generation without reserving")
-    async def estimate(self, request: Request[Any, Any, Any], runtime: RuntimeDep,
+    @post("/estimate", status_code=200, summary="Price a generation without reserving",
+          guards=[requires("generate")])
+    async def estimate(self, principal: Principal, services: ServicesDep,
                        data: GenerationCreate) -> Estimate:
-        caller = await _caller(request, runtime, "generate")
-        return await service.estimate(runtime, caller, data)
+        return await service.estimate(services, principal, data)
 
-    @get("/", summary="List generations, newest first")
-    async def list_(self, request: Request[Any, Any, Any], runtime: RuntimeDep,
+    @get("/", summary="List generations, newest first", guards=[requires("read")])
+    async def list_(self, principal: Principal, services: ServicesDep,
                     type: FromQuery[str | None] = None, status: FromQuery[str | None] = None,
                     limit: FromQuery[int | None] = None,
                     cursor: FromQuery[str | None] = None) -> GenerationList:
-        caller = await _caller(request, runtime, "read")
         if status is not None and status not in (*FINAL_STATES, "queued", "running"):
             raise InvalidRequest("unknown status", code="invalid_status", param="status")
         rows, next_cursor = await service.list_page(
-            runtime, caller, media_type=type, status=status, limit=page_limit(limit),
+            services, principal, media_type=type, status=status, limit=page_limit(limit),
             cursor=cursor)
-        return GenerationList(data=[await service.render(runtime, g) for g in rows],
+        return GenerationList(data=[await render(services.runtime, g) for g in rows],
                               next_cursor=next_cursor)
 
-    @get("/{generation_id:str}", summary="Read one generation")
-    async def read(self, request: Request[Any, Any, Any], runtime: RuntimeDep,
+    @get("/{generation_id:str}", summary="Read one generation", guards=[requires("read")])
+    async def read(self, principal: Principal, services: ServicesDep,
                    generation_id: FromPath[str]) -> GenerationOut:
-        caller = await _caller(request, runtime, "read")
-        return await service.render(runtime, await service.get(runtime, caller, generation_id))
+        return await render(services.runtime,
+                            await service.get(services, principal, generation_id))
 
-    @post("/{generation_id:str}/cancel", status_code=200, summary="Cancel a generation")
-    async def cancel(self, request: Request[Any, Any, Any], runtime: RuntimeDep,
+    @post("/{generation_id:str}/cancel", status_code=200, summary="Cancel a generation",
+          guards=[requires("generate")])
+    async def cancel(self, principal: Principal, services: ServicesDep,
                      generation_id: FromPath[str]) -> GenerationOut:
-        caller = await _caller(request, runtime, "generate")
-        generation = await service.cancel(runtime, caller, generation_id)
-        return await service.render(runtime, generation)
+        generation = await service.cancel(services, principal, generation_id)
+        return await render(services.runtime, generation)
 
 
 class ProviderController(Controller):
     path = "/v1/providers"
     tags = ["providers"]
 
-    @get("/", summary="Providers this gateway can route to")
-    async def list_(self, request: Request[Any, Any, Any], runtime: RuntimeDep,
+    @get("/", summary="Providers this gateway can route to", guards=[requires()])
+    async def list_(self, principal: Principal, runtime: RuntimeDep, services: ServicesDep,
                     type: FromQuery[str | None] = None) -> ProviderList:
         """Each provider's capabilities, prices and state.
 
@@ -125,20 +111,5 @@ class ProviderController(Controller):
         or `rate_limited` (it asked us to back off). `latency_ms` is the decayed average
         latency of its calls (null until observed), `error_rate` its recent failure rate.
         """
-        identity = await identify(request, runtime)
-        own = (await tenant_row(runtime, identity.tenant_id)).provider_credentials
-        await runtime.routing.refresh(runtime)
-        data = []
-        for provider in runtime.plugins.all():
-            if type is not None and type not in provider.media_types:
-                continue
-            latency_ms, error_rate = public_metrics(runtime, provider)
-            data.append(ProviderInfo(
-                name=provider.name, types=sorted(provider.media_types),
-                operations=sorted(provider.operations),
-                status=runtime.routing.status(
-                    provider, is_configured=configured(runtime, provider, own=own)),
-                local=provider.local, description=provider.description,
-                pricing=provider.pricing(), latency_ms=latency_ms, error_rate=error_rate,
-            ))
-        return ProviderList(data=data)
+        tenant = await runtime.tenant_views.tenant(principal.tenant)
+        return await catalogue(runtime, services.providers, tenant, type)

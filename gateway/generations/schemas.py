@@ -92,21 +92,3 @@ class Estimate(msgspec.Struct):
     provider: str
     breakdown: dict[str, int]
     unit: str = "millicredit"
-
-
-class ProviderInfo(msgspec.Struct):
-    name: str
-    types: list[str]
-    operations: list[str]
-    status: str
-    local: bool
-    description: str
-    pricing: dict[str, Any]
-    #: Decayed average latency of its calls (null until observed) and its recent error rate.
-    latency_ms: int | None = None
-    error_rate: float = 0.0
-
-
-class ProviderList(msgspec.Struct):
-    data: list[ProviderInfo]
-    object: str = "list"

@@ -14,9 +14,11 @@ the provider's hint), an error fails over as below, and past `ASYNC_PROVIDER_TIM
 task is canceled at the provider and counts as a timeout. A re-run that finds a recorded
 task id polls it; it never submits again.
 
+Every write to the row goes through `lifecycle` (claims, progress, hand-backs, the end).
+
 Crash safety: a running generation has a lease (`MEDIAHUB_JOB_LEASE_S`) that its job renews
-while it works. A worker killed mid-job stops renewing; `reconcile` (every sweep interval)
-nudges such generations, and queued ones whose job never reached the queue, and the next
+while it works. A worker killed mid-job stops renewing; `sweeps.reconcile` (every sweep
+interval) nudges such generations, and queued ones whose job never reached the queue, and the next
 claim takes them over. A job cancelled at shutdown hands its generation back at once.
 
 Failover: the row carries its `candidates` (ranked at submit time, best first). The worker
@@ -35,27 +37,19 @@ the difference), and `cost_usd_micros` records what the provider actually charge
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import mimetypes
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import ledger
-from billing.pricing import price
-from gateway.core.runtime import Runtime
-from gateway.core.tenant_views import tenant_and_tier
-from gateway.generations import cache, quotas
+from gateway.generations import cache, lifecycle
 from gateway.generations import inputs as media_urls
-from gateway.generations.models import QUEUED, RUNNING, SUCCEEDED, Generation
-from gateway.generations.service import finish_failed, pending_tasks
+from gateway.generations.models import Generation
+from gateway.generations.services import Services
 from gateway.providers.credentials import credentials_for
-from gateway.webhooks import outbox
 from plugins.base import (
     Provider,
     ProviderError,
@@ -90,90 +84,12 @@ def _extension(content_type: str) -> str:
     return _EXTENSIONS.get(content_type) or mimetypes.guess_extension(content_type) or ".bin"
 
 
-def _claimable(now: datetime) -> ColumnElement[bool]:
-    """Queued, or running with its lease passed (its worker died or stopped renewing)."""
-    return or_(Generation.status == QUEUED,
-               and_(Generation.status == RUNNING,
-                    or_(Generation.lease_until.is_(None), Generation.lease_until < now)))
-
-
-async def _claim(runtime: Runtime, generation_id: str) -> Generation | None:
-    """Take the generation for this run job, atomically (one conditional UPDATE): queued →
-    running, or a running one whose lease passed. None when someone else holds it or it
-    ended. The claim bumps `lease_seq`, so a stale job still holding the old one can no
-    longer write."""
-    now = utcnow()
-    async with runtime.db.transaction() as session:
-        result = await session.execute(
-            update(Generation)
-            .where(Generation.id == generation_id, _claimable(now))
-            .values(status=RUNNING, started_at=func.coalesce(Generation.started_at, now),
-                    updated_at=now, lease_until=now + _lease(runtime),
-                    attempts=Generation.attempts + 1, lease_seq=Generation.lease_seq + 1)
-        )
-        if result.rowcount == 0:  # type: ignore[attr-defined]
-            return None
-        return await session.get(Generation, generation_id)
-
-
-async def _claim_poll(runtime: Runtime, generation_id: str, seq: int) -> Generation | None:
-    """Take the generation for the poll job scheduled with lease sequence `seq`; None when
-    that poll is stale (another job claimed it since, or it ended)."""
-    now = utcnow()
-    async with runtime.db.transaction() as session:
-        result = await session.execute(
-            update(Generation)
-            .where(Generation.id == generation_id, Generation.status == RUNNING,
-                   Generation.lease_seq == seq)
-            .values(lease_seq=seq + 1, lease_until=now + _lease(runtime), updated_at=now)
-        )
-        if result.rowcount == 0:  # type: ignore[attr-defined]
-            return None
-        return await session.get(Generation, generation_id)
-
-
-def _lease(runtime: Runtime) -> timedelta:
-    return timedelta(seconds=runtime.settings.job_lease_s)
-
-
-@contextlib.asynccontextmanager
-async def _renewing(runtime: Runtime, generation: Generation) -> AsyncIterator[None]:
-    """Renew the lease every third of it while the job works (a slow provider call), as long
-    as the job still holds the generation."""
-    seq = generation.lease_seq
-    every = runtime.settings.job_lease_s / 3
-
-    async def renew() -> None:
-        while True:
-            await asyncio.sleep(every)
-            now = utcnow()
-            try:
-                async with runtime.db.transaction() as session:
-                    await session.execute(
-                        update(Generation)
-                        .where(Generation.id == generation.id, Generation.status == RUNNING,
-                               Generation.lease_seq == seq)
-                        .values(lease_until=now + _lease(runtime))
-                    )
-            except Exception:
-                log.warning("could not renew the lease", exc_info=True,
-                            extra={"generation_id": generation.id})
-
-    renewer = asyncio.create_task(renew())
-    try:
-        yield
-    finally:
-        renewer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await renewer
-
-
-async def _store(runtime: Runtime, generation: Generation,
+async def _store(services: Services, generation: Generation,
                  result: ProviderResult) -> list[dict[str, object]]:
     stored: list[dict[str, object]] = []
     for index, output in enumerate(result.outputs):
         key = f"{generation.tenant_id}/{generation.id}/{index}{_extension(output.content_type)}"
-        await runtime.storage.put(key, output.data, output.content_type)
+        await services.runtime.storage.put(key, output.data, output.content_type)
         item: dict[str, object] = {"key": key, "content_type": output.content_type,
                                    "bytes": len(output.data)}
         for name in ("width", "height", "duration_s"):
@@ -182,63 +98,6 @@ async def _store(runtime: Runtime, generation: Generation,
                 item[name] = value
         stored.append(item)
     return stored
-
-
-async def _succeed(runtime: Runtime, generation: Generation, result: ProviderResult,
-                   outputs: list[dict[str, object]], *, provider: str,
-                   attempts_log: list[dict[str, Any]],
-                   recorded_cost_usd_micros: int | None = None) -> None:
-    tenant, tier = await tenant_and_tier(runtime, generation.tenant_id, generation.customer_id)
-    actual = price(result.cost_usd_micros, media_type=generation.type,
-                   tenant_pricing=tenant.pricing, tier=tier,
-                   platform_markup_bps=runtime.settings.platform_markup_bps)
-    # Never charge above a reservation, whatever the provider reports (a failover provider
-    # dearer than the first candidate included).
-    wholesale = min(actual.wholesale_mc, generation.wholesale_mc)
-    retail = min(actual.retail_mc, generation.retail_mc)
-    charged = retail if generation.customer_reservation_id else wholesale
-    now = utcnow()
-
-    announced = settled = False
-
-    async def settle(session: AsyncSession) -> None:
-        nonlocal announced, settled
-        announced = settled = False
-        moved = await session.execute(
-            update(Generation)
-            .where(Generation.id == generation.id, Generation.status == RUNNING)
-            .values(status=SUCCEEDED, outputs=outputs, charged_mc=charged,
-                    cost_usd_micros=(actual.cost_usd_micros if recorded_cost_usd_micros is None
-                                     else recorded_cost_usd_micros),
-                    wholesale_mc=wholesale,
-                    retail_mc=retail, provider=provider, attempts_log=attempts_log,
-                    completed_at=now, updated_at=now)
-        )
-        if moved.rowcount == 0:  # type: ignore[attr-defined]
-            # Canceled while the provider worked: the cancel already voided the reservations.
-            return
-        settled = True
-        announced = await outbox.generation_ended(session, generation.tenant_id,
-                                                  generation.id, SUCCEEDED)
-        # The day's spend row before the wallets, as every unit takes them (submit, fail,
-        # and a group commit, whose wallet updates come last): the other order deadlocks.
-        await quotas.give_back(session, generation.tenant_id, generation.spend_day,
-                               generation.wholesale_mc - wholesale)
-        assert generation.reservation_id is not None
-        await ledger.post(session, tenant_id=generation.tenant_id,
-                          pending_id=generation.reservation_id, amount_mc=wholesale)
-        if generation.customer_reservation_id is not None:
-            await ledger.post(session, tenant_id=generation.tenant_id,
-                              pending_id=generation.customer_reservation_id, amount_mc=retail)
-
-    await runtime.db.grouped(settle)
-    if settled:
-        # After the commit: a hit must only ever copy a generation that is succeeded.
-        await cache.remember(runtime, tenant, generation, provider=provider,
-                             outputs=[dict(o) for o in outputs],
-                             cost_usd_micros=actual.cost_usd_micros)
-    if announced:
-        runtime.webhooks.wake()
 
 
 def _attempt(provider: str, outcome: str, error_code: str | None, latency_ms: int = 0,
@@ -262,23 +121,6 @@ def _settle(attempts_log: list[dict[str, Any]], entry: dict[str, Any]) -> None:
     attempts_log.append(entry)
 
 
-async def _save_progress(runtime: Runtime, generation: Generation, provider: str,
-                         attempts_log: list[dict[str, Any]]) -> bool:
-    """Record who is being called and the attempts so far; False once this job no longer
-    holds the generation (canceled, ended by the sweeper, or taken over): then nothing more
-    may be called."""
-    now = utcnow()
-    async with runtime.db.transaction() as session:
-        result = await session.execute(
-            update(Generation)
-            .where(Generation.id == generation.id, Generation.status == RUNNING,
-                   Generation.lease_seq == generation.lease_seq)
-            .values(provider=provider, attempts_log=list(attempts_log), updated_at=now,
-                    lease_until=now + _lease(runtime))
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
 def _running_entry(attempts_log: list[dict[str, Any]], provider: str) -> dict[str, Any] | None:
     for item in attempts_log:
         if item["provider"] == provider and item["outcome"] == "running":
@@ -296,7 +138,7 @@ def _begin_call(attempts_log: list[dict[str, Any]], provider: str) -> dict[str, 
     return entry
 
 
-def _interrupted(runtime: Runtime, attempts_log: list[dict[str, Any]]) -> None:
+def _interrupted(services: Services, attempts_log: list[dict[str, Any]]) -> None:
     """Deal with calls a previous holder started and never saw end (no task id recorded).
 
     A provider that takes our idempotency key (`Provider.idempotency_keys`) is simply called
@@ -308,7 +150,7 @@ def _interrupted(runtime: Runtime, attempts_log: list[dict[str, Any]]) -> None:
     for index, item in enumerate(list(attempts_log)):
         if item["outcome"] != "running" or item.get("task_id"):
             continue
-        provider = runtime.plugins.get(item["provider"])
+        provider = services.runtime.plugins.get(item["provider"])
         if provider is not None and provider.idempotency_keys:
             attempts_log.remove(item)
             continue
@@ -322,34 +164,37 @@ class _Stopped(Exception):
 Outcome = ProviderResult | ProviderTask | ProviderError | None
 
 
-async def _call_once(runtime: Runtime, generation: Generation, provider: Provider,
+async def _call_once(services: Services, generation: Generation, provider: Provider,
                      request: ProviderRequest, attempts_log: list[dict[str, Any]],
                      ) -> tuple[Outcome, int]:
     """One call under its timeout: `generate`'s result, or an asynchronous provider's
     accepted task (its id saved before anything else happens); the classified error; or
     None when the generation was canceled meanwhile. With the call's latency in ms."""
-    started = runtime.routing.timer()
+    started = services.providers.timer()
     outcome: Outcome
     try:
-        credentials = await credentials_for(runtime, generation.tenant_id, provider.name)
+        credentials = await credentials_for(services.runtime, generation.tenant_id, provider.name)
         if not provider.asynchronous:
-            outcome = await media_urls.fetch_outputs(runtime, await asyncio.wait_for(
-                provider.generate(request, credentials, runtime.http), PROVIDER_TIMEOUT_S))
+            outcome = await media_urls.fetch_outputs(services.runtime, await asyncio.wait_for(
+                provider.generate(request, credentials, services.runtime.http),
+                PROVIDER_TIMEOUT_S))
         else:
             task = await asyncio.wait_for(
-                provider.submit(request, credentials, runtime.http), PROVIDER_TIMEOUT_S)
+                provider.submit(request, credentials, services.runtime.http),
+                PROVIDER_TIMEOUT_S)
             entry = _begin_call(attempts_log, provider.name)
             entry.update(task_id=task.task_id, poll_after_s=task.poll_after_s,
                          at=utcnow().isoformat())
-            if not await _save_progress(runtime, generation, provider.name, attempts_log):
+            if not await lifecycle.save_progress(services, generation, provider.name,
+                                                 attempts_log):
                 raise _Stopped
             outcome = task
     except _Stopped:
-        await _cancel_task(runtime, generation, provider, task)
+        await _cancel_task(services, generation, provider, task)
         outcome = None
     except Exception as exc:
         outcome = _classified(exc, generation, provider)
-    return outcome, round((runtime.routing.timer() - started) * 1000)
+    return outcome, round((services.providers.timer() - started) * 1000)
 
 
 def _classified(exc: Exception, generation: Generation, provider: Provider) -> ProviderError:
@@ -360,18 +205,18 @@ def _classified(exc: Exception, generation: Generation, provider: Provider) -> P
     return error
 
 
-async def _cancel_task(runtime: Runtime, generation: Generation, provider: Provider,
+async def _cancel_task(services: Services, generation: Generation, provider: Provider,
                        task: ProviderTask) -> None:
     """Best effort: a failure to cancel must not hide what happened to the generation."""
     try:
-        credentials = await credentials_for(runtime, generation.tenant_id, provider.name)
-        await provider.cancel(task, credentials, runtime.http)
+        credentials = await credentials_for(services.runtime, generation.tenant_id, provider.name)
+        await provider.cancel(task, credentials, services.runtime.http)
     except Exception:
         log.warning("could not cancel task %s at %s", task.task_id, provider.name,
                     exc_info=True)
 
 
-async def _poll_once(runtime: Runtime, generation: Generation, provider: Provider,
+async def _poll_once(services: Services, generation: Generation, provider: Provider,
                      task: ProviderTask, entry: dict[str, Any]) -> tuple[Outcome, int]:
     """Ask the provider once about a task: its result, the task again while it runs, or
     the classified error; a task past `ASYNC_PROVIDER_TIMEOUT_S` since its submission is
@@ -379,13 +224,14 @@ async def _poll_once(runtime: Runtime, generation: Generation, provider: Provide
     submitted = datetime.fromisoformat(entry["at"])
     outcome: Outcome
     if utcnow() - submitted > timedelta(seconds=ASYNC_PROVIDER_TIMEOUT_S):
-        await _cancel_task(runtime, generation, provider, task)
+        await _cancel_task(services, generation, provider, task)
         outcome = ProviderError.timeout("the provider's task did not finish in time")
     else:
         try:
-            credentials = await credentials_for(runtime, generation.tenant_id, provider.name)
-            result = await asyncio.wait_for(provider.poll(task, credentials, runtime.http),
-                                            PROVIDER_TIMEOUT_S)
+            credentials = await credentials_for(services.runtime, generation.tenant_id,
+                                                provider.name)
+            result = await asyncio.wait_for(
+                provider.poll(task, credentials, services.runtime.http), PROVIDER_TIMEOUT_S)
             if result is None:
                 outcome = task
             elif isinstance(result, ProviderTask):
@@ -394,7 +240,7 @@ async def _poll_once(runtime: Runtime, generation: Generation, provider: Provide
                              polls=0)
                 outcome = result
             else:
-                outcome = await media_urls.fetch_outputs(runtime, result)
+                outcome = await media_urls.fetch_outputs(services.runtime, result)
         except Exception as exc:
             outcome = _classified(exc, generation, provider)
     return outcome, round((utcnow() - submitted).total_seconds() * 1000)
@@ -407,65 +253,43 @@ def poll_delay_s(hint_s: float, polls: int) -> float:
     return float(min(hint * POLL_BACKOFF ** min(polls, 64), MAX_POLL_INTERVAL_S))
 
 
-async def _schedule_poll(runtime: Runtime, generation: Generation, provider: str,
+async def _schedule_poll(services: Services, generation: Generation, provider: str,
                          attempts_log: list[dict[str, Any]]) -> None:
     """Hand the generation to a poll job `poll_delay_s` from now and end this job, freeing
-    its slot. The row is written first (the poll's lease sequence, and a lease lasting until
-    the poll's time plus a lease), then the job queued: a crash in between leaves a lease
-    that runs out, and the reconciler takes over."""
+    its slot (`lifecycle.await_poll`)."""
     entry = _running_entry(attempts_log, provider)
     assert entry is not None
     polls = int(entry.get("polls", 0))
     delay_s = poll_delay_s(float(entry.get("poll_after_s", 5.0)), polls)
     entry["polls"] = polls + 1
-    now = utcnow()
-    seq = generation.lease_seq + 1
-    async with runtime.db.transaction() as session:
-        result = await session.execute(
-            update(Generation)
-            .where(Generation.id == generation.id, Generation.status == RUNNING,
-                   Generation.lease_seq == generation.lease_seq)
-            .values(lease_seq=seq, provider=provider, attempts_log=list(attempts_log),
-                    lease_until=now + timedelta(seconds=delay_s) + _lease(runtime),
-                    updated_at=now)
-        )
-    if not result.rowcount:  # type: ignore[attr-defined]
-        return  # canceled meanwhile: the cancel called the provider's cancel itself
-    generation.lease_seq = seq
-    assert runtime.queue is not None
-    try:
-        await runtime.queue.enqueue_poll(generation.id, generation.type, seq=seq,
-                                         delay_s=delay_s)
-    except Exception:
-        log.warning("could not queue the poll; the reconciler will resume the task",
-                    exc_info=True, extra={"generation_id": generation.id})
+    await lifecycle.await_poll(services, generation, provider, attempts_log, delay_s)
 
 
-async def run_generation(runtime: Runtime, generation_id: str) -> None:
+async def run_generation(services: Services, generation_id: str) -> None:
     """The `generation.run` job: claim the generation and advance it; called by queue
     workers. A no-op when the generation is held by another job or has ended, or is a
     follower whose leader still works (the leader queues it when it ends)."""
-    if not await cache.may_start(runtime, generation_id):
+    if not await cache.may_start(services.runtime, generation_id):
         return
-    generation = await _seen_through(runtime, _claim(runtime, generation_id))
+    generation = await _seen_through(services, lifecycle.claim(services, generation_id))
     if generation is None:
         return
     if generation.attempts > MAX_CLAIMS:
-        await _give_up(runtime, generation)
+        await _give_up(services, generation)
         return
-    await _advance(runtime, generation)
+    await _advance(services, generation)
 
 
-async def poll_generation(runtime: Runtime, generation_id: str, seq: int) -> None:
+async def poll_generation(services: Services, generation_id: str, seq: int) -> None:
     """The `generation.poll` job: ask the provider once about the generation's task, then
     settle, fail over, or schedule the next poll. A no-op for a stale poll."""
-    generation = await _seen_through(runtime, _claim_poll(runtime, generation_id, seq))
+    generation = await _seen_through(services, lifecycle.claim_poll(services, generation_id, seq))
     if generation is None:
         return
-    await _advance(runtime, generation)
+    await _advance(services, generation)
 
 
-async def _seen_through(runtime: Runtime,
+async def _seen_through(services: Services,
                         claiming: Coroutine[Any, Any, Generation | None]) -> Generation | None:
     """The claim's result. A job cancelled while its claim commits (the worker stops) lets
     the claim finish and hands the generation back, instead of leaving it running with no
@@ -474,11 +298,11 @@ async def _seen_through(runtime: Runtime,
     try:
         return await asyncio.shield(claim)
     except asyncio.CancelledError:
-        await asyncio.shield(_hand_back_claimed(runtime, claim))
+        await asyncio.shield(_hand_back_claimed(services, claim))
         raise
 
 
-async def _hand_back_claimed(runtime: Runtime,
+async def _hand_back_claimed(services: Services,
                              claim: asyncio.Future[Generation | None]) -> None:
     try:
         generation = await claim
@@ -486,107 +310,77 @@ async def _hand_back_claimed(runtime: Runtime,
         log.warning("a cancelled job's claim failed; nothing was taken", exc_info=True)
         return
     if generation is not None:
-        await _hand_back(runtime, generation)
+        await lifecycle.hand_back(services, generation)
 
 
-async def _give_up(runtime: Runtime, generation: Generation) -> None:
+async def _give_up(services: Services, generation: Generation) -> None:
     """Claimed too often (every worker that took it died or stopped): fail and void."""
-    for name, task in pending_tasks(generation.attempts_log or []).items():
-        provider = runtime.plugins.get(name)
+    for name, task in lifecycle.pending_tasks(generation.attempts_log or []).items():
+        provider = services.runtime.plugins.get(name)
         if provider is not None:
-            await _cancel_task(runtime, generation, provider, task)
-    await finish_failed(runtime, generation.tenant_id, generation.id, code="interrupted",
-                        message="the generation was interrupted too many times")
+            await _cancel_task(services, generation, provider, task)
+    await lifecycle.end(services, generation, lifecycle.Failed(
+        "interrupted", "the generation was interrupted too many times"), held=True)
 
 
-async def _advance(runtime: Runtime, generation: Generation) -> None:
+async def _advance(services: Services, generation: Generation) -> None:
     try:
-        follow = await cache.leader_outcome(runtime, generation)
+        follow = await cache.leader_outcome(services.runtime, generation)
         if follow is None:
-            async with _renewing(runtime, generation):
-                await _run(runtime, generation)
+            async with lifecycle.renewing(services, generation):
+                await _run(services, generation)
         else:
-            await _follow(runtime, generation, follow)
+            await _follow(services, generation, follow)
     except asyncio.CancelledError:
         # The worker stops (SIGTERM past its grace period): hand the generation back.
-        await asyncio.shield(_hand_back(runtime, generation))
+        await asyncio.shield(lifecycle.hand_back(services, generation))
         raise
     except Exception:
         log.exception("generation crashed", extra={"generation_id": generation.id})
-        await finish_failed(runtime, generation.tenant_id, generation.id,
-                            code="internal_error", message="the generation failed unexpectedly")
-    # The in-flight marker goes before a waiting request is woken: an identical request it
-    # sends next must not find a finished leader still marked as running.
-    await cache.on_finished(runtime, generation.id)
-    runtime.completions.done(generation.id)
+        await lifecycle.end(services, generation, lifecycle.Failed(
+            "internal_error", "the generation failed unexpectedly"))
 
 
-async def _follow(runtime: Runtime, generation: Generation,
+async def _follow(services: Services, generation: Generation,
                   leader: cache.LeaderOutcome) -> None:
     """End a follower as its leader ended: its outputs, settled at this generation's own
     price (the leader's provider cost, priced for this caller; no provider cost of its own),
     or the leader's error with the reservation voided."""
     if not leader.succeeded:
-        await finish_failed(runtime, generation.tenant_id, generation.id,
-                            code=leader.error_code or "provider_error",
-                            message=leader.error_message or "the provider failed")
+        await lifecycle.end(services, generation, lifecycle.Failed(
+            leader.error_code or "provider_error",
+            leader.error_message or "the provider failed"), held=True)
         return
-    await _succeed(runtime, generation,
-                   ProviderResult(outputs=[], cost_usd_micros=leader.cost_usd_micros),
-                   list(leader.outputs), provider=leader.provider, attempts_log=[],
-                   recorded_cost_usd_micros=0)
+    await lifecycle.end(services, generation, lifecycle.Succeeded(
+        outputs=list(leader.outputs), provider=leader.provider,
+        cost_usd_micros=leader.cost_usd_micros, recorded_cost_usd_micros=0),
+        held=True, attempts_log=[])
 
 
-async def _hand_back(runtime: Runtime, generation: Generation) -> None:
-    """A job cut off while it held the generation: back to `queued` and a fresh run job,
-    which polls a recorded task instead of submitting again. Failing that, the lease runs
-    out and the reconciler does the same."""
-    try:
-        async with runtime.db.transaction() as session:
-            result = await session.execute(
-                update(Generation)
-                .where(Generation.id == generation.id, Generation.status == RUNNING,
-                       Generation.lease_seq == generation.lease_seq)
-                .values(status=QUEUED, lease_until=None, updated_at=utcnow())
-            )
-        if result.rowcount and runtime.queue is not None:  # type: ignore[attr-defined]
-            await runtime.queue.enqueue(generation.id, generation.type,
-                                        key=nudge_key(generation.id, generation.attempts))
-    except Exception:
-        log.warning("could not hand the generation back; the reconciler will",
-                    exc_info=True, extra={"generation_id": generation.id})
-
-
-async def _with_inputs(runtime: Runtime, request: ProviderRequest) -> ProviderRequest:
+async def _with_inputs(services: Services, request: ProviderRequest) -> ProviderRequest:
     """The request with its stored inputs loaded (once per job: polls need none)."""
-    params = await media_urls.load_inputs(runtime, request.params)
+    params = await media_urls.load_inputs(services.runtime, request.params)
     return request if params is request.params else msgspec.structs.replace(request,
                                                                              params=params)
 
 
-def nudge_key(generation_id: str, attempts: int) -> str:
-    """The job key of a re-run after `attempts` claims: one such job per claim count, so
-    repeated nudges for one stalled generation queue one job."""
-    return f"{generation_id}:n{attempts}"
-
-
-async def _run(runtime: Runtime, generation: Generation) -> None:
+async def _run(services: Services, generation: Generation) -> None:
     """Try the candidates in order until one serves the request, a final error, or an
     asynchronous task to poll later."""
-    states = runtime.routing
-    await states.refresh(runtime)
+    states = services.providers
+    await states.refresh(services.runtime)
     request = ProviderRequest(type=generation.type, operation=generation.operation,
                               prompt=generation.prompt, params=generation.params,
                               idempotency_key=generation.id)
     attempts_log: list[dict[str, Any]] = [dict(a) for a in generation.attempts_log or []]
-    _interrupted(runtime, attempts_log)
-    pending = pending_tasks(attempts_log)
+    _interrupted(services, attempts_log)
+    pending = lifecycle.pending_tasks(attempts_log)
     done = {a["provider"] for a in attempts_log if a.get("outcome") in ("succeeded", "failed")}
     last_error: ProviderError | None = None
     for name in generation.candidates or [generation.provider]:
         if name in done:
             continue
-        provider = runtime.plugins.get(name)
+        provider = services.runtime.plugins.get(name)
         if provider is None:
             attempts_log.append(_attempt(name, "skipped", "provider_not_installed"))
             continue
@@ -595,7 +389,7 @@ async def _run(runtime: Runtime, generation: Generation) -> None:
             # A task already at the provider: ask about it, never submit it again.
             entry = _running_entry(attempts_log, name)
             assert entry is not None
-            outcome, latency_ms = await _poll_once(runtime, generation, provider, task, entry)
+            outcome, latency_ms = await _poll_once(services, generation, provider, task, entry)
         else:
             refused, trial = states.acquire(provider)
             if refused is not None:
@@ -603,36 +397,38 @@ async def _run(runtime: Runtime, generation: Generation) -> None:
                 continue
             try:
                 _begin_call(attempts_log, name)
-                if not await _save_progress(runtime, generation, name, attempts_log):
+                if not await lifecycle.save_progress(services, generation, name,
+                                                     attempts_log):
                     return  # canceled (or expired) before this call: call nobody
                 try:
-                    request = await _with_inputs(runtime, request)
+                    request = await _with_inputs(services, request)
                 except ProviderError as exc:
                     outcome, latency_ms = exc, 0
                 else:
-                    outcome, latency_ms = await _call_once(runtime, generation, provider,
+                    outcome, latency_ms = await _call_once(services, generation, provider,
                                                            request, attempts_log)
             finally:
                 states.finish(provider, trial=trial)
         if outcome is None:
             return  # canceled while the provider worked
         if isinstance(outcome, ProviderTask):
-            await _schedule_poll(runtime, generation, name, attempts_log)
+            await _schedule_poll(services, generation, name, attempts_log)
             return
         if isinstance(outcome, ProviderResult):
-            await states.record(runtime, provider, latency_ms=latency_ms, error=None)
+            await states.record(services.runtime, provider, latency_ms=latency_ms, error=None)
             _settle(attempts_log, _attempt(name, "succeeded", None, latency_ms))
-            outputs = await _store(runtime, generation, outcome)
-            await _succeed(runtime, generation, outcome, outputs, provider=name,
-                           attempts_log=attempts_log)
+            outputs = await _store(services, generation, outcome)
+            await lifecycle.end(services, generation, lifecycle.Succeeded(
+                outputs=outputs, provider=name, cost_usd_micros=outcome.cost_usd_micros),
+                held=True, attempts_log=attempts_log)
             return
-        await states.record(runtime, provider, latency_ms=latency_ms, error=outcome)
+        await states.record(services.runtime, provider, latency_ms=latency_ms, error=outcome)
         _settle(attempts_log, _attempt(name, "failed", outcome.code, latency_ms,
                                        retry_after_s=outcome.retry_after_s))
         if not outcome.retryable:
-            await finish_failed(runtime, generation.tenant_id, generation.id,
-                                code=outcome.code, message=outcome.message,
-                                attempts_log=attempts_log)
+            await lifecycle.end(services, generation,
+                                lifecycle.Failed(outcome.code, outcome.message),
+                                held=True, attempts_log=attempts_log)
             return
         last_error = outcome
     if last_error is None:
@@ -643,15 +439,11 @@ async def _run(runtime: Runtime, generation: Generation) -> None:
                                                             "the provider failed"),
                                        code=failures[-1]["error_code"] or "provider_error",
                                        retryable=True)
-    if last_error is not None:
-        await finish_failed(runtime, generation.tenant_id, generation.id, code=last_error.code,
-                            message=last_error.message, attempts_log=attempts_log)
-    else:
-        await finish_failed(runtime, generation.tenant_id, generation.id,
-                            code="providers_unavailable",
-                            message="no provider could be called (circuit open, rate "
-                                    "limited or not installed)",
-                            attempts_log=attempts_log)
+    failed = (lifecycle.Failed(last_error.code, last_error.message) if last_error is not None
+              else lifecycle.Failed("providers_unavailable",
+                                    "no provider could be called (circuit open, rate limited "
+                                    "or not installed)"))
+    await lifecycle.end(services, generation, failed, held=True, attempts_log=attempts_log)
 
 
 _FAILED_MESSAGES = {
@@ -660,80 +452,3 @@ _FAILED_MESSAGES = {
 }
 
 
-async def reconcile(runtime: Runtime, *, now: datetime | None = None,
-                    limit: int = 500) -> int:
-    """Nudge every generation that stopped moving; returns how many were nudged.
-
-    Called on a schedule by workers and API processes (`sweep_forever`). Stopped moving:
-    `queued` for longer than a lease (its job never reached the queue, or SAQ lost it), or
-    `running` past its lease (its worker died, or a poll job was lost). Each gets a run job
-    keyed by its claim count, so repeated rounds queue it once; the job's claim takes the
-    generation over atomically, and does nothing if it moved meanwhile.
-    """
-    now = now or utcnow()
-    stale = now - _lease(runtime)
-    async with runtime.db.session() as session:
-        rows = (await session.execute(
-            select(Generation.id, Generation.type, Generation.attempts)
-            .where(or_(and_(Generation.status == QUEUED, Generation.updated_at < stale),
-                       and_(Generation.status == RUNNING,
-                            or_(Generation.lease_until < now,
-                                and_(Generation.lease_until.is_(None),
-                                     Generation.updated_at < stale)))))
-            .order_by(Generation.updated_at)
-            .limit(limit)
-        )).all()
-    assert runtime.queue is not None
-    for generation_id, media_type, attempts in rows:
-        await runtime.queue.enqueue(generation_id, media_type,
-                                    key=nudge_key(generation_id, attempts))
-    if rows:
-        log.info("reconciler nudged %d stalled generations", len(rows))
-    return len(rows)
-
-
-async def sweep_expired_reservations(runtime: Runtime, *, now: datetime | None = None) -> int:
-    """Void reservations past their timeout and fail their generations; returns how many.
-
-    Called on a schedule by workers and the embedded server (`now` is for tests). Works in
-    batches until none is left, so a backlog never waits for the next round.
-    """
-    count = 0
-    while True:
-        async with runtime.db.session() as session:
-            expired = await ledger.expired_reservations(session, now=now)
-        if not expired:
-            return count
-        for pending in expired:
-            count += 1
-            if pending.generation_id is not None and await finish_failed(
-                runtime, pending.tenant_id, pending.generation_id, code="reservation_expired",
-                message="the generation did not finish before its reservation expired",
-            ):
-                continue
-            # No generation to fail (or it already ended): release the credits alone.
-            async with runtime.db.transaction() as session:
-                with contextlib.suppress(ledger.AlreadyResolved):
-                    await ledger.void(session, tenant_id=pending.tenant_id,
-                                      pending_id=pending.id)
-
-
-async def recover_embedded(runtime: Runtime) -> int:
-    """Requeue what a stopped embedded process left behind; returns how many.
-
-    Called at start in embedded mode only, where this process is the sole worker: anything
-    `running` was interrupted mid-job, and an in-process queue kept nothing across the stop.
-    """
-    now = utcnow()
-    async with runtime.db.transaction() as session:
-        await session.execute(
-            update(Generation).where(Generation.status == RUNNING)
-            .values(status=QUEUED, updated_at=now)
-        )
-        queued = (await session.execute(
-            select(Generation.id, Generation.type).where(Generation.status == QUEUED)
-        )).all()
-    assert runtime.queue is not None
-    for generation_id, media_type in queued:
-        await runtime.queue.enqueue(generation_id, media_type)
-    return len(queued)

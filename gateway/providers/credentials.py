@@ -7,17 +7,28 @@ tenant id as associated data, and looked up by the generation's tenant.
 
 from __future__ import annotations
 
-from gateway.core.runtime import Runtime
-from gateway.core.tenant_views import tenant_row
+import os
+
+from gateway.core.runtime import Runtime, provider_env_name
 from plugins.base import Credentials, ProviderError
 from tenants.models import Tenant
 from tenants.provider_keys import UnsealError, own_credentials
 
 
+def platform_credentials(provider_name: str) -> Credentials:
+    """The platform's credentials for a provider: `MEDIAHUB_<PROVIDER>_API_KEY`,
+    `_API_SECRET` and `_BASE_URL` (read at each call, so an operator's change needs no
+    restart of the code that holds no copy)."""
+    env_name = provider_env_name(provider_name)
+    return Credentials(api_key=os.environ.get(f"MEDIAHUB_{env_name}_API_KEY") or None,
+                       api_secret=os.environ.get(f"MEDIAHUB_{env_name}_API_SECRET") or None,
+                       base_url=os.environ.get(f"MEDIAHUB_{env_name}_BASE_URL") or None)
+
+
 def resolve(runtime: Runtime, tenant: Tenant, provider_name: str) -> Credentials:
     """The tenant's own credentials for the provider, or the platform's. An own key without
     its own endpoint uses the platform's endpoint setting (or the provider's default)."""
-    platform = runtime.credentials(provider_name)
+    platform = platform_credentials(provider_name)
     try:
         own = own_credentials(tenant, provider_name, runtime.settings.secret_key)
     except UnsealError as exc:
@@ -36,4 +47,4 @@ async def credentials_for(runtime: Runtime, tenant_id: str, provider_name: str) 
     """`resolve` for a generation's tenant; called before every provider call, poll and
     cancel made on the tenant's behalf. Raises `ProviderError` (auth) when the tenant's
     stored key does not open."""
-    return resolve(runtime, await tenant_row(runtime, tenant_id), provider_name)
+    return resolve(runtime, await runtime.tenant_views.tenant(tenant_id), provider_name)

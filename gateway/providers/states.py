@@ -20,18 +20,18 @@ import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import msgspec
 from sqlalchemy import select
 
-from gateway.generations.models import ProviderState
+from gateway.core.runtime import Runtime
+from gateway.providers.credentials import platform_credentials
+from gateway.providers.models import ProviderState
 from plugins import routing
 from plugins.base import Provider, ProviderError
 from plugins.routing import ProviderStats, RoutingConfig, Weights
-
-if TYPE_CHECKING:
-    from gateway.core.runtime import Runtime
+from tenants.models import Tenant
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def configured(runtime: Runtime, provider: Provider, *,
     its own key for (they count as configured for it)."""
     if provider.name in own:
         return True
-    credentials = runtime.credentials(provider.name)
+    credentials = platform_credentials(provider.name)
     return ((not provider.needs_api_key or credentials.api_key is not None)
             and (not provider.needs_base_url or credentials.base_url is not None))
 
@@ -67,7 +67,8 @@ def _dt(value: float | None) -> datetime | None:
 
 
 class ProviderStates:
-    """One process's view of every provider; held by the `Runtime` as `runtime.routing`."""
+    """One process's view of every provider; built by the process entry point and held by
+    its `Services` as `services.providers`."""
 
     def __init__(self, *, clock: Callable[[], float] = time.time,
                  timer: Callable[[], float] = time.perf_counter,
@@ -281,7 +282,7 @@ class ProviderStates:
             return {row.name: row for row in await session.scalars(select(ProviderState))}
 
 
-async def health_check_all(runtime: Runtime, *, min_age_s: float = 0.0,
+async def health_check_all(runtime: Runtime, states: ProviderStates, *, min_age_s: float = 0.0,
                            only: Iterable[str] | None = None) -> dict[str, str]:
     """Check every installed provider's health now and record it; returns name → health.
 
@@ -289,7 +290,6 @@ async def health_check_all(runtime: Runtime, *, min_age_s: float = 0.0,
     checked (by any process) more recently than that are left alone, so several processes
     running the schedule do not multiply the calls.
     """
-    states = runtime.routing
     await states.refresh(runtime, force=True)
     now = states.now()
     wanted = set(only) if only is not None else None
@@ -312,7 +312,7 @@ async def health_check_all(runtime: Runtime, *, min_age_s: float = 0.0,
         started = states.timer()
         try:
             result = await asyncio.wait_for(
-                provider.health(runtime.credentials(provider.name), runtime.http),
+                provider.health(platform_credentials(provider.name), runtime.http),
                 timeout=HEALTH_TIMEOUT_S)
             ok, detail = result.ok, result.detail
         except Exception as exc:
@@ -372,9 +372,8 @@ class ProviderStateList(msgspec.Struct):
     object: str = "list"
 
 
-def public_metrics(runtime: Runtime, provider: Provider) -> tuple[int | None, float]:
+def public_metrics(states: ProviderStates, provider: Provider) -> tuple[int | None, float]:
     """Decayed latency (ms) and error rate of a provider, as `GET /v1/providers` shows them."""
-    states = runtime.routing
     stats = states.stats(provider)
     now = states.now()
     latency = stats.latency(now, states.config.half_life_s, None)
@@ -382,9 +381,8 @@ def public_metrics(runtime: Runtime, provider: Provider) -> tuple[int | None, fl
             round(stats.error_rate(now, states.config.half_life_s), 4))
 
 
-async def operator_view(runtime: Runtime) -> ProviderStateList:
+async def operator_view(runtime: Runtime, states: ProviderStates) -> ProviderStateList:
     """Every installed provider's full state: this process's view plus the table's counters."""
-    states = runtime.routing
     await states.refresh(runtime, force=True)
     rows = await states.rows(runtime)
     now = states.now()
@@ -393,7 +391,7 @@ async def operator_view(runtime: Runtime) -> ProviderStateList:
         stats = states.stats(provider)
         row = rows.get(provider.name)
         is_configured = configured(runtime, provider)
-        latency_ms, error_rate = public_metrics(runtime, provider)
+        latency_ms, error_rate = public_metrics(states, provider)
         health = row.health if row is not None else "unknown"
         data.append(ProviderStateOut(
             name=provider.name, types=sorted(provider.media_types),
@@ -417,3 +415,42 @@ async def operator_view(runtime: Runtime) -> ProviderStateList:
             updated_at=row.updated_at if row is not None else None,
         ))
     return ProviderStateList(data=data)
+
+
+class ProviderInfo(msgspec.Struct):
+    name: str
+    types: list[str]
+    operations: list[str]
+    status: str
+    local: bool
+    description: str
+    pricing: dict[str, Any]
+    #: Decayed average latency of its calls (null until observed) and its recent error rate.
+    latency_ms: int | None = None
+    error_rate: float = 0.0
+
+
+class ProviderList(msgspec.Struct):
+    data: list[ProviderInfo]
+    object: str = "list"
+
+
+async def catalogue(runtime: Runtime, states: ProviderStates, tenant: Tenant,
+                    media_type: str | None) -> ProviderList:
+    """`GET /v1/providers`: each provider's capabilities, prices and state for `tenant`
+    (its own keys count as configured for it)."""
+    await states.refresh(runtime)
+    data = []
+    for provider in runtime.plugins.all():
+        if media_type is not None and media_type not in provider.media_types:
+            continue
+        latency_ms, error_rate = public_metrics(states, provider)
+        data.append(ProviderInfo(
+            name=provider.name, types=sorted(provider.media_types),
+            operations=sorted(provider.operations),
+            status=states.status(provider, is_configured=configured(
+                runtime, provider, own=tenant.provider_credentials)),
+            local=provider.local, description=provider.description,
+            pricing=provider.pricing(), latency_ms=latency_ms, error_rate=error_rate,
+        ))
+    return ProviderList(data=data)

@@ -9,17 +9,17 @@ address would let it aim the gateway's provider client at internal hosts.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
-from litestar import Controller, Request, delete, get, put
+from litestar import Controller, delete, get, put
 from litestar.params import FromPath
 
+from gateway.core.auth import Principal, requires
 from gateway.core.deps import RuntimeDep
-from gateway.core.http import identify, require_scope
 from gateway.core.runtime import Runtime
 from tenants import provider_keys
-from tenants.kernel.errors import InvalidRequest, NotFound, PermissionDenied
+from tenants.kernel.errors import InvalidRequest, NotFound
 from tenants.provider_keys import ProviderKeyIn, ProviderKeyOut
 from tenants.service import get_tenant
 
@@ -81,36 +81,27 @@ async def delete_key(runtime: Runtime, tenant_id: str, provider: str) -> Provide
     return ProviderKeyDeleted(provider=provider)
 
 
-async def _tenant_admin(request: Request[Any, Any, Any], runtime: Runtime) -> str:
-    identity = await identify(request, runtime)
-    require_scope(identity, "tenant_admin")
-    if identity.customer_id is not None:
-        raise PermissionDenied("a customer key cannot manage provider keys",
-                               code="customer_key")
-    return identity.tenant_id
-
-
 class ProviderKeyController(Controller):
     path = "/v1/provider_keys"
     tags = ["provider keys"]
+    guards = [requires("tenant_admin", tenant_wide=True)]
 
     @get("/", summary="The tenant's own provider keys (no secrets)")
-    async def list_(self, request: Request[Any, Any, Any],
+    async def list_(self, principal: Principal,
                     runtime: RuntimeDep) -> ProviderKeyList:
         """Each provider the tenant set its own key for: last four characters, when set."""
-        return await list_keys(runtime, await _tenant_admin(request, runtime))
+        return await list_keys(runtime, principal.tenant)
 
     @put("/{provider:str}", summary="Set the tenant's own key for a provider")
-    async def put_(self, request: Request[Any, Any, Any], runtime: RuntimeDep,
+    async def put_(self, principal: Principal, runtime: RuntimeDep,
                    provider: FromPath[str], data: TenantProviderKeyIn) -> ProviderKeyOut:
         """From now on this tenant's generations on `provider` use this key (and only this
         tenant's); stored encrypted, never shown again."""
-        tenant_id = await _tenant_admin(request, runtime)
-        return await set_key(runtime, tenant_id, provider,
+        return await set_key(runtime, principal.tenant, provider,
                              ProviderKeyIn(api_key=data.api_key, api_secret=data.api_secret))
 
     @delete("/{provider:str}", status_code=200, summary="Forget the tenant's own key")
-    async def delete_(self, request: Request[Any, Any, Any], runtime: RuntimeDep,
+    async def delete_(self, principal: Principal, runtime: RuntimeDep,
                       provider: FromPath[str]) -> ProviderKeyDeleted:
         """The platform's key (if any) serves the tenant again."""
-        return await delete_key(runtime, await _tenant_admin(request, runtime), provider)
+        return await delete_key(runtime, principal.tenant, provider)

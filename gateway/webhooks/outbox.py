@@ -1,15 +1,13 @@
 """Writing webhook events into the outbox, inside the caller's own transaction.
 
-Imported by the generation service and pipeline; it depends only on the models, so the
-generation code does not import the delivery machinery (which renders generations).
+Called by the generations' lifecycle in the transaction that ends a generation.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import exists, insert, literal, or_, select
+from sqlalchemy import exists, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.generations.models import Generation
 from gateway.webhooks.models import WebhookEndpoint, WebhookEvent
 from tenants.kernel.db import new_id, utcnow
 
@@ -19,22 +17,20 @@ GENERATION_EVENTS = {"succeeded": "generation.succeeded", "failed": "generation.
 
 
 async def generation_ended(session: AsyncSession, tenant_id: str, generation_id: str,
-                           status: str) -> bool:
+                           status: str, *, has_webhook_url: bool) -> bool:
     """Record `generation.<status>` in the transaction that ended the generation, so the
     event exists exactly when the new state is committed (nothing lost on a crash).
 
-    Only when someone can receive it (the tenant has an endpoint, or the generation a
-    `webhook_url`): checked in the same statement, so a tenant without webhooks pays no
-    outbox row and no dispatch on every generation. Returns whether an event was written
-    (the caller wakes the dispatcher after its commit only then).
+    Only when someone can receive it (the generation has a `webhook_url`, which the caller
+    knows, or the tenant has an endpoint: checked in the same statement), so a tenant
+    without webhooks pays no outbox row and no dispatch on every generation. Returns whether
+    an event was written (the caller wakes the dispatcher after its commit only then).
     """
-    listened = or_(
-        exists().where(WebhookEndpoint.tenant_id == tenant_id),
-        exists().where(Generation.id == generation_id, Generation.tenant_id == tenant_id,
-                       Generation.webhook_url.is_not(None)))
+    chosen = select(literal(new_id("evt")), literal(tenant_id),
+                    literal(GENERATION_EVENTS[status]), literal(generation_id),
+                    literal(utcnow(), WebhookEvent.created_at.type))
+    if not has_webhook_url:
+        chosen = chosen.where(exists().where(WebhookEndpoint.tenant_id == tenant_id))
     written = await session.execute(insert(WebhookEvent).from_select(
-        ["id", "tenant_id", "type", "generation_id", "created_at"],
-        select(literal(new_id("evt")), literal(tenant_id), literal(GENERATION_EVENTS[status]),
-               literal(generation_id), literal(utcnow(), WebhookEvent.created_at.type))
-        .where(listened)))
+        ["id", "tenant_id", "type", "generation_id", "created_at"], chosen))
     return bool(written.rowcount)  # type: ignore[attr-defined]

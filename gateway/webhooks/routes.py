@@ -10,19 +10,19 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, delete, get, post
 from litestar.params import FromPath, FromQuery
 from sqlalchemy import Select, select
 
+from gateway.core.auth import Principal, requires
 from gateway.core.deps import RuntimeDep, page_limit
-from gateway.core.http import identify, require_scope
+from gateway.core.egress import check_url
 from gateway.core.runtime import Runtime
-from gateway.generations.inputs import check_url
 from gateway.webhooks import signing
 from gateway.webhooks.models import WebhookAttempt, WebhookEndpoint
 from gateway.webhooks.service import ROTATION_OVERLAP
 from tenants.kernel.db import new_id, utcnow
-from tenants.kernel.errors import NotFound, PermissionDenied
+from tenants.kernel.errors import NotFound
 from tenants.kernel.pagination import decode_cursor, encode_cursor
 
 EventType = Literal["generation.succeeded", "generation.failed", "generation.canceled",
@@ -96,14 +96,6 @@ class AttemptList(msgspec.Struct):
     object: str = "list"
 
 
-async def _tenant_admin(request: Request[Any, Any, Any], runtime: Runtime) -> str:
-    identity = await identify(request, runtime)
-    require_scope(identity, "tenant_admin")
-    if identity.customer_id is not None:
-        raise PermissionDenied("a customer key cannot manage webhooks", code="customer_key")
-    return identity.tenant_id
-
-
 async def _endpoint(runtime: Runtime, tenant_id: str, endpoint_id: str) -> WebhookEndpoint:
     async with runtime.db.session() as session:
         found = await session.scalar(select(WebhookEndpoint).where(
@@ -130,13 +122,14 @@ def _page(query: Select[Any], model: Any, cursor: str | None, limit: int) -> Sel
 class WebhookEndpointController(Controller):
     path = "/v1/webhook_endpoints"
     tags = ["webhooks"]
+    guards = [requires("tenant_admin", tenant_wide=True)]
 
     @post("/", status_code=201, summary="Create a webhook endpoint")
-    async def create(self, request: Request[Any, Any, Any], runtime: RuntimeDep,
+    async def create(self, principal: Principal, runtime: RuntimeDep,
                      data: EndpointCreate) -> EndpointCreated:
         """Register a receiver; the answer carries its signing secret, shown only here."""
-        tenant_id = await _tenant_admin(request, runtime)
-        await check_url(runtime, data.url, param="url")
+        tenant_id = principal.tenant
+        await check_url(runtime.egress, data.url, param="url")
         endpoint = WebhookEndpoint(
             id=new_id("whe"), tenant_id=tenant_id, url=data.url,
             events=sorted(set(data.events)), description=data.description,
@@ -149,10 +142,10 @@ class WebhookEndpointController(Controller):
                                created_at=endpoint.created_at, secret=secret)
 
     @get("/", summary="List webhook endpoints, newest first")
-    async def list_(self, request: Request[Any, Any, Any], runtime: RuntimeDep,
+    async def list_(self, principal: Principal, runtime: RuntimeDep,
                     limit: FromQuery[int | None] = None,
                     cursor: FromQuery[str | None] = None) -> EndpointList:
-        tenant_id = await _tenant_admin(request, runtime)
+        tenant_id = principal.tenant
         size = page_limit(limit)
         query = _page(select(WebhookEndpoint).where(WebhookEndpoint.tenant_id == tenant_id),
                       WebhookEndpoint, cursor, size)
@@ -165,16 +158,16 @@ class WebhookEndpointController(Controller):
                             if more and rows else None)
 
     @get("/{endpoint_id:str}", summary="Read a webhook endpoint")
-    async def read(self, request: Request[Any, Any, Any], runtime: RuntimeDep,
+    async def read(self, principal: Principal, runtime: RuntimeDep,
                    endpoint_id: FromPath[str]) -> EndpointOut:
-        tenant_id = await _tenant_admin(request, runtime)
+        tenant_id = principal.tenant
         return _out(await _endpoint(runtime, tenant_id, endpoint_id))
 
     @delete("/{endpoint_id:str}", status_code=200, summary="Delete a webhook endpoint")
-    async def remove(self, request: Request[Any, Any, Any], runtime: RuntimeDep,
+    async def remove(self, principal: Principal, runtime: RuntimeDep,
                      endpoint_id: FromPath[str]) -> Deleted:
         """Delete it, with its pending deliveries and its delivery log."""
-        tenant_id = await _tenant_admin(request, runtime)
+        tenant_id = principal.tenant
         endpoint = await _endpoint(runtime, tenant_id, endpoint_id)
         async with runtime.db.transaction() as session:
             await session.delete(await session.merge(endpoint))
@@ -182,10 +175,10 @@ class WebhookEndpointController(Controller):
 
     @post("/{endpoint_id:str}/rotate_secret", status_code=200,
           summary="Rotate an endpoint's signing secret")
-    async def rotate(self, request: Request[Any, Any, Any], runtime: RuntimeDep,
+    async def rotate(self, principal: Principal, runtime: RuntimeDep,
                      endpoint_id: FromPath[str]) -> SecretOut:
         """A new secret (shown once); for 24 h deliveries carry signatures by both."""
-        tenant_id = await _tenant_admin(request, runtime)
+        tenant_id = principal.tenant
         endpoint = await _endpoint(runtime, tenant_id, endpoint_id)
         salt = secrets.token_hex(32)
         expires = utcnow() + ROTATION_OVERLAP
@@ -197,12 +190,12 @@ class WebhookEndpointController(Controller):
                          previous_expires_at=expires)
 
     @get("/{endpoint_id:str}/deliveries", summary="An endpoint's delivery log, newest first")
-    async def deliveries(self, request: Request[Any, Any, Any], runtime: RuntimeDep,
+    async def deliveries(self, principal: Principal, runtime: RuntimeDep,
                          endpoint_id: FromPath[str], limit: FromQuery[int | None] = None,
                          cursor: FromQuery[str | None] = None) -> AttemptList:
         """Every attempt to deliver an event to this endpoint: the event, the attempt number,
         the receiver's status code or the error, and when the next attempt is due."""
-        tenant_id = await _tenant_admin(request, runtime)
+        tenant_id = principal.tenant
         await _endpoint(runtime, tenant_id, endpoint_id)
         size = page_limit(limit)
         query = _page(select(WebhookAttempt).where(WebhookAttempt.tenant_id == tenant_id,
@@ -223,9 +216,9 @@ class WebhookEndpointController(Controller):
 
 
 @get("/v1/webhook_secret", summary="The secret that signs per-request webhook_url deliveries",
-     tags=["webhooks"])
-async def webhook_url_secret(request: Request[Any, Any, Any], runtime: RuntimeDep) -> SecretOut:
+     tags=["webhooks"], guards=[requires("tenant_admin", tenant_wide=True)])
+async def webhook_url_secret(principal: Principal, runtime: RuntimeDep) -> SecretOut:
     """Deliveries to a generation's own `webhook_url` are signed with this tenant-wide
     `whsec_…` secret (derived from the server's secret key; stable until it changes)."""
-    tenant_id = await _tenant_admin(request, runtime)
+    tenant_id = principal.tenant
     return SecretOut(secret=signing.url_secret(runtime.settings.secret_key, tenant_id))

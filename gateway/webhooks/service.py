@@ -28,16 +28,18 @@ import logging
 import math
 import random
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import msgspec
 from saq import Queue, Worker
 from sqlalchemy import delete, exists, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.models import LedgerEvent
 from gateway.core.egress import EgressError, UrlNotAllowed
-from gateway.generations.models import Generation
+from gateway.core.runtime import Runtime
 from gateway.webhooks import signing
 from gateway.webhooks.models import (
     FAILED,
@@ -50,9 +52,6 @@ from gateway.webhooks.models import (
 )
 from plugins.base import parse_retry_after
 from tenants.kernel.db import new_id, utcnow
-
-if TYPE_CHECKING:
-    from gateway.core.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -123,12 +122,12 @@ class SaqWebhookQueue:
             await self.queue.disconnect()
 
 
-def build_webhook_worker(queue: SaqWebhookQueue, runtime: Runtime, *,
+def build_webhook_worker(queue: SaqWebhookQueue, webhooks: Webhooks, *,
                          concurrency: int) -> Worker[Any]:
-    """A SAQ worker for the webhooks queue, delivering with `runtime`."""
+    """A SAQ worker for the webhooks queue, delivering with `webhooks`."""
 
     async def deliver(ctx: dict[str, Any], *, delivery_id: str) -> None:
-        await runtime.webhooks.deliver(delivery_id)
+        await webhooks.deliver(delivery_id)
 
     return Worker(queue.queue, functions=[(DELIVER_WEBHOOK, deliver)],
                   concurrency=concurrency, shutdown_grace_period_s=0)
@@ -145,11 +144,19 @@ def _retryable(status_code: int) -> bool:
     return status_code >= 500 or status_code in (408, 429)
 
 
-class Webhooks:
-    """The process's webhook sender (`Runtime.webhooks`)."""
+#: Renders a generation event's `data` and tells its per-request `webhook_url`, inside the
+#: fan-out's transaction: `(session, tenant_id, generation_id)` → `(data, webhook_url)`, or
+#: None when the generation is gone. Given by the generations package, which owns the view.
+GenerationPayload = Callable[[AsyncSession, str, str],
+                             Awaitable[tuple[Any, str | None] | None]]
 
-    def __init__(self, runtime: Runtime) -> None:
+
+class Webhooks:
+    """The process's webhook sender, built by its entry point (`Services.webhooks`)."""
+
+    def __init__(self, runtime: Runtime, generation_payload: GenerationPayload) -> None:
         self.runtime = runtime
+        self.generation_payload = generation_payload
         settings = runtime.settings
         self.queue: WebhookQueue
         if settings.valkey_url:
@@ -238,18 +245,12 @@ class Webhooks:
             data: Any = event.payload or {}
             targets: list[tuple[str | None, str]] = []
             if event.generation_id is not None:
-                generation = await session.scalar(select(Generation).where(
-                    Generation.id == event.generation_id,
-                    Generation.tenant_id == event.tenant_id))
-                if generation is not None:
-                    # Imported here: the generation service needs the runtime, which
-                    # holds this sender.
-                    from gateway.generations import service as generations
-
-                    data = msgspec.to_builtins(await generations.render(self.runtime,
-                                                                        generation))
-                    if generation.webhook_url:
-                        targets.append((None, generation.webhook_url))
+                found = await self.generation_payload(session, event.tenant_id,
+                                                      event.generation_id)
+                if found is not None:
+                    data, webhook_url = found
+                    if webhook_url:
+                        targets.append((None, webhook_url))
             endpoints = await session.scalars(select(WebhookEndpoint).where(
                 WebhookEndpoint.tenant_id == event.tenant_id))
             targets[:0] = [(e.id, e.url) for e in endpoints

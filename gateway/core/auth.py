@@ -1,0 +1,214 @@
+"""Who is calling: every credential becomes one `Principal`, here and nowhere else.
+
+- `Authorization: Bearer mh_<prefix>_<secret>`: a tenant's API key (hashed at rest, resolved
+  through a cache of a few seconds so most requests cost no query; a revoke in this process
+  evicts at once, other replicas notice within `KeyCache.ttl_s`). A key not bound to a
+  customer may act for one with `X-Customer-Id` (the tenant's own id for it; created on
+  first use).
+- `Authorization: Bearer <MEDIAHUB_ADMIN_TOKEN>` on operator routes: the operator (compared
+  in constant time).
+
+Routes declare what they need with guards (`requires("generate")`, `operator_only`), which
+Litestar runs before it reads or validates the body: a request without a valid credential
+gets 401 (and one over its rate limit 429) without its body ever being parsed. The guard
+leaves the `Principal` in the request's state; handlers receive it as the `principal`
+dependency (`provide_principal`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
+from litestar.types import Scope
+
+from gateway.core.ratelimit import DECISION_STATE_KEY
+from gateway.core.runtime import Runtime
+from tenants import service as tenants
+from tenants.kernel.errors import AuthenticationFailed, PermissionDenied, RateLimited
+from tenants.models import Tenant
+from tenants.schemas import rate_limits_of
+from tenants.service import KeyIdentity
+
+#: Where the guard leaves the principal in the ASGI scope's state.
+PRINCIPAL_STATE_KEY = "mediahub.principal"
+#: The longest `X-Customer-Id` accepted (the customers table's limit).
+MAX_CUSTOMER_ID = 200
+
+KeyScope = Literal["generate", "read", "billing", "tenant_admin"]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The caller of a request, whatever credential it came with."""
+
+    kind: Literal["key", "operator"]
+    #: The tenant acted for (None: the operator).
+    tenant_id: str | None
+    #: The API key used (None: the operator).
+    key_id: str | None
+    #: The customer acted for: the key's own, or `X-Customer-Id` on a tenant-wide key.
+    customer_id: str | None
+    scopes: frozenset[str]
+
+    @property
+    def tenant(self) -> str:
+        """The tenant id of a tenant principal (a programming error for the operator)."""
+        assert self.tenant_id is not None, "an operator principal has no tenant"
+        return self.tenant_id
+
+
+OPERATOR = Principal(kind="operator", tenant_id=None, key_id=None, customer_id=None,
+                     scopes=frozenset())
+
+
+def bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    header = connection.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationFailed("send your API key as 'Authorization: Bearer <key>'",
+                                   code="missing_api_key")
+    return token.strip()
+
+
+class KeyCache:
+    """Resolved keys kept for a few seconds, so auth costs no query on most requests."""
+
+    def __init__(self, ttl_s: float = 5.0) -> None:
+        self.ttl_s = ttl_s
+        self._entries: dict[str, tuple[float, KeyIdentity]] = {}
+
+    def get(self, raw: str) -> KeyIdentity | None:
+        entry = self._entries.get(raw)
+        if entry is None or entry[0] < time.monotonic():
+            self._entries.pop(raw, None)
+            return None
+        return entry[1]
+
+    def put(self, raw: str, identity: KeyIdentity) -> None:
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[raw] = (time.monotonic() + self.ttl_s, identity)
+
+    def evict_key_id(self, key_id: str) -> None:
+        """Forget a key at once (it was revoked in this process)."""
+        for raw, (_, identity) in list(self._entries.items()):
+            if identity.key_id == key_id:
+                self._entries.pop(raw, None)
+
+
+key_cache = KeyCache()
+
+
+def _runtime(connection: ASGIConnection[Any, Any, Any, Any]) -> Runtime:
+    runtime: Runtime = connection.app.state.runtime
+    return runtime
+
+
+async def _acting_customer(connection: ASGIConnection[Any, Any, Any, Any], runtime: Runtime,
+                           identity: KeyIdentity) -> str | None:
+    external = connection.headers.get("x-customer-id")
+    if identity.customer_id is not None:
+        if external is not None:
+            raise PermissionDenied("a customer key cannot act for another customer",
+                                   code="customer_key", param="X-Customer-Id")
+        return identity.customer_id
+    if not external:
+        return None
+    if len(external) > MAX_CUSTOMER_ID:
+        raise AuthenticationFailed("X-Customer-Id is too long", code="invalid_customer")
+    async with runtime.db.transaction() as session:
+        customer = await tenants.customer_for(session, identity.tenant_id, external,
+                                              create=True)
+    assert customer is not None
+    return customer.id
+
+
+async def _enforce_rate_limit(connection: ASGIConnection[Any, Any, Any, Any],
+                              runtime: Runtime, identity: KeyIdentity) -> None:
+    """Count an authenticated request against its tenant's and key's limits; leaves the
+    decision in the scope for `rate_limit_headers` and raises `RateLimited` when refused."""
+    async def load(tenant_id: str) -> Any:
+        async with runtime.db.session() as session:
+            tenant = await session.get(Tenant, tenant_id)
+        return rate_limits_of(tenant.rate_limits if tenant is not None else None)
+
+    limiter = runtime.limiter
+    limits = await limiter.limits(identity.tenant_id, load)
+    decision = await limiter.check(identity.tenant_id, identity.key_id, limits)
+    connection.scope.setdefault("state", {})[DECISION_STATE_KEY] = decision
+    if not decision.allowed:
+        raise RateLimited("too many requests; retry after the time in Retry-After",
+                          code="rate_limited")
+
+
+async def authenticate_key(connection: ASGIConnection[Any, Any, Any, Any], *,
+                           tenant_wide: bool = False) -> Principal:
+    """The principal of a request with a tenant API key, rate limited; raises 401 for a
+    missing or bad key, 429 over the limits. Idempotent within a request.
+
+    `tenant_wide`: the route acts on the tenant itself (its settings, keys, webhooks): a key
+    bound to a customer is refused (403 `customer_key`) and `X-Customer-Id` is not read."""
+    state = connection.scope.setdefault("state", {})
+    known = state.get(PRINCIPAL_STATE_KEY)
+    if isinstance(known, Principal):
+        return known
+    runtime = _runtime(connection)
+    raw = bearer(connection)
+    identity = key_cache.get(raw)
+    if identity is None:
+        async with runtime.db.session() as session:
+            identity = await tenants.authenticate(session, raw)
+        key_cache.put(raw, identity)
+    await _enforce_rate_limit(connection, runtime, identity)
+    if tenant_wide:
+        if identity.customer_id is not None:
+            raise PermissionDenied("a customer key cannot change its tenant's setup",
+                                   code="customer_key")
+        customer_id = None
+    else:
+        customer_id = await _acting_customer(connection, runtime, identity)
+    principal = Principal(kind="key", tenant_id=identity.tenant_id, key_id=identity.key_id,
+                          customer_id=customer_id, scopes=identity.scopes)
+    state[PRINCIPAL_STATE_KEY] = principal
+    return principal
+
+
+def requires(*scopes: KeyScope, tenant_wide: bool = False) -> Any:
+    """A guard: the request needs a tenant API key holding every one of `scopes` (none:
+    any valid key); `tenant_wide` as in `authenticate_key`. Raises 401 / 403 / 429 before
+    the body is read."""
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any],
+                    _: BaseRouteHandler) -> None:
+        principal = await authenticate_key(connection, tenant_wide=tenant_wide)
+        for scope in scopes:
+            if scope not in principal.scopes:
+                raise PermissionDenied(f"this key lacks the {scope!r} scope", param=scope)
+
+    guard.__name__ = f"requires_{'_'.join(scopes) or 'key'}"
+    return guard
+
+
+def operator_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """A guard: the bearer must equal `MEDIAHUB_ADMIN_TOKEN` (compared in constant time)."""
+    expected = _runtime(connection).settings.admin_token
+    if expected is None:
+        raise AuthenticationFailed("the admin API is disabled: MEDIAHUB_ADMIN_TOKEN is not set",
+                                   code="admin_disabled")
+    if not hmac.compare_digest(bearer(connection).encode(), expected.encode()):
+        raise AuthenticationFailed("the admin token is not valid", code="invalid_admin_token")
+    connection.scope.setdefault("state", {})[PRINCIPAL_STATE_KEY] = OPERATOR
+
+
+def provide_principal(scope: Scope) -> Principal:
+    """The `principal` dependency: what the route's guard resolved."""
+    principal = scope.get("state", {}).get(PRINCIPAL_STATE_KEY)
+    if not isinstance(principal, Principal):
+        raise AuthenticationFailed("this route has no credential guard",
+                                   code="unauthenticated")
+    return principal

@@ -1,0 +1,90 @@
+"""The one error shape and the one exception handler.
+
+Every failure, from validation to an unknown route to an unexpected exception, leaves as
+`{"error": {"type", "code", "message", "param"}}` (API.md, "Errors"). Domain code raises the
+`tenants.kernel.errors` hierarchy; only this module knows HTTP statuses for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from tenants.kernel.errors import AuthenticationFailed, DomainError, RateLimited
+
+log = logging.getLogger(__name__)
+
+_HTTP_TYPES = {
+    400: ("invalid_request_error", "malformed_request"),
+    401: ("authentication_error", "unauthenticated"),
+    403: ("permission_error", "forbidden"),
+    404: ("not_found_error", "not_found"),
+    405: ("invalid_request_error", "method_not_allowed"),
+    409: ("conflict_error", "conflict"),
+    413: ("invalid_request_error", "body_too_large"),
+    415: ("invalid_request_error", "unsupported_media_type"),
+    429: ("rate_limit_error", "rate_limited"),
+}
+
+
+def error_body(type_: str, code: str, message: str, param: str | None = None,
+               **extra: Any) -> dict[str, Any]:
+    return {"error": {"type": type_, "code": code, "message": message, "param": param, **extra}}
+
+
+_FIELD = re.compile(r"field `([^`]+)`")
+
+
+def _validation_param(exc: ValidationException) -> tuple[str | None, str]:
+    """The dotted path of the field a validation error is about, and its message.
+
+    Litestar reports msgspec's path as `key` ("prompt", "metadata[...]") and `data` for the
+    body itself, where the message names the field ("Object contains unknown field `x`").
+    """
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        if not isinstance(item, dict):
+            continue
+        message = str(item.get("message") or exc.detail)
+        key = str(item.get("key") or "").replace("[...]", "")
+        field = _FIELD.search(message)
+        if key in ("", "data"):
+            key = field.group(1) if field else ""
+        elif field:
+            key = f"{key}.{field.group(1)}"
+        return (key or None), message
+    return None, str(exc.detail)
+
+
+def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """The single exception handler; turns any exception into API.md's error shape."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, DomainError):
+        body = error_body(exc.type, exc.code, exc.message, exc.param, **exc.extra)
+        status = exc.status
+        if isinstance(exc, AuthenticationFailed):
+            headers["WWW-Authenticate"] = "Bearer"
+        if isinstance(exc, RateLimited) and exc.retry_after_s is not None:
+            headers["Retry-After"] = str(exc.retry_after_s)
+    elif isinstance(exc, ValidationException):
+        param, message = _validation_param(exc)
+        status = 422 if param else 400
+        body = error_body("invalid_request_error", "invalid_body" if param else "malformed_body",
+                          message, param)
+    elif isinstance(exc, HTTPException):
+        status = exc.status_code
+        type_, code = _HTTP_TYPES.get(status, ("api_error", "http_error"))
+        message = exc.detail
+        if status == 404:
+            message = f"no route for {request.method} {request.url.path}"
+        body = error_body(type_, code, str(message))
+        headers.update(exc.headers or {})
+    else:
+        log.exception("unhandled error", extra={"path": request.url.path})
+        status = HTTP_500_INTERNAL_SERVER_ERROR
+        body = error_body("api_error", "internal_error", "an unexpected error occurred")
+    return Response(body, status_code=status, headers=headers)

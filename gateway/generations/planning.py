@@ -1,0 +1,121 @@
+"""Planning a request: validate it against the capable providers, route it by the tenant's
+strategy and price it with the best one. Pure decisions over the plugin host and the
+providers' routing state; nothing is written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from billing.pricing import Price, price
+from gateway.core.runtime import Runtime
+from gateway.generations.schemas import GenerationCreate
+from gateway.providers.states import ProviderStates, configured
+from plugins.base import DEFAULT_OPERATIONS, InvalidParams, Provider, ProviderRequest
+from plugins.routing import Weights
+from tenants.kernel.errors import InvalidRequest, Unavailable
+from tenants.models import Tenant
+from tenants.schemas import routing_of
+
+#: At most this many providers are kept on a generation to fail over through.
+MAX_CANDIDATES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    request: ProviderRequest
+    #: The provider that prices the reservation: the first of `candidates`.
+    provider: Provider
+    price: Price
+    #: Best first: the failover order the worker follows.
+    candidates: tuple[Provider, ...]
+
+
+#: Operations whose input is media or nothing, so a prompt is optional (empty when absent).
+PROMPTLESS_OPERATIONS = frozenset({"list_voices", "image_variation", "image_to_3d"})
+
+
+def _prompt(body: GenerationCreate) -> str:
+    text = body.text if body.prompt is None else body.prompt
+    if body.operation in PROMPTLESS_OPERATIONS and (text is None or not text.strip()):
+        return ""
+    if text is None or not text.strip():
+        field = "text" if body.type == "audio" else "prompt"
+        raise InvalidRequest(f"{field} is required", code="missing_field", param=field)
+    return text
+
+
+def _capable(runtime: Runtime, tenant: Tenant, media_type: str, operation: str,
+             pinned: str | None) -> list[Provider]:
+    """The providers that may serve the request: the pinned one, or every one configured
+    (by the platform, or by the tenant's own key) that can do the operation (an
+    unconfigured provider would only fail)."""
+    if pinned is not None:
+        provider = runtime.plugins.get(pinned)
+        if provider is None:
+            raise InvalidRequest(f"no provider named {pinned!r}", code="unknown_provider",
+                                 param="provider")
+        if media_type not in provider.media_types or operation not in provider.operations:
+            raise InvalidRequest(f"provider {pinned!r} cannot do {operation} for {media_type}",
+                                 code="unsupported_operation", param="provider")
+        return [provider]
+    candidates = [p for p in runtime.plugins.for_operation(media_type, operation)
+                  if configured(runtime, p, own=tenant.provider_credentials)]
+    if not candidates:
+        raise Unavailable(f"no provider can do {operation} for {media_type}",
+                          code="no_provider")
+    return candidates
+
+
+def _route(states: ProviderStates, tenant: Tenant, candidates: list[Provider],
+           estimates: dict[str, int], pinned: str | None) -> list[Provider]:
+    """Rank the candidates by the tenant's strategy (a pinned request: only that provider)."""
+    if pinned is not None:
+        return states.rank(candidates, "pinned", estimates, order=[pinned],
+                                    include_others=False)
+    config = routing_of(tenant.routing)
+    weights = None
+    if config.weights is not None:
+        weights = Weights(cost=config.weights.cost, speed=config.weights.speed,
+                          load=config.weights.load,
+                          availability=config.weights.availability)
+    return states.rank(candidates, config.strategy, estimates, order=config.order,
+                                include_others=config.include_others, weights=weights)
+
+
+def plan(runtime: Runtime, states: ProviderStates, tenant: Tenant, body: GenerationCreate,
+         tier: str | None = None) -> Plan:
+    """Validate a request, route it and price it with the best provider.
+
+    Raises `InvalidRequest` naming the bad field when no capable provider accepts the
+    request, `Unavailable` when none can be called now (breakers open). A provider that
+    rejects the parameters while another accepts them is simply not a candidate.
+    """
+    operation = body.operation or DEFAULT_OPERATIONS[body.type]
+    request = ProviderRequest(type=body.type, operation=operation, prompt=_prompt(body),
+                              params=body.params)
+    estimates: dict[str, int] = {}
+    accepted: list[Provider] = []
+    rejection: InvalidParams | None = None
+    for provider in _capable(runtime, tenant, body.type, operation, body.provider):
+        try:
+            provider.validate(request)
+            estimates[provider.name] = provider.estimate_cost(request)
+        except InvalidParams as exc:
+            rejection = rejection or exc
+            continue
+        accepted.append(provider)
+    if not accepted:
+        assert rejection is not None
+        raise InvalidRequest(rejection.message, code="invalid_parameter",
+                             param=rejection.param)
+    ranked = _route(states, tenant, accepted, estimates, body.provider)
+    if not ranked:
+        raise Unavailable("every provider that can serve this request is failing right now; "
+                          "nothing was reserved, try again shortly",
+                          code="providers_unavailable")
+    chosen = ranked[0]
+    return Plan(request=request, provider=chosen,
+                price=price(estimates[chosen.name], media_type=body.type,
+                            tenant_pricing=tenant.pricing, tier=tier,
+                            platform_markup_bps=runtime.settings.platform_markup_bps),
+                candidates=tuple(ranked[:MAX_CANDIDATES]))

@@ -1,0 +1,199 @@
+"""Submitting a generation: validate → price → reserve → persist → enqueue (DESIGN.md, "One
+request", steps 3 to 6), with idempotency keys, the result cache and coalescing."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime, timedelta
+
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing import ledger, wallets
+from gateway.core.auth import Principal
+from gateway.core.ratelimit import effective_limits
+from gateway.core.runtime import Runtime
+from gateway.generations import cache, jobs, lifecycle, quotas
+from gateway.generations import inputs as media_urls
+from gateway.generations.models import QUEUED, SUCCEEDED, Generation
+from gateway.generations.planning import plan
+from gateway.generations.schemas import GenerationCreate
+from gateway.generations.services import Services
+from gateway.webhooks import outbox
+from tenants.kernel.db import new_id, utcnow
+from tenants.kernel.errors import Conflict, Unavailable
+from tenants.models import Tenant
+from tenants.schemas import rate_limits_of
+
+log = logging.getLogger(__name__)
+
+
+def request_hash(body: GenerationCreate) -> str:
+    return hashlib.sha256(msgspec.json.encode(body, order="sorted")).hexdigest()
+
+
+async def _by_idempotency_key(services: Services, principal: Principal, key: str,
+                              digest: str) -> Generation | None:
+    async with services.runtime.db.session() as session:
+        found = await session.scalar(
+            select(Generation).where(Generation.tenant_id == principal.tenant,
+                                     Generation.idempotency_key == key)
+        )
+    if found is not None and found.request_hash != digest:
+        raise Conflict("Idempotency-Key was used with a different request",
+                       code="idempotency_key_reused", param="Idempotency-Key")
+    return found
+
+
+async def submit(services: Services, principal: Principal, body: GenerationCreate, *,
+                 idempotency_key: str | None, cache_control: str | None = None) -> Generation:
+    """Reserve credits, persist the generation, then queue its job.
+
+    Returns the generation (for a repeated Idempotency-Key, the first one's; for a request
+    the result cache answers, a new succeeded one marked `cached`; for a follower of an
+    identical request in flight, a queued one whose job waits for that one, see `cache.py`).
+    Raises `InsufficientCredits` with nothing written or queued when the wallet is short.
+    """
+    digest = request_hash(body)
+    if idempotency_key is not None:
+        found = await _by_idempotency_key(services, principal, idempotency_key, digest)
+        if found is not None:
+            return found
+    runtime = services.runtime
+    tenant, tier = await runtime.tenant_views.tenant_and_tier(principal.tenant,
+                                                              principal.customer_id)
+    body = await media_urls.prepare(runtime, body)
+    await services.providers.refresh(runtime)
+    chosen = plan(runtime, services.providers, tenant, body, tier)
+    lookup = cache.consult(runtime, tenant, chosen.request, provider=chosen.provider,
+                           pinned=body.provider, cache_control=cache_control)
+    original = await cache.find(runtime, lookup) if lookup is not None else None
+    generation = Generation(
+        id=new_id("gen"), tenant_id=principal.tenant, customer_id=principal.customer_id,
+        api_key_id=principal.key_id, type=body.type, operation=chosen.request.operation,
+        prompt=chosen.request.prompt,
+        params=await media_urls.stow_inputs(runtime, principal.tenant, body.params),
+        provider=chosen.provider.name,
+        candidates=[p.name for p in chosen.candidates], attempts_log=[], status=QUEUED,
+        cost_usd_micros=chosen.price.cost_usd_micros,
+        wholesale_mc=chosen.price.wholesale_mc, retail_mc=chosen.price.retail_mc,
+        estimated_mc=chosen.price.wholesale_mc, metadata_=body.metadata,
+        webhook_url=body.webhook_url, idempotency_key=idempotency_key, request_hash=digest,
+    )
+    timeout_at = utcnow() + timedelta(seconds=services.runtime.settings.reservation_timeout_s)
+    if lookup is not None:
+        generation.fingerprint = lookup.fingerprint
+        if original is not None:
+            generation = cache.cached_copy(original, generation, cache.hit_price(
+                runtime, tenant, tier, body.type, original, lookup.policy))
+        else:
+            generation.coalesced_from = await cache.current_leader(runtime, lookup)
+    announced = False
+    try:
+        if generation.cached:
+            # A hit takes no job slot and its charge (if any) is posted at once: no quota.
+            announced = await services.runtime.db.grouped(
+                lambda session: _persist_hit(session, tenant, generation, timeout_at))
+        else:
+            quota = _quota(runtime, tenant, body.type)
+            await services.runtime.db.grouped(lambda session: _persist(session, tenant, generation,
+                                                               timeout_at, quota))
+    except IntegrityError:
+        # A concurrent request with the same Idempotency-Key committed first.
+        if idempotency_key is None:
+            raise
+        found = await _by_idempotency_key(services, principal, idempotency_key, digest)
+        if found is None:
+            raise
+        return found
+    if generation.cached:
+        if announced or tenant.low_balance_threshold_mc:
+            services.webhooks.wake()  # its event (and a charged hit's `credits.low`)
+        return generation
+    if lookup is not None and await cache.hold_back(runtime, lookup, generation):
+        return generation
+    await _enqueue(services, generation)
+    if tenant.low_balance_threshold_mc:
+        services.webhooks.wake()  # the reservation may have written `credits.low`
+    return generation
+
+
+def _quota(runtime: Runtime, tenant: Tenant, media_type: str) -> quotas.Quota:
+    limits = effective_limits(runtime.settings, rate_limits_of(tenant.rate_limits))
+    return quotas.quota_for(limits, tenant.id, media_type, runtime.limiter.clock())
+
+
+async def _persist(session: AsyncSession, tenant: Tenant, generation: Generation,
+                   timeout_at: datetime, quota: quotas.Quota) -> None:
+    """The submit's unit of work (group-committed): the quotas, the generation row and its
+    reservations."""
+    await quotas.admit(session, quota, generation)
+    session.add(generation)
+    await session.flush()
+    await _reserve(session, tenant, generation, timeout_at)
+
+
+async def _persist_hit(session: AsyncSession, tenant: Tenant, generation: Generation,
+                       timeout_at: datetime) -> bool:
+    """A cached answer's unit of work: the succeeded row and, when the tenant's cache policy
+    charges for hits, its reservations posted at once (same idempotency keys as a run).
+    Returns whether a webhook event was written."""
+    session.add(generation)
+    await session.flush()
+    # Subscribers hear of a hit as of any success (the row is born succeeded).
+    announced = await outbox.generation_ended(
+        session, tenant.id, generation.id, SUCCEEDED,
+        has_webhook_url=generation.webhook_url is not None)
+    if generation.wholesale_mc == 0 and generation.retail_mc == 0:
+        return announced  # free: nothing reserved, nothing moved
+    await _reserve(session, tenant, generation, timeout_at)
+    assert generation.reservation_id is not None
+    await ledger.post(session, tenant_id=tenant.id, pending_id=generation.reservation_id,
+                      amount_mc=generation.wholesale_mc)
+    if generation.customer_reservation_id is not None:
+        await ledger.post(session, tenant_id=tenant.id,
+                          pending_id=generation.customer_reservation_id,
+                          amount_mc=generation.retail_mc)
+    generation.charged_mc = generation.estimated_mc
+    return announced
+
+
+async def _reserve(session: AsyncSession, tenant: Tenant, generation: Generation,
+                   timeout_at: datetime) -> None:
+    """Reserve what each paying wallet owes, in the generation's own transaction.
+
+    The customer (in `mediahub` mode) sees and pays retail; the tenant always pays wholesale.
+    """
+    paying = await wallets.payers(session, tenant, generation.customer_id)
+    threshold = tenant.low_balance_threshold_mc or None
+    if paying.customer_wallet is not None:
+        retail = await ledger.reserve(
+            session, tenant_id=tenant.id, from_account=paying.customer_wallet,
+            amount_mc=generation.retail_mc, to_code=ledger.TENANT_REVENUE,
+            idempotency_key=f"gen:{generation.id}:retail", timeout_at=timeout_at,
+            generation_id=generation.id, low_threshold_mc=threshold)
+        generation.customer_reservation_id = retail.id
+        generation.estimated_mc = generation.retail_mc
+    wholesale = await ledger.reserve(
+        session, tenant_id=tenant.id, from_account=paying.tenant_wallet,
+        amount_mc=generation.wholesale_mc, idempotency_key=f"gen:{generation.id}:wholesale",
+        timeout_at=timeout_at, generation_id=generation.id, low_threshold_mc=threshold)
+    generation.reservation_id = wholesale.id
+
+
+async def _enqueue(services: Services, generation: Generation) -> None:
+    try:
+        await jobs.enqueue_run(services.runtime, generation.id, generation.type)
+    except Exception as exc:
+        # The row exists but no job does: fail it now and release the credits rather than
+        # leave the customer's money reserved until the sweeper's timeout.
+        log.exception("enqueue failed", extra={"generation_id": generation.id})
+        await lifecycle.end(services, generation,
+                            lifecycle.Failed("queue_unavailable",
+                                             "the job queue is unavailable"),
+                            from_states=(QUEUED,))
+        raise Unavailable("the job queue is unavailable; nothing was charged",
+                          code="queue_unavailable") from exc

@@ -1,0 +1,45 @@
+"""The routing state of each provider shared by every process (health, breaker, latency)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Float, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tenants.kernel.db import Base, UTCDateTime, utcnow
+
+
+class ProviderState(Base):
+    """What the gateway knows of one provider (seed table `media_providers`): the last health
+    check and the routing statistics of gateway/providers.py. Not tenant data.
+
+    Written by the scheduled `health_check_all` and after every provider call; each process
+    keeps its own view in memory and merges newer rows from here (last writer wins), so API
+    processes see what workers observed.
+    """
+
+    __tablename__ = "providers"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: The last health check: `healthy`, `unhealthy`, `unconfigured` or `unknown`.
+    health: Mapped[str] = mapped_column(String(16), default="unknown")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    #: Decayed EWMA of call latency, and the last health check's own latency.
+    latency_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+    check_latency_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+    #: EWMA of failures, 0..1 (not money: a float is fine).
+    error_rate: Mapped[float] = mapped_column(Float, default=0.0)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    #: `closed`, `open` or `half_open`, as of `updated_at`.
+    breaker: Mapped[str] = mapped_column(String(16), default="closed")
+    breaker_opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    #: A 429's Retry-After: routing stays away until then.
+    backoff_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    calls: Mapped[int] = mapped_column(BigInteger, default=0)
+    failures: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(64), default=None)
+    last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    latency_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    error_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

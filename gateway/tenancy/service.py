@@ -1,0 +1,106 @@
+"""Tenancy use cases: tenants and their API keys, as the operator API and the CLI manage
+them. Each function is one transaction; caches of this process forget a changed tenant or a
+revoked key at once (other processes within seconds)."""
+
+from __future__ import annotations
+
+import msgspec
+
+from billing import ledger
+from gateway.core.auth import key_cache
+from gateway.core.runtime import Runtime
+from tenants import service as tenants
+from tenants.models import ApiKey, Tenant
+from tenants.schemas import (
+    KeyCreate,
+    KeyCreated,
+    KeyOut,
+    TenantCreate,
+    TenantOut,
+    TenantUpdate,
+    cache_of,
+    routing_of,
+)
+
+
+class TenantList(msgspec.Struct):
+    data: list[TenantOut]
+    next_cursor: str | None
+    object: str = "list"
+
+
+class KeyList(msgspec.Struct):
+    data: list[KeyOut]
+    object: str = "list"
+
+
+def tenant_out(tenant: Tenant, domains: list[str]) -> TenantOut:
+    return TenantOut(id=tenant.id, name=tenant.name, slug=tenant.slug, domains=domains,
+                     branding=tenant.branding, pricing=tenant.pricing,
+                     rate_limits=tenant.rate_limits, billing_mode=tenant.billing_mode,
+                     low_balance_threshold_mc=tenant.low_balance_threshold_mc,
+                     created_at=tenant.created_at,
+                     routing=msgspec.to_builtins(routing_of(tenant.routing)),
+                     cache=msgspec.to_builtins(cache_of(tenant.cache)))
+
+
+def key_out(key: ApiKey) -> KeyOut:
+    return KeyOut(id=key.id, name=key.name, prefix=key.prefix, scopes=key.scopes,
+                  customer_id=key.customer_id, created_at=key.created_at,
+                  revoked_at=key.revoked_at)
+
+
+async def create_tenant(runtime: Runtime, body: TenantCreate) -> TenantOut:
+    """Create a tenant with its ledger accounts in one transaction."""
+    async with runtime.db.transaction() as session:
+        tenant = await tenants.create_tenant(session, body)
+        await ledger.open_tenant_accounts(session, tenant.id)
+        return tenant_out(tenant, sorted(body.domains))
+
+
+async def list_tenants(runtime: Runtime, *, limit: int, cursor: str | None) -> TenantList:
+    async with runtime.db.session() as session:
+        rows = await tenants.list_tenants(session, limit=limit, cursor=cursor)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        data = [tenant_out(t, await tenants.tenant_domains(session, t.id)) for t in rows]
+    return TenantList(data=data, next_cursor=rows[-1].id if more and rows else None)
+
+
+async def read_tenant(runtime: Runtime, tenant_id: str) -> TenantOut:
+    async with runtime.db.session() as session:
+        tenant = await tenants.get_tenant(session, tenant_id)
+        return tenant_out(tenant, await tenants.tenant_domains(session, tenant_id))
+
+
+async def update_tenant(runtime: Runtime, tenant_id: str, body: TenantUpdate) -> TenantOut:
+    """Change a tenant; its new limits and settings apply at once in this process."""
+    async with runtime.db.transaction() as session:
+        tenant = await tenants.update_tenant(session, tenant_id, body)
+        out = tenant_out(tenant, await tenants.tenant_domains(session, tenant_id))
+    runtime.limiter.forget(tenant_id)
+    runtime.tenant_views.forget(tenant_id)
+    return out
+
+
+async def create_key(runtime: Runtime, tenant_id: str, body: KeyCreate) -> KeyCreated:
+    """A new API key; the answer is the only place its secret ever appears."""
+    async with runtime.db.transaction() as session:
+        key, secret = await tenants.create_key(session, tenant_id, body)
+        return KeyCreated(id=key.id, key=secret, prefix=key.prefix, name=key.name,
+                          scopes=key.scopes, customer_id=key.customer_id,
+                          created_at=key.created_at)
+
+
+async def list_keys(runtime: Runtime, tenant_id: str) -> KeyList:
+    async with runtime.db.session() as session:
+        await tenants.get_tenant(session, tenant_id)
+        return KeyList(data=[key_out(k) for k in await tenants.list_keys(session, tenant_id)])
+
+
+async def revoke_key(runtime: Runtime, tenant_id: str, key_id: str) -> KeyOut:
+    """Revoke a key: refused at once here, within seconds on every other replica."""
+    async with runtime.db.transaction() as session:
+        key = await tenants.revoke_key(session, tenant_id, key_id)
+    key_cache.evict_key_id(key.id)
+    return key_out(key)
