@@ -31,31 +31,69 @@ class SettingsError(Exception):
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    # Each setting is read from MEDIAHUB_<NAME IN UPPER CASE>; its `#:` comment is its
+    # description in docs/configuration.md (`reference_markdown`, below).
+
+    #: SQLAlchemy URL of the database: `sqlite+aiosqlite:///FILE` (embedded) or
+    #: `postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DATABASE`.
     database_url: str = _EMBEDDED_DB
     #: Check each pooled connection with a round trip before use. Off: it costs round trips
     #: on every transaction, and without it a database restart fails only the statements on
     #: connections that were already open (the pool then reconnects).
     database_pre_ping: bool = False
+    #: Valkey or Redis (`redis://`, `rediss://`, `valkey://`, `valkeys://`, `unix://`) for the
+    #: SAQ queues, rate limits, the result cache and coalescing. Unset: all of them run in
+    #: process (embedded mode).
     valkey_url: str | None = None
+    #: Where media is stored: `file://DIR` (served by signed links) or `s3://BUCKET[/prefix]`.
     storage_url: str = "file://./media"
+    #: Endpoint of an S3-compatible store (MinIO, ...); unset: AWS. Credentials and region come
+    #: from the standard `AWS_*` variables. Output links are presigned against it, so clients
+    #: must be able to reach it too.
     s3_endpoint_url: str | None = None
+    #: Operator token for `/admin/v1`, at least 16 characters. Unset: the admin API refuses
+    #: everyone (`mediahub demo` sets one and prints it).
     admin_token: str | None = None
+    #: Signs media links and derives webhook secrets and the key that seals tenants' provider
+    #: keys; at least 32 characters. Unset: embedded mode generates one once into
+    #: `<database>.secret` (mode 0600); otherwise required. Changing it voids signed links,
+    #: webhook secrets and stored provider keys.
     secret_key: bytes = b""
+    #: Base of signed local media links and of the pages Stripe sends buyers back to.
     public_base_url: str = "http://127.0.0.1:8000"
+    #: Lifetime of signed output URLs, seconds; an expired link answers 403.
     media_url_ttl_s: int = 3600
+    #: A reservation not settled within this many seconds is voided by the sweeper and its
+    #: generation fails (`reservation_expired`).
     reservation_timeout_s: int = 900
+    #: Prefix of the SAQ queues (`<prefix>:<media type>`, `<prefix>:webhooks`) and of the
+    #: Valkey keys of the result cache and coalescing.
     queue_prefix: str = "mediahub"
+    #: Jobs one process runs at once per queue when `MEDIAHUB_QUEUE_CONCURRENCY` names neither
+    #: the media type nor `default`.
     worker_concurrency: int = 4
+    #: Plugins not to load, comma-separated: a built-in's module (`plugins.openai`) or a third
+    #: party's entry-point name.
     disabled_plugins: tuple[str, ...] = ()
     #: The operator's markup over provider cost, per media type (`default` for the rest).
+    #: In basis points, e.g. `default=3000,video=2000`; a type not set: 3000 (30 %).
     platform_markup_bps: dict[str, int] = msgspec.field(default_factory=dict)
+    #: Stripe secret key for credit purchases. Unset: purchases answer 503
+    #: (`stripe_not_configured`).
     stripe_api_key: str | None = None
+    #: Signing secret (`whsec_...`) of the Stripe webhook endpoint aimed at
+    #: `/v1/webhooks/stripe`. Unset: Stripe's events answer 503, so Stripe retries them.
     stripe_webhook_secret: str | None = None
+    #: Stripe API base URL; unset: Stripe's own (tests point it at a local fake).
     stripe_base_url: str | None = None
-    #: Request rates (GCRA; 0 = no limit): per tenant, and per API key.
+    #: Requests per minute a tenant sustains (GCRA; 0 = no limit). A tenant's `rate_limits`
+    #: overrides this and each limit below.
     rate_limit_requests_per_minute: int = 6000
+    #: Requests a tenant may make at once before its sustained rate applies; 0 = no limit.
     rate_limit_burst: int = 1000
+    #: Requests per minute one API key sustains; 0 = no limit.
     rate_limit_key_requests_per_minute: int = 3000
+    #: Requests one API key may make at once; 0 = no limit.
     rate_limit_key_burst: int = 600
     #: Generations queued or running at once per tenant, per media type (`default` for the
     #: rest); 0 or absent = no limit.
@@ -68,23 +106,31 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: Networks the egress client may reach although they are not public (CIDRs); the
     #: default refuses every private, loopback, link-local, shared and reserved range.
     egress_allow_networks: tuple[str, ...] = ()
-    #: Caps of one fetch of a URL (media in or out): bytes and whole-request seconds.
+    #: Largest body one fetch of a URL (media in or out) may bring, bytes; inputs are capped
+    #: at 20 MiB as well.
     egress_max_bytes: int = 50 * 1024 * 1024
+    #: Time limit of one fetch, redirects included, seconds.
     egress_timeout_s: int = 30
-    #: Outgoing webhooks: attempts per delivery, the first retry's delay (doubling, with
-    #: jitter, up to `webhook_retry_max_s`) and each attempt's time limit.
+    #: Attempts per outgoing webhook delivery before it is given up.
     webhook_max_attempts: int = 8
+    #: Delay before a delivery's first retry, milliseconds; it doubles with each attempt (times
+    #: a random factor in [0.5, 1]) up to `MEDIAHUB_WEBHOOK_RETRY_MAX_S`.
     webhook_retry_base_ms: int = 5000
+    #: Longest delay between two attempts of a delivery, seconds.
     webhook_retry_max_s: int = 3600
+    #: Time a receiver has to answer one attempt, seconds.
     webhook_timeout_s: int = 10
     #: Ended webhook events (every delivery succeeded or gave up) older than this are deleted
     #: with their deliveries and delivery log; 0 keeps them forever.
     webhook_retention_days: int = 30
     #: Jobs run at once per queue (media type) by one worker process; `default` for the rest
-    #: (MEDIAHUB_QUEUE_CONCURRENCY), else `worker_concurrency`.
+    #: (MEDIAHUB_QUEUE_CONCURRENCY), else `worker_concurrency`. E.g. `image=8,video=2,default=4`;
+    #: the embedded in-process queue follows it too.
     queue_concurrency: dict[str, int] = msgspec.field(default_factory=dict)
     #: How long a worker holds a running generation without renewing its lease (it renews
     #: every third of it); past it the reconciler hands the generation to another worker.
+    #: Also the SAQ jobs' heartbeat, and how long a generation may stay queued before the
+    #: reconciler queues it again.
     job_lease_s: int = 60
     #: How often the reconciler and reservation sweeper run (and SAQ's own sweep).
     sweep_interval_s: int = 30
@@ -353,3 +399,181 @@ def _egress_settings(env: Mapping[str, str], problems: list[str]) -> dict[str, A
         "webhook_retention_days": _int(env, "MEDIAHUB_WEBHOOK_RETENTION_DAYS", 30, 0, 3650,
                                        problems),
     }
+
+
+# The reference of every setting, docs/configuration.md, is rendered from the definitions
+# above (each field's `#:` comment, type and default; the ranges `load_settings` checks):
+#     uv run python -m gateway.core.settings > docs/configuration.md
+# tests/test_configuration_docs.py fails when the file and the definitions differ.
+
+#: Variables read beside the fields: (variable, type, default, meaning, the field it follows).
+_OTHER_VARIABLES: Final = (
+    ("MEDIAHUB_EGRESS_ALLOW_LOOPBACK", "boolean", "off",
+     "On: the egress client may also reach `127.0.0.0/8` and `::1/128` (development, tests).",
+     "egress_allow_networks"),
+)
+#: Variables of each installed provider, `<PROVIDER>` being its name in upper case with `-`
+#: as `_` (`local-image` → `LOCAL_IMAGE`), read by the runtime when it calls the provider.
+_PROVIDER_VARIABLES: Final = (
+    ("MEDIAHUB_<PROVIDER>_API_KEY", "string", "unset",
+     "The platform's key for the provider. Unset: the provider is listed as `unconfigured` "
+     "and routing skips it, except for tenants that set their own key."),
+    ("MEDIAHUB_<PROVIDER>_API_SECRET", "string", "unset",
+     "The second half of a key pair (Kling's secret key)."),
+    ("MEDIAHUB_<PROVIDER>_BASE_URL", "URL", "the provider's public API",
+     "Where the provider is called instead: a proxy, a fake in tests, or a self-hosted "
+     "engine (AUTOMATIC1111 has no public API and is unconfigured without it)."),
+)
+#: Fields read from one variable per provider rather than from `MEDIAHUB_<FIELD>`:
+#: (variable, type, default).
+_PROVIDER_FIELDS: Final = {
+    "provider_prices": ("MEDIAHUB_<PROVIDER>_PRICES", "JSON object: price name → USD micros",
+                        "the provider's published prices"),
+}
+
+
+_REFERENCE: Final = """\
+# Configuration
+
+<!-- Generated from gateway/core/settings.py; do not edit by hand. -->
+
+This page is generated from the settings' definitions in `gateway/core/settings.py`: change a
+setting or its description there (the `#:` comment beside it), then run
+
+```sh
+uv run python -m gateway.core.settings > docs/configuration.md
+```
+
+`tests/test_configuration_docs.py` fails while the two differ.
+
+mediahub reads these environment variables once, when a command starts. An empty value counts
+as unset. Every bad value is reported at once, one line per variable, and the command exits
+with status 2. Ranges are inclusive. *Embedded mode* is SQLite with no Valkey: one process, no
+servers.
+
+{general}
+
+## Per provider
+
+Each installed provider, built in or a plugin, reads these. `<PROVIDER>` is its name in upper
+case with `-` written `_`: `local-image` → `MEDIAHUB_LOCAL_IMAGE_API_KEY`. A tenant's own
+credentials (`PUT /v1/provider_keys/{{provider}}`) take precedence for that tenant's calls.
+What each built-in provider needs: [providers.md](providers.md).
+
+{per_provider}
+"""
+
+
+def setting_descriptions() -> dict[str, str]:
+    """Each field's description: its `#:` comment lines, joined (as Sphinx reads them)."""
+    import inspect
+    import re
+
+    descriptions: dict[str, str] = {}
+    comment: list[str] = []
+    for line in inspect.getsource(Settings).splitlines():
+        text = line.strip()
+        if text.startswith("#:"):
+            comment.append(text[2:].strip())
+            continue
+        field = re.match(r"(\w+)\s*:", text)
+        if field and field[1] in Settings.__struct_fields__ and comment:
+            descriptions[field[1]] = " ".join(comment)
+        comment = []
+    return descriptions
+
+
+def _checked_ranges() -> dict[str, tuple[int, int]]:
+    """`MEDIAHUB_X` → the inclusive range `load_settings` accepts (its `_int` and `_per_type`
+    calls, read from this module's source)."""
+    import ast
+    import inspect
+    import operator
+    import sys
+
+    ops = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+           ast.Pow: operator.pow}
+
+    def number(node: ast.expr) -> int:
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return node.value
+        if isinstance(node, ast.BinOp) and type(node.op) in ops:
+            return int(ops[type(node.op)](number(node.left), number(node.right)))
+        raise ValueError(ast.unparse(node))
+
+    ranges: dict[str, tuple[int, int]] = {}
+    for node in ast.walk(ast.parse(inspect.getsource(sys.modules[__name__]))):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id in ("_int", "_per_type") and len(node.args) == 6
+                and isinstance(name := node.args[1], ast.Constant)):
+            ranges[str(name.value)] = (number(node.args[3]), number(node.args[4]))
+    return ranges
+
+
+def _type_label(annotation: Any, bounds: tuple[int, int] | None) -> str:
+    import types
+    from typing import get_args, get_origin
+
+    span = f" {bounds[0]}..{bounds[1]}" if bounds else ""
+    args = tuple(a for a in get_args(annotation) if a is not type(None))
+    if isinstance(annotation, types.UnionType) and len(args) == 1:
+        annotation = args[0]
+    if annotation is bool:
+        return "boolean"
+    if annotation is int:
+        return f"integer{span}"
+    if annotation in (str, bytes):
+        return "string"
+    if get_origin(annotation) is tuple:
+        return "comma-separated list"
+    if get_origin(annotation) is dict and args == (str, int):
+        return f"`TYPE=N,…` (TYPE: a media type or `default`; N{span})"
+    raise ValueError(f"no label for {annotation!r}")
+
+
+def _default_label(value: Any) -> str:
+    if value is None or value in ("", b"", (), {}):
+        return "unset"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, int) and value >= 1024**2 and value % 1024**2 == 0:
+        return f"`{value}` ({value // 1024**2} MiB)"
+    return f"`{value}`"
+
+
+def _row(*cells: str) -> str:
+    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+
+def reference_markdown() -> str:
+    """docs/configuration.md: every setting (variable, type, default, meaning) as Markdown.
+
+    Raises `ValueError` when a field has no description (a `#:` comment above it)."""
+    descriptions = setting_descriptions()
+    missing = [f.name for f in msgspec.structs.fields(Settings) if f.name not in descriptions]
+    if missing:
+        raise ValueError(f"settings without a `#:` description: {', '.join(missing)}")
+    ranges = _checked_ranges()
+    header = ("variable", "type", "default", "meaning")
+    general = [_row(*header), _row(*("---",) * 4)]
+    per_provider = [_row(*header), _row(*("---",) * 4)]
+    per_provider += [_row(f"`{v}`", t, d, m) for v, t, d, m in _PROVIDER_VARIABLES]
+    for field in msgspec.structs.fields(Settings):
+        default = (field.default_factory() if field.default is msgspec.NODEFAULT
+                   else field.default)
+        if field.name in _PROVIDER_FIELDS:
+            variable, kind, published = _PROVIDER_FIELDS[field.name]
+            per_provider.append(_row(f"`{variable}`", kind, published,
+                                     descriptions[field.name]))
+            continue
+        variable = f"MEDIAHUB_{field.name.upper()}"
+        general.append(_row(f"`{variable}`", _type_label(field.type, ranges.get(variable)),
+                            _default_label(default), descriptions[field.name]))
+        general += [_row(f"`{v}`", t, d, m)
+                    for v, t, d, m, after in _OTHER_VARIABLES if after == field.name]
+    return _REFERENCE.format(general="\n".join(general),
+                             per_provider="\n".join(per_provider))
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")

@@ -1,7 +1,7 @@
 """webhooks: endpoints, the event outbox, deliveries and the delivery log
 
 Revision ID: 0005_webhooks
-Revises: 0003
+Revises: 0006_cache
 """
 from collections.abc import Sequence
 

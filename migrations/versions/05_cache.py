@@ -1,7 +1,7 @@
 """result cache and coalescing: tenant cache policy, generation fingerprint and leader
 
 Revision ID: 0006_cache
-Revises: 0003
+Revises: 0004_limits
 Create Date: 2026-12-01 10:00:00.000000
 """
 from collections.abc import Sequence

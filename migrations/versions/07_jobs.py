@@ -1,7 +1,7 @@
 """jobs: a lease on running generations, for polling jobs and crash recovery
 
 Revision ID: 0007_jobs
-Revises: 0003
+Revises: 0005_webhooks
 """
 from collections.abc import Sequence
 
