@@ -1,0 +1,82 @@
+"""What the gateway's inside promises: credentials before bodies, one way to end a
+generation (holding its claim), one task registry. Both databases where a database is used."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import update
+
+from gateway.core.jobs import TaskRegistry
+from gateway.generations import lifecycle
+from gateway.generations.models import RUNNING, SUCCEEDED, Generation
+from tests.conftest import Gate, Gateway
+
+BAD_BODY = {"type": "image", "prompt": "x", "unknown_field": 1}
+
+
+@pytest.mark.parametrize(("path", "headers"), [
+    ("/v1/generations", {}),
+    ("/v1/generations", {"Authorization": "Bearer mh_nope_nope"}),
+    ("/v1/generations/estimate", {}),
+    ("/admin/v1/tenants", {"Authorization": "Bearer not-the-admin-token"}),
+])
+async def test_a_bad_credential_is_401_before_the_body_is_read(
+    gateway: Gateway, path: str, headers: dict[str, str],
+) -> None:
+    # The body is invalid for every one of these routes: a 422 would describe the schema to
+    # a caller who may not even call it. The guard answers first.
+    r = await gateway.client.post(path, headers=headers, json=BAD_BODY)
+    assert r.status_code == 401, r.text
+    assert r.json()["error"]["type"] == "authentication_error"
+
+
+async def test_a_scope_missing_is_403_before_the_body_is_read(gateway: Gateway) -> None:
+    tenant = await gateway.tenant(scopes=["read"])
+    r = await gateway.client.post("/v1/generations", headers=tenant.auth, json=BAD_BODY)
+    assert r.status_code == 403, r.text
+    assert r.json()["error"]["param"] == "generate"
+
+
+async def test_a_job_that_lost_its_claim_cannot_settle_the_generation(
+    gated: tuple[Gateway, Gate],
+) -> None:
+    gw, gate = gated
+    tenant = await gw.tenant()
+    r = await gw.client.post("/v1/generations", headers=tenant.auth,
+                             json={"type": "image", "prompt": "held", "provider": "gate"})
+    assert r.status_code == 202, r.text
+    gen_id = r.json()["id"]
+    await gate.entered.wait()
+    async with gw.runtime.db.session() as session:
+        stale = await session.get(Generation, gen_id)
+    assert stale is not None and stale.status == RUNNING
+    # Another job takes the generation over (its lease ran out): the sequence moves on.
+    async with gw.runtime.db.transaction() as session:
+        await session.execute(update(Generation).where(Generation.id == gen_id)
+                              .values(lease_seq=Generation.lease_seq + 1))
+    settled = await lifecycle.end(gw.services, stale, lifecycle.Succeeded(
+        outputs=[], provider="gate", cost_usd_micros=1), held=True)
+    assert settled is False
+    async with gw.runtime.db.session() as session:
+        row = await session.get(Generation, gen_id)
+    assert row is not None and row.status == RUNNING and row.charged_mc is None
+    gate.release.set()
+    await gw.drain()
+    async with gw.runtime.db.session() as session:
+        row = await session.get(Generation, gen_id)
+    # The original job's own success is refused too (it no longer holds the claim); the
+    # reconciler's job settles it later, never twice.
+    assert row is not None and row.status != SUCCEEDED
+
+
+def test_a_task_name_is_registered_once() -> None:
+    registry = TaskRegistry()
+
+    async def run() -> None:
+        return None
+
+    registry.register("generation.run", run)
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register("generation.run", run)
+    with pytest.raises(LookupError, match="no task named"):
+        registry.get("generation.poll")
