@@ -49,7 +49,8 @@ async def test_a_job_that_lost_its_claim_cannot_settle_the_generation(
     await gate.entered.wait()
     async with gw.runtime.db.session() as session:
         stale = await session.get(Generation, gen_id)
-    assert stale is not None and stale.status == RUNNING
+    assert stale is not None
+    assert stale.status == RUNNING
     # Another job takes the generation over (its lease ran out): the sequence moves on.
     async with gw.runtime.db.transaction() as session:
         await session.execute(update(Generation).where(Generation.id == gen_id)
@@ -59,14 +60,17 @@ async def test_a_job_that_lost_its_claim_cannot_settle_the_generation(
     assert settled is False
     async with gw.runtime.db.session() as session:
         row = await session.get(Generation, gen_id)
-    assert row is not None and row.status == RUNNING and row.charged_mc is None
+    assert row is not None
+    assert row.status == RUNNING
+    assert row.charged_mc is None
     gate.release.set()
     await gw.drain()
     async with gw.runtime.db.session() as session:
         row = await session.get(Generation, gen_id)
     # The original job's own success is refused too (it no longer holds the claim); the
     # reconciler's job settles it later, never twice.
-    assert row is not None and row.status != SUCCEEDED
+    assert row is not None
+    assert row.status != SUCCEEDED
 
 
 def test_a_task_name_is_registered_once() -> None:
