@@ -4,6 +4,7 @@ embedded restart requeues what its in-process queue lost."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import update
 
@@ -22,8 +23,9 @@ class NoQueue:
     def __init__(self) -> None:
         self.dropped: list[str] = []
 
-    async def enqueue(self, generation_id: str, media_type: str) -> None:
-        self.dropped.append(generation_id)
+    async def enqueue(self, task: str, queue: str, *, key: str, delay_s: float = 0.0,
+                      **kwargs: Any) -> None:
+        self.dropped.append(kwargs["generation_id"])
 
     async def close(self) -> None:
         pass

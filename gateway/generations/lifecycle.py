@@ -277,8 +277,9 @@ async def end(services: Services, generation: Generation, outcome: Succeeded | F
         # The day's spend row before the wallets, as every unit takes them (submit, fail,
         # and a group commit, whose wallet updates come last): the other order deadlocks.
         if status == SUCCEEDED:
+            # RETURNING gives the row as updated: what was reserved is the held object's.
             await quotas.give_back(session, generation.tenant_id, row.spend_day,
-                                   row.wholesale_mc - values["wholesale_mc"])
+                                   generation.wholesale_mc - values["wholesale_mc"])
             assert row.reservation_id is not None
             await ledger.post(session, tenant_id=generation.tenant_id,
                               pending_id=row.reservation_id, amount_mc=values["wholesale_mc"])
