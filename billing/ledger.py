@@ -67,6 +67,7 @@ from billing.models import (
 )
 from tenants.kernel.db import new_id, utcnow
 from tenants.kernel.errors import Conflict, InsufficientCredits, NotFound
+from tenants.kernel.group_commit import SharedBatch, batch_of
 
 TENANT_WALLET = "tenant_wallet"
 FUNDING = "funding"
@@ -162,7 +163,7 @@ async def customer_wallet(session: AsyncSession, tenant_id: str, customer_id: st
     code = customer_code(customer_id)
     if (tenant_id, code) in _ids:
         return _ids[(tenant_id, code)]
-    opened: set[str] = session.info.setdefault("opened_customer_wallets", set())
+    opened = _opened_by(session)
     new = await session.scalar(
         _insert_ignoring_conflicts(session, Account)
         .values(id=new_id("acc"), tenant_id=tenant_id, code=code, no_overdraft=True,
@@ -181,6 +182,19 @@ async def customer_wallet(session: AsyncSession, tenant_id: str, customer_id: st
         _ids[(tenant_id, code)] = found
         _system[found] = False
     return str(found)
+
+
+class _OpenedHere(set[str]):
+    """The customer wallets a session opened itself (see `customer_wallet`)."""
+
+
+def _opened_by(session: AsyncSession) -> set[str]:
+    """The customer wallets this session opened, kept with the session (so with its
+    transaction) in `session.info` under the private class `_OpenedHere`."""
+    opened: _OpenedHere | None = session.info.get(_OpenedHere)
+    if opened is None:
+        opened = session.info[_OpenedHere] = _OpenedHere()
+    return opened
 
 
 async def _is_system(session: AsyncSession, account: str) -> bool:
@@ -378,9 +392,6 @@ _RESOLVE = _resolving_statement()
 # the batch rolls back and its units run again alone, on the exact step-by-step paths,
 # where each one meets its own outcome (its first transfer, AlreadyResolved, a 402).
 
-_BATCH = "ledger_batch"
-
-
 class BatchRefused(Exception):
     """The end of a batch found something its units must meet alone (see above)."""
 
@@ -404,17 +415,14 @@ class _Batch:
     def wallet(self, account: str, tenant_id: str) -> _Deltas:
         return self.deltas.setdefault(account, _Deltas(tenant_id))
 
+    async def at_batch_end(self, session: AsyncSession) -> None:
+        await _flush_batch(session, self)
 
-def _deferring(session: AsyncSession) -> bool:
-    return bool(session.info.get("group_commit")) and _on_postgresql(session)
 
-
-def _batch(session: AsyncSession) -> _Batch:
-    batch: _Batch | None = session.info.get(_BATCH)
-    if batch is None:
-        batch = session.info[_BATCH] = _Batch()
-        session.info.setdefault("before_commit", []).append(_flush_batch)
-    return batch
+def _deferring(session: AsyncSession) -> SharedBatch | None:
+    """The group commit's batch whose end does this session's verbs, or None to do them now."""
+    shared = batch_of(session)
+    return shared if shared is not None and _on_postgresql(session) else None
 
 
 _TRANSFER_COLUMNS = ("id", "tenant_id", "idempotency_key", "debit_account_id",
@@ -484,11 +492,10 @@ RETURNING a.id, a.credits_posted - a.debits_posted - a.debits_pending AS availab
 """)
 
 
-async def _flush_batch(session: AsyncSession) -> None:
+async def _flush_batch(session: AsyncSession, batch: _Batch) -> None:
     """Do what the batch's verbs noted, in three statements; called by the group commit
     after its last unit, before it commits. Raises `BatchRefused` (the batch then rolls back
     and its units run alone)."""
-    batch: _Batch = session.info.pop(_BATCH)
     if batch.transfers:
         inserted = (await session.execute(_INSERT_TRANSFERS, {
             c: [t[c] for t in batch.transfers] for c in _TRANSFER_COLUMNS})).all()
@@ -551,9 +558,10 @@ async def _transfer(session: AsyncSession, *, tenant_id: str, debit: str, credit
     values = {"id": new_id("tr"), "idempotency_key": idempotency_key,
               "generation_id": generation_id, "timeout_at": timeout_at, "pending_id": None,
               "created_at": utcnow(), **fields}
-    if _system.get(debit) is False and _system.get(credit) and _deferring(session):
+    shared = _deferring(session)
+    if _system.get(debit) is False and _system.get(credit) and shared is not None:
         # A known wallet paying a system account, in a batch: done at the batch's end.
-        batch = _batch(session)
+        batch = shared.state(_Batch)
         batch.transfers.append(values)
         deltas = batch.wallet(debit, tenant_id)
         if phase == PENDING:
@@ -629,14 +637,15 @@ async def _resolve(session: AsyncSession, tenant_id: str, pending_id: str, phase
                    amount_mc: int | None) -> Transfer:
     if amount_mc is not None and amount_mc < 0:
         raise ValueError("a post must be between 0 and the reserved amount")
-    if _deferring(session):
+    shared = _deferring(session)
+    if shared is not None:
         # Done at the batch's end, which also fills in what this transfer takes from the
         # reservation (accounts, kind, generation; the amount when it is all of it).
         transfer = Transfer(id=new_id("tr"), tenant_id=tenant_id, pending_id=pending_id,
                             idempotency_key=f"{phase}:{pending_id}", phase=phase,
                             amount_mc=0 if phase == VOID_PENDING else amount_mc,
                             created_at=utcnow(), reason=None, timeout_at=None)
-        _batch(session).resolutions.append(transfer)
+        shared.state(_Batch).resolutions.append(transfer)
         return transfer
     if _on_postgresql(session):
         values: dict[str, Any] = {
