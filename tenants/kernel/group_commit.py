@@ -18,7 +18,7 @@ Code called from a unit can defer work to the end of its batch: `batch_of(sessio
 alone, any other session). `SharedBatch.defer(work)` runs `await work(session)` after the last
 unit, before the commit; `SharedBatch.state(Kind)` is the batch's one `Kind()`, made on first
 use, whose `at_batch_end(session)` is deferred then (the ledger notes its units' verbs in one
-and does them all there, see `billing.ledger`). Deferred work that raises rolls the
+and does them all there, see `billing.ledger.batched`). Deferred work that raises rolls the
 batch back like a unit that raises. A unit run alone has no `SharedBatch`, so deferring code
 must also work without one.
 """
@@ -152,8 +152,8 @@ class GroupCommit:
         try:
             async with self._transaction() as session:
                 # Lets a unit's code defer work to the end of the batch (the ledger's verbs
-                # do: their statements run there, once for all units, see billing.ledger).
-                # Kept with the session under the class itself (see `batch_of`).
+                # do: their statements run there, once for all units, see
+                # billing.ledger.batched); kept with the session under the class itself.
                 shared = session.info[SharedBatch] = SharedBatch()
                 for unit, _future in batch:
                     values.append(await unit(session))
