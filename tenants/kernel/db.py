@@ -110,7 +110,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._group = GroupCommit(self, **(group_commit or {}))
+        self._group = GroupCommit(self.transaction, **(group_commit or {}))
 
     @property
     def is_sqlite(self) -> bool:

@@ -13,11 +13,14 @@ half-done work commits. So a unit may run twice, and must do nothing outside the
 that cannot be repeated (every ledger verb is idempotent by key; side effects such as
 enqueueing a job belong after `grouped` returns).
 
-Code called from a unit can defer work to the end of its batch: in a shared transaction
-`session.info["group_commit"]` is true, and async callables appended to
-`session.info["before_commit"]` run (with the session) after the last unit, before the commit;
-one that raises rolls the batch back like a unit that raises. A unit run alone gets neither,
-so deferring code must also work without them.
+Code called from a unit can defer work to the end of its batch: `batch_of(session)` is the
+`SharedBatch` when the session is a batch's shared transaction, and None otherwise (a unit run
+alone, any other session). `SharedBatch.defer(work)` runs `await work(session)` after the last
+unit, before the commit; `SharedBatch.state(Kind)` is the batch's one `Kind()`, made on first
+use, whose `at_batch_end(session)` is deferred then (the ledger notes its units' verbs in one
+and does them all there, see `billing.ledger.batched`). Deferred work that raises rolls the
+batch back like a unit that raises. A unit run alone has no `SharedBatch`, so deferring code
+must also work without one.
 """
 
 from __future__ import annotations
@@ -26,31 +29,81 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-if TYPE_CHECKING:
-    from tenants.kernel.db import Database
-
 T = TypeVar("T")
 Unit = Callable[[AsyncSession], Awaitable[T]]
+#: Work deferred to the end of a batch: `await work(session)`, before the commit.
+Deferred = Callable[[AsyncSession], Awaitable[None]]
+#: Opens a session inside a new transaction, committed when the block exits without error and
+#: rolled back when it raises (`Database.transaction`).
+Transaction = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 log = logging.getLogger(__name__)
 
 
+class BatchState(Protocol):
+    """State kept once per batch (`SharedBatch.state`): its class makes it with no arguments,
+    and its `at_batch_end` runs after the batch's last unit, before the commit."""
+
+    async def at_batch_end(self, session: AsyncSession) -> None: ...
+
+
+S = TypeVar("S", bound=BatchState)
+
+
+@dataclass(eq=False, slots=True)
+class SharedBatch:
+    """A batch's shared transaction as the code its units call sees it (`batch_of`)."""
+
+    _deferred: list[Deferred] = field(default_factory=list)
+    _states: dict[type[BatchState], BatchState] = field(default_factory=dict)
+
+    def defer(self, work: Deferred) -> None:
+        """Run `await work(session)` after the batch's last unit, before its commit (deferred
+        work runs in the order it was deferred). If it raises, the batch rolls back and its
+        units run again alone."""
+        self._deferred.append(work)
+
+    def state(self, kind: type[S]) -> S:
+        """The batch's one `kind()`, made on first use; its `at_batch_end` is deferred then."""
+        found = self._states.get(kind)
+        if found is None:
+            found = self._states[kind] = kind()
+            self.defer(found.at_batch_end)
+        return cast(S, found)  # kept under its own class
+
+    async def _end(self, session: AsyncSession) -> None:
+        for work in self._deferred:
+            await work(session)
+
+
+def batch_of(session: AsyncSession) -> SharedBatch | None:
+    """The batch whose shared transaction `session` is, or None (a unit run alone, or any
+    session that no group commit opened)."""
+    shared: SharedBatch | None = session.info.get(SharedBatch)
+    return shared
+
+
 class GroupCommit:
-    """Runs units of work (`async def unit(session) -> T`) in shared transactions.
+    """Runs units of work (`async def unit(session) -> T`) in shared transactions, each
+    opened by `transaction()` (`Database.transaction`: a session in a new transaction,
+    committed when the block exits, rolled back when it raises).
 
     `max_batch` bounds the units in one transaction (and so how long a batch holds its
     locks); `max_concurrent` bounds the batches in flight at once from this process.
     """
 
-    def __init__(self, db: Database, *, max_batch: int = 32, max_concurrent: int = 2) -> None:
+    def __init__(self, transaction: Transaction, *, max_batch: int = 32,
+                 max_concurrent: int = 2) -> None:
         if max_batch < 1 or max_concurrent < 1:
             raise ValueError("max_batch and max_concurrent must be at least 1")
-        self._db = db
+        self._transaction = transaction
         self._max_batch = max_batch
         self._max_concurrent = max_concurrent
         self._waiting: deque[tuple[Unit[Any], asyncio.Future[Any]]] = deque()
@@ -97,14 +150,14 @@ class GroupCommit:
             return
         values: list[Any] = []
         try:
-            async with self._db.transaction() as session:
+            async with self._transaction() as session:
                 # Lets a unit's code defer work to the end of the batch (the ledger's verbs
-                # do: their statements run there, once for all units, see billing.ledger).
-                session.info["group_commit"] = True
+                # do: their statements run there, once for all units, see
+                # billing.ledger.batched); kept with the session under the class itself.
+                shared = session.info[SharedBatch] = SharedBatch()
                 for unit, _future in batch:
                     values.append(await unit(session))
-                for hook in session.info.pop("before_commit", []):
-                    await hook(session)
+                await shared._end(session)
         except Exception as exc:
             # A unit raised (a 402, a duplicate key) or the commit failed: nothing of the
             # batch committed, and each unit runs again alone so that only the one that
@@ -123,7 +176,7 @@ class GroupCommit:
     async def _alone(self, unit: Unit[Any], future: asyncio.Future[Any]) -> None:
         for attempt in range(1, _ALONE_ATTEMPTS + 1):
             try:
-                async with self._db.transaction() as session:
+                async with self._transaction() as session:
                     value = await unit(session)
             except Exception as exc:
                 if attempt < _ALONE_ATTEMPTS and _transient(exc):

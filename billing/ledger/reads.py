@@ -1,0 +1,107 @@
+"""What the ledger holds: an account's balance, a tenant's counters, and the reservations
+past their timeout. Reads only, the same on both databases and on every path (the paths differ
+in how they write, not in what they leave).
+
+A wallet keeps its four counters on its row; a system account keeps none (so a reservation
+locks no row but the paying wallet's), and its counters are summed from its transfers here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from billing.models import PENDING, POST_PENDING, SINGLE, Account, Transfer
+from tenants.kernel.db import utcnow
+from tenants.kernel.errors import NotFound
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    available_mc: int
+    pending_mc: int
+    posted_mc: int
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """An account's four TigerBeetle counters, wherever they are kept."""
+
+    debits_posted: int
+    credits_posted: int
+    debits_pending: int
+    credits_pending: int
+
+    @property
+    def posted_balance(self) -> int:
+        return self.credits_posted - self.debits_posted
+
+
+async def _derived_totals(session: AsyncSession, accounts: list[str]) -> dict[str, Totals]:
+    """Counters of system accounts, summed from their transfers."""
+    resolution = aliased(Transfer)
+    posted = Transfer.phase.in_((SINGLE, POST_PENDING))
+    open_pending = and_(Transfer.phase == PENDING, resolution.id.is_(None))
+    totals: dict[str, Totals] = {}
+    for account in accounts:
+        def sum_if(condition: Any) -> Any:
+            return func.coalesce(func.sum(case((condition, Transfer.amount_mc), else_=0)), 0)
+
+        row = (await session.execute(
+            select(sum_if(posted & (Transfer.debit_account_id == account)),
+                   sum_if(posted & (Transfer.credit_account_id == account)),
+                   sum_if(open_pending & (Transfer.debit_account_id == account)),
+                   sum_if(open_pending & (Transfer.credit_account_id == account)))
+            .select_from(Transfer)
+            .outerjoin(resolution, resolution.pending_id == Transfer.id)
+            .where(or_(Transfer.debit_account_id == account,
+                       Transfer.credit_account_id == account))
+        )).one()
+        totals[account] = Totals(*(int(v) for v in row))
+    return totals
+
+
+async def balances(session: AsyncSession, tenant_id: str) -> dict[str, Totals]:
+    """Every account of a tenant by code, with its counters (derived for system accounts)."""
+    accounts = list(await session.scalars(select(Account).where(Account.tenant_id == tenant_id)))
+    derived = await _derived_totals(session, [a.id for a in accounts if a.system])
+    return {
+        a.code: derived[a.id] if a.system else Totals(a.debits_posted, a.credits_posted,
+                                                      a.debits_pending, a.credits_pending)
+        for a in accounts
+    }
+
+
+async def balance(session: AsyncSession, *, tenant_id: str, account: str) -> Balance:
+    """An account's available, pending (reserved) and posted balances in millicredits."""
+    held = await session.scalar(
+        select(Account).where(Account.id == account, Account.tenant_id == tenant_id)
+    )
+    if held is None:
+        raise NotFound("no such account", code="account_not_found")
+    totals = ((await _derived_totals(session, [held.id]))[held.id] if held.system else
+              Totals(held.debits_posted, held.credits_posted, held.debits_pending,
+                     held.credits_pending))
+    posted = totals.posted_balance
+    return Balance(available_mc=posted - totals.debits_pending,
+                   pending_mc=totals.debits_pending, posted_mc=posted)
+
+
+async def expired_reservations(session: AsyncSession, *, now: datetime | None = None,
+                               limit: int = 100) -> list[Transfer]:
+    """Pending transfers whose timeout passed and that nothing resolved yet (for the sweeper)."""
+    resolution = aliased(Transfer)
+    rows = await session.scalars(
+        select(Transfer)
+        .outerjoin(resolution, resolution.pending_id == Transfer.id)
+        .where(Transfer.phase == PENDING, Transfer.timeout_at < (now or utcnow()),
+               resolution.id.is_(None))
+        .order_by(Transfer.timeout_at)
+        .limit(limit)
+    )
+    return list(rows)
