@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from billing.models import PENDING, POST_PENDING, SINGLE, Transfer
-from tenants.kernel.pagination import decode_cursor, encode_cursor
+from tenants.kernel.pagination import keyset, page
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,13 +37,8 @@ async def wallet_lines(session: AsyncSession, *, tenant_id: str, account: str, l
         .where(Transfer.tenant_id == tenant_id,
                Transfer.phase.in_((SINGLE, PENDING)),
                or_(Transfer.debit_account_id == account, Transfer.credit_account_id == account))
-        .order_by(Transfer.created_at.desc(), Transfer.id.desc())
-        .limit(limit + 1)
     )
-    if cursor:
-        created, tid = decode_cursor(cursor)
-        query = query.where((Transfer.created_at < created)
-                            | ((Transfer.created_at == created) & (Transfer.id < tid)))
+    query = keyset(query, Transfer.created_at, Transfer.id, cursor, limit)
     lines = []
     for transfer, resolved_phase, resolved_amount in (await session.execute(query)).all():
         sign = 1 if transfer.credit_account_id == account else -1
@@ -55,6 +50,4 @@ async def wallet_lines(session: AsyncSession, *, tenant_id: str, account: str, l
         lines.append(Line(id=transfer.id, kind=transfer.kind, amount_mc=sign * amount,
                           status=status, generation_id=transfer.generation_id,
                           created_at=transfer.created_at))
-    more = len(lines) > limit
-    lines = lines[:limit]
-    return lines, encode_cursor(lines[-1].created_at, lines[-1].id) if more and lines else None
+    return page(lines, limit)

@@ -34,7 +34,7 @@ from billing import ledger
 from billing.models import CreditPackage, Purchase, StripeEvent
 from tenants.kernel.db import new_id, utcnow
 from tenants.kernel.errors import Conflict, InsufficientCredits, NotFound
-from tenants.kernel.pagination import decode_cursor, encode_cursor
+from tenants.kernel.pagination import keyset, page
 
 log = logging.getLogger(__name__)
 
@@ -68,18 +68,12 @@ async def list_packages(session: AsyncSession, *, tenant_id: str, active_only: b
                         limit: int, cursor: str | None
                         ) -> tuple[list[CreditPackage], str | None]:
     """A page of a tenant's packages, oldest first, and the next page's cursor (or None)."""
-    query = (select(CreditPackage).where(CreditPackage.tenant_id == tenant_id)
-             .order_by(CreditPackage.created_at, CreditPackage.id).limit(limit + 1))
+    query = select(CreditPackage).where(CreditPackage.tenant_id == tenant_id)
     if active_only:
         query = query.where(CreditPackage.active.is_(True))
-    if cursor:
-        created, pid = decode_cursor(cursor)
-        query = query.where((CreditPackage.created_at > created)
-                            | ((CreditPackage.created_at == created) & (CreditPackage.id > pid)))
-    rows = list(await session.scalars(query))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
+    query = keyset(query, CreditPackage.created_at, CreditPackage.id, cursor, limit,
+                   newest_first=False)
+    return page(list(await session.scalars(query)), limit)
 
 
 async def active_package(session: AsyncSession, *, tenant_id: str,

@@ -18,7 +18,7 @@ from gateway.generations.schemas import Estimate, GenerationCreate
 from gateway.generations.services import Services
 from gateway.providers.credentials import credentials_for
 from tenants.kernel.errors import Conflict, NotFound
-from tenants.kernel.pagination import decode_cursor, encode_cursor
+from tenants.kernel.pagination import keyset, page
 
 log = logging.getLogger(__name__)
 
@@ -74,18 +74,9 @@ async def list_page(services: Services, principal: Principal, *, media_type: str
         query = query.where(Generation.type == media_type)
     if status:
         query = query.where(Generation.status == status)
-    if cursor:
-        created, gid = decode_cursor(cursor)
-        query = query.where(
-            (Generation.created_at < created)
-            | ((Generation.created_at == created) & (Generation.id < gid))
-        )
-    query = query.order_by(Generation.created_at.desc(), Generation.id.desc()).limit(limit + 1)
+    query = keyset(query, Generation.created_at, Generation.id, cursor, limit)
     async with services.runtime.db.session() as session:
-        rows = list(await session.scalars(query))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
+        return page(list(await session.scalars(query)), limit)
 
 
 async def cancel(services: Services, principal: Principal, generation_id: str) -> Generation:

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
 from litestar import Controller, delete, get, post
 from litestar.params import FromPath, FromQuery
-from sqlalchemy import Select, select
+from sqlalchemy import select
 
 from gateway.core.auth import Principal, requires
 from gateway.core.deps import RuntimeDep, page_limit
@@ -23,7 +23,7 @@ from gateway.webhooks.models import WebhookAttempt, WebhookEndpoint
 from gateway.webhooks.service import ROTATION_OVERLAP
 from tenants.kernel.db import new_id, utcnow
 from tenants.kernel.errors import NotFound
-from tenants.kernel.pagination import decode_cursor, encode_cursor
+from tenants.kernel.pagination import keyset, page
 
 EventType = Literal["generation.succeeded", "generation.failed", "generation.canceled",
                     "credits.low"]
@@ -111,14 +111,6 @@ def _out(endpoint: WebhookEndpoint) -> EndpointOut:
                        description=endpoint.description, created_at=endpoint.created_at)
 
 
-def _page(query: Select[Any], model: Any, cursor: str | None, limit: int) -> Select[Any]:
-    if cursor:
-        created, row_id = decode_cursor(cursor)
-        query = query.where((model.created_at < created)
-                            | ((model.created_at == created) & (model.id < row_id)))
-    return query.order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1)
-
-
 class WebhookEndpointController(Controller):
     path = "/v1/webhook_endpoints"
     tags = ["webhooks"]
@@ -147,15 +139,11 @@ class WebhookEndpointController(Controller):
                     cursor: FromQuery[str | None] = None) -> EndpointList:
         tenant_id = principal.tenant
         size = page_limit(limit)
-        query = _page(select(WebhookEndpoint).where(WebhookEndpoint.tenant_id == tenant_id),
-                      WebhookEndpoint, cursor, size)
+        query = keyset(select(WebhookEndpoint).where(WebhookEndpoint.tenant_id == tenant_id),
+                       WebhookEndpoint.created_at, WebhookEndpoint.id, cursor, size)
         async with runtime.db.session() as session:
-            rows = list(await session.scalars(query))
-        more = len(rows) > size
-        rows = rows[:size]
-        return EndpointList(data=[_out(e) for e in rows],
-                            next_cursor=encode_cursor(rows[-1].created_at, rows[-1].id)
-                            if more and rows else None)
+            rows, next_cursor = page(list(await session.scalars(query)), size)
+        return EndpointList(data=[_out(e) for e in rows], next_cursor=next_cursor)
 
     @get("/{endpoint_id:str}", summary="Read a webhook endpoint")
     async def read(self, principal: Principal, runtime: RuntimeDep,
@@ -198,21 +186,18 @@ class WebhookEndpointController(Controller):
         tenant_id = principal.tenant
         await _endpoint(runtime, tenant_id, endpoint_id)
         size = page_limit(limit)
-        query = _page(select(WebhookAttempt).where(WebhookAttempt.tenant_id == tenant_id,
-                                                   WebhookAttempt.endpoint_id == endpoint_id),
-                      WebhookAttempt, cursor, size)
+        query = keyset(select(WebhookAttempt).where(WebhookAttempt.tenant_id == tenant_id,
+                                                    WebhookAttempt.endpoint_id == endpoint_id),
+                       WebhookAttempt.created_at, WebhookAttempt.id, cursor, size)
         async with runtime.db.session() as session:
-            rows = list(await session.scalars(query))
-        more = len(rows) > size
-        rows = rows[:size]
+            rows, next_cursor = page(list(await session.scalars(query)), size)
         return AttemptList(
             data=[AttemptOut(id=a.id, delivery_id=a.delivery_id, event_id=a.event_id,
                              event_type=a.event_type, url=a.url, attempt=a.attempt,
                              status_code=a.status_code, error=a.error,
                              duration_ms=a.duration_ms, next_attempt_at=a.next_attempt_at,
                              created_at=a.created_at) for a in rows],
-            next_cursor=encode_cursor(rows[-1].created_at, rows[-1].id)
-            if more and rows else None)
+            next_cursor=next_cursor)
 
 
 @get("/v1/webhook_secret", summary="The secret that signs per-request webhook_url deliveries",

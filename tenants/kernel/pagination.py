@@ -1,9 +1,14 @@
-"""Opaque keyset cursors `(created_at, id)` shared by every newest-first list endpoint."""
+"""Keyset pagination: opaque cursors `(created_at, id)` and the one way every list endpoint
+pages (`keyset` for the query, `page` for the answer)."""
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import Select
 
 from tenants.kernel.errors import InvalidRequest
 
@@ -24,3 +29,40 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest("cursor is not valid", code="invalid_cursor",
                              param="cursor") from exc
+
+
+Q = TypeVar("Q", bound=Select[*tuple[Any, ...]])
+
+
+def keyset(query: Q, created: Any, row_id: Any, cursor: str | None, limit: int, *,
+           newest_first: bool = True) -> Q:
+    """`query` narrowed to one page after `cursor`, ordered by (`created`, `row_id`) newest
+    (or oldest) first, with one row more than `limit`: `page` cuts it and so knows whether
+    another page follows. Every cursor-paginated list goes through here and `page`."""
+    if cursor:
+        at, last_id = decode_cursor(cursor)
+        if newest_first:
+            query = query.where((created < at) | ((created == at) & (row_id < last_id)))
+        else:
+            query = query.where((created > at) | ((created == at) & (row_id > last_id)))
+    order = (created.desc(), row_id.desc()) if newest_first else (created, row_id)
+    return query.order_by(*order).limit(limit + 1)
+
+
+class _Keyed(Protocol):
+    @property
+    def created_at(self) -> datetime: ...
+
+    @property
+    def id(self) -> str: ...
+
+
+K = TypeVar("K", bound=_Keyed)
+
+
+def page(rows: Sequence[K], limit: int) -> tuple[list[K], str | None]:
+    """The page (at most `limit` rows of what `keyset` fetched) and the next page's cursor
+    (None at the end)."""
+    kept = list(rows[:limit])
+    more = len(rows) > limit
+    return kept, encode_cursor(kept[-1].created_at, kept[-1].id) if more and kept else None
