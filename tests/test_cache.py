@@ -19,7 +19,7 @@ import valkey.asyncio as valkey_client
 from gateway.core.result_store import InProcessStore, ValkeyStore
 from gateway.core.settings import Settings, load_settings
 from gateway.generations.cache import cache_key, fingerprint, inflight_key, wants_fresh
-from gateway.generations.models import Generation
+from gateway.generations.models import Generation, StoredOutput
 from plugins.base import ProviderError, ProviderRequest
 from plugins.local_image import LocalImage
 from tenants.models import Tenant as TenantRow
@@ -115,7 +115,7 @@ async def balance(gw: Gateway, tenant: Tenant) -> dict[str, int]:
     return got
 
 
-async def stored_outputs(gw: Gateway, generation_id: str) -> list[dict[str, Any]]:
+async def stored_outputs(gw: Gateway, generation_id: str) -> list[StoredOutput]:
     async with gw.runtime.db.session() as session:
         row = await session.get(Generation, generation_id)
     assert row is not None
@@ -239,7 +239,7 @@ async def test_other_params_seed_prompt_or_tenant_miss(stack_settings: Settings)
                 row = await session.get(Generation, hit["id"])
             assert row is not None
             assert row.tenant_id == who.id
-            assert all(o["key"].startswith(f"{who.id}/") for o in row.outputs)
+            assert all(o.key.startswith(f"{who.id}/") for o in row.outputs)
         assert echo.calls == len(bodies) + 1
 
 
@@ -279,7 +279,7 @@ async def test_a_result_whose_outputs_are_gone_is_not_reused(tmp_path: Path,
         tenant = await gw.tenant()
         first = (await submit(gw, tenant, image())).json()
         [output] = await stored_outputs(gw, first["id"])
-        (tmp_path / "media" / output["key"]).unlink()
+        (tmp_path / "media" / output.key).unlink()
         again = (await submit(gw, tenant, image())).json()
         assert again["cached"] is False
         assert echo.calls == 2
@@ -345,7 +345,7 @@ async def test_twenty_identical_concurrent_requests_make_one_provider_call(
         assert charged == [CHARGED_MC] * 20
         after = await balance(gw, tenant)
         assert (after["available"], after["pending"]) == (100_000 - 20 * CHARGED_MC, 0)
-        keys = {tuple(o["key"] for o in await stored_outputs(gw, gid)) for gid in ids}
+        keys = {tuple(o.key for o in await stored_outputs(gw, gid)) for gid in ids}
         assert len(keys) == 1
         # Only the leader holds the provider's cost; the marker is gone, the cache is set.
         costs = sorted([r.cost_usd_micros for r in [await _row(gw, gid) for gid in ids]])

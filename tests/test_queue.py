@@ -315,7 +315,7 @@ async def test_a_poll_job_is_scheduled_from_the_hint_and_a_stale_one_does_nothin
         [(_, seq, delay)] = recorder.polls
         assert delay == 2.0
         row = await row_of(gw, gen_id)
-        assert (row.status, row.attempts_log[0]["task_id"]) == ("running", "task-1")
+        assert (row.status, row.attempts_log[0].task_id) == ("running", "task-1")
 
         await poll_generation(gw.services, gen_id, seq)
         assert remote.polls == 1

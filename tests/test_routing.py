@@ -797,7 +797,7 @@ async def test_an_asynchronous_provider_is_submitted_and_polled(settings: Settin
         async with r.gw.runtime.db.session() as session:
             row = await session.get(Generation, done["id"])
         assert row is not None
-        assert row.attempts_log[0]["task_id"] == "task-42"
+        assert row.attempts_log[0].task_id == "task-42"
         assert remote.canceled == []
 
 

@@ -4,11 +4,19 @@ generation (holding its claim), one task registry. Both databases where a databa
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import bindparam, text, update
 
 from gateway.core.jobs import TaskRegistry
 from gateway.generations import lifecycle
-from gateway.generations.models import RUNNING, SUCCEEDED, Generation
+from gateway.generations.models import (
+    RUNNING,
+    SUCCEEDED,
+    AttemptRecord,
+    ErrorRecord,
+    Generation,
+    StoredOutput,
+)
+from tenants.kernel.db import JSONType
 from tests.conftest import Gate, Gateway
 
 BAD_BODY = {"type": "image", "prompt": "x", "unknown_field": 1}
@@ -84,3 +92,37 @@ def test_a_task_name_is_registered_once() -> None:
         registry.register("generation.run", run)
     with pytest.raises(LookupError, match="no task named"):
         registry.get("generation.poll")
+
+
+async def test_json_columns_read_back_as_typed_records_even_when_written_by_older_code(
+    gated: tuple[Gateway, Gate],
+) -> None:
+    gw, gate = gated
+    tenant = await gw.tenant()
+    r = await gw.client.post("/v1/generations", headers=tenant.auth,
+                             json={"type": "image", "prompt": "typed", "provider": "gate"})
+    gen_id = r.json()["id"]
+    await gate.entered.wait()
+    # As an older version wrote them: dicts with a key this version does not know, and
+    # without keys it added since.
+    old_attempts = [{"provider": "gate", "outcome": "failed", "error_code": "timeout",
+                     "latency_ms": 12, "legacy_field": True}]
+    old_outputs = [{"key": f"{tenant.id}/{gen_id}/0.png", "content_type": "image/png",
+                    "bytes": 3}]
+    statement = text("UPDATE generations SET attempts_log = :a, outputs = :o, error = :e "
+                     "WHERE id = :id").bindparams(bindparam("a", type_=JSONType),
+                                                  bindparam("o", type_=JSONType),
+                                                  bindparam("e", type_=JSONType))
+    async with gw.runtime.db.transaction() as session:
+        await session.execute(statement, {"a": old_attempts, "o": old_outputs,
+                                          "e": {"code": "timeout", "message": "slow"},
+                                          "id": gen_id})
+    async with gw.runtime.db.session() as session:
+        row = await session.get(Generation, gen_id)
+    assert row is not None
+    assert row.attempts_log == [AttemptRecord(provider="gate", outcome="failed",
+                                              error_code="timeout", latency_ms=12)]
+    assert row.outputs == [StoredOutput(key=f"{tenant.id}/{gen_id}/0.png",
+                                        content_type="image/png", bytes=3)]
+    assert row.error == ErrorRecord(code="timeout", message="slow")
+    gate.release.set()

@@ -48,6 +48,7 @@ from gateway.generations.models import (
     QUEUED,
     SUCCEEDED,
     Generation,
+    StoredOutput,
 )
 from plugins.base import Provider, ProviderRequest
 from tenants.kernel.db import new_id, utcnow
@@ -78,7 +79,7 @@ class LeaderOutcome:
 
     succeeded: bool
     provider: str
-    outputs: list[dict[str, Any]]
+    outputs: list[StoredOutput]
     cost_usd_micros: int
     error_code: str | None = None
     error_message: str | None = None
@@ -161,7 +162,7 @@ async def find(runtime: Runtime, lookup: Lookup) -> Generation | None:
         return None
     for item in original.outputs:
         try:
-            if not await runtime.storage.exists(item["key"]):
+            if not await runtime.storage.exists(item.key):
                 return None
         except Exception:
             log.warning("media store unavailable; treating as a miss", exc_info=True)
@@ -196,7 +197,7 @@ def cached_copy(original: Generation, template: Generation, charge: Price) -> Ge
         candidates=[original.provider], attempts_log=[], status=SUCCEEDED, cached=True,
         cost_usd_micros=0, wholesale_mc=charge.wholesale_mc, retail_mc=charge.retail_mc,
         estimated_mc=charge.wholesale_mc, charged_mc=charge.wholesale_mc,
-        outputs=[dict(item) for item in original.outputs], metadata_=template.metadata_,
+        outputs=list(original.outputs), metadata_=template.metadata_,
         webhook_url=template.webhook_url, idempotency_key=template.idempotency_key,
         request_hash=template.request_hash, fingerprint=template.fingerprint,
         created_at=now, updated_at=now, started_at=now, completed_at=now,
@@ -281,17 +282,17 @@ async def leader_outcome(runtime: Runtime, generation: Generation) -> LeaderOutc
         return None  # canceled, gone, or (after a recovery) not finished: run it here
     if leader.status == SUCCEEDED:
         return LeaderOutcome(succeeded=True, provider=leader.provider,
-                             outputs=[dict(item) for item in leader.outputs],
+                             outputs=list(leader.outputs),
                              cost_usd_micros=leader.cost_usd_micros)
-    error = leader.error or {}
+    error = leader.error
     return LeaderOutcome(succeeded=False, provider=leader.provider, outputs=[],
                          cost_usd_micros=0,
-                         error_code=str(error.get("code", "provider_error")),
-                         error_message=str(error.get("message", "the provider failed")))
+                         error_code=error.code if error else "provider_error",
+                         error_message=error.message if error else "the provider failed")
 
 
 async def remember(runtime: Runtime, tenant: Tenant, generation: Generation, *,
-                   provider: str, outputs: list[dict[str, Any]],
+                   provider: str, outputs: list[StoredOutput],
                    cost_usd_micros: int) -> None:
     """Called by the worker right after it committed a generation as succeeded (with what it
     recorded: the provider, the stored outputs, the provider's cost): point the cache at a
@@ -317,10 +318,10 @@ class _Snapshot(msgspec.Struct, frozen=True):
     id: str
     provider: str
     cost_usd_micros: int
-    outputs: list[dict[str, Any]]
+    outputs: list[StoredOutput]
 
 
-def _snapshot(generation: Generation, provider: str, outputs: list[dict[str, Any]],
+def _snapshot(generation: Generation, provider: str, outputs: list[StoredOutput],
               cost_usd_micros: int) -> str:
     return msgspec.json.encode(_Snapshot(id=generation.id, provider=provider,
                                          cost_usd_micros=cost_usd_micros,

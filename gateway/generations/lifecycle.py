@@ -38,7 +38,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing import ledger
 from billing.pricing import price
 from gateway.generations import cache, jobs, quotas
-from gateway.generations.models import CANCELED, QUEUED, RUNNING, SUCCEEDED, Generation
+from gateway.generations.models import (
+    CANCELED,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    AttemptRecord,
+    ErrorRecord,
+    Generation,
+    StoredOutput,
+)
 from gateway.generations.services import Services
 from gateway.webhooks import outbox
 from plugins.base import ProviderTask
@@ -126,7 +135,7 @@ async def renewing(services: Services, generation: Generation) -> AsyncIterator[
 
 
 async def save_progress(services: Services, generation: Generation, provider: str,
-                        attempts_log: list[dict[str, Any]]) -> bool:
+                        attempts_log: list[AttemptRecord]) -> bool:
     """Record who is being called and the attempts so far; False once this job no longer
     holds the generation (canceled, ended by the sweeper, or taken over): then nothing more
     may be called."""
@@ -140,7 +149,7 @@ async def save_progress(services: Services, generation: Generation, provider: st
 
 
 async def await_poll(services: Services, generation: Generation, provider: str,
-                     attempts_log: list[dict[str, Any]], delay_s: float) -> bool:
+                     attempts_log: list[AttemptRecord], delay_s: float) -> bool:
     """Hand the generation to a poll job `delay_s` from now: the row first (the poll's lease
     sequence, and a lease lasting until the poll's time plus a lease), then the job. A crash
     in between leaves a lease that runs out, and the reconciler takes over. False when the
@@ -201,7 +210,7 @@ class Succeeded:
     is what the row keeps as the provider's cost when it differs (a coalesced follower paid
     no provider: 0)."""
 
-    outputs: list[dict[str, Any]]
+    outputs: list[StoredOutput]
     provider: str
     cost_usd_micros: int
     recorded_cost_usd_micros: int | None = None
@@ -218,7 +227,7 @@ class Failed:
 
 async def end(services: Services, generation: Generation, outcome: Succeeded | Failed, *,
               from_states: tuple[str, ...] = (QUEUED, RUNNING), held: bool = False,
-              attempts_log: list[dict[str, Any]] | None = None) -> bool:
+              attempts_log: list[AttemptRecord] | None = None) -> bool:
     """End a generation, in one (group-committed) transaction: the row's final state, its
     reservations posted at the actual price (never above what was reserved) or voided, the
     day's spend given back, and the webhook event; then the after-commit effects (module
@@ -257,7 +266,7 @@ async def end(services: Services, generation: Generation, outcome: Succeeded | F
     else:
         values.update(status=outcome.status,
                       error=None if outcome.status == CANCELED
-                      else {"code": outcome.code, "message": outcome.message})
+                      else ErrorRecord(code=outcome.code, message=outcome.message))
     status: str = values["status"]
     announced = False
 
@@ -304,7 +313,7 @@ async def end(services: Services, generation: Generation, outcome: Succeeded | F
     if isinstance(outcome, Succeeded):
         assert tenant is not None
         await cache.remember(runtime, tenant, generation, provider=outcome.provider,
-                             outputs=[dict(o) for o in outcome.outputs],
+                             outputs=outcome.outputs,
                              cost_usd_micros=outcome.cost_usd_micros)
     await cache.on_finished(runtime, generation.id)
     services.completions.done(generation.id)
@@ -313,9 +322,17 @@ async def end(services: Services, generation: Generation, outcome: Succeeded | F
     return True
 
 
-def pending_tasks(attempts_log: list[dict[str, Any]]) -> dict[str, ProviderTask]:
+#: How long to wait before polling a task whose provider gave no hint.
+DEFAULT_POLL_AFTER_S = 5.0
+
+
+def poll_hint_s(entry: AttemptRecord) -> float:
+    """The provider's own hint for when to poll its task again."""
+    return DEFAULT_POLL_AFTER_S if entry.poll_after_s is None else entry.poll_after_s
+
+
+def pending_tasks(attempts_log: list[AttemptRecord]) -> dict[str, ProviderTask]:
     """Asynchronous tasks submitted for a generation and never seen to finish, by provider
     (the `running` entries of its attempts log that carry a task id)."""
-    return {a["provider"]: ProviderTask(task_id=a["task_id"],
-                                        poll_after_s=a.get("poll_after_s", 5.0))
-            for a in attempts_log if a.get("outcome") == "running" and a.get("task_id")}
+    return {a.provider: ProviderTask(task_id=a.task_id, poll_after_s=poll_hint_s(a))
+            for a in attempts_log if a.outcome == "running" and a.task_id}

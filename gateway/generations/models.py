@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import (
     Boolean,
     Date,
@@ -17,11 +18,49 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tenants.kernel.db import Base, JSONType, Money, UTCDateTime, utcnow
+from tenants.kernel.db import Base, JSONType, Money, StructJSON, UTCDateTime, utcnow
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED = (
     "queued", "running", "succeeded", "failed", "canceled")
 FINAL_STATES = frozenset({SUCCEEDED, FAILED, CANCELED})
+
+
+class AttemptRecord(msgspec.Struct, omit_defaults=True):
+    """One provider call (or skip) of a generation, in its `attempts_log`.
+
+    `outcome`: `running` (called and not seen to end: with a `task_id`, an asynchronous task
+    to poll; without, a call cut off by a dying worker), `succeeded`, `failed` or `skipped`.
+    """
+
+    provider: str
+    outcome: str
+    error_code: str | None = None
+    latency_ms: int = 0
+    #: When the entry was written (for an asynchronous task: when it was submitted), ISO 8601.
+    at: str = ""
+    task_id: str | None = None
+    poll_after_s: float | None = None
+    #: Polls that found the task still running (the back-off's exponent).
+    polls: int = 0
+    retry_after_s: float | None = None
+
+
+class StoredOutput(msgspec.Struct, omit_defaults=True):
+    """One stored output of a generation: its storage key and what the API shows of it."""
+
+    key: str
+    content_type: str
+    bytes: int
+    width: int | None = None
+    height: int | None = None
+    duration_s: float | None = None
+
+
+class ErrorRecord(msgspec.Struct):
+    """Why a generation failed: a stable code and a message for people."""
+
+    code: str
+    message: str
 
 
 class Generation(Base):
@@ -58,8 +97,9 @@ class Generation(Base):
     # customer wallet's retail one; both end together.
     reservation_id: Mapped[str | None] = mapped_column(String(32), default=None)
     customer_reservation_id: Mapped[str | None] = mapped_column(String(32), default=None)
-    outputs: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
-    error: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
+    outputs: Mapped[list[StoredOutput]] = mapped_column(StructJSON(list[StoredOutput]),
+                                                        default=list)
+    error: Mapped[ErrorRecord | None] = mapped_column(StructJSON(ErrorRecord), default=None)
     metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JSONType, default=dict)
     webhook_url: Mapped[str | None] = mapped_column(Text, default=None)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
@@ -71,7 +111,8 @@ class Generation(Base):
     candidates: Mapped[list[str]] = mapped_column(JSONType, default=list)
     #: Every provider call, in order: `{provider, outcome, error_code, latency_ms,
     #: retry_after_s?, task_id?, at}` (API: the generation's `attempts`).
-    attempts_log: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    attempts_log: Mapped[list[AttemptRecord]] = mapped_column(StructJSON(list[AttemptRecord]),
+                                                              default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -13,22 +13,21 @@ async def render(runtime: Runtime, generation: Generation) -> GenerationOut:
     outputs = []
     for item in generation.outputs:
         url = await runtime.storage.signed_url(
-            item["key"], expires_in_s=runtime.settings.media_url_ttl_s,
+            item.key, expires_in_s=runtime.settings.media_url_ttl_s,
             base_url=runtime.settings.public_base_url)
-        outputs.append(Output(url=url, content_type=item["content_type"], bytes=item["bytes"],
-                              width=item.get("width"), height=item.get("height"),
-                              duration_s=item.get("duration_s")))
+        outputs.append(Output(url=url, content_type=item.content_type, bytes=item.bytes,
+                              width=item.width, height=item.height,
+                              duration_s=item.duration_s))
     error = generation.error
     return GenerationOut(
         id=generation.id, type=generation.type, operation=generation.operation,
         status=generation.status, provider=generation.provider, cached=generation.cached,
         cost=Cost(estimated=generation.estimated_mc, charged=generation.charged_mc),
         outputs=outputs,
-        error=ErrorInfo(code=error["code"], message=error["message"]) if error else None,
+        error=ErrorInfo(code=error.code, message=error.message) if error else None,
         metadata=generation.metadata_, created_at=generation.created_at,
         started_at=generation.started_at, completed_at=generation.completed_at,
-        attempts=[Attempt(provider=a["provider"], outcome=a["outcome"],
-                          error_code=a.get("error_code"), latency_ms=a.get("latency_ms", 0),
-                          retry_after_s=a.get("retry_after_s"))
+        attempts=[Attempt(provider=a.provider, outcome=a.outcome, error_code=a.error_code,
+                          latency_ms=a.latency_ms, retry_after_s=a.retry_after_s)
                   for a in generation.attempts_log or []],
     )

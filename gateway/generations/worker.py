@@ -47,7 +47,7 @@ import msgspec
 
 from gateway.generations import cache, lifecycle
 from gateway.generations import inputs as media_urls
-from gateway.generations.models import Generation
+from gateway.generations.models import AttemptRecord, Generation, StoredOutput
 from gateway.generations.services import Services
 from gateway.providers.credentials import credentials_for
 from plugins.base import (
@@ -85,50 +85,44 @@ def _extension(content_type: str) -> str:
 
 
 async def _store(services: Services, generation: Generation,
-                 result: ProviderResult) -> list[dict[str, object]]:
-    stored: list[dict[str, object]] = []
+                 result: ProviderResult) -> list[StoredOutput]:
+    stored: list[StoredOutput] = []
     for index, output in enumerate(result.outputs):
         key = f"{generation.tenant_id}/{generation.id}/{index}{_extension(output.content_type)}"
         await services.runtime.storage.put(key, output.data, output.content_type)
-        item: dict[str, object] = {"key": key, "content_type": output.content_type,
-                                   "bytes": len(output.data)}
-        for name in ("width", "height", "duration_s"):
-            value = getattr(output, name)
-            if value is not None:
-                item[name] = value
-        stored.append(item)
+        stored.append(StoredOutput(key=key, content_type=output.content_type,
+                                   bytes=len(output.data), width=output.width,
+                                   height=output.height, duration_s=output.duration_s))
     return stored
 
 
 def _attempt(provider: str, outcome: str, error_code: str | None, latency_ms: int = 0,
-             **extra: Any) -> dict[str, Any]:
-    entry: dict[str, Any] = {"provider": provider, "outcome": outcome,
-                             "error_code": error_code, "latency_ms": latency_ms,
-                             "at": utcnow().isoformat()}
-    entry.update({k: v for k, v in extra.items() if v is not None})
-    return entry
+             retry_after_s: float | None = None) -> AttemptRecord:
+    return AttemptRecord(provider=provider, outcome=outcome, error_code=error_code,
+                         latency_ms=latency_ms, at=utcnow().isoformat(),
+                         retry_after_s=retry_after_s)
 
 
-def _settle(attempts_log: list[dict[str, Any]], entry: dict[str, Any]) -> None:
+def _settle(attempts_log: list[AttemptRecord], entry: AttemptRecord) -> None:
     """Append a finished attempt, replacing the provider's `running` entry (its task id is
     kept on the finished one)."""
     for index, item in enumerate(attempts_log):
-        if item["provider"] == entry["provider"] and item["outcome"] == "running":
-            if item.get("task_id"):
-                entry.setdefault("task_id", item["task_id"])
+        if item.provider == entry.provider and item.outcome == "running":
+            if item.task_id and entry.task_id is None:
+                entry.task_id = item.task_id
             del attempts_log[index]
             break
     attempts_log.append(entry)
 
 
-def _running_entry(attempts_log: list[dict[str, Any]], provider: str) -> dict[str, Any] | None:
+def _running_entry(attempts_log: list[AttemptRecord], provider: str) -> AttemptRecord | None:
     for item in attempts_log:
-        if item["provider"] == provider and item["outcome"] == "running":
+        if item.provider == provider and item.outcome == "running":
             return item
     return None
 
 
-def _begin_call(attempts_log: list[dict[str, Any]], provider: str) -> dict[str, Any]:
+def _begin_call(attempts_log: list[AttemptRecord], provider: str) -> AttemptRecord:
     """The provider's `running` entry, saved before the call: found later without a task
     id, it says a call was in flight when its worker died."""
     entry = _running_entry(attempts_log, provider)
@@ -138,7 +132,7 @@ def _begin_call(attempts_log: list[dict[str, Any]], provider: str) -> dict[str, 
     return entry
 
 
-def _interrupted(services: Services, attempts_log: list[dict[str, Any]]) -> None:
+def _interrupted(services: Services, attempts_log: list[AttemptRecord]) -> None:
     """Deal with calls a previous holder started and never saw end (no task id recorded).
 
     A provider that takes our idempotency key (`Provider.idempotency_keys`) is simply called
@@ -148,13 +142,13 @@ def _interrupted(services: Services, attempts_log: list[dict[str, Any]]) -> None
     or fails with its reservation voided. The customer is never charged twice either way.
     """
     for index, item in enumerate(list(attempts_log)):
-        if item["outcome"] != "running" or item.get("task_id"):
+        if item.outcome != "running" or item.task_id:
             continue
-        provider = services.runtime.plugins.get(item["provider"])
+        provider = services.runtime.plugins.get(item.provider)
         if provider is not None and provider.idempotency_keys:
             attempts_log.remove(item)
             continue
-        attempts_log[index] = _attempt(item["provider"], "failed", "interrupted")
+        attempts_log[index] = _attempt(item.provider, "failed", "interrupted")
 
 
 class _Stopped(Exception):
@@ -165,7 +159,7 @@ Outcome = ProviderResult | ProviderTask | ProviderError | None
 
 
 async def _call_once(services: Services, generation: Generation, provider: Provider,
-                     request: ProviderRequest, attempts_log: list[dict[str, Any]],
+                     request: ProviderRequest, attempts_log: list[AttemptRecord],
                      ) -> tuple[Outcome, int]:
     """One call under its timeout: `generate`'s result, or an asynchronous provider's
     accepted task (its id saved before anything else happens); the classified error; or
@@ -183,8 +177,8 @@ async def _call_once(services: Services, generation: Generation, provider: Provi
                 provider.submit(request, credentials, services.runtime.http),
                 PROVIDER_TIMEOUT_S)
             entry = _begin_call(attempts_log, provider.name)
-            entry.update(task_id=task.task_id, poll_after_s=task.poll_after_s,
-                         at=utcnow().isoformat())
+            entry.task_id, entry.poll_after_s = task.task_id, task.poll_after_s
+            entry.at = utcnow().isoformat()
             if not await lifecycle.save_progress(services, generation, provider.name,
                                                  attempts_log):
                 raise _Stopped
@@ -217,11 +211,11 @@ async def _cancel_task(services: Services, generation: Generation, provider: Pro
 
 
 async def _poll_once(services: Services, generation: Generation, provider: Provider,
-                     task: ProviderTask, entry: dict[str, Any]) -> tuple[Outcome, int]:
+                     task: ProviderTask, entry: AttemptRecord) -> tuple[Outcome, int]:
     """Ask the provider once about a task: its result, the task again while it runs, or
     the classified error; a task past `ASYNC_PROVIDER_TIMEOUT_S` since its submission is
     canceled at the provider and counts as a (retryable) timeout. Latency: since submit."""
-    submitted = datetime.fromisoformat(entry["at"])
+    submitted = datetime.fromisoformat(entry.at)
     outcome: Outcome
     if utcnow() - submitted > timedelta(seconds=ASYNC_PROVIDER_TIMEOUT_S):
         await _cancel_task(services, generation, provider, task)
@@ -236,8 +230,8 @@ async def _poll_once(services: Services, generation: Generation, provider: Provi
                 outcome = task
             elif isinstance(result, ProviderTask):
                 # The task's next stage: recorded with the attempt by the poll scheduled next.
-                entry.update(task_id=result.task_id, poll_after_s=result.poll_after_s,
-                             polls=0)
+                entry.task_id, entry.poll_after_s = result.task_id, result.poll_after_s
+                entry.polls = 0
                 outcome = result
             else:
                 outcome = await media_urls.fetch_outputs(services.runtime, result)
@@ -254,14 +248,13 @@ def poll_delay_s(hint_s: float, polls: int) -> float:
 
 
 async def _schedule_poll(services: Services, generation: Generation, provider: str,
-                         attempts_log: list[dict[str, Any]]) -> None:
+                         attempts_log: list[AttemptRecord]) -> None:
     """Hand the generation to a poll job `poll_delay_s` from now and end this job, freeing
     its slot (`lifecycle.await_poll`)."""
     entry = _running_entry(attempts_log, provider)
     assert entry is not None
-    polls = int(entry.get("polls", 0))
-    delay_s = poll_delay_s(float(entry.get("poll_after_s", 5.0)), polls)
-    entry["polls"] = polls + 1
+    delay_s = poll_delay_s(lifecycle.poll_hint_s(entry), entry.polls)
+    entry.polls += 1
     await lifecycle.await_poll(services, generation, provider, attempts_log, delay_s)
 
 
@@ -372,10 +365,11 @@ async def _run(services: Services, generation: Generation) -> None:
     request = ProviderRequest(type=generation.type, operation=generation.operation,
                               prompt=generation.prompt, params=generation.params,
                               idempotency_key=generation.id)
-    attempts_log: list[dict[str, Any]] = [dict(a) for a in generation.attempts_log or []]
+    # Copies: the loaded row's records stay as they were read.
+    attempts_log = [msgspec.structs.replace(a) for a in generation.attempts_log or []]
     _interrupted(services, attempts_log)
     pending = lifecycle.pending_tasks(attempts_log)
-    done = {a["provider"] for a in attempts_log if a.get("outcome") in ("succeeded", "failed")}
+    done = {a.provider for a in attempts_log if a.outcome in ("succeeded", "failed")}
     last_error: ProviderError | None = None
     for name in generation.candidates or [generation.provider]:
         if name in done:
@@ -433,11 +427,11 @@ async def _run(services: Services, generation: Generation) -> None:
         last_error = outcome
     if last_error is None:
         # Failed over past every candidate: the last failure (maybe an earlier job's).
-        failures = [a for a in attempts_log if a.get("outcome") == "failed"]
+        failures = [a for a in attempts_log if a.outcome == "failed"]
         if failures:
-            last_error = ProviderError(_FAILED_MESSAGES.get(failures[-1]["error_code"],
-                                                            "the provider failed"),
-                                       code=failures[-1]["error_code"] or "provider_error",
+            code = failures[-1].error_code
+            last_error = ProviderError(_FAILED_MESSAGES.get(code or "", "the provider failed"),
+                                       code=code or "provider_error",
                                        retryable=True)
     failed = (lifecycle.Failed(last_error.code, last_error.message) if last_error is not None
               else lifecycle.Failed("providers_unavailable",

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import msgspec
 from sqlalchemy import JSON, BigInteger, DateTime, MetaData, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import (
@@ -55,6 +56,30 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
+
+
+class StructJSON(TypeDecorator[Any]):
+    """A JSON column typed by msgspec: `StructJSON(list[Attempt])` stores what
+    `msgspec.to_builtins` makes of the value and reads it back with `msgspec.convert`, so code
+    sees Structs (attributes, not magic keys) and a row written by an older version with
+    fewer fields still loads (fields it lacks take their defaults; unknown ones are dropped).
+    The one way a JSON column gets a type."""
+
+    impl = JSON
+    cache_ok = True
+
+    def __init__(self, type_: Any) -> None:
+        super().__init__()
+        self.type_ = type_
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else JSON())
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        return None if value is None else msgspec.to_builtins(value)
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        return None if value is None else msgspec.convert(value, self.type_)
 
 
 class Base(DeclarativeBase):
