@@ -30,7 +30,7 @@ from gateway.generations.routes import GenerationController, ProviderController
 from gateway.generations.services import Services
 from gateway.generations.sweeps import recover_embedded
 from gateway.portal.routes import portal_home
-from gateway.tenancy.provider_keys import ProviderKeyController
+from gateway.tenancy.routes import ProviderKeyController
 from gateway.webhooks.routes import WebhookEndpointController, webhook_url_secret
 from plugins.host import PluginHost
 

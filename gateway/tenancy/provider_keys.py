@@ -1,6 +1,6 @@
-"""A tenant's own provider credentials ("bring your own key"): `/v1/provider_keys` for the
-tenant (a `tenant_admin` key not bound to a customer), and the operator's equivalents under
-`/admin/v1/tenants/{id}/provider_keys` (gateway/routes/admin.py).
+"""A tenant's own provider credentials ("bring your own key"), as `/v1/provider_keys`
+(`gateway.tenancy.routes`, a `tenant_admin` key not bound to a customer) and the operator's
+`/admin/v1/tenants/{id}/provider_keys` (`gateway.admin.routes`) manage them.
 
 Keys are write-only: listings show the provider, the key's last four characters and when it
 was set. Only the operator may give a tenant its own endpoint (`base_url`): a tenant-chosen
@@ -12,11 +12,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, delete, get, put
-from litestar.params import FromPath
 
-from gateway.core.auth import Principal, requires
-from gateway.core.deps import RuntimeDep
 from gateway.core.runtime import Runtime
 from tenants import provider_keys
 from tenants.kernel.errors import InvalidRequest, NotFound
@@ -79,29 +75,3 @@ async def delete_key(runtime: Runtime, tenant_id: str, provider: str) -> Provide
                            param="provider")
     runtime.tenant_views.forget(tenant_id)
     return ProviderKeyDeleted(provider=provider)
-
-
-class ProviderKeyController(Controller):
-    path = "/v1/provider_keys"
-    tags = ["provider keys"]
-    guards = [requires("tenant_admin", tenant_wide=True)]
-
-    @get("/", summary="The tenant's own provider keys (no secrets)")
-    async def list_(self, principal: Principal,
-                    runtime: RuntimeDep) -> ProviderKeyList:
-        """Each provider the tenant set its own key for: last four characters, when set."""
-        return await list_keys(runtime, principal.tenant)
-
-    @put("/{provider:str}", summary="Set the tenant's own key for a provider")
-    async def put_(self, principal: Principal, runtime: RuntimeDep,
-                   provider: FromPath[str], data: TenantProviderKeyIn) -> ProviderKeyOut:
-        """From now on this tenant's generations on `provider` use this key (and only this
-        tenant's); stored encrypted, never shown again."""
-        return await set_key(runtime, principal.tenant, provider,
-                             ProviderKeyIn(api_key=data.api_key, api_secret=data.api_secret))
-
-    @delete("/{provider:str}", status_code=200, summary="Forget the tenant's own key")
-    async def delete_(self, principal: Principal, runtime: RuntimeDep,
-                      provider: FromPath[str]) -> ProviderKeyDeleted:
-        """The platform's key (if any) serves the tenant again."""
-        return await delete_key(runtime, principal.tenant, provider)
