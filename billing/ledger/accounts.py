@@ -7,9 +7,9 @@ Every tenant has a wallet (`TENANT_WALLET`, no overdraft) and three system accou
 transfers (`reads.py`). A tenant's customers each get a retail wallet, `customer:<id>`, opened
 on first use.
 
-Account ids and flags never change once created, so they are cached for the process; the
-single-statement and batched paths run only for accounts whose flags are known here
-(`known_wallet_paying_system`), and the portable path learns them (`is_system`).
+Account ids and flags never change once created, so they are cached for the process; a
+transfer takes the single-statement or batched path only between accounts whose flags are known
+here (`known_wallet_paying_system`), and the portable path learns them (`is_system`).
 """
 
 from __future__ import annotations

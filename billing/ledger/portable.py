@@ -1,11 +1,12 @@
 """The portable path: each verb step by step, the same on PostgreSQL and SQLite.
 
 Used always on SQLite; on PostgreSQL for anything the faster paths do not do themselves: a
-transfer whose accounts' flags this process does not know yet (every grant: it pays from a
-system account), and whatever the single-statement path leaves to it (a repeated key, a
-refusal, an unknown or already resolved reservation), to find the same answer and raise the
-same errors. The single-statement and batched paths also end their refusals here
-(`refuse_debit`) and record `credits.low` with `note_low_balance`.
+transfer other than a known wallet paying a system account (every grant, which pays from the
+funding account; a reservation on a wallet this process has not seen yet), and whatever the
+single-statement path leaves to it (a repeated key, a refusal, an unknown or already resolved
+reservation), to find the same answer and raise the same errors. The single-statement path
+also ends its refusals here (`refuse_debit`), and both faster paths record `credits.low` with
+`note_low_balance`.
 
 How it stays correct under concurrency:
 - a transfer is inserted first with `ON CONFLICT DO NOTHING`; a repeat (or a racing twin,
