@@ -10,7 +10,8 @@ import secrets
 import sys
 from collections.abc import Sequence
 
-from gateway.core.settings import MEDIA_TYPES, Settings, SettingsError, load_settings
+from gateway.core.settings import Settings, SettingsError, load_settings
+from plugins.vocabulary import MEDIA_TYPES
 
 log = logging.getLogger("mediahub")
 

@@ -21,7 +21,8 @@ from typing import Any
 import msgspec
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
-from plugins.base import Health, InvalidParams, ProviderError
+from plugins.errors import InvalidParams, ProviderError
+from plugins.provider import Health
 
 #: Image formats accepted in a `data:` URL param (the media type must name one of these).
 DATA_URL_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}

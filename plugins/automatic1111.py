@@ -34,19 +34,16 @@ import msgspec
 from PIL import Image, UnidentifiedImageError
 
 from plugins import _data_urls
-from plugins.base import (
+from plugins.errors import InvalidParams, ProviderError, error_for_status, error_from_exception
+from plugins.hookspecs import hookimpl
+from plugins.provider import (
     Credentials,
     Health,
-    InvalidParams,
     Provider,
-    ProviderError,
     ProviderOutput,
     ProviderRequest,
     ProviderResult,
-    error_for_status,
-    error_from_exception,
 )
-from plugins.hookspecs import hookimpl
 
 MIN_SIDE, MAX_SIDE = 64, 2048
 MAX_STEPS: Final = 150

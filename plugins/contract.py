@@ -1,6 +1,6 @@
 """The provider contract as a test any provider can run, built-in or third-party.
 
-    from plugins.base import ProviderRequest
+    from plugins.provider import ProviderRequest
     from plugins.contract import check_provider_contract
 
     async def test_my_provider_keeps_the_contract() -> None:
@@ -16,30 +16,24 @@ with an `httpx.MockTransport`) when the provider needs a key or calls a remote A
 from __future__ import annotations
 
 import re
-from typing import Any, get_args
+from typing import Any
 
 import httpx
 import msgspec
 
-from plugins.base import (
+from plugins.provider import (
     Credentials,
     Health,
-    MediaType,
     Provider,
     ProviderOutput,
     ProviderRequest,
     ProviderResult,
 )
+from plugins.vocabulary import MEDIA_TYPES, OPERATIONS
 
-#: The media types a provider may declare (`plugins.base.MediaType`).
-KNOWN_MEDIA_TYPES: frozenset[str] = frozenset(get_args(MediaType))
-#: The operations the API accepts; kept equal to the gateway's `Operation` literal by a test
-#: (plugins import nothing from the gateway).
-KNOWN_OPERATIONS: frozenset[str] = frozenset({
-    "text_to_image", "image_edit", "image_variation", "text_to_speech", "list_voices",
-    "voice_clone", "text_to_video", "image_to_video", "video_extend", "design_autofill",
-    "text_to_3d", "image_to_3d",
-})
+#: The media types and operations a provider may declare (`plugins.vocabulary`).
+KNOWN_MEDIA_TYPES: frozenset[str] = frozenset(MEDIA_TYPES)
+KNOWN_OPERATIONS: frozenset[str] = frozenset(OPERATIONS)
 #: A provider name is what clients pin (`"provider": "..."`, at most 64 characters) and what
 #: `MEDIAHUB_<NAME>_API_KEY` is derived from.
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")

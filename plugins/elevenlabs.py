@@ -29,20 +29,22 @@ from typing import Any, Final, TypeVar
 import httpx
 import msgspec
 
-from plugins.base import (
+from plugins.errors import (
     CONTENT_POLICY,
-    Credentials,
-    Health,
     InvalidParams,
-    Provider,
     ProviderError,
-    ProviderOutput,
-    ProviderRequest,
-    ProviderResult,
     error_for_status,
     error_from_exception,
 )
 from plugins.hookspecs import hookimpl
+from plugins.provider import (
+    Credentials,
+    Health,
+    Provider,
+    ProviderOutput,
+    ProviderRequest,
+    ProviderResult,
+)
 
 BASE_URL: Final = "https://api.elevenlabs.io"
 #: The API's own defaults (model, output format), and the voice of its quickstart ("George").

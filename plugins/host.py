@@ -10,7 +10,7 @@ from types import ModuleType
 import pluggy
 
 from plugins import hookspecs
-from plugins.base import Provider
+from plugins.provider import Provider
 
 ENTRY_POINT_GROUP = "mediahub"
 BUILTIN_PLUGINS: tuple[str, ...] = (

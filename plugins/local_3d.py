@@ -22,15 +22,15 @@ import httpx
 import msgspec
 
 from plugins import _media
-from plugins.base import (
+from plugins.errors import InvalidParams
+from plugins.hookspecs import hookimpl
+from plugins.provider import (
     Credentials,
-    InvalidParams,
     Provider,
     ProviderOutput,
     ProviderRequest,
     ProviderResult,
 )
-from plugins.hookspecs import hookimpl
 
 SHAPES = ("sphere", "box")
 SIZE_M = (0.1, 10.0)

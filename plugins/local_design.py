@@ -17,15 +17,15 @@ import msgspec
 from PIL import Image, ImageDraw, ImageOps
 
 from plugins import _media
-from plugins.base import (
+from plugins.errors import InvalidParams
+from plugins.hookspecs import hookimpl
+from plugins.provider import (
     Credentials,
-    InvalidParams,
     Provider,
     ProviderOutput,
     ProviderRequest,
     ProviderResult,
 )
-from plugins.hookspecs import hookimpl
 
 Box = tuple[int, int, int, int]
 

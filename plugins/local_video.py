@@ -20,16 +20,16 @@ import msgspec
 from PIL import Image, ImageDraw, ImageOps
 
 from plugins import _media
-from plugins.base import (
+from plugins.errors import InvalidParams
+from plugins.hookspecs import hookimpl
+from plugins.provider import (
     Credentials,
     Health,
-    InvalidParams,
     Provider,
     ProviderOutput,
     ProviderRequest,
     ProviderResult,
 )
-from plugins.hookspecs import hookimpl
 
 BINARY = "ffmpeg"
 PACKAGE = "ffmpeg"

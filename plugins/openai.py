@@ -28,20 +28,22 @@ import httpx
 import msgspec
 
 from plugins import _media
-from plugins.base import (
+from plugins.errors import (
     CONTENT_POLICY,
-    Credentials,
-    Health,
     InvalidParams,
-    Provider,
     ProviderError,
-    ProviderOutput,
-    ProviderRequest,
-    ProviderResult,
     error_from_response,
     parse_retry_after,
 )
 from plugins.hookspecs import hookimpl
+from plugins.provider import (
+    Credentials,
+    Health,
+    Provider,
+    ProviderOutput,
+    ProviderRequest,
+    ProviderResult,
+)
 
 #: The public API root; `MEDIAHUB_OPENAI_BASE_URL` replaces it (with the `/v1`, as the
 #: official SDKs' `base_url`).

@@ -55,7 +55,7 @@ DECAY_HALF_LIFE_S = 600.0
 
 
 class Routable(Protocol):
-    """What ranking needs of a provider (`plugins.base.Provider` has it all)."""
+    """What ranking needs of a provider (`plugins.provider.Provider` has it all)."""
 
     @property
     def name(self) -> str: ...

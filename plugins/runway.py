@@ -26,21 +26,18 @@ import httpx
 import msgspec
 
 from plugins import _media
-from plugins.base import (
+from plugins.errors import InvalidParams, ProviderError, error_from_exception, error_from_response
+from plugins.hookspecs import hookimpl
+from plugins.provider import (
     Credentials,
     Health,
-    InvalidParams,
     Provider,
-    ProviderError,
     ProviderOutput,
     ProviderRequest,
     ProviderResult,
     ProviderTask,
-    error_from_exception,
-    error_from_response,
     run_to_completion,
 )
-from plugins.hookspecs import hookimpl
 
 BASE_URL: Final = "https://api.dev.runwayml.com"
 API_VERSION: Final = "2024-11-06"

@@ -27,19 +27,16 @@ import msgspec
 from PIL import Image, UnidentifiedImageError
 
 from plugins import _data_urls
-from plugins.base import (
+from plugins.errors import InvalidParams, ProviderError, error_for_status, error_from_exception
+from plugins.hookspecs import hookimpl
+from plugins.provider import (
     Credentials,
     Health,
-    InvalidParams,
     Provider,
-    ProviderError,
     ProviderOutput,
     ProviderRequest,
     ProviderResult,
-    error_for_status,
-    error_from_exception,
 )
-from plugins.hookspecs import hookimpl
 
 BASE_URL: Final = "https://api.stability.ai"
 ENGINES: Final = ("core", "ultra", "sd3")

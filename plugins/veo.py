@@ -30,23 +30,25 @@ import httpx
 import msgspec
 
 from plugins import _media
-from plugins.base import (
+from plugins.errors import (
     AUTH,
     CONTENT_POLICY,
+    InvalidParams,
+    ProviderError,
+    error_for_status,
+    error_from_exception,
+)
+from plugins.hookspecs import hookimpl
+from plugins.provider import (
     Credentials,
     Health,
-    InvalidParams,
     Provider,
-    ProviderError,
     ProviderOutput,
     ProviderRequest,
     ProviderResult,
     ProviderTask,
-    error_for_status,
-    error_from_exception,
     run_to_completion,
 )
-from plugins.hookspecs import hookimpl
 
 BASE_URL: Final = "https://generativelanguage.googleapis.com"
 API_VERSION: Final = "v1beta"

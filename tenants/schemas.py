@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from plugins.vocabulary import MediaType
+
 Scope = Literal["generate", "read", "billing", "tenant_admin"]
 ALL_SCOPES: tuple[Scope, ...] = ("generate", "read", "billing", "tenant_admin")
 
@@ -19,7 +21,7 @@ Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 BillingMode = Literal["self", "mediahub"]
 Bps = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
-PriceKey = Literal["default", "image", "audio", "video", "design", "model_3d"]
+PriceKey = Literal["default", MediaType]
 Tier = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
 Millicredits = Annotated[int, msgspec.Meta(ge=0, le=10**15)]
 

@@ -22,19 +22,13 @@ import pytest
 from PIL import Image
 
 from plugins import _media, local_3d, local_design, local_speech, local_video
-from plugins.base import (
-    Credentials,
-    InvalidParams,
-    Provider,
-    ProviderError,
-    ProviderRequest,
-    ProviderResult,
-)
+from plugins.errors import InvalidParams, ProviderError
 from plugins.host import build_plugin_host
 from plugins.local_3d import Local3D
 from plugins.local_design import TEMPLATES, LocalDesign
 from plugins.local_speech import LocalSpeech
 from plugins.local_video import LocalVideo
+from plugins.provider import Credentials, Provider, ProviderRequest, ProviderResult
 from tests.conftest import Gateway
 
 # --- helpers -------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import sys
 import wave
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any, cast, get_args
+from typing import Any, cast, get_args, get_type_hints
 from urllib.parse import urlsplit
 
 import httpx
@@ -27,10 +27,11 @@ import pytest
 from gateway.app import create_app
 from gateway.core.runtime import Runtime
 from gateway.core.settings import Settings
-from gateway.generations.schemas import MediaTypeName, Operation
+from gateway.generations.schemas import GenerationCreate
 from plugins import hookspecs
-from plugins.base import (
-    DEFAULT_OPERATIONS,
+from plugins.contract import KNOWN_MEDIA_TYPES, KNOWN_OPERATIONS, check_provider_contract
+from plugins.host import ENTRY_POINT_GROUP, build_plugin_host
+from plugins.provider import (
     Credentials,
     Health,
     Provider,
@@ -38,8 +39,7 @@ from plugins.base import (
     ProviderRequest,
     ProviderResult,
 )
-from plugins.contract import KNOWN_MEDIA_TYPES, KNOWN_OPERATIONS, check_provider_contract
-from plugins.host import ENTRY_POINT_GROUP, build_plugin_host
+from plugins.vocabulary import DEFAULT_OPERATIONS
 from tests.conftest import Gateway, make_settings
 
 TESTS_DIR = Path(__file__).parent
@@ -213,8 +213,10 @@ def sample_requests(provider: Provider) -> list[ProviderRequest]:
 
 
 def test_the_contract_knows_the_gateways_media_types_and_operations() -> None:
-    assert set(get_args(MediaTypeName)) == KNOWN_MEDIA_TYPES
-    assert set(get_args(Operation)) == KNOWN_OPERATIONS
+    hints = get_type_hints(GenerationCreate)
+    assert set(get_args(hints["type"])) == KNOWN_MEDIA_TYPES
+    [operation] = [arg for arg in get_args(hints["operation"]) if arg is not type(None)]
+    assert set(get_args(operation)) == KNOWN_OPERATIONS
 
 
 @pytest.mark.parametrize("name", BUILTIN_PROVIDERS)

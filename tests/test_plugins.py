@@ -10,10 +10,11 @@ import httpx
 import pytest
 from PIL import Image
 
-from plugins.base import Credentials, InvalidParams, Provider, ProviderRequest
+from plugins.errors import InvalidParams
 from plugins.hookspecs import hookimpl
 from plugins.host import DuplicateProvider, build_plugin_host
 from plugins.local_image import LocalImage
+from plugins.provider import Credentials, Provider, ProviderRequest
 
 
 def test_builtins_register_through_the_hook() -> None:

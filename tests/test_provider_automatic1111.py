@@ -18,8 +18,9 @@ from PIL import Image
 
 from gateway.generations.models import Generation
 from plugins.automatic1111 import Automatic1111
-from plugins.base import Credentials, InvalidParams, ProviderError, ProviderRequest
 from plugins.contract import check_provider_contract
+from plugins.errors import InvalidParams, ProviderError
+from plugins.provider import Credentials, ProviderRequest
 from tests.conftest import Gateway, make_settings, running_gateway
 from tests.fakes import FakeServer, serve
 from tests.fakes import automatic1111 as fake

@@ -12,16 +12,10 @@ import httpx
 import pytest
 from PIL import Image
 
-from plugins.base import (
-    Credentials,
-    InvalidParams,
-    ProviderError,
-    ProviderRequest,
-    ProviderResult,
-    ProviderTask,
-)
 from plugins.canva import Canva
 from plugins.contract import check_provider_contract
+from plugins.errors import InvalidParams, ProviderError
+from plugins.provider import Credentials, ProviderRequest, ProviderResult, ProviderTask
 from tests.conftest import ProvidersPlugin, make_settings, running_gateway
 from tests.fakes import FakeServer, serve
 from tests.fakes import canva as fake_canva

@@ -17,16 +17,10 @@ from joserfc import jwt
 from joserfc.jwk import OctKey
 from PIL import Image
 
-from plugins.base import (
-    Credentials,
-    InvalidParams,
-    ProviderError,
-    ProviderRequest,
-    ProviderResult,
-    ProviderTask,
-)
 from plugins.contract import check_provider_contract
+from plugins.errors import InvalidParams, ProviderError
 from plugins.kling import Kling, jwt_token
+from plugins.provider import Credentials, ProviderRequest, ProviderResult, ProviderTask
 from tests.conftest import Gateway, ProvidersPlugin, make_settings, running_gateway
 from tests.fakes import FakeServer, serve
 from tests.fakes import kling as fake

@@ -15,14 +15,10 @@ import pytest
 from PIL import Image
 
 from gateway.generations.models import Generation
-from plugins.base import (
-    Credentials,
-    InvalidParams,
-    ProviderError,
-    ProviderRequest,
-)
 from plugins.contract import check_provider_contract
+from plugins.errors import InvalidParams, ProviderError
 from plugins.openai import PRICES, OpenAI
+from plugins.provider import Credentials, ProviderRequest
 from tests.conftest import Gateway, make_settings, running_gateway
 from tests.fakes import FakeServer, serve
 from tests.fakes import openai as fake
@@ -376,7 +372,7 @@ async def test_no_key_is_an_auth_error_without_a_call(server: FakeServer,
 
 
 async def test_a_timeout_is_classified_by_the_gateway_helper(client: httpx.AsyncClient) -> None:
-    from plugins.base import error_from_exception
+    from plugins.errors import error_from_exception
 
     def hang(request: httpx.Request) -> httpx.Response:
         raise httpx.ReadTimeout("timed out", request=request)

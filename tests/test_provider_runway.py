@@ -15,15 +15,9 @@ import httpx
 import pytest
 from PIL import Image
 
-from plugins.base import (
-    Credentials,
-    InvalidParams,
-    ProviderError,
-    ProviderRequest,
-    ProviderResult,
-    ProviderTask,
-)
 from plugins.contract import check_provider_contract
+from plugins.errors import InvalidParams, ProviderError
+from plugins.provider import Credentials, ProviderRequest, ProviderResult, ProviderTask
 from plugins.runway import Runway
 from tests.conftest import Gateway, ProvidersPlugin, make_settings, running_gateway
 from tests.fakes import FakeServer, serve

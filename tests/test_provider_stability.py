@@ -17,8 +17,9 @@ from litestar.response import Response
 from PIL import Image
 
 from gateway.generations.models import Generation
-from plugins.base import Credentials, InvalidParams, ProviderError, ProviderRequest
 from plugins.contract import check_provider_contract
+from plugins.errors import InvalidParams, ProviderError
+from plugins.provider import Credentials, ProviderRequest
 from plugins.stability import Stability
 from tests.conftest import Gateway, make_settings, running_gateway
 from tests.fakes import FakeServer, serve

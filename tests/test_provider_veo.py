@@ -13,15 +13,9 @@ import pytest
 from PIL import Image
 
 from gateway.core.settings import Settings
-from plugins.base import (
-    Credentials,
-    InvalidParams,
-    ProviderError,
-    ProviderRequest,
-    ProviderResult,
-    ProviderTask,
-)
 from plugins.contract import check_provider_contract
+from plugins.errors import InvalidParams, ProviderError
+from plugins.provider import Credentials, ProviderRequest, ProviderResult, ProviderTask
 from plugins.veo import PRICES, Veo
 from tests.conftest import ProvidersPlugin, running_gateway
 from tests.fakes import FakeServer, serve

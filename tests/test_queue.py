@@ -30,7 +30,7 @@ from gateway.generations.worker import (
     reconcile,
     run_generation,
 )
-from plugins.base import (
+from plugins.provider import (
     Credentials,
     Provider,
     ProviderOutput,

@@ -27,18 +27,20 @@ from gateway.generations import worker as pipeline
 from gateway.generations.models import Generation, ProviderState
 from gateway.providers.states import ProviderStates, health_check_all
 from gateway.worker import sweep_forever
-from plugins.base import (
+from plugins.errors import (
+    ProviderError,
+    error_for_status,
+    error_from_exception,
+    parse_retry_after,
+)
+from plugins.provider import (
     Credentials,
     Health,
     Provider,
-    ProviderError,
     ProviderOutput,
     ProviderRequest,
     ProviderResult,
     ProviderTask,
-    error_for_status,
-    error_from_exception,
-    parse_retry_after,
 )
 from plugins.routing import (
     CLOSED,

@@ -29,13 +29,8 @@ from gateway.generations import inputs as media_urls
 from gateway.generations.models import Generation
 from gateway.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEvent
 from gateway.webhooks.service import SaqWebhookQueue, build_webhook_worker
-from plugins.base import (
-    Credentials,
-    ProviderError,
-    ProviderOutput,
-    ProviderRequest,
-    ProviderResult,
-)
+from plugins.errors import ProviderError
+from plugins.provider import Credentials, ProviderOutput, ProviderRequest, ProviderResult
 from tenants.kernel.db import utcnow
 from tests.conftest import (
     Gate,

@@ -23,8 +23,8 @@ from gateway.core.settings import Settings, SettingsError
 from gateway.core.storage import Storage, storage_from_url
 from gateway.providers.states import ProviderStates
 from gateway.webhooks.service import Webhooks
-from plugins.base import Credentials
 from plugins.host import PluginHost, build_plugin_host
+from plugins.provider import Credentials
 from tenants.kernel.db import Database
 from tenants.models import Tenant
 

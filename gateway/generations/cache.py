@@ -48,7 +48,7 @@ from gateway.generations.models import (
     SUCCEEDED,
     Generation,
 )
-from plugins.base import Provider, ProviderRequest
+from plugins.provider import Provider, ProviderRequest
 from tenants.kernel.db import new_id, utcnow
 from tenants.models import Tenant
 from tenants.schemas import CachePercent, TenantCache, cache_of

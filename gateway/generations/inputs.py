@@ -36,7 +36,8 @@ from gateway.core.runtime import Runtime
 from gateway.core.storage import MediaNotFound
 from gateway.generations.schemas import GenerationCreate
 from plugins import _data_urls
-from plugins.base import ProviderError, ProviderOutput, ProviderResult
+from plugins.errors import ProviderError
+from plugins.provider import ProviderOutput, ProviderResult
 from tenants.kernel.errors import InvalidRequest
 
 #: URL parameter → the parameter providers read (a data: URL).

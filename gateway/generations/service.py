@@ -44,14 +44,10 @@ from gateway.generations.schemas import (
 from gateway.providers.credentials import credentials_for
 from gateway.providers.states import configured
 from gateway.webhooks import outbox
-from plugins.base import (
-    DEFAULT_OPERATIONS,
-    InvalidParams,
-    Provider,
-    ProviderRequest,
-    ProviderTask,
-)
+from plugins.errors import InvalidParams
+from plugins.provider import Provider, ProviderRequest, ProviderTask
 from plugins.routing import Weights
+from plugins.vocabulary import DEFAULT_OPERATIONS
 from tenants.kernel.db import new_id, utcnow
 from tenants.kernel.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from tenants.kernel.pagination import decode_cursor, encode_cursor

@@ -56,14 +56,8 @@ from gateway.generations.models import QUEUED, RUNNING, SUCCEEDED, Generation
 from gateway.generations.service import finish_failed, pending_tasks
 from gateway.providers.credentials import credentials_for
 from gateway.webhooks import outbox
-from plugins.base import (
-    Provider,
-    ProviderError,
-    ProviderRequest,
-    ProviderResult,
-    ProviderTask,
-    error_from_exception,
-)
+from plugins.errors import ProviderError, error_from_exception
+from plugins.provider import Provider, ProviderRequest, ProviderResult, ProviderTask
 from tenants.kernel.db import utcnow
 
 log = logging.getLogger(__name__)

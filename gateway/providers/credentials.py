@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from gateway.core.runtime import Runtime
 from gateway.core.tenant_views import tenant_row
-from plugins.base import Credentials, ProviderError
+from plugins.errors import ProviderError
+from plugins.provider import Credentials
 from tenants.models import Tenant
 from tenants.provider_keys import UnsealError, own_credentials
 

@@ -27,7 +27,8 @@ from sqlalchemy import select
 
 from gateway.generations.models import ProviderState
 from plugins import routing
-from plugins.base import Provider, ProviderError
+from plugins.errors import ProviderError
+from plugins.provider import Provider
 from plugins.routing import ProviderStats, RoutingConfig, Weights
 
 if TYPE_CHECKING:

@@ -48,7 +48,7 @@ from gateway.webhooks.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
-from plugins.base import parse_retry_after
+from plugins.errors import parse_retry_after
 from tenants.kernel.db import new_id, utcnow
 
 if TYPE_CHECKING:
