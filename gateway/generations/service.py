@@ -46,7 +46,6 @@ from gateway.providers.states import configured
 from gateway.webhooks import outbox
 from plugins.errors import InvalidParams
 from plugins.provider import Provider, ProviderRequest, ProviderTask
-from plugins.routing import Weights
 from plugins.vocabulary import DEFAULT_OPERATIONS
 from tenants.kernel.db import new_id, utcnow
 from tenants.kernel.errors import Conflict, InvalidRequest, NotFound, Unavailable
@@ -129,13 +128,8 @@ def _route(runtime: Runtime, tenant: Tenant, candidates: list[Provider],
         return runtime.routing.rank(candidates, "pinned", estimates, order=[pinned],
                                     include_others=False)
     config = routing_of(tenant.routing)
-    weights = None
-    if config.weights is not None:
-        weights = Weights(cost=config.weights.cost, speed=config.weights.speed,
-                          load=config.weights.load,
-                          availability=config.weights.availability)
     return runtime.routing.rank(candidates, config.strategy, estimates, order=config.order,
-                                include_others=config.include_others, weights=weights)
+                                include_others=config.include_others, weights=config.weights)
 
 
 def plan(runtime: Runtime, tenant: Tenant, body: GenerationCreate,
