@@ -20,8 +20,8 @@ from gateway.core.result_store import InProcessStore, ValkeyStore
 from gateway.core.settings import Settings, load_settings
 from gateway.generations.cache import cache_key, fingerprint, inflight_key, wants_fresh
 from gateway.generations.models import Generation
+from plugins.builtin.local.image import LocalImage
 from plugins.errors import ProviderError
-from plugins.local_image import LocalImage
 from plugins.provider import ProviderRequest
 from tenants.models import Tenant as TenantRow
 from tests.conftest import (

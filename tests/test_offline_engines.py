@@ -21,13 +21,17 @@ import httpx
 import pytest
 from PIL import Image
 
-from plugins import _media, local_3d, local_design, local_speech, local_video
+from plugins.builtin.local import _media
+from plugins.builtin.local import design as local_design
+from plugins.builtin.local import model_3d as local_3d
+from plugins.builtin.local import speech as local_speech
+from plugins.builtin.local import video as local_video
+from plugins.builtin.local.design import TEMPLATES, LocalDesign
+from plugins.builtin.local.model_3d import Local3D
+from plugins.builtin.local.speech import LocalSpeech
+from plugins.builtin.local.video import LocalVideo
 from plugins.errors import InvalidParams, ProviderError
 from plugins.host import build_plugin_host
-from plugins.local_3d import Local3D
-from plugins.local_design import TEMPLATES, LocalDesign
-from plugins.local_speech import LocalSpeech
-from plugins.local_video import LocalVideo
 from plugins.provider import Credentials, Provider, ProviderRequest, ProviderResult
 from tests.conftest import Gateway
 

@@ -29,7 +29,6 @@ from gateway.core.runtime import Runtime
 from gateway.core.settings import Settings
 from gateway.generations.schemas import GenerationCreate
 from plugins import hookspecs
-from plugins.contract import KNOWN_MEDIA_TYPES, KNOWN_OPERATIONS, check_provider_contract
 from plugins.host import ENTRY_POINT_GROUP, build_plugin_host
 from plugins.provider import (
     Credentials,
@@ -39,6 +38,7 @@ from plugins.provider import (
     ProviderRequest,
     ProviderResult,
 )
+from plugins.testing import KNOWN_MEDIA_TYPES, KNOWN_OPERATIONS, check_provider_contract
 from plugins.vocabulary import DEFAULT_OPERATIONS
 from tests.conftest import Gateway, make_settings
 

@@ -10,10 +10,10 @@ import httpx
 import pytest
 from PIL import Image
 
+from plugins.builtin.local.image import LocalImage
 from plugins.errors import InvalidParams
 from plugins.hookspecs import hookimpl
-from plugins.host import DuplicateProvider, build_plugin_host
-from plugins.local_image import LocalImage
+from plugins.host import BUILTIN_PLUGINS, FORMER_NAMES, DuplicateProvider, build_plugin_host
 from plugins.provider import Credentials, Provider, ProviderRequest
 
 
@@ -36,9 +36,17 @@ def test_builtins_register_through_the_hook() -> None:
 
 
 def test_a_blocked_plugin_is_not_loaded() -> None:
-    host = build_plugin_host(load_entry_points=False, blocked=["plugins.local_image"])
+    host = build_plugin_host(load_entry_points=False, blocked=["plugins.builtin.local.image"])
     assert "local-image" not in [p.name for p in host.all()]
     assert "local-image" not in [p.name for p in host.for_operation("image", "text_to_image")]
+
+
+def test_a_builtin_is_still_blocked_by_its_former_module_name() -> None:
+    # Block lists written before the built-ins moved under plugins.builtin keep working.
+    host = build_plugin_host(load_entry_points=False,
+                             blocked=["plugins.local_image", "plugins.openai"])
+    assert {"local-image", "openai"}.isdisjoint(p.name for p in host.all())
+    assert set(FORMER_NAMES.values()) == set(BUILTIN_PLUGINS)
 
 
 def test_a_duplicate_provider_name_is_a_hard_error() -> None:

@@ -17,10 +17,10 @@ from litestar.response import Response
 from PIL import Image
 
 from gateway.generations.models import Generation
-from plugins.automatic1111 import Automatic1111
-from plugins.contract import check_provider_contract
+from plugins.builtin.automatic1111 import Automatic1111
 from plugins.errors import InvalidParams, ProviderError
 from plugins.provider import Credentials, ProviderRequest
+from plugins.testing import check_provider_contract
 from tests.conftest import Gateway, make_settings, running_gateway
 from tests.fakes import FakeServer, serve
 from tests.fakes import automatic1111 as fake

@@ -18,10 +18,10 @@ import httpx
 import pytest
 
 from gateway.generations import inputs as media_urls
-from plugins.contract import check_provider_contract
-from plugins.elevenlabs import DEFAULT_VOICE, ElevenLabs, audio_output
+from plugins.builtin.elevenlabs import DEFAULT_VOICE, ElevenLabs, audio_output
 from plugins.errors import InvalidParams, ProviderError
 from plugins.provider import Credentials, ProviderRequest
+from plugins.testing import check_provider_contract
 from tests.conftest import Gateway, make_settings, running_gateway
 from tests.fakes import FakeServer, serve
 from tests.fakes.elevenlabs import API_KEY, MP3, ElevenLabsState, app, wav_bytes

@@ -17,10 +17,10 @@ from joserfc import jwt
 from joserfc.jwk import OctKey
 from PIL import Image
 
-from plugins.contract import check_provider_contract
+from plugins.builtin.kling import Kling, jwt_token
 from plugins.errors import InvalidParams, ProviderError
-from plugins.kling import Kling, jwt_token
 from plugins.provider import Credentials, ProviderRequest, ProviderResult, ProviderTask
+from plugins.testing import check_provider_contract
 from tests.conftest import Gateway, ProvidersPlugin, make_settings, running_gateway
 from tests.fakes import FakeServer, serve
 from tests.fakes import kling as fake
@@ -313,7 +313,7 @@ def kling_gateway(database_url: str, tmp_path: Path, server: FakeServer,
     monkeypatch.setenv("MEDIAHUB_KLING_API_SECRET", fake.SECRET_KEY)
     monkeypatch.setenv("MEDIAHUB_KLING_BASE_URL", server.url)
     settings = make_settings(database_url, tmp_path, egress_allow_networks=("127.0.0.0/8",))
-    return running_gateway(settings, blocked=["plugins.kling"],
+    return running_gateway(settings, blocked=["plugins.builtin.kling"],
                            extra=[ProvidersPlugin(kling(poll_after_s=0.05))])
 
 

@@ -15,10 +15,10 @@ import pytest
 from PIL import Image
 
 from gateway.generations.models import Generation
-from plugins.contract import check_provider_contract
+from plugins.builtin.openai import PRICES, OpenAI
 from plugins.errors import InvalidParams, ProviderError
-from plugins.openai import PRICES, OpenAI
 from plugins.provider import Credentials, ProviderRequest
+from plugins.testing import check_provider_contract
 from tests.conftest import Gateway, make_settings, running_gateway
 from tests.fakes import FakeServer, serve
 from tests.fakes import openai as fake

@@ -15,10 +15,10 @@ import httpx
 import pytest
 from PIL import Image
 
-from plugins.contract import check_provider_contract
+from plugins.builtin.runway import Runway
 from plugins.errors import InvalidParams, ProviderError
 from plugins.provider import Credentials, ProviderRequest, ProviderResult, ProviderTask
-from plugins.runway import Runway
+from plugins.testing import check_provider_contract
 from tests.conftest import Gateway, ProvidersPlugin, make_settings, running_gateway
 from tests.fakes import FakeServer, serve
 from tests.fakes import runway as fake
@@ -319,7 +319,7 @@ def runway_gateway(database_url: str, tmp_path: Path, server: FakeServer,
     monkeypatch.setenv("MEDIAHUB_RUNWAY_API_KEY", fake.API_KEY)
     monkeypatch.setenv("MEDIAHUB_RUNWAY_BASE_URL", server.url)
     settings = make_settings(database_url, tmp_path, egress_allow_networks=("127.0.0.0/8",))
-    return running_gateway(settings, blocked=["plugins.runway"],
+    return running_gateway(settings, blocked=["plugins.builtin.runway"],
                            extra=[ProvidersPlugin(Runway(poll_after_s=0.05))])
 
 

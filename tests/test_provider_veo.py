@@ -13,10 +13,10 @@ import pytest
 from PIL import Image
 
 from gateway.core.settings import Settings
-from plugins.contract import check_provider_contract
+from plugins.builtin.veo import PRICES, Veo
 from plugins.errors import InvalidParams, ProviderError
 from plugins.provider import Credentials, ProviderRequest, ProviderResult, ProviderTask
-from plugins.veo import PRICES, Veo
+from plugins.testing import check_provider_contract
 from tests.conftest import ProvidersPlugin, running_gateway
 from tests.fakes import FakeServer, serve
 from tests.fakes import veo as fake_veo
@@ -287,7 +287,7 @@ async def _gateway_run(settings: Settings, monkeypatch: pytest.MonkeyPatch,
                        server: FakeServer, body: dict[str, Any]) -> tuple[Any, ...]:
     monkeypatch.setenv("MEDIAHUB_VEO_API_KEY", KEY)
     monkeypatch.setenv("MEDIAHUB_VEO_BASE_URL", server.url)
-    async with running_gateway(settings, blocked=["plugins.veo"],
+    async with running_gateway(settings, blocked=["plugins.builtin.veo"],
                                extra=[ProvidersPlugin(Veo(poll_after_s=0.05))]) as gw:
         tenant = await gw.tenant(credits_mc=1_000_000)
         r = await gw.client.post("/v1/generations", headers=tenant.auth, json=body)

@@ -272,7 +272,7 @@ class Recording:
 @contextlib.asynccontextmanager
 async def async_gateway(settings: Settings, *providers: Provider) -> AsyncIterator[Gateway]:
     async with running_gateway(settings, extra=[ProvidersPlugin(*providers)],
-                               blocked=["plugins.local_image"]) as gw:
+                               blocked=["plugins.builtin.local.image"]) as gw:
         yield gw
 
 

@@ -301,7 +301,7 @@ class Routed:
 @contextlib.asynccontextmanager
 async def routed(settings: Settings, *providers: Provider, keep_local: bool = False,
                  config: RoutingConfig | None = None) -> AsyncIterator[Routed]:
-    blocked = [] if keep_local else ["plugins.local_image"]
+    blocked = [] if keep_local else ["plugins.builtin.local.image"]
     async with running_gateway(settings, extra=[ProvidersPlugin(*providers)],
                                blocked=blocked) as gw:
         clock = Clock()

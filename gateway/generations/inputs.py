@@ -35,7 +35,7 @@ from gateway.core.egress import (
 from gateway.core.runtime import Runtime
 from gateway.core.storage import MediaNotFound
 from gateway.generations.schemas import GenerationCreate
-from plugins import _data_urls
+from plugins import media
 from plugins.errors import ProviderError
 from plugins.provider import ProviderOutput, ProviderResult
 from tenants.kernel.errors import InvalidRequest
@@ -145,7 +145,7 @@ async def stow_inputs(runtime: Runtime, tenant_id: str,
 
 
 async def _stow(runtime: Runtime, tenant_id: str, value: str) -> str:
-    parsed = _data_urls.decode(value)
+    parsed = media.decode(value)
     if parsed is None:
         return value  # not a data: URL the gateway can read: the provider judges it
     content_type, data = parsed

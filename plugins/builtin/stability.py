@@ -26,7 +26,7 @@ import httpx
 import msgspec
 from PIL import Image, UnidentifiedImageError
 
-from plugins import _data_urls
+from plugins import media
 from plugins.errors import InvalidParams, ProviderError, error_for_status, error_from_exception
 from plugins.hookspecs import hookimpl
 from plugins.provider import (
@@ -92,7 +92,7 @@ class ImageOptions(msgspec.Struct, frozen=True, kw_only=True):
 class ModelOptions(msgspec.Struct, frozen=True, kw_only=True):
     """A checked image-to-3D request: the input image and the form fields to send."""
 
-    image: _data_urls.DataUrlImage
+    image: media.DataUrlImage
     fields: dict[str, str]
 
 
@@ -155,7 +155,7 @@ def model_options(request: ProviderRequest) -> ModelOptions:
     if "image" not in params:
         raise InvalidParams("image_to_3d needs an input image: give params.image_url",
                             param="params.image_url")
-    image = _data_urls.image_param(params["image"], "params.image")
+    image = media.image_param(params["image"], "params.image")
     if (min(image.width, image.height) < MIN_3D_SIDE
             or image.width * image.height > MAX_3D_PIXELS):
         raise InvalidParams(f"the image must have sides of at least {MIN_3D_SIDE} pixels and "

@@ -21,7 +21,7 @@ from typing import Any, Final
 import httpx
 import msgspec
 
-from plugins import _media
+from plugins.builtin.local import _media
 from plugins.errors import InvalidParams
 from plugins.hookspecs import hookimpl
 from plugins.provider import (

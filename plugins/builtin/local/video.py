@@ -19,7 +19,8 @@ import httpx
 import msgspec
 from PIL import Image, ImageDraw, ImageOps
 
-from plugins import _media
+from plugins import media
+from plugins.builtin.local import _media
 from plugins.errors import InvalidParams
 from plugins.hookspecs import hookimpl
 from plugins.provider import (
@@ -86,7 +87,7 @@ def options(request: ProviderRequest) -> Options:
         if image is None:
             raise InvalidParams("image_to_video needs params.image (a data: URL)",
                                 param="params.image")
-        _media.check_data_url_image(image, "params.image")
+        media.check_data_url_image(image, "params.image")
     elif image is not None:
         raise InvalidParams("params.image is only used by image_to_video",
                             param="params.image")
@@ -124,7 +125,7 @@ def title_card(prompt: str, width: int, height: int, seed: int) -> bytes:
 
 def pan_still(image_url: str, width: int, height: int) -> bytes:
     """The still of an image_to_video: the image cropped to cover the frame (PNG)."""
-    picture = _media.load_data_url_image(image_url, "params.image")
+    picture = media.load_data_url_image(image_url, "params.image")
     return _media.to_png(ImageOps.fit(picture, (width, height)))
 
 

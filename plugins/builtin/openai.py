@@ -27,7 +27,8 @@ from typing import Any, Final
 import httpx
 import msgspec
 
-from plugins import _media
+from plugins import media
+from plugins.builtin.local import _media
 from plugins.errors import (
     CONTENT_POLICY,
     InvalidParams,
@@ -249,7 +250,7 @@ def _refuse(params: Mapping[str, Any], keys: tuple[str, ...], when: bool, why: s
 def decode_image(value: Any, param: str) -> ImageInput:
     """A `params.image`/`params.mask` data: URL → its bytes, type and size; raises
     `InvalidParams` naming `param` when it is not a PNG, JPEG or WebP image."""
-    width, height = _media.check_data_url_image(value, param)
+    width, height = media.check_data_url_image(value, param)
     found = _DATA_URL.fullmatch(str(value).strip())
     assert found is not None  # checked just above
     try:

@@ -29,7 +29,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import msgspec
 
-from plugins import _media
+from plugins import media
 from plugins.errors import (
     AUTH,
     CONTENT_POLICY,
@@ -129,7 +129,7 @@ def _image(request: ProviderRequest) -> dict[str, str] | None:
     if value is None:
         raise InvalidParams("image_to_video needs params.image (or params.image_url)",
                             param="params.image")
-    _media.check_data_url_image(value, "params.image")
+    media.check_data_url_image(value, "params.image")
     match = _DATA_URL.fullmatch(value)
     if match is None:
         raise InvalidParams("params.image must be a PNG, JPEG or WebP data: URL",

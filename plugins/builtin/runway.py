@@ -25,7 +25,7 @@ from typing import Any, Final
 import httpx
 import msgspec
 
-from plugins import _media
+from plugins import media
 from plugins.errors import InvalidParams, ProviderError, error_from_exception, error_from_response
 from plugins.hookspecs import hookimpl
 from plugins.provider import (
@@ -133,7 +133,7 @@ def _image(params: Mapping[str, Any]) -> str:
     if len(image) > MAX_DATA_URI_CHARS:
         raise InvalidParams("params.image is too large: Runway takes inline images up to 5 MB "
                             "encoded", param="params.image")
-    _media.check_data_url_image(image, "params.image")
+    media.check_data_url_image(image, "params.image")
     return image
 
 

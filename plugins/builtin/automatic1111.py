@@ -33,7 +33,7 @@ import httpx
 import msgspec
 from PIL import Image, UnidentifiedImageError
 
-from plugins import _data_urls
+from plugins import media
 from plugins.errors import InvalidParams, ProviderError, error_for_status, error_from_exception
 from plugins.hookspecs import hookimpl
 from plugins.provider import (
@@ -154,13 +154,13 @@ def options(request: ProviderRequest) -> Options:
         if "image" not in params:
             raise InvalidParams("image_edit needs an input image: give params.image_url",
                                 param="params.image_url")
-        image = _data_urls.image_param(params["image"], "params.image")
+        image = media.image_param(params["image"], "params.image")
         body["init_images"] = [image.base64]
         # The webui resizes the input to width * height: keep its size unless asked.
         default_w = min(MAX_SIDE, max(MIN_SIDE, image.width // 8 * 8))
         default_h = min(MAX_SIDE, max(MIN_SIDE, image.height // 8 * 8))
         if "mask" in params:
-            body["mask"] = _data_urls.image_param(params["mask"], "params.mask").base64
+            body["mask"] = media.image_param(params["mask"], "params.mask").base64
         body["denoising_strength"] = _number(params, "denoising_strength", 0.0, 1.0, 0.75,
                                              integer=False)
     elif "mask" in params or "denoising_strength" in params:

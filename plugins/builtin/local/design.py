@@ -16,7 +16,8 @@ import httpx
 import msgspec
 from PIL import Image, ImageDraw, ImageOps
 
-from plugins import _media
+from plugins import media
+from plugins.builtin.local import _media
 from plugins.errors import InvalidParams
 from plugins.hookspecs import hookimpl
 from plugins.provider import (
@@ -114,7 +115,7 @@ def options(request: ProviderRequest) -> Options:
         raise InvalidParams("format must be png or pdf", param="params.format")
     image = params.get("image")
     if image is not None:
-        _media.check_data_url_image(image, "params.image")
+        media.check_data_url_image(image, "params.image")
     return Options(seed=_media.seed_of(params, request.prompt), template=template,
                    fields=_fields(request), colors=_colors(request), image=image,
                    format=output_format)
@@ -152,7 +153,7 @@ def render(opts: Options) -> bytes:
 
     x0, y0, x1, y1 = template.image_box
     if opts.image is not None:
-        picture = _media.load_data_url_image(opts.image, "params.image")
+        picture = media.load_data_url_image(opts.image, "params.image")
         canvas.paste(ImageOps.fit(picture, (x1 - x0, y1 - y0)), (x0, y0))
     else:
         canvas.paste(_decoration((x1 - x0, y1 - y0), colors, opts.seed), (x0, y0))

@@ -1,7 +1,7 @@
 """The provider contract as a test any provider can run, built-in or third-party.
 
     from plugins.provider import ProviderRequest
-    from plugins.contract import check_provider_contract
+    from plugins.testing import check_provider_contract
 
     async def test_my_provider_keeps_the_contract() -> None:
         request = ProviderRequest(type="audio", operation="text_to_speech", prompt="hello")
