@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 import httpx
 import msgspec
 
+from plugins.media import MediaInput
+
 
 class ProviderRequest(msgspec.Struct, frozen=True, kw_only=True):
     """One generation as a provider sees it; built by the gateway for `validate`,
@@ -23,13 +25,20 @@ class ProviderRequest(msgspec.Struct, frozen=True, kw_only=True):
 
     `type` and `operation` are words of `plugins.vocabulary` (one the provider declared it
     serves); `prompt` is the text (empty for operations that take none); `params` the
-    request's plain parameters (JSON values, as the client sent them).
+    request's plain parameters (JSON values, as the client sent them); input files arrive
+    decoded in `inputs` and `samples`, never as base64 in `params` (see `plugins.media`).
     """
 
     type: str
     operation: str
     prompt: str
     params: dict[str, Any] = msgspec.field(default_factory=dict)
+    #: Input files by name (`plugins.media.INPUT_NAMES`: `image`, `mask`, `image_tail`),
+    #: from the client's `params.<name>` or `params.<name>_url`.
+    inputs: dict[str, MediaInput] = msgspec.field(default_factory=dict)
+    #: A voice clone's audio samples, in the client's order (`params.samples` or
+    #: `params.sample_urls`).
+    samples: list[MediaInput] = msgspec.field(default_factory=list)
     #: Stable for one generation across retries (the gateway passes the generation id): a
     #: provider whose API takes an idempotency key sends it, so a repeated call after a
     #: crash is not charged twice (see `Provider.idempotency_keys`).
@@ -81,7 +90,13 @@ class ProviderTask(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Provider(abc.ABC):
-    """Base class of every provider. Capabilities are class attributes."""
+    """Base class of every provider. Capabilities are class attributes.
+
+    One instance per process, registered by a plugin's `register_providers` hook when the
+    plugin host is built; the gateway then calls `validate` and `estimate_cost` when it plans
+    a generation (before anything is reserved), `generate` (or `submit`, then `poll`) when a
+    worker runs it, and `health` on a schedule. Methods get everything as arguments.
+    """
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
@@ -151,24 +166,33 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     async def generate(self, request: ProviderRequest, credentials: Credentials,
                        client: httpx.AsyncClient) -> ProviderResult:
-        """Run the request; returns the outputs and what it actually cost in USD micros."""
+        """Run the request; called by a worker (synchronous providers, and tests for any).
+
+        Returns the outputs and what it actually cost in USD micros (at most the estimate);
+        raises `ProviderError` for a failure (its code tells routing whether another provider
+        may serve the request).
+        """
 
     async def health(self, credentials: Credentials, client: httpx.AsyncClient) -> Health:
         """Called by health checks; returns whether the provider can serve now."""
         return Health(ok=True)
 
     def pricing(self) -> dict[str, Any]:
-        """The published prices the estimate uses, for `GET /v1/providers`."""
+        """The published prices the estimate uses; called for `GET /v1/providers`, returns
+        a JSON-encodable dict."""
         return {}
 
     async def submit(self, request: ProviderRequest, credentials: Credentials,
                      client: httpx.AsyncClient) -> ProviderTask:
-        """Asynchronous providers: start the job and return its task (do not wait for it)."""
+        """Asynchronous providers: start the job; called by a worker instead of `generate`.
+
+        Returns the task (do not wait for it); the gateway records it before polling."""
         raise NotImplementedError(f"{self.name} is not an asynchronous provider")
 
     async def poll(self, task: ProviderTask, credentials: Credentials,
                    client: httpx.AsyncClient) -> ProviderResult | ProviderTask | None:
-        """Asynchronous providers: None while the task runs, its result once done.
+        """Asynchronous providers: called by scheduled poll jobs until the task ends; returns
+        None while the task runs, its result once done.
 
         A provider whose work has stages (Canva: autofill, then export) returns the next
         stage's `ProviderTask` when one stage ends: the gateway records it and polls that
@@ -178,7 +202,8 @@ class Provider(abc.ABC):
 
     async def cancel(self, task: ProviderTask,  # noqa: B027 (optional hook)
                      credentials: Credentials, client: httpx.AsyncClient) -> None:
-        """Asynchronous providers: stop a task (best effort; the default does nothing)."""
+        """Asynchronous providers: stop a task; called when a generation is canceled or its
+        task timed out (best effort; returns nothing; the default does nothing)."""
 
 
 async def run_to_completion(provider: Provider, request: ProviderRequest,

@@ -17,8 +17,9 @@ from PIL import Image
 from gateway.generations.models import Generation
 from plugins.builtin.openai import PRICES, OpenAI
 from plugins.errors import InvalidParams, ProviderError
+from plugins.media import MediaInput
 from plugins.provider import Credentials, ProviderRequest
-from plugins.testing import check_provider_contract
+from plugins.testing import check_provider_contract, request_from_params
 from tests.conftest import Gateway, make_settings, running_gateway
 from tests.fakes import FakeServer, serve
 from tests.fakes import openai as fake
@@ -38,12 +39,13 @@ def png(size: tuple[int, int] = (64, 64), mode: str = "RGBA") -> bytes:
 
 def image_request(operation: str = "text_to_image", prompt: str = PROMPT,
                   **params: Any) -> ProviderRequest:
-    return ProviderRequest(type="image", operation=operation, prompt=prompt, params=params)
+    """As the gateway builds it: `image=`/`mask=` data: URLs become decoded inputs."""
+    return request_from_params(type="image", operation=operation, prompt=prompt, params=params)
 
 
 def speech_request(text: str = "Hello from mediahub.", **params: Any) -> ProviderRequest:
-    return ProviderRequest(type="audio", operation="text_to_speech", prompt=text,
-                           params=params)
+    return request_from_params(type="audio", operation="text_to_speech", prompt=text,
+                               params=params)
 
 
 @pytest.fixture
@@ -282,7 +284,6 @@ async def test_speech_defaults_and_instructions(server: FakeServer, creds: Crede
     (image_request(model="sora"), "params.model"),
     (image_request("image_edit"), "params.image"),
     (image_request("image_edit", model="dall-e-3", image=data_url(png())), "params.model"),
-    (image_request("image_edit", image="https://example.com/a.png"), "params.image"),
     (image_request("image_edit", model="dall-e-2", image=data_url(png((64, 32)))),
      "params.image"),
     (image_request("image_edit", image=data_url(png()), mask=data_url(png((32, 32)))),
@@ -307,6 +308,20 @@ def test_bad_params_are_refused_naming_the_param(request_: ProviderRequest,
     with pytest.raises(InvalidParams) as caught:
         OpenAI().validate(request_)
     assert caught.value.param == param
+
+
+def test_an_image_that_is_not_a_data_url_is_refused_naming_the_param() -> None:
+    # Refused where the gateway decodes inputs, before any provider sees the request.
+    with pytest.raises(InvalidParams) as caught:
+        OpenAI().validate(image_request("image_edit", image="https://example.com/a.png"))
+    assert caught.value.param == "params.image"
+
+
+def test_the_edit_reads_the_decoded_inputs_not_params() -> None:
+    request = image_request("image_edit", image=data_url(png()), mask=data_url(png()))
+    assert set(request.inputs) == {"image", "mask"}
+    assert request.params == {}
+    assert request.inputs["image"] == MediaInput(data=png(), content_type="image/png")
 
 
 def test_operator_price_overrides_are_what_the_estimate_reads() -> None:

@@ -133,16 +133,20 @@ def _route(runtime: Runtime, tenant: Tenant, candidates: list[Provider],
 
 
 def plan(runtime: Runtime, tenant: Tenant, body: GenerationCreate,
-         tier: str | None = None) -> Plan:
+         tier: str | None = None, inputs: media_urls.Inputs | None = None) -> Plan:
     """Validate a request, route it and price it with the best provider.
 
-    Raises `InvalidRequest` naming the bad field when no capable provider accepts the
-    request, `Unavailable` when none can be called now (breakers open). A provider that
-    rejects the parameters while another accepts them is simply not a candidate.
+    `inputs` are the decoded input media (`gateway.generations.inputs.prepare`); without them,
+    inline inputs are decoded from `body.params` here. Raises `InvalidRequest` naming the bad
+    field when no capable provider accepts the request, `Unavailable` when none can be called
+    now (breakers open). A provider that rejects the parameters while another accepts them is
+    simply not a candidate.
     """
     operation = body.operation or DEFAULT_OPERATIONS[body.type]
+    params, inputs = ((body.params, inputs) if inputs is not None
+                      else media_urls.split(body.params))
     request = ProviderRequest(type=body.type, operation=operation, prompt=_prompt(body),
-                              params=body.params)
+                              params=params, inputs=inputs.media, samples=inputs.samples)
     estimates: dict[str, int] = {}
     accepted: list[Provider] = []
     rejection: InvalidParams | None = None
@@ -203,9 +207,9 @@ async def submit(runtime: Runtime, caller: Caller, body: GenerationCreate, *,
         if found is not None:
             return found
     tenant, tier = await tenant_and_tier(runtime, caller.tenant_id, caller.customer_id)
-    body = await media_urls.prepare(runtime, body)
+    body, inputs = await media_urls.prepare(runtime, body)
     await runtime.routing.refresh(runtime)
-    chosen = plan(runtime, tenant, body, tier)
+    chosen = plan(runtime, tenant, body, tier, inputs)
     lookup = cache.consult(runtime, tenant, chosen.request, provider=chosen.provider,
                            pinned=body.provider, cache_control=cache_control)
     original = await cache.find(runtime, lookup) if lookup is not None else None
@@ -213,7 +217,7 @@ async def submit(runtime: Runtime, caller: Caller, body: GenerationCreate, *,
         id=new_id("gen"), tenant_id=caller.tenant_id, customer_id=caller.customer_id,
         api_key_id=caller.key_id, type=body.type, operation=chosen.request.operation,
         prompt=chosen.request.prompt,
-        params=await media_urls.stow_inputs(runtime, caller.tenant_id, body.params),
+        params=await media_urls.stow_inputs(runtime, caller.tenant_id, body.params, inputs),
         provider=chosen.provider.name,
         candidates=[p.name for p in chosen.candidates], attempts_log=[], status=QUEUED,
         cost_usd_micros=chosen.price.cost_usd_micros,

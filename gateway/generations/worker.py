@@ -553,9 +553,11 @@ async def _hand_back(runtime: Runtime, generation: Generation) -> None:
 
 async def _with_inputs(runtime: Runtime, request: ProviderRequest) -> ProviderRequest:
     """The request with its stored inputs loaded (once per job: polls need none)."""
-    params = await media_urls.load_inputs(runtime, request.params)
-    return request if params is request.params else msgspec.structs.replace(request,
-                                                                             params=params)
+    if not media_urls.holds_inputs(request.params):
+        return request
+    params, inputs = await media_urls.load_inputs(runtime, request.params)
+    return msgspec.structs.replace(request, params=params, inputs=inputs.media,
+                                   samples=inputs.samples)
 
 
 def nudge_key(generation_id: str, attempts: int) -> str:
