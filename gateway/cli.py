@@ -16,11 +16,12 @@ from sqlalchemy import select
 from gateway.app import create_app
 from gateway.core.migrate import upgrade
 from gateway.core.runtime import Runtime, apply_price_overrides
-from gateway.core.settings import MEDIA_TYPES, Settings, SettingsError, load_settings
+from gateway.core.settings import Settings, SettingsError, load_settings
 from gateway.credits.service import CreditGrant, grant_credits
 from gateway.tenancy.service import create_key, create_tenant
 from gateway.worker import run_worker
 from plugins.host import build_plugin_host
+from plugins.vocabulary import MEDIA_TYPES
 from tenants.kernel.errors import DomainError
 from tenants.models import Tenant
 from tenants.schemas import KeyCreate, TenantCreate

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pluggy
 
-from plugins.base import Provider
+from plugins.provider import Provider
 
 PROJECT = "mediahub"
 hookspec = pluggy.HookspecMarker(PROJECT)

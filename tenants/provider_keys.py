@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from plugins.base import Credentials
+from plugins.provider import Credentials
 from tenants.kernel.db import utcnow
 from tenants.models import Tenant
 

@@ -7,6 +7,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from plugins.routing.policy import Strategy, Weights
+from plugins.vocabulary import MediaType
+
 Scope = Literal["generate", "read", "billing", "tenant_admin"]
 ALL_SCOPES: tuple[Scope, ...] = ("generate", "read", "billing", "tenant_admin")
 
@@ -19,7 +22,7 @@ Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 BillingMode = Literal["self", "mediahub"]
 Bps = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
-PriceKey = Literal["default", "image", "audio", "video", "design", "model_3d"]
+PriceKey = Literal["default", MediaType]
 Tier = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
 Millicredits = Annotated[int, msgspec.Meta(ge=0, le=10**15)]
 
@@ -32,26 +35,11 @@ class TenantPricing(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     min_charge_mc: Millicredits = 0
 
 
-RoutingStrategy = Literal["cheapest", "fastest", "balanced", "pinned"]
 ProviderName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
-Weight = Annotated[int, msgspec.Meta(ge=0, le=1000)]
-
-
-class RoutingWeights(msgspec.Struct, forbid_unknown_fields=True):
-    """Relative weights of the `balanced` score (normalised by their sum)."""
-
-    cost: Weight = 35
-    speed: Weight = 25
-    load: Weight = 20
-    availability: Weight = 20
-
-    def __post_init__(self) -> None:
-        if self.cost + self.speed + self.load + self.availability == 0:
-            raise ValueError("at least one weight must be above 0")
 
 
 class TenantRouting(msgspec.Struct, forbid_unknown_fields=True):
-    """How a tenant's generations pick a provider (plugins/routing.py has the scores).
+    """How a tenant's generations pick a provider (plugins/routing/ has the scores).
 
     `cheapest`, `fastest`, `balanced` (default; `weights` tune it) or `pinned`: the providers
     named in `order` first, in that order, then (`include_others`, default true) every other
@@ -59,11 +47,11 @@ class TenantRouting(msgspec.Struct, forbid_unknown_fields=True):
     A request's own `provider` always wins over this.
     """
 
-    strategy: RoutingStrategy = "balanced"
+    strategy: Strategy = "balanced"
     order: Annotated[list[ProviderName], msgspec.Meta(max_length=32)] = msgspec.field(
         default_factory=list)
     include_others: bool = True
-    weights: RoutingWeights | None = None
+    weights: Weights | None = None
 
     def __post_init__(self) -> None:
         if self.strategy == "pinned" and not self.order:

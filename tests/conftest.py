@@ -33,17 +33,17 @@ from gateway.core.migrate import upgrade
 from gateway.core.runtime import Runtime
 from gateway.core.settings import Settings
 from gateway.generations.services import Services
-from plugins.base import (
+from plugins.errors import ProviderError
+from plugins.hookspecs import hookimpl
+from plugins.host import build_plugin_host
+from plugins.provider import (
     Credentials,
     Health,
     Provider,
-    ProviderError,
     ProviderOutput,
     ProviderRequest,
     ProviderResult,
 )
-from plugins.hookspecs import hookimpl
-from plugins.host import build_plugin_host
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 SECRET_KEY = b"test-secret-key-0123456789abcdefghijklmnop"

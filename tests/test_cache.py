@@ -20,8 +20,10 @@ from gateway.core.result_store import InProcessStore, ValkeyStore
 from gateway.core.settings import Settings, load_settings
 from gateway.generations.cache import cache_key, fingerprint, inflight_key, wants_fresh
 from gateway.generations.models import Generation, StoredOutput
-from plugins.base import ProviderError, ProviderRequest
-from plugins.local_image import LocalImage
+from plugins.builtin.local.image import LocalImage
+from plugins.errors import ProviderError
+from plugins.media import MediaInput
+from plugins.provider import ProviderRequest
 from tenants.models import Tenant as TenantRow
 from tests.conftest import (
     Gate,
@@ -428,6 +430,26 @@ def test_fingerprint_fills_in_provider_defaults_and_never_spans_tenants() -> Non
     assert fp(branded, {}) != base
     assert fp(TenantRow(id="ten_a", branding={"version": 3, "logo": "a"}), {}) == fp(
         TenantRow(id="ten_a", branding={"version": 3, "logo": "b"}), {})
+
+
+def test_fingerprint_counts_the_input_media() -> None:
+    # Inputs reach providers decoded (not in params), so they are hashed in on their own.
+    tenant = TenantRow(id="ten_a", branding={})
+
+    def fp(inputs: dict[str, MediaInput], samples: list[MediaInput] = []) -> str:  # noqa: B006
+        request = ProviderRequest(type="image", operation="image_edit", prompt="x",
+                                  inputs=inputs, samples=samples)
+        return fingerprint(tenant, request, provider=LocalImage(), pinned=None)
+
+    red, blue = MediaInput(data=b"red", content_type="image/png"), MediaInput(
+        data=b"blue", content_type="image/png")
+    assert fp({"image": red}) == fp({"image": MediaInput(data=b"red",
+                                                         content_type="image/png")})
+    assert fp({"image": red}) != fp({"image": blue})
+    assert fp({"image": red}) != fp({})
+    assert fp({"image": red}) != fp({"mask": red})
+    assert fp({"image": red}) != fp({"image": red, "mask": blue})
+    assert fp({}, [red, blue]) != fp({}, [blue, red])
 
 
 def test_cache_control_and_settings() -> None:

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from gateway.core.settings import Settings
-from plugins.base import Credentials, Provider, ProviderRequest, ProviderResult
 from plugins.hookspecs import hookimpl
+from plugins.provider import Credentials, Provider, ProviderRequest, ProviderResult
 from tests.conftest import Gateway, running_gateway
 
 

@@ -17,9 +17,7 @@ from billing import ledger
 from billing.models import Transfer
 from gateway.core.storage import sign_media
 from gateway.generations.models import Generation
-from plugins.base import (
-    ProviderError,
-)
+from plugins.errors import ProviderError
 from tests.conftest import SECRET_KEY, Gate, Gateway
 
 IMAGE = {"type": "image", "prompt": "a lighthouse at dusk", "params": {"size": "256x128"}}

@@ -21,20 +21,19 @@ import httpx
 import pytest
 from PIL import Image
 
-from plugins import _media, local_3d, local_design, local_speech, local_video
-from plugins.base import (
-    Credentials,
-    InvalidParams,
-    Provider,
-    ProviderError,
-    ProviderRequest,
-    ProviderResult,
-)
+from plugins.builtin.local import _media
+from plugins.builtin.local import design as local_design
+from plugins.builtin.local import model_3d as local_3d
+from plugins.builtin.local import speech as local_speech
+from plugins.builtin.local import video as local_video
+from plugins.builtin.local.design import TEMPLATES, LocalDesign
+from plugins.builtin.local.model_3d import Local3D
+from plugins.builtin.local.speech import LocalSpeech
+from plugins.builtin.local.video import LocalVideo
+from plugins.errors import InvalidParams, ProviderError
 from plugins.host import build_plugin_host
-from plugins.local_3d import Local3D
-from plugins.local_design import TEMPLATES, LocalDesign
-from plugins.local_speech import LocalSpeech
-from plugins.local_video import LocalVideo
+from plugins.provider import Credentials, Provider, ProviderRequest, ProviderResult
+from plugins.testing import request_from_params
 from tests.conftest import Gateway
 
 # --- helpers -------------------------------------------------------------------------------
@@ -42,7 +41,9 @@ from tests.conftest import Gateway
 
 def request(media_type: str, operation: str, prompt: str = "a lighthouse at dusk",
             **params: Any) -> ProviderRequest:
-    return ProviderRequest(type=media_type, operation=operation, prompt=prompt, params=params)
+    """As the gateway builds it: an `image=` data: URL becomes the decoded input."""
+    return request_from_params(type=media_type, operation=operation, prompt=prompt,
+                               params=params)
 
 
 async def generate(provider: Provider, req: ProviderRequest) -> ProviderResult:
@@ -180,6 +181,16 @@ def param_of(provider: Provider, req: ProviderRequest) -> str:
     with pytest.raises(InvalidParams):
         provider.estimate_cost(req)
     return caught.value.param
+
+
+def refused_param(provider: Provider, media_type: str, operation: str, **params: Any) -> str:
+    """The parameter a bad request is refused by: where the gateway decodes its inputs (a
+    malformed data: URL), or else by the provider (`param_of`)."""
+    try:
+        req = request(media_type, operation, **params)
+    except InvalidParams as exc:
+        return exc.param
+    return param_of(provider, req)
 
 
 # --- speech --------------------------------------------------------------------------------
@@ -340,7 +351,7 @@ NOT_AN_IMAGE = "data:image/png;base64," + base64.b64encode(b"plain text, not a p
      ({"seed": "one"}, "params.seed")],
 )
 def test_design_names_bad_params(params: dict[str, Any], param: str) -> None:
-    assert param_of(LocalDesign(), request("design", "design_autofill", **params)) == param
+    assert refused_param(LocalDesign(), "design", "design_autofill", **params) == param
 
 
 def test_design_refuses_an_image_whose_type_lies() -> None:
@@ -414,7 +425,7 @@ async def test_image_to_video_pans_and_zooms_over_the_image(tmp_path: Path) -> N
      ("image_to_video", {"image": "not a url"}, "params.image")],
 )
 def test_video_names_bad_params(operation: str, params: dict[str, Any], param: str) -> None:
-    assert param_of(LocalVideo(), request("video", operation, **params)) == param
+    assert refused_param(LocalVideo(), "video", operation, **params) == param
 
 
 # --- 3D ------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import sys
 import wave
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any, cast, get_args
+from typing import Any, cast, get_args, get_type_hints
 from urllib.parse import urlsplit
 
 import httpx
@@ -27,10 +27,10 @@ import pytest
 from gateway.app import create_app, start_services
 from gateway.core.runtime import Runtime
 from gateway.core.settings import Settings
-from gateway.generations.schemas import MediaTypeName, Operation
+from gateway.generations.schemas import GenerationCreate
 from plugins import hookspecs
-from plugins.base import (
-    DEFAULT_OPERATIONS,
+from plugins.host import ENTRY_POINT_GROUP, build_plugin_host
+from plugins.provider import (
     Credentials,
     Health,
     Provider,
@@ -38,8 +38,14 @@ from plugins.base import (
     ProviderRequest,
     ProviderResult,
 )
-from plugins.contract import KNOWN_MEDIA_TYPES, KNOWN_OPERATIONS, check_provider_contract
-from plugins.host import ENTRY_POINT_GROUP, build_plugin_host
+from plugins.testing import (
+    KNOWN_MEDIA_TYPES,
+    KNOWN_OPERATIONS,
+    check_provider_contract,
+    request_from_params,
+    sample_image,
+)
+from plugins.vocabulary import DEFAULT_OPERATIONS
 from tests.conftest import Gateway, make_settings
 
 TESTS_DIR = Path(__file__).parent
@@ -198,23 +204,31 @@ async def test_a_blocked_entry_point_plugin_is_not_loaded(example_installed: Pat
 #: its own test module (tests/test_provider_*.py).
 BUILTIN_PROVIDERS = [p.name for p in build_plugin_host(load_entry_points=False).all() if p.local]
 PROMPT = "a lighthouse at dusk"
-#: Sample requests for built-ins whose operations need more than a prompt (none yet).
-SAMPLE_REQUESTS: dict[str, list[ProviderRequest]] = {}
+#: More sample requests for built-ins whose operations take input media.
+SAMPLE_REQUESTS: dict[str, list[ProviderRequest]] = {
+    "local-video": [ProviderRequest(type="video", operation="image_to_video", prompt=PROMPT,
+                                    params={"duration_s": 1, "resolution": "480p"},
+                                    inputs={"image": sample_image(96, 64)})],
+    "local-design": [ProviderRequest(type="design", operation="design_autofill", prompt=PROMPT,
+                                     inputs={"image": sample_image()})],
+}
 
 
 def sample_requests(provider: Provider) -> list[ProviderRequest]:
-    """One request per media type whose default operation the provider serves."""
-    if provider.name in SAMPLE_REQUESTS:
-        return SAMPLE_REQUESTS[provider.name]
+    """One request per media type whose default operation the provider serves, and the
+    provider's `SAMPLE_REQUESTS`."""
     return [ProviderRequest(type=media_type, operation=DEFAULT_OPERATIONS[media_type],
                             prompt=PROMPT)
             for media_type in sorted(provider.media_types)
-            if DEFAULT_OPERATIONS.get(media_type) in provider.operations]
+            if DEFAULT_OPERATIONS.get(media_type) in provider.operations
+            ] + SAMPLE_REQUESTS.get(provider.name, [])
 
 
 def test_the_contract_knows_the_gateways_media_types_and_operations() -> None:
-    assert set(get_args(MediaTypeName)) == KNOWN_MEDIA_TYPES
-    assert set(get_args(Operation)) == KNOWN_OPERATIONS
+    hints = get_type_hints(GenerationCreate)
+    assert set(get_args(hints["type"])) == KNOWN_MEDIA_TYPES
+    [operation] = [arg for arg in get_args(hints["operation"]) if arg is not type(None)]
+    assert set(get_args(operation)) == KNOWN_OPERATIONS
 
 
 @pytest.mark.parametrize("name", BUILTIN_PROVIDERS)
@@ -339,6 +353,25 @@ async def test_the_contract_fails_a_broken_provider(broken: type[Tidy], message:
         await check_provider_contract(broken(), IMAGE_REQUEST)
     # Exactly one rule is broken, and only that one is reported.
     assert str(caught.value).count("\n- ") == 1, str(caught.value)
+
+
+async def test_the_contract_fails_a_request_with_input_media_left_in_params() -> None:
+    # Providers get inputs decoded in `inputs`; a sample request built otherwise is refused.
+    request = ProviderRequest(type="image", operation="text_to_image", prompt=PROMPT,
+                              params={"image": "data:image/png;base64,iVBORw0KGgo="})
+    with pytest.raises(AssertionError, match=r"carries params\.image") as caught:
+        await check_provider_contract(Tidy(), request)
+    assert str(caught.value).count("\n- ") == 1, str(caught.value)
+
+
+def test_request_from_params_decodes_inputs_as_the_gateway_does() -> None:
+    image = sample_image()
+    request = request_from_params(type="image", operation="image_edit", prompt=PROMPT,
+                                  params={"image": image.as_data_url(), "size": "64x64",
+                                          "samples": None})
+    assert request.params == {"size": "64x64"}
+    assert request.inputs == {"image": image}
+    assert request.samples == []
 
 
 async def test_the_contract_fails_a_request_the_provider_does_not_serve() -> None:

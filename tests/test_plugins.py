@@ -1,8 +1,10 @@
 """The plugin host: built-ins through the same hook as third-party plugins, hard errors on
-duplicates, a block list, and the local image engine's contract."""
+duplicates, a block list, and the local image engine's contract; and the one `data:` URL
+decoder of plugins/media.py."""
 
 from __future__ import annotations
 
+import base64
 import io
 from collections.abc import Callable
 
@@ -10,10 +12,12 @@ import httpx
 import pytest
 from PIL import Image
 
-from plugins.base import Credentials, InvalidParams, Provider, ProviderRequest
+from plugins.builtin.local.image import LocalImage
+from plugins.errors import InvalidParams
 from plugins.hookspecs import hookimpl
-from plugins.host import DuplicateProvider, build_plugin_host
-from plugins.local_image import LocalImage
+from plugins.host import BUILTIN_PLUGINS, FORMER_NAMES, DuplicateProvider, build_plugin_host
+from plugins.media import MediaInput, decode_data_url, split_inputs
+from plugins.provider import Credentials, Provider, ProviderRequest
 
 
 def test_builtins_register_through_the_hook() -> None:
@@ -35,9 +39,17 @@ def test_builtins_register_through_the_hook() -> None:
 
 
 def test_a_blocked_plugin_is_not_loaded() -> None:
-    host = build_plugin_host(load_entry_points=False, blocked=["plugins.local_image"])
+    host = build_plugin_host(load_entry_points=False, blocked=["plugins.builtin.local.image"])
     assert "local-image" not in [p.name for p in host.all()]
     assert "local-image" not in [p.name for p in host.for_operation("image", "text_to_image")]
+
+
+def test_a_builtin_is_still_blocked_by_its_former_module_name() -> None:
+    # Block lists written before the built-ins moved under plugins.builtin keep working.
+    host = build_plugin_host(load_entry_points=False,
+                             blocked=["plugins.local_image", "plugins.openai"])
+    assert {"local-image", "openai"}.isdisjoint(p.name for p in host.all())
+    assert set(FORMER_NAMES.values()) == set(BUILTIN_PLUGINS)
 
 
 def test_a_duplicate_provider_name_is_a_hard_error() -> None:
@@ -93,3 +105,39 @@ def test_cost_grows_with_megapixels() -> None:
     assert cost("1024x1024") == 2000
     assert cost("1025x1024") == 4000
     assert cost("2048x2048") == 8000
+
+
+# --- plugins.media: the one data: URL decoder ----------------------------------------------
+
+
+def test_decode_data_url_gives_the_bytes_and_the_lower_cased_type() -> None:
+    png = b"\x89PNG\r\n\x1a\n"
+    encoded = base64.b64encode(png).decode()
+    decoded = decode_data_url(f" data:Image/PNG;base64,{encoded[:4]}\n{encoded[4:]} ", "p")
+    assert decoded == MediaInput(data=png, content_type="image/png")
+    assert decode_data_url(decoded.as_data_url(), "p") == decoded
+    assert decoded.as_base64() == encoded
+
+
+@pytest.mark.parametrize("value", [
+    None, 7, "https://example.com/a.png", "data:image/png,plain", "data:png;base64,AAAA",
+    "data:image/png;base64,!!!", "data:image/png;base64,", "data:image/png;base64,AAA",
+])
+def test_decode_data_url_refuses_what_is_not_one_naming_the_param(value: object) -> None:
+    with pytest.raises(InvalidParams) as caught:
+        decode_data_url(value, "params.image")
+    assert caught.value.param == "params.image"
+
+
+def test_split_inputs_takes_the_input_media_out_of_params() -> None:
+    image = MediaInput(data=b"img", content_type="image/png")
+    sample = MediaInput(data=b"ID3", content_type="audio/mpeg")
+    plain, inputs, samples = split_inputs({
+        "image": image.as_data_url(), "mask": None, "samples": [sample.as_data_url()] * 2,
+        "size": "64x64", "image_url": "https://example.com/a.png"})
+    assert plain == {"size": "64x64", "image_url": "https://example.com/a.png"}
+    assert inputs == {"image": image}
+    assert samples == [sample, sample]
+    with pytest.raises(InvalidParams) as caught:
+        split_inputs({"samples": [sample.as_data_url(), "data:audio/mpeg;base64,@"]})
+    assert caught.value.param == "params.samples[1]"

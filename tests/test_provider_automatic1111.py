@@ -17,9 +17,10 @@ from litestar.response import Response
 from PIL import Image
 
 from gateway.generations.models import Generation
-from plugins.automatic1111 import Automatic1111
-from plugins.base import Credentials, InvalidParams, ProviderError, ProviderRequest
-from plugins.contract import check_provider_contract
+from plugins.builtin.automatic1111 import Automatic1111
+from plugins.errors import InvalidParams, ProviderError
+from plugins.provider import Credentials, ProviderRequest
+from plugins.testing import check_provider_contract, request_from_params
 from tests.conftest import Gateway, make_settings, running_gateway
 from tests.fakes import FakeServer, serve
 from tests.fakes import automatic1111 as fake
@@ -39,12 +40,14 @@ def data_url(width: int = 200, height: int = 120) -> str:
 
 
 def txt2img(**params: Any) -> ProviderRequest:
-    return ProviderRequest(type="image", operation="text_to_image", prompt=PROMPT, params=params)
+    """As the gateway builds it: `image=`/`mask=` data: URLs become decoded inputs."""
+    return request_from_params(type="image", operation="text_to_image", prompt=PROMPT,
+                               params=params)
 
 
 def img2img(**params: Any) -> ProviderRequest:
-    return ProviderRequest(type="image", operation="image_edit", prompt=PROMPT,
-                           params={"image": data_url(), **params})
+    return request_from_params(type="image", operation="image_edit", prompt=PROMPT,
+                               params={"image": data_url(), **params})
 
 
 def expected_cost(steps: int, width: int, height: int, batch: int = 1, price: int = 50) -> int:
@@ -260,7 +263,6 @@ async def test_a_key_without_a_password_is_an_auth_error_without_a_call(
     (txt2img(denoising_strength=0.5), "params.denoising_strength"),
     (txt2img(mask=data_url()), "params.mask"),
     (ProviderRequest(type="image", operation="image_edit", prompt="x"), "params.image_url"),
-    (img2img(image="not a data url"), "params.image"),
     (img2img(mask="data:image/png;base64,AAAA"), "params.mask"),
     (img2img(denoising_strength=1.5), "params.denoising_strength"),
 ])
@@ -269,6 +271,13 @@ def test_bad_parameters_are_refused_before_pricing(request_: ProviderRequest,
     with pytest.raises(InvalidParams) as caught:
         Automatic1111().validate(request_)
     assert caught.value.param == param
+
+
+def test_an_image_that_is_not_a_data_url_is_refused_before_pricing() -> None:
+    # Refused where the gateway decodes inputs, before any provider sees the request.
+    with pytest.raises(InvalidParams) as caught:
+        Automatic1111().validate(img2img(image="not a data url"))
+    assert caught.value.param == "params.image"
 
 
 # --- Errors -------------------------------------------------------------------------------

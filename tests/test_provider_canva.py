@@ -12,16 +12,10 @@ import httpx
 import pytest
 from PIL import Image
 
-from plugins.base import (
-    Credentials,
-    InvalidParams,
-    ProviderError,
-    ProviderRequest,
-    ProviderResult,
-    ProviderTask,
-)
-from plugins.canva import Canva
-from plugins.contract import check_provider_contract
+from plugins.builtin.canva import Canva
+from plugins.errors import InvalidParams, ProviderError
+from plugins.provider import Credentials, ProviderRequest, ProviderResult, ProviderTask
+from plugins.testing import check_provider_contract
 from tests.conftest import ProvidersPlugin, make_settings, running_gateway
 from tests.fakes import FakeServer, serve
 from tests.fakes import canva as fake_canva
@@ -280,7 +274,7 @@ async def _gateway_run(database_url: str, tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("MEDIAHUB_CANVA_API_KEY", TOKEN)
     monkeypatch.setenv("MEDIAHUB_CANVA_BASE_URL", server.url)
     settings = make_settings(database_url, tmp_path, egress_allow_networks=("127.0.0.0/8",))
-    async with running_gateway(settings, blocked=["plugins.canva"],
+    async with running_gateway(settings, blocked=["plugins.builtin.canva"],
                                extra=[ProvidersPlugin(Canva(poll_after_s=0.05))]) as gw:
         tenant = await gw.tenant(credits_mc=100_000)
         r = await gw.client.post("/v1/generations", headers=tenant.auth, json={
@@ -346,7 +340,7 @@ async def test_a_tenant_brings_its_own_canva_token(
     monkeypatch.delenv("MEDIAHUB_CANVA_API_KEY", raising=False)
     monkeypatch.setenv("MEDIAHUB_CANVA_BASE_URL", server.url)
     settings = make_settings(database_url, tmp_path, egress_allow_networks=("127.0.0.0/8",))
-    async with running_gateway(settings, blocked=["plugins.canva"],
+    async with running_gateway(settings, blocked=["plugins.builtin.canva"],
                                extra=[ProvidersPlugin(Canva(poll_after_s=0.05))]) as gw:
         owner = await gw.tenant(scopes=["generate", "read", "tenant_admin"])
         other = await gw.tenant()

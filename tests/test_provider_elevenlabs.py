@@ -18,9 +18,10 @@ import httpx
 import pytest
 
 from gateway.generations import inputs as media_urls
-from plugins.base import Credentials, InvalidParams, ProviderError, ProviderRequest
-from plugins.contract import check_provider_contract
-from plugins.elevenlabs import DEFAULT_VOICE, ElevenLabs, audio_output
+from plugins.builtin.elevenlabs import DEFAULT_VOICE, ElevenLabs, audio_output
+from plugins.errors import InvalidParams, ProviderError
+from plugins.provider import Credentials, ProviderRequest
+from plugins.testing import check_provider_contract, request_from_params
 from tests.conftest import Gateway, make_settings, running_gateway
 from tests.fakes import FakeServer, serve
 from tests.fakes.elevenlabs import API_KEY, MP3, ElevenLabsState, app, wav_bytes
@@ -55,8 +56,10 @@ def data_url(kind: str, data: bytes) -> str:
 
 
 def clone(text: str = "Narrator", **params: Any) -> ProviderRequest:
+    """As the gateway builds it: `samples=` data: URLs become the decoded samples."""
     params.setdefault("samples", [data_url("audio/mpeg", MP3)])
-    return ProviderRequest(type="audio", operation="voice_clone", prompt=text, params=params)
+    return request_from_params(type="audio", operation="voice_clone", prompt=text,
+                               params=params)
 
 
 # --- What the plugin sends and returns ------------------------------------------------------
@@ -306,10 +309,8 @@ async def test_no_key_is_an_auth_error_without_a_call(
     (tts(seed=True), "params.seed"),
     (clone(samples=[]), "params.samples"),
     (clone(samples=[data_url("audio/mpeg", MP3)] * 26), "params.samples"),
-    (clone(samples="data:audio/mpeg;base64,AAAA"), "params.samples"),
     (clone(samples=[data_url("audio/mpeg", MP3), data_url("image/png", PNG)]),
      "params.samples[1]"),
-    (clone(samples=["data:audio/mpeg;base64,not base64!"]), "params.samples[0]"),
     (clone(labels={"accent": 3}), "params.labels"),
     (clone(labels=["a"]), "params.labels"),
     (clone(name="n" * 101), "params.name"),
@@ -321,6 +322,17 @@ def test_bad_params_are_refused_naming_the_param(request_: ProviderRequest,
                                                  param: str) -> None:
     with pytest.raises(InvalidParams) as caught:
         ElevenLabs().validate(request_)
+    assert caught.value.param == param
+
+
+@pytest.mark.parametrize(("samples", "param"), [
+    ("data:audio/mpeg;base64,AAAA", "params.samples"),
+    (["data:audio/mpeg;base64,not base64!"], "params.samples[0]"),
+])
+def test_malformed_samples_are_refused_naming_the_param(samples: Any, param: str) -> None:
+    # Refused where the gateway decodes inputs, before any provider sees the request.
+    with pytest.raises(InvalidParams) as caught:
+        ElevenLabs().validate(clone(samples=samples))
     assert caught.value.param == param
 
 

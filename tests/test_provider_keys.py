@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plugins.base import (
+from plugins.provider import (
     Credentials,
     Provider,
     ProviderOutput,

@@ -17,16 +17,10 @@ from joserfc import jwt
 from joserfc.jwk import OctKey
 from PIL import Image
 
-from plugins.base import (
-    Credentials,
-    InvalidParams,
-    ProviderError,
-    ProviderRequest,
-    ProviderResult,
-    ProviderTask,
-)
-from plugins.contract import check_provider_contract
-from plugins.kling import Kling, jwt_token
+from plugins.builtin.kling import Kling, jwt_token
+from plugins.errors import InvalidParams, ProviderError
+from plugins.provider import Credentials, ProviderRequest, ProviderResult, ProviderTask
+from plugins.testing import check_provider_contract, request_from_params
 from tests.conftest import Gateway, ProvidersPlugin, make_settings, running_gateway
 from tests.fakes import FakeServer, serve
 from tests.fakes import kling as fake
@@ -46,13 +40,14 @@ IMAGE, IMAGE_B64 = jpeg_data_url()
 
 
 def t2v(prompt: str = PROMPT, **params: Any) -> ProviderRequest:
-    return ProviderRequest(type="video", operation="text_to_video", prompt=prompt,
-                           params=params, idempotency_key="gen_0123")
+    """As the gateway builds it: `image=`/`image_tail=` data: URLs become decoded inputs."""
+    return request_from_params(type="video", operation="text_to_video", prompt=prompt,
+                               params=params, idempotency_key="gen_0123")
 
 
 def i2v(**params: Any) -> ProviderRequest:
-    return ProviderRequest(type="video", operation="image_to_video", prompt=PROMPT,
-                           params={"image": IMAGE, **params})
+    return request_from_params(type="video", operation="image_to_video", prompt=PROMPT,
+                               params={"image": IMAGE, **params})
 
 
 @pytest.fixture
@@ -193,13 +188,23 @@ async def test_estimate_reads_the_instance_prices() -> None:
     (t2v(image=IMAGE), "params.image"),
     (ProviderRequest(type="video", operation="image_to_video", prompt=PROMPT), "params.image"),
     (i2v(image="data:image/webp;base64,UklGRg=="), "params.image"),
-    (i2v(image="data:image/png;base64,@@@"), "params.image"),
-    (i2v(image_tail="https://example.com/end.png"), "params.image_tail"),
     (i2v(aspect_ratio="16:9"), "params.aspect_ratio"),
 ])
 def test_bad_params_are_refused_before_pricing(request_: ProviderRequest, param: str) -> None:
     with pytest.raises(InvalidParams) as caught:
         kling().validate(request_)
+    assert caught.value.param == param
+
+
+@pytest.mark.parametrize(("params", "param"), [
+    ({"image": "data:image/png;base64,@@@"}, "params.image"),
+    ({"image_tail": "https://example.com/end.png"}, "params.image_tail"),
+])
+def test_malformed_inputs_are_refused_before_pricing(params: dict[str, Any],
+                                                     param: str) -> None:
+    # Refused where the gateway decodes inputs, before any provider sees the request.
+    with pytest.raises(InvalidParams) as caught:
+        kling().validate(i2v(**params))
     assert caught.value.param == param
 
 
@@ -319,7 +324,7 @@ def kling_gateway(database_url: str, tmp_path: Path, server: FakeServer,
     monkeypatch.setenv("MEDIAHUB_KLING_API_SECRET", fake.SECRET_KEY)
     monkeypatch.setenv("MEDIAHUB_KLING_BASE_URL", server.url)
     settings = make_settings(database_url, tmp_path, egress_allow_networks=("127.0.0.0/8",))
-    return running_gateway(settings, blocked=["plugins.kling"],
+    return running_gateway(settings, blocked=["plugins.builtin.kling"],
                            extra=[ProvidersPlugin(kling(poll_after_s=0.05))])
 
 

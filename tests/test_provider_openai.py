@@ -15,14 +15,11 @@ import pytest
 from PIL import Image
 
 from gateway.generations.models import Generation
-from plugins.base import (
-    Credentials,
-    InvalidParams,
-    ProviderError,
-    ProviderRequest,
-)
-from plugins.contract import check_provider_contract
-from plugins.openai import PRICES, OpenAI
+from plugins.builtin.openai import PRICES, OpenAI
+from plugins.errors import InvalidParams, ProviderError
+from plugins.media import MediaInput
+from plugins.provider import Credentials, ProviderRequest
+from plugins.testing import check_provider_contract, request_from_params
 from tests.conftest import Gateway, make_settings, running_gateway
 from tests.fakes import FakeServer, serve
 from tests.fakes import openai as fake
@@ -42,12 +39,13 @@ def png(size: tuple[int, int] = (64, 64), mode: str = "RGBA") -> bytes:
 
 def image_request(operation: str = "text_to_image", prompt: str = PROMPT,
                   **params: Any) -> ProviderRequest:
-    return ProviderRequest(type="image", operation=operation, prompt=prompt, params=params)
+    """As the gateway builds it: `image=`/`mask=` data: URLs become decoded inputs."""
+    return request_from_params(type="image", operation=operation, prompt=prompt, params=params)
 
 
 def speech_request(text: str = "Hello from mediahub.", **params: Any) -> ProviderRequest:
-    return ProviderRequest(type="audio", operation="text_to_speech", prompt=text,
-                           params=params)
+    return request_from_params(type="audio", operation="text_to_speech", prompt=text,
+                               params=params)
 
 
 @pytest.fixture
@@ -286,7 +284,6 @@ async def test_speech_defaults_and_instructions(server: FakeServer, creds: Crede
     (image_request(model="sora"), "params.model"),
     (image_request("image_edit"), "params.image"),
     (image_request("image_edit", model="dall-e-3", image=data_url(png())), "params.model"),
-    (image_request("image_edit", image="https://example.com/a.png"), "params.image"),
     (image_request("image_edit", model="dall-e-2", image=data_url(png((64, 32)))),
      "params.image"),
     (image_request("image_edit", image=data_url(png()), mask=data_url(png((32, 32)))),
@@ -311,6 +308,20 @@ def test_bad_params_are_refused_naming_the_param(request_: ProviderRequest,
     with pytest.raises(InvalidParams) as caught:
         OpenAI().validate(request_)
     assert caught.value.param == param
+
+
+def test_an_image_that_is_not_a_data_url_is_refused_naming_the_param() -> None:
+    # Refused where the gateway decodes inputs, before any provider sees the request.
+    with pytest.raises(InvalidParams) as caught:
+        OpenAI().validate(image_request("image_edit", image="https://example.com/a.png"))
+    assert caught.value.param == "params.image"
+
+
+def test_the_edit_reads_the_decoded_inputs_not_params() -> None:
+    request = image_request("image_edit", image=data_url(png()), mask=data_url(png()))
+    assert set(request.inputs) == {"image", "mask"}
+    assert request.params == {}
+    assert request.inputs["image"] == MediaInput(data=png(), content_type="image/png")
 
 
 def test_operator_price_overrides_are_what_the_estimate_reads() -> None:
@@ -376,7 +387,7 @@ async def test_no_key_is_an_auth_error_without_a_call(server: FakeServer,
 
 
 async def test_a_timeout_is_classified_by_the_gateway_helper(client: httpx.AsyncClient) -> None:
-    from plugins.base import error_from_exception
+    from plugins.errors import error_from_exception
 
     def hang(request: httpx.Request) -> httpx.Response:
         raise httpx.ReadTimeout("timed out", request=request)

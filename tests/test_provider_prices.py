@@ -11,8 +11,8 @@ import pytest
 
 from gateway.core.runtime import apply_price_overrides
 from gateway.core.settings import SettingsError, load_settings
-from plugins.base import Provider, ProviderRequest
 from plugins.host import build_plugin_host
+from plugins.provider import Provider, ProviderRequest
 
 README = Path(__file__).resolve().parent.parent / "plugins" / "README.md"
 _BLOCK = re.compile(r"<!-- prices ([a-z0-9_-]+) -->\n(.*?)<!-- /prices -->", re.DOTALL)

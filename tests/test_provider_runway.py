@@ -15,16 +15,10 @@ import httpx
 import pytest
 from PIL import Image
 
-from plugins.base import (
-    Credentials,
-    InvalidParams,
-    ProviderError,
-    ProviderRequest,
-    ProviderResult,
-    ProviderTask,
-)
-from plugins.contract import check_provider_contract
-from plugins.runway import Runway
+from plugins.builtin.runway import Runway
+from plugins.errors import InvalidParams, ProviderError
+from plugins.provider import Credentials, ProviderRequest, ProviderResult, ProviderTask
+from plugins.testing import check_provider_contract, request_from_params
 from tests.conftest import Gateway, ProvidersPlugin, make_settings, running_gateway
 from tests.fakes import FakeServer, serve
 from tests.fakes import runway as fake
@@ -42,13 +36,14 @@ IMAGE = png_data_url()
 
 
 def i2v(**params: Any) -> ProviderRequest:
-    return ProviderRequest(type="video", operation="image_to_video", prompt=PROMPT,
-                           params={"image": IMAGE, **params})
+    """As the gateway builds it: an `image=` data: URL becomes the decoded input."""
+    return request_from_params(type="video", operation="image_to_video", prompt=PROMPT,
+                               params={"image": IMAGE, **params})
 
 
 def t2v(prompt: str = PROMPT, **params: Any) -> ProviderRequest:
-    return ProviderRequest(type="video", operation="text_to_video", prompt=prompt,
-                           params=params)
+    return request_from_params(type="video", operation="text_to_video", prompt=prompt,
+                               params=params)
 
 
 @pytest.fixture
@@ -167,19 +162,25 @@ async def test_estimate_reads_the_instance_prices() -> None:
     (i2v(audio=True), "params.audio"),
     (ProviderRequest(type="video", operation="image_to_video", prompt=PROMPT), "params.image"),
     (i2v(image="data:image/gif;base64,R0lGODlhAQABAAAAACw="), "params.image"),
-    (i2v(image="https://example.com/a.png"), "params.image"),
     (i2v(image="data:image/png;base64,bm90IGFuIGltYWdl"), "params.image"),
     (i2v(image="data:image/png;base64," + "A" * (5 * 1024 * 1024)), "params.image"),
     (t2v(image=IMAGE), "params.image"),
     (t2v(prompt=" "), "prompt"),
-    (ProviderRequest(type="video", operation="image_to_video", prompt="",
-                     params={"image": IMAGE, "model": "gen4.5"}), "prompt"),
+    (request_from_params(type="video", operation="image_to_video", prompt="",
+                         params={"image": IMAGE, "model": "gen4.5"}), "prompt"),
     (t2v(prompt="x" * 1001), "prompt"),
 ])
 def test_bad_params_are_refused_before_pricing(request_: ProviderRequest, param: str) -> None:
     with pytest.raises(InvalidParams) as caught:
         Runway().validate(request_)
     assert caught.value.param == param
+
+
+def test_an_image_that_is_not_a_data_url_is_refused_before_pricing() -> None:
+    # Refused where the gateway decodes inputs, before any provider sees the request.
+    with pytest.raises(InvalidParams) as caught:
+        Runway().validate(i2v(image="https://example.com/a.png"))
+    assert caught.value.param == "params.image"
 
 
 # --- Errors --------------------------------------------------------------------------------
@@ -325,7 +326,7 @@ def runway_gateway(database_url: str, tmp_path: Path, server: FakeServer,
     monkeypatch.setenv("MEDIAHUB_RUNWAY_API_KEY", fake.API_KEY)
     monkeypatch.setenv("MEDIAHUB_RUNWAY_BASE_URL", server.url)
     settings = make_settings(database_url, tmp_path, egress_allow_networks=("127.0.0.0/8",))
-    return running_gateway(settings, blocked=["plugins.runway"],
+    return running_gateway(settings, blocked=["plugins.builtin.runway"],
                            extra=[ProvidersPlugin(Runway(poll_after_s=0.05))])
 
 

@@ -17,9 +17,10 @@ from litestar.response import Response
 from PIL import Image
 
 from gateway.generations.models import Generation
-from plugins.base import Credentials, InvalidParams, ProviderError, ProviderRequest
-from plugins.contract import check_provider_contract
-from plugins.stability import Stability
+from plugins.builtin.stability import Stability
+from plugins.errors import InvalidParams, ProviderError
+from plugins.provider import Credentials, ProviderRequest
+from plugins.testing import check_provider_contract, request_from_params
 from tests.conftest import Gateway, make_settings, running_gateway
 from tests.fakes import FakeServer, serve
 from tests.fakes import stability as fake
@@ -35,12 +36,14 @@ def png_data_url(width: int = 96, height: int = 96, image_format: str = "PNG") -
 
 
 def image_request(**params: Any) -> ProviderRequest:
-    return ProviderRequest(type="image", operation="text_to_image", prompt=PROMPT, params=params)
+    return request_from_params(type="image", operation="text_to_image", prompt=PROMPT,
+                               params=params)
 
 
 def model_request(**params: Any) -> ProviderRequest:
-    return ProviderRequest(type="model_3d", operation="image_to_3d", prompt="the object",
-                           params={"image": png_data_url(), **params})
+    """As the gateway builds it: an `image=` data: URL becomes the decoded input."""
+    return request_from_params(type="model_3d", operation="image_to_3d", prompt="the object",
+                               params={"image": png_data_url(), **params})
 
 
 @pytest.fixture
@@ -144,8 +147,8 @@ async def test_stable_fast_3d_uploads_the_image_and_returns_the_glb(
 
 async def test_a_jpeg_input_goes_up_as_a_jpeg_file(
         server: FakeServer, client: httpx.AsyncClient) -> None:
-    request = ProviderRequest(type="model_3d", operation="image_to_3d", prompt="x",
-                              params={"image": png_data_url(image_format="JPEG")})
+    request = request_from_params(type="model_3d", operation="image_to_3d", prompt="x",
+                                  params={"image": png_data_url(image_format="JPEG")})
     await Stability().generate(request, creds(server), client)
     image = fake.multipart(server.requests[-1])["image"]
     assert (image.filename, image.content_type) == ("input.jpg", "image/jpeg")
@@ -191,7 +194,6 @@ async def test_operator_prices_override_the_estimate_and_the_charge(
     (image_request(negative_prompt=["fog"]), "params.negative_prompt"),
     (ProviderRequest(type="image", operation="text_to_image", prompt="x" * 10_001), "prompt"),
     (ProviderRequest(type="model_3d", operation="image_to_3d", prompt="x"), "params.image_url"),
-    (model_request(image="https://example.com/a.png"), "params.image"),
     (model_request(image=png_data_url(32, 200)), "params.image"),
     (model_request(image=png_data_url(2100, 2100)), "params.image"),
     (model_request(texture_resolution=4096), "params.texture_resolution"),
@@ -208,6 +210,13 @@ def test_bad_parameters_are_refused_before_pricing(request_: ProviderRequest,
     with pytest.raises(InvalidParams) as caught:
         Stability().validate(request_)
     assert caught.value.param == param
+
+
+def test_an_image_that_is_not_a_data_url_is_refused_before_pricing() -> None:
+    # Refused where the gateway decodes inputs, before any provider sees the request.
+    with pytest.raises(InvalidParams) as caught:
+        Stability().validate(model_request(image="https://example.com/a.png"))
+    assert caught.value.param == "params.image"
 
 
 # --- Errors -------------------------------------------------------------------------------

@@ -13,16 +13,10 @@ import pytest
 from PIL import Image
 
 from gateway.core.settings import Settings
-from plugins.base import (
-    Credentials,
-    InvalidParams,
-    ProviderError,
-    ProviderRequest,
-    ProviderResult,
-    ProviderTask,
-)
-from plugins.contract import check_provider_contract
-from plugins.veo import PRICES, Veo
+from plugins.builtin.veo import PRICES, Veo
+from plugins.errors import InvalidParams, ProviderError
+from plugins.provider import Credentials, ProviderRequest, ProviderResult, ProviderTask
+from plugins.testing import check_provider_contract, request_from_params
 from tests.conftest import ProvidersPlugin, running_gateway
 from tests.fakes import FakeServer, serve
 from tests.fakes import veo as fake_veo
@@ -39,8 +33,8 @@ def png_data_url() -> str:
 
 
 def text_request(**params: Any) -> ProviderRequest:
-    return ProviderRequest(type="video", operation="text_to_video", prompt=PROMPT,
-                           params=params)
+    return request_from_params(type="video", operation="text_to_video", prompt=PROMPT,
+                               params=params)
 
 
 @pytest.fixture
@@ -111,9 +105,9 @@ async def test_the_key_does_not_follow_the_download_redirect_to_another_host(
 async def test_image_to_video_sends_the_image_inline(fake: tuple[FakeServer, VeoState]) -> None:
     server, state = fake
     image = png_data_url()
-    request = ProviderRequest(type="video", operation="image_to_video", prompt=PROMPT,
-                              params={"image": image, "model": "veo-2.0-generate-001",
-                                      "duration_s": 5, "sample_count": 2})
+    request = request_from_params(type="video", operation="image_to_video", prompt=PROMPT,
+                                  params={"image": image, "model": "veo-2.0-generate-001",
+                                          "duration_s": 5, "sample_count": 2})
     veo = Veo()
     async with httpx.AsyncClient() as client:
         task = await veo.submit(request, creds(server), client)
@@ -150,9 +144,13 @@ async def test_image_to_video_sends_the_image_inline(fake: tuple[FakeServer, Veo
 ])
 def test_bad_params_are_refused_before_pricing(params: dict[str, Any], operation: str,
                                                param: str) -> None:
-    request = ProviderRequest(type="video", operation=operation, prompt=PROMPT, params=params)
+    def validate() -> None:
+        # As the gateway builds it (a malformed data: URL is refused there), then validated.
+        Veo().validate(request_from_params(type="video", operation=operation, prompt=PROMPT,
+                                           params=params))
+
     with pytest.raises(InvalidParams) as caught:
-        Veo().validate(request)
+        validate()
     assert caught.value.param == param
 
 
@@ -293,7 +291,7 @@ async def _gateway_run(settings: Settings, monkeypatch: pytest.MonkeyPatch,
                        server: FakeServer, body: dict[str, Any]) -> tuple[Any, ...]:
     monkeypatch.setenv("MEDIAHUB_VEO_API_KEY", KEY)
     monkeypatch.setenv("MEDIAHUB_VEO_BASE_URL", server.url)
-    async with running_gateway(settings, blocked=["plugins.veo"],
+    async with running_gateway(settings, blocked=["plugins.builtin.veo"],
                                extra=[ProvidersPlugin(Veo(poll_after_s=0.05))]) as gw:
         tenant = await gw.tenant(credits_mc=1_000_000)
         r = await gw.client.post("/v1/generations", headers=tenant.auth, json=body)

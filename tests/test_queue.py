@@ -32,7 +32,7 @@ from gateway.generations.worker import (
     poll_generation,
     run_generation,
 )
-from plugins.base import (
+from plugins.provider import (
     Credentials,
     Provider,
     ProviderOutput,
@@ -274,7 +274,7 @@ class Recording:
 @contextlib.asynccontextmanager
 async def async_gateway(settings: Settings, *providers: Provider) -> AsyncIterator[Gateway]:
     async with running_gateway(settings, extra=[ProvidersPlugin(*providers)],
-                               blocked=["plugins.local_image"]) as gw:
+                               blocked=["plugins.builtin.local.image"]) as gw:
         yield gw
 
 

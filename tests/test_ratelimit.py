@@ -24,7 +24,7 @@ from gateway.core.settings import Settings
 from gateway.generations import quotas
 from gateway.generations.models import Generation
 from gateway.generations.sweeps import expire_reservations
-from plugins.base import ProviderError
+from plugins.errors import ProviderError
 from tenants.kernel.db import new_id
 from tenants.kernel.errors import RateLimited
 from tenants.models import TenantDailySpend

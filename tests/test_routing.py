@@ -1,6 +1,6 @@
 """Routing, failover, circuit breakers and provider state.
 
-The pure parts (plugins/routing.py, the error classification of plugins/base.py) are tested
+The pure parts (plugins/routing/, the error classification of plugins/errors.py) are tested
 directly with controlled inputs; the rest end to end through the gateway on SQLite and
 PostgreSQL, with scripted providers from conftest and an injected clock (no sleeps).
 
@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from sqlalchemy import select
 
@@ -28,30 +29,26 @@ from gateway.generations import worker as pipeline
 from gateway.generations.models import Generation
 from gateway.providers.models import ProviderState
 from gateway.providers.states import HEALTH_INTERVAL_S, ProviderStates, health_check_all
-from plugins.base import (
-    Credentials,
-    Health,
-    Provider,
+from plugins.errors import (
     ProviderError,
-    ProviderOutput,
-    ProviderRequest,
-    ProviderResult,
-    ProviderTask,
     error_for_status,
     error_from_exception,
     parse_retry_after,
 )
-from plugins.routing import (
-    CLOSED,
-    HALF_OPEN,
-    OPEN,
-    CircuitBreaker,
-    ProviderStats,
-    RoutingConfig,
-    Weights,
-    rank,
-    scores,
+from plugins.provider import (
+    Credentials,
+    Health,
+    Provider,
+    ProviderOutput,
+    ProviderRequest,
+    ProviderResult,
+    ProviderTask,
 )
+from plugins.routing.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
+from plugins.routing.policy import Weights
+from plugins.routing.rank import rank, scores
+from plugins.routing.stats import ProviderStats, RoutingConfig
+from tenants.schemas import TenantRouting
 from tests.conftest import Gateway, ProvidersPlugin, Tenant, running_gateway, scripted
 
 IMAGE = {"type": "image", "prompt": "a lighthouse at dusk"}
@@ -146,6 +143,15 @@ def test_latency_decays_towards_neutral_with_age() -> None:
     assert s.latency(T0 + 60_000, 600, 200) == pytest.approx(200)
     failing = stats(error=0.8, at=T0)
     assert failing.error_rate(T0 + 600, 600) == pytest.approx(0.4)
+
+
+def test_a_tenants_routing_policy_holds_the_routing_weights_themselves() -> None:
+    # One definition: what a tenant stores is what `rank` reads, with no copy in between.
+    policy = msgspec.convert({"strategy": "balanced", "weights": {"speed": 3}}, TenantRouting)
+    assert isinstance(policy.weights, Weights)
+    assert policy.weights == Weights(speed=3)
+    with pytest.raises(ValueError, match="at least one weight"):
+        Weights(cost=0, speed=0, load=0, availability=0)
 
 
 def test_balanced_weighs_cost_speed_load_and_availability() -> None:
@@ -296,7 +302,7 @@ class Routed:
 @contextlib.asynccontextmanager
 async def routed(settings: Settings, *providers: Provider, keep_local: bool = False,
                  config: RoutingConfig | None = None) -> AsyncIterator[Routed]:
-    blocked = [] if keep_local else ["plugins.local_image"]
+    blocked = [] if keep_local else ["plugins.builtin.local.image"]
     async with running_gateway(settings, extra=[ProvidersPlugin(*providers)],
                                blocked=blocked) as gw:
         clock = Clock()

@@ -29,13 +29,9 @@ from gateway.generations import inputs as media_urls
 from gateway.generations.models import Generation
 from gateway.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEvent
 from gateway.webhooks.service import SaqWebhookQueue, build_webhook_worker
-from plugins.base import (
-    Credentials,
-    ProviderError,
-    ProviderOutput,
-    ProviderRequest,
-    ProviderResult,
-)
+from plugins.errors import ProviderError
+from plugins.media import MediaInput
+from plugins.provider import Credentials, ProviderOutput, ProviderRequest, ProviderResult
 from tenants.kernel.db import utcnow
 from tests.conftest import (
     Gate,
@@ -413,8 +409,9 @@ async def test_input_image_url_is_fetched_and_handed_over(database_url: str,
         assert r.status_code == 202, r.text
         await settle(gw)
         [request] = provider.seen
-        assert request.params["image"] == "data:image/png;base64," + base64.b64encode(
-            PNG).decode()
+        # Handed over decoded, typed by its bytes; the URL stays in params for the record.
+        assert request.inputs["image"] == MediaInput(data=PNG, content_type="image/png")
+        assert request.params == {"image_url": f"{rec.url}/in.png"}
         stored = await gw.runtime.storage.get(
             f"{tenant.id}/inputs/{hashlib.sha256(PNG).hexdigest()}.png")
         assert stored == (PNG, "image/png")
@@ -442,7 +439,9 @@ async def test_the_row_records_a_reference_to_an_input_not_its_bytes(
             ids.append(r.json()["id"])
         await settle(gw)
         # The provider got the bytes both times; the rows hold only a reference.
-        assert [request.params["image"] for request in provider.seen] == [inline, inline]
+        assert [request.inputs["image"] for request in provider.seen] == [
+            MediaInput(data=PNG, content_type="image/png")] * 2
+        assert not any("image" in request.params for request in provider.seen)
         async with gw.runtime.db.session() as session:
             rows = [await session.get(Generation, gid) for gid in ids]
         assert [row.params["image"] for row in rows if row is not None] == [
@@ -454,6 +453,34 @@ async def test_the_row_records_a_reference_to_an_input_not_its_bytes(
             await media_urls.load_inputs(gw.runtime, {
                 "image": f"mediahub-input:{tenant.id}/inputs/{'0' * 64}.png"})
         assert (gone.value.code, gone.value.retryable) == ("input_missing", False)
+
+        # A row recorded with an inline data: URL (before references) is decoded; samples
+        # are loaded in order; the plain params stay.
+        params, inputs = await media_urls.load_inputs(gw.runtime, {
+            "image_tail": inline, "samples": [f"mediahub-input:{key}", inline], "seed": 7})
+        assert params == {"seed": 7}
+        assert inputs.media == {"image_tail": MediaInput(data=PNG, content_type="image/png")}
+        assert inputs.samples == [MediaInput(data=PNG, content_type="image/png")] * 2
+        with pytest.raises(ProviderError) as unreadable:
+            await media_urls.load_inputs(gw.runtime, {"mask": "not a data url"})
+        assert (unreadable.value.code, unreadable.value.retryable) == ("invalid_input", False)
+
+
+async def test_a_malformed_inline_input_is_refused_naming_it(database_url: str,
+                                                            tmp_path: Path) -> None:
+    provider = SeesInput()
+    provider.seen = []
+    async with stack(hook_settings(database_url, tmp_path), provider) as (gw, _):
+        tenant = await gw.tenant()
+        for params, param in [({"image": "https://example.com/a.png"}, "params.image"),
+                              ({"mask": "data:image/png;base64,!!!"}, "params.mask"),
+                              ({"samples": "data:audio/mpeg;base64,AAAA"}, "params.samples"),
+                              ({"samples": ["data:audio/mpeg;base64,"]}, "params.samples[0]")]:
+            r = await generate(gw, tenant, "sees-input", params=params)
+            assert r.status_code == 422, r.text
+            assert r.json()["error"]["code"] == "invalid_parameter"
+            assert r.json()["error"]["param"] == param
+        assert provider.seen == []
 
 
 async def test_deliveries_on_saq_retry_after_500s(pg_url: str, valkey: str,

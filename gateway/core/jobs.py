@@ -37,7 +37,7 @@ from saq import Queue, Worker
 from saq.job import Job
 from saq.types import PartialTimersDict
 
-from gateway.core.settings import MEDIA_TYPES
+from plugins.vocabulary import MEDIA_TYPES
 
 log = logging.getLogger(__name__)
 

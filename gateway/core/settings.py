@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import msgspec
 
-MEDIA_TYPES: Final = ("image", "audio", "video", "design", "model_3d")
+from plugins.vocabulary import MEDIA_TYPES
 
 _EMBEDDED_DB: Final = "sqlite+aiosqlite:///./mediahub.db"
 _MIN_SECRET: Final = 32

@@ -2,9 +2,9 @@
 
 A request's **fingerprint** is a SHA-256 over a canonical encoding of the tenant, media type,
 operation, prompt, parameters (the provider's defaults filled in, keys sorted, nulls dropped;
-`metadata` and `webhook_url` are not part of it), the pinned provider (or none) and the
-tenant's brand-kit version. It never matches across tenants: the tenant id is hashed in and
-every key and query is scoped by it.
+`metadata` and `webhook_url` are not part of it), its input media (type and SHA-256 of each,
+when it has any), the pinned provider (or none) and the tenant's brand-kit version. It never
+matches across tenants: the tenant id is hashed in and every key and query is scoped by it.
 
 - **Cache.** When a generation with a fingerprint succeeds, `{prefix}:cache:{tenant}:{fp}` →
   its id is stored for the tenant's `ttl_s`. An identical request then finds it and, if that
@@ -50,7 +50,8 @@ from gateway.generations.models import (
     Generation,
     StoredOutput,
 )
-from plugins.base import Provider, ProviderRequest
+from plugins.media import MediaInput
+from plugins.provider import Provider, ProviderRequest
 from tenants.kernel.db import new_id, utcnow
 from tenants.models import Tenant
 from tenants.schemas import CachePercent, TenantCache, cache_of
@@ -109,10 +110,19 @@ def fingerprint(tenant: Tenant, request: ProviderRequest, *, provider: Provider,
     chose: its `param_defaults` fill in what the request left out."""
     params = {**provider.param_defaults,
               **{k: v for k, v in request.params.items() if v is not None}}
-    document = {"v": FINGERPRINT_VERSION, "tenant": tenant.id, "type": request.type,
-                "operation": request.operation, "prompt": request.prompt, "params": params,
-                "provider": pinned, "brand": brand_version(tenant.branding)}
+    document: dict[str, Any] = {
+        "v": FINGERPRINT_VERSION, "tenant": tenant.id, "type": request.type,
+        "operation": request.operation, "prompt": request.prompt, "params": params,
+        "provider": pinned, "brand": brand_version(tenant.branding)}
+    if request.inputs or request.samples:
+        # Input media are not in `params` (providers get them decoded): their digests count.
+        document["inputs"] = {name: _digest(m) for name, m in request.inputs.items()}
+        document["samples"] = [_digest(m) for m in request.samples]
     return hashlib.sha256(msgspec.json.encode(document, order="sorted")).hexdigest()
+
+
+def _digest(media: MediaInput) -> str:
+    return f"{media.content_type}:{hashlib.sha256(media.data).hexdigest()}"
 
 
 def wants_fresh(cache_control: str | None) -> bool:

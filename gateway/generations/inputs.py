@@ -1,16 +1,20 @@
-"""Media given as URLs, fetched through the egress guard (gateway/egress.py).
+"""Input media of a generation, and media given as URLs, fetched through the egress guard
+(gateway/core/egress.py).
 
 - **Inputs** (`params.image_url`, `params.mask_url`): fetched at submit, before anything is
-  reserved, typed by their bytes (images only), stored under the tenant's prefix
-  (`<tenant>/inputs/<sha256>.<ext>`) and handed to providers as the `params.image` /
-  `params.mask` `data:` URL that every provider already accepts; the URL stays in the
-  generation's params for the record. A bad URL is a 422 naming the parameter. The row
-  records a reference to the stored copy, not the bytes (`stow_inputs`, also for inputs sent
-  inline as `data:` URLs); the worker turns it back into a `data:` URL (`load_inputs`).
-- **Audio samples** (`params.sample_urls`, 1 to 25 URLs, for a voice clone): fetched and
-  stored the same way (audio only, all of them together at most `MAX_INPUT_BYTES`) and
-  handed over as `params.samples`, a list of `data:` URLs; a bad one is a 422 naming
-  `params.sample_urls[i]`.
+  reserved, typed by their bytes (images only); the URL stays in the generation's params for
+  the record. Inputs may also be sent inline as `data:` URLs (`params.image`, `params.mask`,
+  `params.image_tail`), decoded by `plugins.media` (a malformed one is a 422 naming it). Either
+  way providers get them decoded, in `ProviderRequest.inputs`, never as base64 in `params`.
+  A bad URL is a 422 naming the parameter.
+- **Audio samples** (`params.sample_urls`, 1 to 25 URLs, for a voice clone): fetched the same
+  way (audio only, all of them together at most `MAX_INPUT_BYTES`), or sent inline as
+  `params.samples` (a list of `data:` URLs); providers get them in `ProviderRequest.samples`.
+  A bad one is a 422 naming `params.sample_urls[i]` (or `params.samples[i]`).
+- **The row** records a reference to each input's stored copy
+  (`<tenant>/inputs/<sha256>.<ext>`), not its bytes (`stow_inputs`, under the input's own
+  name: `params.image`, `params.samples[i]`, ...); the worker loads them back into the
+  request before it calls a provider (`load_inputs`).
 - **Provider outputs** given as a URL (`ProviderOutput.url`, no `data`): fetched by the worker
   right after the provider answers, within the call's time limit, and stored by the pipeline
   like any output. A failed fetch is classified like a provider error (a timeout or network
@@ -21,8 +25,8 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import msgspec
@@ -36,45 +40,66 @@ from gateway.core.egress import (
 from gateway.core.runtime import Runtime
 from gateway.core.storage import MediaNotFound
 from gateway.generations.schemas import GenerationCreate
-from plugins import _data_urls
-from plugins.base import ProviderError, ProviderOutput, ProviderResult
+from plugins.errors import InvalidParams, ProviderError
+from plugins.media import INPUT_NAMES, SAMPLES, MediaInput, decode_data_url, split_inputs
+from plugins.provider import ProviderOutput, ProviderResult
 from tenants.kernel.errors import InvalidRequest
 
-#: URL parameter → the parameter providers read (a data: URL).
+#: URL parameter → the input it gives (`ProviderRequest.inputs`).
 INPUT_URL_PARAMS: Final = {"image_url": "image", "mask_url": "mask"}
-#: Inputs are handed over as data: URLs, so they are capped lower than outputs (the audio
-#: samples of one request share this cap).
+#: Inputs are held in memory for a provider call, so they are capped lower than outputs (the
+#: audio samples of one request share this cap).
 MAX_INPUT_BYTES: Final = 20 * 1024 * 1024
-#: Audio samples (`params.sample_urls`) → `params.samples`, 1 to `MAX_SAMPLES` of them.
+#: Audio samples (`params.sample_urls`) → `ProviderRequest.samples`, 1 to `MAX_SAMPLES`.
 SAMPLE_URLS_PARAM: Final = "sample_urls"
-SAMPLES_TARGET: Final = "samples"
 MAX_SAMPLES: Final = 25
 _EXTENSIONS: Final = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif",
                       "image/webp": ".webp", "audio/mpeg": ".mp3", "audio/wav": ".wav",
                       "audio/ogg": ".ogg", "audio/flac": ".flac", "audio/mp4": ".m4a"}
 
 
-async def prepare(runtime: Runtime, body: GenerationCreate) -> GenerationCreate:
-    """Check `webhook_url` and fetch input URLs of a submit; returns the body the providers
-    see. Raises `InvalidRequest` naming the parameter; nothing is reserved before it."""
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """A request's input media, decoded: what `ProviderRequest.inputs` and `.samples` get."""
+
+    media: dict[str, MediaInput] = field(default_factory=dict)
+    samples: list[MediaInput] = field(default_factory=list)
+
+
+def split(params: dict[str, Any]) -> tuple[dict[str, Any], Inputs]:
+    """`params` without the inline input `data:` URLs, and those decoded. Raises
+    `InvalidRequest` naming a malformed one; nothing is reserved before it."""
+    try:
+        plain, media, samples = split_inputs(params)
+    except InvalidParams as exc:
+        raise InvalidRequest(exc.message, code="invalid_parameter", param=exc.param) from exc
+    return plain, Inputs(media=media, samples=samples)
+
+
+async def prepare(runtime: Runtime, body: GenerationCreate) -> tuple[GenerationCreate, Inputs]:
+    """Check `webhook_url`, fetch the input URLs of a submit and decode its inline inputs.
+
+    Returns the body with only plain params (the input URLs stay, for the record) and the
+    decoded inputs. Raises `InvalidRequest` naming the parameter; nothing is reserved before
+    it."""
     if body.webhook_url is not None:
         await check_url(runtime.egress, body.webhook_url, param="webhook_url")
-    params = dict(body.params)
-    changed = False
+    params = body.params
+    fetched: dict[str, MediaInput] = {}
     for url_param, target in INPUT_URL_PARAMS.items():
         url = params.get(url_param)
         if url is None:
             continue
         name = f"params.{url_param}"
         _refuse_both(params, target, name)
-        params[target], _ = await _fetch_input(runtime, url, param=name,
-                                               kinds=("image/",), max_bytes=MAX_INPUT_BYTES)
-        changed = True
+        fetched[target], _ = await _fetch_input(runtime, url, param=name, kinds=("image/",),
+                                                max_bytes=MAX_INPUT_BYTES)
     urls = params.get(SAMPLE_URLS_PARAM)
-    if urls is not None:
-        params[SAMPLES_TARGET] = await _fetch_samples(runtime, urls, params)
-        changed = True
-    return msgspec.structs.replace(body, params=params) if changed else body
+    samples = None if urls is None else await _fetch_samples(runtime, urls, params)
+    plain, inline = split(params)
+    inputs = Inputs(media={**inline.media, **fetched},
+                    samples=inline.samples if samples is None else samples)
+    return msgspec.structs.replace(body, params=plain), inputs
 
 
 def _refuse_both(params: dict[str, object], target: str, name: str) -> None:
@@ -84,14 +109,14 @@ def _refuse_both(params: dict[str, object], target: str, name: str) -> None:
 
 
 async def _fetch_samples(runtime: Runtime, urls: object,
-                         params: dict[str, object]) -> list[str]:
-    """`params.sample_urls` fetched in order as audio `data:` URLs, sharing one size cap."""
+                         params: dict[str, object]) -> list[MediaInput]:
+    """`params.sample_urls` fetched in order as audio, sharing one size cap."""
     name = f"params.{SAMPLE_URLS_PARAM}"
     if not isinstance(urls, list) or not 1 <= len(urls) <= MAX_SAMPLES:
         raise InvalidRequest(f"{name} must be a list of 1 to {MAX_SAMPLES} http(s) URLs",
                              code="invalid_parameter", param=name)
-    _refuse_both(params, SAMPLES_TARGET, name)
-    samples: list[str] = []
+    _refuse_both(params, SAMPLES, name)
+    samples: list[MediaInput] = []
     budget = MAX_INPUT_BYTES
     for index, url in enumerate(urls):
         sample, size = await _fetch_input(runtime, url, param=f"{name}[{index}]",
@@ -102,10 +127,10 @@ async def _fetch_samples(runtime: Runtime, urls: object,
 
 
 async def _fetch_input(runtime: Runtime, url: object, *, param: str,
-                       kinds: tuple[str, ...], max_bytes: int) -> tuple[str, int]:
+                       kinds: tuple[str, ...], max_bytes: int) -> tuple[MediaInput, int]:
     """Fetch one input URL through the egress guard, typed by its bytes as one of `kinds`;
-    returns it as a `data:` URL and its size in bytes (`stow_inputs` stores it once the
-    request is planned). Raises `InvalidRequest` naming `param`."""
+    returns it and its size in bytes (`stow_inputs` stores it once the request is planned).
+    Raises `InvalidRequest` naming `param`."""
     if not isinstance(url, str):
         raise InvalidRequest(f"{param} must be an http(s) URL", code="invalid_parameter",
                              param=param)
@@ -118,75 +143,72 @@ async def _fetch_input(runtime: Runtime, url: object, *, param: str,
     except EgressError as exc:
         raise InvalidRequest(exc.message, code=exc.code, param=param) from exc
     assert fetched.sniffed is not None
-    return (f"data:{fetched.sniffed};base64," + base64.b64encode(fetched.data).decode(),
-            len(fetched.data))
+    return MediaInput(data=fetched.data, content_type=fetched.sniffed), len(fetched.data)
 
 
 #: Inputs a generation row refers to instead of holding their bytes (`stow_inputs`).
 STORED_INPUT_PREFIX: Final = "mediahub-input:"
-#: The parameters that carry input media as `data:` URLs (one, or a list for samples).
-INPUT_PARAMS: Final = ("image", "mask", SAMPLES_TARGET)
 
 
-async def stow_inputs(runtime: Runtime, tenant_id: str,
-                      params: dict[str, Any]) -> dict[str, Any]:
-    """The params to record in the generation row: every input `data:` URL (fetched from a
-    URL, or sent inline) replaced by a reference to its copy under `<tenant>/inputs/`, so a
-    row never holds megabytes of base64. Called by `submit` once the request is planned."""
+async def stow_inputs(runtime: Runtime, tenant_id: str, params: dict[str, Any],
+                      inputs: Inputs) -> dict[str, Any]:
+    """The params to record in the generation row: the plain `params`, and each input as a
+    reference to its copy under `<tenant>/inputs/` under its own name (a list for the
+    samples), so a row never holds the media. Called by `submit` once the request is
+    planned."""
     stored = dict(params)
-    for name in INPUT_PARAMS:
-        value = stored.get(name)
-        if isinstance(value, str):
-            stored[name] = await _stow(runtime, tenant_id, value)
-        elif isinstance(value, list):
-            stored[name] = [await _stow(runtime, tenant_id, v) if isinstance(v, str) else v
-                            for v in value]
+    for name, media in inputs.media.items():
+        stored[name] = await _stow(runtime, tenant_id, media)
+    if inputs.samples:
+        stored[SAMPLES] = [await _stow(runtime, tenant_id, s) for s in inputs.samples]
     return stored
 
 
-async def _stow(runtime: Runtime, tenant_id: str, value: str) -> str:
-    parsed = _data_urls.decode(value)
-    if parsed is None:
-        return value  # not a data: URL the gateway can read: the provider judges it
-    content_type, data = parsed
-    key = f"{tenant_id}/inputs/{hashlib.sha256(data).hexdigest()}" \
-          f"{_EXTENSIONS.get(content_type, '.bin')}"
-    await runtime.storage.put(key, data, content_type)  # named by content: rewriting is harmless
+async def _stow(runtime: Runtime, tenant_id: str, media: MediaInput) -> str:
+    key = f"{tenant_id}/inputs/{hashlib.sha256(media.data).hexdigest()}" \
+          f"{_EXTENSIONS.get(media.content_type, '.bin')}"
+    # Named by content: rewriting is harmless.
+    await runtime.storage.put(key, media.data, media.content_type)
     return STORED_INPUT_PREFIX + key
 
 
-async def load_inputs(runtime: Runtime, params: dict[str, Any]) -> dict[str, Any]:
-    """The params a provider sees: references `stow_inputs` recorded turned back into
-    `data:` URLs. Called by the worker before it calls a provider (not for polls). Raises
-    `ProviderError` (`input_missing`, final) when a stored input is gone."""
-    if not any(_is_ref(params.get(name)) for name in INPUT_PARAMS):
-        return params
-    loaded = dict(params)
-    for name in INPUT_PARAMS:
-        value = loaded.get(name)
-        if isinstance(value, str):
-            loaded[name] = await _load(runtime, value)
-        elif isinstance(value, list):
-            loaded[name] = [await _load(runtime, v) if isinstance(v, str) else v
-                            for v in value]
-    return loaded
+def holds_inputs(params: dict[str, Any]) -> bool:
+    """Whether recorded `params` name inputs that `load_inputs` must load."""
+    return any(name in params for name in (*INPUT_NAMES, SAMPLES))
 
 
-def _is_ref(value: object) -> bool:
-    if isinstance(value, list):
-        return any(_is_ref(v) for v in value)
-    return isinstance(value, str) and value.startswith(STORED_INPUT_PREFIX)
+async def load_inputs(runtime: Runtime, params: dict[str, Any]) -> tuple[dict[str, Any], Inputs]:
+    """The plain params a provider sees and its inputs, loaded from the references
+    `stow_inputs` recorded (a `data:` URL recorded before references existed is decoded).
+
+    Called by the worker before it calls a provider (not for polls). Raises `ProviderError`
+    (final): `input_missing` when a stored input is gone, `invalid_input` when a recorded one
+    cannot be read."""
+    plain = {k: v for k, v in params.items() if k not in INPUT_NAMES and k != SAMPLES}
+    media = {name: await _load(runtime, params[name], f"params.{name}")
+             for name in INPUT_NAMES if params.get(name) is not None}
+    recorded = params.get(SAMPLES)
+    if recorded is not None and not isinstance(recorded, list):
+        raise ProviderError(f"params.{SAMPLES} of this generation cannot be read",
+                            code="invalid_input", retryable=False)
+    samples = [await _load(runtime, value, f"params.{SAMPLES}[{index}]")
+               for index, value in enumerate(recorded or [])]
+    return plain, Inputs(media=media, samples=samples)
 
 
-async def _load(runtime: Runtime, value: str) -> str:
-    if not value.startswith(STORED_INPUT_PREFIX):
-        return value
+async def _load(runtime: Runtime, value: object, param: str) -> MediaInput:
+    if isinstance(value, str) and value.startswith(STORED_INPUT_PREFIX):
+        try:
+            data, content_type = await runtime.storage.get(value[len(STORED_INPUT_PREFIX):])
+        except MediaNotFound as exc:
+            raise ProviderError("an input of this generation is no longer stored",
+                                code="input_missing", retryable=False) from exc
+        return MediaInput(data=data, content_type=content_type)
     try:
-        data, content_type = await runtime.storage.get(value[len(STORED_INPUT_PREFIX):])
-    except MediaNotFound as exc:
-        raise ProviderError("an input of this generation is no longer stored",
-                            code="input_missing", retryable=False) from exc
-    return f"data:{content_type};base64," + base64.b64encode(data).decode()
+        return decode_data_url(value, param)
+    except InvalidParams as exc:
+        raise ProviderError(f"{param} of this generation cannot be read ({exc.message})",
+                            code="invalid_input", retryable=False) from exc
 
 
 async def fetch_outputs(runtime: Runtime, result: ProviderResult) -> ProviderResult:

@@ -50,7 +50,7 @@ from gateway.generations.models import (
 )
 from gateway.generations.services import Services
 from gateway.webhooks import outbox
-from plugins.base import ProviderTask
+from plugins.provider import ProviderTask
 from tenants.kernel.db import utcnow
 
 log = logging.getLogger(__name__)

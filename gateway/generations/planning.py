@@ -8,10 +8,12 @@ from dataclasses import dataclass
 
 from billing.pricing import Price, price
 from gateway.core.runtime import Runtime
+from gateway.generations import inputs as media_urls
 from gateway.generations.schemas import GenerationCreate
 from gateway.providers.states import ProviderStates, configured
-from plugins.base import DEFAULT_OPERATIONS, InvalidParams, Provider, ProviderRequest
-from plugins.routing import Weights
+from plugins.errors import InvalidParams
+from plugins.provider import Provider, ProviderRequest
+from plugins.vocabulary import DEFAULT_OPERATIONS
 from tenants.kernel.errors import InvalidRequest, Unavailable
 from tenants.models import Tenant
 from tenants.schemas import routing_of
@@ -73,26 +75,25 @@ def _route(states: ProviderStates, tenant: Tenant, candidates: list[Provider],
         return states.rank(candidates, "pinned", estimates, order=[pinned],
                                     include_others=False)
     config = routing_of(tenant.routing)
-    weights = None
-    if config.weights is not None:
-        weights = Weights(cost=config.weights.cost, speed=config.weights.speed,
-                          load=config.weights.load,
-                          availability=config.weights.availability)
     return states.rank(candidates, config.strategy, estimates, order=config.order,
-                                include_others=config.include_others, weights=weights)
+                       include_others=config.include_others, weights=config.weights)
 
 
 def plan(runtime: Runtime, states: ProviderStates, tenant: Tenant, body: GenerationCreate,
-         tier: str | None = None) -> Plan:
+         tier: str | None = None, inputs: media_urls.Inputs | None = None) -> Plan:
     """Validate a request, route it and price it with the best provider.
 
-    Raises `InvalidRequest` naming the bad field when no capable provider accepts the
-    request, `Unavailable` when none can be called now (breakers open). A provider that
-    rejects the parameters while another accepts them is simply not a candidate.
+    `inputs` are the decoded input media (`gateway.generations.inputs.prepare`); without them,
+    inline inputs are decoded from `body.params` here. Raises `InvalidRequest` naming the bad
+    field when no capable provider accepts the request, `Unavailable` when none can be called
+    now (breakers open). A provider that rejects the parameters while another accepts them is
+    simply not a candidate.
     """
     operation = body.operation or DEFAULT_OPERATIONS[body.type]
+    params, inputs = ((body.params, inputs) if inputs is not None
+                      else media_urls.split(body.params))
     request = ProviderRequest(type=body.type, operation=operation, prompt=_prompt(body),
-                              params=body.params)
+                              params=params, inputs=inputs.media, samples=inputs.samples)
     estimates: dict[str, int] = {}
     accepted: list[Provider] = []
     rejection: InvalidParams | None = None

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 
-MediaTypeName = Literal["image", "audio", "video", "design", "model_3d"]
-Operation = Literal[
-    "text_to_image", "image_edit", "image_variation", "text_to_speech", "list_voices",
-    "voice_clone", "text_to_video", "image_to_video", "video_extend", "design_autofill",
-    "text_to_3d", "image_to_3d",
-]
+from plugins.vocabulary import MediaType, Operation
+
 MetaValue = Annotated[str, msgspec.Meta(max_length=500)]
 
 
 class GenerationCreate(msgspec.Struct, forbid_unknown_fields=True):
-    type: MediaTypeName
+    type: MediaType
     operation: Operation | None = None
     prompt: Annotated[str, msgspec.Meta(max_length=10_000)] | None = None
     text: Annotated[str, msgspec.Meta(max_length=10_000)] | None = None

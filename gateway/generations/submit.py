@@ -65,9 +65,9 @@ async def submit(services: Services, principal: Principal, body: GenerationCreat
     runtime = services.runtime
     tenant, tier = await runtime.tenant_views.tenant_and_tier(principal.tenant,
                                                               principal.customer_id)
-    body = await media_urls.prepare(runtime, body)
+    body, inputs = await media_urls.prepare(runtime, body)
     await services.providers.refresh(runtime)
-    chosen = plan(runtime, services.providers, tenant, body, tier)
+    chosen = plan(runtime, services.providers, tenant, body, tier, inputs)
     lookup = cache.consult(runtime, tenant, chosen.request, provider=chosen.provider,
                            pinned=body.provider, cache_control=cache_control)
     original = await cache.find(runtime, lookup) if lookup is not None else None
@@ -75,7 +75,7 @@ async def submit(services: Services, principal: Principal, body: GenerationCreat
         id=new_id("gen"), tenant_id=principal.tenant, customer_id=principal.customer_id,
         api_key_id=principal.key_id, type=body.type, operation=chosen.request.operation,
         prompt=chosen.request.prompt,
-        params=await media_urls.stow_inputs(runtime, principal.tenant, body.params),
+        params=await media_urls.stow_inputs(runtime, principal.tenant, body.params, inputs),
         provider=chosen.provider.name,
         candidates=[p.name for p in chosen.candidates], attempts_log=[], status=QUEUED,
         cost_usd_micros=chosen.price.cost_usd_micros,

@@ -50,14 +50,8 @@ from gateway.generations import inputs as media_urls
 from gateway.generations.models import AttemptRecord, Generation, StoredOutput
 from gateway.generations.services import Services
 from gateway.providers.credentials import credentials_for
-from plugins.base import (
-    Provider,
-    ProviderError,
-    ProviderRequest,
-    ProviderResult,
-    ProviderTask,
-    error_from_exception,
-)
+from plugins.errors import ProviderError, error_from_exception
+from plugins.provider import Provider, ProviderRequest, ProviderResult, ProviderTask
 from tenants.kernel.db import utcnow
 
 log = logging.getLogger(__name__)
@@ -352,9 +346,11 @@ async def _follow(services: Services, generation: Generation,
 
 async def _with_inputs(services: Services, request: ProviderRequest) -> ProviderRequest:
     """The request with its stored inputs loaded (once per job: polls need none)."""
-    params = await media_urls.load_inputs(services.runtime, request.params)
-    return request if params is request.params else msgspec.structs.replace(request,
-                                                                             params=params)
+    if not media_urls.holds_inputs(request.params):
+        return request
+    params, inputs = await media_urls.load_inputs(services.runtime, request.params)
+    return msgspec.structs.replace(request, params=params, inputs=inputs.media,
+                                   samples=inputs.samples)
 
 
 async def _run(services: Services, generation: Generation) -> None:

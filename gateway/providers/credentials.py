@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 
 from gateway.core.runtime import Runtime, provider_env_name
-from plugins.base import Credentials, ProviderError
+from plugins.errors import ProviderError
+from plugins.provider import Credentials
 from tenants.models import Tenant
 from tenants.provider_keys import UnsealError, own_credentials
 

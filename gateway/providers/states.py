@@ -1,5 +1,5 @@
 """Provider state: the routing statistics and health of every provider, kept in memory by each
-process (plugins/routing.py) and mirrored to the `providers` table.
+process (plugins/routing/) and mirrored to the `providers` table.
 
 - The pipeline calls `acquire` before a provider call (it refuses while the breaker is open or a
   429's Retry-After runs), `record` with the outcome, and `finish` when the call is over.
@@ -28,9 +28,12 @@ from sqlalchemy import select
 from gateway.core.runtime import Runtime
 from gateway.providers.credentials import platform_credentials
 from gateway.providers.models import ProviderState
-from plugins import routing
-from plugins.base import Provider, ProviderError
-from plugins.routing import ProviderStats, RoutingConfig, Weights
+from plugins.errors import ProviderError
+from plugins.provider import Provider
+from plugins.routing.breaker import HALF_OPEN, OPEN, CircuitBreaker
+from plugins.routing.policy import Weights
+from plugins.routing.rank import rank
+from plugins.routing.stats import ProviderStats, RoutingConfig
 from tenants.models import Tenant
 
 log = logging.getLogger(__name__)
@@ -92,7 +95,7 @@ class ProviderStates:
         found = self._stats.get(name)
         if found is None:
             capacity = 1 if isinstance(provider, str) else max(provider.capacity, 1)
-            found = ProviderStats(capacity=capacity, breaker=routing.CircuitBreaker(
+            found = ProviderStats(capacity=capacity, breaker=CircuitBreaker(
                 failure_threshold=self.config.failure_threshold,
                 cooldown_s=self.config.cooldown_s,
                 trial_timeout_s=self.config.trial_timeout_s))
@@ -106,9 +109,9 @@ class ProviderStates:
     def rank(self, candidates: Sequence[Provider], strategy: str, estimates: dict[str, int], *,
              order: Sequence[str] = (), include_others: bool = True,
              weights: Weights | None = None) -> list[Provider]:
-        """`plugins.routing.rank` over this process's stats, now."""
+        """`plugins.routing.rank.rank` over this process's stats, now."""
         table = {p.name: self.stats(p) for p in candidates}
-        return routing.rank(candidates, strategy, estimates, table, self.now(), order=order,
+        return rank(candidates, strategy, estimates, table, self.now(), order=order,
                             include_others=include_others, weights=weights,
                             config=self.config)
 
@@ -119,7 +122,7 @@ class ProviderStates:
         now = self.now()
         if stats.backing_off(now):
             return "rate_limited", False
-        trial = stats.breaker.state(now) == routing.HALF_OPEN
+        trial = stats.breaker.state(now) == HALF_OPEN
         if not stats.breaker.try_acquire(now):
             return "circuit_open", False
         stats.in_flight += 1
@@ -195,7 +198,7 @@ class ProviderStates:
             return "unconfigured"
         stats = self.stats(provider)
         now = self.now()
-        if stats.breaker.state(now) == routing.OPEN:
+        if stats.breaker.state(now) == OPEN:
             return "circuit_open"
         if stats.backing_off(now):
             return "rate_limited"

@@ -50,7 +50,7 @@ from gateway.webhooks.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
-from plugins.base import parse_retry_after
+from plugins.errors import parse_retry_after
 from tenants.kernel.db import new_id, utcnow
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,8 @@ from collections.abc import Callable
 import httpx
 import redis.asyncio as redis
 
-from plugins.base import (
+from plugins.hookspecs import hookimpl
+from plugins.provider import (
     Credentials,
     Provider,
     ProviderOutput,
@@ -27,7 +28,6 @@ from plugins.base import (
     ProviderResult,
     ProviderTask,
 )
-from plugins.hookspecs import hookimpl
 
 _clients: dict[str, redis.Redis] = {}
 

@@ -16,15 +16,15 @@ from typing import Any
 
 import httpx
 
-from plugins.base import (
+from plugins.errors import InvalidParams
+from plugins.hookspecs import hookimpl
+from plugins.provider import (
     Credentials,
-    InvalidParams,
     Provider,
     ProviderOutput,
     ProviderRequest,
     ProviderResult,
 )
-from plugins.hookspecs import hookimpl
 
 SAMPLE_RATE = 8000
 TONE_S = 0.05

@@ -1,6 +1,6 @@
 """A fake of Runway's developer API (api.dev.runwayml.com, version 2024-11-06).
 
-Answers as the real API does for the calls `plugins.runway` makes: `POST /v1/image_to_video`
+Answers as the real API does for the calls `plugins.builtin.runway` makes: `POST /v1/image_to_video`
 and `/v1/text_to_video` → `{"id"}`, `GET /v1/tasks/{id}` walking each task through the states
 the test scripts (PENDING, THROTTLED, RUNNING, then SUCCEEDED with presigned-style output URLs
 served by the fake itself, FAILED with a failureCode, or CANCELLED), `DELETE /v1/tasks/{id}`

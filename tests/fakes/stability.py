@@ -30,7 +30,7 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import UploadFile
 from PIL import Image
 
-from plugins import local_3d
+from plugins.builtin.local import model_3d as local_3d
 from tests.fakes import Seen
 
 API_KEY = "sk-test-stability"

@@ -21,17 +21,17 @@ from typing import Any, Final
 import httpx
 import msgspec
 
-from plugins import _media
-from plugins.base import (
+from plugins.builtin.local import _media
+from plugins.errors import InvalidParams
+from plugins.hookspecs import hookimpl
+from plugins.provider import (
     Credentials,
     Health,
-    InvalidParams,
     Provider,
     ProviderOutput,
     ProviderRequest,
     ProviderResult,
 )
-from plugins.hookspecs import hookimpl
 
 BINARY = "espeak-ng"
 PACKAGE = "espeak-ng"

@@ -19,17 +19,19 @@ import httpx
 import msgspec
 from PIL import Image, ImageDraw, ImageOps
 
-from plugins import _media
-from plugins.base import (
+from plugins import media
+from plugins.builtin.local import _media
+from plugins.errors import InvalidParams
+from plugins.hookspecs import hookimpl
+from plugins.media import MediaInput
+from plugins.provider import (
     Credentials,
     Health,
-    InvalidParams,
     Provider,
     ProviderOutput,
     ProviderRequest,
     ProviderResult,
 )
-from plugins.hookspecs import hookimpl
 
 BINARY = "ffmpeg"
 PACKAGE = "ffmpeg"
@@ -60,7 +62,7 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     width: int
     height: int
     resolution: str
-    image: str | None
+    image: MediaInput | None
     seed: int
 
     @property
@@ -81,12 +83,12 @@ def options(request: ProviderRequest) -> Options:
     if resolution not in RESOLUTIONS:
         raise InvalidParams(f"resolution must be one of {', '.join(RESOLUTIONS)}",
                             param="params.resolution")
-    image = params.get("image")
+    image = request.inputs.get("image")
     if request.operation == "image_to_video":
         if image is None:
-            raise InvalidParams("image_to_video needs params.image (a data: URL)",
-                                param="params.image")
-        _media.check_data_url_image(image, "params.image")
+            raise InvalidParams("image_to_video needs params.image (a data: URL) or "
+                                "params.image_url", param="params.image")
+        media.image_size(image, "params.image")
     elif image is not None:
         raise InvalidParams("params.image is only used by image_to_video",
                             param="params.image")
@@ -122,9 +124,9 @@ def title_card(prompt: str, width: int, height: int, seed: int) -> bytes:
     return _media.to_png(card)
 
 
-def pan_still(image_url: str, width: int, height: int) -> bytes:
+def pan_still(image: MediaInput, width: int, height: int) -> bytes:
     """The still of an image_to_video: the image cropped to cover the frame (PNG)."""
-    picture = _media.load_data_url_image(image_url, "params.image")
+    picture = media.load_image(image, "params.image")
     return _media.to_png(ImageOps.fit(picture, (width, height)))
 
 

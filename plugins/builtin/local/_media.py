@@ -1,6 +1,6 @@
 """Small helpers shared by the local engines: finding and running an external binary off the
-event loop, turning a missing one into a clear error, reading a `data:` URL image param,
-checking colour and number params, and fitting text into a box with Pillow's bundled font.
+event loop, turning a missing one into a clear error, checking colour and number params, and
+fitting text into a box with Pillow's bundled font. (Input images: `plugins.media`.)
 
 Nothing here reads settings or touches the gateway; the engines call these functions.
 """
@@ -8,8 +8,6 @@ Nothing here reads settings or touches the gateway; the engines call these funct
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import functools
 import hashlib
@@ -19,15 +17,11 @@ import shutil
 from typing import Any
 
 import msgspec
-from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont
 
-from plugins.base import Health, InvalidParams, ProviderError
+from plugins.errors import InvalidParams, ProviderError
+from plugins.provider import Health
 
-#: Image formats accepted in a `data:` URL param (the media type must name one of these).
-DATA_URL_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
-MAX_DATA_URL_BYTES = 8 * 1024 * 1024
-MAX_DATA_URL_PIXELS = 40_000_000
-_DATA_URL = re.compile(r"data:(?P<type>image/[a-z0-9.+-]+);base64,(?P<data>.*)", re.DOTALL)
 _STDERR_TAIL = 500
 
 
@@ -90,59 +84,6 @@ async def _kill(process: asyncio.subprocess.Process) -> None:
 
 def _program(argv: list[str]) -> str:
     return argv[0].rsplit("/", 1)[-1]
-
-
-def check_data_url_image(value: Any, param: str) -> tuple[int, int]:
-    """Check that `value` is a `data:image/...;base64,` URL holding a real image.
-
-    Reads only the image header (cheap enough for the request path); returns (width, height).
-    Raises `InvalidParams` naming `param` otherwise.
-    """
-    with _open_data_url(value, param) as image:
-        return image.size
-
-
-def load_data_url_image(value: Any, param: str) -> Image.Image:
-    """Decode a `data:` URL image fully to RGB (CPU-bound: run it off the event loop)."""
-    with _open_data_url(value, param) as image:
-        try:
-            image.load()
-        except (OSError, ValueError, SyntaxError) as exc:
-            raise InvalidParams(f"the image in {param} is damaged ({exc})", param=param) from exc
-        return image.convert("RGB")
-
-
-def _open_data_url(value: Any, param: str) -> Image.Image:
-    if not isinstance(value, str):
-        raise InvalidParams(f"{param} must be a data:image/png;base64,... URL", param=param)
-    found = _DATA_URL.fullmatch(value.strip())
-    if found is None:
-        raise InvalidParams(f"{param} must be a data:image/png;base64,... URL", param=param)
-    expected = DATA_URL_FORMATS.get(found["type"])
-    if expected is None:
-        raise InvalidParams(f"{param} must be one of {', '.join(DATA_URL_FORMATS)}",
-                            param=param)
-    if len(found["data"]) > MAX_DATA_URL_BYTES * 4 // 3 + 4:
-        raise InvalidParams(f"the image in {param} is larger than "
-                            f"{MAX_DATA_URL_BYTES // (1024 * 1024)} MB", param=param)
-    try:
-        raw = base64.b64decode(found["data"], validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidParams(f"{param} is not valid base64", param=param) from exc
-    try:
-        image = Image.open(io.BytesIO(raw), formats=[expected])
-    except Image.DecompressionBombError as exc:
-        raise InvalidParams(f"the image in {param} must have at most "
-                            f"{MAX_DATA_URL_PIXELS} pixels", param=param) from exc
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise InvalidParams(f"{param} does not hold a {found['type']} image",
-                            param=param) from exc
-    width, height = image.size
-    if width < 1 or height < 1 or width * height > MAX_DATA_URL_PIXELS:
-        image.close()
-        raise InvalidParams(f"the image in {param} must have at most "
-                            f"{MAX_DATA_URL_PIXELS} pixels", param=param)
-    return image
 
 
 def to_png(image: Image.Image) -> bytes:

@@ -1,49 +1,99 @@
 """The provider contract as a test any provider can run, built-in or third-party.
 
-    from plugins.base import ProviderRequest
-    from plugins.contract import check_provider_contract
+    from plugins.provider import ProviderRequest
+    from plugins.testing import check_provider_contract, sample_image
 
     async def test_my_provider_keeps_the_contract() -> None:
         request = ProviderRequest(type="audio", operation="text_to_speech", prompt="hello")
+        await check_provider_contract(MyProvider(), request)
+
+    async def test_my_provider_edits_an_image() -> None:
+        request = ProviderRequest(type="image", operation="image_edit", prompt="add a moon",
+                                  inputs={"image": sample_image()})
         await check_provider_contract(MyProvider(), request)
 
 `check_provider_contract` raises `AssertionError` listing every broken rule (it does not rely
 on `assert` statements, so it also works under `python -O` and outside pytest). Only the
 provider's own methods run; pass `credentials` and an `httpx.AsyncClient` (for instance one
 with an `httpx.MockTransport`) when the provider needs a key or calls a remote API.
+`request_from_params` builds a request from API-style params the way the gateway does
+(inline `data:` URL inputs decoded), for tests written against the public API's shapes.
 """
 
 from __future__ import annotations
 
+import io
 import re
-from typing import Any, get_args
+from collections.abc import Mapping
+from typing import Any
 
 import httpx
 import msgspec
+from PIL import Image
 
-from plugins.base import (
+from plugins.media import INPUT_NAMES, SAMPLES, MediaInput, split_inputs
+from plugins.provider import (
     Credentials,
     Health,
-    MediaType,
     Provider,
     ProviderOutput,
     ProviderRequest,
     ProviderResult,
 )
+from plugins.vocabulary import MEDIA_TYPES, OPERATIONS
 
-#: The media types a provider may declare (`plugins.base.MediaType`).
-KNOWN_MEDIA_TYPES: frozenset[str] = frozenset(get_args(MediaType))
-#: The operations the API accepts; kept equal to the gateway's `Operation` literal by a test
-#: (plugins import nothing from the gateway).
-KNOWN_OPERATIONS: frozenset[str] = frozenset({
-    "text_to_image", "image_edit", "image_variation", "text_to_speech", "list_voices",
-    "voice_clone", "text_to_video", "image_to_video", "video_extend", "design_autofill",
-    "text_to_3d", "image_to_3d",
-})
+#: The media types and operations a provider may declare (`plugins.vocabulary`).
+KNOWN_MEDIA_TYPES: frozenset[str] = frozenset(MEDIA_TYPES)
+KNOWN_OPERATIONS: frozenset[str] = frozenset(OPERATIONS)
 #: A provider name is what clients pin (`"provider": "..."`, at most 64 characters) and what
 #: `MEDIAHUB_<NAME>_API_KEY` is derived from.
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*", re.IGNORECASE)
+
+
+def request_from_params(*, type: str, operation: str, prompt: str = "",
+                        params: Mapping[str, Any] | None = None,
+                        idempotency_key: str | None = None) -> ProviderRequest:
+    """A `ProviderRequest` as the gateway builds it from an API request's fields.
+
+    The input media among `params` (`image`, `mask`, `image_tail` as `data:` URLs, `samples`
+    as a list of them) are decoded into `inputs` and `samples`; the rest stays in `params`.
+    Returns the request; raises `InvalidParams` naming a malformed input, as the gateway
+    answers 422 for it.
+    """
+    plain, inputs, samples = split_inputs(params or {})
+    return ProviderRequest(type=type, operation=operation, prompt=prompt, params=plain,
+                           inputs=inputs, samples=samples, idempotency_key=idempotency_key)
+
+
+def sample_image(width: int = 64, height: int = 64, *,
+                 color: tuple[int, int, int] = (200, 120, 40)) -> MediaInput:
+    """A small PNG input (`inputs={"image": sample_image()}`) for sample requests of
+    operations that take an image."""
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(out, format="PNG")
+    return MediaInput(data=out.getvalue(), content_type="image/png")
+
+
+def request_problems(request: ProviderRequest) -> list[str]:
+    """What is wrong with a sample request as the gateway would never build it (an empty
+    list when nothing is): input media left in `params`, or inputs that are not
+    `MediaInput`s under a known name."""
+    problems: list[str] = []
+    for name in (*INPUT_NAMES, SAMPLES):
+        if name in request.params:
+            problems.append(f"the sample request carries params.{name}: input media go "
+                            f"decoded in ProviderRequest.inputs / .samples (see "
+                            f"request_from_params)")
+    for name, value in request.inputs.items():
+        if name not in INPUT_NAMES:
+            problems.append(f"the sample request has an input named {name!r}; known: "
+                            f"{', '.join(INPUT_NAMES)}")
+        if not isinstance(value, MediaInput):
+            problems.append(f"inputs[{name!r}] must be a MediaInput")
+    if not all(isinstance(value, MediaInput) for value in request.samples):
+        problems.append("samples must be MediaInputs")
+    return problems
 
 
 def _is_int(value: object) -> bool:
@@ -148,12 +198,12 @@ async def check_provider_contract(provider: Provider, request: ProviderRequest, 
                                   client: httpx.AsyncClient | None = None) -> ProviderResult:
     """Check `provider` against the contract with one `request` it should serve.
 
-    Checks the class attributes, then `validate`, `estimate_cost`, `generate` and `health`
-    once each. Raises `AssertionError` listing every problem found; returns the
-    `ProviderResult` so the caller can check the media itself. Exceptions the provider raises
-    (a refused request, a failed call) propagate unchanged.
+    Checks the class attributes and the request's shape, then `validate`, `estimate_cost`,
+    `generate` and `health` once each. Raises `AssertionError` listing every problem found;
+    returns the `ProviderResult` so the caller can check the media itself. Exceptions the
+    provider raises (a refused request, a failed call) propagate unchanged.
     """
-    problems = class_problems(provider)
+    problems = class_problems(provider) + request_problems(request)
     media_types: Any = getattr(provider, "media_types", None)
     operations: Any = getattr(provider, "operations", None)
     declared = all(isinstance(v, frozenset) and v for v in (media_types, operations))

@@ -7,8 +7,8 @@ ElevenLabs HTTP API (v1) with the `xi-api-key` header.
   voices (id, name, category, labels, description, preview URL).
 - `voice_clone`: `POST /v1/voices/add` (multipart: `name`, one `files` part per sample,
   `description`, `labels` as a JSON string, `remove_background_noise`); the output is an
-  `application/json` document with the new `voice_id`. The samples arrive as `params.samples`
-  `data:` URLs (the gateway fetches `params.sample_urls` into them).
+  `application/json` document with the new `voice_id`. The samples arrive decoded in
+  `ProviderRequest.samples` (from the client's `params.sample_urls` or `params.samples`).
 
 Calls are synchronous (the API answers with the result). ElevenLabs takes no idempotency key,
 so a call cut off by a crash is not repeated by the gateway. plugins/README.md says what was
@@ -17,32 +17,33 @@ verified and from where.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import struct
 import wave
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from io import BytesIO
 from typing import Any, Final, TypeVar
 
 import httpx
 import msgspec
 
-from plugins.base import (
+from plugins.errors import (
     CONTENT_POLICY,
-    Credentials,
-    Health,
     InvalidParams,
-    Provider,
     ProviderError,
-    ProviderOutput,
-    ProviderRequest,
-    ProviderResult,
     error_for_status,
     error_from_exception,
 )
 from plugins.hookspecs import hookimpl
+from plugins.media import MediaInput
+from plugins.provider import (
+    Credentials,
+    Health,
+    Provider,
+    ProviderOutput,
+    ProviderRequest,
+    ProviderResult,
+)
 
 BASE_URL: Final = "https://api.elevenlabs.io"
 #: The API's own defaults (model, output format), and the voice of its quickstart ("George").
@@ -72,8 +73,6 @@ SPEED: Final = (0.7, 1.2)
 MAX_SEED: Final = 4_294_967_295
 MAX_SAMPLES: Final = 25
 MAX_NAME: Final = 100
-_AUDIO_DATA_URL = re.compile(r"data:(?P<type>audio/[a-z0-9.+-]+);base64,(?P<data>.*)",
-                             re.DOTALL)
 _SAMPLE_EXTENSIONS: Final = {"audio/mpeg": "mp3", "audio/wav": "wav", "audio/ogg": "ogg",
                              "audio/flac": "flac", "audio/mp4": "m4a"}
 # Speech of 10,000 characters takes a while to render; listing and cloning are quick.
@@ -206,32 +205,28 @@ def tts_options(params: Mapping[str, Any]) -> TtsOptions:
                       language_code=language, voice_settings=settings, seed=seed)
 
 
-def _sample(value: Any, index: int) -> Sample:
+def _sample(value: MediaInput, index: int) -> Sample:
     param = f"params.samples[{index}]"
-    found = _AUDIO_DATA_URL.fullmatch(value.strip()) if isinstance(value, str) else None
-    if found is None:
-        raise InvalidParams(f"{param} must be a data:audio/...;base64, URL (or give "
-                            f"params.sample_urls)", param=param)
-    try:
-        data = base64.b64decode(found["data"], validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidParams(f"{param} is not valid base64", param=param) from exc
-    if not data:
+    kind = value.content_type
+    if not kind.startswith("audio/"):
+        raise InvalidParams(f"{param} must be audio, not {kind} (a data:audio/...;base64, URL, "
+                            f"or give params.sample_urls)", param=param)
+    if not value.data:
         raise InvalidParams(f"{param} is empty", param=param)
-    kind = found["type"]
     return Sample(filename=f"sample{index + 1}.{_SAMPLE_EXTENSIONS.get(kind, 'bin')}",
-                  content_type=kind, data=data)
+                  content_type=kind, data=value.data)
 
 
-def clone_options(prompt: str, params: Mapping[str, Any]) -> CloneOptions:
+def clone_options(prompt: str, params: Mapping[str, Any],
+                  samples: Sequence[MediaInput]) -> CloneOptions:
     """The voice-clone parameters of a request, checked; the voice's name is `params.name`
-    or else the request's text. Raises `InvalidParams`."""
+    or else the request's text, `samples` the request's audio samples. Raises
+    `InvalidParams`."""
     name = _string_param(params, "name", prompt.strip())
     assert name is not None
     if not name.strip() or len(name) > MAX_NAME:
         raise InvalidParams(f"name must be 1 to {MAX_NAME} characters", param="params.name")
-    samples = params.get("samples")
-    if not isinstance(samples, list) or not 1 <= len(samples) <= MAX_SAMPLES:
+    if not 1 <= len(samples) <= MAX_SAMPLES:
         raise InvalidParams(f"voice_clone needs 1 to {MAX_SAMPLES} audio samples "
                             f"(params.sample_urls)", param="params.samples")
     labels = params.get("labels")
@@ -355,7 +350,7 @@ class ElevenLabs(Provider):
         if request.operation == "list_voices":
             return self.prices["list_voices"]
         if request.operation == "voice_clone":
-            clone_options(request.prompt, request.params)
+            clone_options(request.prompt, request.params, request.samples)
             return self.prices["voice_clone"]
         raise InvalidParams(f"elevenlabs cannot do {request.operation}", param="operation")
 
@@ -411,7 +406,7 @@ class ElevenLabs(Provider):
 
     async def _clone(self, request: ProviderRequest, credentials: Credentials,
                      client: httpx.AsyncClient) -> ProviderResult:
-        options = clone_options(request.prompt, request.params)
+        options = clone_options(request.prompt, request.params, request.samples)
         form: dict[str, str] = {"name": options.name}
         if options.description is not None:
             form["description"] = options.description

@@ -26,20 +26,17 @@ import httpx
 import msgspec
 from PIL import Image, UnidentifiedImageError
 
-from plugins import _data_urls
-from plugins.base import (
+from plugins import media
+from plugins.errors import InvalidParams, ProviderError, error_for_status, error_from_exception
+from plugins.hookspecs import hookimpl
+from plugins.provider import (
     Credentials,
     Health,
-    InvalidParams,
     Provider,
-    ProviderError,
     ProviderOutput,
     ProviderRequest,
     ProviderResult,
-    error_for_status,
-    error_from_exception,
 )
-from plugins.hookspecs import hookimpl
 
 BASE_URL: Final = "https://api.stability.ai"
 ENGINES: Final = ("core", "ultra", "sd3")
@@ -95,7 +92,7 @@ class ImageOptions(msgspec.Struct, frozen=True, kw_only=True):
 class ModelOptions(msgspec.Struct, frozen=True, kw_only=True):
     """A checked image-to-3D request: the input image and the form fields to send."""
 
-    image: _data_urls.DataUrlImage
+    image: media.MediaInput
     fields: dict[str, str]
 
 
@@ -155,12 +152,12 @@ def model_options(request: ProviderRequest) -> ModelOptions:
     """The request's checked image-to-3D options; raises `InvalidParams` naming the bad
     parameter."""
     params = request.params
-    if "image" not in params:
+    image = request.inputs.get("image")
+    if image is None:
         raise InvalidParams("image_to_3d needs an input image: give params.image_url",
                             param="params.image_url")
-    image = _data_urls.image_param(params["image"], "params.image")
-    if (min(image.width, image.height) < MIN_3D_SIDE
-            or image.width * image.height > MAX_3D_PIXELS):
+    width, height = media.image_size(image, "params.image")
+    if min(width, height) < MIN_3D_SIDE or width * height > MAX_3D_PIXELS:
         raise InvalidParams(f"the image must have sides of at least {MIN_3D_SIDE} pixels and "
                             f"at most {MAX_3D_PIXELS} pixels in all", param="params.image")
     fields: dict[str, str] = {}

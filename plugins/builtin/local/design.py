@@ -16,16 +16,18 @@ import httpx
 import msgspec
 from PIL import Image, ImageDraw, ImageOps
 
-from plugins import _media
-from plugins.base import (
+from plugins import media
+from plugins.builtin.local import _media
+from plugins.errors import InvalidParams
+from plugins.hookspecs import hookimpl
+from plugins.media import MediaInput
+from plugins.provider import (
     Credentials,
-    InvalidParams,
     Provider,
     ProviderOutput,
     ProviderRequest,
     ProviderResult,
 )
-from plugins.hookspecs import hookimpl
 
 Box = tuple[int, int, int, int]
 
@@ -64,7 +66,7 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     template: str
     fields: dict[str, str]
     colors: dict[str, RGB]
-    image: str | None
+    image: MediaInput | None
     format: str
 
 
@@ -112,9 +114,9 @@ def options(request: ProviderRequest) -> Options:
     output_format = params.get("format", "png")
     if output_format not in FORMATS:
         raise InvalidParams("format must be png or pdf", param="params.format")
-    image = params.get("image")
+    image = request.inputs.get("image")
     if image is not None:
-        _media.check_data_url_image(image, "params.image")
+        media.image_size(image, "params.image")
     return Options(seed=_media.seed_of(params, request.prompt), template=template,
                    fields=_fields(request), colors=_colors(request), image=image,
                    format=output_format)
@@ -152,7 +154,7 @@ def render(opts: Options) -> bytes:
 
     x0, y0, x1, y1 = template.image_box
     if opts.image is not None:
-        picture = _media.load_data_url_image(opts.image, "params.image")
+        picture = media.load_image(opts.image, "params.image")
         canvas.paste(ImageOps.fit(picture, (x1 - x0, y1 - y0)), (x0, y0))
     else:
         canvas.paste(_decoration((x1 - x0, y1 - y0), colors, opts.seed), (x0, y0))

@@ -16,15 +16,15 @@ from typing import Any, Final
 import httpx
 from PIL import Image, ImageDraw
 
-from plugins.base import (
+from plugins.errors import InvalidParams
+from plugins.hookspecs import hookimpl
+from plugins.provider import (
     Credentials,
-    InvalidParams,
     Provider,
     ProviderOutput,
     ProviderRequest,
     ProviderResult,
 )
-from plugins.hookspecs import hookimpl
 
 STYLES = ("gradient", "shapes", "noise")
 MIN_SIDE, MAX_SIDE = 64, 2048

@@ -33,21 +33,19 @@ from typing import Any, Final
 import httpx
 import msgspec
 
-from plugins.base import (
+from plugins.errors import InvalidParams, ProviderError, error_for_status, error_from_exception
+from plugins.hookspecs import hookimpl
+from plugins.media import MediaInput
+from plugins.provider import (
     Credentials,
     Health,
-    InvalidParams,
     Provider,
-    ProviderError,
     ProviderOutput,
     ProviderRequest,
     ProviderResult,
     ProviderTask,
-    error_for_status,
-    error_from_exception,
     run_to_completion,
 )
-from plugins.hookspecs import hookimpl
 
 BASE_URL: Final = "https://api-singapore.klingai.com"
 TOKEN_LIFETIME_S: Final = 1800
@@ -57,8 +55,8 @@ DEFAULT_POLL_AFTER_S: Final = 10.0
 MAX_PROMPT: Final = 2500
 #: Kling takes JPEG or PNG inputs up to 10 MB.
 MAX_IMAGE_BYTES: Final = 10 * 1024 * 1024
-_IMAGE_DATA_URL = re.compile(r"data:image/(png|jpeg|jpg);base64,(?P<data>[A-Za-z0-9+/=\s]+)",
-                             re.IGNORECASE)
+#: The input types Kling takes (`image/jpg` is how some clients label JPEG).
+IMAGE_TYPES: Final = frozenset({"image/png", "image/jpeg", "image/jpg"})
 ENDPOINTS: Final = {"text_to_video": "text2video", "image_to_video": "image2video"}
 MODES: Final = ("std", "pro")
 ASPECT_RATIOS: Final = ("16:9", "9:16", "1:1")
@@ -127,25 +125,18 @@ def _choice(params: Mapping[str, Any], key: str, allowed: tuple[str, ...],
     return value
 
 
-def _base64_image(params: Mapping[str, Any], key: str) -> str:
-    """A `data:` URL image param as the bare base64 Kling takes (no `data:` prefix)."""
-    value = params.get(key)
-    found = _IMAGE_DATA_URL.fullmatch(value.strip()) if isinstance(value, str) else None
-    if found is None:
-        raise InvalidParams(f"params.{key} must be a PNG or JPEG data: URL (Kling takes no "
+def _base64_image(inputs: Mapping[str, MediaInput], key: str) -> str:
+    """An input image as the bare base64 Kling takes (no `data:` prefix)."""
+    image = inputs[key]
+    if image.content_type not in IMAGE_TYPES:
+        raise InvalidParams(f"params.{key} must be a PNG or JPEG image (Kling takes no "
                             "other types)", param=f"params.{key}")
-    data = re.sub(r"\s", "", found["data"])
-    try:
-        raw = base64.b64decode(data, validate=True)
-    except ValueError as exc:
-        raise InvalidParams(f"params.{key} is not valid base64", param=f"params.{key}") \
-            from exc
-    if not raw:
+    if not image.data:
         raise InvalidParams(f"params.{key} is empty", param=f"params.{key}")
-    if len(raw) > MAX_IMAGE_BYTES:
+    if len(image.data) > MAX_IMAGE_BYTES:
         raise InvalidParams(f"params.{key} is larger than Kling's 10 MB",
                             param=f"params.{key}")
-    return data
+    return image.as_base64()
 
 
 def options(request: ProviderRequest) -> Options:
@@ -183,20 +174,20 @@ def options(request: ProviderRequest) -> Options:
         if not prompt:
             raise InvalidParams("text_to_video needs a prompt", param="prompt")
         for key in ("image", "image_tail"):
-            if params.get(key) is not None:
+            if key in request.inputs:
                 raise InvalidParams(f"params.{key} is only used by image_to_video",
                                     param=f"params.{key}")
         body["aspect_ratio"] = _choice(params, "aspect_ratio", ASPECT_RATIOS, "16:9")
     else:
-        if params.get("image") is None:
+        if "image" not in request.inputs:
             raise InvalidParams("image_to_video needs params.image (or params.image_url)",
                                 param="params.image")
         if "aspect_ratio" in params:
             raise InvalidParams("image_to_video follows the image's aspect ratio",
                                 param="params.aspect_ratio")
-        body["image"] = _base64_image(params, "image")
-        if params.get("image_tail") is not None:
-            body["image_tail"] = _base64_image(params, "image_tail")
+        body["image"] = _base64_image(request.inputs, "image")
+        if "image_tail" in request.inputs:
+            body["image_tail"] = _base64_image(request.inputs, "image_tail")
     price_key = f"{model}_{mode}" if spec.priced_by_mode else model
     return Options(endpoint=ENDPOINTS[request.operation], price_key=price_key,
                    duration=int(duration), body=body)

@@ -21,16 +21,16 @@ from typing import Any, Final
 import httpx
 import msgspec
 
-from plugins import _media
-from plugins.base import (
+from plugins.builtin.local import _media
+from plugins.errors import InvalidParams
+from plugins.hookspecs import hookimpl
+from plugins.provider import (
     Credentials,
-    InvalidParams,
     Provider,
     ProviderOutput,
     ProviderRequest,
     ProviderResult,
 )
-from plugins.hookspecs import hookimpl
 
 SHAPES = ("sphere", "box")
 SIZE_M = (0.1, 10.0)

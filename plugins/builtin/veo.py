@@ -29,24 +29,26 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import msgspec
 
-from plugins import _media
-from plugins.base import (
+from plugins import media
+from plugins.errors import (
     AUTH,
     CONTENT_POLICY,
+    InvalidParams,
+    ProviderError,
+    error_for_status,
+    error_from_exception,
+)
+from plugins.hookspecs import hookimpl
+from plugins.provider import (
     Credentials,
     Health,
-    InvalidParams,
     Provider,
-    ProviderError,
     ProviderOutput,
     ProviderRequest,
     ProviderResult,
     ProviderTask,
-    error_for_status,
-    error_from_exception,
     run_to_completion,
 )
-from plugins.hookspecs import hookimpl
 
 BASE_URL: Final = "https://generativelanguage.googleapis.com"
 API_VERSION: Final = "v1beta"
@@ -63,7 +65,6 @@ DOWNLOAD_TIMEOUT: Final = httpx.Timeout(120.0, connect=10.0)
 #: Google's own examples poll every 10 s; a video takes from ~30 s to a few minutes.
 DEFAULT_POLL_AFTER_S: Final = 10.0
 MAX_REDIRECTS: Final = 5
-_DATA_URL: Final = re.compile(r"data:(image/(?:png|jpeg|webp));base64,(.+)", re.DOTALL)
 #: The task id carries what the cost depends on (`poll` sees only the task): the operation
 #: name, the requested seconds and the number of videos, as `<name>;<seconds>s;<count>`.
 _TASK_ID: Final = re.compile(r"(models/([^/;]+)/operations/[^;]+);(\d+)s;(\d+)")
@@ -117,8 +118,8 @@ def _choice(params: Mapping[str, Any], key: str, allowed: tuple[str, ...],
 
 def _image(request: ProviderRequest) -> dict[str, str] | None:
     """The input image as Veo's `{"bytesBase64Encoded", "mimeType"}`, checked to be a real
-    PNG/JPEG/WebP (the gateway hands inputs over as data: URLs)."""
-    value = request.params.get("image")
+    PNG/JPEG/WebP."""
+    value = request.inputs.get("image")
     if request.operation != "image_to_video":
         if value is not None:
             raise InvalidParams("params.image is only used by image_to_video",
@@ -127,12 +128,8 @@ def _image(request: ProviderRequest) -> dict[str, str] | None:
     if value is None:
         raise InvalidParams("image_to_video needs params.image (or params.image_url)",
                             param="params.image")
-    _media.check_data_url_image(value, "params.image")
-    match = _DATA_URL.fullmatch(value)
-    if match is None:
-        raise InvalidParams("params.image must be a PNG, JPEG or WebP data: URL",
-                            param="params.image")
-    return {"bytesBase64Encoded": match[2], "mimeType": match[1]}
+    media.image_size(value, "params.image")
+    return {"bytesBase64Encoded": value.as_base64(), "mimeType": value.content_type}
 
 
 def options(request: ProviderRequest) -> Options:

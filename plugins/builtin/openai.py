@@ -20,28 +20,30 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import httpx
 import msgspec
 
-from plugins import _media
-from plugins.base import (
+from plugins import media
+from plugins.builtin.local import _media
+from plugins.errors import (
     CONTENT_POLICY,
-    Credentials,
-    Health,
     InvalidParams,
-    Provider,
     ProviderError,
-    ProviderOutput,
-    ProviderRequest,
-    ProviderResult,
     error_from_response,
     parse_retry_after,
 )
 from plugins.hookspecs import hookimpl
+from plugins.provider import (
+    Credentials,
+    Health,
+    Provider,
+    ProviderOutput,
+    ProviderRequest,
+    ProviderResult,
+)
 
 #: The public API root; `MEDIAHUB_OPENAI_BASE_URL` replaces it (with the `/v1`, as the
 #: official SDKs' `base_url`).
@@ -139,12 +141,9 @@ SPEECH_FORMATS: Final = {"mp3": "audio/mpeg", "opus": "audio/ogg", "aac": "audio
 SPEED_RANGE: Final = (0.25, 4.0)
 MAX_SPEECH_CHARACTERS: Final = 4096
 
-_DATA_URL: Final = re.compile(r"data:(?P<type>image/[a-z0-9.+-]+);base64,(?P<data>.*)",
-                              re.DOTALL)
-
 
 class ImageInput(msgspec.Struct, frozen=True):
-    """An input image decoded from its `data:` URL: bytes, MIME type, pixel size."""
+    """A checked input image (`image` or `mask`): bytes, MIME type, pixel size."""
 
     data: bytes
     content_type: str
@@ -244,17 +243,12 @@ def _refuse(params: Mapping[str, Any], keys: tuple[str, ...], when: bool, why: s
             raise InvalidParams(f"{key} is {why}", param=f"params.{key}")
 
 
-def decode_image(value: Any, param: str) -> ImageInput:
-    """A `params.image`/`params.mask` data: URL → its bytes, type and size; raises
-    `InvalidParams` naming `param` when it is not a PNG, JPEG or WebP image."""
-    width, height = _media.check_data_url_image(value, param)
-    found = _DATA_URL.fullmatch(str(value).strip())
-    assert found is not None  # checked just above
-    try:
-        data = base64.b64decode(found["data"], validate=True)
-    except (binascii.Error, ValueError) as exc:  # pragma: no cover - checked above
-        raise InvalidParams(f"{param} is not valid base64", param=param) from exc
-    return ImageInput(data=data, content_type=found["type"], width=width, height=height)
+def check_image(value: media.MediaInput, param: str) -> ImageInput:
+    """An input image (`image`, `mask`) with its pixel size; raises `InvalidParams` naming
+    `param` when it is not a PNG, JPEG or WebP image."""
+    width, height = media.image_size(value, param)
+    return ImageInput(data=value.data, content_type=value.content_type, width=width,
+                      height=height)
 
 
 def _check_dall_e_2_input(image: ImageInput, param: str) -> None:
@@ -311,17 +305,18 @@ def image_options(request: ProviderRequest) -> ImageOptions:
             raise InvalidParams("output_compression needs output_format jpeg or webp",
                                 param="params.output_compression")
     image = mask = None
+    inputs = request.inputs
     if operation in ("image_edit", "image_variation"):
-        if params.get("image") is None:
+        if "image" not in inputs:
             raise InvalidParams(f"{operation} needs params.image (or params.image_url)",
                                 param="params.image")
-        image = decode_image(params["image"], "params.image")
+        image = check_image(inputs["image"], "params.image")
         if model == "dall-e-2":
             _check_dall_e_2_input(image, "params.image")
-    if params.get("mask") is not None:
+    if "mask" in inputs:
         if operation != "image_edit":
             raise InvalidParams("a mask is only accepted by image_edit", param="params.mask")
-        mask = decode_image(params["mask"], "params.mask")
+        mask = check_image(inputs["mask"], "params.mask")
         assert image is not None
         if mask.content_type != "image/png":
             raise InvalidParams("the mask must be a PNG (its transparent pixels mark what "

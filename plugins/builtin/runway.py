@@ -18,29 +18,26 @@ charged, so a task is charged what its submit was priced at (carried in the task
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import httpx
 import msgspec
 
-from plugins import _media
-from plugins.base import (
+from plugins import media
+from plugins.errors import InvalidParams, ProviderError, error_from_exception, error_from_response
+from plugins.hookspecs import hookimpl
+from plugins.media import MediaInput
+from plugins.provider import (
     Credentials,
     Health,
-    InvalidParams,
     Provider,
-    ProviderError,
     ProviderOutput,
     ProviderRequest,
     ProviderResult,
     ProviderTask,
-    error_from_exception,
-    error_from_response,
     run_to_completion,
 )
-from plugins.hookspecs import hookimpl
 
 BASE_URL: Final = "https://api.dev.runwayml.com"
 API_VERSION: Final = "2024-11-06"
@@ -53,7 +50,8 @@ DEFAULT_POLL_AFTER_S: Final = 5.0
 MAX_PROMPT_UTF16: Final = 1000
 #: A data URI in the JSON body may be at most 5 MB (docs.dev.runwayml.com/assets/inputs).
 MAX_DATA_URI_CHARS: Final = 5 * 1024 * 1024
-_IMAGE_DATA_URI = re.compile(r"data:image/(png|jpeg|webp);base64,", re.IGNORECASE)
+#: The input types Runway takes.
+IMAGE_TYPES: Final = frozenset({"image/png", "image/jpeg", "image/webp"})
 MAX_SEED: Final = 4_294_967_295
 
 _GEN4_RATIOS: Final = ("1280:720", "720:1280", "1104:832", "832:1104", "960:960", "1584:672")
@@ -125,19 +123,21 @@ def _choice(params: Mapping[str, Any], key: str, allowed: tuple[Any, ...], defau
     return value
 
 
-def _image(params: Mapping[str, Any]) -> str:
-    image = params.get("image")
+def _image(inputs: Mapping[str, MediaInput]) -> str:
+    """The input image as the `data:` URI Runway takes in `promptImage`."""
+    image = inputs.get("image")
     if image is None:
         raise InvalidParams("image_to_video needs params.image (or params.image_url)",
                             param="params.image")
-    if not isinstance(image, str) or not _IMAGE_DATA_URI.match(image):
+    if image.content_type not in IMAGE_TYPES:
         raise InvalidParams("params.image must be a PNG, JPEG or WebP image (Runway takes no "
                             "other types)", param="params.image")
-    if len(image) > MAX_DATA_URI_CHARS:
+    uri = image.as_data_url()
+    if len(uri) > MAX_DATA_URI_CHARS:
         raise InvalidParams("params.image is too large: Runway takes inline images up to 5 MB "
                             "encoded", param="params.image")
-    _media.check_data_url_image(image, "params.image")
-    return image
+    media.image_size(image, "params.image")
+    return uri
 
 
 def options(request: ProviderRequest) -> Options:
@@ -163,8 +163,8 @@ def options(request: ProviderRequest) -> Options:
     if prompt:
         body["promptText"] = prompt
     if operation == "image_to_video":
-        body["promptImage"] = _image(params)
-    elif params.get("image") is not None:
+        body["promptImage"] = _image(request.inputs)
+    elif "image" in request.inputs:
         raise InvalidParams("params.image is only used by image_to_video", param="params.image")
     if "seed" in params:
         if not spec.seed:

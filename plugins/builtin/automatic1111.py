@@ -33,20 +33,17 @@ import httpx
 import msgspec
 from PIL import Image, UnidentifiedImageError
 
-from plugins import _data_urls
-from plugins.base import (
+from plugins import media
+from plugins.errors import InvalidParams, ProviderError, error_for_status, error_from_exception
+from plugins.hookspecs import hookimpl
+from plugins.provider import (
     Credentials,
     Health,
-    InvalidParams,
     Provider,
-    ProviderError,
     ProviderOutput,
     ProviderRequest,
     ProviderResult,
-    error_for_status,
-    error_from_exception,
 )
-from plugins.hookspecs import hookimpl
 
 MIN_SIDE, MAX_SIDE = 64, 2048
 MAX_STEPS: Final = 150
@@ -153,21 +150,23 @@ def options(request: ProviderRequest) -> Options:
     edit = request.operation == "image_edit"
     body: dict[str, Any] = {"prompt": request.prompt}
     default_w = default_h = DEFAULT_SIDE
+    inputs = request.inputs
     if edit:
-        if "image" not in params:
+        if "image" not in inputs:
             raise InvalidParams("image_edit needs an input image: give params.image_url",
                                 param="params.image_url")
-        image = _data_urls.image_param(params["image"], "params.image")
-        body["init_images"] = [image.base64]
+        width, height = media.image_size(inputs["image"], "params.image")
+        body["init_images"] = [inputs["image"].as_base64()]
         # The webui resizes the input to width * height: keep its size unless asked.
-        default_w = min(MAX_SIDE, max(MIN_SIDE, image.width // 8 * 8))
-        default_h = min(MAX_SIDE, max(MIN_SIDE, image.height // 8 * 8))
-        if "mask" in params:
-            body["mask"] = _data_urls.image_param(params["mask"], "params.mask").base64
+        default_w = min(MAX_SIDE, max(MIN_SIDE, width // 8 * 8))
+        default_h = min(MAX_SIDE, max(MIN_SIDE, height // 8 * 8))
+        if "mask" in inputs:
+            media.image_size(inputs["mask"], "params.mask")
+            body["mask"] = inputs["mask"].as_base64()
         body["denoising_strength"] = _number(params, "denoising_strength", 0.0, 1.0, 0.75,
                                              integer=False)
-    elif "mask" in params or "denoising_strength" in params:
-        key = "mask" if "mask" in params else "denoising_strength"
+    elif "mask" in inputs or "denoising_strength" in params:
+        key = "mask" if "mask" in inputs else "denoising_strength"
         raise InvalidParams(f"{key} is only for image_edit", param=f"params.{key}")
     negative = params.get("negative_prompt")
     if negative is not None:
@@ -233,9 +232,12 @@ def _content_type(data: bytes) -> str:
 
 
 def _decode(encoded: str) -> bytes:
+    """An image of the webui's answer: bare base64, or a `data:` URL."""
     try:
-        return base64.b64decode(encoded.split(",", 1)[-1], validate=True)
-    except (binascii.Error, ValueError) as exc:
+        if encoded.startswith("data:"):
+            return media.decode_data_url(encoded, "images").data
+        return base64.b64decode(encoded, validate=True)
+    except (InvalidParams, binascii.Error, ValueError) as exc:
         raise ProviderError.server_error("the webui answered with an image that is not "
                                          "base64") from exc
 

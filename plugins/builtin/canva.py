@@ -31,26 +31,28 @@ from typing import Any, Final
 import httpx
 import msgspec
 
-from plugins.base import (
+from plugins.errors import (
     AUTH,
     INVALID_INPUT,
     QUOTA_EXHAUSTED,
     RATE_LIMITED,
     SERVER_ERROR,
+    InvalidParams,
+    ProviderError,
+    error_for_status,
+    error_from_exception,
+)
+from plugins.hookspecs import hookimpl
+from plugins.provider import (
     Credentials,
     Health,
-    InvalidParams,
     Provider,
-    ProviderError,
     ProviderOutput,
     ProviderRequest,
     ProviderResult,
     ProviderTask,
-    error_for_status,
-    error_from_exception,
     run_to_completion,
 )
-from plugins.hookspecs import hookimpl
 
 BASE_URL: Final = "https://api.canva.com/rest"
 FORMATS: Final = ("png", "pdf", "jpg", "mp4")

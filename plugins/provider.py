@@ -1,0 +1,224 @@
+"""The provider contract: what a provider plugin implements and what it exchanges.
+
+Providers are objects; hooks only register them. A provider never reads settings, the database
+or tenant configuration: the gateway passes in the request, the resolved credentials and a
+shared `httpx.AsyncClient`. Failures are `plugins.errors.ProviderError`; the words for media
+types and operations are in `plugins.vocabulary`.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import httpx
+import msgspec
+
+from plugins.media import MediaInput
+
+
+class ProviderRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """One generation as a provider sees it; built by the gateway for `validate`,
+    `estimate_cost`, `generate` and `submit`.
+
+    `type` and `operation` are words of `plugins.vocabulary` (one the provider declared it
+    serves); `prompt` is the text (empty for operations that take none); `params` the
+    request's plain parameters (JSON values, as the client sent them); input files arrive
+    decoded in `inputs` and `samples`, never as base64 in `params` (see `plugins.media`).
+    """
+
+    type: str
+    operation: str
+    prompt: str
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+    #: Input files by name (`plugins.media.INPUT_NAMES`: `image`, `mask`, `image_tail`),
+    #: from the client's `params.<name>` or `params.<name>_url`.
+    inputs: dict[str, MediaInput] = msgspec.field(default_factory=dict)
+    #: A voice clone's audio samples, in the client's order (`params.samples` or
+    #: `params.sample_urls`).
+    samples: list[MediaInput] = msgspec.field(default_factory=list)
+    #: Stable for one generation across retries (the gateway passes the generation id): a
+    #: provider whose API takes an idempotency key sends it, so a repeated call after a
+    #: crash is not charged twice (see `Provider.idempotency_keys`).
+    idempotency_key: str | None = None
+
+
+class Credentials(msgspec.Struct, frozen=True, kw_only=True):
+    """What the gateway resolved for one call: the platform's (`MEDIAHUB_<PROVIDER>_API_KEY`,
+    `_API_SECRET`, `_BASE_URL`) or the calling tenant's own. `api_secret` is for providers
+    that sign with a key pair (Kling's access key + secret key)."""
+
+    api_key: str | None = None
+    api_secret: str | None = None
+    base_url: str | None = None
+
+
+class ProviderOutput(msgspec.Struct, kw_only=True):
+    """One output: its bytes, or (`data` empty) a `url` the gateway downloads through its
+    egress guard and types by the bytes (`content_type` is then replaced)."""
+
+    data: bytes = b""
+    content_type: str = "application/octet-stream"
+    width: int | None = None
+    height: int | None = None
+    duration_s: float | None = None
+    url: str | None = None
+
+
+class ProviderResult(msgspec.Struct, kw_only=True):
+    """What `generate` (or a finished `poll`) returns: at least one output, and what the
+    provider actually charged in USD micros (never above `estimate_cost`)."""
+
+    outputs: list[ProviderOutput]
+    cost_usd_micros: int
+
+
+class Health(msgspec.Struct, frozen=True, kw_only=True):
+    """What `Provider.health` returns: whether the provider can serve now, and why not."""
+
+    ok: bool
+    detail: str = ""
+
+
+class ProviderTask(msgspec.Struct, frozen=True, kw_only=True):
+    """A job an asynchronous provider accepted: its id at the provider, and when to ask again."""
+
+    task_id: str
+    poll_after_s: float = 5.0
+
+
+class Provider(abc.ABC):
+    """Base class of every provider. Capabilities are class attributes.
+
+    One instance per process, registered by a plugin's `register_providers` hook when the
+    plugin host is built; the gateway then calls `validate` and `estimate_cost` when it plans
+    a generation (before anything is reserved), `generate` (or `submit`, then `poll`) when a
+    worker runs it, and `health` on a schedule. Methods get everything as arguments.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    media_types: ClassVar[frozenset[str]]
+    operations: ClassVar[frozenset[str]]
+    #: True for engines that run on this machine with no key and no network.
+    local: ClassVar[bool] = False
+    #: True when the provider needs an API key to work.
+    needs_api_key: ClassVar[bool] = True
+    #: True when the provider has no public endpoint to default to (self-hosted engines such
+    #: as AUTOMATIC1111): it is unconfigured until `MEDIAHUB_<PROVIDER>_BASE_URL` is set.
+    needs_base_url: ClassVar[bool] = False
+    #: How many calls one gateway process runs at once before routing counts the provider
+    #: as fully loaded (its `load` score falls to 0 and it ranks after ones with headroom).
+    capacity: ClassVar[int] = 8
+    #: True for providers whose jobs run remotely for a while (video, 3D): they implement
+    #: `submit`, `poll` and `cancel`; the gateway records the task id before waiting on it.
+    #: `generate` is still required (it may simply be `run_to_completion`).
+    asynchronous: ClassVar[bool] = False
+    #: The parameters the provider assumes when a request leaves them out. The gateway's
+    #: result cache fills them in, so a request that spells out a default is recognised as
+    #: identical to one that omits it.
+    param_defaults: ClassVar[Mapping[str, Any]] = {}
+    #: True when the provider sends `ProviderRequest.idempotency_key` to its API, so calling
+    #: it again for the same generation is never charged twice. A call cut off by a crash is
+    #: then simply repeated; for other providers the gateway does not repeat it (it fails
+    #: over to the next candidate instead).
+    idempotency_keys: ClassVar[bool] = False
+    #: The provider's published prices that `estimate_cost` reads: price name → USD micros
+    #: per the unit the provider's docs state. The class holds the published table; an
+    #: operator overrides entries per process (`MEDIAHUB_<PROVIDER>_PRICES`, JSON), which
+    #: `set_prices` applies to the instance.
+    prices: Mapping[str, int] = {}
+
+    def set_prices(self, overrides: Mapping[str, int]) -> None:
+        """Replace some published prices on this instance; called by the gateway at start.
+
+        Raises `ValueError` for a price name the table does not have or a value that is not
+        a non-negative int (USD micros).
+        """
+        unknown = sorted(set(overrides) - set(self.prices))
+        if unknown:
+            raise ValueError(f"{self.name} has no prices named {unknown}; it has "
+                             f"{sorted(self.prices)}")
+        for key, value in overrides.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{self.name} price {key!r} must be a non-negative whole "
+                                 f"number of USD micros, got {value!r}")
+        self.prices = {**self.prices, **overrides}
+
+    def validate(self, request: ProviderRequest) -> None:
+        """Called before pricing; raises `InvalidParams` naming the bad parameter.
+
+        By default the estimate is the check (providers parse their parameters there);
+        override only when `estimate_cost` does not read them.
+        """
+        self.estimate_cost(request)
+
+    @abc.abstractmethod
+    def estimate_cost(self, request: ProviderRequest) -> int:
+        """What the provider will charge for `request`, in USD micros (an upper bound).
+
+        Called before anything is reserved; raises `InvalidParams` for a request the
+        provider cannot accept.
+        """
+
+    @abc.abstractmethod
+    async def generate(self, request: ProviderRequest, credentials: Credentials,
+                       client: httpx.AsyncClient) -> ProviderResult:
+        """Run the request; called by a worker (synchronous providers, and tests for any).
+
+        Returns the outputs and what it actually cost in USD micros (at most the estimate);
+        raises `ProviderError` for a failure (its code tells routing whether another provider
+        may serve the request).
+        """
+
+    async def health(self, credentials: Credentials, client: httpx.AsyncClient) -> Health:
+        """Called by health checks; returns whether the provider can serve now."""
+        return Health(ok=True)
+
+    def pricing(self) -> dict[str, Any]:
+        """The published prices the estimate uses; called for `GET /v1/providers`, returns
+        a JSON-encodable dict."""
+        return {}
+
+    async def submit(self, request: ProviderRequest, credentials: Credentials,
+                     client: httpx.AsyncClient) -> ProviderTask:
+        """Asynchronous providers: start the job; called by a worker instead of `generate`.
+
+        Returns the task (do not wait for it); the gateway records it before polling."""
+        raise NotImplementedError(f"{self.name} is not an asynchronous provider")
+
+    async def poll(self, task: ProviderTask, credentials: Credentials,
+                   client: httpx.AsyncClient) -> ProviderResult | ProviderTask | None:
+        """Asynchronous providers: called by scheduled poll jobs until the task ends; returns
+        None while the task runs, its result once done.
+
+        A provider whose work has stages (Canva: autofill, then export) returns the next
+        stage's `ProviderTask` when one stage ends: the gateway records it and polls that
+        one from then on. Raises `ProviderError` when the task failed at the provider.
+        """
+        raise NotImplementedError(f"{self.name} is not an asynchronous provider")
+
+    async def cancel(self, task: ProviderTask,  # noqa: B027 (optional hook)
+                     credentials: Credentials, client: httpx.AsyncClient) -> None:
+        """Asynchronous providers: stop a task; called when a generation is canceled or its
+        task timed out (best effort; returns nothing; the default does nothing)."""
+
+
+async def run_to_completion(provider: Provider, request: ProviderRequest,
+                            credentials: Credentials, client: httpx.AsyncClient) -> ProviderResult:
+    """`submit`, then `poll` every `poll_after_s` until a result: a ready-made `generate` for
+    asynchronous providers. Cancelled (by a timeout, say), it cancels the task too."""
+    task = await provider.submit(request, credentials, client)
+    try:
+        while True:
+            result = await provider.poll(task, credentials, client)
+            if isinstance(result, ProviderResult):
+                return result
+            if result is not None:
+                task = result  # the next stage
+            await asyncio.sleep(task.poll_after_s)
+    except asyncio.CancelledError:
+        await asyncio.shield(provider.cancel(task, credentials, client))
+        raise
