@@ -16,9 +16,11 @@ from sqlalchemy import func, select
 from billing import ledger
 from billing.models import Transfer
 from gateway.core.storage import sign_media
+from gateway.generations import jobs
 from gateway.generations.models import Generation
 from plugins.errors import ProviderError
 from tests.conftest import SECRET_KEY, Gate, Gateway
+from tests.test_queue import Recording
 
 IMAGE = {"type": "image", "prompt": "a lighthouse at dusk", "params": {"size": "256x128"}}
 
@@ -40,16 +42,22 @@ async def test_end_to_end_image_from_a_fresh_database(gateway: Gateway) -> None:
     before = await balance(gateway, tenant.auth)
     assert before["available"] == 50_000
 
-    r = await gateway.client.post("/v1/generations", headers=tenant.auth, json=IMAGE)
-    assert r.status_code == 202, r.text
-    created = r.json()
-    assert created["status"] == "queued"
-    assert created["id"].startswith("gen_")
-    # Reserved, not yet charged.
-    held = await balance(gateway, tenant.auth)
-    assert held["pending"] == created["cost"]["estimated"] > 0
-    assert held["available"] == 50_000 - created["cost"]["estimated"]
-
+    # The job waits in a recording queue while the reservation is looked at (the in-process
+    # queue would otherwise race the next request and may already have settled it).
+    real_queue, gateway.runtime.queue = gateway.runtime.queue, Recording()
+    try:
+        r = await gateway.client.post("/v1/generations", headers=tenant.auth, json=IMAGE)
+        assert r.status_code == 202, r.text
+        created = r.json()
+        assert created["status"] == "queued"
+        assert created["id"].startswith("gen_")
+        # Reserved, not yet charged.
+        held = await balance(gateway, tenant.auth)
+        assert held["pending"] == created["cost"]["estimated"] > 0
+        assert held["available"] == 50_000 - created["cost"]["estimated"]
+    finally:
+        gateway.runtime.queue = real_queue
+    await jobs.enqueue_run(gateway.runtime, created["id"], "image")
     await gateway.drain()
     r = await gateway.client.get(f"/v1/generations/{created['id']}", headers=tenant.auth)
     done = r.json()
