@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tenants.schemas import TenantPricing
+
 USD_MICROS_PER_MILLICREDIT = 10
 BPS = 10_000
 DEFAULT_PLATFORM_MARKUP_BPS = 3_000
@@ -36,23 +38,23 @@ class Price:
     retail_mc: int
 
 
-def _by_type(table: Mapping[str, Any], media_type: str, default: int) -> int:
+def _by_type(table: Mapping[Any, int], media_type: str, default: int) -> int:
     return int(table.get(media_type, table.get("default", default)))
 
 
 def calculate_markup(base_cost_mc: int, service_type: str, user_tier: str | None,
-                     tenant_pricing: Mapping[str, Any]) -> int:
+                     tenant_pricing: TenantPricing) -> int:
     """The retail price of `base_cost_mc` (wholesale) for a customer of `user_tier`.
 
     The tenant's markup for the media type (or its `default`) plus its markup for the tier.
     """
-    bps = _by_type(tenant_pricing.get("markup_bps", {}), service_type, 0)
+    bps = _by_type(tenant_pricing.markup_bps, service_type, 0)
     if user_tier is not None:
-        bps += int(tenant_pricing.get("tier_markup_bps", {}).get(user_tier, 0))
+        bps += tenant_pricing.tier_markup_bps.get(user_tier, 0)
     return apply_markup(base_cost_mc, bps)
 
 
-def price(cost_usd_micros: int, *, media_type: str, tenant_pricing: Mapping[str, Any],
+def price(cost_usd_micros: int, *, media_type: str, tenant_pricing: TenantPricing,
           tier: str | None = None,
           platform_markup_bps: Mapping[str, int] | None = None) -> Price:
     """Price one generation; called at estimate, reserve and settle time alike."""
@@ -63,5 +65,5 @@ def price(cost_usd_micros: int, *, media_type: str, tenant_pricing: Mapping[str,
     wholesale = div_ceil(cost_usd_micros * (BPS + markup), BPS * USD_MICROS_PER_MILLICREDIT)
     wholesale = max(wholesale, MIN_CHARGE_MC)
     retail = max(calculate_markup(wholesale, media_type, tier, tenant_pricing),
-                 int(tenant_pricing.get("min_charge_mc", 0)), wholesale)
+                 tenant_pricing.min_charge_mc, wholesale)
     return Price(cost_usd_micros=cost_usd_micros, wholesale_mc=wholesale, retail_mc=retail)

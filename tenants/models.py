@@ -16,7 +16,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tenants.kernel.db import Base, JSONType, UTCDateTime, utcnow
+from tenants.kernel.db import Base, JSONType, StructJSON, UTCDateTime, utcnow
+from tenants.schemas import RateLimitPolicy, TenantCache, TenantPricing, TenantRouting
 
 
 class Tenant(Base):
@@ -29,18 +30,21 @@ class Tenant(Base):
     name: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(63), unique=True)
     branding: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    pricing: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    rate_limits: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    pricing: Mapped[TenantPricing] = mapped_column(StructJSON(TenantPricing),
+                                                   default=lambda: TenantPricing())
+    rate_limits: Mapped[RateLimitPolicy] = mapped_column(StructJSON(RateLimitPolicy),
+                                                         default=lambda: RateLimitPolicy())
     # `self`: the tenant bills its customers itself, only its wallet pays (wholesale);
     # `mediahub`: customer wallets pay retail and the tenant wallet pays wholesale.
     billing_mode: Mapped[str] = mapped_column(String(16), default="self")
     # `credits.low` is raised when a wallet's available balance falls below this.
     low_balance_threshold_mc: Mapped[int] = mapped_column(BigInteger, default=0)
-    # How generations are routed among providers (`tenants.schemas.TenantRouting`);
-    # empty means the default, `balanced`.
-    routing: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    # The result cache policy (`tenants.schemas.TenantCache`); empty means the default.
-    cache: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # How generations are routed among providers; stored empty means the default.
+    routing: Mapped[TenantRouting] = mapped_column(StructJSON(TenantRouting),
+                                                   default=lambda: TenantRouting())
+    # The result cache policy; stored empty means the default.
+    cache: Mapped[TenantCache] = mapped_column(StructJSON(TenantCache),
+                                               default=lambda: TenantCache())
     # The tenant's own provider credentials (bring your own key), sealed with the platform
     # secret and bound to this tenant and provider (`tenants.provider_keys`): provider name →
     # {"api_key", "api_secret"?, "base_url"?, "last4", "updated_at"}. Never shown.

@@ -64,12 +64,6 @@ class TenantRouting(msgspec.Struct, forbid_unknown_fields=True):
             raise ValueError("`weights` are only used by the balanced strategy")
 
 
-def routing_of(stored: dict[str, Any] | None) -> TenantRouting:
-    """A tenant's stored routing as a struct; empty or unreadable gives the default."""
-    try:
-        return msgspec.convert(stored or {}, TenantRouting)
-    except msgspec.ValidationError:
-        return TenantRouting()
 
 
 Limit = Annotated[int, msgspec.Meta(ge=0, le=10**9)]
@@ -94,12 +88,6 @@ class RateLimitPolicy(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=
     daily_spend_cap_mc: Millicredits | None = None
 
 
-def rate_limits_of(stored: dict[str, Any] | None) -> RateLimitPolicy:
-    """A tenant's stored limits as a struct; empty or unreadable gives all defaults."""
-    try:
-        return msgspec.convert(stored or {}, RateLimitPolicy)
-    except msgspec.ValidationError:
-        return RateLimitPolicy()
 
 
 class CachePercent(msgspec.Struct, forbid_unknown_fields=True):
@@ -126,12 +114,6 @@ class TenantCache(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True
     charge: CacheCharge = "free"
 
 
-def cache_of(stored: dict[str, Any] | None) -> TenantCache:
-    """A tenant's stored cache policy as a struct; empty or unreadable gives the default."""
-    try:
-        return msgspec.convert(stored or {}, TenantCache)
-    except msgspec.ValidationError:
-        return TenantCache()
 
 
 class TenantCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -165,14 +147,14 @@ class TenantOut(msgspec.Struct):
     slug: str
     domains: list[str]
     branding: dict[str, Any]
-    pricing: dict[str, Any]
-    rate_limits: dict[str, Any]
+    pricing: TenantPricing
+    rate_limits: RateLimitPolicy
     billing_mode: str
     low_balance_threshold_mc: int
     created_at: datetime
-    routing: dict[str, Any] = msgspec.field(default_factory=dict)
+    routing: TenantRouting = msgspec.field(default_factory=TenantRouting)
     object: str = "tenant"
-    cache: dict[str, Any] = msgspec.field(default_factory=dict)
+    cache: TenantCache = msgspec.field(default_factory=TenantCache)
 
 
 class KeyCreate(msgspec.Struct, forbid_unknown_fields=True):

@@ -50,12 +50,10 @@ def split_key(raw: str) -> tuple[str, str] | None:
 async def create_tenant(session: AsyncSession, body: TenantCreate) -> Tenant:
     """Insert a tenant and its domains; raises `Conflict` when the slug or a domain is taken."""
     tenant = Tenant(id=new_id("ten"), name=body.name, slug=body.slug, branding=body.branding,
-                    pricing=msgspec.to_builtins(body.pricing),
-                    rate_limits=msgspec.to_builtins(body.rate_limits),
+                    pricing=body.pricing, rate_limits=body.rate_limits,
                     billing_mode=body.billing_mode,
                     low_balance_threshold_mc=body.low_balance_threshold_mc,
-                    routing=msgspec.to_builtins(body.routing),
-                    cache=msgspec.to_builtins(body.cache))
+                    routing=body.routing, cache=body.cache)
     try:
         async with session.begin_nested():
             session.add(tenant)
@@ -98,7 +96,7 @@ async def update_tenant(session: AsyncSession, tenant_id: str, body: TenantUpdat
                   "low_balance_threshold_mc", "routing", "cache"):
         value = getattr(body, field)
         if value is not msgspec.UNSET:
-            setattr(tenant, field, msgspec.to_builtins(value))
+            setattr(tenant, field, value)
     if body.domains is not msgspec.UNSET:
         try:
             async with session.begin_nested():

@@ -14,6 +14,7 @@ from billing import ledger
 from billing.models import LedgerEvent
 from billing.pricing import BPS, MIN_CHARGE_MC, USD_MICROS_PER_MILLICREDIT, price
 from gateway.core.settings import Settings
+from tenants.schemas import TenantPricing
 from tests.conftest import Gate, GatePlugin, Gateway, Tenant, make_settings, running_gateway
 
 GATED = {"type": "image", "prompt": "x", "provider": "gate"}
@@ -198,7 +199,7 @@ async def test_500_concurrent_requests_against_a_wallet_that_pays_for_137(
        tenant_bps=st.integers(0, 50_000), tier_bps=st.integers(0, 20_000))
 def test_prices_round_up_never_down(cost: int, markup: int, tenant_bps: int,
                                     tier_bps: int) -> None:
-    pricing = {"markup_bps": {"video": tenant_bps}, "tier_markup_bps": {"pro": tier_bps}}
+    pricing = TenantPricing(markup_bps={"video": tenant_bps}, tier_markup_bps={"pro": tier_bps})
     p = price(cost, media_type="video", tenant_pricing=pricing, tier="pro",
               platform_markup_bps={"video": markup})
     assert isinstance(p.wholesale_mc, int)

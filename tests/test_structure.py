@@ -17,6 +17,8 @@ from gateway.generations.models import (
     StoredOutput,
 )
 from tenants.kernel.db import JSONType
+from tenants.models import Tenant as TenantRow
+from tenants.schemas import RateLimitPolicy, TenantCache, TenantPricing, TenantRouting
 from tests.conftest import Gate, Gateway
 
 BAD_BODY = {"type": "image", "prompt": "x", "unknown_field": 1}
@@ -126,3 +128,28 @@ async def test_json_columns_read_back_as_typed_records_even_when_written_by_olde
                                         content_type="image/png", bytes=3)]
     assert row.error == ErrorRecord(code="timeout", message="slow")
     gate.release.set()
+
+
+async def test_tenant_policies_read_back_as_typed_structs(gateway: Gateway) -> None:
+    made = await gateway.tenant(pricing={"markup_bps": {"image": 2500}},
+                                rate_limits={"requests_per_minute": 90},
+                                routing={"strategy": "cheapest"},
+                                cache={"enabled": False})
+    # A row as the first versions stored it: empty JSON objects for the defaults.
+    statement = text("UPDATE tenants SET routing = :empty WHERE id = :id").bindparams(
+        bindparam("empty", type_=JSONType))
+    async with gateway.runtime.db.transaction() as session:
+        row = await session.get(TenantRow, made.id)
+        assert row is not None
+        assert row.pricing == TenantPricing(markup_bps={"image": 2500})
+        assert row.rate_limits == RateLimitPolicy(requests_per_minute=90)
+        assert row.routing == TenantRouting(strategy="cheapest")
+        assert row.cache == TenantCache(enabled=False)
+        await session.execute(statement, {"empty": {}, "id": made.id})
+    async with gateway.runtime.db.session() as session:
+        row = await session.get(TenantRow, made.id)
+    assert row is not None
+    assert row.routing == TenantRouting()
+    r = await gateway.client.get(f"/admin/v1/tenants/{made.id}", headers=gateway.admin())
+    assert r.json()["pricing"] == {"markup_bps": {"image": 2500}}
+    assert r.json()["cache"] == {"enabled": False}

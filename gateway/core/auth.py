@@ -31,7 +31,7 @@ from gateway.core.runtime import Runtime
 from tenants import service as tenants
 from tenants.kernel.errors import AuthenticationFailed, PermissionDenied, RateLimited
 from tenants.models import Tenant
-from tenants.schemas import rate_limits_of
+from tenants.schemas import RateLimitPolicy
 from tenants.service import KeyIdentity
 
 #: Where the guard leaves the principal in the ASGI scope's state.
@@ -132,10 +132,10 @@ async def _enforce_rate_limit(connection: ASGIConnection[Any, Any, Any, Any],
                               runtime: Runtime, identity: KeyIdentity) -> None:
     """Count an authenticated request against its tenant's and key's limits; leaves the
     decision in the scope for `rate_limit_headers` and raises `RateLimited` when refused."""
-    async def load(tenant_id: str) -> Any:
+    async def load(tenant_id: str) -> RateLimitPolicy:
         async with runtime.db.session() as session:
             tenant = await session.get(Tenant, tenant_id)
-        return rate_limits_of(tenant.rate_limits if tenant is not None else None)
+        return tenant.rate_limits if tenant is not None else RateLimitPolicy()
 
     limiter = runtime.limiter
     limits = await limiter.limits(identity.tenant_id, load)

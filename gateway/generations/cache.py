@@ -54,7 +54,7 @@ from plugins.media import MediaInput
 from plugins.provider import Provider, ProviderRequest
 from tenants.kernel.db import new_id, utcnow
 from tenants.models import Tenant
-from tenants.schemas import CachePercent, TenantCache, cache_of
+from tenants.schemas import CachePercent, TenantCache
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def consult(runtime: Runtime, tenant: Tenant, request: ProviderRequest, *,
             cache_control: str | None) -> Lookup | None:
     """Called by `submit` once the request is planned; None when the tenant's cache is off
     (then neither the cache nor coalescing applies)."""
-    policy = cache_of(tenant.cache)
+    policy = tenant.cache
     ttl_s = policy.ttl_s if policy.ttl_s is not None else runtime.settings.cache_ttl_s
     if not policy.enabled or ttl_s <= 0:
         return None
@@ -309,7 +309,7 @@ async def remember(runtime: Runtime, tenant: Tenant, generation: Generation, *,
     snapshot of it, before `on_finished` wakes waiting requests. Never raises."""
     if generation.fingerprint is None or generation.coalesced_from is not None:
         return
-    policy = cache_of(tenant.cache)
+    policy = tenant.cache
     ttl_s = policy.ttl_s if policy.ttl_s is not None else runtime.settings.cache_ttl_s
     if not policy.enabled or ttl_s <= 0:
         return

@@ -16,7 +16,6 @@ from plugins.provider import Provider, ProviderRequest
 from plugins.vocabulary import DEFAULT_OPERATIONS
 from tenants.kernel.errors import InvalidRequest, Unavailable
 from tenants.models import Tenant
-from tenants.schemas import routing_of
 
 #: At most this many providers are kept on a generation to fail over through.
 MAX_CANDIDATES = 5
@@ -74,7 +73,7 @@ def _route(states: ProviderStates, tenant: Tenant, candidates: list[Provider],
     if pinned is not None:
         return states.rank(candidates, "pinned", estimates, order=[pinned],
                                     include_others=False)
-    config = routing_of(tenant.routing)
+    config = tenant.routing
     return states.rank(candidates, config.strategy, estimates, order=config.order,
                        include_others=config.include_others, weights=config.weights)
 

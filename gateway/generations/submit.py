@@ -26,7 +26,6 @@ from gateway.webhooks import outbox
 from tenants.kernel.db import new_id, utcnow
 from tenants.kernel.errors import Conflict, Unavailable
 from tenants.models import Tenant
-from tenants.schemas import rate_limits_of
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +121,7 @@ async def submit(services: Services, principal: Principal, body: GenerationCreat
 
 
 def _quota(runtime: Runtime, tenant: Tenant, media_type: str) -> quotas.Quota:
-    limits = effective_limits(runtime.settings, rate_limits_of(tenant.rate_limits))
+    limits = effective_limits(runtime.settings, tenant.rate_limits)
     return quotas.quota_for(limits, tenant.id, media_type, runtime.limiter.clock())
 
 

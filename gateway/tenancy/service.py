@@ -18,8 +18,6 @@ from tenants.schemas import (
     TenantCreate,
     TenantOut,
     TenantUpdate,
-    cache_of,
-    routing_of,
 )
 
 
@@ -40,8 +38,7 @@ def tenant_out(tenant: Tenant, domains: list[str]) -> TenantOut:
                      rate_limits=tenant.rate_limits, billing_mode=tenant.billing_mode,
                      low_balance_threshold_mc=tenant.low_balance_threshold_mc,
                      created_at=tenant.created_at,
-                     routing=msgspec.to_builtins(routing_of(tenant.routing)),
-                     cache=msgspec.to_builtins(cache_of(tenant.cache)))
+                     routing=tenant.routing, cache=tenant.cache)
 
 
 def key_out(key: ApiKey) -> KeyOut:
