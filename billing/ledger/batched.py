@@ -16,10 +16,10 @@ reservation already resolved, a wallet short because a concurrent batch spent it
 batch rolls back and its units run again alone, on the single-statement and portable paths,
 where each one meets its own outcome (its first transfer, AlreadyResolved, a 402).
 
-A wallet is checked once, on its net change: a unit that reserves beyond the balance and posts
-less in the same unit passes here, where alone its reservation meets a 402 (a known divergence,
-pinned by an xfail test in tests/test_ledger_paths.py; the gateway's cache hit posts what it
-reserved, so it does not meet it).
+A wallet is checked on its net change by the UPDATE, then on its new debits against what it
+held before the batch: a unit that reserves beyond the balance and posts less in the same unit
+would pass the first check, where alone its reservation meets a 402; the second refuses the
+batch and its units run alone (tests/test_ledger_paths.py pins it).
 
 A transfer takes this path only when this process knows its accounts' flags
 (`accounts.known_wallet_paying_system`); `verbs.py` chooses.
@@ -197,6 +197,13 @@ async def _flush_batch(session: AsyncSession, batch: _Batch) -> None:
         raise BatchRefused("a wallet would be overdrawn, or is not its tenant's")
     for account, available in rows:
         d = batch.deltas[account]
+        # Alone, each new debit must fit what the wallet held before it; the UPDATE above
+        # checked the net change only, which a reserve-then-post unit (a charged cache hit)
+        # can pass while its reservation alone would be refused. Frees by resolutions in the
+        # same batch are not counted here: such a batch is refused and its units run alone,
+        # which only costs speed.
+        if d.debited_mc > int(available) + d.debits_pending + d.debits_posted:
+            raise BatchRefused("a debit would not have fitted the wallet alone")
         if d.debited_mc:
             note_low_balance(session, d.tenant_id, account, int(available), d.debited_mc,
                              d.low_threshold_mc)
