@@ -16,7 +16,7 @@ System accounts (funding, platform and tenant revenue) keep no counters: their b
 the sums of their transfers, so the only row a reservation locks is the paying wallet's.
 
 The writing verbs take one of three paths, which leave the same books (a differential test,
-`tests/test_ledger_paths.py`, holds them to it); `verbs.path_for` chooses:
+`tests/billing/test_ledger_paths.py`, holds them to it); `verbs.path_for` chooses:
 - `portable` step by step, as above: always on SQLite, and on PostgreSQL for whatever the
   other two leave to it (accounts this process has not seen yet, repeats, refusals);
 - `single`: on PostgreSQL a reservation and its settlement each take one statement doing the

@@ -19,7 +19,7 @@ where each one meets its own outcome (its first transfer, AlreadyResolved, a 402
 A wallet is checked on its net change by the UPDATE, then on its new debits against what it
 held before the batch: a unit that reserves beyond the balance and posts less in the same unit
 would pass the first check, where alone its reservation meets a 402; the second refuses the
-batch and its units run alone (tests/test_ledger_paths.py pins it).
+batch and its units run alone (tests/billing/test_ledger_paths.py pins it).
 
 A transfer takes this path only when this process knows its accounts' flags
 (`accounts.known_wallet_paying_system`); `verbs.py` chooses.

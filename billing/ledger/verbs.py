@@ -5,7 +5,7 @@ Every verb runs inside the caller's transaction (so a generation row and its res
 commit together) and is idempotent: the same idempotency key with the same fields returns the
 first transfer; with other fields it raises `Conflict`.
 
-Three paths do the same work and leave the same books (`tests/test_ledger_paths.py`):
+Three paths do the same work and leave the same books (`tests/billing/test_ledger_paths.py`):
 - `Path.PORTABLE` (`portable.py`), step by step: always on SQLite, and on PostgreSQL for
   whatever the other two leave to it;
 - `Path.SINGLE` (`single.py`), one statement per reservation or settlement: on PostgreSQL;

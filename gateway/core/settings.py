@@ -404,7 +404,7 @@ def _egress_settings(env: Mapping[str, str], problems: list[str]) -> dict[str, A
 # The reference of every setting, docs/configuration.md, is rendered from the definitions
 # above (each field's `#:` comment, type and default; the ranges `load_settings` checks):
 #     uv run python -m gateway.core.settings > docs/configuration.md
-# tests/test_configuration_docs.py fails when the file and the definitions differ.
+# tests/gateway/core/test_configuration_docs.py fails when the file and the definitions differ.
 
 #: Variables read beside the fields: (variable, type, default, meaning, the field it follows).
 _OTHER_VARIABLES: Final = (
@@ -444,7 +444,7 @@ setting or its description there (the `#:` comment beside it), then run
 uv run python -m gateway.core.settings > docs/configuration.md
 ```
 
-`tests/test_configuration_docs.py` fails while the two differ.
+`tests/gateway/core/test_configuration_docs.py` fails while the two differ.
 
 mediahub reads these environment variables once, when a command starts. An empty value counts
 as unset. Every bad value is reported at once, one line per variable, and the command exits

@@ -14,7 +14,7 @@ from gateway.core.settings import SettingsError, load_settings
 from plugins.host import build_plugin_host
 from plugins.provider import Provider, ProviderRequest
 
-README = Path(__file__).resolve().parent.parent / "plugins" / "README.md"
+README = Path(__file__).resolve().parents[3] / "plugins" / "README.md"
 _BLOCK = re.compile(r"<!-- prices ([a-z0-9_-]+) -->\n(.*?)<!-- /prices -->", re.DOTALL)
 _ROW = re.compile(r"^\|\s*`([^`]+)`\s*\|\s*([0-9,_]+)\s*\|")
 

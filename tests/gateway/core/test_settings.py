@@ -11,7 +11,7 @@ import pytest
 
 from gateway.core.settings import Settings, SettingsError, load_settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 SECRET = "s" * 40
 PG = "postgresql+asyncpg://mediahub:pw@db.internal:5432/mediahub"
 

@@ -20,7 +20,7 @@ from gateway.generations import jobs
 from gateway.generations.models import Generation
 from plugins.errors import ProviderError
 from tests.conftest import SECRET_KEY, Gate, Gateway
-from tests.test_queue import Recording
+from tests.gateway.generations.test_queue import Recording
 
 IMAGE = {"type": "image", "prompt": "a lighthouse at dusk", "params": {"size": "256x128"}}
 

@@ -22,7 +22,7 @@ from gateway.core.settings import (
     setting_descriptions,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 DOC = ROOT / "docs" / "configuration.md"
 REGENERATE = "uv run python -m gateway.core.settings > docs/configuration.md"
 

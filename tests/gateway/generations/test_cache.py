@@ -35,7 +35,7 @@ from tests.conftest import (
     running_gateway,
     scripted,
 )
-from tests.test_queue import worker_for
+from tests.gateway.generations.test_queue import worker_for
 
 # Priced by `scripted`: estimate 10_000 USD micros → 1300 mc reserved, actual 4_000 → 520 mc.
 CHARGED_MC = 520

@@ -48,7 +48,7 @@ from plugins.testing import (
 from plugins.vocabulary import DEFAULT_OPERATIONS
 from tests.conftest import Gateway, make_settings
 
-TESTS_DIR = Path(__file__).parent
+TESTS_DIR = Path(__file__).resolve().parents[1]
 EXAMPLE_DIR = TESTS_DIR / "example_plugin"
 EXAMPLE_DIST = "mediahub-example-provider"
 EXAMPLE_MODULE = "mediahub_example_provider"
@@ -422,7 +422,7 @@ def test_every_hookspec_documents_when_it_is_called_and_what_to_return(name: str
 def test_every_hookspec_is_named_in_a_test(name: str) -> None:
     # This file names hooks only through the scan above, so it does not count.
     sources = [path for path in TESTS_DIR.rglob("*.py")
-               if EXAMPLE_DIR not in path.parents and path != Path(__file__)]
+               if EXAMPLE_DIR not in path.parents and path != Path(__file__).resolve()]
     using = [path.name for path in sources
              if re.search(rf"\b{name}\b", path.read_text(encoding="utf-8"))]
     assert using, f"no test under tests/ names the hook {name}"
