@@ -1,8 +1,8 @@
 """The migration files sort in the order they run, and databases migrated before the files were
 renamed keep upgrading (migrations/README.md).
 
-`tests/migrations/test_migrations.py` is the `alembic check` of a database built from base to head (types
-compared, as `migrations/env.py` configures autogenerate). Here the same comparison, with
+`tests/migrations/test_migrations.py` is the `alembic check` of a database built from base
+to head (types compared, as `migrations/env.py` configures autogenerate). Here the same comparison, with
 server defaults compared too, runs on databases that stopped mid-chain, held rows, and were
 then upgraded to head.
 """
@@ -52,7 +52,8 @@ LEGACY_IDS = {
 #: Where the migrated schema and the models differ, and why that is right: each is a NOT NULL
 #: column added to a table that already had rows, so its migration gives it a server default
 #: for those rows; the models set the value in Python on every insert and declare none.
-#: `alembic check` does not compare server defaults (nor does `tests/migrations/test_migrations.py`).
+#: `alembic check` does not compare server defaults (nor does
+#: `tests/migrations/test_migrations.py`).
 EXPECTED_SERVER_DEFAULTS = {
     ("accounts", "system"),                      # 0002
     ("tenants", "billing_mode"),                 # 0002
