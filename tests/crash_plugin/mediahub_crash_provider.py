@@ -1,8 +1,9 @@
 """A test plugin for crash tests: providers whose calls block until the test opens a gate.
 
 Loaded by `mediahub worker` subprocesses through an entry point
-(tests/gateway/generations/test_crash.py writes its dist-info). Everything it sees and does is kept in Valkey, so the test can watch calls in
-flight across processes and count them after a worker was killed. Valkey's URL comes as the
+(tests/gateway/generations/test_crash.py writes its dist-info). Everything it sees and does
+is kept in Valkey, so the test can watch calls in flight across processes and count them
+after a worker was killed. Valkey's URL comes as the
 provider's base URL and the key prefix as its API key (`MEDIAHUB_CRASH_SYNC_BASE_URL`, ...),
 the way the gateway hands any provider its credentials.
 
