@@ -3,8 +3,8 @@ renamed keep upgrading (migrations/README.md).
 
 `tests/migrations/test_migrations.py` is the `alembic check` of a database built from base
 to head (types compared, as `migrations/env.py` configures autogenerate). Here the same
-comparison, with server defaults compared too, runs on databases that stopped mid-chain, held rows, and were
-then upgraded to head.
+comparison, with server defaults compared too, runs on databases that stopped mid-chain,
+held rows, and were then upgraded to head.
 """
 
 from __future__ import annotations
