@@ -20,10 +20,11 @@ from gateway.core.deps import provide_runtime
 from gateway.core.errors import handle_exception
 from gateway.core.health import HealthController
 from gateway.core.jobs import run_periodic
-from gateway.core.media import MediaController
 from gateway.core.migrate import upgrade
 from gateway.core.ratelimit import rate_limit_headers
+from gateway.core.runtime import Runtime
 from gateway.core.settings import Settings
+from gateway.core.storage.routes import MediaController
 from gateway.credits.routes import CreditsController, PurchaseController, StripeWebhookController
 from gateway.generations import tasks
 from gateway.generations.routes import GenerationController, ProviderController
@@ -37,7 +38,9 @@ from plugins.host import PluginHost
 log = logging.getLogger(__name__)
 
 
-async def provide_services(state: State) -> Services:
+def provide_services(state: State, runtime: Runtime) -> Services:
+    """The `services` dependency; it takes `runtime` (unused) to sit after it in the chain
+    that `gateway.core.auth.provide_principal` explains."""
     services: Services = state.services
     return services
 
@@ -85,8 +88,10 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
                            ProviderKeyController]
     app = Litestar(
         route_handlers=handlers,
-        dependencies={"runtime": Provide(provide_runtime),
-                      "services": Provide(provide_services),
+        # Plain attribute reads: synchronous, so Litestar resolves them inline (async
+        # dependencies cost a task each on every request).
+        dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False),
+                      "services": Provide(provide_services, sync_to_thread=False),
                       "principal": Provide(provide_principal, sync_to_thread=False)},
         exception_handlers={Exception: handle_exception},
         before_send=[rate_limit_headers],

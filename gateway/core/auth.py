@@ -205,8 +205,12 @@ def operator_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHa
     connection.scope.setdefault("state", {})[PRINCIPAL_STATE_KEY] = OPERATOR
 
 
-def provide_principal(scope: Scope) -> Principal:
-    """The `principal` dependency: what the route's guard resolved."""
+def provide_principal(scope: Scope, services: Any) -> Principal:
+    """The `principal` dependency: what the route's guard resolved.
+
+    It takes the `services` dependency (unused) so that the app's dependencies form one chain,
+    runtime → services → principal: Litestar resolves dependencies of the same depth in a task
+    group, which cost a measurable share of a request (bench/load_bench.py)."""
     principal = scope.get("state", {}).get(PRINCIPAL_STATE_KEY)
     if not isinstance(principal, Principal):
         raise AuthenticationFailed("this route has no credential guard",

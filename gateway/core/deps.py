@@ -9,7 +9,7 @@ from gateway.core.runtime import Runtime
 from tenants.kernel.errors import InvalidRequest
 
 
-async def provide_runtime(state: State) -> Runtime:
+def provide_runtime(state: State) -> Runtime:
     runtime: Runtime = state.runtime
     return runtime
 
