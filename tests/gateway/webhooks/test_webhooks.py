@@ -713,6 +713,39 @@ async def _all_attempts(gw: Gateway, tenant: Tenant, count: int) -> list[Any] | 
     return found if len(found) >= count else None
 
 
+async def test_endpoints_per_tenant_are_capped(database_url: str, tmp_path: Path) -> None:
+    async with stack(hook_settings(database_url, tmp_path, webhook_max_endpoints=2),
+                     scripted("ok")) as (gw, rec):
+        tenant = await gw.tenant(scopes=ADMIN_SCOPES)
+        first = await endpoint(gw, tenant, f"{rec.url}/1")
+        await endpoint(gw, tenant, f"{rec.url}/2")
+        r = await gw.client.post("/v1/webhook_endpoints", headers=tenant.auth,
+                                 json={"url": f"{rec.url}/3"})
+        assert r.status_code == 409, r.text
+        error = r.json()["error"]
+        assert (error["type"], error["code"], error["param"]) == (
+            "conflict_error", "webhook_endpoint_limit", None)
+        assert "at most 2" in error["message"]
+        # Another tenant's allowance is its own; a deletion makes room again.
+        other = await gw.tenant(scopes=ADMIN_SCOPES)
+        await endpoint(gw, other, f"{rec.url}/o")
+        await gw.client.delete(f"/v1/webhook_endpoints/{first['id']}", headers=tenant.auth)
+        await endpoint(gw, tenant, f"{rec.url}/3")
+
+
+async def test_concurrent_creates_do_not_pass_the_endpoint_cap(database_url: str,
+                                                               tmp_path: Path) -> None:
+    async with stack(hook_settings(database_url, tmp_path, webhook_max_endpoints=3),
+                     scripted("ok")) as (gw, rec):
+        tenant = await gw.tenant(scopes=ADMIN_SCOPES)
+        answers = await asyncio.gather(*(
+            gw.client.post("/v1/webhook_endpoints", headers=tenant.auth,
+                           json={"url": f"{rec.url}/{i}"}) for i in range(8)))
+        assert sorted(r.status_code for r in answers) == [201] * 3 + [409] * 5
+        listed = (await gw.client.get("/v1/webhook_endpoints", headers=tenant.auth)).json()
+        assert len(listed["data"]) == 3
+
+
 def test_the_fairness_settings_are_read_and_checked() -> None:
     env = {"MEDIAHUB_DATABASE_URL": "postgresql+asyncpg://db/mediahub",
            "MEDIAHUB_SECRET_KEY": "s" * 40}
