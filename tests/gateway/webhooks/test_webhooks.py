@@ -47,7 +47,7 @@ from tests.conftest import (
     scripted,
     valkey_url,
 )
-from tests.receiver import STALL, File, Receiver, Recorded, receiver
+from tests.receiver import DRIP, STALL, File, Receiver, Recorded, receiver
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 ADMIN_SCOPES = ["generate", "read", "billing", "tenant_admin"]
@@ -744,6 +744,25 @@ async def test_concurrent_creates_do_not_pass_the_endpoint_cap(database_url: str
         assert sorted(r.status_code for r in answers) == [201] * 3 + [409] * 5
         listed = (await gw.client.get("/v1/webhook_endpoints", headers=tenant.auth)).json()
         assert len(listed["data"]) == 3
+
+
+@pytest.mark.parametrize("hang", [STALL, DRIP], ids=["no-answer", "trickled-body"])
+async def test_a_hanging_receiver_is_cut_at_the_attempt_timeout_and_retried(
+        database_url: str, tmp_path: Path, hang: int) -> None:
+    async with stack(hook_settings(database_url, tmp_path, webhook_timeout_s=1),
+                     scripted("ok")) as (gw, rec):
+        rec.statuses = [hang]  # the first attempt hangs, the second is answered at once
+        tenant = await gw.tenant(scopes=ADMIN_SCOPES)
+        made = await endpoint(gw, tenant, f"{rec.url}/hook")
+        await emit(gw, tenant)
+        await settle(gw)  # returns: the hanging attempt did not hold the sender
+        log = await eventually(lambda: attempts_logged(gw, tenant, made["id"], 2))
+        second, first = log
+        assert (first["attempt"], first["status_code"]) == (1, None)
+        assert first["error"].startswith("fetch_timeout")
+        assert 900 <= first["duration_ms"] < 5000
+        assert (second["attempt"], second["status_code"]) == (2, 200)
+        assert len(rec.posts()) == 2
 
 
 def test_the_fairness_settings_are_read_and_checked() -> None:
