@@ -29,12 +29,12 @@ from gateway.core.settings import Settings, SettingsError, load_settings
 from gateway.generations import inputs as media_urls
 from gateway.generations.models import Generation
 from gateway.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEvent
-from gateway.webhooks.queues import InProcessWebhookQueue, SaqWebhookQueue
+from gateway.webhooks.queues import DELIVER_WEBHOOK, InProcessWebhookQueue, SaqWebhookQueue
 from gateway.webhooks.service import build_webhook_worker
 from plugins.errors import ProviderError
 from plugins.media import MediaInput
 from plugins.provider import Credentials, ProviderOutput, ProviderRequest, ProviderResult
-from tenants.kernel.db import utcnow
+from tenants.kernel.db import new_id, utcnow
 from tests.conftest import (
     Gate,
     GatePlugin,
@@ -748,14 +748,12 @@ async def test_concurrent_creates_do_not_pass_the_endpoint_cap(database_url: str
 
 @pytest.mark.parametrize("hang", [STALL, DRIP], ids=["no-answer", "trickled-body"])
 async def test_a_hanging_receiver_is_cut_at_the_attempt_timeout_and_retried(
-        database_url: str, tmp_path: Path, hang: int) -> None:
-    async with stack(hook_settings(database_url, tmp_path, webhook_timeout_s=1),
-                     scripted("ok")) as (gw, rec):
+        sender: tuple[str, str | None], tmp_path: Path, hang: int) -> None:
+    async with delivering(sender, tmp_path, webhook_timeout_s=1) as (gw, rec):
         rec.statuses = [hang]  # the first attempt hangs, the second is answered at once
         tenant = await gw.tenant(scopes=ADMIN_SCOPES)
         made = await endpoint(gw, tenant, f"{rec.url}/hook")
         await emit(gw, tenant)
-        await settle(gw)  # returns: the hanging attempt did not hold the sender
         log = await eventually(lambda: attempts_logged(gw, tenant, made["id"], 2))
         second, first = log
         assert (first["attempt"], first["status_code"]) == (1, None)
@@ -781,3 +779,30 @@ def test_the_fairness_settings_are_read_and_checked() -> None:
         with pytest.raises(SettingsError) as caught:
             load_settings({**env, name: "0"})
         assert [p.split("=")[0] for p in caught.value.problems] == [name]
+
+
+async def test_a_job_queued_without_its_tenant_is_still_delivered(pg_url: str, valkey: str,
+                                                                 tmp_path: Path) -> None:
+    # Jobs queued by the previous version carry only the delivery id.
+    settings = hook_settings(pg_url, tmp_path, valkey_url=valkey)
+    async with delivering((pg_url, valkey), tmp_path) as (gw, rec):
+        tenant = await gw.tenant(scopes=ADMIN_SCOPES)
+        made = await endpoint(gw, tenant, f"{rec.url}/hook")
+        queue = gw.services.webhooks.queue
+        assert isinstance(queue, SaqWebhookQueue)
+        event_id, delivery_id = new_id("evt"), new_id("whd")
+        async with gw.runtime.db.transaction() as session:
+            session.add(WebhookEvent(id=event_id, tenant_id=tenant.id, type="credits.low",
+                                     body=json.dumps({"id": event_id}),
+                                     dispatched_at=utcnow()))
+            await session.flush()  # the delivery refers to it
+            session.add(WebhookDelivery(id=delivery_id, tenant_id=tenant.id,
+                                        event_id=event_id, endpoint_id=made["id"],
+                                        url=f"{rec.url}/hook", status="pending", attempts=0,
+                                        next_attempt_at=utcnow()))
+        await queue.queue.enqueue(DELIVER_WEBHOOK, key=f"{delivery_id}:1",
+                                  delivery_id=delivery_id, timeout=settings.webhook_timeout_s)
+        [request] = await rec.wait_for(1)
+        assert request.headers["webhook-id"] == event_id
+        log = await eventually(lambda: attempts_logged(gw, tenant, made["id"], 1))
+        assert [(a["delivery_id"], a["status_code"]) for a in log] == [(delivery_id, 200)]
