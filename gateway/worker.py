@@ -16,7 +16,8 @@ from gateway.core.jobs import SaqQueue, build_workers, run_periodic, stop_worker
 from gateway.core.settings import Settings
 from gateway.generations import tasks
 from gateway.generations.services import Services
-from gateway.webhooks.service import SaqWebhookQueue, build_webhook_worker
+from gateway.webhooks.queues import SaqWebhookQueue
+from gateway.webhooks.service import build_webhook_worker
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ async def run_worker(settings: Settings, media_types: list[str]) -> None:
     # Every worker process also delivers outgoing webhooks (short I/O-bound jobs).
     assert isinstance(services.webhooks.queue, SaqWebhookQueue)
     workers.append(build_webhook_worker(services.webhooks.queue, services.webhooks,
-                                        concurrency=settings.worker_concurrency))
+                                        concurrency=settings.webhook_concurrency))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for worker in workers:

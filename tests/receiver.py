@@ -1,7 +1,9 @@
 """A real HTTP/1.1 server on 127.0.0.1 for egress and webhook tests (asyncio streams).
 
 It records every request, answers webhook POSTs with the next status of `statuses` (then
-200), serves `files`, `redirects`, and stalls on `/stall` until the test ends.
+200), serves `files`, `redirects`, and stalls on `/stall` until the test ends. A POST whose
+status is `STALL` gets no answer, one whose status is `DRIP` gets its headers and one byte of
+its body, until `release()`; then both get a 200 (`held` counts those waiting).
 """
 
 from __future__ import annotations
@@ -10,6 +12,11 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+
+#: In `statuses`: answer nothing until `release()`.
+STALL = 0
+#: In `statuses`: send the head and the first byte of a 2-byte body, the rest at `release()`.
+DRIP = -1
 
 
 @dataclass
@@ -38,6 +45,8 @@ class Receiver:
     files: dict[str, File] = field(default_factory=dict)
     redirects: dict[str, str] = field(default_factory=dict)
     stalled: asyncio.Event = field(default_factory=asyncio.Event)
+    #: POSTs held now (`STALL`, `DRIP`).
+    held: int = 0
     _release: asyncio.Event = field(default_factory=asyncio.Event)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
@@ -86,9 +95,39 @@ class Receiver:
                          b"Connection: close\r\n\r\n")
         else:
             status = self.statuses.pop(0) if self.statuses else 200
+            if status in (STALL, DRIP):
+                await self._hold(writer, drip=status == DRIP)
+                return
             writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: 2\r\n"
                          "Connection: close\r\n\r\nok".encode())
         await writer.drain()
+
+    async def _hold(self, writer: asyncio.StreamWriter, *, drip: bool) -> None:
+        head = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"
+        if drip:
+            writer.write(head + b"o")
+            await writer.drain()
+        async with self._changed:
+            self.held += 1
+            self._changed.notify_all()
+        try:
+            await self._release.wait()
+        finally:
+            async with self._changed:
+                self.held -= 1
+                self._changed.notify_all()
+        writer.write(b"k" if drip else head + b"ok")
+        await writer.drain()
+
+    def release(self) -> None:
+        """Answer every held POST (and every later `STALL` or `DRIP`) at once."""
+        self._release.set()
+
+    async def wait_held(self, count: int, timeout_s: float = 20.0) -> None:
+        """Wait (on a condition, with a deadline) until `count` POSTs are held at once."""
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: self.held >= count),
+                                   timeout_s)
 
     async def wait_for(self, count: int, timeout_s: float = 20.0) -> list[Recorded]:
         """Wait (on a condition, with a deadline) until `count` requests arrived."""

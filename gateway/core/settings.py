@@ -118,8 +118,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhook_retry_base_ms: int = 5000
     #: Longest delay between two attempts of a delivery, seconds.
     webhook_retry_max_s: int = 3600
-    #: Time a receiver has to answer one attempt, seconds.
+    #: Time one delivery attempt may take, seconds: resolving the receiver, connecting,
+    #: sending the event and reading its answer (a receiver that trickles its answer is cut
+    #: too); a cut attempt is retried like a 5xx.
     webhook_timeout_s: int = 10
+    #: Webhook deliveries one process sends at once (the `<prefix>:webhooks` worker of each
+    #: `mediahub worker`, or the embedded sender).
+    webhook_concurrency: int = 32
+    #: Deliveries of one tenant in flight at once, across all processes (counted in Valkey
+    #: when there is one). A tenant's further deliveries wait without holding a slot, so
+    #: one tenant's slow receivers leave the other slots to other tenants; keep it below
+    #: `MEDIAHUB_WEBHOOK_CONCURRENCY`.
+    webhook_max_in_flight: int = 8
+    #: Webhook endpoints one tenant may register; one more is refused with
+    #: `409 webhook_endpoint_limit`.
+    webhook_max_endpoints: int = 20
     #: Ended webhook events (every delivery succeeded or gave up) older than this are deleted
     #: with their deliveries and delivery log; 0 keeps them forever.
     webhook_retention_days: int = 30
@@ -396,6 +409,12 @@ def _egress_settings(env: Mapping[str, str], problems: list[str]) -> dict[str, A
         "webhook_retry_max_s": _int(env, "MEDIAHUB_WEBHOOK_RETRY_MAX_S", 3600, 1, 7 * 86400,
                                     problems),
         "webhook_timeout_s": _int(env, "MEDIAHUB_WEBHOOK_TIMEOUT_S", 10, 1, 120, problems),
+        "webhook_concurrency": _int(env, "MEDIAHUB_WEBHOOK_CONCURRENCY", 32, 1, 1024,
+                                    problems),
+        "webhook_max_in_flight": _int(env, "MEDIAHUB_WEBHOOK_MAX_IN_FLIGHT", 8, 1, 1024,
+                                      problems),
+        "webhook_max_endpoints": _int(env, "MEDIAHUB_WEBHOOK_MAX_ENDPOINTS", 20, 1, 10_000,
+                                      problems),
         "webhook_retention_days": _int(env, "MEDIAHUB_WEBHOOK_RETENTION_DAYS", 30, 0, 3650,
                                        problems),
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from gateway.core.egress import check_url
 from gateway.core.runtime import Runtime
@@ -23,8 +23,9 @@ from gateway.webhooks.schemas import (
 )
 from gateway.webhooks.service import ROTATION_OVERLAP
 from tenants.kernel.db import new_id, utcnow
-from tenants.kernel.errors import NotFound
+from tenants.kernel.errors import Conflict, NotFound
 from tenants.kernel.pagination import keyset, page
+from tenants.models import Tenant
 
 
 async def _endpoint(runtime: Runtime, tenant_id: str, endpoint_id: str) -> WebhookEndpoint:
@@ -44,13 +45,26 @@ def _out(endpoint: WebhookEndpoint) -> EndpointOut:
 
 async def create(runtime: Runtime, tenant_id: str, body: EndpointCreate) -> EndpointCreated:
     """Register a receiver (its URL refused unless egress may reach it); the answer carries
-    its signing secret, shown only here."""
+    its signing secret, shown only here. Refused with `409 webhook_endpoint_limit` when the
+    tenant already has `MEDIAHUB_WEBHOOK_MAX_ENDPOINTS`: each endpoint multiplies every
+    event's deliveries."""
     await check_url(runtime.egress, body.url, param="url")
     endpoint = WebhookEndpoint(
         id=new_id("whe"), tenant_id=tenant_id, url=body.url,
         events=sorted(set(body.events)), description=body.description,
         secret_salt=secrets.token_hex(32), created_at=utcnow())
+    cap = runtime.settings.webhook_max_endpoints
     async with runtime.db.transaction() as session:
+        if not runtime.db.is_sqlite:
+            # Two creates at once must not both see room for one more: they queue on the
+            # tenant's row. (SQLite's BEGIN IMMEDIATE already serialises writers.)
+            await session.execute(select(Tenant.id).where(Tenant.id == tenant_id)
+                                  .with_for_update())
+        count = await session.scalar(select(func.count()).select_from(WebhookEndpoint)
+                                     .where(WebhookEndpoint.tenant_id == tenant_id))
+        if (count or 0) >= cap:
+            raise Conflict(f"a tenant may have at most {cap} webhook endpoints; delete one "
+                           "first", code="webhook_endpoint_limit")
         session.add(endpoint)
     secret = signing.endpoint_secret(runtime.settings.secret_key, endpoint.secret_salt)
     return EndpointCreated(id=endpoint.id, url=endpoint.url, events=endpoint.events,

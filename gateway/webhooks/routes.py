@@ -30,7 +30,10 @@ class WebhookEndpointController(Controller):
     @post("/", status_code=201, summary="Create a webhook endpoint")
     async def create(self, principal: Principal, runtime: RuntimeDep,
                      data: EndpointCreate) -> EndpointCreated:
-        """Register a receiver; the answer carries its signing secret, shown only here."""
+        """Register a receiver; the answer carries its signing secret, shown only here.
+
+        `409 webhook_endpoint_limit` when the tenant already has as many endpoints as the
+        operator allows (`MEDIAHUB_WEBHOOK_MAX_ENDPOINTS`, 20 by default)."""
         return await endpoints.create(runtime, principal.tenant, data)
 
     @get("/", summary="List webhook endpoints, newest first")

@@ -16,8 +16,10 @@
    Retried: 5xx, 408, 429 (its `Retry-After` honoured), timeouts and connection errors.
 
 The queue is SAQ (`<prefix>:webhooks`, worked by every `mediahub worker`) with Valkey, or an
-in-process scheduler when embedded. The database is the source of truth: a delivery whose job
-was lost is picked up by `redeliver_overdue`.
+in-process scheduler when embedded; either way tenants share the sending slots fairly (no
+tenant has more than `MEDIAHUB_WEBHOOK_MAX_IN_FLIGHT` attempts in flight, see `queues`). The
+database is the source of truth: a delivery whose job was lost is picked up by
+`redeliver_overdue`.
 """
 
 from __future__ import annotations
@@ -25,15 +27,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import random
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
-from saq import Queue, Worker
+from saq import Worker
 from sqlalchemy import delete, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -50,12 +51,17 @@ from gateway.webhooks.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
+from gateway.webhooks.queues import (
+    DELIVER_WEBHOOK,
+    InProcessWebhookQueue,
+    SaqWebhookQueue,
+    WebhookQueue,
+)
 from plugins.errors import parse_retry_after
 from tenants.kernel.db import new_id, utcnow
 
 log = logging.getLogger(__name__)
 
-DELIVER_WEBHOOK = "webhook.deliver"
 #: Previous secret's lifetime after a rotation (it keeps signing beside the new one).
 ROTATION_OVERLAP = timedelta(hours=24)
 #: A job that has not run this long after its delivery was due is presumed lost.
@@ -63,71 +69,14 @@ _OVERDUE = timedelta(seconds=60)
 _BATCH = 100
 
 
-class WebhookQueue(Protocol):
-    async def schedule(self, delivery_id: str, attempt: int, delay_s: float) -> None:
-        """Run `deliver(delivery_id)` for attempt `attempt` after `delay_s` seconds."""
-
-    async def close(self) -> None: ...
-
-
-class InProcessWebhookQueue:
-    """Embedded mode: each delivery attempt is an asyncio task that waits out its back-off
-    (scheduling, not synchronisation); the database remembers what a stop interrupts."""
-
-    def __init__(self, handler: Any) -> None:
-        self._handler = handler
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def schedule(self, delivery_id: str, attempt: int, delay_s: float) -> None:
-        task = asyncio.create_task(self._run(delivery_id, delay_s),
-                                   name=f"webhook:{delivery_id}:{attempt}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _run(self, delivery_id: str, delay_s: float) -> None:
-        if delay_s > 0:
-            await asyncio.sleep(delay_s)
-        try:
-            await self._handler(delivery_id)
-        except Exception:
-            log.exception("webhook delivery crashed", extra={"delivery_id": delivery_id})
-
-    async def drain(self) -> None:
-        """Wait until every scheduled attempt (retries included) has run."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-class SaqWebhookQueue:
-    """The `<prefix>:webhooks` SAQ queue; one job per attempt (key `<delivery>:<attempt>`)."""
-
-    def __init__(self, url: str, *, prefix: str, timeout_s: int) -> None:
-        self.queue = Queue.from_url(url, name=f"{prefix}:webhooks")
-        self._timeout_s = timeout_s
-
-    async def schedule(self, delivery_id: str, attempt: int, delay_s: float) -> None:
-        # SAQ schedules in whole seconds: round up so the job never runs before it is due.
-        scheduled = math.ceil(time.time() + delay_s) if delay_s > 0 else 0
-        await self.queue.enqueue(DELIVER_WEBHOOK, key=f"{delivery_id}:{attempt}",
-                                 delivery_id=delivery_id, scheduled=scheduled,
-                                 timeout=self._timeout_s + 30, retries=1)
-
-    async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.queue.disconnect()
-
-
 def build_webhook_worker(queue: SaqWebhookQueue, webhooks: Webhooks, *,
                          concurrency: int) -> Worker[Any]:
     """A SAQ worker for the webhooks queue, delivering with `webhooks`."""
 
-    async def deliver(ctx: dict[str, Any], *, delivery_id: str) -> None:
-        await webhooks.deliver(delivery_id)
+    async def deliver(ctx: dict[str, Any], *, delivery_id: str, tenant_id: str | None = None,
+                      refused: int = 0) -> None:
+        # Jobs queued before the tenant rode along carry none: it is looked up then.
+        await webhooks.deliver_in_turn(queue, delivery_id, tenant_id, refused=refused)
 
     return Worker(queue.queue, functions=[(DELIVER_WEBHOOK, deliver)],
                   concurrency=concurrency, shutdown_grace_period_s=0)
@@ -161,9 +110,12 @@ class Webhooks:
         self.queue: WebhookQueue
         if settings.valkey_url:
             self.queue = SaqWebhookQueue(settings.valkey_url, prefix=settings.queue_prefix,
-                                         timeout_s=settings.webhook_timeout_s)
+                                         timeout_s=settings.webhook_timeout_s,
+                                         per_tenant=settings.webhook_max_in_flight)
         else:
-            self.queue = InProcessWebhookQueue(self.deliver)
+            self.queue = InProcessWebhookQueue(
+                self.deliver, concurrency=settings.webhook_concurrency,
+                per_tenant=settings.webhook_max_in_flight)
         self._dispatching: asyncio.Task[None] | None = None
         self._again = False
 
@@ -210,8 +162,9 @@ class Webhooks:
                     select(WebhookEvent.id).where(WebhookEvent.dispatched_at.is_(None))
                     .order_by(WebhookEvent.created_at).limit(_BATCH)))
             for event_id in ids:
-                for delivery_id in await self._fan_out(event_id):
-                    await self.queue.schedule(delivery_id, 1, 0)
+                tenant_id, delivery_ids = await self._fan_out(event_id)
+                for delivery_id in delivery_ids:
+                    await self.queue.schedule(tenant_id, delivery_id, 1, 0)
                     queued += 1
             if len(ids) < _BATCH:
                 return queued
@@ -229,9 +182,9 @@ class Webhooks:
                     {"id": row.id, "tenant_id": row.tenant_id, "type": row.type,
                      "payload": row.payload, "created_at": row.created_at}))
 
-    async def _fan_out(self, event_id: str) -> list[str]:
-        """Claim one event and write its deliveries; returns their ids (none when another
-        process claimed it first)."""
+    async def _fan_out(self, event_id: str) -> tuple[str, list[str]]:
+        """Claim one event and write its deliveries; returns its tenant and their ids (none
+        when another process claimed it first)."""
         now = utcnow()
         async with self.runtime.db.transaction() as session:
             claimed = await session.execute(
@@ -239,7 +192,7 @@ class Webhooks:
                 .where(WebhookEvent.id == event_id, WebhookEvent.dispatched_at.is_(None))
                 .values(dispatched_at=now))
             if claimed.rowcount == 0:  # type: ignore[attr-defined]
-                return []
+                return "", []
             event = await session.get(WebhookEvent, event_id)
             assert event is not None
             data: Any = event.payload or {}
@@ -266,7 +219,7 @@ class Webhooks:
                     id=delivery_id, tenant_id=event.tenant_id, event_id=event.id,
                     endpoint_id=endpoint_id, url=url, status=PENDING, attempts=0,
                     next_attempt_at=now, created_at=now, updated_at=now))
-        return ids
+        return event.tenant_id, ids
 
     async def redeliver_overdue(self) -> int:
         """Queue again the pending deliveries whose job seems lost (a restart, a lost
@@ -274,12 +227,13 @@ class Webhooks:
         cutoff = utcnow() - _OVERDUE
         async with self.runtime.db.session() as session:
             rows = (await session.execute(
-                select(WebhookDelivery.id, WebhookDelivery.attempts)
+                select(WebhookDelivery.tenant_id, WebhookDelivery.id,
+                       WebhookDelivery.attempts)
                 .where(WebhookDelivery.status == PENDING,
                        WebhookDelivery.next_attempt_at < cutoff)
                 .limit(_BATCH))).all()
-        for delivery_id, attempts in rows:
-            await self.queue.schedule(delivery_id, attempts + 1, 0)
+        for tenant_id, delivery_id, attempts in rows:
+            await self.queue.schedule(tenant_id, delivery_id, attempts + 1, 0)
         return len(rows)
 
     async def sweep(self) -> None:
@@ -358,6 +312,27 @@ class Webhooks:
         delivery.attempts += 1  # detached now: the claimed number, for this attempt only
         return delivery, event
 
+    async def deliver_in_turn(self, queue: SaqWebhookQueue, delivery_id: str,
+                              tenant_id: str | None, *, refused: int = 0) -> None:
+        """The SAQ job: one attempt when its tenant is under its in-flight cap, else queued
+        again a moment later (later each time: `refused` counts the times before); either
+        way the worker's slot is free again at once for other tenants' jobs, so one
+        tenant's slow receivers cannot hold them all."""
+        if tenant_id is None:
+            async with self.runtime.db.session() as session:
+                tenant_id = await session.scalar(select(WebhookDelivery.tenant_id).where(
+                    WebhookDelivery.id == delivery_id))
+            if tenant_id is None:
+                return  # gone with its endpoint or its event
+        token = await queue.slots.acquire(tenant_id)
+        if token is None:
+            await queue.defer(tenant_id, delivery_id, refused)
+            return
+        try:
+            await self.deliver(delivery_id)
+        finally:
+            await queue.slots.release(tenant_id, token)
+
     async def deliver(self, delivery_id: str) -> None:
         """One attempt of one delivery: the job SAQ (or the in-process queue) runs."""
         claimed = await self._claim(delivery_id)
@@ -428,7 +403,8 @@ class Webhooks:
                 .values(status=status, next_attempt_at=next_at, last_status_code=status_code,
                         last_error=error[:500] if error else None, updated_at=now))
         if delay is not None:
-            await self.queue.schedule(delivery.id, delivery.attempts + 1, delay)
+            await self.queue.schedule(delivery.tenant_id, delivery.id, delivery.attempts + 1,
+                                      delay)
 
     async def close(self) -> None:
         if self._dispatching is not None:

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -24,15 +25,16 @@ import pytest
 from sqlalchemy import select, update
 
 from billing.models import LedgerEvent
-from gateway.core.settings import Settings
+from gateway.core.settings import Settings, SettingsError, load_settings
 from gateway.generations import inputs as media_urls
 from gateway.generations.models import Generation
 from gateway.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEvent
-from gateway.webhooks.service import SaqWebhookQueue, build_webhook_worker
+from gateway.webhooks.queues import DELIVER_WEBHOOK, InProcessWebhookQueue, SaqWebhookQueue
+from gateway.webhooks.service import build_webhook_worker
 from plugins.errors import ProviderError
 from plugins.media import MediaInput
 from plugins.provider import Credentials, ProviderOutput, ProviderRequest, ProviderResult
-from tenants.kernel.db import utcnow
+from tenants.kernel.db import new_id, utcnow
 from tests.conftest import (
     Gate,
     GatePlugin,
@@ -43,8 +45,9 @@ from tests.conftest import (
     make_settings,
     running_gateway,
     scripted,
+    valkey_url,
 )
-from tests.receiver import File, Receiver, Recorded, receiver
+from tests.receiver import DRIP, STALL, File, Receiver, Recorded, receiver
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 ADMIN_SCOPES = ["generate", "read", "billing", "tenant_admin"]
@@ -561,3 +564,245 @@ async def test_ended_events_past_their_retention_are_pruned(database_url: str,
         # The credits.low copy is not imported again from the ledger's outbox.
         await webhooks.dispatch_pending()
         assert (await left())[0] == [still]
+
+
+# -- one tenant must not hurt another ------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "saq"])
+def sender(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str | None]:
+    """(database URL, Valkey URL): deliveries on the embedded sender on either database, or
+    on a SAQ webhook worker (PostgreSQL and Valkey, as `mediahub worker` runs it)."""
+    if request.param == "sqlite":
+        path = tmp_path / "mediahub.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite+aiosqlite:///{path}", None
+    url: str = request.getfixturevalue("pg_url")
+    return url, valkey_url() if request.param == "saq" else None
+
+
+@contextlib.asynccontextmanager
+async def delivering(sender: tuple[str, str | None], tmp_path: Path,
+                     **overrides: Any) -> AsyncIterator[tuple[Gateway, Receiver]]:
+    """A gateway on `sender`, with a SAQ webhook worker running when it has Valkey."""
+    database_url, valkey = sender
+    settings = hook_settings(database_url, tmp_path, valkey_url=valkey, **overrides)
+    async with stack(settings, scripted("ok")) as (gw, rec):
+        if valkey is None:
+            yield gw, rec
+            return
+        queue = gw.services.webhooks.queue
+        assert isinstance(queue, SaqWebhookQueue)
+        worker = build_webhook_worker(queue, gw.services.webhooks,
+                                      concurrency=settings.webhook_concurrency)
+        task = asyncio.create_task(worker.start())
+        try:
+            yield gw, rec
+        finally:
+            rec.release()
+            await worker.stop()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def emit(gw: Gateway, tenant: Tenant) -> None:
+    """Make one generation event for `tenant`: a finished generation when embedded, a
+    canceled one on SAQ (no worker runs the image queue there)."""
+    gid = (await generate(gw, tenant, "ok")).json()["id"]
+    if isinstance(gw.services.webhooks.queue, InProcessWebhookQueue):
+        await gw.drain()
+    else:
+        r = await gw.client.post(f"/v1/generations/{gid}/cancel", headers=tenant.auth)
+        assert r.status_code == 200, r.text
+
+
+async def test_a_tenant_with_hanging_receivers_does_not_delay_another(
+        sender: tuple[str, str | None], tmp_path: Path) -> None:
+    # Four sending slots, two per tenant; A's receivers hang far longer than the bound.
+    async with delivering(sender, tmp_path, webhook_concurrency=4,
+                          webhook_max_in_flight=2, webhook_timeout_s=60) as (gw, slow), \
+            receiver() as fast:
+        slow.statuses = [STALL] * 6
+        a = await gw.tenant(scopes=ADMIN_SCOPES)
+        b = await gw.tenant(scopes=ADMIN_SCOPES)
+        for i in range(6):
+            await endpoint(gw, a, f"{slow.url}/a{i}")
+        made_b = await endpoint(gw, b, f"{fast.url}/b")
+        await emit(gw, a)  # six deliveries, all queued before B's
+        await slow.wait_held(2)
+        await emit(gw, b)
+        [delivered] = await fast.wait_for(1, timeout_s=5)
+        assert verify(made_b["secret"], delivered)["type"].startswith("generation.")
+        # A never had more than its cap in flight although slots were free.
+        assert slow.held == 2
+        queue = gw.services.webhooks.queue
+        if isinstance(queue, SaqWebhookQueue):
+            assert await queue.slots.in_flight(a.id) == 2
+        else:
+            assert queue.in_flight(a.id) == 2
+        # Released, A's deliveries all go out (the waiting ones were not lost).
+        slow.release()
+        await slow.wait_for(6, timeout_s=20)
+        if sender[1] is None:
+            await gw.services.webhooks.idle()
+        assert sorted(r.path for r in slow.posts()) == [f"/a{i}" for i in range(6)]
+
+
+async def test_the_in_process_sender_takes_tenants_in_turn(database_url: str,
+                                                          tmp_path: Path) -> None:
+    # One slot: B's one attempt goes next after A's first, not after all of A's four.
+    settings = hook_settings(database_url, tmp_path, webhook_concurrency=1,
+                             webhook_max_in_flight=1, webhook_timeout_s=60)
+    async with stack(settings, scripted("ok")) as (gw, rec):
+        rec.statuses = [STALL]
+        a = await gw.tenant(scopes=ADMIN_SCOPES)
+        b = await gw.tenant(scopes=ADMIN_SCOPES)
+        for i in range(4):  # the first to go out is held: the rest queue behind it
+            await endpoint(gw, a, f"{rec.url}/a{i}")
+        await endpoint(gw, b, f"{rec.url}/b")
+        await emit(gw, a)
+        await rec.wait_held(1)
+        await emit(gw, b)
+        queue = gw.services.webhooks.queue
+        assert isinstance(queue, InProcessWebhookQueue)
+
+        async def b_waits() -> bool:
+            return queue.waiting(b.id) == 1
+
+        await eventually(b_waits)
+        assert queue.waiting(a.id) == 3
+        rec.release()
+        await gw.services.webhooks.idle()
+        paths = [r.path for r in rec.posts()]
+        assert paths[0].startswith("/a")
+        assert paths[1] == "/b", paths  # next in turn, not after A's three
+        assert len(paths) == 5
+
+
+async def test_a_tenant_has_at_most_its_cap_of_deliveries_in_flight(
+        sender: tuple[str, str | None], tmp_path: Path) -> None:
+    async with delivering(sender, tmp_path, webhook_concurrency=8,
+                          webhook_max_in_flight=3, webhook_timeout_s=60) as (gw, rec), \
+            receiver() as marker:
+        rec.statuses = [STALL] * 5
+        tenant = await gw.tenant(scopes=ADMIN_SCOPES)
+        for i in range(5):
+            await endpoint(gw, tenant, f"{rec.url}/h{i}")
+        other = await gw.tenant(scopes=ADMIN_SCOPES)
+        await endpoint(gw, other, f"{marker.url}/m")
+        await emit(gw, tenant)
+        await rec.wait_held(3)
+        # Another tenant's delivery, queued after the five, has gone out: the other two
+        # had their turn before it, and wait (without a slot) although five slots are free.
+        await emit(gw, other)
+        await marker.wait_for(1, timeout_s=5)
+        assert rec.held == 3
+        assert len(rec.posts()) == 3
+        rec.release()
+        await rec.wait_for(5, timeout_s=20)
+        log = await eventually(lambda: _all_attempts(gw, tenant, 5))
+        assert sorted(a["status_code"] for a in log) == [200] * 5
+
+
+async def _all_attempts(gw: Gateway, tenant: Tenant, count: int) -> list[Any] | None:
+    async with gw.runtime.db.session() as session:
+        rows = list(await session.scalars(select(WebhookAttempt).where(
+            WebhookAttempt.tenant_id == tenant.id)))
+    found = [{"status_code": a.status_code} for a in rows]
+    return found if len(found) >= count else None
+
+
+async def test_endpoints_per_tenant_are_capped(database_url: str, tmp_path: Path) -> None:
+    async with stack(hook_settings(database_url, tmp_path, webhook_max_endpoints=2),
+                     scripted("ok")) as (gw, rec):
+        tenant = await gw.tenant(scopes=ADMIN_SCOPES)
+        first = await endpoint(gw, tenant, f"{rec.url}/1")
+        await endpoint(gw, tenant, f"{rec.url}/2")
+        r = await gw.client.post("/v1/webhook_endpoints", headers=tenant.auth,
+                                 json={"url": f"{rec.url}/3"})
+        assert r.status_code == 409, r.text
+        error = r.json()["error"]
+        assert (error["type"], error["code"], error["param"]) == (
+            "conflict_error", "webhook_endpoint_limit", None)
+        assert "at most 2" in error["message"]
+        # Another tenant's allowance is its own; a deletion makes room again.
+        other = await gw.tenant(scopes=ADMIN_SCOPES)
+        await endpoint(gw, other, f"{rec.url}/o")
+        await gw.client.delete(f"/v1/webhook_endpoints/{first['id']}", headers=tenant.auth)
+        await endpoint(gw, tenant, f"{rec.url}/3")
+
+
+async def test_concurrent_creates_do_not_pass_the_endpoint_cap(database_url: str,
+                                                               tmp_path: Path) -> None:
+    async with stack(hook_settings(database_url, tmp_path, webhook_max_endpoints=3),
+                     scripted("ok")) as (gw, rec):
+        tenant = await gw.tenant(scopes=ADMIN_SCOPES)
+        answers = await asyncio.gather(*(
+            gw.client.post("/v1/webhook_endpoints", headers=tenant.auth,
+                           json={"url": f"{rec.url}/{i}"}) for i in range(8)))
+        assert sorted(r.status_code for r in answers) == [201] * 3 + [409] * 5
+        listed = (await gw.client.get("/v1/webhook_endpoints", headers=tenant.auth)).json()
+        assert len(listed["data"]) == 3
+
+
+@pytest.mark.parametrize("hang", [STALL, DRIP], ids=["no-answer", "trickled-body"])
+async def test_a_hanging_receiver_is_cut_at_the_attempt_timeout_and_retried(
+        sender: tuple[str, str | None], tmp_path: Path, hang: int) -> None:
+    async with delivering(sender, tmp_path, webhook_timeout_s=1) as (gw, rec):
+        rec.statuses = [hang]  # the first attempt hangs, the second is answered at once
+        tenant = await gw.tenant(scopes=ADMIN_SCOPES)
+        made = await endpoint(gw, tenant, f"{rec.url}/hook")
+        await emit(gw, tenant)
+        log = await eventually(lambda: attempts_logged(gw, tenant, made["id"], 2))
+        second, first = log
+        assert (first["attempt"], first["status_code"]) == (1, None)
+        assert first["error"].startswith("fetch_timeout")
+        assert 900 <= first["duration_ms"] < 5000
+        assert (second["attempt"], second["status_code"]) == (2, 200)
+        assert len(rec.posts()) == 2
+
+
+def test_the_fairness_settings_are_read_and_checked() -> None:
+    env = {"MEDIAHUB_DATABASE_URL": "postgresql+asyncpg://db/mediahub",
+           "MEDIAHUB_SECRET_KEY": "s" * 40}
+    defaults = load_settings(env)
+    assert (defaults.webhook_concurrency, defaults.webhook_max_in_flight,
+            defaults.webhook_max_endpoints, defaults.webhook_timeout_s) == (32, 8, 20, 10)
+    read = load_settings({**env, "MEDIAHUB_WEBHOOK_CONCURRENCY": "64",
+                          "MEDIAHUB_WEBHOOK_MAX_IN_FLIGHT": "4",
+                          "MEDIAHUB_WEBHOOK_MAX_ENDPOINTS": "5"})
+    assert (read.webhook_concurrency, read.webhook_max_in_flight,
+            read.webhook_max_endpoints) == (64, 4, 5)
+    for name in ("MEDIAHUB_WEBHOOK_CONCURRENCY", "MEDIAHUB_WEBHOOK_MAX_IN_FLIGHT",
+                 "MEDIAHUB_WEBHOOK_MAX_ENDPOINTS"):
+        with pytest.raises(SettingsError) as caught:
+            load_settings({**env, name: "0"})
+        assert [p.split("=")[0] for p in caught.value.problems] == [name]
+
+
+async def test_a_job_queued_without_its_tenant_is_still_delivered(pg_url: str, valkey: str,
+                                                                 tmp_path: Path) -> None:
+    # Jobs queued by the previous version carry only the delivery id.
+    settings = hook_settings(pg_url, tmp_path, valkey_url=valkey)
+    async with delivering((pg_url, valkey), tmp_path) as (gw, rec):
+        tenant = await gw.tenant(scopes=ADMIN_SCOPES)
+        made = await endpoint(gw, tenant, f"{rec.url}/hook")
+        queue = gw.services.webhooks.queue
+        assert isinstance(queue, SaqWebhookQueue)
+        event_id, delivery_id = new_id("evt"), new_id("whd")
+        async with gw.runtime.db.transaction() as session:
+            session.add(WebhookEvent(id=event_id, tenant_id=tenant.id, type="credits.low",
+                                     body=json.dumps({"id": event_id}),
+                                     dispatched_at=utcnow()))
+            await session.flush()  # the delivery refers to it
+            session.add(WebhookDelivery(id=delivery_id, tenant_id=tenant.id,
+                                        event_id=event_id, endpoint_id=made["id"],
+                                        url=f"{rec.url}/hook", status="pending", attempts=0,
+                                        next_attempt_at=utcnow()))
+        await queue.queue.enqueue(DELIVER_WEBHOOK, key=f"{delivery_id}:1",
+                                  delivery_id=delivery_id, timeout=settings.webhook_timeout_s)
+        [request] = await rec.wait_for(1)
+        assert request.headers["webhook-id"] == event_id
+        log = await eventually(lambda: attempts_logged(gw, tenant, made["id"], 1))
+        assert [(a["delivery_id"], a["status_code"]) for a in log] == [(delivery_id, 200)]
