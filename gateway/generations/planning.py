@@ -58,6 +58,13 @@ def _capable(runtime: Runtime, tenant: Tenant, media_type: str, operation: str,
         if media_type not in provider.media_types or operation not in provider.operations:
             raise InvalidRequest(f"provider {pinned!r} cannot do {operation} for {media_type}",
                                  code="unsupported_operation", param="provider")
+        if not configured(runtime, provider, own=tenant.provider_credentials):
+            # Refused before anything is reserved: called without a key it could only fail
+            # later with `auth`, after the customer's credits were held.
+            raise InvalidRequest(
+                f"provider {pinned!r} is not configured: the platform holds no key for it and "
+                "neither does this tenant (PUT /v1/provider_keys/{provider})",
+                code="provider_unconfigured", param="provider")
         return [provider]
     candidates = [p for p in runtime.plugins.for_operation(media_type, operation)
                   if configured(runtime, p, own=tenant.provider_credentials)]
