@@ -10,6 +10,7 @@ from billing.pricing import Price, price
 from gateway.core.runtime import Runtime
 from gateway.generations import inputs as media_urls
 from gateway.generations.schemas import GenerationCreate
+from gateway.providers.credentials import credential_scope
 from gateway.providers.states import ProviderStates, configured
 from plugins.errors import InvalidParams
 from plugins.provider import Provider, ProviderRequest
@@ -76,13 +77,16 @@ def _capable(runtime: Runtime, tenant: Tenant, media_type: str, operation: str,
 
 def _route(states: ProviderStates, tenant: Tenant, candidates: list[Provider],
            estimates: dict[str, int], pinned: str | None) -> list[Provider]:
-    """Rank the candidates by the tenant's strategy (a pinned request: only that provider)."""
+    """Rank the candidates by the tenant's strategy (a pinned request: only that provider),
+    each judged by the state of the credentials the tenant would call it with."""
+    scopes = {p.name: credential_scope(tenant, p.name) for p in candidates}
     if pinned is not None:
         return states.rank(candidates, "pinned", estimates, order=[pinned],
-                                    include_others=False)
+                           include_others=False, scopes=scopes)
     config = tenant.routing
     return states.rank(candidates, config.strategy, estimates, order=config.order,
-                       include_others=config.include_others, weights=config.weights)
+                       include_others=config.include_others, weights=config.weights,
+                       scopes=scopes)
 
 
 def plan(runtime: Runtime, states: ProviderStates, tenant: Tenant, body: GenerationCreate,
