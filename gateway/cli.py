@@ -24,7 +24,7 @@ from plugins.host import build_plugin_host
 from plugins.vocabulary import MEDIA_TYPES
 from tenants.kernel.errors import DomainError
 from tenants.models import Tenant
-from tenants.schemas import KeyCreate, TenantCreate
+from tenants.schemas import KeyCreate, TenantCreate, TenantRouting
 
 log = logging.getLogger("mediahub")
 
@@ -120,8 +120,11 @@ async def _demo_setup(settings: Settings) -> tuple[str, str]:
         async with runtime.db.session() as session:
             tenant_id = await session.scalar(select(Tenant.id).where(Tenant.slug == "demo"))
         if tenant_id is None:
+            # The offline engines serve only tenants that choose them: the demo does (`*`:
+            # they serve it without any provider key, remote providers too once configured).
             tenant_id = (await create_tenant(runtime, TenantCreate(
-                name="Demo Studio", slug="demo", domains=["localhost"]))).id
+                name="Demo Studio", slug="demo", domains=["localhost"],
+                routing=TenantRouting(allowed_providers=["*"])))).id
             await grant_credits(runtime, tenant_id,
                                 CreditGrant(amount=DEMO_CREDITS_MC, reason="demo credits"),
                                 "demo-initial-grant")

@@ -10,6 +10,7 @@ from billing.pricing import Price, price
 from gateway.core.runtime import Runtime
 from gateway.generations import inputs as media_urls
 from gateway.generations.schemas import GenerationCreate
+from gateway.providers.allowed import allowed
 from gateway.providers.credentials import credential_scope
 from gateway.providers.states import ProviderStates, configured
 from plugins.errors import InvalidParams
@@ -50,7 +51,8 @@ def _capable(runtime: Runtime, tenant: Tenant, media_type: str, operation: str,
              pinned: str | None) -> list[Provider]:
     """The providers that may serve the request: the pinned one, or every one configured
     (by the platform, or by the tenant's own key) that can do the operation (an
-    unconfigured provider would only fail)."""
+    unconfigured provider would only fail) and that the tenant allows (no offline engine
+    unless it chose them: `gateway.providers.allowed`)."""
     if pinned is not None:
         provider = runtime.plugins.get(pinned)
         if provider is None:
@@ -68,7 +70,8 @@ def _capable(runtime: Runtime, tenant: Tenant, media_type: str, operation: str,
                 code="provider_unconfigured", param="provider")
         return [provider]
     candidates = [p for p in runtime.plugins.for_operation(media_type, operation)
-                  if configured(runtime, p, own=tenant.provider_credentials)]
+                  if configured(runtime, p, own=tenant.provider_credentials)
+                  and allowed(runtime, tenant, p)]
     if not candidates:
         raise Unavailable(f"no provider can do {operation} for {media_type}",
                           code="no_provider")
