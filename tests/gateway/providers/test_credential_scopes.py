@@ -72,6 +72,8 @@ class Keyed(Provider):
     def __init__(self) -> None:
         self.good: set[str] = {PLATFORM_KEY}
         self.down = False
+        #: Keys whose account is out of quota (a 429 with `Retry-After: 60`).
+        self.exhausted: set[str] = set()
         self.seen: list[str | None] = []
 
     def estimate_cost(self, request: ProviderRequest) -> int:
@@ -82,6 +84,8 @@ class Keyed(Provider):
         self.seen.append(credentials.api_key)
         if credentials.api_key not in self.good:
             raise ProviderError.auth()
+        if credentials.api_key in self.exhausted:
+            raise ProviderError.rate_limited(retry_after_s=60)
         if self.down:
             raise ProviderError.server_error()
         return ProviderResult(outputs=[ProviderOutput(data=b"\x89PNG\r\n\x1a\n",
@@ -184,6 +188,26 @@ async def test_a_tenants_own_bad_key_opens_its_own_breaker_not_the_platforms(
         s.clock.now += 30
         assert (await s.generated(bad))["status"] == "succeeded"
         assert await s.status(bad) == "available"
+
+
+async def test_a_tenants_own_exhausted_key_backs_off_that_tenant_only(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with scoped(settings, monkeypatch) as s:
+        own = await own_key(s.gw, s.provider.name, "own-empty-key")
+        s.provider.good.add("own-empty-key")
+        s.provider.exhausted.add("own-empty-key")
+        other = await s.gw.tenant()
+        failed = await s.generated(own)
+        assert failed["attempts"][0]["retry_after_s"] == 60
+        # Its Retry-After keeps that tenant away, not the others.
+        assert await s.status(own) == "rate_limited"
+        refused = await s.submit(own)
+        assert refused.status_code == 503, refused.text
+        assert await s.status(other) == "available"
+        assert (await s.generated(other))["status"] == "succeeded"
+        assert (await s.operator())["backoff_until"] is None
+        s.clock.now += 60
+        assert await s.status(own) == "available"
 
 
 async def test_platform_key_failures_still_open_the_shared_breaker(
