@@ -10,6 +10,7 @@ import secrets
 import sys
 from collections.abc import Sequence
 
+import msgspec
 import uvicorn
 from sqlalchemy import select
 
@@ -18,13 +19,13 @@ from gateway.core.migrate import upgrade
 from gateway.core.runtime import Runtime, apply_price_overrides
 from gateway.core.settings import Settings, SettingsError, load_settings
 from gateway.credits.service import CreditGrant, grant_credits
-from gateway.tenancy.service import create_key, create_tenant
+from gateway.tenancy.service import create_key, create_tenant, update_tenant
 from gateway.worker import run_worker
 from plugins.host import build_plugin_host
 from plugins.vocabulary import MEDIA_TYPES
 from tenants.kernel.errors import DomainError
 from tenants.models import Tenant
-from tenants.schemas import KeyCreate, TenantCreate
+from tenants.schemas import KeyCreate, TenantCreate, TenantRouting, TenantUpdate
 
 log = logging.getLogger("mediahub")
 
@@ -118,10 +119,18 @@ async def _demo_setup(settings: Settings) -> tuple[str, str]:
     runtime = await Runtime.start(settings, with_queue=False)
     try:
         async with runtime.db.session() as session:
-            tenant_id = await session.scalar(select(Tenant.id).where(Tenant.slug == "demo"))
+            demo = await session.scalar(select(Tenant).where(Tenant.slug == "demo"))
+        tenant_id = demo.id if demo is not None else None
+        if demo is not None and demo.routing.allowed_providers is None:
+            # A demo database made before allow lists: its tenant chooses the engines too.
+            await update_tenant(runtime, demo.id, TenantUpdate(routing=msgspec.structs.replace(
+                demo.routing, allowed_providers=["*"])))
         if tenant_id is None:
+            # The offline engines serve only tenants that choose them: the demo does (`*`:
+            # they serve it without any provider key, remote providers too once configured).
             tenant_id = (await create_tenant(runtime, TenantCreate(
-                name="Demo Studio", slug="demo", domains=["localhost"]))).id
+                name="Demo Studio", slug="demo", domains=["localhost"],
+                routing=TenantRouting(allowed_providers=["*"])))).id
             await grant_credits(runtime, tenant_id,
                                 CreditGrant(amount=DEMO_CREDITS_MC, reason="demo credits"),
                                 "demo-initial-grant")

@@ -36,6 +36,8 @@ class TenantPricing(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
 
 
 ProviderName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+#: A provider's name, or `*`: every installed provider, the offline engines included.
+AllowedProvider = Annotated[str, msgspec.Meta(pattern=r"^(\*|[a-z0-9][a-z0-9_-]{0,63})$")]
 
 
 class TenantRouting(msgspec.Struct, forbid_unknown_fields=True):
@@ -45,6 +47,12 @@ class TenantRouting(msgspec.Struct, forbid_unknown_fields=True):
     named in `order` first, in that order, then (`include_others`, default true) every other
     capable provider ranked as `balanced`, or (false) none. `order` is only for `pinned`.
     A request's own `provider` always wins over this.
+
+    `allowed_providers`: the providers the tenant's generations may route to and fail over
+    through (`*`: every installed one, offline engines included); unset, the operator's
+    `MEDIAHUB_DEFAULT_ALLOWED_PROVIDERS`, and when that is empty every remote provider. An
+    offline (local) engine serves only a tenant that names it here or in `order`, or a
+    request that pins it. Names are checked against the installed providers when set.
     """
 
     strategy: Strategy = "balanced"
@@ -52,6 +60,8 @@ class TenantRouting(msgspec.Struct, forbid_unknown_fields=True):
         default_factory=list)
     include_others: bool = True
     weights: Weights | None = None
+    allowed_providers: Annotated[list[AllowedProvider], msgspec.Meta(
+        max_length=64)] | None = None
 
     def __post_init__(self) -> None:
         if self.strategy == "pinned" and not self.order:
@@ -62,6 +72,9 @@ class TenantRouting(msgspec.Struct, forbid_unknown_fields=True):
             raise ValueError("`order` names a provider twice")
         if self.weights is not None and self.strategy != "balanced":
             raise ValueError("`weights` are only used by the balanced strategy")
+        if (self.allowed_providers is not None
+                and len(set(self.allowed_providers)) != len(self.allowed_providers)):
+            raise ValueError("`allowed_providers` names a provider twice")
 
 
 

@@ -145,6 +145,11 @@ def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settin
         # Tests of other features submit identical requests and expect each to run: the
         # result cache (on by default in the product) is off unless a test turns it on.
         "cache_ttl_s": 0,
+        # Tests of other features submit to the offline engines (local-image, ...) and to
+        # scripted providers without naming them: the operator's default allows every one.
+        # The rule that offline engines serve only tenants that chose them is tested with
+        # `default_allowed_providers=()` (tests/gateway/providers/test_allowed_providers.py).
+        "default_allowed_providers": ("*",),
     }
     values.update(overrides)
     return Settings(**values)

@@ -32,6 +32,8 @@ class AdminController(Controller):
     @post("/tenants", status_code=201, summary="Create a tenant")
     async def create_tenant(self, runtime: RuntimeDep,
                             data: TenantCreate) -> TenantOut:
+        """A `routing.allowed_providers` entry naming no installed provider is a 422
+        `unknown_provider` (`param: "routing.allowed_providers[i]"`); so on change."""
         return await tenancy.create_tenant(runtime, data)
 
     @get("/tenants", summary="List tenants")

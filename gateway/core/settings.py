@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 import tempfile
 from collections.abc import Mapping
@@ -75,6 +76,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: Plugins not to load, comma-separated: a built-in's module (`plugins.openai`) or a third
     #: party's entry-point name.
     disabled_plugins: tuple[str, ...] = ()
+    #: The providers a tenant's generations may route to when its routing policy sets no
+    #: `allowed_providers`, comma-separated names (`*`: every installed provider, the offline
+    #: engines included). Empty: every remote provider, so the offline (local) engines serve
+    #: only tenants or requests that choose them.
+    default_allowed_providers: tuple[str, ...] = ()
     #: The operator's markup over provider cost, per media type (`default` for the rest).
     #: In basis points, e.g. `default=3000,video=2000`; a type not set: 3000 (30 %).
     platform_markup_bps: dict[str, int] = msgspec.field(default_factory=dict)
@@ -301,6 +307,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     concurrency = _int(env, "MEDIAHUB_WORKER_CONCURRENCY", 4, 1, 256, problems)
     disabled = tuple(p.strip() for p in env.get("MEDIAHUB_DISABLED_PLUGINS", "").split(",")
                      if p.strip())
+    allowed = tuple(p.strip() for p in env.get("MEDIAHUB_DEFAULT_ALLOWED_PROVIDERS", "")
+                    .split(",") if p.strip())
+    for name in allowed:
+        if not re.fullmatch(r"\*|[a-z0-9][a-z0-9_-]{0,63}", name):
+            problems.append(f"MEDIAHUB_DEFAULT_ALLOWED_PROVIDERS: {name!r} is not a provider "
+                            "name or `*`")
 
     markups = _per_type(env, "MEDIAHUB_PLATFORM_MARKUP_BPS", "BASIS_POINTS", 0, 10**6,
                         problems)
@@ -337,6 +349,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         queue_prefix=env.get("MEDIAHUB_QUEUE_PREFIX") or "mediahub",
         worker_concurrency=concurrency,
         disabled_plugins=disabled,
+        default_allowed_providers=allowed,
         platform_markup_bps=markups,
         stripe_api_key=env.get("MEDIAHUB_STRIPE_API_KEY") or None,
         stripe_webhook_secret=env.get("MEDIAHUB_STRIPE_WEBHOOK_SECRET") or None,

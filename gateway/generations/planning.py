@@ -10,6 +10,8 @@ from billing.pricing import Price, price
 from gateway.core.runtime import Runtime
 from gateway.generations import inputs as media_urls
 from gateway.generations.schemas import GenerationCreate
+from gateway.providers.allowed import allowed
+from gateway.providers.credentials import credential_scope
 from gateway.providers.states import ProviderStates, configured
 from plugins.errors import InvalidParams
 from plugins.provider import Provider, ProviderRequest
@@ -49,7 +51,8 @@ def _capable(runtime: Runtime, tenant: Tenant, media_type: str, operation: str,
              pinned: str | None) -> list[Provider]:
     """The providers that may serve the request: the pinned one, or every one configured
     (by the platform, or by the tenant's own key) that can do the operation (an
-    unconfigured provider would only fail)."""
+    unconfigured provider would only fail) and that the tenant allows (no offline engine
+    unless it chose them: `gateway.providers.allowed`)."""
     if pinned is not None:
         provider = runtime.plugins.get(pinned)
         if provider is None:
@@ -58,9 +61,17 @@ def _capable(runtime: Runtime, tenant: Tenant, media_type: str, operation: str,
         if media_type not in provider.media_types or operation not in provider.operations:
             raise InvalidRequest(f"provider {pinned!r} cannot do {operation} for {media_type}",
                                  code="unsupported_operation", param="provider")
+        if not configured(runtime, provider, own=tenant.provider_credentials):
+            # Refused before anything is reserved: called without a key it could only fail
+            # later with `auth`, after the customer's credits were held.
+            raise InvalidRequest(
+                f"provider {pinned!r} is not configured: the platform holds no key for it and "
+                "neither does this tenant (PUT /v1/provider_keys/{provider})",
+                code="provider_unconfigured", param="provider")
         return [provider]
     candidates = [p for p in runtime.plugins.for_operation(media_type, operation)
-                  if configured(runtime, p, own=tenant.provider_credentials)]
+                  if configured(runtime, p, own=tenant.provider_credentials)
+                  and allowed(runtime, tenant, p)]
     if not candidates:
         raise Unavailable(f"no provider can do {operation} for {media_type}",
                           code="no_provider")
@@ -69,13 +80,16 @@ def _capable(runtime: Runtime, tenant: Tenant, media_type: str, operation: str,
 
 def _route(states: ProviderStates, tenant: Tenant, candidates: list[Provider],
            estimates: dict[str, int], pinned: str | None) -> list[Provider]:
-    """Rank the candidates by the tenant's strategy (a pinned request: only that provider)."""
+    """Rank the candidates by the tenant's strategy (a pinned request: only that provider),
+    each judged by the state of the credentials the tenant would call it with."""
+    scopes = {p.name: credential_scope(tenant, p.name) for p in candidates}
     if pinned is not None:
         return states.rank(candidates, "pinned", estimates, order=[pinned],
-                                    include_others=False)
+                           include_others=False, scopes=scopes)
     config = tenant.routing
     return states.rank(candidates, config.strategy, estimates, order=config.order,
-                       include_others=config.include_others, weights=config.weights)
+                       include_others=config.include_others, weights=config.weights,
+                       scopes=scopes)
 
 
 def plan(runtime: Runtime, states: ProviderStates, tenant: Tenant, body: GenerationCreate,

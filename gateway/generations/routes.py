@@ -51,7 +51,9 @@ class GenerationController(Controller):
 
         Answers 202 with the queued generation, or 200 with the finished one. An identical
         earlier result of this tenant answers at once (`cached: true`, billed by the tenant's
-        cache policy); `Cache-Control: no-cache` asks for a fresh run.
+        cache policy); `Cache-Control: no-cache` asks for a fresh run. Pinning a `provider`
+        that neither the platform nor the tenant holds a key for is a 422
+        `provider_unconfigured` (`param: "provider"`), nothing reserved.
         """
         generation = await submit.submit(services, principal, data,
                                          idempotency_key=idempotency_key,

@@ -21,6 +21,7 @@ from gateway.core.runtime import Runtime
 from gateway.core.settings import Settings
 from gateway.generations.models import Generation
 from gateway.generations.views import render
+from gateway.providers.in_flight import make_in_flight
 from gateway.providers.states import ProviderStates
 from gateway.webhooks.service import Webhooks
 from plugins.host import PluginHost
@@ -75,7 +76,9 @@ class Services:
             return (msgspec.to_builtins(await render(runtime, generation)),
                     generation.webhook_url)
 
-        return cls(runtime=runtime, providers=ProviderStates(),
+        # Calls in flight in Valkey when configured, so every process's ranking sees them.
+        in_flight = make_in_flight(runtime.settings.valkey_url, runtime.settings.queue_prefix)
+        return cls(runtime=runtime, providers=ProviderStates(in_flight=in_flight),
                    webhooks=Webhooks(runtime, generation_payload))
 
     async def close(self) -> None:
@@ -83,6 +86,7 @@ class Services:
             await self.providers.flush(self.runtime)
         except Exception:
             log.warning("could not write the providers' last call counts", exc_info=True)
+        await self.providers.close()
         await self.webhooks.close()
         await self.runtime.close()
 

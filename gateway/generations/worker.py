@@ -49,7 +49,7 @@ from gateway.generations import cache, lifecycle
 from gateway.generations import inputs as media_urls
 from gateway.generations.models import AttemptRecord, Generation, StoredOutput
 from gateway.generations.services import Services
-from gateway.providers.credentials import credentials_for
+from gateway.providers.credentials import credential_scope, credentials_for
 from plugins.errors import ProviderError, error_from_exception
 from plugins.provider import Provider, ProviderRequest, ProviderResult, ProviderTask
 from tenants.kernel.db import utcnow
@@ -358,6 +358,9 @@ async def _run(services: Services, generation: Generation) -> None:
     asynchronous task to poll later."""
     states = services.providers
     await states.refresh(services.runtime)
+    # Whose key each call uses decides whose breaker it may open (a tenant's own or the
+    # platform's).
+    tenant = await services.runtime.tenant_views.tenant(generation.tenant_id)
     request = ProviderRequest(type=generation.type, operation=generation.operation,
                               prompt=generation.prompt, params=generation.params,
                               idempotency_key=generation.id)
@@ -381,7 +384,7 @@ async def _run(services: Services, generation: Generation) -> None:
             assert entry is not None
             outcome, latency_ms = await _poll_once(services, generation, provider, task, entry)
         else:
-            refused, trial = states.acquire(provider)
+            refused, trial = await states.acquire(provider, credential_scope(tenant, name))
             if refused is not None:
                 attempts_log.append(_attempt(name, "skipped", refused))
                 continue
@@ -398,21 +401,24 @@ async def _run(services: Services, generation: Generation) -> None:
                     outcome, latency_ms = await _call_once(services, generation, provider,
                                                            request, attempts_log)
             finally:
-                states.finish(provider, trial=trial)
+                await states.finish(provider, trial=trial,
+                                    scope=credential_scope(tenant, name))
         if outcome is None:
             return  # canceled while the provider worked
         if isinstance(outcome, ProviderTask):
             await _schedule_poll(services, generation, name, attempts_log)
             return
         if isinstance(outcome, ProviderResult):
-            await states.record(services.runtime, provider, latency_ms=latency_ms, error=None)
+            await states.record(services.runtime, provider, latency_ms=latency_ms, error=None,
+                                scope=credential_scope(tenant, name))
             _settle(attempts_log, _attempt(name, "succeeded", None, latency_ms))
             outputs = await _store(services, generation, outcome)
             await lifecycle.end(services, generation, lifecycle.Succeeded(
                 outputs=outputs, provider=name, cost_usd_micros=outcome.cost_usd_micros),
                 held=True, attempts_log=attempts_log)
             return
-        await states.record(services.runtime, provider, latency_ms=latency_ms, error=outcome)
+        await states.record(services.runtime, provider, latency_ms=latency_ms, error=outcome,
+                            scope=credential_scope(tenant, name))
         _settle(attempts_log, _attempt(name, "failed", outcome.code, latency_ms,
                                        retry_after_s=outcome.retry_after_s))
         if not outcome.retryable:

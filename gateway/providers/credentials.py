@@ -15,6 +15,18 @@ from plugins.provider import Credentials
 from tenants.models import Tenant
 from tenants.provider_keys import UnsealError, own_credentials
 
+#: The credential scope of the platform's keys, shared by every tenant without its own key;
+#: a tenant's own key's scope is the tenant id. Routing state (breaker, back-off, error rate)
+#: belongs to one scope: see gateway/providers/states.py.
+PLATFORM = "platform"
+
+
+def credential_scope(tenant: Tenant, provider_name: str) -> str:
+    """Whose credentials a call for `tenant` to the provider uses, as a routing-state scope:
+    the tenant id when the tenant set its own key for it, else `PLATFORM`. Called by
+    planning (per candidate) and by the worker (per call)."""
+    return tenant.id if provider_name in (tenant.provider_credentials or {}) else PLATFORM
+
 
 def platform_credentials(provider_name: str) -> Credentials:
     """The platform's credentials for a provider: `MEDIAHUB_<PROVIDER>_API_KEY`,

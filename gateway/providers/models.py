@@ -1,18 +1,20 @@
-"""The routing state of each provider shared by every process (health, breaker, latency)."""
+"""The routing state of each provider shared by every process (health, breaker, latency):
+the platform credentials' in `providers`, a tenant's own key's in `tenant_provider_states`."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Float, Integer, String, Text
+from sqlalchemy import BigInteger, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tenants.kernel.db import Base, UTCDateTime, utcnow
 
 
 class ProviderState(Base):
-    """What the gateway knows of one provider (seed table `media_providers`): the last health
-    check and the routing statistics of gateway/providers.py. Not tenant data.
+    """What the gateway knows of one provider called with the platform's credentials (seed
+    table `media_providers`): the last health check and the routing statistics of
+    gateway/providers/states.py. Not tenant data.
 
     Written by the scheduled `health_check_all` and after every provider call; each process
     keeps its own view in memory and merges newer rows from here (last writer wins), so API
@@ -40,6 +42,35 @@ class ProviderState(Base):
     failures: Mapped[int] = mapped_column(BigInteger, default=0)
     last_error: Mapped[str | None] = mapped_column(String(64), default=None)
     last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    latency_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    error_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TenantProviderState(Base):
+    """The routing statistics of one provider called with one tenant's own key
+    (`PUT /v1/provider_keys/{provider}`): its breaker, back-off and error rate are that
+    key's, so a tenant's bad or exhausted key never keeps another tenant from the provider.
+    No health columns: the scheduled checks use the platform's credentials only.
+
+    Written after the calls made with the key and merged by every process like `providers`;
+    deleted with the tenant.
+    """
+
+    __tablename__ = "tenant_provider_states"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    latency_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+    error_rate: Mapped[float] = mapped_column(Float, default=0.0)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    breaker: Mapped[str] = mapped_column(String(16), default="closed")
+    breaker_opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    backoff_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    calls: Mapped[int] = mapped_column(BigInteger, default=0)
+    failures: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(64), default=None)
     latency_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     error_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

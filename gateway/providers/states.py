@@ -1,6 +1,12 @@
 """Provider state: the routing statistics and health of every provider, kept in memory by each
 process (plugins/routing/) and mirrored to the `providers` table.
 
+State belongs to the credential that earned it: each provider has one `ProviderStats` per
+credential scope (`gateway.providers.credentials.credential_scope`): `platform` for the
+platform's key, shared by every tenant without a key of its own, and one per tenant that set
+its own key (mirrored to `tenant_provider_states`). A tenant's bad or exhausted key opens its
+own breaker only; the operator's view shows the platform scope.
+
 - The pipeline calls `acquire` before a provider call (it refuses while the breaker is open or a
   429's Retry-After runs), `record` with the outcome, and `finish` when the call is over.
 - `health_check_all` (scheduled by `gateway.worker.sweep_forever`, and on demand by the
@@ -8,7 +14,9 @@ process (plugins/routing/) and mirrored to the `providers` table.
 - Every outcome and health check is written to the `providers` row (best effort: a failed
   write is logged, never fails a generation). `refresh` merges rows newer than this process's
   own view, so an API process that only plans generations sees what the workers observed; the
-  merge is last-writer-wins per provider. In-flight counts stay per process.
+  merge is last-writer-wins per provider and scope. Calls in flight are counted per provider
+  in `in_flight` (Valkey when configured, so the API process's ranking sees the workers'
+  calls; see gateway/providers/in_flight.py) and read again at every `refresh`.
 
 Time comes from `clock` (epoch seconds; tests inject their own), call latency from `timer`.
 """
@@ -18,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -26,8 +34,9 @@ import msgspec
 from sqlalchemy import select
 
 from gateway.core.runtime import Runtime
-from gateway.providers.credentials import platform_credentials
-from gateway.providers.models import ProviderState
+from gateway.providers.credentials import PLATFORM, credential_scope, platform_credentials
+from gateway.providers.in_flight import InFlight, LocalInFlight
+from gateway.providers.models import ProviderState, TenantProviderState
 from plugins.errors import ProviderError
 from plugins.provider import Provider
 from plugins.routing.breaker import HALF_OPEN, OPEN, CircuitBreaker
@@ -77,73 +86,97 @@ class ProviderStates:
                  timer: Callable[[], float] = time.perf_counter,
                  config: RoutingConfig | None = None,
                  refresh_interval_s: float = REFRESH_INTERVAL_S,
-                 persist_interval_s: float = PERSIST_INTERVAL_S) -> None:
+                 persist_interval_s: float = PERSIST_INTERVAL_S,
+                 in_flight: InFlight | None = None) -> None:
         self.clock = clock
         self.timer = timer
         self.config = config or RoutingConfig()
         self.refresh_interval_s = refresh_interval_s
         self.persist_interval_s = persist_interval_s
-        self._stats: dict[str, ProviderStats] = {}
+        self.in_flight = in_flight or LocalInFlight()
+        #: (provider name, credential scope) → stats.
+        self._stats: dict[tuple[str, str], ProviderStats] = {}
+        #: Calls in flight per provider across processes, as read at the last `refresh`.
+        self._loads: dict[str, int] = {}
         self._refreshed_at: float | None = None
 
     def now(self) -> float:
         return self.clock()
 
-    def stats(self, provider: Provider | str) -> ProviderStats:
-        """The stats of a provider, created fresh on first use."""
+    def stats(self, provider: Provider | str, scope: str = PLATFORM) -> ProviderStats:
+        """The stats of a provider called with the credentials of `scope` (`PLATFORM`, or a
+        tenant id for that tenant's own key), created fresh on first use."""
         name = provider if isinstance(provider, str) else provider.name
-        found = self._stats.get(name)
+        found = self._stats.get((name, scope))
         if found is None:
             capacity = 1 if isinstance(provider, str) else max(provider.capacity, 1)
             found = ProviderStats(capacity=capacity, breaker=CircuitBreaker(
                 failure_threshold=self.config.failure_threshold,
                 cooldown_s=self.config.cooldown_s,
                 trial_timeout_s=self.config.trial_timeout_s))
-            self._stats[name] = found
+            self._stats[(name, scope)] = found
         elif not isinstance(provider, str):
             found.capacity = max(provider.capacity, 1)
+        # The load is the provider's, whoever's key the calls use.
+        found.in_flight = self._loads.get(name, 0)
         return found
 
     # --- routing --------------------------------------------------------------------------
 
     def rank(self, candidates: Sequence[Provider], strategy: str, estimates: dict[str, int], *,
              order: Sequence[str] = (), include_others: bool = True,
-             weights: Weights | None = None) -> list[Provider]:
-        """`plugins.routing.rank.rank` over this process's stats, now."""
-        table = {p.name: self.stats(p) for p in candidates}
+             weights: Weights | None = None,
+             scopes: Mapping[str, str] | None = None) -> list[Provider]:
+        """`plugins.routing.rank.rank` over this process's stats, now. `scopes`: provider
+        name → the credential scope the request's tenant would call it with (default
+        `PLATFORM`), so a tenant's own open breaker keeps only that tenant away."""
+        scopes = scopes or {}
+        table = {p.name: self.stats(p, scopes.get(p.name, PLATFORM)) for p in candidates}
         return rank(candidates, strategy, estimates, table, self.now(), order=order,
                             include_others=include_others, weights=weights,
                             config=self.config)
 
-    def acquire(self, provider: Provider) -> tuple[str | None, bool]:
-        """Before a call: `(None, is_trial)` when it may go ahead (now counted in flight), or
-        `(reason, False)`: `circuit_open` or `rate_limited`."""
-        stats = self.stats(provider)
+    async def acquire(self, provider: Provider,
+                      scope: str = PLATFORM) -> tuple[str | None, bool]:
+        """Before a call with the credentials of `scope`: `(None, is_trial)` when it may go
+        ahead (now counted in flight), or `(reason, False)`: `circuit_open` or
+        `rate_limited`."""
+        stats = self.stats(provider, scope)
         now = self.now()
         if stats.backing_off(now):
             return "rate_limited", False
         trial = stats.breaker.state(now) == HALF_OPEN
         if not stats.breaker.try_acquire(now):
             return "circuit_open", False
-        stats.in_flight += 1
+        try:
+            await self.in_flight.started(provider.name)
+        except Exception:
+            # The load score is advice: a Valkey hiccup must not fail the generation.
+            log.warning("could not count a call in flight", exc_info=True,
+                        extra={"provider": provider.name})
         return None, trial
 
-    def finish(self, provider: Provider, *, trial: bool) -> None:
+    async def finish(self, provider: Provider, *, trial: bool, scope: str = PLATFORM) -> None:
         """After a call, whatever happened (also when it was cancelled)."""
-        stats = self.stats(provider)
-        stats.in_flight = max(0, stats.in_flight - 1)
         if trial:
-            stats.breaker.release(self.now())
+            self.stats(provider, scope).breaker.release(self.now())
+        try:
+            await self.in_flight.ended(provider.name)
+        except Exception:
+            log.warning("could not count a call's end", exc_info=True,
+                        extra={"provider": provider.name})
 
     async def record(self, runtime: Runtime, provider: Provider, *, latency_ms: float,
-                     error: ProviderError | None) -> None:
-        """The outcome of one call, in memory and in the table.
+                     error: ProviderError | None, scope: str = PLATFORM) -> None:
+        """The outcome of one call made with the credentials of `scope`, in memory and in
+        the table.
 
         Errors that are the provider's fault (`ProviderError.provider_fault`) count against
         it; a content or input refusal shows that it answered, so it counts as a success for
-        the breaker, without a latency sample.
+        the breaker, without a latency sample. With a tenant's own key (`scope` a tenant id)
+        everything, `auth` included, counts against that key only, never the platform's.
         """
-        stats = self.stats(provider)
+        stats = self.stats(provider, scope)
         now = self.now()
         breaker_before = (stats.breaker.state(now), stats.breaker.consecutive_failures)
         if error is None:
@@ -165,22 +198,26 @@ class ProviderStates:
             # one) is written at most every `persist_interval_s`; failures at once, so other
             # processes see a failing provider without delay.
             return
-        await self._save_calls(runtime, provider.name, stats, failures=int(failed),
+        await self._save_calls(runtime, provider.name, scope, stats, failures=int(failed),
                                last_error=error.code if error is not None else None)
 
     async def flush(self, runtime: Runtime) -> None:
         """Write the calls counted but not yet written (called when the process stops)."""
-        for name, stats in self._stats.items():
+        for (name, scope), stats in self._stats.items():
             if stats.unsaved_calls:
-                await self._save_calls(runtime, name, stats)
+                await self._save_calls(runtime, name, scope, stats)
 
-    async def _save_calls(self, runtime: Runtime, name: str, stats: ProviderStats, *,
-                          failures: int = 0, last_error: str | None = None) -> None:
+    async def close(self) -> None:
+        """Let go of the in-flight store (called when the process stops)."""
+        await self.in_flight.close()
+
+    async def _save_calls(self, runtime: Runtime, name: str, scope: str, stats: ProviderStats,
+                          *, failures: int = 0, last_error: str | None = None) -> None:
         calls, stats.unsaved_calls = stats.unsaved_calls, 0
         stats.saved_at = self.now()
         try:
-            await self._persist(runtime, name, stats, calls=calls, failures=failures,
-                                last_error=last_error)
+            await self._persist(runtime, name, stats, scope=scope, calls=calls,
+                                failures=failures, last_error=last_error)
         except BaseException:
             stats.unsaved_calls += calls  # counted again with the next write
             raise
@@ -193,23 +230,28 @@ class ProviderStates:
         stats.updated_at = self.now()
         await self._persist(runtime, provider.name, stats)
 
-    def status(self, provider: Provider, *, is_configured: bool) -> Status:
+    def status(self, provider: Provider, *, is_configured: bool,
+               scope: str = PLATFORM) -> Status:
         if not is_configured:
             return "unconfigured"
-        stats = self.stats(provider)
+        stats = self.stats(provider, scope)
         now = self.now()
         if stats.breaker.state(now) == OPEN:
             return "circuit_open"
         if stats.backing_off(now):
             return "rate_limited"
-        if stats.healthy is False:
+        # The health checks use the platform's key; a tenant's own key is judged by its calls.
+        if scope == PLATFORM and stats.healthy is False:
             return "unhealthy"
         return "available"
 
     # --- the table ------------------------------------------------------------------------
 
     async def refresh(self, runtime: Runtime, *, force: bool = False) -> None:
-        """Merge rows newer than this process's view (at most every `refresh_interval_s`)."""
+        """Read the calls in flight now, and merge rows newer than this process's view (at
+        most every `refresh_interval_s`). Called before planning and before a worker's
+        calls."""
+        await self._read_loads(runtime)
         now = self.now()
         if (not force and self._refreshed_at is not None
                 and now - self._refreshed_at < self.refresh_interval_s):
@@ -217,11 +259,22 @@ class ProviderStates:
         self._refreshed_at = now
         async with runtime.db.session() as session:
             rows = list(await session.scalars(select(ProviderState)))
+            own = list(await session.scalars(select(TenantProviderState)))
         for row in rows:
-            self._merge(row)
+            self._merge(row, row.name, PLATFORM)
+        for tenant_row in own:
+            self._merge(tenant_row, tenant_row.provider, tenant_row.tenant_id)
 
-    def _merge(self, row: ProviderState) -> None:
-        stats = self.stats(row.name)
+    async def _read_loads(self, runtime: Runtime) -> None:
+        names = [p.name for p in runtime.plugins.all()]
+        try:
+            self._loads = await self.in_flight.counts(names)
+        except Exception:
+            # Keep the last counts: ranking without fresh loads beats refusing the request.
+            log.warning("could not read the calls in flight", exc_info=True)
+
+    def _merge(self, row: ProviderState | TenantProviderState, name: str, scope: str) -> None:
+        stats = self.stats(name, scope)
         written = row.updated_at.timestamp()
         # Equal times: the row is the last write (ours or a concurrent one); take it.
         if stats.updated_at is not None and written < stats.updated_at:
@@ -233,15 +286,19 @@ class ProviderStates:
         stats.breaker.consecutive_failures = row.consecutive_failures
         stats.breaker.opened_at = _epoch(row.breaker_opened_at)
         stats.backoff_until = _epoch(row.backoff_until)
-        stats.healthy = {"healthy": True, "unhealthy": False}.get(row.health)
-        stats.health_detail = row.detail
-        stats.checked_at = _epoch(row.last_checked_at)
+        if isinstance(row, ProviderState):
+            stats.healthy = {"healthy": True, "unhealthy": False}.get(row.health)
+            stats.health_detail = row.detail
+            stats.checked_at = _epoch(row.last_checked_at)
         stats.updated_at = written
 
     async def _persist(self, runtime: Runtime, name: str, stats: ProviderStats, *,
-                       calls: int = 0, failures: int = 0, last_error: str | None = None,
+                       scope: str = PLATFORM, calls: int = 0, failures: int = 0,
+                       last_error: str | None = None,
                        health: dict[str, Any] | None = None) -> None:
-        """Upsert the provider's row from `stats` (counters are added, not overwritten)."""
+        """Upsert the row of the provider's `scope` from `stats` (counters are added, not
+        overwritten): `providers` for the platform's key, `tenant_provider_states` for a
+        tenant's own."""
         now = self.now()
         stats.updated_at = stats.updated_at or now
         values: dict[str, Any] = {
@@ -268,17 +325,23 @@ class ProviderStates:
             from sqlalchemy.dialects.postgresql import insert as pg_insert
 
             insert = pg_insert
-        table = ProviderState.__table__
-        statement = insert(table).values(name=name, calls=calls, failures=failures, **values)
+        if scope == PLATFORM:
+            table = ProviderState.__table__
+            keys: dict[str, str] = {"name": name}
+        else:
+            table = TenantProviderState.__table__
+            keys = {"tenant_id": scope, "provider": name}
+        statement = insert(table).values(**keys, calls=calls, failures=failures, **values)
         statement = statement.on_conflict_do_update(
-            index_elements=[table.c.name],
+            index_elements=[table.c[column] for column in keys],
             set_={**values, "calls": table.c.calls + calls,
                   "failures": table.c.failures + failures})
         try:
             async with runtime.db.transaction() as session:
                 await session.execute(statement)
         except Exception:
-            log.exception("could not save provider state", extra={"provider": name})
+            log.exception("could not save provider state",
+                          extra={"provider": name, "scope": scope})
 
     async def rows(self, runtime: Runtime) -> dict[str, ProviderState]:
         async with runtime.db.session() as session:
@@ -375,9 +438,11 @@ class ProviderStateList(msgspec.Struct):
     object: str = "list"
 
 
-def public_metrics(states: ProviderStates, provider: Provider) -> tuple[int | None, float]:
-    """Decayed latency (ms) and error rate of a provider, as `GET /v1/providers` shows them."""
-    stats = states.stats(provider)
+def public_metrics(states: ProviderStates, provider: Provider,
+                   scope: str = PLATFORM) -> tuple[int | None, float]:
+    """Decayed latency (ms) and error rate of a provider called with the credentials of
+    `scope`, as `GET /v1/providers` shows them."""
+    stats = states.stats(provider, scope)
     now = states.now()
     latency = stats.latency(now, states.config.half_life_s, None)
     return (round(latency) if latency is not None else None,
@@ -441,18 +506,19 @@ class ProviderList(msgspec.Struct):
 async def catalogue(runtime: Runtime, states: ProviderStates, tenant: Tenant,
                     media_type: str | None) -> ProviderList:
     """`GET /v1/providers`: each provider's capabilities, prices and state for `tenant`
-    (its own keys count as configured for it)."""
+    (its own keys count as configured for it, and their state is the tenant's own)."""
     await states.refresh(runtime)
     data = []
     for provider in runtime.plugins.all():
         if media_type is not None and media_type not in provider.media_types:
             continue
-        latency_ms, error_rate = public_metrics(states, provider)
+        scope = credential_scope(tenant, provider.name)
+        latency_ms, error_rate = public_metrics(states, provider, scope)
         data.append(ProviderInfo(
             name=provider.name, types=sorted(provider.media_types),
             operations=sorted(provider.operations),
             status=states.status(provider, is_configured=configured(
-                runtime, provider, own=tenant.provider_credentials)),
+                runtime, provider, own=tenant.provider_credentials), scope=scope),
             local=provider.local, description=provider.description,
             pricing=provider.pricing(), latency_ms=latency_ms, error_rate=error_rate,
         ))

@@ -9,6 +9,7 @@ import msgspec
 from billing import ledger
 from gateway.core.auth import key_cache
 from gateway.core.runtime import Runtime
+from gateway.providers.allowed import check_routing
 from tenants import service as tenants
 from tenants.models import ApiKey, Tenant
 from tenants.schemas import (
@@ -49,6 +50,7 @@ def key_out(key: ApiKey) -> KeyOut:
 
 async def create_tenant(runtime: Runtime, body: TenantCreate) -> TenantOut:
     """Create a tenant with its ledger accounts in one transaction."""
+    check_routing(runtime, body.routing)
     async with runtime.db.transaction() as session:
         tenant = await tenants.create_tenant(session, body)
         await ledger.open_tenant_accounts(session, tenant.id)
@@ -72,6 +74,8 @@ async def read_tenant(runtime: Runtime, tenant_id: str) -> TenantOut:
 
 async def update_tenant(runtime: Runtime, tenant_id: str, body: TenantUpdate) -> TenantOut:
     """Change a tenant; its new limits and settings apply at once in this process."""
+    if body.routing is not msgspec.UNSET:
+        check_routing(runtime, body.routing)
     async with runtime.db.transaction() as session:
         tenant = await tenants.update_tenant(session, tenant_id, body)
         out = tenant_out(tenant, await tenants.tenant_domains(session, tenant_id))

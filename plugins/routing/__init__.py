@@ -9,8 +9,9 @@ providers that can serve a request. Pure maths, in four modules (nothing is re-e
 Everything here is pure and deterministic given its inputs: time is always a parameter
 (`now`, in seconds on one clock; the gateway uses epoch seconds so that state written by one
 process means the same in another), nothing reads settings, the database or the environment.
-The gateway keeps one `ProviderStats` per provider per process (gateway/providers/states.py),
-mirrors it to the `providers` table, and calls `rank` when it plans a generation.
+The gateway keeps one `ProviderStats` per provider and credential (the platform's key, or one
+tenant's own) per process (gateway/providers/states.py), mirrors it to the database, and calls
+`rank` with the stats of the credentials the request's tenant would use.
 
 Scores (DESIGN "Providers"), each normalised to 0..1 with 1 the best:
 

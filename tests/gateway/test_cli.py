@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import re
 import socket
@@ -117,3 +118,28 @@ async def test_bad_settings_stop_the_command_with_every_problem(tmp_path: Path) 
     assert code == 2
     assert "MEDIAHUB_DATABASE_URL" in out
     assert "MEDIAHUB_WORKER_CONCURRENCY" in out
+
+
+async def test_the_demo_tenant_chooses_the_offline_engines_even_in_an_older_database(
+        tmp_path: Path) -> None:
+    # Offline engines serve only tenants that choose them: the demo tenant does, also when
+    # its database was made before allow lists existed (its routing has none).
+    from gateway.cli import _demo_setup
+    from tests.conftest import make_settings
+
+    settings = make_settings(f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}", tmp_path)
+    tenant_id, _ = await _demo_setup(settings)
+
+    def allowed() -> object:
+        with sqlite3.connect(tmp_path / "demo.db") as db:
+            (routing,) = db.execute("SELECT routing FROM tenants WHERE id = ?",
+                                    (tenant_id,)).fetchone()
+        return json.loads(routing).get("allowed_providers")
+
+    assert allowed() == ["*"]
+    with sqlite3.connect(tmp_path / "demo.db") as db:
+        db.execute("UPDATE tenants SET routing = ? WHERE id = ?",
+                   (json.dumps({"strategy": "balanced"}), tenant_id))
+    assert allowed() is None
+    assert (await _demo_setup(settings))[0] == tenant_id
+    assert allowed() == ["*"]

@@ -573,7 +573,8 @@ async def test_tenant_strategy_set_through_the_admin_api_changes_the_choice(
         pinned = await set_routing({"strategy": "pinned", "order": [fast.name],
                                     "include_others": False})
         assert pinned.json()["routing"] == {"strategy": "pinned", "order": [fast.name],
-                                            "include_others": False, "weights": None}
+                                            "include_others": False, "weights": None,
+                                            "allowed_providers": None}
         done = await r.submit(tenant)
         assert done["provider"] == fast.name
         async with r.gw.runtime.db.session() as session:

@@ -142,10 +142,14 @@ async def test_a_tenant_key_makes_an_unconfigured_provider_available_to_that_ten
     assert status((await gw.client.get("/v1/providers", headers=a.auth)).json()) == "available"
     assert status((await gw.client.get("/v1/providers", headers=b.auth)).json()) == \
         "unconfigured"
-    # A's key serves A; B (pinning the provider anyway) is called with no key at all.
+    # A's key serves A; B pinning the provider anyway is refused before anything is reserved.
     assert (await _generate(gw, a))["status"] == "succeeded"
-    assert (await _generate(gw, b))["status"] == "succeeded"
-    assert [c.api_key for c in remote.seen] == ["own-1", None]
+    refused = await gw.client.post("/v1/generations", headers=b.auth,
+                                   json={"type": "image", "prompt": "a key",
+                                         "provider": "remote"})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["code"] == "provider_unconfigured"
+    assert [c.api_key for c in remote.seen] == ["own-1"]
 
 
 async def test_who_may_manage_provider_keys(remote_gw: tuple[Gateway, Remote]) -> None:

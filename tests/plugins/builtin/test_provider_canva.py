@@ -359,17 +359,16 @@ async def test_a_tenant_brings_its_own_canva_token(
         assert {seen.headers["authorization"] for seen in server.requests
                 if seen.path.startswith("/v1/")} == {f"Bearer {state.token}"}
 
-        # The other tenant has no Canva: listed unconfigured, and a pinned call carries no
-        # token at all (Canva refuses it), never the owner's.
+        # The other tenant has no Canva: listed unconfigured, and a pinned call is refused
+        # before anything is reserved or sent (never with the owner's token).
         providers = (await gw.client.get("/v1/providers?type=design",
                                          headers=other.auth)).json()["data"]
         assert {p["name"]: p["status"] for p in providers}["canva"] == "unconfigured"
         calls_before = len(server.requests)
         theirs = await gw.client.post("/v1/generations", headers=other.auth,
                                       json={**body, "provider": "canva"})
+        assert theirs.status_code == 422, theirs.text
+        assert theirs.json()["error"]["code"] == "provider_unconfigured"
         await gw.drain()
-        failed = (await gw.client.get(f"/v1/generations/{theirs.json()['id']}",
-                                      headers=other.auth)).json()
-        assert (failed["status"], failed["error"]["code"]) == ("failed", "auth")
         assert all(seen.headers.get("authorization") != f"Bearer {state.token}"
                    for seen in server.requests[calls_before:])
