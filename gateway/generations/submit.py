@@ -36,9 +36,15 @@ def request_hash(body: GenerationCreate) -> str:
 
 async def _by_idempotency_key(services: Services, principal: Principal, key: str,
                               digest: str) -> Generation | None:
+    """The generation this caller submitted earlier with `key` (None: none yet), or
+    `Conflict` when it was for another request. Keys are per caller, as the unique indexes on
+    the table are: a customer's (`customer_id`) are its own, the tenant's (no customer) its
+    own, so one customer replaying another's key gets a new generation, never theirs."""
+    customer = (Generation.customer_id.is_(None) if principal.customer_id is None
+                else Generation.customer_id == principal.customer_id)
     async with services.runtime.db.session() as session:
         found = await session.scalar(
-            select(Generation).where(Generation.tenant_id == principal.tenant,
+            select(Generation).where(Generation.tenant_id == principal.tenant, customer,
                                      Generation.idempotency_key == key)
         )
     if found is not None and found.request_hash != digest:
