@@ -194,11 +194,12 @@ async def _enqueue(services: Services, generation: Generation) -> None:
         await jobs.enqueue_run(services.runtime, generation.id, generation.type)
     except Exception as exc:
         # The row exists but no job does: fail it now and release the credits rather than
-        # leave the customer's money reserved until the sweeper's timeout.
+        # leave the customer's money reserved until the sweeper's timeout. Nothing was
+        # charged, so the Idempotency-Key is let go: the client's retry with it must run.
         log.exception("enqueue failed", extra={"generation_id": generation.id})
         await lifecycle.end(services, generation,
                             lifecycle.Failed("queue_unavailable",
-                                             "the job queue is unavailable"),
+                                             "the job queue is unavailable", frees_key=True),
                             from_states=(QUEUED,))
         raise Unavailable("the job queue is unavailable; nothing was charged",
                           code="queue_unavailable") from exc
