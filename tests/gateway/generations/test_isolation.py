@@ -4,6 +4,8 @@ PostgreSQL)."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from gateway.core.jobs import SaqQueue
 from tests.conftest import Gateway
 
@@ -59,3 +61,113 @@ async def test_a_request_refused_by_a_down_queue_leaves_its_key_free(gateway: Ga
     # And the key now belongs to it.
     again = await gateway.client.post("/v1/generations", headers=headers, json=IMAGE)
     assert again.json()["id"] == retry.json()["id"]
+
+
+async def test_a_customer_sees_retail_only_in_the_estimate(gateway: Gateway) -> None:
+    tenant = await gateway.tenant(pricing={"markup_bps": {"default": 5_000}})
+    as_tenant = await gateway.client.post("/v1/generations/estimate", headers=tenant.auth,
+                                          json=IMAGE)
+    assert as_tenant.status_code == 200, as_tenant.text
+    full = as_tenant.json()
+    assert set(full["breakdown"]) == {"cost_usd_micros", "wholesale", "retail"}
+    for customer in ({**tenant.auth, "X-Customer-Id": "alice"},
+                     await customer_key(gateway, tenant.id, "bob")):
+        r = await gateway.client.post("/v1/generations/estimate", headers=customer, json=IMAGE)
+        assert r.status_code == 200, r.text
+        shown = r.json()
+        assert shown["breakdown"] == {"retail": full["breakdown"]["retail"]}
+        assert shown["amount"] == full["breakdown"]["retail"]
+        assert shown["provider"] != full["provider"]
+        assert shown["provider"].startswith("engine_")
+    # The tenant bills its customers itself (`self`) and pays wholesale; its customer's
+    # generation still shows the retail price, never the wholesale one.
+    assert full["breakdown"]["retail"] != full["breakdown"]["wholesale"]
+    done = await gateway.finish({**tenant.auth, "X-Customer-Id": "alice"}, IMAGE)
+    assert done["cost"]["estimated"] == done["cost"]["charged"] == full["breakdown"]["retail"]
+    real = (await gateway.client.get(f"/v1/generations/{done['id']}",
+                                     headers=tenant.auth)).json()
+    assert real["cost"]["charged"] == full["breakdown"]["wholesale"]
+
+
+async def customer_key(gateway: Gateway, tenant_id: str, customer: str) -> dict[str, str]:
+    """The auth header of a new key bound to `customer` of the tenant."""
+    key = await gateway.client.post(
+        f"/admin/v1/tenants/{tenant_id}/keys", headers=gateway.admin(),
+        json={"name": customer, "customer_id": customer, "scopes": ["generate", "read"]})
+    assert key.status_code == 201, key.text
+    return {"Authorization": f"Bearer {key.json()['key']}"}
+
+
+async def test_customers_see_no_provider_prices_nor_names_unless_the_tenant_shows_them(
+    gateway: Gateway,
+) -> None:
+    tenant = await gateway.tenant()
+    customer = {**tenant.auth, "X-Customer-Id": "alice"}
+    own = (await gateway.client.get("/v1/providers", headers=tenant.auth)).json()["data"]
+    names = {p["name"] for p in own}
+    assert "openai" in names
+    assert any(p["pricing"] for p in own)  # the tenant sees the USD price tables
+    seen = await gateway.client.get("/v1/providers", headers=customer)
+    assert seen.status_code == 200, seen.text
+    shown = seen.json()["data"]
+    assert len(shown) == len(own)
+    assert all(p["pricing"] == {} and p["description"] == "" for p in shown)
+    assert not names & {p["name"] for p in shown}
+    # A finished generation names no provider to the customer either.
+    done = await gateway.finish(customer, IMAGE)
+    assert done["status"] == "succeeded", done
+    assert done["provider"] not in names
+    assert done["attempts"]
+    assert all(a["provider"] not in names for a in done["attempts"])
+    listed = (await gateway.client.get("/v1/generations", headers=customer)).json()["data"]
+    assert [g["provider"] for g in listed] == [done["provider"]]
+    # The tenant sees the real name of the same generation.
+    real = (await gateway.client.get(f"/v1/generations/{done['id']}",
+                                     headers=tenant.auth)).json()
+    assert real["provider"] in names
+    # The tenant's setting shows names (never USD prices) to its customers.
+    r = await gateway.client.patch(f"/admin/v1/tenants/{tenant.id}", headers=gateway.admin(),
+                                   json={"branding": {"show_provider_names": True}})
+    assert r.status_code == 200, r.text
+    shown = (await gateway.client.get("/v1/providers", headers=customer)).json()["data"]
+    assert {p["name"] for p in shown} == names
+    assert all(p["pricing"] == {} for p in shown)
+    again = (await gateway.client.get(f"/v1/generations/{done['id']}", headers=customer)).json()
+    assert again["provider"] == real["provider"]
+
+
+async def test_show_provider_names_must_be_a_boolean(gateway: Gateway) -> None:
+    tenant = await gateway.tenant()
+    r = await gateway.client.patch(f"/admin/v1/tenants/{tenant.id}", headers=gateway.admin(),
+                                   json={"branding": {"show_provider_names": "yes"}})
+    assert r.status_code in (400, 422), r.text
+    assert r.json()["error"]["type"] == "invalid_request_error"
+
+
+async def test_media_links_use_the_tenants_own_domain(gateway: Gateway) -> None:
+    tenant = await gateway.tenant(domains=["studio.example.com"])
+    other = await gateway.tenant(domains=["other.example.com"])
+    done = await gateway.finish(tenant.auth, IMAGE)
+    path = f"/v1/generations/{done['id']}"
+    # Through the tenant's own domain: links on that domain, and they answer there.
+    r = await gateway.client.get(path, headers={**tenant.auth, "Host": "studio.example.com"})
+    assert r.status_code == 200, r.text
+    url = r.json()["outputs"][0]["url"]
+    assert url.startswith("http://studio.example.com/"), url
+    parts = urlsplit(url)
+    media = await gateway.client.get(f"{parts.path}?{parts.query}",
+                                     headers={"Host": "studio.example.com"})
+    assert media.status_code == 200
+    listed = await gateway.client.get("/v1/generations",
+                                      headers={**tenant.auth, "Host": "studio.example.com"})
+    assert listed.json()["data"][0]["outputs"][0]["url"].startswith("http://studio.example.com/")
+    # Through the platform's host, or another tenant's domain: the platform's base URL.
+    for host in ("testserver", "other.example.com"):
+        r = await gateway.client.get(path, headers={**tenant.auth, "Host": host})
+        assert r.json()["outputs"][0]["url"].startswith("http://testserver/"), host
+    assert other.id != tenant.id
+    # The API docs answer there too: the schema's server is relative, never the platform's.
+    schema = await gateway.client.get("/schema/openapi.json",
+                                      headers={"Host": "studio.example.com"})
+    assert schema.status_code == 200
+    assert schema.json()["servers"] == [{"url": "/"}]
