@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 
+import msgspec
 from sqlalchemy import Select, select
 
 from gateway.core.auth import Principal
@@ -16,7 +17,7 @@ from gateway.generations.planning import plan
 from gateway.generations.schemas import Estimate, GenerationCreate
 from gateway.generations.services import Services
 from gateway.providers.credentials import credentials_for
-from gateway.providers.states import provider_label
+from gateway.providers.states import provider_label, resolve_label
 from tenants.kernel.errors import Conflict, NotFound
 from tenants.kernel.pagination import keyset, page
 
@@ -120,9 +121,12 @@ async def estimate(services: Services, principal: Principal, body: GenerationCre
     """
     tenant, tier = await services.runtime.tenant_views.tenant_and_tier(principal.tenant,
                                                                        principal.customer_id)
+    customer = principal.customer_id is not None
+    if body.provider is not None:
+        body = msgspec.structs.replace(body, provider=resolve_label(
+            services.runtime, tenant, body.provider, customer=customer))
     await services.providers.refresh(services.runtime)
     chosen = plan(services.runtime, services.providers, tenant, body, tier)
-    customer = principal.customer_id is not None
     provider = provider_label(services.runtime, tenant, chosen.provider.name, customer=customer)
     if customer:
         return Estimate(amount=chosen.price.retail_mc, provider=provider,

@@ -22,6 +22,7 @@ from gateway.generations.models import QUEUED, SUCCEEDED, Generation
 from gateway.generations.planning import plan
 from gateway.generations.schemas import GenerationCreate
 from gateway.generations.services import Services
+from gateway.providers.states import resolve_label
 from gateway.webhooks import outbox
 from tenants.kernel.db import new_id, utcnow
 from tenants.kernel.errors import Conflict, Unavailable
@@ -70,6 +71,10 @@ async def submit(services: Services, principal: Principal, body: GenerationCreat
     runtime = services.runtime
     tenant, tier = await runtime.tenant_views.tenant_and_tier(principal.tenant,
                                                               principal.customer_id)
+    if body.provider is not None:
+        # A white-label customer pins a provider by the neutral name it was shown.
+        body = msgspec.structs.replace(body, provider=resolve_label(
+            runtime, tenant, body.provider, customer=principal.customer_id is not None))
     body, inputs = await media_urls.prepare(runtime, body)
     await services.providers.refresh(runtime)
     chosen = plan(runtime, services.providers, tenant, body, tier, inputs)

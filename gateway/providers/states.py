@@ -457,6 +457,17 @@ def provider_label(runtime: Runtime, tenant: Tenant, provider: str, *, customer:
     return f"engine_{digest[:12]}"
 
 
+def resolve_label(runtime: Runtime, tenant: Tenant, name: str, *, customer: bool) -> str:
+    """The real name of the provider a caller named `name` (as `provider_label` showed it);
+    called before planning a request that pins a provider, so a white-label customer can pin
+    one by the neutral name it was shown. Any other name is returned as it is."""
+    if customer and name.startswith("engine_"):
+        for provider in runtime.plugins.all():
+            if provider_label(runtime, tenant, provider.name, customer=True) == name:
+                return provider.name
+    return name
+
+
 async def catalogue(runtime: Runtime, states: ProviderStates, tenant: Tenant,
                     media_type: str | None, *, customer: bool = False) -> ProviderList:
     """`GET /v1/providers`: each provider's capabilities, prices and state for `tenant`

@@ -171,3 +171,30 @@ async def test_media_links_use_the_tenants_own_domain(gateway: Gateway) -> None:
                                       headers={"Host": "studio.example.com"})
     assert schema.status_code == 200
     assert schema.json()["servers"] == [{"url": "/"}]
+
+
+async def test_a_customer_pins_a_provider_by_the_neutral_name_it_was_shown(
+    gateway: Gateway,
+) -> None:
+    tenant = await gateway.tenant()
+    customer = {**tenant.auth, "X-Customer-Id": "alice"}
+    shown = (await gateway.client.get("/v1/providers", headers=customer,
+                                      params={"type": "image"})).json()["data"]
+    [local] = [p for p in shown if p["local"]]
+    assert local["name"].startswith("engine_")
+    pinned = {**IMAGE, "provider": local["name"]}
+    estimate = await gateway.client.post("/v1/generations/estimate", headers=customer,
+                                         json=pinned)
+    assert estimate.status_code == 200, estimate.text
+    assert estimate.json()["provider"] == local["name"]
+    done = await gateway.finish(customer, pinned)
+    assert (done["status"], done["provider"]) == ("succeeded", local["name"])
+    real = (await gateway.client.get(f"/v1/generations/{done['id']}",
+                                     headers=tenant.auth)).json()
+    assert real["provider"] == "local-image"
+    # Another tenant's neutral name means nothing here.
+    other = await gateway.tenant()
+    r = await gateway.client.post("/v1/generations", json=pinned,
+                                  headers={**other.auth, "X-Customer-Id": "alice"})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["param"] == "provider"
