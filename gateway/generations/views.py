@@ -3,6 +3,7 @@ surfaces) show of it, with freshly signed output URLs."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -63,6 +64,17 @@ async def render(runtime: Runtime, generation: Generation,
             return provider
         return provider_label(runtime, neutral_for, provider, customer=True)
 
+    def message(text: str) -> str:
+        # A provider's own error message may name it ("OpenAI rejected ..."): a white-label
+        # customer reads the neutral name there too. Best effort: a product name that is not
+        # the provider's id (a model name, say) is not recognised.
+        if neutral_for is None:
+            return text
+        for provider in runtime.plugins.all():
+            text = re.sub(rf"\b{re.escape(provider.name)}\b", name(provider.name), text,
+                          flags=re.IGNORECASE)
+        return text
+
     outputs = []
     for item in generation.outputs:
         url = await runtime.storage.signed_url(
@@ -82,7 +94,7 @@ async def render(runtime: Runtime, generation: Generation,
         status=generation.status, provider=name(generation.provider), cached=generation.cached,
         cost=cost,
         outputs=outputs,
-        error=ErrorInfo(code=error.code, message=error.message) if error else None,
+        error=ErrorInfo(code=error.code, message=message(error.message)) if error else None,
         metadata=generation.metadata_, created_at=generation.created_at,
         started_at=generation.started_at, completed_at=generation.completed_at,
         attempts=[Attempt(provider=name(a.provider), outcome=a.outcome,

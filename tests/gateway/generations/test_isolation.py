@@ -7,7 +7,9 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from gateway.core.jobs import SaqQueue
-from tests.conftest import Gateway
+from gateway.core.settings import Settings
+from plugins.errors import ProviderError
+from tests.conftest import Gateway, ProvidersPlugin, running_gateway, scripted
 
 IMAGE = {"type": "image", "prompt": "a lighthouse at dusk", "params": {"size": "256x128"}}
 
@@ -198,3 +200,21 @@ async def test_a_customer_pins_a_provider_by_the_neutral_name_it_was_shown(
                                   headers={**other.auth, "X-Customer-Id": "alice"})
     assert r.status_code == 422, r.text
     assert r.json()["error"]["param"] == "provider"
+
+
+async def test_a_providers_error_message_names_it_neutrally_to_a_customer(
+    settings: Settings,
+) -> None:
+    acme = scripted("acme")
+    acme.script = [ProviderError.invalid_input("Acme refused the prompt (acme policy 7)")]
+    async with running_gateway(settings, extra=[ProvidersPlugin(acme)]) as gw:
+        tenant = await gw.tenant()
+        customer = {**tenant.auth, "X-Customer-Id": "alice"}
+        done = await gw.finish(customer, {**IMAGE, "provider": "acme"})
+        assert done["status"] == "failed"
+        label = done["provider"]
+        assert label.startswith("engine_")
+        assert done["error"]["message"] == f"{label} refused the prompt ({label} policy 7)"
+        real = (await gw.client.get(f"/v1/generations/{done['id']}",
+                                    headers=tenant.auth)).json()
+        assert real["error"]["message"] == "Acme refused the prompt (acme policy 7)"
