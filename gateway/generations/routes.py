@@ -102,6 +102,12 @@ class GenerationController(Controller):
     @get("/{generation_id:str}", summary="Read one generation", guards=[requires("read")])
     async def read(self, request: AnyRequest, principal: Principal, services: ServicesDep,
                    generation_id: FromPath[str]) -> GenerationOut:
+        """One generation of the caller (a customer sees its own only), output URLs signed
+        afresh: on the tenant's own domain when the request came through it.
+
+        A customer sees its retail price and, unless the tenant shows provider names,
+        neutral provider names (`engine_…`).
+        """
         return await render(services.runtime,
                             await service.get(services, principal, generation_id),
                             await _audience(services, principal, request))
