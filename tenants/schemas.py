@@ -129,10 +129,29 @@ class TenantCache(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True
 
 
 
+#: The branding key that lets a tenant's customers see which upstream provider served them
+#: (a bool; default false: white-label, customers see neutral names and no USD prices).
+SHOW_PROVIDER_NAMES = "show_provider_names"
+
+
+def _check_branding(branding: dict[str, Any] | msgspec.UnsetType) -> None:
+    # Branding is free-form for the portal, but the keys the gateway acts on are typed.
+    if isinstance(branding, dict) and not isinstance(branding.get(SHOW_PROVIDER_NAMES, False),
+                                                     bool):
+        raise ValueError(f"branding.{SHOW_PROVIDER_NAMES} must be a boolean")
+
+
+def shows_provider_names(branding: dict[str, Any]) -> bool:
+    """Whether the tenant shows upstream provider names to its customers; read when a
+    customer is shown a generation, an estimate or the provider list."""
+    return branding.get(SHOW_PROVIDER_NAMES) is True
+
+
 class TenantCreate(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
     slug: Slug
     domains: list[Hostname] = msgspec.field(default_factory=list)
+    #: Free-form portal branding; `show_provider_names` (bool, default false) is a setting.
     branding: dict[str, Any] = msgspec.field(default_factory=dict)
     pricing: TenantPricing = msgspec.field(default_factory=TenantPricing)
     rate_limits: RateLimitPolicy = msgspec.field(default_factory=RateLimitPolicy)
@@ -140,6 +159,9 @@ class TenantCreate(msgspec.Struct, forbid_unknown_fields=True):
     low_balance_threshold_mc: Millicredits = 0
     routing: TenantRouting = msgspec.field(default_factory=TenantRouting)
     cache: TenantCache = msgspec.field(default_factory=TenantCache)
+
+    def __post_init__(self) -> None:
+        _check_branding(self.branding)
 
 
 class TenantUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -152,6 +174,9 @@ class TenantUpdate(msgspec.Struct, forbid_unknown_fields=True):
     low_balance_threshold_mc: Millicredits | msgspec.UnsetType = msgspec.UNSET
     routing: TenantRouting | msgspec.UnsetType = msgspec.UNSET
     cache: TenantCache | msgspec.UnsetType = msgspec.UNSET
+
+    def __post_init__(self) -> None:
+        _check_branding(self.branding)
 
 
 class TenantOut(msgspec.Struct):

@@ -218,11 +218,17 @@ class Succeeded:
 
 @dataclass(frozen=True, slots=True)
 class Failed:
-    """Failure, or a cancel (`status="canceled"`): the reservations are voided."""
+    """Failure, or a cancel (`status="canceled"`): the reservations are voided.
+
+    `frees_key`: the request was refused before anything ran (its job could not be queued):
+    the row lets go of its Idempotency-Key, so the client's retry with it runs afresh
+    instead of replaying this failure forever.
+    """
 
     code: str
     message: str
     status: Literal["failed", "canceled"] = "failed"
+    frees_key: bool = False
 
 
 async def end(services: Services, generation: Generation, outcome: Succeeded | Failed, *,
@@ -267,6 +273,8 @@ async def end(services: Services, generation: Generation, outcome: Succeeded | F
         values.update(status=outcome.status,
                       error=None if outcome.status == CANCELED
                       else ErrorRecord(code=outcome.code, message=outcome.message))
+        if outcome.frees_key:
+            values["idempotency_key"] = None
     status: str = values["status"]
     announced = False
 

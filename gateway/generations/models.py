@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -66,7 +67,13 @@ class ErrorRecord(msgspec.Struct):
 class Generation(Base):
     __tablename__ = "generations"
     __table_args__ = (
-        UniqueConstraint("tenant_id", "idempotency_key"),
+        # Idempotency keys are per caller (tenant, customer): one customer replaying
+        # another's key must get its own generation, never the other's. NULLs are distinct
+        # in a unique constraint, so the tenant's own keys (no customer) need a partial one.
+        UniqueConstraint("tenant_id", "customer_id", "idempotency_key"),
+        Index("uq_generations_tenant_idempotency_key", "tenant_id", "idempotency_key",
+              unique=True, sqlite_where=text("customer_id IS NULL"),
+              postgresql_where=text("customer_id IS NULL")),
         # Newest-first cursor pagination per tenant.
         Index("ix_generations_tenant_created", "tenant_id", "created_at", "id"),
         Index("ix_generations_status_updated", "status", "updated_at"),

@@ -5,9 +5,9 @@ caller before the body is read."""
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, FromQuery, HeaderParameter
 
 from gateway.core.auth import Principal, requires
@@ -15,17 +15,26 @@ from gateway.core.deps import RuntimeDep, page_limit
 from gateway.generations import service, submit
 from gateway.generations.models import FINAL_STATES
 from gateway.generations.schemas import Estimate, GenerationCreate, GenerationList, GenerationOut
-from gateway.generations.services import ServicesDep
-from gateway.generations.views import render
+from gateway.generations.services import Services, ServicesDep
+from gateway.generations.views import Audience, audience, render
 from gateway.providers.states import ProviderList, catalogue
 from tenants.kernel.errors import InvalidRequest
 
 _WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+)")
 
+#: Routes that render take the request for its `Host` (not a documented header parameter:
+#: media links go to the tenant's own domain when the request came through it).
+AnyRequest = Request[Any, Any, Any]
+
 IdempotencyKey = Annotated[
     str | None,
     HeaderParameter(name="Idempotency-Key", min_length=1, max_length=255, required=False),
 ]
+
+
+async def _audience(services: Services, principal: Principal,
+                    request: AnyRequest) -> Audience:
+    return await audience(services.runtime, principal, request.headers.get("host"))
 
 
 def _wait_seconds(prefer: str | None) -> int:
@@ -40,13 +49,12 @@ class GenerationController(Controller):
     tags = ["generations"]
 
     @post("/", status_code=202, summary="Submit a generation", guards=[requires("generate")])
-    async def create(self, principal: Principal, services: ServicesDep,
+    async def create(self, request: AnyRequest, principal: Principal, services: ServicesDep,
                      data: GenerationCreate, idempotency_key: IdempotencyKey = None,
                      prefer: Annotated[str | None, HeaderParameter(name="Prefer",
                                                              required=False)] = None,
                      cache_control: Annotated[str | None, HeaderParameter(
-                         name="Cache-Control", required=False)] = None,
-                     ) -> Response[GenerationOut]:
+                         name="Cache-Control", required=False)] = None) -> Response[GenerationOut]:
         """Reserve credits and queue the job; `Prefer: wait=N` waits up to N s for the result.
 
         Answers 202 with the queued generation, or 200 with the finished one. An identical
@@ -63,16 +71,24 @@ class GenerationController(Controller):
             generation = await service.wait_until_final(services, principal, generation, wait)
         # 200 only when the caller asked to wait and got the result; a replay is still 202.
         status = 200 if wait and generation.status in FINAL_STATES else 202
-        return Response(await render(services.runtime, generation), status_code=status)
+        return Response(await render(services.runtime, generation,
+                                     await _audience(services, principal, request)),
+                        status_code=status)
 
     @post("/estimate", status_code=200, summary="Price a generation without reserving",
           guards=[requires("generate")])
     async def estimate(self, principal: Principal, services: ServicesDep,
                        data: GenerationCreate) -> Estimate:
+        """What the generation would cost the caller, reserving nothing.
+
+        A tenant key sees the breakdown: the provider's `cost_usd_micros`, the `wholesale`
+        and the `retail` price. A customer (a customer key, or `X-Customer-Id`) sees its retail
+        price only, and the provider by a neutral name unless the tenant shows provider names.
+        """
         return await service.estimate(services, principal, data)
 
     @get("/", summary="List generations, newest first", guards=[requires("read")])
-    async def list_(self, principal: Principal, services: ServicesDep,
+    async def list_(self, request: AnyRequest, principal: Principal, services: ServicesDep,
                     type: FromQuery[str | None] = None, status: FromQuery[str | None] = None,
                     limit: FromQuery[int | None] = None,
                     cursor: FromQuery[str | None] = None) -> GenerationList:
@@ -81,21 +97,30 @@ class GenerationController(Controller):
         rows, next_cursor = await service.list_page(
             services, principal, media_type=type, status=status, limit=page_limit(limit),
             cursor=cursor)
-        return GenerationList(data=[await render(services.runtime, g) for g in rows],
+        to = await _audience(services, principal, request)
+        return GenerationList(data=[await render(services.runtime, g, to) for g in rows],
                               next_cursor=next_cursor)
 
     @get("/{generation_id:str}", summary="Read one generation", guards=[requires("read")])
-    async def read(self, principal: Principal, services: ServicesDep,
+    async def read(self, request: AnyRequest, principal: Principal, services: ServicesDep,
                    generation_id: FromPath[str]) -> GenerationOut:
+        """One generation of the caller (a customer sees its own only), output URLs signed
+        afresh: on the tenant's own domain when the request came through it.
+
+        A customer sees its retail price and, unless the tenant shows provider names,
+        neutral provider names (`engine_…`).
+        """
         return await render(services.runtime,
-                            await service.get(services, principal, generation_id))
+                            await service.get(services, principal, generation_id),
+                            await _audience(services, principal, request))
 
     @post("/{generation_id:str}/cancel", status_code=200, summary="Cancel a generation",
           guards=[requires("generate")])
-    async def cancel(self, principal: Principal, services: ServicesDep,
+    async def cancel(self, request: AnyRequest, principal: Principal, services: ServicesDep,
                      generation_id: FromPath[str]) -> GenerationOut:
         generation = await service.cancel(services, principal, generation_id)
-        return await render(services.runtime, generation)
+        return await render(services.runtime, generation,
+                            await _audience(services, principal, request))
 
 
 class ProviderController(Controller):
@@ -112,6 +137,11 @@ class ProviderController(Controller):
         check failed), `circuit_open` (failing; skipped by routing until its cool-down ends)
         or `rate_limited` (it asked us to back off). `latency_ms` is the decayed average
         latency of its calls (null until observed), `error_rate` its recent failure rate.
+
+        A customer (a customer key, or `X-Customer-Id`) gets no `pricing` (empty: the
+        provider's USD prices are the reseller's business) and, unless the tenant's branding
+        sets `show_provider_names`, neutral names and no descriptions.
         """
         tenant = await runtime.tenant_views.tenant(principal.tenant)
-        return await catalogue(runtime, services.providers, tenant, type)
+        return await catalogue(runtime, services.providers, tenant, type,
+                               customer=principal.customer_id is not None)

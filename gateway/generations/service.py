@@ -7,9 +7,9 @@ import asyncio
 import contextlib
 import logging
 
+import msgspec
 from sqlalchemy import Select, select
 
-from billing import wallets
 from gateway.core.auth import Principal
 from gateway.generations import lifecycle
 from gateway.generations.models import FINAL_STATES, Generation
@@ -17,6 +17,7 @@ from gateway.generations.planning import plan
 from gateway.generations.schemas import Estimate, GenerationCreate
 from gateway.generations.services import Services
 from gateway.providers.credentials import credentials_for
+from gateway.providers.states import provider_label, resolve_label
 from tenants.kernel.errors import Conflict, NotFound
 from tenants.kernel.pagination import keyset, page
 
@@ -109,15 +110,29 @@ async def _cancel_at_providers(services: Services, generation: Generation) -> No
 
 
 async def estimate(services: Services, principal: Principal, body: GenerationCreate) -> Estimate:
-    """What `submit` would reserve for `body` from the principal's wallet, reserving nothing."""
+    """What `body` would cost the caller, reserving nothing; called by the estimate route.
+
+    A tenant (no customer) is shown what `submit` would reserve from its wallet (wholesale)
+    and the whole breakdown: the provider's cost in USD micros, wholesale and retail. A
+    customer is shown its retail price only, whoever pays it (in `self` billing mode the
+    tenant bills its customers itself, at retail): the provider's cost and the reseller's
+    wholesale price are the tenant's business, and so is the provider's name
+    (`provider_label`).
+    """
     tenant, tier = await services.runtime.tenant_views.tenant_and_tier(principal.tenant,
                                                                        principal.customer_id)
+    customer = principal.customer_id is not None
+    if body.provider is not None:
+        body = msgspec.structs.replace(body, provider=resolve_label(
+            services.runtime, tenant, body.provider, customer=customer))
     await services.providers.refresh(services.runtime)
     chosen = plan(services.runtime, services.providers, tenant, body, tier)
-    customer_pays = principal.customer_id is not None and tenant.billing_mode == wallets.MEDIAHUB
+    provider = provider_label(services.runtime, tenant, chosen.provider.name, customer=customer)
+    if customer:
+        return Estimate(amount=chosen.price.retail_mc, provider=provider,
+                        breakdown={"retail": chosen.price.retail_mc})
     return Estimate(
-        amount=chosen.price.retail_mc if customer_pays else chosen.price.wholesale_mc,
-        provider=chosen.provider.name,
+        amount=chosen.price.wholesale_mc, provider=provider,
         breakdown={"cost_usd_micros": chosen.price.cost_usd_micros,
                    "wholesale": chosen.price.wholesale_mc,
                    "retail": chosen.price.retail_mc})

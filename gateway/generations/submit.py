@@ -22,6 +22,7 @@ from gateway.generations.models import QUEUED, SUCCEEDED, Generation
 from gateway.generations.planning import plan
 from gateway.generations.schemas import GenerationCreate
 from gateway.generations.services import Services
+from gateway.providers.states import resolve_label
 from gateway.webhooks import outbox
 from tenants.kernel.db import new_id, utcnow
 from tenants.kernel.errors import Conflict, Unavailable
@@ -36,9 +37,15 @@ def request_hash(body: GenerationCreate) -> str:
 
 async def _by_idempotency_key(services: Services, principal: Principal, key: str,
                               digest: str) -> Generation | None:
+    """The generation this caller submitted earlier with `key` (None: none yet), or
+    `Conflict` when it was for another request. Keys are per caller, as the unique indexes on
+    the table are: a customer's (`customer_id`) are its own, the tenant's (no customer) its
+    own, so one customer replaying another's key gets a new generation, never theirs."""
+    customer = (Generation.customer_id.is_(None) if principal.customer_id is None
+                else Generation.customer_id == principal.customer_id)
     async with services.runtime.db.session() as session:
         found = await session.scalar(
-            select(Generation).where(Generation.tenant_id == principal.tenant,
+            select(Generation).where(Generation.tenant_id == principal.tenant, customer,
                                      Generation.idempotency_key == key)
         )
     if found is not None and found.request_hash != digest:
@@ -64,6 +71,10 @@ async def submit(services: Services, principal: Principal, body: GenerationCreat
     runtime = services.runtime
     tenant, tier = await runtime.tenant_views.tenant_and_tier(principal.tenant,
                                                               principal.customer_id)
+    if body.provider is not None:
+        # A white-label customer pins a provider by the neutral name it was shown.
+        body = msgspec.structs.replace(body, provider=resolve_label(
+            runtime, tenant, body.provider, customer=principal.customer_id is not None))
     body, inputs = await media_urls.prepare(runtime, body)
     await services.providers.refresh(runtime)
     chosen = plan(runtime, services.providers, tenant, body, tier, inputs)
@@ -188,11 +199,12 @@ async def _enqueue(services: Services, generation: Generation) -> None:
         await jobs.enqueue_run(services.runtime, generation.id, generation.type)
     except Exception as exc:
         # The row exists but no job does: fail it now and release the credits rather than
-        # leave the customer's money reserved until the sweeper's timeout.
+        # leave the customer's money reserved until the sweeper's timeout. Nothing was
+        # charged, so the Idempotency-Key is let go: the client's retry with it must run.
         log.exception("enqueue failed", extra={"generation_id": generation.id})
         await lifecycle.end(services, generation,
                             lifecycle.Failed("queue_unavailable",
-                                             "the job queue is unavailable"),
+                                             "the job queue is unavailable", frees_key=True),
                             from_states=(QUEUED,))
         raise Unavailable("the job queue is unavailable; nothing was charged",
                           code="queue_unavailable") from exc

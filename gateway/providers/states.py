@@ -24,6 +24,8 @@ Time comes from `clock` (epoch seconds; tests inject their own), call latency fr
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -44,6 +46,7 @@ from plugins.routing.policy import Weights
 from plugins.routing.rank import rank
 from plugins.routing.stats import ProviderStats, RoutingConfig
 from tenants.models import Tenant
+from tenants.schemas import shows_provider_names
 
 log = logging.getLogger(__name__)
 
@@ -503,11 +506,44 @@ class ProviderList(msgspec.Struct):
     object: str = "list"
 
 
+def provider_label(runtime: Runtime, tenant: Tenant, provider: str, *, customer: bool) -> str:
+    """The name of `provider` as the caller is shown it; called wherever a provider name
+    reaches a client (generations, estimates, the provider list).
+
+    A tenant (no customer) always sees the real name. A white-label tenant's customers
+    (`show_provider_names` false, the default) see a neutral name instead: `engine_` and a
+    keyed digest of the tenant and provider, stable for the tenant and meaningless elsewhere
+    (keyed, so the ten or so vendor names cannot be tried against it).
+    """
+    if not customer or not provider or shows_provider_names(tenant.branding):
+        return provider
+    digest = hmac.new(runtime.settings.secret_key, f"provider:{tenant.id}:{provider}".encode(),
+                      hashlib.sha256).hexdigest()
+    return f"engine_{digest[:12]}"
+
+
+def resolve_label(runtime: Runtime, tenant: Tenant, name: str, *, customer: bool) -> str:
+    """The real name of the provider a caller named `name` (as `provider_label` showed it);
+    called before planning a request that pins a provider, so a white-label customer can pin
+    one by the neutral name it was shown. Any other name is returned as it is."""
+    if customer and name.startswith("engine_"):
+        for provider in runtime.plugins.all():
+            if provider_label(runtime, tenant, provider.name, customer=True) == name:
+                return provider.name
+    return name
+
+
 async def catalogue(runtime: Runtime, states: ProviderStates, tenant: Tenant,
-                    media_type: str | None) -> ProviderList:
+                    media_type: str | None, *, customer: bool = False) -> ProviderList:
     """`GET /v1/providers`: each provider's capabilities, prices and state for `tenant`
-    (its own keys count as configured for it, and their state is the tenant's own)."""
+    (its own keys count as configured for it, and their state is the tenant's own).
+
+    For a `customer` caller: no USD price tables (the provider's cost is the reseller's
+    business; customers are charged retail credits) and, unless the tenant shows provider
+    names, neutral names and no vendor descriptions (`provider_label`).
+    """
     await states.refresh(runtime)
+    named = not customer or shows_provider_names(tenant.branding)
     data = []
     for provider in runtime.plugins.all():
         if media_type is not None and media_type not in provider.media_types:
@@ -515,11 +551,13 @@ async def catalogue(runtime: Runtime, states: ProviderStates, tenant: Tenant,
         scope = credential_scope(tenant, provider.name)
         latency_ms, error_rate = public_metrics(states, provider, scope)
         data.append(ProviderInfo(
-            name=provider.name, types=sorted(provider.media_types),
+            name=provider_label(runtime, tenant, provider.name, customer=customer),
+            types=sorted(provider.media_types),
             operations=sorted(provider.operations),
             status=states.status(provider, is_configured=configured(
                 runtime, provider, own=tenant.provider_credentials), scope=scope),
-            local=provider.local, description=provider.description,
-            pricing=provider.pricing(), latency_ms=latency_ms, error_rate=error_rate,
+            local=provider.local, description=provider.description if named else "",
+            pricing={} if customer else provider.pricing(), latency_ms=latency_ms,
+            error_rate=error_rate,
         ))
     return ProviderList(data=data)

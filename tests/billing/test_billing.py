@@ -70,8 +70,9 @@ async def test_mediahub_mode_customer_pays_retail_and_tenant_pays_wholesale(
     estimate = (await gw.client.post("/v1/generations/estimate", headers=alice,
                                      json=GATED)).json()
     retail = WHOLESALE * (BPS + 6_000) // BPS  # +50 % for images, +10 % for the tier
-    assert estimate["breakdown"] == {"cost_usd_micros": 10_000, "wholesale": WHOLESALE,
-                                     "retail": retail}
+    # A customer is shown its retail price only (the provider's cost and the wholesale price
+    # are the tenant's business).
+    assert estimate["breakdown"] == {"retail": retail}
     assert estimate["amount"] == retail
 
     r = await gw.client.post("/v1/generations", headers={**alice, "Prefer": "wait=30"},
@@ -117,7 +118,10 @@ async def test_self_billing_charges_only_the_tenant_and_records_retail(
                              headers={**tenant.auth, "X-Customer-Id": "carol",
                                       "Prefer": "wait=30"}, json=GATED)
     done = r.json()
-    assert done["cost"]["charged"] == 520
+    # Carol is shown her retail price; the tenant, who paid, sees the wholesale one.
+    assert done["cost"]["charged"] == 1_040
+    as_tenant = await gw.client.get(f"/v1/generations/{done['id']}", headers=tenant.auth)
+    assert as_tenant.json()["cost"]["charged"] == 520
     assert (await wallet(gw, tenant.auth))["available"] == 100_000 - 520
     # Carol has no wallet here: her tenant bills her itself.
     r = await gw.client.get("/v1/credits/balance",
