@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import httpx
 import msgspec
@@ -53,6 +53,7 @@ from plugins.provider import (
     ProviderTask,
     run_to_completion,
 )
+from plugins.vocabulary import ParamSpec, common
 
 BASE_URL: Final = "https://api.canva.com/rest"
 FORMATS: Final = ("png", "pdf", "jpg", "mp4")
@@ -275,6 +276,14 @@ class Canva(Provider):
                    "PNG, PDF, JPG or MP4 (needs a Canva Enterprise account's access token).")
     media_types = frozenset({"design"})
     operations = frozenset({"design_autofill"})
+    params: ClassVar[Mapping[str, ParamSpec] | None] = {
+        **common("quality"),
+        "brand_template_id": ParamSpec(kind="string", max_length=128),
+        "title": ParamSpec(kind="string", max_length=MAX_TITLE),
+        "data": ParamSpec(kind="object", max_length=100),
+        "prompt_field": ParamSpec(kind="string", max_length=128),
+        "format": ParamSpec(kind="string", max_length=8),
+    }
     asynchronous = True
     capacity = 4
     param_defaults = {"format": "png"}

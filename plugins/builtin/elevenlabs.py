@@ -22,7 +22,7 @@ import struct
 import wave
 from collections.abc import Callable, Mapping, Sequence
 from io import BytesIO
-from typing import Any, Final, TypeVar
+from typing import Any, ClassVar, Final, TypeVar
 
 import httpx
 import msgspec
@@ -44,6 +44,7 @@ from plugins.provider import (
     ProviderRequest,
     ProviderResult,
 )
+from plugins.vocabulary import ParamSpec, common
 
 BASE_URL: Final = "https://api.elevenlabs.io"
 #: The API's own defaults (model, output format), and the voice of its quickstart ("George").
@@ -83,6 +84,9 @@ _WAV_PCM, _WAV_ALAW, _WAV_MULAW = 1, 6, 7
 #: `detail.status` values that are a content-policy refusal.
 _POLICY_STATUSES: Final = frozenset({"bad_prompt"})
 
+
+_TTS: Final = frozenset({"text_to_speech"})
+_CLONE: Final = frozenset({"voice_clone"})
 
 class TtsOptions(msgspec.Struct, frozen=True, kw_only=True):
     voice: str
@@ -325,6 +329,19 @@ class ElevenLabs(Provider):
                    "models), the account's voices, instant voice clones from samples.")
     media_types = frozenset({"audio"})
     operations = frozenset({"text_to_speech", "list_voices", "voice_clone"})
+    params: ClassVar[Mapping[str, ParamSpec] | None] = {
+        **common("voice", "model", "output_format", "speed", "seed", "style",
+                 operations=_TTS),
+        "language_code": ParamSpec(kind="string", max_length=16, operations=_TTS),
+        "stability": ParamSpec(kind="number", operations=_TTS),
+        "similarity_boost": ParamSpec(kind="number", operations=_TTS),
+        "use_speaker_boost": ParamSpec(kind="boolean", operations=_TTS),
+        "name": ParamSpec(kind="string", max_length=MAX_NAME, operations=_CLONE),
+        "description": ParamSpec(kind="string", max_length=1000, operations=_CLONE),
+        "labels": ParamSpec(kind="object", max_length=16, operations=_CLONE),
+        "remove_background_noise": ParamSpec(kind="boolean", operations=_CLONE),
+        "samples": ParamSpec(kind="media_list", max_length=MAX_SAMPLES, operations=_CLONE),
+    }
     # Concurrent requests per plan: 2 (Free) to 15 (Scale, Business); Creator has 5.
     capacity = 5
     param_defaults = {"voice": DEFAULT_VOICE, "model": DEFAULT_MODEL,

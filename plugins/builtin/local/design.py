@@ -10,7 +10,7 @@ import asyncio
 import io
 import random
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import httpx
 import msgspec
@@ -28,6 +28,7 @@ from plugins.provider import (
     ProviderRequest,
     ProviderResult,
 )
+from plugins.vocabulary import ParamSpec, common
 
 Box = tuple[int, int, int, int]
 
@@ -201,6 +202,13 @@ class LocalDesign(Provider):
                    "image slots and renders PNG or PDF offline; not a design model.")
     media_types = frozenset({"design"})
     operations = frozenset({"design_autofill"})
+    params: ClassVar[Mapping[str, ParamSpec] | None] = {
+        **common("seed", "image"),
+        "template": ParamSpec(kind="string", max_length=32),
+        "format": ParamSpec(kind="string", max_length=8),
+        "fields": ParamSpec(kind="object", max_length=8),
+        "colors": ParamSpec(kind="object", max_length=8),
+    }
     local = True
     prices = PRICES
     needs_api_key = False

@@ -16,7 +16,7 @@ import tempfile
 import wave
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import httpx
 import msgspec
@@ -32,6 +32,7 @@ from plugins.provider import (
     ProviderRequest,
     ProviderResult,
 )
+from plugins.vocabulary import ParamSpec, common
 
 BINARY = "espeak-ng"
 PACKAGE = "espeak-ng"
@@ -125,6 +126,10 @@ class LocalSpeech(Provider):
                    "offline; a robotic voice, not a neural model.")
     media_types = frozenset({"audio"})
     operations = frozenset({"text_to_speech"})
+    params: ClassVar[Mapping[str, ParamSpec] | None] = {
+        **common("voice", "speed"),
+        "pitch": ParamSpec(kind="integer"),
+    }
     local = True
     prices = PRICES
     needs_api_key = False
