@@ -81,6 +81,16 @@ async def test_params_as_a_whole_are_capped(gateway: Gateway) -> None:
     assert await pending(gateway, tenant) == 0
 
 
+async def test_video_extend_is_not_an_operation(gateway: Gateway) -> None:
+    # Before: accepted, and always 503 (no provider offers it).
+    tenant = await gateway.tenant()
+    status, body = await submit(gateway, tenant, {
+        "type": "video", "operation": "video_extend", "prompt": "more"})
+    assert status == 422, body
+    assert body["error"]["type"] == "invalid_request_error"
+    assert body["error"]["param"] == "operation"
+
+
 def declaring(name: str, cost_usd_micros: int, params: dict[str, ParamSpec]) -> Scripted:
     provider = scripted(name, cost_usd_micros=cost_usd_micros)
     type(provider).params = params
