@@ -246,7 +246,8 @@ async def check_provider_contract(provider: Provider, request: ProviderRequest, 
     returns the `ProviderResult` so the caller can check the media itself. Exceptions the
     provider raises (a refused request, a failed call) propagate unchanged.
     """
-    problems = class_problems(provider) + params_problems(provider) + request_problems(request)
+    shape = request_problems(request)
+    problems = class_problems(provider) + params_problems(provider) + shape
     media_types: Any = getattr(provider, "media_types", None)
     operations: Any = getattr(provider, "operations", None)
     declared = all(isinstance(v, frozenset) and v for v in (media_types, operations))
@@ -259,7 +260,8 @@ async def check_provider_contract(provider: Provider, request: ProviderRequest, 
     http = client if client is not None else httpx.AsyncClient()
     try:
         try:
-            check_params(provider, request)
+            if not shape:  # a malformed sample request is reported once, as such
+                check_params(provider, request)
         except InvalidParams as exc:
             problems.append(f"the sample request's {exc.param} is refused by the provider's "
                             f"params declaration ({exc.message}): declare what it reads")
