@@ -21,7 +21,7 @@ from plugins.media import INPUT_NAMES, SAMPLES, MediaInput
 from plugins.vocabulary import ParamSpec
 
 __all__ = ["Credentials", "Health", "ParamSpec", "Provider", "ProviderOutput",
-           "ProviderRequest", "ProviderResult", "ProviderTask", "check_params",
+           "ProviderRequest", "ProviderResult", "ProviderTask", "Voice", "check_params",
            "declared_params", "mapped_param", "run_to_completion"]
 
 
@@ -79,7 +79,21 @@ class ProviderResult(msgspec.Struct, kw_only=True):
 
     outputs: list[ProviderOutput]
     cost_usd_micros: int
+    #: A `voice_clone`: the new voice's id at the provider, so the gateway records which
+    #: tenant (and customer) owns it (the platform's account holds every tenant's clones).
+    voice_id: str | None = None
 
+
+class Voice(msgspec.Struct, frozen=True, kw_only=True):
+    """One voice of `Provider.list_voices`. `category` is the provider's word; `premade`
+    voices are everyone's, any other (a clone) only its owner's."""
+
+    id: str
+    name: str
+    category: str = "premade"
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
+    description: str | None = None
+    preview_url: str | None = None
 
 
 class Health(msgspec.Struct, frozen=True, kw_only=True):
@@ -196,6 +210,20 @@ class Provider(abc.ABC):
         """The published prices the estimate uses; called for `GET /v1/providers`, returns
         a JSON-encodable dict."""
         return {}
+
+    async def list_voices(self, credentials: Credentials,
+                          client: httpx.AsyncClient) -> list[Voice] | None:
+        """The voices the account offers (premade and cloned); called for `GET /v1/voices`,
+        which shows premade ones and the caller's own clones only. None (the default): the
+        provider has no voice catalogue. Raises `ProviderError` for a failed call."""
+        return None
+
+    async def delete_voice(self, voice_id: str, credentials: Credentials,
+                           client: httpx.AsyncClient) -> None:
+        """Delete a clone at the provider; called for `DELETE /v1/voices/{id}` once the
+        gateway checked the caller owns it. Returns nothing; raises `ProviderError` (a voice
+        already gone at the provider is not an error)."""
+        raise NotImplementedError(f"{self.name} cannot delete voices")
 
     async def submit(self, request: ProviderRequest, credentials: Credentials,
                      client: httpx.AsyncClient) -> ProviderTask:

@@ -18,12 +18,13 @@ MediaType = Literal["image", "audio", "video", "design", "model_3d"]
 
 #: What a generation does (`GenerationCreate.operation`, `Provider.operations`).
 Operation = Literal[
-    "text_to_image", "image_edit", "image_variation", "text_to_speech", "list_voices",
-    "voice_clone", "text_to_video", "image_to_video", "design_autofill",
-    "text_to_3d", "image_to_3d",
+    "text_to_image", "image_edit", "image_variation", "text_to_speech", "voice_clone",
+    "text_to_video", "image_to_video", "design_autofill", "text_to_3d", "image_to_3d",
 ]
-# `video_extend` is not a word: no built-in provider offers it (an operation nobody serves only
-# answered 503 after validation), so requests naming it are a 422.
+# Not words (issue 12): `video_extend`, which no built-in provider offers (an operation
+# nobody serves only answered 503 after validation and reservation checks), and
+# `list_voices`, a free catalogue read (`GET /v1/voices`), not a queued, billed generation.
+# Requests naming either are a 422.
 
 MEDIA_TYPES: Final[tuple[MediaType, ...]] = get_args(MediaType)
 OPERATIONS: Final[tuple[Operation, ...]] = get_args(Operation)

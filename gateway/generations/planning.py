@@ -34,7 +34,7 @@ class Plan:
 
 
 #: Operations whose input is media or nothing, so a prompt is optional (empty when absent).
-PROMPTLESS_OPERATIONS = frozenset({"list_voices", "image_variation", "image_to_3d"})
+PROMPTLESS_OPERATIONS = frozenset({"image_variation", "image_to_3d"})
 
 
 def _prompt(body: GenerationCreate) -> str:
