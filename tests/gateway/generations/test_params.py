@@ -140,3 +140,18 @@ async def test_a_param_no_candidate_reads_is_refused(two: Gateway) -> None:
     assert body["error"]["code"] == "unknown_param"
     assert body["error"]["param"] == "params.quality"
     assert await pending(two, tenant) == 0
+
+
+async def test_declared_kinds_and_lengths_hold_for_providers_that_check_nothing(
+        two: Gateway) -> None:
+    # `cheap` and `dear` read their params without checking them: the declaration is what
+    # keeps a text seed or an oversized quality from being billed and stored.
+    tenant = await two.tenant()
+    for params, param in [({"seed": "seven"}, "params.seed"),
+                          ({"quality": "x" * 33}, "params.quality"),
+                          ({"quality": {"level": "hd"}}, "params.quality")]:
+        status, body = await submit(two, tenant, {"type": "image", "prompt": "a fox",
+                                                  "params": params})
+        assert status == 422, (params, body)
+        assert (body["error"]["code"], body["error"]["param"]) == ("invalid_parameter", param)
+    assert await pending(two, tenant) == 0
