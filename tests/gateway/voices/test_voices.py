@@ -177,3 +177,29 @@ async def test_identical_clones_are_never_served_from_the_cache(
         assert alices != bobs
         assert len(state.clones) == 2
         assert [v["id"] for v in await voices(gw, bob)] == [*PREMADE, bobs]
+
+
+async def test_another_callers_clone_cannot_be_spoken_with(
+        gw: Gateway, fake: tuple[FakeServer, ElevenLabsState]) -> None:
+    # The clones share one account at ElevenLabs, which would speak with any of them.
+    server, _ = fake
+    a, b = await gw.tenant(), await gw.tenant()
+    alice = await customer_key(gw, a, "alice")
+    bob = await customer_key(gw, a, "bob")
+    alices = await clone(gw, server, alice, "Alice's voice")
+    speak = {"type": "audio", "provider": "elevenlabs", "text": "Hello.",
+             "params": {"voice": alices}}
+    calls = len(server.to(f"/v1/text-to-speech/{alices}"))
+    # (The tenant's wallet pays for its customers: it bills them itself.)
+    for auth, wallet in [(b.auth, b.auth), (bob, a.auth)]:
+        before = await gw.balance(wallet)
+        r = await gw.client.post("/v1/generations", headers=auth, json=speak)
+        assert r.status_code == 422, r.text
+        assert (r.json()["error"]["code"], r.json()["error"]["param"]) == (
+            "voice_not_found", "params.voice")
+        assert await gw.balance(wallet) == before
+    assert len(server.to(f"/v1/text-to-speech/{alices}")) == calls
+    # Its owner (and the owner's tenant-wide key) may.
+    for auth in (alice, a.auth):
+        done = await gw.finish(auth, speak)
+        assert done["status"] == "succeeded", done
