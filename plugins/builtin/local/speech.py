@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Final
 import httpx
 import msgspec
 
+from plugins import provider as contract
 from plugins.builtin.local import _media
 from plugins.errors import InvalidParams
 from plugins.hookspecs import hookimpl
@@ -136,6 +137,15 @@ class LocalSpeech(Provider):
 
     def voices(self) -> list[Voice]:
         return voices()
+
+    async def list_voices(self, credentials: Credentials,
+                          client: httpx.AsyncClient) -> list[contract.Voice]:
+        """Called for `GET /v1/voices?provider=local-speech`: espeak-ng's voices, all
+        premade (this engine makes no clones); empty when espeak-ng is not installed."""
+        return [contract.Voice(id=v.id, name=v.name, labels={
+                    "gender": v.gender, "languages": ",".join(v.languages),
+                    **({"alias_of": v.alias_of} if v.alias_of else {})})
+                for v in voices()]
 
     def _options(self, request: ProviderRequest) -> Options:
         params = request.params

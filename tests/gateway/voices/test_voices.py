@@ -203,3 +203,16 @@ async def test_another_callers_clone_cannot_be_spoken_with(
     for auth in (alice, a.auth):
         done = await gw.finish(auth, speak)
         assert done["status"] == "succeeded", done
+
+
+async def test_the_local_speech_engine_lists_espeaks_voices(gw: Gateway) -> None:
+    # Offline voices are listed the same way (espeak-ng is installed wherever the tests run).
+    tenant = await gw.tenant()
+    r = await gw.client.get("/v1/voices", params={"provider": "local-speech"},
+                            headers=tenant.auth)
+    assert r.status_code == 200, r.text
+    listed = {v["id"]: v for v in r.json()["data"]}
+    assert {"en", "fr"} <= set(listed)
+    assert listed["en"]["category"] == "premade"
+    assert listed["en"]["owned"] is False
+    assert listed["en"]["labels"]["alias_of"].startswith("en")
