@@ -51,6 +51,7 @@ from plugins.provider import (
     ProviderRequest,
     ProviderResult,
     ProviderTask,
+    mapped_param,
     run_to_completion,
 )
 from plugins.vocabulary import ParamSpec, common
@@ -155,7 +156,8 @@ def _export(params: Mapping[str, Any]) -> str:
 def options(request: ProviderRequest) -> Options:
     """The autofill body and the export format; raises `InvalidParams` naming the bad
     parameter. Without `prompt_field` the prompt titles the design (unless `title` does)."""
-    params = request.params
+    # The shared `output_format` is Canva's `format` (it used to be ignored: a PNG was made).
+    params = mapped_param(request.params, "output_format", "format")
     template = params.get("brand_template_id")
     if not isinstance(template, str) or not _ID.fullmatch(template):
         raise InvalidParams("brand_template_id is required (a Canva brand template ID)",
@@ -277,11 +279,12 @@ class Canva(Provider):
     media_types = frozenset({"design"})
     operations = frozenset({"design_autofill"})
     params: ClassVar[Mapping[str, ParamSpec] | None] = {
-        **common("quality"),
+        **common("quality", "output_format"),
         "brand_template_id": ParamSpec(kind="string", max_length=128),
         "title": ParamSpec(kind="string", max_length=MAX_TITLE),
         "data": ParamSpec(kind="object", max_length=100),
         "prompt_field": ParamSpec(kind="string", max_length=128),
+        #: Canva's own word for `output_format`, still accepted.
         "format": ParamSpec(kind="string", max_length=8),
     }
     asynchronous = True
