@@ -32,6 +32,7 @@ from gateway.generations.services import Services
 from gateway.generations.sweeps import recover_embedded
 from gateway.portal.routes import portal_home
 from gateway.tenancy.routes import ProviderKeyController
+from gateway.voices.routes import VoiceController
 from gateway.webhooks.routes import WebhookEndpointController, webhook_url_secret
 from plugins.host import PluginHost
 
@@ -85,7 +86,7 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
                            CreditsController, PurchaseController, StripeWebhookController,
                            HealthController, MediaController, portal_home,
                            WebhookEndpointController, webhook_url_secret,
-                           ProviderKeyController]
+                           ProviderKeyController, VoiceController]
     app = Litestar(
         route_handlers=handlers,
         # Plain attribute reads: synchronous, so Litestar resolves them inline (async

@@ -173,7 +173,10 @@ def error_from_exception(exc: BaseException) -> ProviderError:
 class InvalidParams(ValueError):
     """A request the provider cannot accept; raised before anything is reserved."""
 
-    def __init__(self, message: str, *, param: str) -> None:
+    def __init__(self, message: str, *, param: str, code: str = "invalid_parameter") -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+        #: The API error code: `invalid_parameter`, or `unknown_param` for a parameter the
+        #: provider does not read (`plugins.provider.check_params`).
+        self.code = code

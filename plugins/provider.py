@@ -16,7 +16,13 @@ from typing import Any, ClassVar
 import httpx
 import msgspec
 
-from plugins.media import MediaInput
+from plugins.errors import InvalidParams
+from plugins.media import INPUT_NAMES, SAMPLES, MediaInput
+from plugins.vocabulary import ParamSpec
+
+__all__ = ["Credentials", "Health", "ParamSpec", "Provider", "ProviderOutput",
+           "ProviderRequest", "ProviderResult", "ProviderTask", "Voice", "check_params",
+           "declared_params", "mapped_param", "run_to_completion"]
 
 
 class ProviderRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,6 +79,21 @@ class ProviderResult(msgspec.Struct, kw_only=True):
 
     outputs: list[ProviderOutput]
     cost_usd_micros: int
+    #: A `voice_clone`: the new voice's id at the provider, so the gateway records which
+    #: tenant (and customer) owns it (the platform's account holds every tenant's clones).
+    voice_id: str | None = None
+
+
+class Voice(msgspec.Struct, frozen=True, kw_only=True):
+    """One voice of `Provider.list_voices`. `category` is the provider's word; `premade`
+    voices are everyone's, any other (a clone) only its owner's."""
+
+    id: str
+    name: str
+    category: str = "premade"
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
+    description: str | None = None
+    preview_url: str | None = None
 
 
 class Health(msgspec.Struct, frozen=True, kw_only=True):
@@ -116,6 +137,14 @@ class Provider(abc.ABC):
     #: `submit`, `poll` and `cancel`; the gateway records the task id before waiting on it.
     #: `generate` is still required (it may simply be `run_to_completion`).
     asynchronous: ClassVar[bool] = False
+    #: The parameters the provider reads from `ProviderRequest.params` (and the input files
+    #: it takes: `image`, `mask`, `image_tail`, `samples`, kind `media`/`media_list`), by the
+    #: name clients send. Shared ideas use `plugins.vocabulary.COMMON_PARAMS` names (take them
+    #: with `vocabulary.common(...)`); the provider maps them to its API's words itself. The
+    #: gateway refuses a parameter no candidate provider declares (422 `unknown_param`), so
+    #: nothing unread is billed. None (the default) means undeclared: any name passes; the
+    #: contract check (`plugins.testing`) flags it.
+    params: ClassVar[Mapping[str, ParamSpec] | None] = None
     #: The parameters the provider assumes when a request leaves them out. The gateway's
     #: result cache fills them in, so a request that spells out a default is recognised as
     #: identical to one that omits it.
@@ -182,6 +211,20 @@ class Provider(abc.ABC):
         a JSON-encodable dict."""
         return {}
 
+    async def list_voices(self, credentials: Credentials,
+                          client: httpx.AsyncClient) -> list[Voice] | None:
+        """The voices the account offers (premade and cloned); called for `GET /v1/voices`,
+        which shows premade ones and the caller's own clones only. None (the default): the
+        provider has no voice catalogue. Raises `ProviderError` for a failed call."""
+        return None
+
+    async def delete_voice(self, voice_id: str, credentials: Credentials,
+                           client: httpx.AsyncClient) -> None:
+        """Delete a clone at the provider; called for `DELETE /v1/voices/{id}` once the
+        gateway checked the caller owns it. Returns nothing; raises `ProviderError` (a voice
+        already gone at the provider is not an error)."""
+        raise NotImplementedError(f"{self.name} cannot delete voices")
+
     async def submit(self, request: ProviderRequest, credentials: Credentials,
                      client: httpx.AsyncClient) -> ProviderTask:
         """Asynchronous providers: start the job; called by a worker instead of `generate`.
@@ -222,3 +265,81 @@ async def run_to_completion(provider: Provider, request: ProviderRequest,
     except asyncio.CancelledError:
         await asyncio.shield(provider.cancel(task, credentials, client))
         raise
+
+
+#: The API-level forms of the input files that the gateway fetches (`params.image_url` is the
+#: `image` input), so a provider declares the input once under its own name.
+URL_FORMS: Mapping[str, str] = {**{f"{name}_url": name for name in INPUT_NAMES},
+                                "sample_urls": SAMPLES}
+
+
+def declared_params(provider: Provider, operation: str) -> Mapping[str, ParamSpec] | None:
+    """The parameters `provider` reads for `operation` (None when it declares none at all);
+    called by the gateway's planning and the contract check."""
+    if provider.params is None:
+        return None
+    return {name: spec for name, spec in provider.params.items()
+            if not spec.operations or operation in spec.operations}
+
+
+def _kind_problem(spec: ParamSpec, value: Any) -> str | None:
+    """Why `value` does not fit `spec` (None when it does)."""
+    kind = spec.kind
+    if kind in ("media", "media_list"):
+        return None  # files: plugins.media and the gateway's input fetcher check them
+    if value is None:
+        return None  # JSON null: "not given", as every provider reads `params.get`
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    fits = {"string": isinstance(value, str), "integer": number and isinstance(value, int),
+            "number": number, "boolean": isinstance(value, bool),
+            "scalar": number or isinstance(value, str | bool),
+            "list": isinstance(value, list), "object": isinstance(value, dict)}[kind]
+    if not fits:
+        article = "an" if kind[0] in "aeiou" else "a"
+        return f"must be {article} {kind}"
+    if isinstance(value, str | list | dict) and len(value) > spec.max_length:
+        unit = {str: "characters", list: "items", dict: "keys"}[type(value)]
+        return f"must be at most {spec.max_length} {unit}"
+    return None
+
+
+def check_params(provider: Provider, request: ProviderRequest) -> None:
+    """Check the request's parameter names and value kinds against `provider.params`;
+    called by the gateway before `validate`. Returns nothing; raises `InvalidParams` with
+    code `unknown_param` for a name the provider does not read for the operation, or
+    `invalid_parameter` for a value of the wrong kind or length. A provider that declares
+    nothing (`params = None`) passes."""
+    declared = declared_params(provider, request.operation)
+    if declared is None:
+        return
+    given = [(key, URL_FORMS.get(key, key), value) for key, value in request.params.items()]
+    given += [(name, name, None) for name in request.inputs]
+    if request.samples:
+        given.append((SAMPLES, SAMPLES, None))
+    for key, name, value in given:
+        spec = declared.get(name)
+        if spec is None:
+            raise InvalidParams(f"{key} is not a parameter of {request.operation} with "
+                                f"{provider.name}", param=f"params.{key}",
+                                code="unknown_param")
+        problem = _kind_problem(spec, value)
+        if problem is not None:
+            raise InvalidParams(f"{key} {problem}", param=f"params.{key}")
+
+
+def mapped_param(params: Mapping[str, Any], common: str, own: str) -> dict[str, Any]:
+    """`params` with the shared name `common` (say `duration_s`) under the provider's own
+    word `own` (Runway's `duration`); called by providers whose API uses another word, so
+    the shared name is honoured rather than ignored. A whole number (5.0) becomes an int.
+    Raises `InvalidParams` when both names are given."""
+    if common not in params:
+        return dict(params)
+    if own in params:
+        raise InvalidParams(f"give params.{common} or params.{own}, not both",
+                            param=f"params.{own}")
+    mapped = {k: v for k, v in params.items() if k != common}
+    value = params[common]
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    mapped[own] = value
+    return mapped

@@ -31,6 +31,7 @@ import httpx
 import msgspec
 from PIL import Image
 
+from plugins.errors import InvalidParams
 from plugins.media import INPUT_NAMES, SAMPLES, MediaInput, split_inputs
 from plugins.provider import (
     Credentials,
@@ -39,8 +40,9 @@ from plugins.provider import (
     ProviderOutput,
     ProviderRequest,
     ProviderResult,
+    check_params,
 )
-from plugins.vocabulary import MEDIA_TYPES, OPERATIONS
+from plugins.vocabulary import COMMON_PARAMS, MEDIA_TYPES, OPERATIONS, ParamSpec
 
 #: The media types and operations a provider may declare (`plugins.vocabulary`).
 KNOWN_MEDIA_TYPES: frozenset[str] = frozenset(MEDIA_TYPES)
@@ -48,6 +50,8 @@ KNOWN_OPERATIONS: frozenset[str] = frozenset(OPERATIONS)
 #: A provider name is what clients pin (`"provider": "..."`, at most 64 characters) and what
 #: `MEDIAHUB_<NAME>_API_KEY` is derived from.
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+#: A parameter name: what clients write after `params.`.
+PARAM_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*", re.IGNORECASE)
 
 
@@ -149,6 +153,44 @@ def class_problems(provider: Provider) -> list[str]:
     return problems
 
 
+def params_problems(provider: Provider) -> list[str]:
+    """What is wrong with the provider's `params` declaration (an empty list when nothing
+    is): undeclared, a bad name or spec, an operation it does not serve, a shared
+    vocabulary name with another kind, or an input file not declared as media."""
+    kind = type(provider).__name__
+    declared: object = getattr(provider, "params", None)
+    if declared is None:
+        return [f"{kind}.params is not declared: list the parameters the provider reads "
+                f"(a mapping of name to plugins.vocabulary.ParamSpec; {{}} for none), so the "
+                f"gateway can refuse the ones it would ignore"]
+    if not isinstance(declared, Mapping):
+        return [f"{kind}.params must be a mapping of name to ParamSpec, got {declared!r}"]
+    problems: list[str] = []
+    served: object = getattr(provider, "operations", frozenset())
+    for name, spec in declared.items():
+        where = f"{kind}.params[{name!r}]"
+        if not isinstance(name, str) or not PARAM_NAME_PATTERN.fullmatch(name):
+            problems.append(f"{where}: a name must be 1-64 of [a-z0-9_] starting with a letter")
+        if not isinstance(spec, ParamSpec):
+            problems.append(f"{where} must be a ParamSpec, got {type(spec).__name__}")
+            continue
+        if not _is_int(spec.max_length) or spec.max_length < 1:
+            problems.append(f"{where}.max_length must be a positive int")
+        if isinstance(served, frozenset) and not spec.operations <= served:
+            problems.append(f"{where}.operations names operations the provider does not "
+                            f"serve: {sorted(spec.operations - served)}")
+        shared = COMMON_PARAMS.get(name)
+        if shared is not None and shared.kind != spec.kind:
+            problems.append(f"{where} is the shared vocabulary's {name!r} and must be of kind "
+                            f"{shared.kind!r} (plugins.vocabulary.COMMON_PARAMS), not "
+                            f"{spec.kind!r}; give the provider's own meaning its own name")
+        media = name in (*INPUT_NAMES, SAMPLES)
+        if media != (spec.kind in ("media", "media_list")):
+            problems.append(f"{where}: kinds media and media_list are for the input files "
+                            f"{', '.join((*INPUT_NAMES, SAMPLES))} only, and those take them")
+    return problems
+
+
 def _output_problems(index: int, output: object) -> list[str]:
     where = f"generate().outputs[{index}]"
     if not isinstance(output, ProviderOutput):
@@ -198,12 +240,14 @@ async def check_provider_contract(provider: Provider, request: ProviderRequest, 
                                   client: httpx.AsyncClient | None = None) -> ProviderResult:
     """Check `provider` against the contract with one `request` it should serve.
 
-    Checks the class attributes and the request's shape, then `validate`, `estimate_cost`,
+    Checks the class attributes (`params` included: every parameter the sample request uses
+    must be declared) and the request's shape, then `validate`, `estimate_cost`,
     `generate` and `health` once each. Raises `AssertionError` listing every problem found;
     returns the `ProviderResult` so the caller can check the media itself. Exceptions the
     provider raises (a refused request, a failed call) propagate unchanged.
     """
-    problems = class_problems(provider) + request_problems(request)
+    shape = request_problems(request)
+    problems = class_problems(provider) + params_problems(provider) + shape
     media_types: Any = getattr(provider, "media_types", None)
     operations: Any = getattr(provider, "operations", None)
     declared = all(isinstance(v, frozenset) and v for v in (media_types, operations))
@@ -215,6 +259,12 @@ async def check_provider_contract(provider: Provider, request: ProviderRequest, 
     own_client = client is None
     http = client if client is not None else httpx.AsyncClient()
     try:
+        try:
+            if not shape:  # a malformed sample request is reported once, as such
+                check_params(provider, request)
+        except InvalidParams as exc:
+            problems.append(f"the sample request's {exc.param} is refused by the provider's "
+                            f"params declaration ({exc.message}): declare what it reads")
         provider.validate(request)
         estimate = provider.estimate_cost(request)
         estimate_problem = _cost_problem("estimate_cost()", estimate)

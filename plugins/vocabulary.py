@@ -1,4 +1,4 @@
-"""The words the gateway and the providers share: media types and operations.
+"""The words the gateway and the providers share: media types, operations and parameters.
 
 This is their one definition. The API's request schema, the job queues (one per media type),
 the tenants' per-type prices and limits, and the provider contract check all take them from
@@ -11,15 +11,20 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final, Literal, get_args
 
+import msgspec
+
 #: What a generation makes (`GenerationCreate.type`, `Provider.media_types`).
 MediaType = Literal["image", "audio", "video", "design", "model_3d"]
 
 #: What a generation does (`GenerationCreate.operation`, `Provider.operations`).
 Operation = Literal[
-    "text_to_image", "image_edit", "image_variation", "text_to_speech", "list_voices",
-    "voice_clone", "text_to_video", "image_to_video", "video_extend", "design_autofill",
-    "text_to_3d", "image_to_3d",
+    "text_to_image", "image_edit", "image_variation", "text_to_speech", "voice_clone",
+    "text_to_video", "image_to_video", "design_autofill", "text_to_3d", "image_to_3d",
 ]
+# Not words (issue 12): `video_extend`, which no built-in provider offers (an operation
+# nobody serves only answered 503 after validation and reservation checks), and
+# `list_voices`, a free catalogue read (`GET /v1/voices`), not a queued, billed generation.
+# Requests naming either are a 422.
 
 MEDIA_TYPES: Final[tuple[MediaType, ...]] = get_args(MediaType)
 OPERATIONS: Final[tuple[Operation, ...]] = get_args(Operation)
@@ -32,3 +37,67 @@ DEFAULT_OPERATIONS: Final[Mapping[MediaType, Operation]] = MappingProxyType({
     "design": "design_autofill",
     "model_3d": "text_to_3d",
 })
+
+
+#: What a parameter holds, checked by the gateway before any provider sees it: `scalar` is a
+#: string, number or boolean (a provider that takes `"10"` or `10`), `media` an input file
+#: (`params.image` as a `data:` URL or `params.image_url`), `media_list` the voice clone
+#: samples (`params.samples` or `params.sample_urls`).
+ParamKind = Literal["string", "integer", "number", "boolean", "scalar", "list", "object",
+                    "media", "media_list"]
+
+
+class ParamSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """One parameter a provider reads from `ProviderRequest.params` (`Provider.params`).
+
+    The gateway refuses a request whose params a provider did not declare (422
+    `unknown_param`) and one whose value is of another `kind` or longer than `max_length`
+    (characters of a string, items of a list, keys of an object) before pricing it, so an
+    unread parameter is never billed and an oversized one never stored.
+    """
+
+    kind: ParamKind
+    #: Longest string, most list items or most object keys accepted (ignored for numbers,
+    #: booleans and media, whose sizes the provider and the input fetcher check).
+    max_length: int = 256
+    #: The operations that read it; empty: every operation the provider serves.
+    operations: frozenset[str] = frozenset()
+
+
+#: The names that mean the same thing for every provider. A provider that reads one of these
+#: ideas declares it under this name (with this kind), mapping it to its API's own word
+#: itself (Runway's and Kling's `duration` is `duration_s` here), so one request works with
+#: whichever provider routing picks.
+COMMON_PARAMS: Final[Mapping[str, ParamSpec]] = MappingProxyType({
+    "duration_s": ParamSpec(kind="number"),
+    "aspect_ratio": ParamSpec(kind="string", max_length=16),
+    "resolution": ParamSpec(kind="string", max_length=16),
+    "seed": ParamSpec(kind="integer"),
+    "negative_prompt": ParamSpec(kind="string", max_length=2500),
+    "voice": ParamSpec(kind="string", max_length=128),
+    # Scalars: an image's "1024x1024" or a 3D model's size in metres; OpenAI's "hd" or
+    # Canva's JPEG quality 1-100; OpenAI's "vivid" or ElevenLabs' style exaggeration 0-1.
+    "size": ParamSpec(kind="scalar", max_length=32),
+    "quality": ParamSpec(kind="scalar", max_length=32),
+    "style": ParamSpec(kind="scalar", max_length=64),
+    "n": ParamSpec(kind="integer"),
+    "model": ParamSpec(kind="string", max_length=64),
+    "speed": ParamSpec(kind="number"),
+    "output_format": ParamSpec(kind="string", max_length=32),
+    "image": ParamSpec(kind="media"),
+    "mask": ParamSpec(kind="media"),
+    "image_tail": ParamSpec(kind="media"),
+    "samples": ParamSpec(kind="media_list", max_length=25),
+})
+
+#: The most bytes a request's plain `params` (input files aside) may take as JSON: values
+#: are bounded one by one too, but a provider's object parameter (Canva's `data`) nests.
+MAX_PARAMS_BYTES: Final = 32 * 1024
+
+
+def common(*names: str, operations: frozenset[str] = frozenset()) -> dict[str, ParamSpec]:
+    """The shared specs of `names` (for a provider's `params`), optionally limited to
+    `operations`; called at class definition. Raises `KeyError` for a name that is not
+    common."""
+    return {name: msgspec.structs.replace(COMMON_PARAMS[name], operations=operations)
+            for name in names}

@@ -137,7 +137,10 @@ def consult(runtime: Runtime, tenant: Tenant, request: ProviderRequest, *,
             provider: Provider, pinned: str | None,
             cache_control: str | None) -> Lookup | None:
     """Called by `submit` once the request is planned; None when the tenant's cache is off
-    (then neither the cache nor coalescing applies)."""
+    (then neither the cache nor coalescing applies), or for a voice clone: each makes a new
+    voice its caller owns, and a copy would hand one caller's voice to another."""
+    if request.operation == "voice_clone":
+        return None
     policy = tenant.cache
     ttl_s = policy.ttl_s if policy.ttl_s is not None else runtime.settings.cache_ttl_s
     if not policy.enabled or ttl_s <= 0:

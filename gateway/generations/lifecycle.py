@@ -49,9 +49,10 @@ from gateway.generations.models import (
     StoredOutput,
 )
 from gateway.generations.services import Services
+from gateway.providers.models import VoiceClone
 from gateway.webhooks import outbox
 from plugins.provider import ProviderTask
-from tenants.kernel.db import utcnow
+from tenants.kernel.db import new_id, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +215,9 @@ class Succeeded:
     provider: str
     cost_usd_micros: int
     recorded_cost_usd_micros: int | None = None
+    #: A voice clone's id at the provider: recorded as the generation's caller's own
+    #: (`gateway.providers.models.VoiceClone`) in the transaction that ends it.
+    voice_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,6 +308,14 @@ async def end(services: Services, generation: Generation, outcome: Succeeded | F
                 await ledger.post(session, tenant_id=generation.tenant_id,
                                   pending_id=row.customer_reservation_id,
                                   amount_mc=values["retail_mc"])
+            if isinstance(outcome, Succeeded) and outcome.voice_id is not None:
+                # With the success, or not at all: a clone nobody owns would be nobody's to
+                # list or delete (and the platform's account would keep it forever).
+                session.add(VoiceClone(
+                    id=new_id("vc"), tenant_id=generation.tenant_id,
+                    customer_id=generation.customer_id, provider=outcome.provider,
+                    voice_id=outcome.voice_id, generation_id=generation.id,
+                    name=str(generation.params.get("name") or generation.prompt)[:200]))
         else:
             await quotas.give_back(session, generation.tenant_id, row.spend_day,
                                    row.wholesale_mc)

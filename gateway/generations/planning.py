@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import msgspec
+
 from billing.pricing import Price, price
 from gateway.core.runtime import Runtime
 from gateway.generations import inputs as media_urls
@@ -14,8 +16,8 @@ from gateway.providers.allowed import allowed
 from gateway.providers.credentials import credential_scope
 from gateway.providers.states import ProviderStates, configured
 from plugins.errors import InvalidParams
-from plugins.provider import Provider, ProviderRequest
-from plugins.vocabulary import DEFAULT_OPERATIONS
+from plugins.provider import Provider, ProviderRequest, check_params
+from plugins.vocabulary import DEFAULT_OPERATIONS, MAX_PARAMS_BYTES
 from tenants.kernel.errors import InvalidRequest, Unavailable
 from tenants.models import Tenant
 
@@ -34,7 +36,7 @@ class Plan:
 
 
 #: Operations whose input is media or nothing, so a prompt is optional (empty when absent).
-PROMPTLESS_OPERATIONS = frozenset({"list_voices", "image_variation", "image_to_3d"})
+PROMPTLESS_OPERATIONS = frozenset({"image_variation", "image_to_3d"})
 
 
 def _prompt(body: GenerationCreate) -> str:
@@ -78,6 +80,30 @@ def _capable(runtime: Runtime, tenant: Tenant, media_type: str, operation: str,
     return candidates
 
 
+def _check_size(params: dict[str, object]) -> None:
+    """Refuse plain params over `MAX_PARAMS_BYTES` of JSON: each declared value is bounded,
+    but an undeclared provider's or an object parameter's are not, and the params are stored
+    in the generation row (an 8 MB string once was)."""
+    if len(msgspec.json.encode(params)) > MAX_PARAMS_BYTES:
+        raise InvalidRequest(f"params must be at most {MAX_PARAMS_BYTES} bytes of JSON "
+                             "(input files aside: give those as image_url or data: URLs)",
+                             code="params_too_large", param="params")
+
+
+def _refusal(rejections: list[InvalidParams], operation: str, pinned: bool) -> InvalidRequest:
+    """The 422 for a request no capable provider accepted: a provider's own objection to a
+    value it reads comes first (it says what to change); a parameter none of them reads is
+    `unknown_param`, worded without naming a provider the client did not pin (a white-label
+    tenant's customers need not learn who serves them)."""
+    for exc in rejections:
+        if exc.code != "unknown_param":
+            return InvalidRequest(exc.message, code=exc.code, param=exc.param)
+    first = rejections[0]
+    message = (first.message if pinned else f"{first.param} is not a parameter of "
+               f"{operation} for any provider that can serve this request")
+    return InvalidRequest(message, code="unknown_param", param=first.param)
+
+
 def _route(states: ProviderStates, tenant: Tenant, candidates: list[Provider],
            estimates: dict[str, int], pinned: str | None) -> list[Provider]:
     """Rank the candidates by the tenant's strategy (a pinned request: only that provider),
@@ -98,30 +124,33 @@ def plan(runtime: Runtime, states: ProviderStates, tenant: Tenant, body: Generat
 
     `inputs` are the decoded input media (`gateway.generations.inputs.prepare`); without them,
     inline inputs are decoded from `body.params` here. Raises `InvalidRequest` naming the bad
-    field when no capable provider accepts the request, `Unavailable` when none can be called
-    now (breakers open). A provider that rejects the parameters while another accepts them is
-    simply not a candidate.
+    field when no capable provider accepts the request (`unknown_param` when none of them
+    reads one of the params, `params_too_large` over `MAX_PARAMS_BYTES`), `Unavailable`
+    when none can be called now (breakers open). A provider that rejects the parameters
+    (or does not read one) while another accepts them is simply not a candidate.
     """
     operation = body.operation or DEFAULT_OPERATIONS[body.type]
     params, inputs = ((body.params, inputs) if inputs is not None
                       else media_urls.split(body.params))
     request = ProviderRequest(type=body.type, operation=operation, prompt=_prompt(body),
                               params=params, inputs=inputs.media, samples=inputs.samples)
+    _check_size(params)
     estimates: dict[str, int] = {}
     accepted: list[Provider] = []
-    rejection: InvalidParams | None = None
+    rejections: list[InvalidParams] = []
     for provider in _capable(runtime, tenant, body.type, operation, body.provider):
         try:
+            # Names first: a parameter the provider does not read must not reach a provider
+            # that would ignore it and bill its default (`"sise"` billed a 512x512 image).
+            check_params(provider, request)
             provider.validate(request)
             estimates[provider.name] = provider.estimate_cost(request)
         except InvalidParams as exc:
-            rejection = rejection or exc
+            rejections.append(exc)
             continue
         accepted.append(provider)
     if not accepted:
-        assert rejection is not None
-        raise InvalidRequest(rejection.message, code="invalid_parameter",
-                             param=rejection.param)
+        raise _refusal(rejections, operation, pinned=body.provider is not None)
     ranked = _route(states, tenant, accepted, estimates, body.provider)
     if not ranked:
         raise Unavailable("every provider that can serve this request is failing right now; "

@@ -62,6 +62,12 @@ class GenerationController(Controller):
         cache policy); `Cache-Control: no-cache` asks for a fresh run. Pinning a `provider`
         that neither the platform nor the tenant holds a key for is a 422
         `provider_unconfigured` (`param: "provider"`), nothing reserved.
+
+        `params` are checked against what the providers able to serve the request declare,
+        before anything is reserved: a parameter none of them reads is `422 unknown_param`
+        (`param: "params.<name>"`), a value of the wrong kind or length `422
+        invalid_parameter`, params over 32 KB of JSON `422 params_too_large`, and a
+        `params.voice` naming another caller's voice clone `422 voice_not_found`.
         """
         generation = await submit.submit(services, principal, data,
                                          idempotency_key=idempotency_key,

@@ -22,10 +22,11 @@ from gateway.generations.models import QUEUED, SUCCEEDED, Generation
 from gateway.generations.planning import plan
 from gateway.generations.schemas import GenerationCreate
 from gateway.generations.services import Services
+from gateway.providers.models import VoiceClone
 from gateway.providers.states import resolve_label
 from gateway.webhooks import outbox
 from tenants.kernel.db import new_id, utcnow
-from tenants.kernel.errors import Conflict, Unavailable
+from tenants.kernel.errors import Conflict, InvalidRequest, Unavailable
 from tenants.models import Tenant
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,23 @@ async def _by_idempotency_key(services: Services, principal: Principal, key: str
     return found
 
 
+async def _refuse_others_voice(runtime: Runtime, principal: Principal, voice: object) -> None:
+    """Refuse `params.voice` naming a clone another tenant (or, for a customer, another
+    customer) owns: clones share the platform's account at the provider, which would speak
+    with any of them. Raises `InvalidRequest` as for a voice that does not exist."""
+    if not isinstance(voice, str):
+        return
+    async with runtime.db.session() as session:
+        owner = (await session.execute(
+            select(VoiceClone.tenant_id, VoiceClone.customer_id)
+            .where(VoiceClone.voice_id == voice))).first()
+    if owner is None or (owner.tenant_id == principal.tenant and (
+            principal.customer_id is None or owner.customer_id == principal.customer_id)):
+        return
+    raise InvalidRequest("no such voice: see GET /v1/voices for the ones you may use",
+                         code="voice_not_found", param="params.voice")
+
+
 async def submit(services: Services, principal: Principal, body: GenerationCreate, *,
                  idempotency_key: str | None, cache_control: str | None = None) -> Generation:
     """Reserve credits, persist the generation, then queue its job.
@@ -78,6 +96,7 @@ async def submit(services: Services, principal: Principal, body: GenerationCreat
     body, inputs = await media_urls.prepare(runtime, body)
     await services.providers.refresh(runtime)
     chosen = plan(runtime, services.providers, tenant, body, tier, inputs)
+    await _refuse_others_voice(runtime, principal, chosen.request.params.get("voice"))
     lookup = cache.consult(runtime, tenant, chosen.request, provider=chosen.provider,
                            pinned=body.provider, cache_control=cache_control)
     original = await cache.find(runtime, lookup) if lookup is not None else None

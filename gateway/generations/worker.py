@@ -414,7 +414,8 @@ async def _run(services: Services, generation: Generation) -> None:
             _settle(attempts_log, _attempt(name, "succeeded", None, latency_ms))
             outputs = await _store(services, generation, outcome)
             await lifecycle.end(services, generation, lifecycle.Succeeded(
-                outputs=outputs, provider=name, cost_usd_micros=outcome.cost_usd_micros),
+                outputs=outputs, provider=name, cost_usd_micros=outcome.cost_usd_micros,
+                voice_id=outcome.voice_id),
                 held=True, attempts_log=attempts_log)
             return
         await states.record(services.runtime, provider, latency_ms=latency_ms, error=outcome,

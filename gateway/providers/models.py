@@ -1,11 +1,12 @@
 """The routing state of each provider shared by every process (health, breaker, latency):
-the platform credentials' in `providers`, a tenant's own key's in `tenant_provider_states`."""
+the platform credentials' in `providers`, a tenant's own key's in `tenant_provider_states`;
+and who owns each voice cloned at a provider."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tenants.kernel.db import Base, UTCDateTime, utcnow
@@ -74,3 +75,30 @@ class TenantProviderState(Base):
     latency_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     error_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class VoiceClone(Base):
+    """A voice a `voice_clone` generation made at a provider, and who owns it.
+
+    Clones are made in the platform's account (or the tenant's own), where every tenant's
+    sit side by side; this row is what says a clone is this tenant's (and customer's), so
+    `GET /v1/voices` shows each caller premade voices and its own clones only. Written in
+    the transaction that ends the generation; deleted with the voice at the provider.
+    """
+
+    __tablename__ = "voice_clones"
+    __table_args__ = (
+        UniqueConstraint("provider", "voice_id"),
+        Index("ix_voice_clones_tenant_provider", "tenant_id", "provider"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    #: The customer it was made for (None: the tenant's own, seen by tenant-wide keys only).
+    customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id"), default=None)
+    provider: Mapped[str] = mapped_column(String(64))
+    #: The voice's id at the provider.
+    voice_id: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    generation_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

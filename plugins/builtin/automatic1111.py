@@ -27,7 +27,7 @@ import base64
 import binascii
 import io
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final, TypeVar
+from typing import Any, ClassVar, Final, TypeVar
 
 import httpx
 import msgspec
@@ -44,6 +44,7 @@ from plugins.provider import (
     ProviderRequest,
     ProviderResult,
 )
+from plugins.vocabulary import ParamSpec, common
 
 MIN_SIDE, MAX_SIDE = 64, 2048
 MAX_STEPS: Final = 150
@@ -265,6 +266,18 @@ class Automatic1111(Provider):
                    "img2img with a chosen checkpoint, sampler and scheduler.")
     media_types = frozenset({"image"})
     operations = frozenset({"text_to_image", "image_edit"})
+    params: ClassVar[Mapping[str, ParamSpec] | None] = {
+        **common("negative_prompt", "seed", "image", "mask"),
+        "steps": ParamSpec(kind="integer"),
+        "width": ParamSpec(kind="integer"),
+        "height": ParamSpec(kind="integer"),
+        "batch_size": ParamSpec(kind="integer"),
+        "cfg_scale": ParamSpec(kind="number"),
+        "denoising_strength": ParamSpec(kind="number"),
+        "checkpoint": ParamSpec(kind="string", max_length=256),
+        "sampler_name": ParamSpec(kind="string", max_length=128),
+        "scheduler": ParamSpec(kind="string", max_length=128),
+    }
     needs_api_key = False
     needs_base_url = True
     # The webui runs one generation at a time (its queue lock); more wait in line.

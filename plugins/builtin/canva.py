@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import httpx
 import msgspec
@@ -51,8 +51,10 @@ from plugins.provider import (
     ProviderRequest,
     ProviderResult,
     ProviderTask,
+    mapped_param,
     run_to_completion,
 )
+from plugins.vocabulary import ParamSpec, common
 
 BASE_URL: Final = "https://api.canva.com/rest"
 FORMATS: Final = ("png", "pdf", "jpg", "mp4")
@@ -154,7 +156,8 @@ def _export(params: Mapping[str, Any]) -> str:
 def options(request: ProviderRequest) -> Options:
     """The autofill body and the export format; raises `InvalidParams` naming the bad
     parameter. Without `prompt_field` the prompt titles the design (unless `title` does)."""
-    params = request.params
+    # The shared `output_format` is Canva's `format` (it used to be ignored: a PNG was made).
+    params = mapped_param(request.params, "output_format", "format")
     template = params.get("brand_template_id")
     if not isinstance(template, str) or not _ID.fullmatch(template):
         raise InvalidParams("brand_template_id is required (a Canva brand template ID)",
@@ -275,6 +278,15 @@ class Canva(Provider):
                    "PNG, PDF, JPG or MP4 (needs a Canva Enterprise account's access token).")
     media_types = frozenset({"design"})
     operations = frozenset({"design_autofill"})
+    params: ClassVar[Mapping[str, ParamSpec] | None] = {
+        **common("quality", "output_format"),
+        "brand_template_id": ParamSpec(kind="string", max_length=128),
+        "title": ParamSpec(kind="string", max_length=MAX_TITLE),
+        "data": ParamSpec(kind="object", max_length=100),
+        "prompt_field": ParamSpec(kind="string", max_length=128),
+        #: Canva's own word for `output_format`, still accepted.
+        "format": ParamSpec(kind="string", max_length=8),
+    }
     asynchronous = True
     capacity = 4
     param_defaults = {"format": "png"}

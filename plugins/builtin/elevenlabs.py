@@ -3,11 +3,13 @@ ElevenLabs HTTP API (v1) with the `xi-api-key` header.
 
 - `text_to_speech`: `POST /v1/text-to-speech/{voice_id}?output_format=…` with a JSON body
   (`text`, `model_id`, `language_code`, `voice_settings`, `seed`); the answer is the audio.
-- `list_voices`: `GET /v1/voices`; the output is one `application/json` document listing the
-  voices (id, name, category, labels, description, preview URL).
+- `list_voices()` (not a generation: the gateway's free `GET /v1/voices`): `GET /v1/voices`,
+  the account's voices (id, name, category, labels, description, preview URL).
+- `delete_voice()`: `DELETE /v1/voices/{voice_id}` (a voice already gone is not an error).
 - `voice_clone`: `POST /v1/voices/add` (multipart: `name`, one `files` part per sample,
   `description`, `labels` as a JSON string, `remove_background_noise`); the output is an
-  `application/json` document with the new `voice_id`. The samples arrive decoded in
+  `application/json` document with the new `voice_id` (also `ProviderResult.voice_id`, so
+  the gateway records which tenant owns the clone). The samples arrive decoded in
   `ProviderRequest.samples` (from the client's `params.sample_urls` or `params.samples`).
 
 Calls are synchronous (the API answers with the result). ElevenLabs takes no idempotency key,
@@ -22,13 +24,14 @@ import struct
 import wave
 from collections.abc import Callable, Mapping, Sequence
 from io import BytesIO
-from typing import Any, Final, TypeVar
+from typing import Any, ClassVar, Final, TypeVar
 
 import httpx
 import msgspec
 
 from plugins.errors import (
     CONTENT_POLICY,
+    INVALID_INPUT,
     InvalidParams,
     ProviderError,
     error_for_status,
@@ -43,7 +46,9 @@ from plugins.provider import (
     ProviderOutput,
     ProviderRequest,
     ProviderResult,
+    Voice,
 )
+from plugins.vocabulary import ParamSpec, common
 
 BASE_URL: Final = "https://api.elevenlabs.io"
 #: The API's own defaults (model, output format), and the voice of its quickstart ("George").
@@ -83,6 +88,9 @@ _WAV_PCM, _WAV_ALAW, _WAV_MULAW = 1, 6, 7
 #: `detail.status` values that are a content-policy refusal.
 _POLICY_STATUSES: Final = frozenset({"bad_prompt"})
 
+
+_TTS: Final = frozenset({"text_to_speech"})
+_CLONE: Final = frozenset({"voice_clone"})
 
 class TtsOptions(msgspec.Struct, frozen=True, kw_only=True):
     voice: str
@@ -166,7 +174,7 @@ def tts_options(params: Mapping[str, Any]) -> TtsOptions:
     voice = _string_param(params, "voice", DEFAULT_VOICE)
     assert voice is not None
     if not VOICE_ID.fullmatch(voice):
-        raise InvalidParams("voice must be an ElevenLabs voice id (see list_voices)",
+        raise InvalidParams("voice must be an ElevenLabs voice id (see GET /v1/voices)",
                             param="params.voice")
     model = _string_param(params, "model", DEFAULT_MODEL)
     if model not in MODELS:
@@ -324,7 +332,20 @@ class ElevenLabs(Provider):
     description = ("ElevenLabs: neural text-to-speech (Multilingual v2, v3, Flash and Turbo "
                    "models), the account's voices, instant voice clones from samples.")
     media_types = frozenset({"audio"})
-    operations = frozenset({"text_to_speech", "list_voices", "voice_clone"})
+    operations = frozenset({"text_to_speech", "voice_clone"})
+    params: ClassVar[Mapping[str, ParamSpec] | None] = {
+        **common("voice", "model", "output_format", "speed", "seed", "style",
+                 operations=_TTS),
+        "language_code": ParamSpec(kind="string", max_length=16, operations=_TTS),
+        "stability": ParamSpec(kind="number", operations=_TTS),
+        "similarity_boost": ParamSpec(kind="number", operations=_TTS),
+        "use_speaker_boost": ParamSpec(kind="boolean", operations=_TTS),
+        "name": ParamSpec(kind="string", max_length=MAX_NAME, operations=_CLONE),
+        "description": ParamSpec(kind="string", max_length=1000, operations=_CLONE),
+        "labels": ParamSpec(kind="object", max_length=16, operations=_CLONE),
+        "remove_background_noise": ParamSpec(kind="boolean", operations=_CLONE),
+        "samples": ParamSpec(kind="media_list", max_length=MAX_SAMPLES, operations=_CLONE),
+    }
     # Concurrent requests per plan: 2 (Free) to 15 (Scale, Business); Creator has 5.
     capacity = 5
     param_defaults = {"voice": DEFAULT_VOICE, "model": DEFAULT_MODEL,
@@ -337,7 +358,6 @@ class ElevenLabs(Provider):
         "eleven_turbo_v2_5": 50,
         "eleven_flash_v2": 50,
         "eleven_turbo_v2": 50,
-        "list_voices": 0,
         "voice_clone": 0,
     }
 
@@ -347,8 +367,6 @@ class ElevenLabs(Provider):
         if request.operation == "text_to_speech":
             options = tts_options(request.params)
             return len(request.prompt) * self.prices[options.model]
-        if request.operation == "list_voices":
-            return self.prices["list_voices"]
         if request.operation == "voice_clone":
             clone_options(request.prompt, request.params, request.samples)
             return self.prices["voice_clone"]
@@ -360,8 +378,6 @@ class ElevenLabs(Provider):
         (voices, the new voice) and the cost. Raises `ProviderError` as `error_from` says."""
         if request.operation == "text_to_speech":
             return await self._speak(request, credentials, client)
-        if request.operation == "list_voices":
-            return await self._voices(credentials, client)
         if request.operation == "voice_clone":
             return await self._clone(request, credentials, client)
         raise ProviderError.invalid_input(f"elevenlabs cannot do {request.operation}")
@@ -391,18 +407,33 @@ class ElevenLabs(Provider):
         return ProviderResult(outputs=[audio_output(response.content, options.output_format)],
                               cost_usd_micros=characters * self.prices[options.model])
 
-    async def _voices(self, credentials: Credentials,
-                      client: httpx.AsyncClient) -> ProviderResult:
+    async def list_voices(self, credentials: Credentials,
+                          client: httpx.AsyncClient) -> list[Voice]:
+        """Called for `GET /v1/voices`: the account's voices (`GET /v1/voices`, not metered).
+        Raises `ProviderError` as `error_from` says."""
         response = await self._call(client, credentials, "GET", "/v1/voices",
                                     limits=CALL_TIMEOUT)
         listed = _decode(response, VoicesBody)
-        document = {"voices": [{"id": v.voice_id, "name": v.name, "category": v.category,
-                                "labels": v.labels or {}, "description": v.description,
-                                "preview_url": v.preview_url} for v in listed.voices]}
-        return ProviderResult(
-            outputs=[ProviderOutput(data=msgspec.json.encode(document),
-                                    content_type="application/json")],
-            cost_usd_micros=self.prices["list_voices"])
+        return [Voice(id=v.voice_id, name=v.name or v.voice_id,
+                      category=v.category or "premade",
+                      labels={str(k): str(x) for k, x in (v.labels or {}).items()},
+                      description=v.description, preview_url=v.preview_url)
+                for v in listed.voices]
+
+    async def delete_voice(self, voice_id: str, credentials: Credentials,
+                           client: httpx.AsyncClient) -> None:
+        """Called for `DELETE /v1/voices/{id}` of the voice's owner: `DELETE
+        /v1/voices/{voice_id}`. A voice ElevenLabs no longer has counts as deleted."""
+        try:
+            await self._call(client, credentials, "DELETE", f"/v1/voices/{voice_id}",
+                             limits=CALL_TIMEOUT)
+        except ProviderError as exc:
+            # ElevenLabs names a missing voice in `detail.status` (`voice_not_found`, or
+            # `voice_does_not_exist`), which `error_from` puts in the message.
+            gone = ("HTTP 404", "not_found", "does_not_exist")
+            if exc.code == INVALID_INPUT and any(word in exc.message for word in gone):
+                return
+            raise
 
     async def _clone(self, request: ProviderRequest, credentials: Credentials,
                      client: httpx.AsyncClient) -> ProviderResult:
@@ -423,7 +454,7 @@ class ElevenLabs(Provider):
         return ProviderResult(
             outputs=[ProviderOutput(data=msgspec.json.encode(document),
                                     content_type="application/json")],
-            cost_usd_micros=self.prices["voice_clone"])
+            cost_usd_micros=self.prices["voice_clone"], voice_id=added.voice_id)
 
     async def _call(self, client: httpx.AsyncClient, credentials: Credentials, method: str,
                     path: str, *, limits: httpx.Timeout, **kwargs: Any) -> httpx.Response:
@@ -459,7 +490,7 @@ class ElevenLabs(Provider):
     def pricing(self) -> dict[str, Any]:
         """The price table (USD micros) and its units, for `GET /v1/providers`."""
         units = dict.fromkeys(MODELS, "per character")
-        units.update(list_voices="per request", voice_clone="per voice")
+        units.update(voice_clone="per voice")
         return {"usd_micros": dict(self.prices), "units": units,
                 "default_model": DEFAULT_MODEL, "output_formats": sorted(OUTPUT_FORMATS)}
 

@@ -28,7 +28,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import httpx
 import msgspec
@@ -44,8 +44,10 @@ from plugins.provider import (
     ProviderRequest,
     ProviderResult,
     ProviderTask,
+    mapped_param,
     run_to_completion,
 )
+from plugins.vocabulary import ParamSpec, common
 
 BASE_URL: Final = "https://api-singapore.klingai.com"
 TOKEN_LIFETIME_S: Final = 1800
@@ -144,7 +146,8 @@ def options(request: ProviderRequest) -> Options:
     bad parameter."""
     if request.operation not in ENDPOINTS:
         raise InvalidParams(f"Kling does not serve {request.operation}", param="operation")
-    params = request.params
+    # The shared `duration_s` is Kling's `duration` (sent as "5" or "10").
+    params = mapped_param(request.params, "duration_s", "duration")
     model = _choice(params, "model", tuple(MODELS), DEFAULT_MODEL)
     spec = MODELS[model]
     mode = _choice(params, "mode", MODES, "std")
@@ -253,6 +256,14 @@ class Kling(Provider):
                    "with kling-v1, kling-v1-6 and the v2 master models.")
     media_types = frozenset({"video"})
     operations = frozenset({"text_to_video", "image_to_video"})
+    params: ClassVar[Mapping[str, ParamSpec] | None] = {
+        **common("model", "duration_s", "negative_prompt", "aspect_ratio", "image",
+                 "image_tail"),
+        "mode": ParamSpec(kind="string", max_length=8),
+        #: Kling's own word for `duration_s` (`"5"` or `"10"`), still accepted.
+        "duration": ParamSpec(kind="scalar", max_length=4),
+        "cfg_scale": ParamSpec(kind="number"),
+    }
     asynchronous = True
     capacity = 4
     param_defaults = {"model": DEFAULT_MODEL, "mode": "std", "duration": "5"}

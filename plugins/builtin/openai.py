@@ -21,7 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import httpx
 import msgspec
@@ -44,6 +44,7 @@ from plugins.provider import (
     ProviderRequest,
     ProviderResult,
 )
+from plugins.vocabulary import ParamSpec, common
 
 #: The public API root; `MEDIAHUB_OPENAI_BASE_URL` replaces it (with the `/v1`, as the
 #: official SDKs' `base_url`).
@@ -141,6 +142,9 @@ SPEECH_FORMATS: Final = {"mp3": "audio/mpeg", "opus": "audio/ogg", "aac": "audio
 SPEED_RANGE: Final = (0.25, 4.0)
 MAX_SPEECH_CHARACTERS: Final = 4096
 
+
+_IMAGE_OPERATIONS: Final = frozenset({"text_to_image", "image_edit", "image_variation"})
+_SPEECH: Final = frozenset({"text_to_speech"})
 
 class ImageInput(msgspec.Struct, frozen=True):
     """A checked input image (`image` or `mask`): bytes, MIME type, pixel size."""
@@ -483,6 +487,19 @@ class OpenAI(Provider):
     media_types = frozenset({"image", "audio"})
     operations = frozenset({"text_to_image", "image_edit", "image_variation",
                             "text_to_speech"})
+    params: ClassVar[Mapping[str, ParamSpec] | None] = {
+        **common("model"),
+        **common("n", "size", "quality", "style", "output_format", operations=_IMAGE_OPERATIONS),
+        "output_compression": ParamSpec(kind="integer", operations=_IMAGE_OPERATIONS),
+        "background": ParamSpec(kind="string", max_length=32, operations=_IMAGE_OPERATIONS),
+        "moderation": ParamSpec(kind="string", max_length=32, operations=_IMAGE_OPERATIONS),
+        # The image is refused by name for text_to_image, the mask outside image_edit.
+        **common("image", "mask", operations=_IMAGE_OPERATIONS),
+        **common("voice", "speed", operations=_SPEECH),
+        "response_format": ParamSpec(kind="string", max_length=16, operations=_SPEECH),
+        "instructions": ParamSpec(kind="string", max_length=MAX_SPEECH_CHARACTERS,
+                                  operations=_SPEECH),
+    }
     prices: Mapping[str, int] = PRICES
 
     def validate(self, request: ProviderRequest) -> None:

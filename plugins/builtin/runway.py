@@ -19,7 +19,7 @@ charged, so a task is charged what its submit was priced at (carried in the task
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import httpx
 import msgspec
@@ -36,8 +36,10 @@ from plugins.provider import (
     ProviderRequest,
     ProviderResult,
     ProviderTask,
+    mapped_param,
     run_to_completion,
 )
+from plugins.vocabulary import ParamSpec, common
 
 BASE_URL: Final = "https://api.dev.runwayml.com"
 API_VERSION: Final = "2024-11-06"
@@ -146,7 +148,9 @@ def options(request: ProviderRequest) -> Options:
     operation = request.operation
     if operation not in ENDPOINTS:
         raise InvalidParams(f"Runway does not serve {operation}", param="operation")
-    params = request.params
+    # The shared `duration_s` is Runway's `duration` (it used to be ignored: the default
+    # 5 s was made and billed whatever the client asked for).
+    params = mapped_param(request.params, "duration_s", "duration")
     models = tuple(m for m, spec in MODELS.items() if operation in spec.ratios)
     model = _choice(params, "model", models, DEFAULT_MODEL[operation], f"for {operation}")
     spec = MODELS[model]
@@ -259,6 +263,13 @@ class Runway(Provider):
                    "Veo 3/3.1; text-to-video with gen4.5 and Veo 3/3.1.")
     media_types = frozenset({"video"})
     operations = frozenset({"image_to_video", "text_to_video"})
+    params: ClassVar[Mapping[str, ParamSpec] | None] = {
+        **common("model", "duration_s", "seed", "image"),
+        "ratio": ParamSpec(kind="string", max_length=16),
+        #: Runway's own word for `duration_s` (integer seconds), still accepted.
+        "duration": ParamSpec(kind="integer"),
+        "audio": ParamSpec(kind="boolean"),
+    }
     asynchronous = True
     capacity = 4
     param_defaults = {"ratio": DEFAULT_RATIO}

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import httpx
 import msgspec
@@ -37,6 +37,7 @@ from plugins.provider import (
     ProviderRequest,
     ProviderResult,
 )
+from plugins.vocabulary import ParamSpec, common
 
 BASE_URL: Final = "https://api.stability.ai"
 ENGINES: Final = ("core", "ultra", "sd3")
@@ -66,6 +67,9 @@ GLB_MAGIC: Final = b"glTF"
 #: `(name, (filename, bytes, content_type))`.
 Part = tuple[str, tuple[str | None, bytes | str] | tuple[str, bytes, str]]
 
+
+_TEXT_TO_IMAGE: Final = frozenset({"text_to_image"})
+_IMAGE_TO_3D: Final = frozenset({"image_to_3d"})
 
 class StabilityError(msgspec.Struct, kw_only=True):
     """Stability's error body."""
@@ -224,6 +228,17 @@ class Stability(Provider):
                    "Stable Fast 3D image to GLB.")
     media_types = frozenset({"image", "model_3d"})
     operations = frozenset({"text_to_image", "image_to_3d"})
+    params: ClassVar[Mapping[str, ParamSpec] | None] = {
+        **common("aspect_ratio", "output_format", "negative_prompt", "seed", "model",
+                 operations=_TEXT_TO_IMAGE),
+        "engine": ParamSpec(kind="string", max_length=16, operations=_TEXT_TO_IMAGE),
+        "style_preset": ParamSpec(kind="string", max_length=32, operations=_TEXT_TO_IMAGE),
+        **common("image", operations=_IMAGE_TO_3D),
+        "texture_resolution": ParamSpec(kind="integer", operations=_IMAGE_TO_3D),
+        "foreground_ratio": ParamSpec(kind="number", operations=_IMAGE_TO_3D),
+        "remesh": ParamSpec(kind="string", max_length=16, operations=_IMAGE_TO_3D),
+        "vertex_count": ParamSpec(kind="integer", operations=_IMAGE_TO_3D),
+    }
     param_defaults = {"engine": "core", "aspect_ratio": "1:1", "output_format": "png"}
     # Credits per successful generation, at $0.01 a credit (platform.stability.ai/pricing).
     prices: Mapping[str, int] = {

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -49,6 +49,7 @@ from plugins.provider import (
     ProviderTask,
     run_to_completion,
 )
+from plugins.vocabulary import ParamSpec, common
 
 BASE_URL: Final = "https://generativelanguage.googleapis.com"
 API_VERSION: Final = "v1beta"
@@ -292,6 +293,12 @@ class Veo(Provider):
                    "at 720p/1080p, native audio on Veo 3.")
     media_types = frozenset({"video"})
     operations = frozenset({"text_to_video", "image_to_video"})
+    params: ClassVar[Mapping[str, ParamSpec] | None] = {
+        **common("model", "duration_s", "aspect_ratio", "resolution", "negative_prompt",
+                 "seed", "image"),
+        "sample_count": ParamSpec(kind="integer"),
+        "person_generation": ParamSpec(kind="string", max_length=32),
+    }
     asynchronous = True
     capacity = 4
     # 8 s is every model's longest (and default) duration.

@@ -11,8 +11,8 @@ import io
 import math
 import struct
 import wave
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 import httpx
 
@@ -20,6 +20,7 @@ from plugins.errors import InvalidParams
 from plugins.hookspecs import hookimpl
 from plugins.provider import (
     Credentials,
+    ParamSpec,
     Provider,
     ProviderOutput,
     ProviderRequest,
@@ -66,6 +67,8 @@ class ExampleEcho(Provider):
     operations = frozenset({"text_to_speech"})
     local = True
     needs_api_key = False
+    #: It reads no parameters: the gateway refuses any with 422 `unknown_param`.
+    params: ClassVar[Mapping[str, ParamSpec]] = {}
 
     def validate(self, request: ProviderRequest) -> None:
         _words(request)

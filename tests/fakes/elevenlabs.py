@@ -1,4 +1,4 @@
-"""A fake ElevenLabs API: the four calls the plugin makes, answered with ElevenLabs' field names
+"""A fake ElevenLabs API: the five calls the plugin makes, answered with ElevenLabs' field names
 and error bodies (`{"detail": {"status": ..., "message": ...}}`).
 
     state = ElevenLabsState()
@@ -11,12 +11,13 @@ It also serves `state.files` (sample audio for `params.sample_urls`) under `/fil
 from __future__ import annotations
 
 import io
+import secrets
 import struct
 import wave
 from dataclasses import dataclass, field
 from typing import Any
 
-from litestar import Litestar, Request, Response, get, post
+from litestar import Litestar, Request, Response, delete, get, post
 
 API_KEY = "xi-test-key"
 #: A short MPEG-1 Layer III "file": an ID3v2 header and frame-sync bytes (what the plugin
@@ -57,6 +58,8 @@ class ElevenLabsState:
     #: Errors to answer with, in order, before anything else: (status, body, headers).
     errors: list[tuple[int, Any, dict[str, str]]] = field(default_factory=list)
     clones: list[Clone] = field(default_factory=list)
+    #: Voice ids removed through `DELETE /v1/voices/{voice_id}`, in order.
+    deleted: list[str] = field(default_factory=list)
     files: dict[str, bytes] = field(default_factory=dict)
     character_count: int = 1200
     character_limit: int = 100_000
@@ -136,10 +139,30 @@ def app(state: ElevenLabsState) -> Litestar:
         if not form.get("name") or not files:
             return Response({"detail": [{"loc": ["body", "files"], "msg": "field required",
                                          "type": "value_error.missing"}]}, status_code=422)
-        clone = Clone(voice_id=f"cl0ne{len(state.clones):015d}",
+        # Unique like ElevenLabs' own ids (20 characters): the gateway records each clone by
+        # it, and one PostgreSQL database serves many tests.
+        clone = Clone(voice_id=secrets.token_hex(10),
                       form={k: v for k, v in form.items() if isinstance(v, str)}, files=files)
         state.clones.append(clone)
+        # The account's voices list it from now on, as ElevenLabs does (one account: every
+        # caller's clones side by side).
+        state.voices.append({"voice_id": clone.voice_id, "name": form.get("name"),
+                             "category": "cloned", "labels": {}, "description": None,
+                             "preview_url": None})
         return Response({"voice_id": clone.voice_id, "requires_verification": False})
+
+    @delete("/v1/voices/{voice_id:str}", status_code=200)
+    async def remove(request: Request[Any, Any, Any], voice_id: str) -> Response[Any]:
+        refused = _refusal(request, state)
+        if refused is not None:
+            return refused
+        if voice_id not in {v["voice_id"] for v in state.voices}:
+            return Response({"detail": {"status": "voice_not_found", "message":
+                                        "A voice with the voice_id was not found."}},
+                            status_code=400)
+        state.voices = [v for v in state.voices if v["voice_id"] != voice_id]
+        state.deleted.append(voice_id)
+        return Response({"status": "ok"})
 
     @get("/v1/user/subscription")
     async def subscription(request: Request[Any, Any, Any]) -> Response[Any]:
@@ -157,4 +180,4 @@ def app(state: ElevenLabsState) -> Litestar:
             return Response(b"not found", status_code=404, media_type="text/plain")
         return Response(state.files[name], media_type="application/octet-stream")
 
-    return Litestar([speak, voices, add, subscription, files], debug=False)
+    return Litestar([speak, voices, add, remove, subscription, files], debug=False)

@@ -15,9 +15,9 @@ import shutil
 import subprocess
 import sys
 import wave
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, cast, get_args, get_type_hints
+from typing import Any, ClassVar, cast, get_args, get_type_hints
 from urllib.parse import urlsplit
 
 import httpx
@@ -45,7 +45,7 @@ from plugins.testing import (
     request_from_params,
     sample_image,
 )
-from plugins.vocabulary import DEFAULT_OPERATIONS
+from plugins.vocabulary import DEFAULT_OPERATIONS, ParamSpec
 from tests.conftest import Gateway, make_settings
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
@@ -257,6 +257,7 @@ class Tidy(Provider):
     media_types = frozenset({"image"})
     operations = frozenset({"text_to_image"})
     needs_api_key = False
+    params: ClassVar[Mapping[str, ParamSpec] | None] = {}
 
     def estimate_cost(self, request: ProviderRequest) -> int:
         return 100
@@ -318,6 +319,24 @@ class BadName(Tidy):
     name = "Tidy Provider"
 
 
+class Undeclared(Tidy):
+    params = None
+
+
+class SharedNameOtherKind(Tidy):
+    # `seed` is the vocabulary's integer; a provider must not make it mean something else.
+    params = {"seed": ParamSpec(kind="string")}
+
+
+class MediaNotAnInput(Tidy):
+    # Input files have fixed names (the gateway fetches and decodes them); no others.
+    params = {"picture": ParamSpec(kind="media")}
+
+
+class ParamForAnotherOperation(Tidy):
+    params = {"steps": ParamSpec(kind="integer", operations=frozenset({"image_edit"}))}
+
+
 class HealthNotHealth(Tidy):
     async def health(self, credentials: Credentials, client: httpx.AsyncClient) -> Health:
         return cast(Health, {"ok": True})
@@ -343,6 +362,10 @@ BROKEN: list[tuple[type[Tidy], str]] = [
     (NoOperations, r"operations must be a non-empty frozenset"),
     (BadName, r"name must be"),
     (HealthNotHealth, r"health\(\) must return a Health"),
+    (Undeclared, r"params is not declared"),
+    (SharedNameOtherKind, r"shared vocabulary's 'seed' and must be of kind 'integer'"),
+    (MediaNotAnInput, r"media and media_list are for the input files"),
+    (ParamForAnotherOperation, r"operations the provider does not serve: \['image_edit'\]"),
 ]
 
 
@@ -360,6 +383,17 @@ async def test_the_contract_fails_a_request_with_input_media_left_in_params() ->
     request = ProviderRequest(type="image", operation="text_to_image", prompt=PROMPT,
                               params={"image": "data:image/png;base64,iVBORw0KGgo="})
     with pytest.raises(AssertionError, match=r"carries params\.image") as caught:
+        await check_provider_contract(Tidy(), request)
+    assert str(caught.value).count("\n- ") == 1, str(caught.value)
+
+
+async def test_the_contract_fails_a_sample_request_with_an_undeclared_param() -> None:
+    # The gateway would refuse it (422 unknown_param): the declaration must list what the
+    # provider reads.
+    request = ProviderRequest(type="image", operation="text_to_image", prompt=PROMPT,
+                              params={"size": "64x64"})
+    with pytest.raises(AssertionError, match=r"params\.size is refused by the provider's "
+                                             r"params declaration") as caught:
         await check_provider_contract(Tidy(), request)
     assert str(caught.value).count("\n- ") == 1, str(caught.value)
 

@@ -10,7 +10,7 @@ import asyncio
 import io
 import random
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import httpx
 import msgspec
@@ -27,7 +27,9 @@ from plugins.provider import (
     ProviderOutput,
     ProviderRequest,
     ProviderResult,
+    mapped_param,
 )
+from plugins.vocabulary import ParamSpec, common
 
 Box = tuple[int, int, int, int]
 
@@ -106,7 +108,8 @@ def _colors(request: ProviderRequest) -> dict[str, RGB]:
 
 def options(request: ProviderRequest) -> Options:
     """The request's checked options; raises `InvalidParams` naming the bad parameter."""
-    params = request.params
+    # The shared `output_format` is this engine's `format`.
+    params = mapped_param(request.params, "output_format", "format")
     template = params.get("template", DEFAULT_TEMPLATE)
     if template not in TEMPLATES:
         raise InvalidParams(f"template must be one of {', '.join(TEMPLATES)}",
@@ -201,6 +204,13 @@ class LocalDesign(Provider):
                    "image slots and renders PNG or PDF offline; not a design model.")
     media_types = frozenset({"design"})
     operations = frozenset({"design_autofill"})
+    params: ClassVar[Mapping[str, ParamSpec] | None] = {
+        **common("seed", "image", "output_format"),
+        "template": ParamSpec(kind="string", max_length=32),
+        "format": ParamSpec(kind="string", max_length=8),
+        "fields": ParamSpec(kind="object", max_length=8),
+        "colors": ParamSpec(kind="object", max_length=8),
+    }
     local = True
     prices = PRICES
     needs_api_key = False

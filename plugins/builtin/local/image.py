@@ -11,7 +11,7 @@ import hashlib
 import io
 import random
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import httpx
 from PIL import Image, ImageDraw
@@ -25,6 +25,7 @@ from plugins.provider import (
     ProviderRequest,
     ProviderResult,
 )
+from plugins.vocabulary import ParamSpec, common
 
 STYLES = ("gradient", "shapes", "noise")
 MIN_SIDE, MAX_SIDE = 64, 2048
@@ -84,6 +85,7 @@ class LocalImage(Provider):
     description = "Local engine (Pillow): draws a deterministic picture offline; not a model."
     media_types = frozenset({"image"})
     operations = frozenset({"text_to_image"})
+    params: ClassVar[Mapping[str, ParamSpec] | None] = common("size", "style", "seed")
     local = True
     prices = PRICES
     needs_api_key = False

@@ -16,7 +16,7 @@ import sys
 from array import array
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import httpx
 import msgspec
@@ -31,6 +31,7 @@ from plugins.provider import (
     ProviderRequest,
     ProviderResult,
 )
+from plugins.vocabulary import ParamSpec, common
 
 SHAPES = ("sphere", "box")
 SIZE_M = (0.1, 10.0)
@@ -223,6 +224,12 @@ class Local3D(Provider):
                    "prompt, made offline; not a 3D generation model.")
     media_types = frozenset({"model_3d"})
     operations = frozenset({"text_to_3d"})
+    params: ClassVar[Mapping[str, ParamSpec] | None] = {
+        **common("seed", "size"),
+        "shape": ParamSpec(kind="string", max_length=16),
+        "color": ParamSpec(kind="string", max_length=16),
+        "detail": ParamSpec(kind="integer"),
+    }
     local = True
     prices = PRICES
     needs_api_key = False

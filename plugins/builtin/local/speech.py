@@ -16,11 +16,12 @@ import tempfile
 import wave
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import httpx
 import msgspec
 
+from plugins import provider as contract
 from plugins.builtin.local import _media
 from plugins.errors import InvalidParams
 from plugins.hookspecs import hookimpl
@@ -32,6 +33,7 @@ from plugins.provider import (
     ProviderRequest,
     ProviderResult,
 )
+from plugins.vocabulary import ParamSpec, common
 
 BINARY = "espeak-ng"
 PACKAGE = "espeak-ng"
@@ -125,12 +127,25 @@ class LocalSpeech(Provider):
                    "offline; a robotic voice, not a neural model.")
     media_types = frozenset({"audio"})
     operations = frozenset({"text_to_speech"})
+    params: ClassVar[Mapping[str, ParamSpec] | None] = {
+        **common("voice", "speed"),
+        "pitch": ParamSpec(kind="integer"),
+    }
     local = True
     prices = PRICES
     needs_api_key = False
 
     def voices(self) -> list[Voice]:
         return voices()
+
+    async def list_voices(self, credentials: Credentials,
+                          client: httpx.AsyncClient) -> list[contract.Voice]:
+        """Called for `GET /v1/voices?provider=local-speech`: espeak-ng's voices, all
+        premade (this engine makes no clones); empty when espeak-ng is not installed."""
+        return [contract.Voice(id=v.id, name=v.name, labels={
+                    "gender": v.gender, "languages": ",".join(v.languages),
+                    **({"alias_of": v.alias_of} if v.alias_of else {})})
+                for v in voices()]
 
     def _options(self, request: ProviderRequest) -> Options:
         params = request.params

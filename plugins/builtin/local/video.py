@@ -13,7 +13,7 @@ import random
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import httpx
 import msgspec
@@ -32,6 +32,7 @@ from plugins.provider import (
     ProviderRequest,
     ProviderResult,
 )
+from plugins.vocabulary import ParamSpec, common
 
 BINARY = "ffmpeg"
 PACKAGE = "ffmpeg"
@@ -156,6 +157,8 @@ class LocalVideo(Provider):
                    "pan-and-zoom over an image, made offline; not a video model.")
     media_types = frozenset({"video"})
     operations = frozenset({"text_to_video", "image_to_video"})
+    params: ClassVar[Mapping[str, ParamSpec] | None] = common(
+        "duration_s", "aspect_ratio", "resolution", "seed", "image")
     local = True
     prices = PRICES
     needs_api_key = False

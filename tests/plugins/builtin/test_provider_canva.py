@@ -100,6 +100,8 @@ async def test_the_prompt_fills_the_named_field(fake: tuple[FakeServer, CanvaSta
     ({"format": "mp4"}, "mp4-horizontal_1080p", {"type": "mp4", "quality": "horizontal_1080p"}),
     ({"format": "mp4", "quality": "vertical_720p"}, "mp4-vertical_720p",
      {"type": "mp4", "quality": "vertical_720p"}),
+    # The shared name (it used to be ignored, and a PNG made).
+    ({"output_format": "pdf"}, "pdf", {"type": "pdf"}),
 ])
 async def test_the_export_format_reaches_the_export_request(
         fake: tuple[FakeServer, CanvaState], params: dict[str, Any], task_format: str,

@@ -20,7 +20,7 @@ import pytest
 from gateway.generations import inputs as media_urls
 from plugins.builtin.elevenlabs import DEFAULT_VOICE, ElevenLabs, audio_output
 from plugins.errors import InvalidParams, ProviderError
-from plugins.provider import Credentials, ProviderRequest
+from plugins.provider import Credentials, ProviderRequest, Voice
 from plugins.testing import check_provider_contract, request_from_params
 from tests.conftest import Gateway, make_settings, running_gateway
 from tests.fakes import FakeServer, serve
@@ -137,24 +137,34 @@ def test_wav_and_opus_are_typed_by_format_and_bytes() -> None:
     assert audio_output(b"OggS" + bytes(10), "opus_48000_64").content_type == "audio/ogg"
 
 
-async def test_list_voices_is_one_json_document(
+async def test_list_voices_reads_the_accounts_voices(
         fake: tuple[FakeServer, ElevenLabsState], client: httpx.AsyncClient) -> None:
     server, _ = fake
-    request = ProviderRequest(type="audio", operation="list_voices", prompt="voices")
-    result = await ElevenLabs().generate(request, creds(server), client)
+    voices = await ElevenLabs().list_voices(creds(server), client)
     [seen] = server.requests
     assert (seen.method, seen.path, seen.headers["xi-api-key"]) == (
         "GET", "/v1/voices", API_KEY)
-    [output] = result.outputs
-    assert output.content_type == "application/json"
-    assert json.loads(output.data) == {"voices": [
-        {"id": "JBFqnCBsd6RMkjVDRZzb", "name": "George", "category": "premade",
-         "labels": {"accent": "british", "gender": "male", "age": "middle_aged"},
-         "description": "Warm resonance", "preview_url": "https://example.test/george.mp3"},
-        {"id": RACHEL, "name": "Rachel", "category": "premade",
-         "labels": {"accent": "american", "gender": "female"}, "description": None,
-         "preview_url": None}]}
-    assert result.cost_usd_micros == 0
+    assert voices == [
+        Voice(id="JBFqnCBsd6RMkjVDRZzb", name="George", category="premade",
+              labels={"accent": "british", "gender": "male", "age": "middle_aged"},
+              description="Warm resonance", preview_url="https://example.test/george.mp3"),
+        Voice(id=RACHEL, name="Rachel", category="premade",
+              labels={"accent": "american", "gender": "female"})]
+
+
+async def test_delete_voice_deletes_it_at_elevenlabs(
+        fake: tuple[FakeServer, ElevenLabsState], client: httpx.AsyncClient) -> None:
+    server, state = fake
+    await ElevenLabs().delete_voice(RACHEL, creds(server), client)
+    [seen] = server.requests
+    assert (seen.method, seen.path, seen.headers["xi-api-key"]) == (
+        "DELETE", f"/v1/voices/{RACHEL}", API_KEY)
+    assert state.deleted == [RACHEL]
+    # Gone already (deleted in the ElevenLabs dashboard, say): nothing left to do.
+    await ElevenLabs().delete_voice(RACHEL, creds(server), client)
+    state.fail_next(500, "internal", "boom")
+    with pytest.raises(ProviderError):
+        await ElevenLabs().delete_voice("JBFqnCBsd6RMkjVDRZzb", creds(server), client)
 
 
 async def test_voice_clone_posts_the_samples_as_multipart(
@@ -258,9 +268,8 @@ async def test_an_unreadable_success_body_is_a_server_error(
         fake: tuple[FakeServer, ElevenLabsState], client: httpx.AsyncClient) -> None:
     server, state = fake
     state.voices = [{"name": "no id"}]
-    request = ProviderRequest(type="audio", operation="list_voices", prompt="voices")
     with pytest.raises(ProviderError) as caught:
-        await ElevenLabs().generate(request, creds(server), client)
+        await ElevenLabs().list_voices(creds(server), client)
     assert (caught.value.code, caught.value.retryable) == ("server_error", True)
 
 
@@ -341,8 +350,6 @@ def test_estimates_read_the_instance_prices() -> None:
     assert provider.estimate_cost(tts("a" * 1000)) == 100_000  # USD 0.10 per 1000
     assert provider.estimate_cost(tts("a" * 1000, model="eleven_turbo_v2_5")) == 50_000
     assert provider.estimate_cost(tts("a" * 1000, model="eleven_v3")) == 100_000
-    listing = ProviderRequest(type="audio", operation="list_voices", prompt="v")
-    assert provider.estimate_cost(listing) == 0
     assert provider.estimate_cost(clone()) == 0
     provider.set_prices({"eleven_multilingual_v2": 120, "voice_clone": 5_000})
     assert provider.estimate_cost(tts("a" * 1000)) == 120_000
@@ -356,7 +363,7 @@ def test_estimates_read_the_instance_prices() -> None:
 
 @pytest.mark.parametrize("request_", [
     tts("Contract check."), tts("Contract check.", output_format="pcm_22050"),
-    ProviderRequest(type="audio", operation="list_voices", prompt="voices"), clone(),
+    clone(),
 ])
 async def test_the_provider_keeps_the_contract(
         fake: tuple[FakeServer, ElevenLabsState], client: httpx.AsyncClient,
@@ -474,16 +481,6 @@ async def test_voice_clone_from_sample_urls_through_the_gateway(
         assert (r.json()["error"]["param"], r.json()["error"]["code"]) == (param, code)
     assert await gw.balance(tenant.auth) == before
     assert len(server.to("/v1/voices/add")) == calls
-
-
-async def test_list_voices_through_the_gateway(gw: Gateway) -> None:
-    tenant = await gw.tenant()
-    # A listing takes no text: none is needed in the request.
-    done = await _finish(gw, tenant.auth, {"operation": "list_voices"})
-    assert done["status"] == "succeeded", done
-    document = (await gw.media(done["outputs"][0]["url"])).json()
-    assert [(v["id"], v["name"], v["category"]) for v in document["voices"]] == [
-        ("JBFqnCBsd6RMkjVDRZzb", "George", "premade"), (RACHEL, "Rachel", "premade")]
 
 
 async def test_a_refusal_fails_the_generation_and_gives_the_credits_back(

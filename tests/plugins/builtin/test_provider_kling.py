@@ -379,3 +379,14 @@ async def test_a_refused_prompt_fails_with_content_policy_and_costs_nothing(
         balance = (await gw.client.get("/v1/credits/balance", headers=tenant.auth)).json()
         assert (balance["available"], balance["pending"]) == (1_000_000, 0)
         assert state.tasks == {}
+
+
+async def test_duration_s_is_klings_duration(
+        state: fake.State, server: FakeServer, creds: Credentials,
+        client: httpx.AsyncClient) -> None:
+    # Before, `duration_s` was ignored: Kling made (and the gateway billed) its 5 s default.
+    provider = kling()
+    assert provider.estimate_cost(t2v(duration_s=10)) == 2 * provider.estimate_cost(t2v())
+    await provider.submit(t2v(duration_s=10), creds, client)
+    [sent] = server.to("/v1/videos/text2video")
+    assert sent.json()["duration"] == "10"

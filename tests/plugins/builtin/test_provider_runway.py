@@ -17,7 +17,13 @@ from PIL import Image
 
 from plugins.builtin.runway import Runway
 from plugins.errors import InvalidParams, ProviderError
-from plugins.provider import Credentials, ProviderRequest, ProviderResult, ProviderTask
+from plugins.provider import (
+    Credentials,
+    ProviderRequest,
+    ProviderResult,
+    ProviderTask,
+    check_params,
+)
 from plugins.testing import check_provider_contract, request_from_params
 from tests.conftest import Gateway, ProvidersPlugin, make_settings, running_gateway
 from tests.fakes import FakeServer, serve
@@ -387,3 +393,32 @@ async def test_a_refused_video_fails_with_content_policy_and_costs_nothing(
         balance = (await gw.client.get("/v1/credits/balance", headers=tenant.auth)).json()
         assert (balance["available"], balance["pending"]) == (1_000_000, 0)
         assert len(server.to("/v1/text_to_video")) == 1  # final: not retried elsewhere
+
+
+# --- The shared vocabulary (issue 12) -------------------------------------------------------
+
+
+async def test_duration_s_is_runways_duration(
+        server: FakeServer, creds: Credentials, client: httpx.AsyncClient) -> None:
+    # Before, `duration_s` was ignored: Runway made (and the gateway billed) its 5 s default.
+    provider = Runway(poll_after_s=0.25)
+    request = i2v(duration_s=10, ratio="720:1280")
+    assert provider.estimate_cost(request) == 2 * provider.estimate_cost(i2v(ratio="720:1280"))
+    await provider.submit(request, creds, client)
+    [sent] = server.to("/v1/image_to_video")
+    assert sent.json()["duration"] == 10
+
+
+def test_duration_s_and_duration_together_are_refused() -> None:
+    with pytest.raises(InvalidParams) as caught:
+        Runway().estimate_cost(i2v(duration_s=10, duration=5))
+    assert caught.value.param == "params.duration"
+
+
+def test_runway_declares_what_it_reads() -> None:
+    # A name Runway does not read is refused before pricing (the gateway's 422
+    # unknown_param); `params.image` (the decoded input) and the shared names pass.
+    check_params(Runway(), i2v(duration_s=4, seed=1))
+    with pytest.raises(InvalidParams) as caught:
+        check_params(Runway(), i2v(aspect_ratio="16:9"))
+    assert (caught.value.param, caught.value.code) == ("params.aspect_ratio", "unknown_param")

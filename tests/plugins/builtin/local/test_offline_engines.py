@@ -319,6 +319,13 @@ async def test_design_pdf_is_one_page_of_the_templates_size() -> None:
     assert (output.width, output.height) == (1500, 500)
 
 
+async def test_design_reads_the_shared_output_format() -> None:
+    # `output_format` is this engine's `format` (before, it was ignored and a PNG made).
+    result = await generate(LocalDesign(), request(
+        "design", "design_autofill", "Grand opening", output_format="pdf"))
+    assert result.outputs[0].content_type == "application/pdf"
+
+
 async def test_design_without_an_image_is_deterministic_per_seed() -> None:
     def req(seed: int) -> ProviderRequest:
         return request("design", "design_autofill", "Night market", template="social_square",
