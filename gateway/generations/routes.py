@@ -5,9 +5,9 @@ caller before the body is read."""
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, FromQuery, HeaderParameter
 
 from gateway.core.auth import Principal, requires
@@ -28,6 +28,13 @@ IdempotencyKey = Annotated[
 ]
 
 
+async def _hung_up(request: Request[Any, Any, Any]) -> None:
+    """Returns once the client disconnects: the body has been read, so the next ASGI message
+    on the request's channel is `http.disconnect` (servers send nothing else)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
 def _wait_seconds(prefer: str | None) -> int:
     if not prefer:
         return 0
@@ -40,8 +47,9 @@ class GenerationController(Controller):
     tags = ["generations"]
 
     @post("/", status_code=202, summary="Submit a generation", guards=[requires("generate")])
-    async def create(self, principal: Principal, services: ServicesDep,
-                     data: GenerationCreate, idempotency_key: IdempotencyKey = None,
+    async def create(self, request: Request[Any, Any, Any], principal: Principal,
+                     services: ServicesDep, data: GenerationCreate,
+                     idempotency_key: IdempotencyKey = None,
                      prefer: Annotated[str | None, HeaderParameter(name="Prefer",
                                                              required=False)] = None,
                      cache_control: Annotated[str | None, HeaderParameter(
@@ -49,16 +57,20 @@ class GenerationController(Controller):
                      ) -> Response[GenerationOut]:
         """Reserve credits and queue the job; `Prefer: wait=N` waits up to N s for the result.
 
-        Answers 202 with the queued generation, or 200 with the finished one. An identical
-        earlier result of this tenant answers at once (`cached: true`, billed by the tenant's
-        cache policy); `Cache-Control: no-cache` asks for a fresh run.
+        Answers 202 with the queued generation, or 200 with the finished one. The wait holds
+        no database connection and ends when the generation does, at the deadline, or when
+        the client disconnects. An identical earlier result of this tenant answers at once
+        (`cached: true`, billed by the tenant's cache policy); `Cache-Control: no-cache` asks
+        for a fresh run.
         """
         generation = await submit.submit(services, principal, data,
                                          idempotency_key=idempotency_key,
                                          cache_control=cache_control)
         wait = _wait_seconds(prefer)
         if wait:
-            generation = await service.wait_until_final(services, principal, generation, wait)
+            generation = await service.wait_until_final(
+                services, principal, generation, wait,
+                disconnected=lambda: _hung_up(request))
         # 200 only when the caller asked to wait and got the result; a replay is still 202.
         status = 200 if wait and generation.status in FINAL_STATES else 202
         return Response(await render(services.runtime, generation), status_code=status)
