@@ -12,11 +12,15 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+import msgspec
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.app import start_services
 from gateway.core.jobs import SaqQueue, build_workers, stop_workers
+from gateway.core.runtime import Runtime
+from gateway.generations import lifecycle
+from gateway.generations.models import Generation
 from gateway.generations.services import Services
 from plugins.host import build_plugin_host
 from tests.conftest import Gate, GatePlugin, Gateway, make_settings, running_gateway
@@ -186,3 +190,31 @@ async def test_a_client_that_hangs_up_stops_its_wait(
     async with asyncio.timeout(5):
         await call
     assert waiting(gw.services) == 0
+
+
+async def test_a_missed_notification_costs_time_not_the_result(
+        database_url: str, valkey: str, tmp_path: Path) -> None:
+    settings = make_settings(database_url, tmp_path, valkey_url=valkey)
+    gate = Gate()
+    async with running_gateway(settings, extra=[GatePlugin(gate)]) as api, released(gate):
+        tenant = await api.tenant()
+        # The generation waits in the queue (no worker runs) while the caller waits for it.
+        answer = asyncio.create_task(api.client.post(
+            "/v1/generations", json=IMAGE, headers={**tenant.auth, "Prefer": "wait=2"}))
+        await until(lambda: waiting(api.services) == 1)
+        # It ends in a process that publishes nothing (as if the message were lost).
+        silent = Services.over(await Runtime.start(
+            msgspec.structs.replace(settings, valkey_url=None), with_queue=False))
+        try:
+            async with silent.runtime.db.session() as session:
+                row = await session.scalar(select(Generation).where(
+                    Generation.tenant_id == tenant.id))
+            assert row is not None
+            assert await lifecycle.end(silent, row, lifecycle.Failed(
+                "canceled", "canceled", status="canceled"))
+        finally:
+            await silent.close()
+        # The read at the deadline finds it ended.
+        r = await answer
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "canceled"
