@@ -62,6 +62,11 @@ class GenerationController(Controller):
         the client disconnects. An identical earlier result of this tenant answers at once
         (`cached: true`, billed by the tenant's cache policy); `Cache-Control: no-cache` asks
         for a fresh run.
+
+        Input URLs (`params.image_url`, `mask_url`, `sample_urls`) are fetched at once, only
+        those the operation uses (another is `422 unused_input`), all within
+        `MEDIAHUB_INPUT_FETCH_DEADLINE_S` (past it, `422 input_fetch_timeout`); nothing is
+        reserved before they are in.
         """
         generation = await submit.submit(services, principal, data,
                                          idempotency_key=idempotency_key,
