@@ -14,10 +14,15 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from tenants.kernel.errors import AuthenticationFailed, DomainError, RateLimited
 
 log = logging.getLogger(__name__)
+
+#: `Retry-After` of a request that found every database connection of its process busy: the
+#: pool turns over in well under a second when it is merely saturated.
+DATABASE_BUSY_RETRY_AFTER_S = 1
 
 _HTTP_TYPES = {
     400: ("invalid_request_error", "malformed_request"),
@@ -75,6 +80,16 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         status = 422 if param else 400
         body = error_body("invalid_request_error", "invalid_body" if param else "malformed_body",
                           message, param)
+    elif isinstance(exc, PoolTimeout):
+        # Every pooled connection stayed taken for `MEDIAHUB_DATABASE_POOL_TIMEOUT_S`: the
+        # process is saturated, not broken, so the client is told to come back (503) rather
+        # than shown an internal error.
+        log.warning("no database connection within the pool timeout",
+                    extra={"path": request.url.path})
+        status = 503
+        body = error_body("unavailable_error", "database_busy",
+                          "the service is busy; retry shortly")
+        headers["Retry-After"] = str(DATABASE_BUSY_RETRY_AFTER_S)
     elif isinstance(exc, HTTPException):
         status = exc.status_code
         type_, code = _HTTP_TYPES.get(status, ("api_error", "http_error"))

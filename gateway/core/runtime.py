@@ -81,7 +81,10 @@ class Runtime:
         plugins = plugins or build_plugin_host(blocked=settings.disabled_plugins)
         # Before anything is opened: a bad price override stops the start (SettingsError).
         apply_price_overrides(plugins, settings.provider_prices)
-        db = Database(settings.database_url, pool_pre_ping=settings.database_pre_ping)
+        db = Database(settings.database_url, pool_pre_ping=settings.database_pre_ping,
+                      pool_size=settings.database_pool_size,
+                      max_overflow=settings.database_max_overflow,
+                      pool_timeout=settings.database_pool_timeout_s)
         runtime = cls(
             settings=settings,
             db=db,

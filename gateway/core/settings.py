@@ -42,6 +42,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: on every transaction, and without it a database restart fails only the statements on
     #: connections that were already open (the pool then reconnects).
     database_pre_ping: bool = False
+    #: Connections each process keeps open to PostgreSQL (SQLite uses its own pool).
+    database_pool_size: int = 20
+    #: Connections a PostgreSQL pool may open beyond `MEDIAHUB_DATABASE_POOL_SIZE` under load
+    #: (closed again when returned).
+    database_max_overflow: int = 20
+    #: How long a request waits for a free PostgreSQL connection before it answers `503`
+    #: (`database_busy`, with `Retry-After`) instead of queueing without bound.
+    database_pool_timeout_s: int = 5
+    #: The time all input URLs of one submit (`image_url`, `mask_url`, `sample_urls`) may
+    #: take together, fetched at once; past it the submit answers `422 input_fetch_timeout`
+    #: and nothing is reserved.
+    input_fetch_deadline_s: int = 30
     #: Valkey or Redis (`redis://`, `rediss://`, `valkey://`, `valkeys://`, `unix://`) for the
     #: SAQ queues, rate limits, the result cache and coalescing. Unset: all of them run in
     #: process (embedded mode).
@@ -279,6 +291,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     pre_ping = env.get("MEDIAHUB_DATABASE_PRE_PING", "").strip().lower()
     if pre_ping not in ("", "0", "1", "true", "false", "yes", "no", "on", "off"):
         problems.append(f"MEDIAHUB_DATABASE_PRE_PING={pre_ping!r}: must be 1 or 0")
+    pool_size = _int(env, "MEDIAHUB_DATABASE_POOL_SIZE", 20, 1, 1000, problems)
+    max_overflow = _int(env, "MEDIAHUB_DATABASE_MAX_OVERFLOW", 20, 0, 1000, problems)
+    pool_timeout = _int(env, "MEDIAHUB_DATABASE_POOL_TIMEOUT_S", 5, 1, 300, problems)
+    input_deadline = _int(env, "MEDIAHUB_INPUT_FETCH_DEADLINE_S", 30, 1, 600, problems)
     valkey_url = env.get("MEDIAHUB_VALKEY_URL") or None
     if valkey_url and not valkey_url.startswith(("redis://", "rediss://", "valkey://",
                                                    "valkeys://", "unix://")):
@@ -338,6 +354,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         database_url=database_url,
         database_pre_ping=pre_ping in ("1", "true", "yes", "on"),
+        database_pool_size=pool_size,
+        database_max_overflow=max_overflow,
+        database_pool_timeout_s=pool_timeout,
+        input_fetch_deadline_s=input_deadline,
         valkey_url=valkey_url,
         storage_url=storage_url,
         s3_endpoint_url=env.get("MEDIAHUB_S3_ENDPOINT_URL") or None,

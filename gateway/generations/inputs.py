@@ -1,6 +1,9 @@
 """Input media of a generation, and media given as URLs, fetched through the egress guard
 (gateway/core/egress.py).
 
+- **Which, and how long**: only the input URLs the operation uses (`USED_INPUT_URLS`; another
+  is a 422 `unused_input`), fetched at once, all within `MEDIAHUB_INPUT_FETCH_DEADLINE_S`
+  (past it, 422 `input_fetch_timeout`), so one submit cannot hold a request for minutes.
 - **Inputs** (`params.image_url`, `params.mask_url`): fetched at submit, before anything is
   reserved, typed by their bytes (images only); the URL stays in the generation's params for
   the record. Inputs may also be sent inline as `data:` URLs (`params.image`, `params.mask`,
@@ -25,8 +28,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Final
 
 import msgspec
@@ -43,6 +49,7 @@ from gateway.generations.schemas import GenerationCreate
 from plugins.errors import InvalidParams, ProviderError
 from plugins.media import INPUT_NAMES, SAMPLES, MediaInput, decode_data_url, split_inputs
 from plugins.provider import ProviderOutput, ProviderResult
+from plugins.vocabulary import DEFAULT_OPERATIONS
 from tenants.kernel.errors import InvalidRequest
 
 #: URL parameter → the input it gives (`ProviderRequest.inputs`).
@@ -76,30 +83,83 @@ def split(params: dict[str, Any]) -> tuple[dict[str, Any], Inputs]:
     return plain, Inputs(media=media, samples=samples)
 
 
-async def prepare(runtime: Runtime, body: GenerationCreate) -> tuple[GenerationCreate, Inputs]:
-    """Check `webhook_url`, fetch the input URLs of a submit and decode its inline inputs.
+#: The input URLs each operation uses; an operation not named here takes none. A submit
+#: giving one its operation does not use is refused, not fetched (nor silently ignored).
+USED_INPUT_URLS: Final[Mapping[str, frozenset[str]]] = MappingProxyType({
+    "image_edit": frozenset({"image_url", "mask_url"}),
+    "image_variation": frozenset({"image_url"}),
+    "image_to_video": frozenset({"image_url"}),
+    "image_to_3d": frozenset({"image_url"}),
+    "design_autofill": frozenset({"image_url"}),
+    "voice_clone": frozenset({SAMPLE_URLS_PARAM}),
+})
+#: Sample fetches in flight at once for one submit: each may bring up to the bytes the
+#: samples have left, so this bounds what one request holds in memory at a time.
+SAMPLE_FETCHES_AT_ONCE: Final = 4
 
-    Returns the body with only plain params (the input URLs stay, for the record) and the
-    decoded inputs. Raises `InvalidRequest` naming the parameter; nothing is reserved before
-    it."""
+
+async def prepare(runtime: Runtime, body: GenerationCreate) -> tuple[GenerationCreate, Inputs]:
+    """Check `webhook_url`, fetch the input URLs of a submit and decode its inline inputs;
+    called by `submit` before anything is reserved.
+
+    Only the URLs the operation uses (`USED_INPUT_URLS`) are fetched, all at once, within
+    `MEDIAHUB_INPUT_FETCH_DEADLINE_S` for the whole request. Returns the body with only plain
+    params (the input URLs stay, for the record) and the decoded inputs. Raises
+    `InvalidRequest` naming the parameter: a bad or unused URL, or `input_fetch_timeout`
+    naming the first input still unfetched at the deadline."""
     if body.webhook_url is not None:
         await check_url(runtime.egress, body.webhook_url, param="webhook_url")
     params = body.params
-    fetched: dict[str, MediaInput] = {}
+    operation = body.operation or DEFAULT_OPERATIONS[body.type]
+    used = USED_INPUT_URLS.get(operation, frozenset())
+    for url_param in (*INPUT_URL_PARAMS, SAMPLE_URLS_PARAM):
+        if params.get(url_param) is not None and url_param not in used:
+            raise InvalidRequest(f"{operation} does not use params.{url_param}",
+                                 code="unused_input", param=f"params.{url_param}")
+    fetches: dict[str, Coroutine[Any, Any, Any]] = {}
     for url_param, target in INPUT_URL_PARAMS.items():
         url = params.get(url_param)
         if url is None:
             continue
         name = f"params.{url_param}"
         _refuse_both(params, target, name)
-        fetched[target], _ = await _fetch_input(runtime, url, param=name, kinds=("image/",),
-                                                max_bytes=MAX_INPUT_BYTES)
+        fetches[name] = _fetch_input(runtime, url, param=name, kinds=("image/",),
+                                     max_bytes=MAX_INPUT_BYTES)
     urls = params.get(SAMPLE_URLS_PARAM)
-    samples = None if urls is None else await _fetch_samples(runtime, urls, params)
+    if urls is not None:
+        fetches[f"params.{SAMPLE_URLS_PARAM}"] = _fetch_samples(runtime, urls, params)
+    results = await _within_deadline(runtime, fetches)
+    fetched = {INPUT_URL_PARAMS[name.removeprefix("params.")]: result[0]
+               for name, result in results.items() if name != f"params.{SAMPLE_URLS_PARAM}"}
+    samples: list[MediaInput] | None = results.get(f"params.{SAMPLE_URLS_PARAM}")
     plain, inline = split(params)
     inputs = Inputs(media={**inline.media, **fetched},
                     samples=inline.samples if samples is None else samples)
     return msgspec.structs.replace(body, params=plain), inputs
+
+
+async def _within_deadline(runtime: Runtime,
+                           fetches: dict[str, Coroutine[Any, Any, Any]]) -> dict[str, Any]:
+    """Run `fetches` (by parameter name) at once under the request's one deadline; returns
+    their results by name. The first failure cancels the others and is raised; past the
+    deadline, `InvalidRequest` (`input_fetch_timeout`) names the first one unfinished."""
+    if not fetches:
+        return {}
+    tasks = {name: asyncio.ensure_future(fetch) for name, fetch in fetches.items()}
+    deadline_s = runtime.settings.input_fetch_deadline_s
+    try:
+        async with asyncio.timeout(deadline_s):
+            await asyncio.gather(*tasks.values())
+    except TimeoutError:
+        late = next((name for name, task in tasks.items() if task.cancelled()), next(iter(tasks)))
+        raise InvalidRequest(
+            f"the input URLs were not all fetched within {deadline_s} s ({late} was not)",
+            code="input_fetch_timeout", param=late) from None
+    finally:
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+    return {name: task.result() for name, task in tasks.items()}
 
 
 def _refuse_both(params: dict[str, object], target: str, name: str) -> None:
@@ -110,20 +170,50 @@ def _refuse_both(params: dict[str, object], target: str, name: str) -> None:
 
 async def _fetch_samples(runtime: Runtime, urls: object,
                          params: dict[str, object]) -> list[MediaInput]:
-    """`params.sample_urls` fetched in order as audio, sharing one size cap."""
+    """`params.sample_urls` fetched as audio, `SAMPLE_FETCHES_AT_ONCE` at a time, sharing one
+    size cap (a fetch may bring what the finished ones left); returns them in order."""
     name = f"params.{SAMPLE_URLS_PARAM}"
     if not isinstance(urls, list) or not 1 <= len(urls) <= MAX_SAMPLES:
         raise InvalidRequest(f"{name} must be a list of 1 to {MAX_SAMPLES} http(s) URLs",
                              code="invalid_parameter", param=name)
     _refuse_both(params, SAMPLES, name)
-    samples: list[MediaInput] = []
-    budget = MAX_INPUT_BYTES
     for index, url in enumerate(urls):
-        sample, size = await _fetch_input(runtime, url, param=f"{name}[{index}]",
-                                          kinds=("audio/",), max_bytes=budget)
-        budget -= size
-        samples.append(sample)
-    return samples
+        if not isinstance(url, str):
+            raise InvalidRequest(f"{name}[{index}] must be an http(s) URL",
+                                 code="invalid_parameter", param=f"{name}[{index}]")
+    slots = asyncio.Semaphore(SAMPLE_FETCHES_AT_ONCE)
+    left = MAX_INPUT_BYTES
+
+    async def fetch(index: int, url: str) -> MediaInput:
+        nonlocal left
+        async with slots:
+            sample, size = await _fetch_input(runtime, url, param=f"{name}[{index}]",
+                                              kinds=("audio/",), max_bytes=left)
+        left -= size
+        return sample
+
+    fetched = await _gather_all(fetch(index, url) for index, url in enumerate(urls))
+    # The cap is checked in order once all are in, so the sample named is the first that
+    # does not fit whichever fetch finished first.
+    total = 0
+    for index, sample in enumerate(fetched):
+        total += len(sample.data)
+        if total > MAX_INPUT_BYTES:
+            raise InvalidRequest(f"the inputs together exceed {MAX_INPUT_BYTES} bytes",
+                                 code="fetch_too_large", param=f"{name}[{index}]")
+    return fetched
+
+
+async def _gather_all(fetches: Iterable[Coroutine[Any, Any, MediaInput]]) -> list[MediaInput]:
+    """All of `fetches` at once, results in order; the first failure cancels the rest and is
+    raised."""
+    tasks = [asyncio.ensure_future(fetch) for fetch in fetches]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _fetch_input(runtime: Runtime, url: object, *, param: str,

@@ -336,7 +336,7 @@ async def end(services: Services, generation: Generation, outcome: Succeeded | F
                              outputs=outcome.outputs,
                              cost_usd_micros=outcome.cost_usd_micros)
     await cache.on_finished(runtime, generation.id)
-    services.completions.done(generation.id)
+    await services.completions.finished(generation.tenant_id, generation.id)
     if announced:
         services.webhooks.wake()
     return True

@@ -37,6 +37,13 @@ async def _audience(services: Services, principal: Principal,
     return await audience(services.runtime, principal, request.headers.get("host"))
 
 
+async def _hung_up(request: AnyRequest) -> None:
+    """Returns once the client disconnects: the body has been read, so the next ASGI message
+    on the request's channel is `http.disconnect` (servers send nothing else)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
 def _wait_seconds(prefer: str | None) -> int:
     if not prefer:
         return 0
@@ -57,24 +64,32 @@ class GenerationController(Controller):
                          name="Cache-Control", required=False)] = None) -> Response[GenerationOut]:
         """Reserve credits and queue the job; `Prefer: wait=N` waits up to N s for the result.
 
-        Answers 202 with the queued generation, or 200 with the finished one. An identical
-        earlier result of this tenant answers at once (`cached: true`, billed by the tenant's
-        cache policy); `Cache-Control: no-cache` asks for a fresh run. Pinning a `provider`
-        that neither the platform nor the tenant holds a key for is a 422
-        `provider_unconfigured` (`param: "provider"`), nothing reserved.
+        Answers 202 with the queued generation, or 200 with the finished one. The wait holds
+        no database connection and ends when the generation does, at the deadline, or when
+        the client disconnects. An identical earlier result of this tenant answers at once
+        (`cached: true`, billed by the tenant's cache policy); `Cache-Control: no-cache` asks
+        for a fresh run. Pinning a `provider` that neither the platform nor the tenant holds a
+        key for is a 422 `provider_unconfigured` (`param: "provider"`), nothing reserved.
 
         `params` are checked against what the providers able to serve the request declare,
         before anything is reserved: a parameter none of them reads is `422 unknown_param`
         (`param: "params.<name>"`), a value of the wrong kind or length `422
         invalid_parameter`, params over 32 KB of JSON `422 params_too_large`, and a
         `params.voice` naming another caller's voice clone `422 voice_not_found`.
+
+        Input URLs (`params.image_url`, `mask_url`, `sample_urls`) are fetched at once, only
+        those the operation uses (another is `422 unused_input`), all within
+        `MEDIAHUB_INPUT_FETCH_DEADLINE_S` (past it, `422 input_fetch_timeout`); nothing is
+        reserved before they are in.
         """
         generation = await submit.submit(services, principal, data,
                                          idempotency_key=idempotency_key,
                                          cache_control=cache_control)
         wait = _wait_seconds(prefer)
         if wait:
-            generation = await service.wait_until_final(services, principal, generation, wait)
+            generation = await service.wait_until_final(
+                services, principal, generation, wait,
+                disconnected=lambda: _hung_up(request))
         # 200 only when the caller asked to wait and got the result; a replay is still 202.
         status = 200 if wait and generation.status in FINAL_STATES else 202
         return Response(await render(services.runtime, generation,

@@ -4,8 +4,8 @@ Submitting is `submit.py`; the worker side `worker.py`; every row change `lifecy
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 import msgspec
 from sqlalchemy import Select, select
@@ -47,23 +47,37 @@ async def get(services: Services, principal: Principal, generation_id: str) -> G
 
 
 async def wait_until_final(services: Services, principal: Principal, generation: Generation,
-                           seconds: float) -> Generation:
-    """Wait up to `seconds` for the generation to finish; returns its latest state."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + min(seconds, MAX_WAIT_S)
-    event = services.completions.event(generation.id)
-    try:
-        while generation.status not in FINAL_STATES:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            # Short re-reads catch a finish in another process (a SAQ worker).
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout=min(remaining, 0.25))
-            generation = await get(services, principal, generation.id)
-    finally:
-        services.completions.forget(generation.id)
-    return generation
+                           seconds: float, *,
+                           disconnected: Callable[[], Awaitable[object]] | None = None,
+                           ) -> Generation:
+    """Called by the submit route for `Prefer: wait=N`: wait up to `seconds` (at most
+    `MAX_WAIT_S`) for the generation to end; returns its latest state.
+
+    Waits on the end's notification (`Completions`), holding no database connection: the row
+    is read once when the wait starts (after subscribing, so an end in between is seen) and
+    once after the wake-up or at the deadline (so a missed notification costs time, not the
+    result); never in a loop. `disconnected`, when given, returns once the client has hung up:
+    the wait then stops at once and returns the state last read, which no one will see.
+    """
+    if generation.status in FINAL_STATES:
+        return generation
+    async with services.completions.watching(generation.id) as ended:
+        generation = await get(services, principal, generation.id)
+        if generation.status in FINAL_STATES:
+            return generation
+        waits: list[asyncio.Future[object]] = [asyncio.ensure_future(ended.wait())]
+        if disconnected is not None:
+            waits.append(asyncio.ensure_future(disconnected()))
+        try:
+            done, _ = await asyncio.wait(waits, timeout=min(seconds, MAX_WAIT_S),
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+        if len(waits) > 1 and waits[1] in done:
+            return generation
+    return await get(services, principal, generation.id)
 
 
 async def list_page(services: Services, principal: Principal, *, media_type: str | None,

@@ -8,11 +8,14 @@ process's queue. Everything that needs more than infrastructure receives a `Serv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+import valkey.asyncio as valkey_client
 from litestar.di import NamedDependency
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,25 +32,127 @@ from plugins.host import PluginHost
 log = logging.getLogger(__name__)
 
 
-class Completions:
-    """Wakes `Prefer: wait` requests when a generation finishes in this process.
+#: How long a first waiter waits for the process's subscription to be confirmed before it
+#: goes on anyway (Valkey unreachable): its read at the deadline keeps it correct.
+SUBSCRIBE_WAIT_S = 2.0
+#: Pause before the listener reconnects after losing Valkey.
+RECONNECT_AFTER_S = 1.0
+#: Longest a generation's end waits to publish it: an unreachable Valkey must not hold up the
+#: job that ended it (its waiters elsewhere read the row at their deadline).
+PUBLISH_TIMEOUT_S = 2.0
 
-    Another process's finish is seen by re-reading the row; the event only shortens the wait.
+
+class Completions:
+    """Wakes `Prefer: wait` requests when a generation ends, in whichever process it ends.
+
+    `finished` (called by `lifecycle.end` after its commit) wakes this process's waiters of
+    the generation and, with Valkey, publishes its id on the tenant's channel
+    (`<prefix>:ended:<tenant id>`). A process that waits listens to every tenant's channel
+    on one pattern subscription, opened by its first wait and kept, and wakes its waiters of
+    the id it hears. Nothing polls: a missed message (Valkey restarting) only makes a waiter
+    read the row at its deadline.
     """
 
-    def __init__(self) -> None:
-        self._events: dict[str, asyncio.Event] = {}
+    def __init__(self, valkey_url: str | None = None, prefix: str = "mediahub") -> None:
+        self._url = valkey_url
+        self._prefix = prefix
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._publisher: valkey_client.Valkey | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
 
-    def event(self, generation_id: str) -> asyncio.Event:
-        return self._events.setdefault(generation_id, asyncio.Event())
+    def channel(self, tenant_id: str) -> str:
+        """The channel the ends of `tenant_id`'s generations are published on."""
+        return f"{self._prefix}:ended:{tenant_id}"
 
-    def done(self, generation_id: str) -> None:
-        event = self._events.pop(generation_id, None)
-        if event is not None:
+    def waiting(self, generation_id: str | None = None) -> int:
+        """How many requests of this process wait for `generation_id` (None: for any); for
+        tests and operators."""
+        if generation_id is None:
+            return sum(len(waiters) for waiters in self._waiters.values())
+        return len(self._waiters.get(generation_id, ()))
+
+    @contextlib.asynccontextmanager
+    async def watching(self, generation_id: str) -> AsyncIterator[asyncio.Event]:
+        """An event set when `generation_id` ends, from the moment this is entered (the
+        subscription is confirmed first, so an end published after it is heard); called by
+        `service.wait_until_final`, which reads the row only after entering."""
+        event = asyncio.Event()
+        self._waiters.setdefault(generation_id, set()).add(event)
+        try:
+            await self._listening()
+            yield event
+        finally:
+            waiters = self._waiters.get(generation_id)
+            if waiters is not None:
+                waiters.discard(event)
+                if not waiters:
+                    del self._waiters[generation_id]
+
+    async def finished(self, tenant_id: str, generation_id: str) -> None:
+        """Wake every request waiting for `generation_id`, here and (with Valkey) in the other
+        processes. Called once the generation's end is committed; never raises (a lost
+        message delays waiters to their deadline, it does not lose the result)."""
+        self._wake(generation_id)
+        if self._url is None:
+            return
+        try:
+            if self._publisher is None:
+                self._publisher = valkey_client.from_url(self._url)  # type: ignore[no-untyped-call]
+            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                await self._publisher.publish(self.channel(tenant_id), generation_id)
+        except Exception:
+            log.warning("could not publish the end of a generation", exc_info=True,
+                        extra={"generation_id": generation_id})
+
+    def _wake(self, generation_id: str) -> None:
+        for event in self._waiters.get(generation_id, ()):
             event.set()
 
-    def forget(self, generation_id: str) -> None:
-        self._events.pop(generation_id, None)
+    async def _listening(self) -> None:
+        """Start the process's listener if it is not running, and wait (briefly) until its
+        subscription is confirmed."""
+        if self._url is None:
+            return
+        if self._listener is None or self._listener.done():
+            self._subscribed.clear()
+            self._listener = asyncio.create_task(self._listen(self._url))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._subscribed.wait(), SUBSCRIBE_WAIT_S)
+
+    async def _listen(self, url: str) -> None:
+        while True:
+            client = valkey_client.from_url(url)  # type: ignore[no-untyped-call]
+            pubsub = client.pubsub()
+            try:
+                await pubsub.psubscribe(self.channel("*"))
+                async for message in pubsub.listen():
+                    if message["type"] == "psubscribe":
+                        self._subscribed.set()
+                    elif message["type"] == "pmessage":
+                        data = message["data"]
+                        self._wake(data.decode() if isinstance(data, bytes) else str(data))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("lost the subscription to generation ends; reconnecting",
+                            exc_info=True)
+            finally:
+                self._subscribed.clear()
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+            await asyncio.sleep(RECONNECT_AFTER_S)
+
+    async def close(self) -> None:
+        """Stop listening and close the connections; called when the process stops."""
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+        if self._publisher is not None:
+            await self._publisher.aclose()
 
 
 @dataclass
@@ -57,7 +162,8 @@ class Services:
     providers: ProviderStates
     #: The outgoing webhook sender.
     webhooks: Webhooks
-    completions: Completions = field(default_factory=Completions)
+    #: Wakes `Prefer: wait` requests when a generation ends (Valkey pub/sub across processes).
+    completions: Completions
 
     @classmethod
     async def start(cls, settings: Settings, *, plugins: PluginHost | None = None,
@@ -79,7 +185,9 @@ class Services:
         # Calls in flight in Valkey when configured, so every process's ranking sees them.
         in_flight = make_in_flight(runtime.settings.valkey_url, runtime.settings.queue_prefix)
         return cls(runtime=runtime, providers=ProviderStates(in_flight=in_flight),
-                   webhooks=Webhooks(runtime, generation_payload))
+                   webhooks=Webhooks(runtime, generation_payload),
+                   completions=Completions(runtime.settings.valkey_url,
+                                           runtime.settings.queue_prefix))
 
     async def close(self) -> None:
         try:
@@ -88,6 +196,7 @@ class Services:
             log.warning("could not write the providers' last call counts", exc_info=True)
         await self.providers.close()
         await self.webhooks.close()
+        await self.completions.close()
         await self.runtime.close()
 
 

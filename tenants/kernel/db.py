@@ -96,8 +96,12 @@ def new_id(prefix: str) -> str:
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """Create the engine for a database URL, with SQLite tuned for many concurrent writers."""
+    """Create the engine for a database URL, with SQLite tuned for many concurrent writers.
+    The pool arguments (`pool_size`, `max_overflow`, `pool_timeout`) apply to PostgreSQL
+    only: SQLite keeps its own pool (one file, one writer), so they are dropped for it."""
     if url.startswith("sqlite"):
+        for name in ("pool_size", "max_overflow", "pool_timeout"):
+            kwargs.pop(name, None)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -122,6 +126,10 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         return engine
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 20)
+    # A bounded wait for a free connection: past it SQLAlchemy raises its `TimeoutError`,
+    # which the API answers as 503 `database_busy` (gateway/core/errors.py); SQLAlchemy's
+    # default (30 s) would hold every other request of the process in the queue instead.
+    kwargs.setdefault("pool_timeout", 5)
     # Off unless asked (MEDIAHUB_DATABASE_PRE_PING): see `Settings.database_pre_ping`.
     kwargs.setdefault("pool_pre_ping", False)
     return create_async_engine(url, **kwargs)

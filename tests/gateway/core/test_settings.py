@@ -100,12 +100,29 @@ def test_every_bad_value_is_reported_at_once() -> None:
     ("MEDIAHUB_STORAGE_URL", "/var/media"),
     ("MEDIAHUB_SECRET_KEY", "too-short"),
     ("MEDIAHUB_DATABASE_PRE_PING", "sometimes"),
+    ("MEDIAHUB_DATABASE_POOL_SIZE", "0"),
+    ("MEDIAHUB_DATABASE_MAX_OVERFLOW", "-1"),
+    ("MEDIAHUB_DATABASE_POOL_TIMEOUT_S", "0"),
+    ("MEDIAHUB_INPUT_FETCH_DEADLINE_S", "soon"),
 ])
 def test_one_bad_value_is_named(name: str, value: str) -> None:
     env = {"MEDIAHUB_DATABASE_URL": PG, "MEDIAHUB_SECRET_KEY": SECRET, name: value}
     with pytest.raises(SettingsError) as caught:
         load_settings(env)
     assert [p.split("=")[0].split(":")[0] for p in caught.value.problems] == [name]
+
+
+def test_the_pool_and_input_deadline_are_read() -> None:
+    env = {"MEDIAHUB_DATABASE_URL": PG, "MEDIAHUB_SECRET_KEY": SECRET}
+    default = load_settings(env)
+    assert (default.database_pool_size, default.database_max_overflow,
+            default.database_pool_timeout_s, default.input_fetch_deadline_s) == (20, 20, 5, 30)
+    given = load_settings({**env, "MEDIAHUB_DATABASE_POOL_SIZE": "3",
+                           "MEDIAHUB_DATABASE_MAX_OVERFLOW": "0",
+                           "MEDIAHUB_DATABASE_POOL_TIMEOUT_S": "2",
+                           "MEDIAHUB_INPUT_FETCH_DEADLINE_S": "9"})
+    assert (given.database_pool_size, given.database_max_overflow,
+            given.database_pool_timeout_s, given.input_fetch_deadline_s) == (3, 0, 2, 9)
 
 
 @pytest.mark.parametrize(("value", "expected"), [("", False), ("0", False), ("1", True),

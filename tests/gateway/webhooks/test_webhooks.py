@@ -122,9 +122,11 @@ async def endpoint(gw: Gateway, tenant: Tenant, url: str,
 
 
 async def generate(gw: Gateway, tenant: Tenant, provider: str, **extra: Any) -> httpx.Response:
+    # An input image is used by an edit only (gateway/generations/inputs.py).
+    edit = {"operation": "image_edit"} if "image_url" in extra.get("params", {}) else {}
     return await gw.client.post("/v1/generations", headers=tenant.auth,
                                 json={"type": "image", "prompt": "p", "provider": provider,
-                                      **extra})
+                                      **edit, **extra})
 
 
 async def test_succeeded_event_is_signed_and_endpoints_are_managed(database_url: str,
@@ -368,6 +370,7 @@ class SeesInput(Scripted):
     """A provider that keeps the request it was given (an edit of an input image)."""
 
     name = "sees-input"
+    operations = frozenset({"text_to_image", "image_edit"})
     seen: list[ProviderRequest]
 
     async def generate(self, request: ProviderRequest, credentials: Credentials,
