@@ -17,6 +17,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from gateway.admin.routes import AdminController
 from gateway.core.auth import provide_principal
 from gateway.core.deps import provide_runtime
+from gateway.core.edge import GatewayRequest, refuse_nul
 from gateway.core.errors import handle_exception
 from gateway.core.health import HealthController
 from gateway.core.jobs import run_periodic
@@ -94,6 +95,8 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
                       "services": Provide(provide_services, sync_to_thread=False),
                       "principal": Provide(provide_principal, sync_to_thread=False)},
         exception_handlers={Exception: handle_exception},
+        request_class=GatewayRequest,
+        before_request=refuse_nul,
         before_send=[rate_limit_headers],
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(

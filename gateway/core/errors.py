@@ -80,11 +80,11 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         type_, code = _HTTP_TYPES.get(status, ("api_error", "http_error"))
         message = exc.detail
         if status == 404:
-            message = f"no route for {request.method} {request.url.path}"
+            message = f"no route for {request.method} {request.scope['path']}"
         body = error_body(type_, code, str(message))
         headers.update(exc.headers or {})
     else:
-        log.exception("unhandled error", extra={"path": request.url.path})
+        log.exception("unhandled error", extra={"path": request.scope["path"]})
         status = HTTP_500_INTERNAL_SERVER_ERROR
         body = error_body("api_error", "internal_error", "an unexpected error occurred")
     return Response(body, status_code=status, headers=headers)

@@ -18,6 +18,7 @@ from gateway.generations.schemas import Estimate, GenerationCreate, GenerationLi
 from gateway.generations.services import ServicesDep
 from gateway.generations.views import render
 from gateway.providers.states import ProviderList, catalogue
+from plugins.vocabulary import MEDIA_TYPES
 from tenants.kernel.errors import InvalidRequest
 
 _WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+)")
@@ -33,6 +34,13 @@ def _wait_seconds(prefer: str | None) -> int:
         return 0
     found = _WAIT.search(prefer)
     return min(int(found.group(1)), service.MAX_WAIT_S) if found else 0
+
+
+def _check_type(media_type: str | None) -> None:
+    """Refuse a `type` filter that names no media type (it would match nothing)."""
+    if media_type is not None and media_type not in MEDIA_TYPES:
+        raise InvalidRequest(f"unknown type; one of {', '.join(MEDIA_TYPES)}",
+                             code="invalid_type", param="type")
 
 
 class GenerationController(Controller):
@@ -53,6 +61,7 @@ class GenerationController(Controller):
         earlier result of this tenant answers at once (`cached: true`, billed by the tenant's
         cache policy); `Cache-Control: no-cache` asks for a fresh run.
         """
+        data.check_operation()
         generation = await submit.submit(services, principal, data,
                                          idempotency_key=idempotency_key,
                                          cache_control=cache_control)
@@ -67,6 +76,7 @@ class GenerationController(Controller):
           guards=[requires("generate")])
     async def estimate(self, principal: Principal, services: ServicesDep,
                        data: GenerationCreate) -> Estimate:
+        data.check_operation()
         return await service.estimate(services, principal, data)
 
     @get("/", summary="List generations, newest first", guards=[requires("read")])
@@ -74,6 +84,9 @@ class GenerationController(Controller):
                     type: FromQuery[str | None] = None, status: FromQuery[str | None] = None,
                     limit: FromQuery[int | None] = None,
                     cursor: FromQuery[str | None] = None) -> GenerationList:
+        """`type` and `status` filter (422 for a value that does not exist, so a typo is
+        not an empty list); `cursor` is a previous page's `next_cursor`."""
+        _check_type(type)
         if status is not None and status not in (*FINAL_STATES, "queued", "running"):
             raise InvalidRequest("unknown status", code="invalid_status", param="status")
         rows, next_cursor = await service.list_page(
@@ -111,5 +124,6 @@ class ProviderController(Controller):
         or `rate_limited` (it asked us to back off). `latency_ms` is the decayed average
         latency of its calls (null until observed), `error_rate` its recent failure rate.
         """
+        _check_type(type)
         tenant = await runtime.tenant_views.tenant(principal.tenant)
         return await catalogue(runtime, services.providers, tenant, type)
