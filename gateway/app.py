@@ -21,6 +21,7 @@ from gateway.core.edge import GatewayRequest, refuse_nul
 from gateway.core.errors import handle_exception
 from gateway.core.health import HealthController
 from gateway.core.jobs import run_periodic
+from gateway.core.metrics import metrics
 from gateway.core.migrate import upgrade
 from gateway.core.ratelimit import rate_limit_headers
 from gateway.core.runtime import Runtime
@@ -84,7 +85,7 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
 
     handlers: list[Any] = [AdminController, GenerationController, ProviderController,
                            CreditsController, PurchaseController, StripeWebhookController,
-                           HealthController, MediaController, portal_home,
+                           HealthController, MediaController, metrics, portal_home,
                            WebhookEndpointController, webhook_url_secret,
                            ProviderKeyController]
     app = Litestar(
