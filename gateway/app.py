@@ -32,7 +32,7 @@ from gateway.generations import tasks
 from gateway.generations.routes import GenerationController, ProviderController
 from gateway.generations.services import Services
 from gateway.generations.sweeps import recover_embedded
-from gateway.portal.routes import portal_home
+from gateway.portal.routes import portal_credits, portal_home
 from gateway.tenancy.routes import ProviderKeyController
 from gateway.webhooks.routes import WebhookEndpointController, webhook_url_secret
 from plugins.host import PluginHost
@@ -86,6 +86,7 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
     handlers: list[Any] = [AdminController, GenerationController, ProviderController,
                            CreditsController, PurchaseController, StripeWebhookController,
                            HealthController, MediaController, metrics, portal_home,
+                           portal_credits,
                            WebhookEndpointController, webhook_url_secret,
                            ProviderKeyController]
     app = Litestar(
