@@ -18,7 +18,7 @@ from gateway.admin.routes import AdminController
 from gateway.core.auth import provide_principal
 from gateway.core.deps import provide_runtime
 from gateway.core.edge import GatewayRequest, refuse_nul
-from gateway.core.errors import handle_exception
+from gateway.core.errors import document_errors, handle_exception
 from gateway.core.health import HealthController
 from gateway.core.jobs import run_periodic
 from gateway.core.metrics import metrics
@@ -109,6 +109,7 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
         ),
         debug=False,
     )
+    document_errors(app)
     if services is not None:
         app.state.services, app.state.runtime = services, services.runtime
     return app
