@@ -12,6 +12,7 @@ import os
 import secrets
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,9 @@ def served(database_url: str, tmp_path: Path) -> Iterator[str]:
             line = proc.stdout.readline()
             assert line, f"serve exited early:\n{printed}"
             printed += line
+        # Keep reading its log: a full pipe would block the server's next write (and so
+        # its event loop) once the access log passes the pipe's buffer.
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
