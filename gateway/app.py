@@ -17,9 +17,11 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from gateway.admin.routes import AdminController
 from gateway.core.auth import provide_principal
 from gateway.core.deps import provide_runtime
-from gateway.core.errors import handle_exception
+from gateway.core.edge import GatewayRequest, refuse_nul
+from gateway.core.errors import document_errors, handle_exception
 from gateway.core.health import HealthController
 from gateway.core.jobs import run_periodic
+from gateway.core.metrics import metrics
 from gateway.core.migrate import upgrade
 from gateway.core.ratelimit import rate_limit_headers
 from gateway.core.runtime import Runtime
@@ -30,7 +32,7 @@ from gateway.generations import tasks
 from gateway.generations.routes import GenerationController, ProviderController
 from gateway.generations.services import Services
 from gateway.generations.sweeps import recover_embedded
-from gateway.portal.routes import portal_home
+from gateway.portal.routes import portal_credits, portal_home
 from gateway.tenancy.routes import ProviderKeyController
 from gateway.voices.routes import VoiceController
 from gateway.webhooks.routes import WebhookEndpointController, webhook_url_secret
@@ -84,7 +86,8 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
 
     handlers: list[Any] = [AdminController, GenerationController, ProviderController,
                            CreditsController, PurchaseController, StripeWebhookController,
-                           HealthController, MediaController, portal_home,
+                           HealthController, MediaController, metrics, portal_home,
+                           portal_credits,
                            WebhookEndpointController, webhook_url_secret,
                            ProviderKeyController, VoiceController]
     app = Litestar(
@@ -95,6 +98,8 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
                       "services": Provide(provide_services, sync_to_thread=False),
                       "principal": Provide(provide_principal, sync_to_thread=False)},
         exception_handlers={Exception: handle_exception},
+        request_class=GatewayRequest,
+        before_request=refuse_nul,
         before_send=[rate_limit_headers],
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(
@@ -105,6 +110,7 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
         ),
         debug=False,
     )
+    document_errors(app)
     if services is not None:
         app.state.services, app.state.runtime = services, services.runtime
     return app

@@ -30,9 +30,22 @@ from tenants.schemas import KeyCreate, TenantCreate, TenantRouting, TenantUpdate
 log = logging.getLogger("mediahub")
 
 
-def _settings() -> Settings:
+def _listening_url(host: str, port: int) -> str:
+    """The base URL of `serve --host/--port`, for media links when
+    `MEDIAHUB_PUBLIC_BASE_URL` is unset (a wildcard address is reached as localhost)."""
+    shown = "localhost" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+
+
+def _settings(listening: str | None = None) -> Settings:
+    """The settings from the environment; `listening` (the address `serve` and `demo` bind)
+    is the public base URL unless `MEDIAHUB_PUBLIC_BASE_URL` says otherwise, so media links
+    follow `--port`."""
+    env = dict(os.environ)
+    if listening is not None and not env.get("MEDIAHUB_PUBLIC_BASE_URL"):
+        env["MEDIAHUB_PUBLIC_BASE_URL"] = listening
     try:
-        settings = load_settings()
+        settings = load_settings(env)
         if settings.provider_prices:
             # Price names exist only once the providers are loaded: check them here too, so
             # a bad override is reported like any bad setting (exit 2), not at app start.
@@ -46,13 +59,11 @@ def _settings() -> Settings:
 
 
 def _serve(settings: Settings, host: str, port: int) -> None:
-
-
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    _serve(_settings(), args.host, args.port)
+    _serve(_settings(_listening_url(args.host, args.port)), args.host, args.port)
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
@@ -144,10 +155,9 @@ async def _demo_setup(settings: Settings) -> tuple[str, str]:
 def cmd_demo(args: argparse.Namespace) -> None:
     """Embedded gateway with a demo tenant, a fresh key and credits; prints how to try it."""
     os.environ.setdefault("MEDIAHUB_ADMIN_TOKEN", secrets.token_urlsafe(24))
-    settings = _settings()
+    settings = _settings(_listening_url(args.host, args.port))
     tenant_id, key = asyncio.run(_demo_setup(settings))
-    base = f"http://{args.host}:{args.port}"
-    settings = load_settings({**os.environ, "MEDIAHUB_PUBLIC_BASE_URL": base})
+    base = settings.public_base_url.rstrip("/")
     print(f"""
 mediahub demo — embedded mode ({settings.database_url}, media in {settings.storage_url})
 

@@ -101,3 +101,13 @@ def common(*names: str, operations: frozenset[str] = frozenset()) -> dict[str, P
     common."""
     return {name: msgspec.structs.replace(COMMON_PARAMS[name], operations=operations)
             for name in names}
+
+
+#: The operations of each media type (an operation of another type is refused at the edge).
+TYPE_OPERATIONS: Final[Mapping[MediaType, frozenset[Operation]]] = MappingProxyType({
+    "image": frozenset({"text_to_image", "image_edit", "image_variation"}),
+    "audio": frozenset({"text_to_speech", "voice_clone"}),
+    "video": frozenset({"text_to_video", "image_to_video"}),
+    "design": frozenset({"design_autofill"}),
+    "model_3d": frozenset({"text_to_3d", "image_to_3d"}),
+})

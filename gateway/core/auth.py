@@ -29,7 +29,12 @@ from litestar.types import Scope
 from gateway.core.ratelimit import DECISION_STATE_KEY
 from gateway.core.runtime import Runtime
 from tenants import service as tenants
-from tenants.kernel.errors import AuthenticationFailed, PermissionDenied, RateLimited
+from tenants.kernel.errors import (
+    AuthenticationFailed,
+    InvalidRequest,
+    PermissionDenied,
+    RateLimited,
+)
 from tenants.models import Tenant
 from tenants.schemas import RateLimitPolicy
 from tenants.service import KeyIdentity
@@ -120,7 +125,10 @@ async def _acting_customer(connection: ASGIConnection[Any, Any, Any, Any], runti
     if not external:
         return None
     if len(external) > MAX_CUSTOMER_ID:
-        raise AuthenticationFailed("X-Customer-Id is too long", code="invalid_customer")
+        # The key is valid; the header is what is wrong (422, not 401: retrying with
+        # another key would not help).
+        raise InvalidRequest(f"X-Customer-Id is longer than {MAX_CUSTOMER_ID} characters",
+                             code="invalid_customer", param="X-Customer-Id")
     async with runtime.db.transaction() as session:
         customer = await tenants.customer_for(session, identity.tenant_id, external,
                                               create=True)

@@ -11,8 +11,11 @@ import logging
 import re
 from typing import Any
 
-from litestar import Request, Response
+import msgspec
+from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -95,11 +98,48 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         type_, code = _HTTP_TYPES.get(status, ("api_error", "http_error"))
         message = exc.detail
         if status == 404:
-            message = f"no route for {request.method} {request.url.path}"
+            message = f"no route for {request.method} {request.scope['path']}"
         body = error_body(type_, code, str(message))
         headers.update(exc.headers or {})
     else:
-        log.exception("unhandled error", extra={"path": request.url.path})
+        log.exception("unhandled error", extra={"path": request.scope["path"]})
         status = HTTP_500_INTERNAL_SERVER_ERROR
         body = error_body("api_error", "internal_error", "an unexpected error occurred")
     return Response(body, status_code=status, headers=headers)
+
+
+class ErrorDetail(msgspec.Struct):
+    """API.md's error object (some errors add fields, such as a 402's `shortfall`)."""
+
+    type: str
+    code: str
+    message: str
+    param: str | None
+
+
+class ErrorBody(msgspec.Struct):
+    """Every error response's body: `{"error": {...}}`."""
+
+    error: ErrorDetail
+
+
+_DOCUMENTED = {400: "Malformed request (the body is not JSON)",
+               401: "Missing or invalid credentials",
+               403: "The credential may not do this",
+               404: "No such route or object (for this tenant)",
+               422: "Invalid input; `param` names the field",
+               429: "Rate limited; see Retry-After"}
+
+
+def document_errors(app: Litestar) -> None:
+    """Called once by `create_app`: every route's OpenAPI entry documents the one error
+    shape for the common 4xx statuses (Litestar would otherwise describe its own
+    `{status_code, detail, extra}` body for 400, which we never send). A route's own
+    `responses` win."""
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            if isinstance(handler, HTTPRouteHandler) and handler.resolve_include_in_schema():
+                ours = {status: ResponseSpec(data_container=ErrorBody, description=text,
+                                             generate_examples=False)
+                        for status, text in _DOCUMENTED.items()}
+                handler.responses = {**ours, **(handler.responses or {})}

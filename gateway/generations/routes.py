@@ -18,6 +18,7 @@ from gateway.generations.schemas import Estimate, GenerationCreate, GenerationLi
 from gateway.generations.services import Services, ServicesDep
 from gateway.generations.views import Audience, audience, render
 from gateway.providers.states import ProviderList, catalogue
+from plugins.vocabulary import MEDIA_TYPES
 from tenants.kernel.errors import InvalidRequest
 
 _WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+)")
@@ -51,6 +52,13 @@ def _wait_seconds(prefer: str | None) -> int:
     return min(int(found.group(1)), service.MAX_WAIT_S) if found else 0
 
 
+def _check_type(media_type: str | None) -> None:
+    """Refuse a `type` filter that names no media type (it would match nothing)."""
+    if media_type is not None and media_type not in MEDIA_TYPES:
+        raise InvalidRequest(f"unknown type; one of {', '.join(MEDIA_TYPES)}",
+                             code="invalid_type", param="type")
+
+
 class GenerationController(Controller):
     path = "/v1/generations"
     tags = ["generations"]
@@ -82,6 +90,7 @@ class GenerationController(Controller):
         `MEDIAHUB_INPUT_FETCH_DEADLINE_S` (past it, `422 input_fetch_timeout`); nothing is
         reserved before they are in.
         """
+        data.check_operation()
         generation = await submit.submit(services, principal, data,
                                          idempotency_key=idempotency_key,
                                          cache_control=cache_control)
@@ -106,6 +115,7 @@ class GenerationController(Controller):
         and the `retail` price. A customer (a customer key, or `X-Customer-Id`) sees its retail
         price only, and the provider by a neutral name unless the tenant shows provider names.
         """
+        data.check_operation()
         return await service.estimate(services, principal, data)
 
     @get("/", summary="List generations, newest first", guards=[requires("read")])
@@ -113,6 +123,9 @@ class GenerationController(Controller):
                     type: FromQuery[str | None] = None, status: FromQuery[str | None] = None,
                     limit: FromQuery[int | None] = None,
                     cursor: FromQuery[str | None] = None) -> GenerationList:
+        """`type` and `status` filter (422 for a value that does not exist, so a typo is
+        not an empty list); `cursor` is a previous page's `next_cursor`."""
+        _check_type(type)
         if status is not None and status not in (*FINAL_STATES, "queued", "running"):
             raise InvalidRequest("unknown status", code="invalid_status", param="status")
         rows, next_cursor = await service.list_page(
@@ -163,6 +176,7 @@ class ProviderController(Controller):
         provider's USD prices are the reseller's business) and, unless the tenant's branding
         sets `show_provider_names`, neutral names and no descriptions.
         """
+        _check_type(type)
         tenant = await runtime.tenant_views.tenant(principal.tenant)
         return await catalogue(runtime, services.providers, tenant, type,
                                customer=principal.customer_id is not None)

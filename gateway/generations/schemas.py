@@ -7,11 +7,14 @@ from typing import Annotated, Any
 
 import msgspec
 
-from plugins.vocabulary import MediaType, Operation
+from plugins.vocabulary import TYPE_OPERATIONS, MediaType, Operation
+from tenants.kernel.errors import InvalidRequest
 
 MetaValue = Annotated[str, msgspec.Meta(max_length=500)]
 
 
+#: The operations each media type has; any other pairing is a client error (422), not a
+#: missing provider (503).
 class GenerationCreate(msgspec.Struct, forbid_unknown_fields=True):
     type: MediaType
     operation: Operation | None = None
@@ -22,6 +25,15 @@ class GenerationCreate(msgspec.Struct, forbid_unknown_fields=True):
     webhook_url: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
     metadata: Annotated[dict[Annotated[str, msgspec.Meta(max_length=64)], MetaValue],
                         msgspec.Meta(max_length=32)] = msgspec.field(default_factory=dict)
+
+    def check_operation(self) -> None:
+        """Called by the routes before planning: raises `InvalidRequest` (422, `param:
+        operation`) when `operation` is not one of `type`'s."""
+        allowed = TYPE_OPERATIONS.get(self.type, frozenset())
+        if self.operation is not None and self.operation not in allowed:
+            raise InvalidRequest(
+                f"operation {self.operation!r} is not one of {self.type}'s: "
+                f"{', '.join(sorted(allowed))}", code="invalid_operation", param="operation")
 
 
 class Cost(msgspec.Struct):

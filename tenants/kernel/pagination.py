@@ -25,7 +25,14 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         created, sep, row_id = raw.partition("|")
         if not sep or not row_id:
             raise ValueError(cursor)
-        return datetime.fromisoformat(created), row_id
+        at = datetime.fromisoformat(created)
+        if at.tzinfo is None:
+            # Rows are compared in UTC; a naive timestamp cannot be compared with them (a
+            # TypeError, or asyncpg's DataError on PostgreSQL), and we never issue one.
+            raise ValueError(cursor)
+        if "\x00" in row_id:
+            raise ValueError(cursor)  # PostgreSQL text cannot hold NUL
+        return at, row_id
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest("cursor is not valid", code="invalid_cursor",
                              param="cursor") from exc

@@ -143,3 +143,46 @@ async def test_the_demo_tenant_chooses_the_offline_engines_even_in_an_older_data
     assert allowed() is None
     assert (await _demo_setup(settings))[0] == tenant_id
     assert allowed() == ["*"]
+
+
+async def test_serve_links_media_to_its_own_port_without_a_public_base_url(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    admin = {"Authorization": "Bearer serve-test-admin-token"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "serve", "--port", str(port), cwd=tmp_path,
+        env=clean_env(MEDIAHUB_ADMIN_TOKEN=admin["Authorization"].split()[1]),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    assert proc.stdout is not None
+    printed = ""
+    try:
+        async with asyncio.timeout(90):
+            # Printed once the port is bound (the app starts before the bind).
+            while "Uvicorn running on" not in printed:
+                line = await proc.stdout.readline()
+                assert line, f"serve exited early:\n{printed}"
+                printed += line.decode()
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+            tenant = await client.post("/admin/v1/tenants", headers=admin,
+                                       json={"name": "Port", "slug": "port"})
+            tenant_id = tenant.json()["id"]
+            await client.post(f"/admin/v1/tenants/{tenant_id}/credits",
+                              headers={**admin, "Idempotency-Key": "g"},
+                              json={"amount": 1_000_000, "reason": "test"})
+            key = await client.post(f"/admin/v1/tenants/{tenant_id}/keys", headers=admin,
+                                    json={"name": "k", "scopes": ["generate", "read"]})
+            r = await client.post(
+                "/v1/generations", headers={"Authorization": f"Bearer {key.json()['key']}",
+                                            "Prefer": "wait=30"},
+                json={"type": "image", "prompt": "a lighthouse", "provider": "local-image",
+                      "params": {"size": "64x64"}})
+            assert r.status_code == 200, r.text
+            url = r.json()["outputs"][0]["url"]
+            assert url.startswith(f"{base}/"), url
+            assert (await client.get(url)).status_code == 200
+    finally:
+        proc.terminate()
+        async with asyncio.timeout(30):
+            await proc.wait()

@@ -141,3 +141,12 @@ def test_split_inputs_takes_the_input_media_out_of_params() -> None:
     with pytest.raises(InvalidParams) as caught:
         split_inputs({"samples": [sample.as_data_url(), "data:audio/mpeg;base64,@"]})
     assert caught.value.param == "params.samples[1]"
+
+
+def test_every_operation_belongs_to_exactly_one_media_type() -> None:
+    from plugins.vocabulary import DEFAULT_OPERATIONS, MEDIA_TYPES, OPERATIONS, TYPE_OPERATIONS
+
+    assert set(TYPE_OPERATIONS) == set(MEDIA_TYPES)
+    owners = [op for ops in TYPE_OPERATIONS.values() for op in ops]
+    assert sorted(owners) == sorted(OPERATIONS)
+    assert all(DEFAULT_OPERATIONS[t] in TYPE_OPERATIONS[t] for t in MEDIA_TYPES)

@@ -167,3 +167,16 @@ async def test_the_openapi_document_lists_the_public_paths(gateway: Gateway) -> 
     ui = await gateway.client.get("/schema")
     assert ui.status_code == 200
     assert ui.headers["content-type"].startswith("text/html")
+
+
+async def test_the_openapi_document_describes_the_one_error_shape(gateway: Gateway) -> None:
+    r = await gateway.client.get("/schema/openapi.json")
+    assert r.status_code == 200
+    schema = r.json()
+    create = schema["paths"]["/v1/generations"]["post"]["responses"]
+    for status in ("400", "401", "422", "429"):
+        ref = create[status]["content"]["application/json"]["schema"]["$ref"]
+        assert ref.endswith("/ErrorBody"), (status, create[status])
+    detail = schema["components"]["schemas"]["ErrorDetail"]
+    assert set(detail["required"]) == {"type", "code", "message", "param"}
+    assert "202" in create
