@@ -12,7 +12,29 @@ from sqlalchemy.orm import Mapped, mapped_column
 from tenants.kernel.db import Base, UTCDateTime, utcnow
 
 
-class ProviderState(Base):
+class RoutingStats:
+    """The routing statistics every credential's state keeps (a mixin of the two tables
+    below): latency, error rate, breaker, back-off and call counters."""
+
+    #: Decayed EWMA of call latency.
+    latency_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+    #: EWMA of failures, 0..1 (not money: a float is fine).
+    error_rate: Mapped[float] = mapped_column(Float, default=0.0)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    #: `closed`, `open` or `half_open`, as of `updated_at`.
+    breaker: Mapped[str] = mapped_column(String(16), default="closed")
+    breaker_opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    #: A 429's Retry-After: routing stays away until then.
+    backoff_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    calls: Mapped[int] = mapped_column(BigInteger, default=0)
+    failures: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(64), default=None)
+    latency_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    error_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ProviderState(RoutingStats, Base):
     """What the gateway knows of one provider called with the platform's credentials (seed
     table `media_providers`): the last health check and the routing statistics of
     gateway/providers/states.py. Not tenant data.
@@ -28,27 +50,12 @@ class ProviderState(Base):
     #: The last health check: `healthy`, `unhealthy`, `unconfigured` or `unknown`.
     health: Mapped[str] = mapped_column(String(16), default="unknown")
     detail: Mapped[str] = mapped_column(Text, default="")
-    #: Decayed EWMA of call latency, and the last health check's own latency.
-    latency_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+    #: The last health check's own latency.
     check_latency_ms: Mapped[int | None] = mapped_column(Integer, default=None)
-    #: EWMA of failures, 0..1 (not money: a float is fine).
-    error_rate: Mapped[float] = mapped_column(Float, default=0.0)
-    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
-    #: `closed`, `open` or `half_open`, as of `updated_at`.
-    breaker: Mapped[str] = mapped_column(String(16), default="closed")
-    breaker_opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
-    #: A 429's Retry-After: routing stays away until then.
-    backoff_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
-    calls: Mapped[int] = mapped_column(BigInteger, default=0)
-    failures: Mapped[int] = mapped_column(BigInteger, default=0)
-    last_error: Mapped[str | None] = mapped_column(String(64), default=None)
     last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
-    latency_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
-    error_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class TenantProviderState(Base):
+class TenantProviderState(RoutingStats, Base):
     """The routing statistics of one provider called with one tenant's own key
     (`PUT /v1/provider_keys/{provider}`): its breaker, back-off and error rate are that
     key's, so a tenant's bad or exhausted key never keeps another tenant from the provider.
@@ -63,18 +70,6 @@ class TenantProviderState(Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"),
                                            primary_key=True)
     provider: Mapped[str] = mapped_column(String(64), primary_key=True)
-    latency_ms: Mapped[int | None] = mapped_column(Integer, default=None)
-    error_rate: Mapped[float] = mapped_column(Float, default=0.0)
-    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
-    breaker: Mapped[str] = mapped_column(String(16), default="closed")
-    breaker_opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
-    backoff_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
-    calls: Mapped[int] = mapped_column(BigInteger, default=0)
-    failures: Mapped[int] = mapped_column(BigInteger, default=0)
-    last_error: Mapped[str | None] = mapped_column(String(64), default=None)
-    latency_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
-    error_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class VoiceClone(Base):
