@@ -11,6 +11,7 @@ bound to a process in `gateway.generations.tasks`.
 
 from __future__ import annotations
 
+from gateway.core.jobs import JobQueue
 from gateway.core.runtime import Runtime
 
 RUN = "generation.run"
@@ -28,20 +29,24 @@ def poll_key(generation_id: str, seq: int) -> str:
     return f"{generation_id}:poll:{seq}"
 
 
+def _queue(runtime: Runtime) -> JobQueue:
+    # A worker process has no queue of its own until it needs one (a leader queueing its
+    # followers, a hand-back, a poll); then it queues on the process's configured backend.
+    if runtime.queue is None:
+        runtime.queue = runtime.make_queue()
+    return runtime.queue
+
+
 async def enqueue_run(runtime: Runtime, generation_id: str, media_type: str, *,
                       key: str | None = None) -> None:
     """Queue a run job on the media type's queue; `key` (default: the generation id)
     dedupes."""
-    if runtime.queue is None:
-        runtime.queue = runtime.make_queue()
-    await runtime.queue.enqueue(RUN, media_type, key=key or generation_id,
+    await _queue(runtime).enqueue(RUN, media_type, key=key or generation_id,
                                 generation_id=generation_id)
 
 
 async def enqueue_poll(runtime: Runtime, generation_id: str, media_type: str, *, seq: int,
                        delay_s: float) -> None:
     """Queue a poll job `delay_s` from now, valid for lease sequence `seq`."""
-    if runtime.queue is None:
-        runtime.queue = runtime.make_queue()
-    await runtime.queue.enqueue(POLL, media_type, key=poll_key(generation_id, seq),
+    await _queue(runtime).enqueue(POLL, media_type, key=poll_key(generation_id, seq),
                                 delay_s=delay_s, generation_id=generation_id, seq=seq)

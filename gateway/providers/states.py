@@ -9,8 +9,8 @@ own breaker only; the operator's view shows the platform scope.
 
 - The pipeline calls `acquire` before a provider call (it refuses while the breaker is open or a
   429's Retry-After runs), `record` with the outcome, and `finish` when the call is over.
-- `health_check_all` (scheduled by `gateway.worker.sweep_forever`, and on demand by the
-  operator API) calls each configured provider's `health` with its credentials.
+- `health_check_all` (a periodic task declared in `gateway.generations.tasks`, and on
+  demand by the operator API) calls each configured provider's `health` with its credentials.
 - Every outcome and health check is written to the `providers` row (best effort: a failed
   write is logged, never fails a generation). `refresh` merges rows newer than this process's
   own view, so an API process that only plans generations sees what the workers observed; the
@@ -50,7 +50,7 @@ from tenants.schemas import shows_provider_names
 
 log = logging.getLogger(__name__)
 
-#: How often `sweep_forever` runs the health checks, and how long one check may take.
+#: How often the periodic task runs the health checks, and how long one check may take.
 HEALTH_INTERVAL_S = 60.0
 HEALTH_TIMEOUT_S = 10.0
 #: How stale this process's view may be before planning re-reads the table.
