@@ -12,6 +12,7 @@ import billing.models
 import gateway.generations.models
 import gateway.providers.models
 import gateway.webhooks.models
+import tenants.audit
 import tenants.models  # noqa: F401  (every model module, so autogenerate sees all tables)
 from tenants.kernel.db import Base, UTCDateTime
 

@@ -223,3 +223,20 @@ class KeyCreated(msgspec.Struct):
     customer_id: str | None
     created_at: datetime
     object: str = "api_key"
+
+
+#: A tenant's staff roles, most powerful first, and `customer` (a portal user).
+StaffRole = Literal["owner", "admin", "developer", "billing", "viewer"]
+UserRole = Literal["owner", "admin", "developer", "billing", "viewer", "customer"]
+
+#: The key scopes a signed-in user's session holds, by role: a session passes the same
+#: `requires(...)` guards a key with these scopes would. A customer acts for its own customer
+#: (and so its own wallet), never tenant-wide.
+ROLE_SCOPES: dict[str, frozenset[Scope]] = {
+    "owner": frozenset(ALL_SCOPES),
+    "admin": frozenset(ALL_SCOPES),
+    "developer": frozenset({"generate", "read"}),
+    "billing": frozenset({"read", "billing"}),
+    "viewer": frozenset({"read"}),
+    "customer": frozenset({"generate", "read", "billing"}),
+}

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email
+import email.policy
 import os
+import re
 import secrets
 import shutil
+import socket
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +29,7 @@ import asyncpg
 import httpx
 import pytest
 import valkey.asyncio as valkey_client
+from aiosmtpd.controller import Controller
 from litestar import Litestar
 from moto.server import ThreadedMotoServer
 from sqlalchemy.engine import make_url
@@ -150,14 +156,85 @@ def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settin
         # The rule that offline engines serve only tenants that chose them is tested with
         # `default_allowed_providers=()` (tests/gateway/providers/test_allowed_providers.py).
         "default_allowed_providers": ("*",),
+        # Without an SMTP server, mail is written here (never into the checkout).
+        "mail_outbox_dir": str(tmp_path / "mail"),
     }
     values.update(overrides)
     return Settings(**values)
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    return make_settings(database_url, tmp_path)
+def settings(database_url: str, tmp_path: Path, smtp_server: Inbox) -> Settings:
+    return make_settings(database_url, tmp_path, smtp_host=smtp_server.host,
+                         smtp_port=smtp_server.port)
+
+
+class Inbox:
+    """What the test SMTP server (aiosmtpd on loopback) received, by recipient.
+
+    One server for the session; tests tell their mail apart by using their own addresses."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self._messages: list[email.message.EmailMessage] = []
+        self._arrived = threading.Condition()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(message, email.message.EmailMessage)
+        with self._arrived:
+            self._messages.append(message)
+            self._arrived.notify_all()
+        return "250 Message accepted for delivery"
+
+    async def next(self, to: str, *, timeout: float = 15.0) -> email.message.EmailMessage:
+        """The first message to `to` not taken yet (removed from the inbox), waiting for it
+        to arrive; fails the test after `timeout` seconds."""
+
+        def wait() -> email.message.EmailMessage:
+            with self._arrived:
+                found = self._arrived.wait_for(lambda: self._take(to), timeout=timeout)
+                assert found, f"no mail to {to} within {timeout} s"
+                return found
+
+        return await asyncio.to_thread(wait)
+
+    def _take(self, to: str) -> email.message.EmailMessage | None:
+        for message in self._messages:
+            if to.lower() in str(message["To"]).lower():
+                self._messages.remove(message)
+                return message
+        return None
+
+    def sent_to(self, to: str) -> int:
+        """How many messages to `to` are waiting (arrived and not taken)."""
+        with self._arrived:
+            return sum(to.lower() in str(m["To"]).lower() for m in self._messages)
+
+    @staticmethod
+    def link(message: email.message.EmailMessage) -> str:
+        """The first http(s) link in the message's plain text part."""
+        body = message.get_body(preferencelist=("plain",))
+        assert body is not None, "the message has no plain text part"
+        found = re.search(r"https?://\S+", body.get_content())
+        assert found, "the message holds no link"
+        return found[0]
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[Inbox]:
+    """A real SMTP server (aiosmtpd) on a free loopback port for the whole session."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    inbox = Inbox("127.0.0.1", port)
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox
+    finally:
+        controller.stop()
 
 
 @dataclass

@@ -51,14 +51,37 @@ KeyScope = Literal["generate", "read", "billing", "tenant_admin"]
 class Principal:
     """The caller of a request, whatever credential it came with."""
 
-    kind: Literal["key", "operator"]
+    #: `key`: a tenant API key; `user`: a person signed in with a session cookie;
+    #: `operator`: the platform's admin token.
+    kind: Literal["key", "operator", "user"]
     #: The tenant acted for (None: the operator).
     tenant_id: str | None
-    #: The API key used (None: the operator).
+    #: The API key used (None: the operator, a user).
     key_id: str | None
-    #: The customer acted for: the key's own, or `X-Customer-Id` on a tenant-wide key.
+    #: The customer acted for: the key's own, `X-Customer-Id` on a tenant-wide key, or the
+    #: customer a portal user is linked to.
     customer_id: str | None
     scopes: frozenset[str]
+    #: The signed-in person (kind `user`).
+    user_id: str | None = None
+    #: The user's role in its tenant: a staff role (`owner`, `admin`, `developer`,
+    #: `billing`, `viewer`) or `customer` (a portal user). None for keys and the operator.
+    role: str | None = None
+    #: The session the user came with (so it can sign itself out).
+    session_id: str | None = None
+    #: The team spent for and shown (`X-Team-Id` or a body's `team_id`), and the caller's
+    #: role in it (`owner`, `admin`, `member`, `viewer`).
+    team_id: str | None = None
+    team_role: str | None = None
+
+    @property
+    def actor(self) -> str:
+        """Who did it, as the audit log writes it: `user:<id>`, `key:<id>` or `operator`."""
+        if self.kind == "operator":
+            return "operator"
+        if self.kind == "user":
+            return f"user:{self.user_id}"
+        return f"key:{self.key_id}"
 
     @property
     def tenant(self) -> str:

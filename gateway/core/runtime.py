@@ -17,6 +17,7 @@ import httpx
 
 from gateway.core.egress import Egress, EgressPolicy
 from gateway.core.jobs import InProcessQueue, JobQueue, SaqQueue, TaskRegistry
+from gateway.core.mail import Mailer
 from gateway.core.ratelimit import RateLimiter
 from gateway.core.result_store import ResultStore, make_result_store
 from gateway.core.settings import Settings, SettingsError
@@ -72,6 +73,11 @@ class Runtime:
     tasks: TaskRegistry = field(default_factory=TaskRegistry)
     #: None in a process that queues nothing (the CLI's admin commands).
     queue: JobQueue | None = None
+    #: Outgoing mail (sign-in links, invitations), built from `settings`.
+    mailer: Mailer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.mailer = Mailer(self.settings)
 
     @classmethod
     async def start(cls, settings: Settings, *, plugins: PluginHost | None = None,
@@ -108,6 +114,7 @@ class Runtime:
         return InProcessQueue(self.tasks, concurrency_for=self.settings.concurrency_for)
 
     async def close(self) -> None:
+        await self.mailer.drain()
         if self.queue is not None:
             await self.queue.close()
         await self.egress.close()

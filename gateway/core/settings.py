@@ -171,6 +171,41 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: name (`MEDIAHUB_OPENAI_PRICES={"dall-e-3/hd/1024x1024": 90000}` → "OPENAI"); applied
     #: to the providers at start (`Provider.set_prices`), which refuse unknown names.
     provider_prices: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
+    #: The SMTP server mail goes out through (sign-up verification, password reset, magic
+    #: links, invitations). Unset: mail is written as `.eml` files to
+    #: `MEDIAHUB_MAIL_OUTBOX_DIR` instead (development and the demo).
+    smtp_host: str | None = None
+    #: The SMTP server's port (25, 587 with STARTTLS, 465 with TLS).
+    smtp_port: int = 25
+    #: The SMTP user name; unset: no authentication.
+    smtp_username: str | None = None
+    #: The SMTP password (never logged).
+    smtp_password: str | None = None
+    #: Upgrade the SMTP connection with STARTTLS (port 587).
+    smtp_starttls: bool = False
+    #: Connect to the SMTP server over TLS from the start (port 465).
+    smtp_tls: bool = False
+    #: The platform's sender address; a tenant's `branding.sender_email` replaces it for that
+    #: tenant's mail, and the tenant's name is always the sender's display name.
+    mail_from: str = "no-reply@mediahub.localhost"
+    #: Where mail goes when `MEDIAHUB_SMTP_HOST` is unset, one `.eml` file per message.
+    mail_outbox_dir: str = "./mail"
+    #: A signed-in session ends after this long without a request.
+    session_idle_s: int = 7 * 86400
+    #: A signed-in session ends this long after sign-in, however active.
+    session_absolute_s: int = 30 * 86400
+    #: How long an emailed verification link stays valid.
+    verification_link_ttl_s: int = 2 * 86400
+    #: How long an emailed password reset, magic sign-in or invitation link stays valid.
+    email_link_ttl_s: int = 3600
+    #: How long a portal link minted by `POST /v1/portal_sessions` stays valid (used once).
+    portal_session_ttl_s: int = 300
+    #: The shortest password accepted (common passwords are refused whatever their length).
+    password_min_length: int = 10
+    #: Sign-in, reset and magic-link requests allowed per email address per hour.
+    auth_attempts_per_email_per_hour: int = 10
+    #: Sign-in, sign-up, reset and magic-link requests allowed per client address per minute.
+    auth_attempts_per_address_per_minute: int = 30
 
     def concurrency_for(self, media_type: str) -> int:
         """Jobs one worker process runs at once on the queue of `media_type`."""
@@ -347,6 +382,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     sweep_interval = _int(env, "MEDIAHUB_SWEEP_INTERVAL_S", 30, 1, 3600, problems)
     shutdown_grace = _int(env, "MEDIAHUB_SHUTDOWN_GRACE_S", 60, 0, 3600, problems)
     provider_prices = _provider_prices(env, problems)
+    people = _people_settings(env, problems)
 
     if problems:
         raise SettingsError(problems)
@@ -387,6 +423,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sweep_interval_s=sweep_interval,
         shutdown_grace_s=shutdown_grace,
         provider_prices=provider_prices,
+        **people,
     )
 
 
@@ -410,6 +447,53 @@ def _provider_prices(env: Mapping[str, str], problems: list[str]) -> dict[str, d
             continue
         prices[provider] = table
     return prices
+
+
+def _flag(env: Mapping[str, str], name: str, problems: list[str]) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw not in ("", "0", "1", "true", "false", "yes", "no", "on", "off"):
+        problems.append(f"{name}={raw!r}: must be true or false")
+    return raw in ("1", "true", "yes", "on")
+
+
+def _people_settings(env: Mapping[str, str], problems: list[str]) -> dict[str, Any]:
+    """Mail, sessions and sign-in settings (docs/user-guide.md, "People"); every bad value is
+    added to `problems`."""
+    mail_from = env.get("MEDIAHUB_MAIL_FROM") or "no-reply@mediahub.localhost"
+    if "@" not in mail_from or any(c in mail_from for c in "\r\n<>"):
+        problems.append(f"MEDIAHUB_MAIL_FROM={mail_from!r}: must be a bare email address")
+    starttls = _flag(env, "MEDIAHUB_SMTP_STARTTLS", problems)
+    tls = _flag(env, "MEDIAHUB_SMTP_TLS", problems)
+    if starttls and tls:
+        problems.append("MEDIAHUB_SMTP_STARTTLS and MEDIAHUB_SMTP_TLS: set one, not both")
+    idle = _int(env, "MEDIAHUB_SESSION_IDLE_S", 7 * 86400, 60, 365 * 86400, problems)
+    absolute = _int(env, "MEDIAHUB_SESSION_ABSOLUTE_S", 30 * 86400, 60, 365 * 86400, problems)
+    if idle > absolute:
+        problems.append("MEDIAHUB_SESSION_IDLE_S: must not exceed MEDIAHUB_SESSION_ABSOLUTE_S")
+    return {
+        "smtp_host": env.get("MEDIAHUB_SMTP_HOST") or None,
+        "smtp_port": _int(env, "MEDIAHUB_SMTP_PORT", 25, 1, 65535, problems),
+        "smtp_username": env.get("MEDIAHUB_SMTP_USERNAME") or None,
+        "smtp_password": env.get("MEDIAHUB_SMTP_PASSWORD") or None,
+        "smtp_starttls": starttls,
+        "smtp_tls": tls,
+        "mail_from": mail_from,
+        "mail_outbox_dir": env.get("MEDIAHUB_MAIL_OUTBOX_DIR") or "./mail",
+        "session_idle_s": idle,
+        "session_absolute_s": absolute,
+        "verification_link_ttl_s": _int(env, "MEDIAHUB_VERIFICATION_LINK_TTL_S", 2 * 86400,
+                                        60, 30 * 86400, problems),
+        "email_link_ttl_s": _int(env, "MEDIAHUB_EMAIL_LINK_TTL_S", 3600, 60, 7 * 86400,
+                                 problems),
+        "portal_session_ttl_s": _int(env, "MEDIAHUB_PORTAL_SESSION_TTL_S", 300, 10, 86400,
+                                     problems),
+        "password_min_length": _int(env, "MEDIAHUB_PASSWORD_MIN_LENGTH", 10, 8, 128,
+                                    problems),
+        "auth_attempts_per_email_per_hour": _int(
+            env, "MEDIAHUB_AUTH_ATTEMPTS_PER_EMAIL_PER_HOUR", 10, 1, 10**6, problems),
+        "auth_attempts_per_address_per_minute": _int(
+            env, "MEDIAHUB_AUTH_ATTEMPTS_PER_ADDRESS_PER_MINUTE", 30, 1, 10**6, problems),
+    }
 
 
 _LOOPBACK_NETWORKS: Final = ("127.0.0.0/8", "::1/128")

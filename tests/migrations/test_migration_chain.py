@@ -29,6 +29,7 @@ from sqlalchemy.engine import make_url
 import billing.models
 import gateway.generations.models
 import gateway.webhooks.models
+import tenants.audit
 import tenants.models  # noqa: F401  (all tables on the metadata)
 from gateway.core.migrate import MIGRATIONS_DIR, alembic_config, upgrade
 from tenants.kernel.db import Base, Database

@@ -10,6 +10,7 @@ from alembic.migration import MigrationContext
 import billing.models
 import gateway.generations.models
 import gateway.webhooks.models
+import tenants.audit
 import tenants.models  # noqa: F401  (all tables on the metadata)
 from tenants.kernel.db import Base, Database
 
