@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 from pathlib import Path
 
 import pytest
@@ -235,3 +237,20 @@ async def test_requests_are_throttled_per_client_address(
         other = await browser(gw, client=("192.0.2.8", 5555)).post(
             "/v1/auth/reset", json={"email": email(), "tenant": slug})
         assert other.status_code == 202
+
+
+async def test_the_address_limit_holds_under_concurrency_through_valkey(
+        database_url: str, tmp_path: Path, smtp_server: Inbox, valkey: str) -> None:
+    settings: Settings = make_settings(database_url, tmp_path, smtp_host=smtp_server.host,
+                                       smtp_port=smtp_server.port, valkey_url=valkey,
+                                       auth_attempts_per_address_per_minute=5)
+    async with running_gateway(settings) as gw:
+        _, slug, _ = await open_tenant(gw)
+        # A fresh address per run: the Valkey state outlives the test.
+        ip = f"198.51.100.{secrets.randbelow(250) + 1}"
+        web = browser(gw, client=(ip, 1))
+        answers = await asyncio.gather(*(
+            web.post("/v1/auth/reset", json={"email": email(), "tenant": slug})
+            for _ in range(20)))
+        codes = sorted(a.status_code for a in answers)
+        assert codes == [202] * 5 + [429] * 15

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from tenants.audit import list_events
 from tests.conftest import Gateway, Inbox
 from tests.gateway.people.support import email, invited, open_tenant
@@ -106,3 +108,19 @@ async def test_operator_invites_and_duplicates_conflict(
                                         headers=gateway.admin(),
                                         json={"email": email(), "role": "owner"})
     assert missing.status_code == 404
+
+
+async def test_two_owners_demoting_each_other_at_once_leave_one(
+        gateway: Gateway, smtp_server: Inbox) -> None:
+    tenant_id, slug, _ = await open_tenant(gateway)
+    a, a_in = await invited(gateway, smtp_server, tenant_id, slug, "owner")
+    b, b_in = await invited(gateway, smtp_server, tenant_id, slug, "owner")
+    first, second = await asyncio.gather(
+        a.patch(f"/v1/users/{b_in['user']['id']}", json={"role": "admin"},
+                headers={"X-CSRF-Token": a_in["csrf_token"]}),
+        b.patch(f"/v1/users/{a_in['user']['id']}", json={"role": "admin"},
+                headers={"X-CSRF-Token": b_in["csrf_token"]}))
+    assert sorted([first.status_code, second.status_code]) == [200, 409]
+    # Whoever lost is an admin now, and still sees the staff list.
+    owners = await a.get("/v1/users", params={"role": "owner"})
+    assert len(owners.json()["data"]) == 1
