@@ -4,13 +4,22 @@ lifetimes, and what a role may do; on both databases."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import update
 
 from tenants.kernel.db import utcnow
 from tenants.users.models import UserSession
-from tests.conftest import Gateway, Inbox
-from tests.gateway.people.support import browser, email, invited, login, open_tenant, signed_up
+from tests.conftest import Gateway, Inbox, make_settings, running_gateway
+from tests.gateway.people.support import (
+    browser,
+    email,
+    invited,
+    login,
+    open_tenant,
+    signed_up,
+    token_of,
+)
 
 IMAGE = {"type": "image", "prompt": "a lighthouse at dusk", "params": {"size": "256x128"}}
 
@@ -151,3 +160,24 @@ async def test_roles_limit_what_a_session_may_do(gateway: Gateway, smtp_server: 
     customer = browser(gateway)
     await signed_up(customer, smtp_server, slug, email())
     assert (await customer.get("/v1/users")).status_code == 403
+
+
+async def test_the_cookie_is_secure_behind_an_https_public_url(
+        database_url: str, tmp_path: Path, smtp_server: Inbox) -> None:
+    settings = make_settings(database_url, tmp_path, smtp_host=smtp_server.host,
+                             smtp_port=smtp_server.port, public_base_url="https://testserver",
+                             auth_attempts_per_address_per_minute=1000)
+    async with running_gateway(settings) as gw:
+        tenant_id, slug, _ = await open_tenant(gw)
+        address = email()
+        r = await gw.client.post(f"/admin/v1/tenants/{tenant_id}/users", headers=gw.admin(),
+                                 json={"email": address, "role": "viewer"})
+        assert r.status_code == 201
+        link = Inbox.link(await smtp_server.next(address))
+        assert link.startswith("https://testserver/set-password?")
+        done = await browser(gw).post("/v1/auth/reset/confirm", json={
+            "token": token_of(link), "password": "a long passphrase here", "tenant": slug})
+        assert done.status_code == 200, done.text
+        cookie = done.headers["set-cookie"].lower()
+        assert "; secure" in cookie
+        assert "httponly" in cookie
