@@ -61,11 +61,14 @@ class Site:
 
 
 def _origin(caller: Caller) -> str:
+    # Rebuilt from the parsed host and a numeric port only: nothing else of the header
+    # reaches a mailed link.
     host = cookies.hostname(caller.host)
-    _, _, port = caller.host.strip().rpartition(":")
+    _, colon, port = caller.host.strip().rpartition(":")
     scheme = "https" if caller.https else "http"
-    return f"{scheme}://{host}:{port}" if port.isdigit() and "]" not in port else \
-        f"{scheme}://{host}"
+    if colon and port.isdigit():
+        return f"{scheme}://{host}:{port}"
+    return f"{scheme}://{host}"
 
 
 async def tenant_by_slug(session: AsyncSession, slug: str) -> Tenant | None:
