@@ -11,7 +11,6 @@ from gateway.people.schemas import Me, SessionList, SessionOut
 from gateway.people.views import render_user, session_out
 from tenants.kernel.errors import PermissionDenied
 from tenants.users import service as users
-from tenants.users.models import UserSession
 
 
 def _own(principal: Principal) -> tuple[str, str, str]:
@@ -26,9 +25,12 @@ async def me(runtime: Runtime, principal: Principal, raw_session: str) -> Me:
     tenant_id, user_id, session_id = _own(principal)
     async with runtime.db.session() as session:
         user = await users.get_user(session, tenant_id, user_id)
-        row = await session.get(UserSession, session_id)
-        assert row is not None
-        return Me(user=await render_user(session, user), session=session_out(row, session_id),
+        rows, _ = await users.list_sessions(session, tenant_id, user_id,
+                                            idle_s=runtime.settings.session_idle_s, limit=1,
+                                            cursor=None, session_id=session_id)
+        if not rows:  # revoked between the guard and here
+            raise users.session_not_found()
+        return Me(user=await render_user(session, user), session=session_out(rows[0], session_id),
                   csrf_token=cookies.csrf_token(runtime.settings, raw_session))
 
 
