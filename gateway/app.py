@@ -32,6 +32,13 @@ from gateway.generations import tasks
 from gateway.generations.routes import GenerationController, ProviderController
 from gateway.generations.services import Services
 from gateway.generations.sweeps import recover_embedded
+from gateway.people.routes import (
+    AuthController,
+    SessionController,
+    UserController,
+    create_portal_session,
+    users_me,
+)
 from gateway.portal.routes import portal_credits, portal_home
 from gateway.tenancy.routes import ProviderKeyController
 from gateway.voices.routes import VoiceController
@@ -90,6 +97,8 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
                            portal_credits,
                            WebhookEndpointController, webhook_url_secret,
                            ProviderKeyController, VoiceController]
+    handlers += [AuthController, SessionController, UserController, users_me,
+                 create_portal_session]
     app = Litestar(
         route_handlers=handlers,
         # Plain attribute reads: synchronous, so Litestar resolves them inline (async

@@ -134,11 +134,23 @@ class TenantCache(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True
 SHOW_PROVIDER_NAMES = "show_provider_names"
 
 
+#: The branding key that opens a tenant's portal to self-service sign-up (a bool; default
+#: false: only invited staff, portal sessions its backend mints and existing users sign in).
+OPEN_SIGNUP = "open_signup"
+
+
 def _check_branding(branding: dict[str, Any] | msgspec.UnsetType) -> None:
     # Branding is free-form for the portal, but the keys the gateway acts on are typed.
     if isinstance(branding, dict) and not isinstance(branding.get(SHOW_PROVIDER_NAMES, False),
                                                      bool):
         raise ValueError(f"branding.{SHOW_PROVIDER_NAMES} must be a boolean")
+    if isinstance(branding, dict) and not isinstance(branding.get(OPEN_SIGNUP, False), bool):
+        raise ValueError(f"branding.{OPEN_SIGNUP} must be a boolean")
+
+
+def signup_open(branding: dict[str, Any]) -> bool:
+    """Whether anyone may sign up on the tenant's portal (`POST /v1/auth/signup`)."""
+    return branding.get(OPEN_SIGNUP) is True
 
 
 def shows_provider_names(branding: dict[str, Any]) -> bool:

@@ -14,6 +14,8 @@ from gateway.credits import service as credits
 from gateway.credits.purchases import PackageCreate, PackageList, PackageOut
 from gateway.credits.service import CreditGrant, GrantOut
 from gateway.generations.services import ServicesDep
+from gateway.people import staff
+from gateway.people.schemas import InviteIn, UserOut
 from gateway.providers.states import ProviderStateList, health_check_all, operator_view
 from gateway.tenancy import provider_keys as provider_key_routes
 from gateway.tenancy import service as tenancy
@@ -73,6 +75,14 @@ class AdminController(Controller):
     async def revoke_key(self, runtime: RuntimeDep,
                          tenant_id: FromPath[str], key_id: FromPath[str]) -> KeyOut:
         return await tenancy.revoke_key(runtime, tenant_id, key_id)
+
+    @post("/tenants/{tenant_id:str}/users", status_code=201,
+          summary="Invite a tenant's user (its first owner)")
+    async def invite_user(self, runtime: RuntimeDep, tenant_id: FromPath[str],
+                          data: InviteIn) -> UserOut:
+        """Mails the address a link to set its password; how a tenant gets its first owner.
+        409 `user_exists`; 404 for an unknown tenant."""
+        return await staff.invite_as_operator(runtime, tenant_id, data)
 
     @post("/tenants/{tenant_id:str}/credits", status_code=201,
           summary="Grant credits to a tenant's wallet")

@@ -7,6 +7,11 @@
   first use).
 - `Authorization: Bearer <MEDIAHUB_ADMIN_TOKEN>` on operator routes: the operator (compared
   in constant time).
+- The `mh_session` cookie of a signed-in user (gateway/core/cookies.py): a `user` principal
+  with its role's scopes (`ROLE_SCOPES`); a portal customer acts for its own customer, staff
+  tenant-wide (or for `X-Customer-Id`). Good only on a host of its tenant; every write
+  (POST/PUT/PATCH/DELETE) needs `X-CSRF-Token` and a same-host `Origin` when one is sent
+  (403 `csrf_failed`). A request with both a bearer key and the cookie is the key's.
 
 Routes declare what they need with guards (`requires("generate")`, `operator_only`), which
 Litestar runs before it reads or validates the body: a request without a valid credential
@@ -25,7 +30,9 @@ from typing import Any, Literal
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from litestar.types import Scope
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.core import cookies
 from gateway.core.ratelimit import DECISION_STATE_KEY
 from gateway.core.runtime import Runtime
 from tenants import service as tenants
@@ -36,8 +43,9 @@ from tenants.kernel.errors import (
     RateLimited,
 )
 from tenants.models import Tenant
-from tenants.schemas import RateLimitPolicy
+from tenants.schemas import ROLE_SCOPES, RateLimitPolicy
 from tenants.service import KeyIdentity
+from tenants.users import service as users
 
 #: Where the guard leaves the principal in the ASGI scope's state.
 PRINCIPAL_STATE_KEY = "mediahub.principal"
@@ -209,17 +217,87 @@ async def authenticate_key(connection: ASGIConnection[Any, Any, Any, Any], *,
     return principal
 
 
+async def authenticate_session(connection: ASGIConnection[Any, Any, Any, Any], *,
+                               tenant_wide: bool = False) -> Principal:
+    """The principal of a request signed in with the session cookie (module docstring):
+    401 `invalid_session` for an unknown, expired, revoked or foreign-host session, 403
+    `csrf_failed` for a write without the CSRF token or from another origin, 429 over the
+    tenant's limits (the user counts as one key). `tenant_wide` as in `authenticate_key`."""
+    state = connection.scope.setdefault("state", {})
+    known = state.get(PRINCIPAL_STATE_KEY)
+    if isinstance(known, Principal):
+        return known
+    runtime = _runtime(connection)
+    settings = runtime.settings
+    raw = connection.cookies.get(cookies.SESSION_COOKIE, "")
+    async with runtime.db.session() as session:
+        found = await users.resolve_session(session, raw, idle_s=settings.session_idle_s)
+        on_host = found is not None and await _on_tenant_host(
+            session, runtime, connection, found[0].tenant_id)
+    if found is None or not on_host:
+        raise AuthenticationFailed("the session expired or was signed out; sign in again",
+                                   code="invalid_session")
+    row, user = found
+    if users.needs_touch(row):
+        async with runtime.db.transaction() as session:
+            await users.touch_session(session, row.tenant_id, row.id)
+    if connection.scope.get("method", "GET") in cookies.WRITE_METHODS and not (
+            cookies.csrf_ok(settings, raw, connection.headers.get(cookies.CSRF_HEADER))
+            and cookies.origin_ok(connection)):
+        raise PermissionDenied("a signed-in write needs the X-CSRF-Token header from sign-in "
+                               "and a same-site Origin", code="csrf_failed")
+    await _enforce_rate_limit(connection, runtime, KeyIdentity(
+        key_id=f"user:{user.id}", tenant_id=user.tenant_id, scopes=frozenset(),
+        customer_id=user.customer_id))
+    if user.role == "customer":
+        if tenant_wide:
+            raise PermissionDenied("a customer cannot change its tenant's setup",
+                                   code="customer_user")
+        customer_id = user.customer_id
+    elif tenant_wide:
+        customer_id = None
+    else:
+        customer_id = await _acting_customer(connection, runtime, KeyIdentity(
+            key_id="", tenant_id=user.tenant_id, scopes=frozenset(), customer_id=None))
+    principal = Principal(kind="user", tenant_id=user.tenant_id, key_id=None,
+                          customer_id=customer_id,
+                          scopes=frozenset(ROLE_SCOPES.get(user.role, frozenset())),
+                          user_id=user.id, role=user.role, session_id=row.id)
+    state[PRINCIPAL_STATE_KEY] = principal
+    return principal
+
+
+async def _on_tenant_host(session: AsyncSession, runtime: Runtime,
+                          connection: ASGIConnection[Any, Any, Any, Any], tenant_id: str) -> bool:
+    host = cookies.request_host(connection)
+    if host == cookies.platform_host(runtime.settings):
+        return True
+    tenant = await tenants.tenant_for_host(session, host)
+    return tenant is not None and tenant.id == tenant_id
+
+
+async def authenticate(connection: ASGIConnection[Any, Any, Any, Any], *,
+                       tenant_wide: bool = False) -> Principal:
+    """The principal of a tenant request: its bearer key when it sends one, else its session
+    cookie when it sends one, else 401 (asking for a key)."""
+    if "authorization" not in connection.headers and connection.cookies.get(
+            cookies.SESSION_COOKIE):
+        return await authenticate_session(connection, tenant_wide=tenant_wide)
+    return await authenticate_key(connection, tenant_wide=tenant_wide)
+
+
 def requires(*scopes: KeyScope, tenant_wide: bool = False) -> Any:
-    """A guard: the request needs a tenant API key holding every one of `scopes` (none:
-    any valid key); `tenant_wide` as in `authenticate_key`. Raises 401 / 403 / 429 before
-    the body is read."""
+    """A guard: the request needs a tenant API key, or a signed-in user's session, holding
+    every one of `scopes` (none: any valid credential); `tenant_wide` as in
+    `authenticate_key`. Raises 401 / 403 / 429 before the body is read."""
 
     async def guard(connection: ASGIConnection[Any, Any, Any, Any],
                     _: BaseRouteHandler) -> None:
-        principal = await authenticate_key(connection, tenant_wide=tenant_wide)
+        principal = await authenticate(connection, tenant_wide=tenant_wide)
         for scope in scopes:
             if scope not in principal.scopes:
-                raise PermissionDenied(f"this key lacks the {scope!r} scope", param=scope)
+                holder = "this key" if principal.kind == "key" else "your role"
+                raise PermissionDenied(f"{holder} lacks the {scope!r} scope", param=scope)
 
     guard.__name__ = f"requires_{'_'.join(scopes) or 'key'}"
     return guard

@@ -280,6 +280,12 @@ class RateLimiter:
             if rate is not None:
                 keys.append(key)
                 rates.append(rate)
+        return await self.take(keys, rates)
+
+    async def take(self, keys: Sequence[str], rates: Sequence[Rate]) -> Decision:
+        """Take one request from each of the limits `keys` (with their `rates`), all or
+        none: the tenant and key limits above, and other callers' own limits (sign-in
+        attempts per email and per address, gateway/people/throttle.py)."""
         if not rates:
             return Decision(allowed=True, binding=None)
         now = self.clock()
