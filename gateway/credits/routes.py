@@ -51,6 +51,14 @@ class PurchaseController(Controller):
         return await purchases.list_packages(runtime, principal.tenant, active_only=True,
                                              limit=limit, cursor=cursor)
 
+    @post("/packages", status_code=201, summary="Add a credit package to the tenant's offer",
+          guards=[requires("tenant_admin", tenant_wide=True)])
+    async def create_package(self, principal: Principal, runtime: RuntimeDep,
+                             data: PackageCreate) -> PackageOut:
+        """`tenant_admin` (or an owner/admin session): on sale at once."""
+        return await packages.create_package(runtime, principal.tenant, data,
+                                             actor=principal.actor)
+
     @post("/purchase", status_code=201, summary="Buy a credit package with Stripe Checkout",
           guards=[requires("billing")])
     async def purchase(self, principal: Principal, runtime: RuntimeDep,
@@ -83,17 +91,12 @@ class StripeWebhookController(Controller):
 
 
 class PackageController(Controller):
-    """The tenant's own offer: `tenant_admin` (or an owner/admin session)."""
+    """The tenant's own offer: `tenant_admin` (or an owner/admin session). Creating one is
+    `POST /v1/credits/packages` (`PurchaseController`: one path, one controller)."""
 
     path = "/v1/credits/packages"
     tags = ["credits"]
     guards = [requires("tenant_admin", tenant_wide=True)]
-
-    @post("/", status_code=201, summary="Add a credit package to the tenant's offer")
-    async def create(self, principal: Principal, runtime: RuntimeDep,
-                     data: PackageCreate) -> PackageOut:
-        return await packages.create_package(runtime, principal.tenant, data,
-                                             actor=principal.actor)
 
     @patch("/{package_id:str}", summary="Change a credit package")
     async def update(self, principal: Principal, runtime: RuntimeDep,
