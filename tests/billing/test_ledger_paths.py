@@ -4,8 +4,8 @@ Hypothesis draws a sequence of rounds of operations (grants, reservations includ
 the balance and one past it, posts of any amount including above the reservation, voids, a
 reservation posted in the same unit as a cache hit does, credits moved between the tenant's
 wallet and a customer's either way (`ledger.move`, refused when short), repeated idempotency
-keys, settles of settled, refused or unknown reservations), and the same sequence runs on a fresh tenant through
-each path:
+keys, settles of settled, refused or unknown reservations), and the same sequence runs on a
+fresh tenant through each path:
 
 - portable, on PostgreSQL: `ledger.limited_to(ledger.Path.PORTABLE)`, each operation in its
   own transaction;

@@ -152,3 +152,34 @@ async def test_40_concurrent_submits_against_a_budget_for_7_on_postgresql(
             books = await ledger.balances(session, tenant_id)
         assert books[ledger.TENANT_WALLET].debits_pending == 0
         assert sum(t.posted_balance for t in books.values()) == 0
+
+
+async def test_40_concurrent_submits_against_a_customers_budget_on_postgresql(
+        pg_url: str, tmp_path: Path) -> None:
+    """The customer's budget counts retail (its wallet pays in the `mediahub` mode), and two
+    keys acting for it share it."""
+    gate = Gate()
+    async with running_gateway(make_settings(pg_url, tmp_path),
+                               extra=[GatePlugin(gate)]) as gw:
+        owner = await gw.tenant(scopes=["tenant_admin", "generate"], billing_mode="mediahub",
+                                pricing={"markup_bps": {"default": 10_000}})
+        retail = 2 * WHOLESALE
+        await gw.client.post("/v1/customers", headers=owner.auth, json={
+            "external_id": "erin", "monthly_budget_mc": 5 * retail + retail - 1})
+        await gw.client.post("/v1/customers/erin/credits",
+                             headers={**owner.auth, "Idempotency-Key": "fund"},
+                             json={"amount": 500_000, "reason": "r"})
+        second = await gw.client.post("/v1/keys", headers=owner.auth,
+                                      json={"name": "second", "scopes": ["generate"]})
+        keys = [owner.auth, {"Authorization": f"Bearer {second.json()['key']}"}]
+        answers = await asyncio.gather(*(
+            submit(gw, {**keys[i % 2], "X-Customer-Id": "erin"}, i) for i in range(40)))
+        codes = [a.status_code for a in answers]
+        assert codes.count(202) == 5, codes
+        customer = (await gw.client.get("/v1/customers/erin", headers=owner.auth)).json()
+        assert await spent(gw, owner.id, "customer", customer["id"]) == 5 * retail
+        assert customer["balance"]["pending"] == 5 * retail
+        async with gw.runtime.db.session() as session:
+            books = await ledger.balances(session, owner.id)
+        assert sum(t.posted_balance for t in books.values()) == 0
+        gate.release.set()

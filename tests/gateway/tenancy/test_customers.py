@@ -3,13 +3,16 @@ price, budgets, credits moved between the tenant's wallet and a customer's."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 from sqlalchemy import select
 
 from billing import ledger
 from billing.pricing import apply_markup
 from gateway.core.settings import Settings
 from tenants.audit import AuditEvent
-from tests.conftest import Gate, GatePlugin, Gateway, running_gateway
+from tests.conftest import Gate, GatePlugin, Gateway, make_settings, running_gateway
 
 GATED = {"type": "image", "provider": "gate"}
 WHOLESALE = 1_300  # the gate's estimate (10 000 USD micros) at the platform's 30 %
@@ -174,3 +177,24 @@ async def test_credit_moves_are_idempotent_refused_when_short_and_keep_the_books
                                   headers={**selfish.auth, "Idempotency-Key": "x"},
                                   json={"amount": 1, "reason": "r"})
     assert (r.status_code, r.json()["error"]["code"]) == (409, "billing_mode_self")
+
+
+async def test_concurrent_repeats_of_a_credit_move_move_once_on_postgresql(
+        pg_url: str, tmp_path: Path) -> None:
+    async with running_gateway(make_settings(pg_url, tmp_path)) as gw:
+        owner = await gw.tenant(scopes=["tenant_admin"], credits_mc=10_000,
+                                billing_mode="mediahub")
+        await gw.client.post("/v1/customers", headers=owner.auth,
+                             json={"external_id": "frank"})
+        answers = await asyncio.gather(*(
+            gw.client.post("/v1/customers/frank/credits",
+                           headers={**owner.auth, "Idempotency-Key": "once"},
+                           json={"amount": 3_000, "reason": "r"}) for _ in range(20)))
+        assert {a.status_code for a in answers} == {201}
+        assert len({a.json()["id"] for a in answers}) == 1
+        got = (await gw.client.get("/v1/customers/frank", headers=owner.auth)).json()
+        assert got["balance"]["available"] == 3_000
+        async with gw.runtime.db.session() as session:
+            books = await ledger.balances(session, owner.id)
+        assert books[ledger.TENANT_WALLET].posted_balance == 7_000
+        assert sum(t.posted_balance for t in books.values()) == 0
