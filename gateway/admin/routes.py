@@ -20,6 +20,7 @@ from gateway.tenancy import service as tenancy
 from gateway.tenancy.provider_keys import ProviderKeyDeleted, ProviderKeyList
 from gateway.tenancy.service import KeyList, TenantList
 from tenants.kernel.errors import InvalidRequest, NotFound
+from tenants.keys import KeyUpdate
 from tenants.provider_keys import ProviderKeyIn, ProviderKeyOut
 from tenants.schemas import KeyCreate, KeyCreated, KeyOut, TenantCreate, TenantOut, TenantUpdate
 
@@ -70,6 +71,14 @@ class AdminController(Controller):
         """Newest first, cursor-paginated; each with this month's spend."""
         return await tenancy.list_keys(runtime, tenant_id, limit=page_limit(limit),
                                        cursor=cursor)
+
+    @patch("/tenants/{tenant_id:str}/keys/{key_id:str}",
+           summary="Change an API key's name, budget or rate limit")
+    async def update_key(self, runtime: RuntimeDep, tenant_id: FromPath[str],
+                         key_id: FromPath[str], data: KeyUpdate) -> KeyOut:
+        """As the tenant's own `PATCH /v1/keys/{id}` (audited with actor `operator`)."""
+        return await tenancy.update_key(runtime, tenant_id, key_id, data,
+                                        actor=OPERATOR.actor)
 
     @delete("/tenants/{tenant_id:str}/keys/{key_id:str}", status_code=200,
             summary="Revoke an API key")

@@ -171,6 +171,11 @@ async def test_the_operators_key_and_grant_changes_are_audited(gateway: Gateway)
     r = await gateway.client.post(f"/admin/v1/tenants/{tenant.id}/keys",
                                   headers=gateway.admin(), json={"name": "ops"})
     key_id = r.json()["id"]
+    r = await gateway.client.patch(f"/admin/v1/tenants/{tenant.id}/keys/{key_id}",
+                                   headers=gateway.admin(), json={"monthly_budget_mc": 7})
+    assert (r.status_code, r.json()["monthly_budget_mc"]) == (200, 7)
+    [updated] = await audit_events(gateway, tenant.id, "key.updated")
+    assert (updated.actor, updated.after["monthly_budget_mc"]) == ("operator", 7)
     await gateway.client.delete(f"/admin/v1/tenants/{tenant.id}/keys/{key_id}",
                                 headers=gateway.admin())
     created = [e for e in await audit_events(gateway, tenant.id, "key.created")
