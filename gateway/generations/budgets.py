@@ -159,7 +159,3 @@ async def month_spend(session: AsyncSession, tenant_id: str,
                column.in_(ids))
         .group_by(column))
     return {str(subject): int(total or 0) for subject, total in rows}
-
-
-__all__ = ["CUSTOMER", "KEY", "admit", "caller_amount", "give_back", "month_of",
-           "month_spend"]
