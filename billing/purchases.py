@@ -76,6 +76,17 @@ async def list_packages(session: AsyncSession, *, tenant_id: str, active_only: b
     return page(list(await session.scalars(query)), limit)
 
 
+async def get_package(session: AsyncSession, *, tenant_id: str,
+                      package_id: str) -> CreditPackage:
+    """A tenant's package, on sale or retired; `NotFound` for another tenant's."""
+    package = await session.scalar(
+        select(CreditPackage).where(CreditPackage.id == package_id,
+                                    CreditPackage.tenant_id == tenant_id))
+    if package is None:
+        raise NotFound("no such credit package", code="package_not_found")
+    return package
+
+
 async def active_package(session: AsyncSession, *, tenant_id: str,
                          package_id: str) -> CreditPackage:
     """A tenant's package that is on sale; `NotFound` for another tenant's or a retired one."""

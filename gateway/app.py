@@ -27,7 +27,12 @@ from gateway.core.ratelimit import rate_limit_headers
 from gateway.core.runtime import Runtime
 from gateway.core.settings import Settings
 from gateway.core.storage.routes import MediaController
-from gateway.credits.routes import CreditsController, PurchaseController, StripeWebhookController
+from gateway.credits.routes import (
+    CreditsController,
+    PackageController,
+    PurchaseController,
+    StripeWebhookController,
+)
 from gateway.generations import tasks
 from gateway.generations.routes import GenerationController, ProviderController
 from gateway.generations.services import Services
@@ -41,6 +46,7 @@ from gateway.people.routes import (
 )
 from gateway.portal.routes import portal_credits, portal_home
 from gateway.tenancy.routes import ProviderKeyController
+from gateway.tenancy.self_service import CustomerController, KeyController
 from gateway.voices.routes import VoiceController
 from gateway.webhooks.routes import WebhookEndpointController, webhook_url_secret
 from plugins.host import PluginHost
@@ -99,6 +105,7 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
                            ProviderKeyController, VoiceController]
     handlers += [AuthController, SessionController, UserController, users_me,
                  create_portal_session]
+    handlers += [KeyController, CustomerController, PackageController]
     app = Litestar(
         route_handlers=handlers,
         # Plain attribute reads: synchronous, so Litestar resolves them inline (async

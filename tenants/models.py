@@ -11,6 +11,7 @@ from sqlalchemy import (
     Date,
     ForeignKey,
     Index,
+    Integer,
     String,
     UniqueConstraint,
 )
@@ -64,17 +65,31 @@ class Domain(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+def _search_key(context: Any) -> str:
+    return str(context.get_current_parameters()["external_id"]).lower()
+
+
 class Customer(Base):
     """A tenant's end user; `external_id` is the tenant's own id for them."""
 
     __tablename__ = "customers"
-    __table_args__ = (UniqueConstraint("tenant_id", "external_id"),)
+    __table_args__ = (UniqueConstraint("tenant_id", "external_id"),
+                      # Prefix search: PostgreSQL's LIKE 'q%' needs the pattern operator
+                      # class whatever the database's collation; SQLite uses a range.
+                      Index("ix_customers_tenant_search", "tenant_id", "search_key",
+                            postgresql_ops={"search_key": "text_pattern_ops"}))
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     external_id: Mapped[str] = mapped_column(String(200))
     tier: Mapped[str] = mapped_column(String(32), default="standard")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: What this customer's generations may reserve per calendar month (UTC), in
+    #: millicredits; None: no budget (gateway/generations/budgets.py).
+    monthly_budget_mc: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    #: `external_id` in lower case, for the tenant's case-insensitive prefix search
+    #: (`ix_customers_tenant_search`); set from `external_id` on insert.
+    search_key: Mapped[str | None] = mapped_column(String(200), default=_search_key)
 
 
 class ApiKey(Base):
@@ -92,6 +107,13 @@ class ApiKey(Base):
     customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id"), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    #: What this key's generations may reserve per calendar month (UTC), in millicredits;
+    #: None: no budget (gateway/generations/budgets.py).
+    monthly_budget_mc: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    #: The key's own request rate (GCRA), instead of the tenant's per-key default; None:
+    #: the default. Always within the tenant's own limit.
+    rate_limit_rpm: Mapped[int | None] = mapped_column(Integer, default=None)
+    rate_limit_burst: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 class TenantDailySpend(Base):
@@ -109,4 +131,29 @@ class TenantDailySpend(Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"),
                                            primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
+    spent_mc: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class MonthlySpend(Base):
+    """What one API key's or customer's generations reserved in one calendar month (UTC),
+    for their `monthly_budget_mc`.
+
+    Taken by a conditional upsert in the submit's transaction (exact under concurrency, as
+    `TenantDailySpend`) and given back, in the transaction that ends the generation, by what
+    was not spent. `month` is the first day of the month. Rows exist only for subjects that
+    had a budget when a generation was submitted.
+    """
+
+    __tablename__ = "monthly_spend"
+    __table_args__ = (
+        CheckConstraint("spent_mc >= 0", name="spent_not_negative"),
+        CheckConstraint("subject_kind IN ('key', 'customer')", name="subject_kind"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    #: `key` (an API key's id) or `customer` (our customer id).
+    subject_kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
     spent_mc: Mapped[int] = mapped_column(BigInteger, default=0)

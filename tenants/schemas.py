@@ -207,10 +207,22 @@ class TenantOut(msgspec.Struct):
     cache: TenantCache = msgspec.field(default_factory=TenantCache)
 
 
+class KeyRateLimit(msgspec.Struct, forbid_unknown_fields=True):
+    """A key's own request rate (GCRA: `burst` at once, then `requests_per_minute`), used
+    instead of the tenant's per-key default and always within the tenant's own limit."""
+
+    requests_per_minute: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
+    burst: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1
+
+
 class KeyCreate(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
     scopes: list[Scope] = msgspec.field(default_factory=lambda: ["generate", "read", "billing"])
     customer_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    #: What the key's generations may reserve per calendar month (UTC); None: no budget.
+    monthly_budget_mc: Millicredits | None = None
+    #: The key's own request rate; None: the tenant's per-key default.
+    rate_limit: KeyRateLimit | None = None
 
 
 class KeyOut(msgspec.Struct):
@@ -222,6 +234,11 @@ class KeyOut(msgspec.Struct):
     created_at: datetime
     revoked_at: datetime | None
     object: str = "api_key"
+    monthly_budget_mc: int | None = None
+    rate_limit: KeyRateLimit | None = None
+    #: What the key's generations charged or hold this calendar month (UTC).
+    month_spend_mc: int | None = None
+    unit: str = "millicredit"
 
 
 class KeyCreated(msgspec.Struct):
@@ -235,6 +252,8 @@ class KeyCreated(msgspec.Struct):
     customer_id: str | None
     created_at: datetime
     object: str = "api_key"
+    monthly_budget_mc: int | None = None
+    rate_limit: KeyRateLimit | None = None
 
 
 #: A tenant's staff roles, most powerful first, and `customer` (a portal user).

@@ -31,6 +31,8 @@ class KeyIdentity:
     tenant_id: str
     scopes: frozenset[str]
     customer_id: str | None
+    #: The key's own rate (requests per minute, burst); None: the tenant's per-key default.
+    rate_limit: tuple[int, int] | None = None
 
 
 def hash_secret(secret: str) -> str:
@@ -154,7 +156,9 @@ async def create_key(session: AsyncSession, tenant_id: str, body: KeyCreate) -> 
     secret = secrets.token_urlsafe(32)
     key = ApiKey(id=new_id("key"), tenant_id=tenant_id, name=body.name, prefix=prefix,
                  secret_hash=hash_secret(secret), scopes=sorted(set(body.scopes)),
-                 customer_id=customer_id)
+                 customer_id=customer_id, monthly_budget_mc=body.monthly_budget_mc,
+                 rate_limit_rpm=body.rate_limit.requests_per_minute if body.rate_limit else None,
+                 rate_limit_burst=body.rate_limit.burst if body.rate_limit else None)
     session.add(key)
     await session.flush()
     return key, f"{KEY_PREFIX}_{prefix}_{secret}"
@@ -195,5 +199,7 @@ async def authenticate(session: AsyncSession, raw_key: str) -> KeyIdentity:
         raise AuthenticationFailed("the API key is not valid")
     if key.revoked_at is not None:
         raise AuthenticationFailed("the API key was revoked", code="revoked_api_key")
+    rate = ((key.rate_limit_rpm, key.rate_limit_burst or 1)
+            if key.rate_limit_rpm is not None else None)
     return KeyIdentity(key_id=key.id, tenant_id=key.tenant_id, scopes=frozenset(key.scopes),
-                       customer_id=key.customer_id)
+                       customer_id=key.customer_id, rate_limit=rate)

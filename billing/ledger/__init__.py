@@ -1,5 +1,5 @@
-"""The ledger's verbs: `open_tenant_accounts`, `customer_wallet`, `grant`, `reserve`, `post`,
-`void`, `clawback`, `balance`, `balances`, `expired_reservations`.
+"""The ledger's verbs: `open_tenant_accounts`, `customer_wallet`, `grant`, `move`, `reserve`,
+`post`, `void`, `clawback`, `balance`, `balances`, `expired_reservations`.
 
 Every verb runs inside the caller's transaction (so a generation row and its reservations
 commit together) and is idempotent: the same idempotency key with the same fields returns the
@@ -51,12 +51,20 @@ from billing.ledger.accounts import (
 from billing.ledger.batched import _INSERT_RESOLUTIONS as _INSERT_RESOLUTIONS
 from billing.ledger.batched import BatchRefused
 from billing.ledger.errors import AlreadyResolved
-from billing.ledger.reads import Balance, Totals, balance, balances, expired_reservations
+from billing.ledger.reads import (
+    Balance,
+    Totals,
+    balance,
+    balances,
+    customer_balances,
+    expired_reservations,
+)
 from billing.ledger.verbs import (
     Path,
     clawback,
     grant,
     limited_to,
+    move,
     path_for,
     post,
     reserve,
@@ -78,11 +86,13 @@ __all__ = [
     "balance",
     "balances",
     "clawback",
+    "customer_balances",
     "customer_code",
     "customer_wallet",
     "expired_reservations",
     "grant",
     "limited_to",
+    "move",
     "open_tenant_accounts",
     "path_for",
     "post",

@@ -16,6 +16,7 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from billing.ledger.accounts import customer_code
 from billing.models import PENDING, POST_PENDING, SINGLE, Account, Transfer
 from tenants.kernel.db import utcnow
 from tenants.kernel.errors import NotFound
@@ -90,6 +91,25 @@ async def balance(session: AsyncSession, *, tenant_id: str, account: str) -> Bal
     posted = totals.posted_balance
     return Balance(available_mc=posted - totals.debits_pending,
                    pending_mc=totals.debits_pending, posted_mc=posted)
+
+
+async def customer_balances(session: AsyncSession, *, tenant_id: str,
+                            customer_ids: list[str]) -> dict[str, Balance]:
+    """The balances of customers' wallets by customer id, in one query (a customer whose
+    wallet was never opened is absent: its balance is zero). Read for the customers'
+    listing; opens nothing."""
+    if not customer_ids:
+        return {}
+    prefix = len(customer_code(""))
+    rows = await session.scalars(select(Account).where(
+        Account.tenant_id == tenant_id,
+        Account.code.in_([customer_code(c) for c in customer_ids])))
+    out: dict[str, Balance] = {}
+    for held in rows:
+        posted = held.credits_posted - held.debits_posted
+        out[held.code[prefix:]] = Balance(available_mc=posted - held.debits_pending,
+                                          pending_mc=held.debits_pending, posted_mc=posted)
+    return out
 
 
 async def expired_reservations(session: AsyncSession, *, now: datetime | None = None,

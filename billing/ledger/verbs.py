@@ -1,4 +1,4 @@
-"""The ledger's writing verbs, `grant`, `reserve`, `post`, `void` and `clawback`, and the
+"""The ledger's writing verbs, `grant`, `move`, `reserve`, `post`, `void` and `clawback`, and the
 choice of the path each takes.
 
 Every verb runs inside the caller's transaction (so a generation row and its reservations
@@ -120,6 +120,21 @@ async def grant(session: AsyncSession, *, tenant_id: str, to_account: str, amoun
     funding = await account_id(session, tenant_id, FUNDING)
     return await _transfer(session, tenant_id=tenant_id, debit=funding, credit=to_account,
                            amount_mc=amount_mc, phase=SINGLE, kind=kind,
+                           idempotency_key=idempotency_key, reason=reason)
+
+
+async def move(session: AsyncSession, *, tenant_id: str, from_account: str, to_account: str,
+               amount_mc: int, idempotency_key: str, reason: str | None,
+               kind: str = "transfer") -> Transfer:
+    """Move credits from one wallet to another, posted at once (a tenant giving credits to
+    a customer's wallet, or taking them back).
+
+    Raises `InsufficientCredits` (the caller's transaction rolls back) when `from_account`'s
+    available balance is short. Between two wallets no faster path applies: it takes the
+    portable one, as every transfer not paying a system account does. Returns the transfer.
+    """
+    return await _transfer(session, tenant_id=tenant_id, debit=from_account,
+                           credit=to_account, amount_mc=amount_mc, phase=SINGLE, kind=kind,
                            idempotency_key=idempotency_key, reason=reason)
 
 

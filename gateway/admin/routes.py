@@ -7,9 +7,9 @@ from typing import Annotated
 from litestar import Controller, Response, delete, get, patch, post, put
 from litestar.params import FromPath, FromQuery, HeaderParameter
 
-from gateway.core.auth import operator_only
+from gateway.core.auth import OPERATOR, operator_only
 from gateway.core.deps import RuntimeDep, page_limit
-from gateway.credits import purchases
+from gateway.credits import packages, purchases
 from gateway.credits import service as credits
 from gateway.credits.purchases import PackageCreate, PackageList, PackageOut
 from gateway.credits.service import CreditGrant, GrantOut
@@ -22,6 +22,7 @@ from gateway.tenancy import service as tenancy
 from gateway.tenancy.provider_keys import ProviderKeyDeleted, ProviderKeyList
 from gateway.tenancy.service import KeyList, TenantList
 from tenants.kernel.errors import InvalidRequest, NotFound
+from tenants.keys import KeyUpdate
 from tenants.provider_keys import ProviderKeyIn, ProviderKeyOut
 from tenants.schemas import KeyCreate, KeyCreated, KeyOut, TenantCreate, TenantOut, TenantUpdate
 
@@ -66,9 +67,20 @@ class AdminController(Controller):
         return await tenancy.create_key(runtime, tenant_id, data)
 
     @get("/tenants/{tenant_id:str}/keys", summary="List a tenant's keys (no secrets)")
-    async def list_keys(self, runtime: RuntimeDep,
-                        tenant_id: FromPath[str]) -> KeyList:
-        return await tenancy.list_keys(runtime, tenant_id)
+    async def list_keys(self, runtime: RuntimeDep, tenant_id: FromPath[str],
+                        limit: FromQuery[int | None] = None,
+                        cursor: FromQuery[str | None] = None) -> KeyList:
+        """Newest first, cursor-paginated; each with this month's spend."""
+        return await tenancy.list_keys(runtime, tenant_id, limit=page_limit(limit),
+                                       cursor=cursor)
+
+    @patch("/tenants/{tenant_id:str}/keys/{key_id:str}",
+           summary="Change an API key's name, budget or rate limit")
+    async def update_key(self, runtime: RuntimeDep, tenant_id: FromPath[str],
+                         key_id: FromPath[str], data: KeyUpdate) -> KeyOut:
+        """As the tenant's own `PATCH /v1/keys/{id}` (audited with actor `operator`)."""
+        return await tenancy.update_key(runtime, tenant_id, key_id, data,
+                                        actor=OPERATOR.actor)
 
     @delete("/tenants/{tenant_id:str}/keys/{key_id:str}", status_code=200,
             summary="Revoke an API key")
@@ -104,7 +116,7 @@ class AdminController(Controller):
           summary="Add a credit package to a tenant's offer")
     async def create_package(self, runtime: RuntimeDep, tenant_id: FromPath[str],
                              data: PackageCreate) -> PackageOut:
-        return await purchases.create_package(runtime, tenant_id, data)
+        return await packages.create_package(runtime, tenant_id, data, actor=OPERATOR.actor)
 
     @get("/tenants/{tenant_id:str}/packages", summary="List a tenant's credit packages")
     async def list_packages(self, runtime: RuntimeDep, tenant_id: FromPath[str],

@@ -33,7 +33,7 @@ from litestar.types import Scope
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.core import cookies
-from gateway.core.ratelimit import DECISION_STATE_KEY
+from gateway.core.ratelimit import DECISION_STATE_KEY, with_key_rate
 from gateway.core.runtime import Runtime
 from tenants import service as tenants
 from tenants.kernel.errors import (
@@ -177,7 +177,7 @@ async def _enforce_rate_limit(connection: ASGIConnection[Any, Any, Any, Any],
         return tenant.rate_limits if tenant is not None else RateLimitPolicy()
 
     limiter = runtime.limiter
-    limits = await limiter.limits(identity.tenant_id, load)
+    limits = with_key_rate(await limiter.limits(identity.tenant_id, load), identity.rate_limit)
     decision = await limiter.check(identity.tenant_id, identity.key_id, limits)
     connection.scope.setdefault("state", {})[DECISION_STATE_KEY] = decision
     if not decision.allowed:

@@ -23,6 +23,7 @@ request rates", which in-process limits do per replica rather than not at all.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -246,6 +247,14 @@ def effective_limits(settings: Settings, policy: RateLimitPolicy) -> TenantLimit
         daily_spend_cap_mc=pick(policy.daily_spend_cap_mc,
                                 settings.rate_limit_daily_spend_cap_mc),
     )
+
+
+def with_key_rate(limits: TenantLimits, rate: tuple[int, int] | None) -> TenantLimits:
+    """`limits` with a key's own rate (requests per minute, burst) instead of the tenant's
+    per-key default; the tenant's own limit still applies. `rate` None: `limits` as is."""
+    if rate is None:
+        return limits
+    return dataclasses.replace(limits, key=_rate(*rate))
 
 
 PolicyLoader = Callable[[str], Awaitable[RateLimitPolicy]]

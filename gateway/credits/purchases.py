@@ -110,16 +110,6 @@ def purchase_out(purchase: Purchase) -> PurchaseOut:
                        created_at=purchase.created_at)
 
 
-async def create_package(runtime: Runtime, tenant_id: str, body: PackageCreate) -> PackageOut:
-    """Add a package to a tenant's offer (the operator API)."""
-    async with runtime.db.transaction() as session:
-        await tenants.get_tenant(session, tenant_id)
-        package = await purchases.create_package(
-            session, tenant_id=tenant_id, name=body.name, credits_mc=body.credits,
-            price_cents=body.price_cents, currency=body.currency)
-        return package_out(package)
-
-
 async def list_packages(runtime: Runtime, tenant_id: str, *, active_only: bool,
                         limit: int | None, cursor: str | None) -> PackageList:
     async with runtime.db.session() as session:

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, get, patch, post
 from litestar.params import FromPath, FromQuery
 
 from gateway.core.auth import Principal, requires
 from gateway.core.deps import RuntimeDep, page_limit
-from gateway.credits import purchases, service, stripe
-from gateway.credits.purchases import PackageList, PurchaseCreate, PurchaseOut, WebhookReceived
+from gateway.credits import packages, purchases, service, stripe
+from gateway.credits.packages import PackageUpdate
+from gateway.credits.purchases import (
+    PackageCreate,
+    PackageList,
+    PackageOut,
+    PurchaseCreate,
+    PurchaseOut,
+    WebhookReceived,
+)
 from gateway.credits.service import BalanceOut, TransactionList
 
 
@@ -43,6 +51,14 @@ class PurchaseController(Controller):
         return await purchases.list_packages(runtime, principal.tenant, active_only=True,
                                              limit=limit, cursor=cursor)
 
+    @post("/packages", status_code=201, summary="Add a credit package to the tenant's offer",
+          guards=[requires("tenant_admin", tenant_wide=True)])
+    async def create_package(self, principal: Principal, runtime: RuntimeDep,
+                             data: PackageCreate) -> PackageOut:
+        """`tenant_admin` (or an owner/admin session): on sale at once."""
+        return await packages.create_package(runtime, principal.tenant, data,
+                                             actor=principal.actor)
+
     @post("/purchase", status_code=201, summary="Buy a credit package with Stripe Checkout",
           guards=[requires("billing")])
     async def purchase(self, principal: Principal, runtime: RuntimeDep,
@@ -72,3 +88,28 @@ class StripeWebhookController(Controller):
                                             request.headers.get("stripe-signature"))
         outcome = await purchases.apply_event(runtime, event)
         return WebhookReceived(received=True, outcome=outcome, event_id=event["id"])
+
+
+class PackageController(Controller):
+    """The tenant's own offer: `tenant_admin` (or an owner/admin session). Creating one is
+    `POST /v1/credits/packages` (`PurchaseController`: one path, one controller)."""
+
+    path = "/v1/credits/packages"
+    tags = ["credits"]
+    guards = [requires("tenant_admin", tenant_wide=True)]
+
+    @patch("/{package_id:str}", summary="Change a credit package")
+    async def update(self, principal: Principal, runtime: RuntimeDep,
+                     package_id: FromPath[str], data: PackageUpdate) -> PackageOut:
+        """Name, credits or price, for purchases started from now on (a checkout already
+        open keeps what it was started with). 409 `package_retired` for a retired one."""
+        return await packages.update_package(runtime, principal.tenant, package_id, data,
+                                             actor=principal.actor)
+
+    @post("/{package_id:str}/retire", status_code=200, summary="Retire a credit package")
+    async def retire(self, principal: Principal, runtime: RuntimeDep,
+                     package_id: FromPath[str]) -> PackageOut:
+        """No longer listed nor sold (a purchase of it is a 404); kept for the purchases
+        that name it. Retiring twice changes nothing."""
+        return await packages.retire_package(runtime, principal.tenant, package_id,
+                                             actor=principal.actor)

@@ -9,10 +9,13 @@ from datetime import datetime
 from typing import Annotated
 
 import msgspec
+from sqlalchemy import select
 
 from billing import history, ledger, wallets
+from billing.models import Transfer
 from gateway.core.auth import Principal
 from gateway.core.runtime import Runtime
+from tenants import audit
 from tenants import service as tenants
 from tenants.kernel.errors import NotFound
 from tenants.models import Tenant
@@ -92,9 +95,9 @@ async def transactions(runtime: Runtime, principal: Principal, *, limit: int,
 
 
 async def grant_credits(runtime: Runtime, tenant_id: str, body: CreditGrant,
-                        idempotency_key: str) -> GrantOut:
+                        idempotency_key: str, *, actor: str = "operator") -> GrantOut:
     """Grant credits to a tenant's (or one of its customers') wallet once per idempotency
-    key; called by the operator API and the CLI."""
+    key; called by the operator API and the CLI. Audited `credits.granted` (once)."""
     async with runtime.db.transaction() as session:
         tenant = await tenants.get_tenant(session, tenant_id)
         customer_id = None
@@ -103,9 +106,19 @@ async def grant_credits(runtime: Runtime, tenant_id: str, body: CreditGrant,
                                                   create=True)
             customer_id = customer.id if customer is not None else None
         wallet = await wallets.own_wallet(session, tenant, customer_id)
+        key = f"grant:{tenant_id}:{idempotency_key}"
+        repeat = await session.scalar(select(Transfer.id).where(Transfer.idempotency_key == key))
         transfer = await ledger.grant(
             session, tenant_id=tenant_id, to_account=wallet, amount_mc=body.amount,
-            idempotency_key=f"grant:{tenant_id}:{idempotency_key}", reason=body.reason)
+            idempotency_key=key, reason=body.reason)
+        if repeat is None:
+            await audit.record(session, tenant_id=tenant_id, actor=actor,
+                               action="credits.granted",
+                               target_type="customer" if customer_id else "tenant",
+                               target_id=customer_id or tenant_id,
+                               after={"transfer_id": transfer.id,
+                                      "amount_mc": transfer.amount_mc,
+                                      "reason": transfer.reason})
         held = await ledger.balance(session, tenant_id=tenant_id, account=wallet)
     return GrantOut(id=transfer.id, tenant_id=tenant_id, amount=transfer.amount_mc,
                     reason=transfer.reason, balance=held.available_mc)

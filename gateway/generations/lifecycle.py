@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import ledger
 from billing.pricing import price
-from gateway.generations import cache, jobs, quotas
+from gateway.generations import budgets, cache, jobs, quotas
 from gateway.generations.models import (
     CANCELED,
     QUEUED,
@@ -289,7 +289,9 @@ async def end(services: Services, generation: Generation, outcome: Succeeded | F
             update(Generation).where(*where).values(**values)
             .returning(Generation.customer_reservation_id, Generation.reservation_id,
                        Generation.spend_day, Generation.wholesale_mc,
-                       Generation.webhook_url))).first()
+                       Generation.webhook_url, Generation.retail_mc,
+                       Generation.key_budget_month, Generation.customer_budget_month)
+        )).first()
         if row is None:
             return None
         announced = await outbox.generation_ended(
@@ -301,6 +303,11 @@ async def end(services: Services, generation: Generation, outcome: Succeeded | F
             # RETURNING gives the row as updated: what was reserved is the held object's.
             await quotas.give_back(session, generation.tenant_id, row.spend_day,
                                    generation.wholesale_mc - values["wholesale_mc"])
+            await budgets.give_back(session, generation, key_month=row.key_budget_month,
+                                    customer_month=row.customer_budget_month,
+                                    amount_mc=(generation.retail_mc if row.customer_reservation_id
+                                               else generation.wholesale_mc)
+                                    - values["charged_mc"])
             assert row.reservation_id is not None
             await ledger.post(session, tenant_id=generation.tenant_id,
                               pending_id=row.reservation_id, amount_mc=values["wholesale_mc"])
@@ -319,6 +326,10 @@ async def end(services: Services, generation: Generation, outcome: Succeeded | F
         else:
             await quotas.give_back(session, generation.tenant_id, row.spend_day,
                                    row.wholesale_mc)
+            await budgets.give_back(session, generation, key_month=row.key_budget_month,
+                                    customer_month=row.customer_budget_month,
+                                    amount_mc=(row.retail_mc if row.customer_reservation_id
+                                               else row.wholesale_mc))
             for pending_id in (row.customer_reservation_id, row.reservation_id):
                 if pending_id is not None:
                     await ledger.void(session, tenant_id=generation.tenant_id,

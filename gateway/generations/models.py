@@ -127,6 +127,11 @@ class Generation(Base):
     #: The UTC day whose `tenant_daily_spend` counted this generation's reservation (None:
     #: no daily cap when it was submitted); what it does not spend is given back there.
     spend_day: Mapped[date | None] = mapped_column(Date, default=None)
+    #: The month (its first day) whose `monthly_spend` row of the API key, and of the
+    #: customer, counted this generation (None: no budget when it was submitted); what it
+    #: does not spend is given back there (gateway/generations/budgets.py).
+    key_budget_month: Mapped[date | None] = mapped_column(Date, default=None)
+    customer_budget_month: Mapped[date | None] = mapped_column(Date, default=None)
     #: The request's cache fingerprint (gateway/generations/cache.py); None when the tenant's
     #: cache is off. A succeeded generation with one is what later identical requests reuse.
     fingerprint: Mapped[str | None] = mapped_column(String(64), default=None)

@@ -16,7 +16,7 @@ from billing import ledger, wallets
 from gateway.core.auth import Principal
 from gateway.core.ratelimit import effective_limits
 from gateway.core.runtime import Runtime
-from gateway.generations import cache, jobs, lifecycle, quotas
+from gateway.generations import budgets, cache, jobs, lifecycle, quotas
 from gateway.generations import inputs as media_urls
 from gateway.generations.models import QUEUED, SUCCEEDED, Generation
 from gateway.generations.planning import plan
@@ -160,6 +160,7 @@ async def _persist(session: AsyncSession, tenant: Tenant, generation: Generation
     """The submit's unit of work (group-committed): the quotas, the generation row and its
     reservations."""
     await quotas.admit(session, quota, generation)
+    await budgets.admit(session, tenant, generation, quota.day)
     session.add(generation)
     await session.flush()
     await _reserve(session, tenant, generation, timeout_at)
@@ -178,6 +179,7 @@ async def _persist_hit(session: AsyncSession, tenant: Tenant, generation: Genera
         has_webhook_url=generation.webhook_url is not None)
     if generation.wholesale_mc == 0 and generation.retail_mc == 0:
         return announced  # free: nothing reserved, nothing moved
+    await budgets.admit(session, tenant, generation, utcnow().date())
     await _reserve(session, tenant, generation, timeout_at)
     assert generation.reservation_id is not None
     await ledger.post(session, tenant_id=tenant.id, pending_id=generation.reservation_id,

@@ -9,8 +9,13 @@ import msgspec
 from billing import ledger
 from gateway.core.auth import key_cache
 from gateway.core.runtime import Runtime
+from gateway.generations import budgets
+from gateway.generations.models import Generation
 from gateway.providers.allowed import check_routing
+from tenants import audit, keys
 from tenants import service as tenants
+from tenants.kernel.db import utcnow
+from tenants.keys import KeyUpdate
 from tenants.models import ApiKey, Tenant
 from tenants.schemas import (
     KeyCreate,
@@ -30,6 +35,7 @@ class TenantList(msgspec.Struct):
 
 class KeyList(msgspec.Struct):
     data: list[KeyOut]
+    next_cursor: str | None = None
     object: str = "list"
 
 
@@ -42,10 +48,11 @@ def tenant_out(tenant: Tenant, domains: list[str]) -> TenantOut:
                      routing=tenant.routing, cache=tenant.cache)
 
 
-def key_out(key: ApiKey) -> KeyOut:
+def key_out(key: ApiKey, month_spend_mc: int | None = None) -> KeyOut:
     return KeyOut(id=key.id, name=key.name, prefix=key.prefix, scopes=key.scopes,
                   customer_id=key.customer_id, created_at=key.created_at,
-                  revoked_at=key.revoked_at)
+                  revoked_at=key.revoked_at, monthly_budget_mc=key.monthly_budget_mc,
+                  rate_limit=keys.rate_limit_of(key), month_spend_mc=month_spend_mc)
 
 
 async def create_tenant(runtime: Runtime, body: TenantCreate) -> TenantOut:
@@ -84,24 +91,70 @@ async def update_tenant(runtime: Runtime, tenant_id: str, body: TenantUpdate) ->
     return out
 
 
-async def create_key(runtime: Runtime, tenant_id: str, body: KeyCreate) -> KeyCreated:
-    """A new API key; the answer is the only place its secret ever appears."""
+async def create_key(runtime: Runtime, tenant_id: str, body: KeyCreate, *,
+                     actor: str = "operator") -> KeyCreated:
+    """A new API key (the operator's, the CLI's or the tenant's own `POST /v1/keys`); the
+    answer is the only place its secret ever appears. Audited as `key.created` by `actor`."""
     async with runtime.db.transaction() as session:
         key, secret = await tenants.create_key(session, tenant_id, body)
+        await audit.record(session, tenant_id=tenant_id, actor=actor, action="key.created",
+                           target_type="api_key", target_id=key.id, after=key_out(key))
         return KeyCreated(id=key.id, key=secret, prefix=key.prefix, name=key.name,
                           scopes=key.scopes, customer_id=key.customer_id,
-                          created_at=key.created_at)
+                          created_at=key.created_at, monthly_budget_mc=key.monthly_budget_mc,
+                          rate_limit=keys.rate_limit_of(key))
 
 
-async def list_keys(runtime: Runtime, tenant_id: str) -> KeyList:
+async def list_keys(runtime: Runtime, tenant_id: str, *, limit: int,
+                    cursor: str | None) -> KeyList:
+    """A page of a tenant's keys, newest first, no secrets, each with what its generations
+    charged or hold this calendar month (UTC)."""
     async with runtime.db.session() as session:
         await tenants.get_tenant(session, tenant_id)
-        return KeyList(data=[key_out(k) for k in await tenants.list_keys(session, tenant_id)])
+        rows, next_cursor = await keys.page_keys(session, tenant_id, limit=limit,
+                                                 cursor=cursor)
+        spend = await budgets.month_spend(session, tenant_id, Generation.api_key_id,
+                                          [k.id for k in rows], utcnow())
+    return KeyList(data=[key_out(k, spend.get(k.id, 0)) for k in rows],
+                   next_cursor=next_cursor)
 
 
-async def revoke_key(runtime: Runtime, tenant_id: str, key_id: str) -> KeyOut:
-    """Revoke a key: refused at once here, within seconds on every other replica."""
+async def read_key(runtime: Runtime, tenant_id: str, key_id: str) -> KeyOut:
+    """One of a tenant's keys (no secret), with this month's spend."""
+    async with runtime.db.session() as session:
+        key = await keys.get_key(session, tenant_id, key_id)
+        spend = await budgets.month_spend(session, tenant_id, Generation.api_key_id,
+                                          [key.id], utcnow())
+    return key_out(key, spend.get(key.id, 0))
+
+
+async def update_key(runtime: Runtime, tenant_id: str, key_id: str, body: KeyUpdate, *,
+                     actor: str) -> KeyOut:
+    """Change a key's name, monthly budget or own rate limit (audited `key.updated`); the
+    budget applies to the next submit, the rate limit at once in this process (the key
+    cache forgets the key), within seconds on other replicas."""
     async with runtime.db.transaction() as session:
+        key = await keys.get_key(session, tenant_id, key_id)
+        before = key_out(key)
+        key = await keys.update_key(session, tenant_id, key_id, body)
+        after = key_out(key)
+        await audit.record(session, tenant_id=tenant_id, actor=actor, action="key.updated",
+                           target_type="api_key", target_id=key.id, before=before,
+                           after=after)
+    key_cache.evict_key_id(key_id)
+    return await read_key(runtime, tenant_id, key_id)
+
+
+async def revoke_key(runtime: Runtime, tenant_id: str, key_id: str, *,
+                     actor: str = "operator") -> KeyOut:
+    """Revoke a key: refused at once here, within seconds on every other replica. Audited
+    `key.revoked` (once: revoking a revoked key changes nothing)."""
+    async with runtime.db.transaction() as session:
+        before = key_out(await keys.get_key(session, tenant_id, key_id))
         key = await tenants.revoke_key(session, tenant_id, key_id)
+        if before.revoked_at is None:
+            await audit.record(session, tenant_id=tenant_id, actor=actor,
+                               action="key.revoked", target_type="api_key",
+                               target_id=key.id, before=before, after=key_out(key))
     key_cache.evict_key_id(key.id)
     return key_out(key)

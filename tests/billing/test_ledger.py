@@ -102,6 +102,21 @@ def voiding(books: Books, pending_id: str) -> Call:
                                        pending_id=pending_id)
 
 
+def moving(books: Books, amount: int, key: str, *, back: bool) -> Call:
+    async def call(session: AsyncSession) -> Transfer:
+        customer = await ledger.customer_wallet(session, books.tenant_id, "cus_moves")
+        source, target = (customer, books.wallet) if back else (books.wallet, customer)
+        return await ledger.move(session, tenant_id=books.tenant_id, from_account=source,
+                                 to_account=target, amount_mc=amount, idempotency_key=key,
+                                 reason="move")
+    return call
+
+
+async def in_transaction(db: Database, call: Call) -> Transfer:
+    async with db.transaction() as session:
+        return await call(session)
+
+
 async def reserve(db: Database, books: Books, amount: int, key: str,
                   timeout_at: datetime | None = None) -> Transfer:
     async with db.transaction() as session:
@@ -238,7 +253,7 @@ class Reservation:
 # One rule picks the operation by weight: Hypothesis's own per-example rule switching (and its
 # lean towards the first rule) left whole runs with almost no posts or voids.
 OPERATIONS = ("reserve", "resolve", "grant", "reserve", "resolve", "replay", "resolve_again",
-              "sweep_expired")
+              "sweep_expired", "move")
 
 
 def ledger_machine(runner: asyncio.Runner, db: Database) -> type[RuleBasedStateMachine]:
@@ -249,7 +264,8 @@ def ledger_machine(runner: asyncio.Runner, db: Database) -> type[RuleBasedStateM
             super().__init__()
             self.books = self.run(open_books(db))  # a fresh tenant per example
             self.t0 = utcnow()
-            self.granted = 0
+            self.granted = 0  # net of what moved out to the customer's wallet
+            self.customer = 0  # the customer's wallet (moves only)
             self.charged = 0
             self.transfers = 0
             self.grants: list[tuple[str, int, str]] = []  # key, amount, transfer id
@@ -310,6 +326,24 @@ def ledger_machine(runner: asyncio.Runner, db: Database) -> type[RuleBasedStateM
                 SINGLE, amount, self.books.funding, self.books.wallet)
             self.grants.append((key, amount, t.id))
             self.granted += amount
+            self.transfers += 1
+
+        # Moves between the tenant's wallet and a customer's (`ledger.move`), either way;
+        # refused, with nothing changed, when the source wallet is short.
+        def move(self, data: st.DataObject) -> None:
+            back = data.draw(st.booleans(), label="back")
+            amount = data.draw(st.integers(0, 4_000), label="amount")
+            have = self.customer if back else self.available
+            call = moving(self.books, amount, new_key("move"), back=back)
+            if amount > have:
+                with pytest.raises(InsufficientCredits):
+                    self.run(in_transaction(db, call))
+                return
+            t = self.run(in_transaction(db, call))
+            assert (t.phase, t.amount_mc) == (SINGLE, amount)
+            delta = -amount if back else amount
+            self.customer += delta
+            self.granted -= delta
             self.transfers += 1
 
         # Reservations: affordable ones, overdrafts, and retries of refused keys.

@@ -2,9 +2,10 @@
 
 Hypothesis draws a sequence of rounds of operations (grants, reservations including ones beyond
 the balance and one past it, posts of any amount including above the reservation, voids, a
-reservation posted in the same unit as a cache hit does, repeated idempotency keys, settles of
-settled, refused or unknown reservations), and the same sequence runs on a fresh tenant through
-each path:
+reservation posted in the same unit as a cache hit does, credits moved between the tenant's
+wallet and a customer's either way (`ledger.move`, refused when short), repeated idempotency
+keys, settles of settled, refused or unknown reservations), and the same sequence runs on a
+fresh tenant through each path:
 
 - portable, on PostgreSQL: `ledger.limited_to(ledger.Path.PORTABLE)`, each operation in its
   own transaction;
@@ -93,6 +94,16 @@ class Drain:
 
 
 @dataclass(frozen=True)
+class Move:
+    """Credits moved between the tenant's wallet and a customer's (`ledger.move`): out of
+    the wallet, or (`back`) into it."""
+
+    key: int
+    amount_mc: int
+    back: bool
+
+
+@dataclass(frozen=True)
 class Post:
     reservation: int  # the key of a reservation of an earlier round, or UNKNOWN_KEY
     amount_mc: int | None
@@ -103,11 +114,11 @@ class Void:
     reservation: int
 
 
-Op = Grant | Reserve | Hit | Drain | Post | Void
+Op = Grant | Reserve | Hit | Drain | Post | Void | Move
 Rounds = list[list[Op]]
 
 KINDS = ("reserve", "post", "reserve", "void", "post", "grant", "hit", "drain", "overdraw",
-         "drain")
+         "drain", "move", "move back")
 MAX_UNITS = 6  # in a round
 MAX_GRANT = 6_000
 MAX_RESERVE = 4_000
@@ -129,6 +140,7 @@ def sequences(draw: st.DrawFn) -> Rounds:
     grants = [(0, opening)]  # (key, amount) drawn, for repeats
     reservations: list[tuple[int, int]] = []  # (key, amount) drawn, overdraws aside
     keys = 0  # reservation keys drawn
+    moves = 0  # move keys drawn
     # The wallet's available balance is at least what fresh grants gave less every
     # reservation drawn (whatever their fate), and at most every grant drawn.
     surely_held = at_most = opening
@@ -166,8 +178,23 @@ def sequences(draw: st.DrawFn) -> Rounds:
             if (kind in ("post", "void") and clean and not surely_open) or (
                     kind in ("reserve", "hit") and clean and ceiling < 0) or (
                     kind == "hit" and ceiling < 0) or (kind == "overdraw" and clean) or (
-                    kind == "drain" and drain is not None):
+                    kind == "drain" and drain is not None) or (
+                    kind.startswith("move") and clean):
                 kind = "grant"
+            if kind.startswith("move"):
+                # Out of the wallet a spend (refused when short), into it a free that the
+                # customer's wallet may be short of: neither is sure, so rounds with moves
+                # are never clean.
+                amount = draw(st.integers(0, MAX_RESERVE), label="move")
+                back = kind == "move back"
+                ops.append(Move(moves, amount, back))
+                moves += 1
+                if back:
+                    at_most += amount
+                else:
+                    surely_held -= amount
+                    spent += amount
+                continue
             if kind in ("post", "void"):
                 if clean:
                     target = draw(st.sampled_from(sorted(surely_open)), label="reservation")
@@ -242,7 +269,8 @@ def sequences(draw: st.DrawFn) -> Rounds:
 
 def frees_first(ops: list[Op]) -> list[Op]:
     """A round's operations, those that free credits before those that spend them (stable)."""
-    return sorted(ops, key=lambda op: isinstance(op, Reserve | Hit | Drain))
+    return sorted(ops, key=lambda op: isinstance(op, Reserve | Hit | Drain)
+                  or (isinstance(op, Move) and not op.back))
 
 
 # --- one run of the sequence through one path -----------------------------------------------
@@ -255,6 +283,7 @@ Outcome = tuple[Any, ...]
 class Books:
     tenant_id: str
     wallet: str
+    customer_wallet: str  # of the one customer the moves go to and from
     prefix: str  # of this run's idempotency keys (the PostgreSQL database is shared)
 
 
@@ -273,12 +302,13 @@ async def open_books(db: Database) -> Books:
     async with db.transaction() as session:
         tenant = await create_tenant(session, TenantCreate(name=f"Paths {slug}", slug=slug))
         ids = await ledger.open_tenant_accounts(session, tenant.id)
+        customer_wallet = await ledger.customer_wallet(session, tenant.id, "cus_paths")
     async with db.session() as session:
         # Learn the accounts' flags, as a process has once it served the tenant: the faster
         # paths only run for accounts it knows (others take the portable path, once).
         for code in (ledger.TENANT_WALLET, ledger.FUNDING, ledger.PLATFORM_REVENUE):
             await ledger.account_id(session, tenant.id, code)
-    return Books(tenant.id, ids[ledger.TENANT_WALLET], prefix=f"{slug}:")
+    return Books(tenant.id, ids[ledger.TENANT_WALLET], customer_wallet, prefix=f"{slug}:")
 
 
 def unit_for(op: Op, books: Books, reservations: dict[int, str], held_mc: int) -> Callable[
@@ -312,6 +342,13 @@ def unit_for(op: Op, books: Books, reservations: dict[int, str], held_mc: int) -
                 return await ledger.post(session, tenant_id=tenant_id,
                                          pending_id=reservations.get(key, UNKNOWN),
                                          amount_mc=amount_mc)
+            case Move(key, amount_mc, back):
+                wallets = (books.customer_wallet, books.wallet)
+                source, target = wallets if back else wallets[::-1]
+                return await ledger.move(session, tenant_id=tenant_id, from_account=source,
+                                         to_account=target, amount_mc=amount_mc,
+                                         idempotency_key=f"{books.prefix}m{key}",
+                                         reason="paths")
             case Void(key):
                 return await ledger.void(session, tenant_id=tenant_id,
                                          pending_id=reservations.get(key, UNKNOWN))
