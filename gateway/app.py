@@ -33,6 +33,7 @@ from gateway.generations.routes import GenerationController, ProviderController
 from gateway.generations.services import Services
 from gateway.generations.sweeps import recover_embedded
 from gateway.portal.routes import portal_credits, portal_home
+from gateway.teams.routes import TeamController
 from gateway.tenancy.routes import ProviderKeyController
 from gateway.voices.routes import VoiceController
 from gateway.webhooks.routes import WebhookEndpointController, webhook_url_secret
@@ -89,7 +90,8 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
                            HealthController, MediaController, metrics, portal_home,
                            portal_credits,
                            WebhookEndpointController, webhook_url_secret,
-                           ProviderKeyController, VoiceController]
+                           ProviderKeyController, VoiceController,
+                           TeamController]
     app = Litestar(
         route_handlers=handlers,
         # Plain attribute reads: synchronous, so Litestar resolves them inline (async

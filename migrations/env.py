@@ -13,7 +13,8 @@ import gateway.generations.models
 import gateway.providers.models
 import gateway.webhooks.models
 import tenants.audit
-import tenants.models  # noqa: F401  (every model module, so autogenerate sees all tables)
+import tenants.models
+import tenants.teams.models  # noqa: F401  (every model module, so autogenerate sees all tables)
 from tenants.kernel.db import Base, UTCDateTime
 
 del billing, gateway

@@ -123,6 +123,17 @@ async def grant(session: AsyncSession, *, tenant_id: str, to_account: str, amoun
                            idempotency_key=idempotency_key, reason=reason)
 
 
+async def move(session: AsyncSession, *, tenant_id: str, from_account: str, to_account: str,
+               amount_mc: int, idempotency_key: str, reason: str | None,
+               kind: str = "team_funding") -> Transfer:
+    """Move posted credits from one wallet to another at once (a team's wallet funded from
+    its owner's wallet or the tenant's). Raises `InsufficientCredits` when `from_account`
+    is short; idempotent by key. Returns the transfer."""
+    return await _transfer(session, tenant_id=tenant_id, debit=from_account,
+                           credit=to_account, amount_mc=amount_mc, phase=SINGLE, kind=kind,
+                           idempotency_key=idempotency_key, reason=reason)
+
+
 async def reserve(session: AsyncSession, *, tenant_id: str, from_account: str, amount_mc: int,
                   idempotency_key: str, timeout_at: datetime, generation_id: str | None,
                   to_code: str = PLATFORM_REVENUE, kind: str = "generation",

@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import ledger
 from billing.pricing import price
-from gateway.generations import cache, jobs, quotas
+from gateway.generations import cache, jobs, quotas, team_spend
 from gateway.generations.models import (
     CANCELED,
     QUEUED,
@@ -289,7 +289,8 @@ async def end(services: Services, generation: Generation, outcome: Succeeded | F
             update(Generation).where(*where).values(**values)
             .returning(Generation.customer_reservation_id, Generation.reservation_id,
                        Generation.spend_day, Generation.wholesale_mc,
-                       Generation.webhook_url))).first()
+                       Generation.webhook_url, Generation.team_id, Generation.team_period,
+                       Generation.customer_id, Generation.retail_mc))).first()
         if row is None:
             return None
         announced = await outbox.generation_ended(
@@ -301,6 +302,9 @@ async def end(services: Services, generation: Generation, outcome: Succeeded | F
             # RETURNING gives the row as updated: what was reserved is the held object's.
             await quotas.give_back(session, generation.tenant_id, row.spend_day,
                                    generation.wholesale_mc - values["wholesale_mc"])
+            await team_spend.give_back(session, team_id=row.team_id,
+                                       customer_id=row.customer_id, period=row.team_period,
+                                       amount_mc=generation.retail_mc - values["retail_mc"])
             assert row.reservation_id is not None
             await ledger.post(session, tenant_id=generation.tenant_id,
                               pending_id=row.reservation_id, amount_mc=values["wholesale_mc"])
@@ -319,6 +323,9 @@ async def end(services: Services, generation: Generation, outcome: Succeeded | F
         else:
             await quotas.give_back(session, generation.tenant_id, row.spend_day,
                                    row.wholesale_mc)
+            await team_spend.give_back(session, team_id=row.team_id,
+                                       customer_id=row.customer_id, period=row.team_period,
+                                       amount_mc=row.retail_mc)
             for pending_id in (row.customer_reservation_id, row.reservation_id):
                 if pending_id is not None:
                     await ledger.void(session, tenant_id=generation.tenant_id,

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, FromQuery, HeaderParameter
 
-from gateway.core.auth import Principal, requires
+from gateway.core.auth import Principal, requires, with_team
 from gateway.core.deps import RuntimeDep, page_limit
 from gateway.generations import service, submit
 from gateway.generations.models import FINAL_STATES
@@ -122,10 +122,13 @@ class GenerationController(Controller):
     async def list_(self, request: AnyRequest, principal: Principal, services: ServicesDep,
                     type: FromQuery[str | None] = None, status: FromQuery[str | None] = None,
                     limit: FromQuery[int | None] = None,
-                    cursor: FromQuery[str | None] = None) -> GenerationList:
+                    cursor: FromQuery[str | None] = None,
+                    team_id: FromQuery[str | None] = None) -> GenerationList:
         """`type` and `status` filter (422 for a value that does not exist, so a typo is
-        not an empty list); `cursor` is a previous page's `next_cursor`."""
+        not an empty list); `cursor` is a previous page's `next_cursor`. `team_id` (or
+        `X-Team-Id`) lists a team's generations, for its members (viewers too)."""
         _check_type(type)
+        principal = await with_team(services.runtime, principal, team_id)
         if status is not None and status not in (*FINAL_STATES, "queued", "running"):
             raise InvalidRequest("unknown status", code="invalid_status", param="status")
         rows, next_cursor = await service.list_page(

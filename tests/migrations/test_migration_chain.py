@@ -30,7 +30,8 @@ import billing.models
 import gateway.generations.models
 import gateway.webhooks.models
 import tenants.audit
-import tenants.models  # noqa: F401  (all tables on the metadata)
+import tenants.models
+import tenants.teams.models  # noqa: F401  (all tables on the metadata)
 from gateway.core.migrate import MIGRATIONS_DIR, alembic_config, upgrade
 from tenants.kernel.db import Base, Database
 from tests.conftest import _admin_connect, pg_base_url

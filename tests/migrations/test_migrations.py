@@ -11,7 +11,8 @@ import billing.models
 import gateway.generations.models
 import gateway.webhooks.models
 import tenants.audit
-import tenants.models  # noqa: F401  (all tables on the metadata)
+import tenants.models
+import tenants.teams.models  # noqa: F401  (all tables on the metadata)
 from tenants.kernel.db import Base, Database
 
 del billing, gateway
