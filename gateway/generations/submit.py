@@ -116,7 +116,6 @@ async def submit(services: Services, principal: Principal, body: GenerationCreat
         estimated_mc=chosen.price.wholesale_mc, metadata_=body.metadata,
         webhook_url=body.webhook_url, idempotency_key=idempotency_key, request_hash=digest,
     )
-    team_spend.mark(principal, generation)
     timeout_at = utcnow() + timedelta(seconds=services.runtime.settings.reservation_timeout_s)
     if lookup is not None:
         generation.fingerprint = lookup.fingerprint
@@ -125,6 +124,7 @@ async def submit(services: Services, principal: Principal, body: GenerationCreat
                 runtime, tenant, tier, body.type, original, lookup.policy))
         else:
             generation.coalesced_from = await cache.current_leader(runtime, lookup)
+    team_spend.mark(principal, generation)  # on the row to persist: a cached copy too
     announced = False
     try:
         if generation.cached:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
@@ -15,7 +16,15 @@ from plugins.errors import ProviderError
 from tenants.audit import AuditEvent
 from tenants.kernel.db import utcnow
 from tenants.teams.models import TeamAllocationSpend, TeamInvitation
-from tests.conftest import Gateway, Inbox, ProvidersPlugin, Scripted, running_gateway, scripted
+from tests.conftest import (
+    Gateway,
+    Inbox,
+    ProvidersPlugin,
+    Scripted,
+    make_settings,
+    running_gateway,
+    scripted,
+)
 from tests.gateway.teams.helpers import (
     IMAGE,
     allocate,
@@ -300,3 +309,25 @@ async def test_roles_and_the_last_owner(gw: Gateway, smtp_server: Inbox) -> None
     assert [(m["customer_id"], m["role"]) for m in members.json()["data"]] == [("bob", "owner")]
     r = await gw.client.get(f"/v1/teams/{team.id}", headers=team.owner)
     assert r.status_code == 404, r.text
+
+
+async def test_a_cached_answer_for_the_team_is_charged_to_the_team(
+        database_url: str, tmp_path: Path, smtp_server: Inbox, fixed: Scripted) -> None:
+    settings = make_settings(database_url, tmp_path, cache_ttl_s=3600,
+                             smtp_host=smtp_server.host, smtp_port=smtp_server.port)
+    async with running_gateway(settings, extra=[ProvidersPlugin(fixed)]) as gw:
+        team = await new_team(gw, funded=1_000_000, cache={"charge": "full"})
+        bob = await join(gw, smtp_server, team, "bob")
+        price = await retail(gw, bob)
+        await allocate(gw, team, "bob", 2 * price)
+        as_team = {**bob, "X-Team-Id": team.id}
+        first = await gw.finish(as_team, IMAGE)
+        hit = await gw.finish(as_team, IMAGE)
+        assert (first["cached"], hit["cached"]) == (False, True)
+        assert hit["cost"]["charged"] == price
+        assert (await team_balance(gw, team))["available"] == 1_000_000 - 2 * price
+        assert (await gw.balance(bob))["available"] == 0
+        over = await gw.client.post("/v1/generations", headers=as_team, json=IMAGE)
+        assert over.json()["error"]["code"] == "allocation_exceeded"
+        members = await gw.client.get(f"/v1/generations?team_id={team.id}", headers=bob)
+        assert {g["id"] for g in members.json()["data"]} == {first["id"], hit["id"]}
