@@ -89,6 +89,11 @@ class GenerationController(Controller):
         those the operation uses (another is `422 unused_input`), all within
         `MEDIAHUB_INPUT_FETCH_DEADLINE_S` (past it, `422 input_fetch_timeout`); nothing is
         reserved before they are in.
+
+        `X-Team-Id: team_…` (or `team_id` in the body) spends from that team's wallet, for a
+        member that may spend (docs/teams.md): 404 `team_not_found` for a team the caller is
+        not in, 403 `team_viewer` for a viewer, 402 `allocation_exceeded` past the member's
+        allocation.
         """
         data.check_operation()
         generation = await submit.submit(services, principal, data,
