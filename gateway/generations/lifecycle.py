@@ -302,7 +302,8 @@ async def end(services: Services, generation: Generation, outcome: Succeeded | F
             # RETURNING gives the row as updated: what was reserved is the held object's.
             await quotas.give_back(session, generation.tenant_id, row.spend_day,
                                    generation.wholesale_mc - values["wholesale_mc"])
-            await team_spend.give_back(session, team_id=row.team_id,
+            await team_spend.give_back(session, tenant_id=generation.tenant_id,
+                                       team_id=row.team_id,
                                        customer_id=row.customer_id, period=row.team_period,
                                        amount_mc=generation.retail_mc - values["retail_mc"])
             assert row.reservation_id is not None
@@ -323,7 +324,8 @@ async def end(services: Services, generation: Generation, outcome: Succeeded | F
         else:
             await quotas.give_back(session, generation.tenant_id, row.spend_day,
                                    row.wholesale_mc)
-            await team_spend.give_back(session, team_id=row.team_id,
+            await team_spend.give_back(session, tenant_id=generation.tenant_id,
+                                       team_id=row.team_id,
                                        customer_id=row.customer_id, period=row.team_period,
                                        amount_mc=row.retail_mc)
             for pending_id in (row.customer_reservation_id, row.reservation_id):

@@ -46,11 +46,11 @@ async def take(session: AsyncSession, tenant: Tenant, generation: Generation) ->
         month=f"{generation.created_at:%Y-%m}")
 
 
-async def give_back(session: AsyncSession, *, team_id: str | None, customer_id: str | None,
-                    period: str | None, amount_mc: int) -> None:
+async def give_back(session: AsyncSession, *, tenant_id: str, team_id: str | None,
+                    customer_id: str | None, period: str | None, amount_mc: int) -> None:
     """In the unit that ends a team's generation: what it did not spend goes back to the
     member's allocation (see `allocations.give_back`)."""
-    await allocations.give_back(session, team_id, customer_id, period, amount_mc)
+    await allocations.give_back(session, tenant_id, team_id, customer_id, period, amount_mc)
 
 
 def teams_of(principal: Principal) -> Select[str]:

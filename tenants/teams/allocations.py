@@ -47,11 +47,12 @@ class Usage:
         return max(0, self.limit_mc - self.spent_mc)
 
 
-async def spent(session: AsyncSession, team_id: str, customer_id: str, period: str) -> int:
+async def spent(session: AsyncSession, tenant_id: str, team_id: str, customer_id: str,
+                period: str) -> int:
     """What the member has counted against its allocation in `period` (0: nothing yet)."""
     found = await session.scalar(
         select(TeamAllocationSpend.spent_mc).where(
-            TeamAllocationSpend.team_id == team_id,
+            TeamAllocationSpend.tenant_id == tenant_id, TeamAllocationSpend.team_id == team_id,
             TeamAllocationSpend.customer_id == customer_id,
             TeamAllocationSpend.period == period))
     return int(found or 0)
@@ -92,7 +93,7 @@ async def take(session: AsyncSession, *, tenant_id: str, team_id: str, customer_
                 set_={"spent_mc": after}, where=after <= limit)
             .returning(TeamAllocationSpend.spent_mc))
     if total is None:
-        used = await spent(session, team_id, customer_id, period)
+        used = await spent(session, tenant_id, team_id, customer_id, period)
         left = max(0, limit - used)
         when = "this month" if period != TOTAL else "in total"
         raise InsufficientCredits(
@@ -103,8 +104,8 @@ async def take(session: AsyncSession, *, tenant_id: str, team_id: str, customer_
     return period
 
 
-async def give_back(session: AsyncSession, team_id: str | None, customer_id: str | None,
-                    period: str | None, amount_mc: int) -> None:
+async def give_back(session: AsyncSession, tenant_id: str, team_id: str | None,
+                    customer_id: str | None, period: str | None, amount_mc: int) -> None:
     """Return unspent millicredits to the allocation period that counted them; called in the
     transaction that ends a team's generation (failed, canceled, expired: all of it;
     succeeded: the reserved minus the charged). Counted in no period: nothing to give."""
@@ -113,7 +114,8 @@ async def give_back(session: AsyncSession, team_id: str | None, customer_id: str
     spent_mc = TeamAllocationSpend.spent_mc
     await session.execute(
         update(TeamAllocationSpend)
-        .where(and_(TeamAllocationSpend.team_id == team_id,
+        .where(and_(TeamAllocationSpend.tenant_id == tenant_id,
+                    TeamAllocationSpend.team_id == team_id,
                     TeamAllocationSpend.customer_id == customer_id,
                     TeamAllocationSpend.period == period))
         .values(spent_mc=case((spent_mc > amount_mc, spent_mc - amount_mc), else_=0)))

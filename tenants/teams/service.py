@@ -337,7 +337,8 @@ async def accept(session: AsyncSession, caller: Caller, token: str) -> tuple[Tea
                        code="invitation_not_found", param="token")
     team = await _team(session, caller.tenant_id, taken.team_id)
     member = await session.scalar(select(TeamMember).where(
-        TeamMember.team_id == team.id, TeamMember.customer_id == customer_id))
+        TeamMember.tenant_id == caller.tenant_id, TeamMember.team_id == team.id,
+        TeamMember.customer_id == customer_id))
     if member is not None and member.removed_at is None:
         raise Conflict("you are already a member of this team", code="already_member",
                        param="token")
@@ -396,5 +397,6 @@ async def usage_of(session: AsyncSession, member: TeamMember,
         return None
     period = allocations.period_of(member.allocation_period, month)
     return allocations.Usage(limit_mc=member.allocation_mc, period=member.allocation_period,
-                             spent_mc=await allocations.spent(session, member.team_id,
+                             spent_mc=await allocations.spent(session, member.tenant_id,
+                                                              member.team_id,
                                                               member.customer_id, period))

@@ -205,7 +205,7 @@ def team_machine(runner: asyncio.Runner, db: Database) -> type[RuleBasedStateMac
 
             async def unit(session: AsyncSession) -> None:
                 # As `lifecycle.end` does: the counter first, then the ledger.
-                await allocations.give_back(session, world.team_id,
+                await allocations.give_back(session, world.tenant_id, world.team_id,
                                             world.customers[spend.member], spend.period,
                                             spend.amount - (0 if void else posted))
                 if void:

@@ -78,11 +78,11 @@ async def test_give_back_returns_unspent_and_never_goes_below_zero(db: Database)
     ids = await team_with(db, limit=1_000)
     await take(db, ids, 800, "2026-12")
     async with db.transaction() as session:
-        await allocations.give_back(session, ids[1], ids[2], "2026-12", 300)
-        assert await allocations.spent(session, ids[1], ids[2], "2026-12") == 500
-        await allocations.give_back(session, ids[1], ids[2], "2026-12", 10_000)
-        assert await allocations.spent(session, ids[1], ids[2], "2026-12") == 0
-        await allocations.give_back(session, ids[1], ids[2], None, 5)  # counted nowhere
+        await allocations.give_back(session, ids[0], ids[1], ids[2], "2026-12", 300)
+        assert await allocations.spent(session, ids[0], ids[1], ids[2], "2026-12") == 500
+        await allocations.give_back(session, ids[0], ids[1], ids[2], "2026-12", 10_000)
+        assert await allocations.spent(session, ids[0], ids[1], ids[2], "2026-12") == 0
+        await allocations.give_back(session, ids[0], ids[1], ids[2], None, 5)  # counted nowhere
     await db.dispose()
 
 
