@@ -309,6 +309,21 @@ async def test_roles_and_the_last_owner(gw: Gateway, smtp_server: Inbox) -> None
     assert [(m["customer_id"], m["role"]) for m in members.json()["data"]] == [("bob", "owner")]
     r = await gw.client.get(f"/v1/teams/{team.id}", headers=team.owner)
     assert r.status_code == 404, r.text
+    bob_owner = customer(team.tenant, "bob")
+    assert (await gw.client.put(f"/v1/teams/{team.id}/allocations/bob", headers=bob_owner,
+                                json={"limit_mc": 5})).status_code == 200
+    assert (await gw.client.delete(f"/v1/teams/{team.id}/allocations/bob",
+                                   headers=bob_owner)).status_code == 204
+    async with gw.runtime.db.session() as session:
+        events = list(await session.scalars(select(AuditEvent).where(
+            AuditEvent.tenant_id == team.tenant.id).order_by(AuditEvent.created_at)))
+    actions = [e.action for e in events]
+    for action in ("team_member.role_changed", "team_member.removed", "team_allocation.set",
+                   "team_allocation.removed"):
+        assert action in actions, actions
+    changed = next(e for e in events if e.action == "team_member.role_changed")
+    assert changed.actor == f"key:{team.tenant.key_id}"
+    assert (changed.before["role"], changed.after["role"]) == ("admin", "owner")
 
 
 async def test_a_cached_answer_for_the_team_is_charged_to_the_team(
