@@ -2,7 +2,9 @@
 
 - `self`: the tenant bills its customers itself; only the tenant wallet pays, at wholesale.
 - `mediahub`: a customer's wallet pays retail (to the tenant's revenue) and the tenant wallet
-  pays wholesale (to the platform's); without a customer, only the tenant wallet pays.
+  pays wholesale (to the platform's); without a customer, only the tenant wallet pays. A
+  generation for a team (docs/teams.md) takes its retail from the team's wallet instead of
+  the member's; teams exist only in this mode.
 """
 
 from __future__ import annotations
@@ -24,11 +26,15 @@ class Payers:
     customer_wallet: str | None
 
 
-async def payers(session: AsyncSession, tenant: Tenant, customer_id: str | None) -> Payers:
-    """The wallets that pay for a generation by this tenant (and customer)."""
+async def payers(session: AsyncSession, tenant: Tenant, customer_id: str | None,
+                 team_id: str | None = None) -> Payers:
+    """The wallets that pay for a generation by this tenant (and customer, or team): the
+    retail payer (`customer_wallet`) is the team's wallet for a team's generation."""
     tenant_wallet = await ledger.account_id(session, tenant.id, ledger.TENANT_WALLET)
     customer_wallet = None
-    if customer_id is not None and tenant.billing_mode == MEDIAHUB:
+    if team_id is not None and tenant.billing_mode == MEDIAHUB:
+        customer_wallet = await ledger.team_wallet(session, tenant.id, team_id)
+    elif customer_id is not None and tenant.billing_mode == MEDIAHUB:
         customer_wallet = await ledger.customer_wallet(session, tenant.id, customer_id)
     return Payers(tenant_wallet=tenant_wallet, customer_wallet=customer_wallet)
 

@@ -45,6 +45,7 @@ from gateway.people.routes import (
     users_me,
 )
 from gateway.portal.routes import portal_credits, portal_home
+from gateway.teams.routes import TeamController
 from gateway.tenancy.routes import ProviderKeyController
 from gateway.tenancy.self_service import CustomerController, KeyController
 from gateway.voices.routes import VoiceController
@@ -102,7 +103,7 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
                            HealthController, MediaController, metrics, portal_home,
                            portal_credits,
                            WebhookEndpointController, webhook_url_secret,
-                           ProviderKeyController, VoiceController]
+                           ProviderKeyController, VoiceController, TeamController]
     handlers += [AuthController, SessionController, UserController, users_me,
                  create_portal_session]
     handlers += [KeyController, CustomerController, PackageController]

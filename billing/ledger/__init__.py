@@ -28,9 +28,10 @@ The writing verbs take one of three paths, which leave the same books (a differe
   its units run alone on the paths above.
 
 The package, a module per concern: `verbs` (the writing verbs, the choice of path), `portable`,
-`single`, `batched` (the paths), `accounts` (codes, a tenant's accounts, customer wallets, the
-process's cache of their flags), `reads` (balances, counters, expired reservations), `errors`,
-`dialect`. Callers use this package's names (`from billing import ledger`; `ledger.reserve`).
+`single`, `batched` (the paths), `accounts` (codes, a tenant's accounts, customer and team
+wallets, the process's cache of their flags), `reads` (balances, counters, expired
+reservations), `errors`, `dialect`. Callers use this package's names (`from billing import
+ledger`; `ledger.reserve`).
 """
 
 from __future__ import annotations
@@ -44,7 +45,10 @@ from billing.ledger.accounts import (
     account_id,
     customer_code,
     customer_wallet,
+    open_team_wallet,
     open_tenant_accounts,
+    team_code,
+    team_wallet,
 )
 
 # The batch's resolutions statement, whose generic plan a test reads (tests/test_group_commit).
@@ -93,9 +97,12 @@ __all__ = [
     "grant",
     "limited_to",
     "move",
+    "open_team_wallet",
     "open_tenant_accounts",
     "path_for",
     "post",
     "reserve",
+    "team_code",
+    "team_wallet",
     "void",
 ]

@@ -33,6 +33,10 @@ def customer_code(customer_id: str) -> str:
     return f"customer:{customer_id}"
 
 
+def team_code(team_id: str) -> str:
+    return f"team:{team_id}"
+
+
 # Account ids and flags never change once created, so they are cached for the process.
 _ids: dict[tuple[str, str], str] = {}
 _system: dict[str, bool] = {}
@@ -52,6 +56,22 @@ async def open_tenant_accounts(session: AsyncSession, tenant_id: str) -> dict[st
         ids[code] = account.id
     await session.flush()
     return ids
+
+
+async def open_team_wallet(session: AsyncSession, tenant_id: str, team_id: str) -> str:
+    """Open a team's wallet, `team:<id>` (no overdraft); called in the transaction that
+    creates the team. Returns the account id. Not cached here: that transaction may still
+    roll back; `account_id` learns it on first use once committed."""
+    account = Account(id=new_id("acc"), tenant_id=tenant_id, code=team_code(team_id),
+                      no_overdraft=True, system=False)
+    session.add(account)
+    await session.flush()
+    return account.id
+
+
+async def team_wallet(session: AsyncSession, tenant_id: str, team_id: str) -> str:
+    """The team's wallet (opened with the team); `NotFound` when there is none."""
+    return await account_id(session, tenant_id, team_code(team_id))
 
 
 async def account_id(session: AsyncSession, tenant_id: str, code: str) -> str:

@@ -127,7 +127,8 @@ async def move(session: AsyncSession, *, tenant_id: str, from_account: str, to_a
                amount_mc: int, idempotency_key: str, reason: str | None,
                kind: str = "transfer") -> Transfer:
     """Move credits from one wallet to another, posted at once (a tenant giving credits to
-    a customer's wallet, or taking them back).
+    a customer's wallet or taking them back; a team's wallet funded from its owner's wallet
+    or the tenant's).
 
     Raises `InsufficientCredits` (the caller's transaction rolls back) when `from_account`'s
     available balance is short. Between two wallets no faster path applies: it takes the

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from litestar.connection import ASGIConnection
@@ -39,18 +39,22 @@ from tenants import service as tenants
 from tenants.kernel.errors import (
     AuthenticationFailed,
     InvalidRequest,
+    NotFound,
     PermissionDenied,
     RateLimited,
 )
 from tenants.models import Tenant
 from tenants.schemas import ROLE_SCOPES, RateLimitPolicy
 from tenants.service import KeyIdentity
+from tenants.teams import service as teams
 from tenants.users import service as users
 
 #: Where the guard leaves the principal in the ASGI scope's state.
 PRINCIPAL_STATE_KEY = "mediahub.principal"
 #: The longest `X-Customer-Id` accepted (the customers table's limit).
 MAX_CUSTOMER_ID = 200
+#: The longest team id accepted (`X-Team-Id`, a body's `team_id`).
+MAX_TEAM_ID = 32
 
 KeyScope = Literal["generate", "read", "billing", "tenant_admin"]
 
@@ -213,6 +217,9 @@ async def authenticate_key(connection: ASGIConnection[Any, Any, Any, Any], *,
         customer_id = await _acting_customer(connection, runtime, identity)
     principal = Principal(kind="key", tenant_id=identity.tenant_id, key_id=identity.key_id,
                           customer_id=customer_id, scopes=identity.scopes)
+    if not tenant_wide:
+        principal = await with_team(runtime, principal, connection.headers.get("x-team-id"),
+                                    param="X-Team-Id")
     state[PRINCIPAL_STATE_KEY] = principal
     return principal
 
@@ -263,6 +270,9 @@ async def authenticate_session(connection: ASGIConnection[Any, Any, Any, Any], *
                           customer_id=customer_id,
                           scopes=frozenset(ROLE_SCOPES.get(user.role, frozenset())),
                           user_id=user.id, role=user.role, session_id=row.id)
+    if not tenant_wide:
+        principal = await with_team(runtime, principal, connection.headers.get("x-team-id"),
+                                    param="X-Team-Id")
     state[PRINCIPAL_STATE_KEY] = principal
     return principal
 
@@ -284,6 +294,34 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any], *,
             cookies.SESSION_COOKIE):
         return await authenticate_session(connection, tenant_wide=tenant_wide)
     return await authenticate_key(connection, tenant_wide=tenant_wide)
+async def with_team(runtime: Runtime, principal: Principal, team_id: str | None, *,
+                    param: str = "team_id") -> Principal:
+    """The principal acting for `team_id` (`X-Team-Id`, or a generation body's `team_id`):
+    with `team_id` and the caller's `team_role` once its membership is checked. The one place
+    a team is resolved. A team the customer is no member of (or another tenant's) is 404
+    `team_not_found`; a caller without a customer 422 `customer_required`; a principal already
+    acting for another team 422 `team_mismatch`. None: the principal unchanged."""
+    if not team_id:
+        return principal
+    if principal.team_id is not None:
+        if principal.team_id != team_id:
+            raise InvalidRequest("X-Team-Id and the body's team_id name different teams",
+                                 code="team_mismatch", param=param)
+        return principal
+    if len(team_id) > MAX_TEAM_ID:
+        raise InvalidRequest(f"{param} is longer than {MAX_TEAM_ID} characters",
+                             code="invalid_team", param=param)
+    if principal.customer_id is None:
+        raise InvalidRequest("a team is spent for and shown to its members: act for a "
+                             "customer (a customer key or X-Customer-Id)",
+                             code="customer_required", param=param)
+    async with runtime.db.session() as session:
+        try:
+            role = await teams.role_in(session, principal.tenant, team_id,
+                                       principal.customer_id)
+        except NotFound as exc:
+            raise NotFound(exc.message, code=exc.code, param=param) from exc
+    return replace(principal, team_id=team_id, team_role=role)
 
 
 def requires(*scopes: KeyScope, tenant_wide: bool = False) -> Any:

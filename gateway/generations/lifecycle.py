@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import ledger
 from billing.pricing import price
-from gateway.generations import budgets, cache, jobs, quotas
+from gateway.generations import budgets, cache, jobs, quotas, team_spend
 from gateway.generations.models import (
     CANCELED,
     QUEUED,
@@ -290,7 +290,8 @@ async def end(services: Services, generation: Generation, outcome: Succeeded | F
             .returning(Generation.customer_reservation_id, Generation.reservation_id,
                        Generation.spend_day, Generation.wholesale_mc,
                        Generation.webhook_url, Generation.retail_mc,
-                       Generation.key_budget_month, Generation.customer_budget_month)
+                       Generation.key_budget_month, Generation.customer_budget_month,
+                       Generation.team_id, Generation.team_period, Generation.customer_id)
         )).first()
         if row is None:
             return None
@@ -308,6 +309,10 @@ async def end(services: Services, generation: Generation, outcome: Succeeded | F
                                     amount_mc=(generation.retail_mc if row.customer_reservation_id
                                                else generation.wholesale_mc)
                                     - values["charged_mc"])
+            await team_spend.give_back(session, tenant_id=generation.tenant_id,
+                                       team_id=row.team_id,
+                                       customer_id=row.customer_id, period=row.team_period,
+                                       amount_mc=generation.retail_mc - values["retail_mc"])
             assert row.reservation_id is not None
             await ledger.post(session, tenant_id=generation.tenant_id,
                               pending_id=row.reservation_id, amount_mc=values["wholesale_mc"])
@@ -330,6 +335,10 @@ async def end(services: Services, generation: Generation, outcome: Succeeded | F
                                     customer_month=row.customer_budget_month,
                                     amount_mc=(row.retail_mc if row.customer_reservation_id
                                                else row.wholesale_mc))
+            await team_spend.give_back(session, tenant_id=generation.tenant_id,
+                                       team_id=row.team_id,
+                                       customer_id=row.customer_id, period=row.team_period,
+                                       amount_mc=row.retail_mc)
             for pending_id in (row.customer_reservation_id, row.reservation_id):
                 if pending_id is not None:
                     await ledger.void(session, tenant_id=generation.tenant_id,

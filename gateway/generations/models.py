@@ -81,6 +81,8 @@ class Generation(Base):
         Index("ix_generations_tenant_type_status", "tenant_id", "type", "status"),
         # A leader's followers are found by it when it ends (gateway/generations/cache.py).
         Index("ix_generations_tenant_coalesced", "tenant_id", "coalesced_from"),
+        # A team's gallery, newest first (docs/teams.md).
+        Index("ix_generations_tenant_team_created", "tenant_id", "team_id", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -145,3 +147,9 @@ class Generation(Base):
     #: Bumped by every claim: a job may only write while the sequence is still the one it
     #: claimed, so a stale or duplicate job (an old poll, a redelivery) changes nothing.
     lease_seq: Mapped[int] = mapped_column(Integer, default=0)
+    #: The team this generation was made for (its wallet paid the retail price); its
+    #: members see it. None: the caller's own.
+    team_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    #: The allocation period that counted it (`2026-12`, `total`; None: no allocation), where
+    #: what it does not spend is given back (tenants/teams/allocations.py).
+    team_period: Mapped[str | None] = mapped_column(String(16), default=None)

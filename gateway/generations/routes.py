@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, FromQuery, HeaderParameter
 
-from gateway.core.auth import Principal, requires
+from gateway.core.auth import Principal, requires, with_team
 from gateway.core.deps import RuntimeDep, page_limit
 from gateway.generations import service, submit
 from gateway.generations.models import FINAL_STATES
@@ -89,6 +89,11 @@ class GenerationController(Controller):
         those the operation uses (another is `422 unused_input`), all within
         `MEDIAHUB_INPUT_FETCH_DEADLINE_S` (past it, `422 input_fetch_timeout`); nothing is
         reserved before they are in.
+
+        `X-Team-Id: team_…` (or `team_id` in the body) spends from that team's wallet, for a
+        member that may spend (docs/teams.md): 404 `team_not_found` for a team the caller is
+        not in, 403 `team_viewer` for a viewer, 402 `allocation_exceeded` past the member's
+        allocation.
         """
         data.check_operation()
         generation = await submit.submit(services, principal, data,
@@ -122,10 +127,13 @@ class GenerationController(Controller):
     async def list_(self, request: AnyRequest, principal: Principal, services: ServicesDep,
                     type: FromQuery[str | None] = None, status: FromQuery[str | None] = None,
                     limit: FromQuery[int | None] = None,
-                    cursor: FromQuery[str | None] = None) -> GenerationList:
+                    cursor: FromQuery[str | None] = None,
+                    team_id: FromQuery[str | None] = None) -> GenerationList:
         """`type` and `status` filter (422 for a value that does not exist, so a typo is
-        not an empty list); `cursor` is a previous page's `next_cursor`."""
+        not an empty list); `cursor` is a previous page's `next_cursor`. `team_id` (or
+        `X-Team-Id`) lists a team's generations, for its members (viewers too)."""
         _check_type(type)
+        principal = await with_team(services.runtime, principal, team_id)
         if status is not None and status not in (*FINAL_STATES, "queued", "running"):
             raise InvalidRequest("unknown status", code="invalid_status", param="status")
         rows, next_cursor = await service.list_page(

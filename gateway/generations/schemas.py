@@ -25,6 +25,9 @@ class GenerationCreate(msgspec.Struct, forbid_unknown_fields=True):
     webhook_url: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
     metadata: Annotated[dict[Annotated[str, msgspec.Meta(max_length=64)], MetaValue],
                         msgspec.Meta(max_length=32)] = msgspec.field(default_factory=dict)
+    #: Spend from this team's wallet (the caller must be a member that may spend); the same
+    #: as the `X-Team-Id` header (docs/teams.md).
+    team_id: Annotated[str, msgspec.Meta(min_length=1, max_length=32)] | None = None
 
     def check_operation(self) -> None:
         """Called by the routes before planning: raises `InvalidRequest` (422, `param:

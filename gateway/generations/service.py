@@ -8,10 +8,11 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import msgspec
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select
 
 from gateway.core.auth import Principal
 from gateway.generations import lifecycle
+from gateway.generations import team_spend as team_views
 from gateway.generations.models import FINAL_STATES, Generation
 from gateway.generations.planning import plan
 from gateway.generations.schemas import Estimate, GenerationCreate
@@ -27,19 +28,30 @@ log = logging.getLogger(__name__)
 MAX_WAIT_S = 60
 
 
-def _scoped(query: Select[Generation], principal: Principal) -> Select[Generation]:
-    """Every generation query goes through here: it always filters by tenant (and customer)."""
+def _scoped(query: Select[Generation], principal: Principal, *,
+            shared: bool = False) -> Select[Generation]:
+    """Every generation query goes through here: it always filters by tenant (and customer,
+    or the team the principal acts for). `shared`: a customer also sees its teams'
+    generations (reading one by id; docs/teams.md)."""
     query = query.where(Generation.tenant_id == principal.tenant)
+    if principal.team_id is not None:
+        return query.where(Generation.team_id == principal.team_id)
     if principal.customer_id is not None:
-        query = query.where(Generation.customer_id == principal.customer_id)
+        own = Generation.customer_id == principal.customer_id
+        if shared:
+            own = or_(own, Generation.team_id.in_(team_views.teams_of(principal)))
+        query = query.where(own)
     return query
 
 
-async def get(services: Services, principal: Principal, generation_id: str) -> Generation:
-    """One generation of the principal's tenant (and customer); another's is `NotFound`."""
+async def get(services: Services, principal: Principal, generation_id: str, *,
+              shared: bool = True) -> Generation:
+    """One generation of the principal's tenant (and customer, or one of its teams: not with
+    `shared=False`, what a cancel asks for); another's is `NotFound`."""
     async with services.runtime.db.session() as session:
         found = await session.scalar(
-            _scoped(select(Generation).where(Generation.id == generation_id), principal)
+            _scoped(select(Generation).where(Generation.id == generation_id), principal,
+                    shared=shared)
         )
     if found is None:
         raise NotFound("no such generation", code="generation_not_found", param="id")
@@ -96,7 +108,7 @@ async def list_page(services: Services, principal: Principal, *, media_type: str
 
 async def cancel(services: Services, principal: Principal, generation_id: str) -> Generation:
     """Cancel a queued or running generation and void its reservation; a final one is 409."""
-    generation = await get(services, principal, generation_id)
+    generation = await get(services, principal, generation_id, shared=False)
     if generation.status in FINAL_STATES or not await lifecycle.end(
         services, generation, lifecycle.Failed("canceled", "canceled", status="canceled"),
     ):

@@ -13,10 +13,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import ledger, wallets
-from gateway.core.auth import Principal
+from gateway.core.auth import Principal, with_team
 from gateway.core.ratelimit import effective_limits
 from gateway.core.runtime import Runtime
-from gateway.generations import budgets, cache, jobs, lifecycle, quotas
+from gateway.generations import budgets, cache, jobs, lifecycle, quotas, team_spend
 from gateway.generations import inputs as media_urls
 from gateway.generations.models import QUEUED, SUCCEEDED, Generation
 from gateway.generations.planning import plan
@@ -33,7 +33,10 @@ log = logging.getLogger(__name__)
 
 
 def request_hash(body: GenerationCreate) -> str:
-    return hashlib.sha256(msgspec.json.encode(body, order="sorted")).hexdigest()
+    fields = msgspec.structs.asdict(body)
+    if fields.get("team_id") is None:
+        del fields["team_id"]  # so requests without a team hash as they did before teams
+    return hashlib.sha256(msgspec.json.encode(fields, order="sorted")).hexdigest()
 
 
 async def _by_idempotency_key(services: Services, principal: Principal, key: str,
@@ -81,6 +84,7 @@ async def submit(services: Services, principal: Principal, body: GenerationCreat
     identical request in flight, a queued one whose job waits for that one, see `cache.py`).
     Raises `InsufficientCredits` with nothing written or queued when the wallet is short.
     """
+    principal = await with_team(services.runtime, principal, body.team_id)
     digest = request_hash(body)
     if idempotency_key is not None:
         found = await _by_idempotency_key(services, principal, idempotency_key, digest)
@@ -120,6 +124,7 @@ async def submit(services: Services, principal: Principal, body: GenerationCreat
                 runtime, tenant, tier, body.type, original, lookup.policy))
         else:
             generation.coalesced_from = await cache.current_leader(runtime, lookup)
+    team_spend.mark(principal, generation)  # on the row to persist: a cached copy too
     announced = False
     try:
         if generation.cached:
@@ -196,9 +201,11 @@ async def _reserve(session: AsyncSession, tenant: Tenant, generation: Generation
                    timeout_at: datetime) -> None:
     """Reserve what each paying wallet owes, in the generation's own transaction.
 
-    The customer (in `mediahub` mode) sees and pays retail; the tenant always pays wholesale.
+    The customer (in `mediahub` mode) sees and pays retail, or its team's wallet with the
+    member's allocation counted first (`team_spend`); the tenant always pays wholesale.
     """
-    paying = await wallets.payers(session, tenant, generation.customer_id)
+    await team_spend.take(session, tenant, generation)
+    paying = await wallets.payers(session, tenant, generation.customer_id, generation.team_id)
     threshold = tenant.low_balance_threshold_mc or None
     if paying.customer_wallet is not None:
         retail = await ledger.reserve(

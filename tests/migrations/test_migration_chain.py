@@ -31,6 +31,7 @@ import gateway.generations.models
 import gateway.webhooks.models
 import tenants.audit
 import tenants.models
+import tenants.teams.models
 import tenants.users.models  # noqa: F401  (all tables on the metadata)
 from gateway.core.migrate import MIGRATIONS_DIR, alembic_config, upgrade
 from tenants.kernel.db import Base, Database

@@ -12,6 +12,7 @@ import gateway.generations.models
 import gateway.webhooks.models
 import tenants.audit
 import tenants.models
+import tenants.teams.models
 import tenants.users.models  # noqa: F401  (all tables on the metadata)
 from tenants.kernel.db import Base, Database
 
