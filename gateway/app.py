@@ -34,6 +34,11 @@ from gateway.generations.services import Services
 from gateway.generations.sweeps import recover_embedded
 from gateway.portal.routes import portal_credits, portal_home
 from gateway.tenancy.routes import ProviderKeyController
+from gateway.tenancy.self_routes import (
+    AuditLogController,
+    BrandAssetController,
+    TenantSelfController,
+)
 from gateway.voices.routes import VoiceController
 from gateway.webhooks.routes import WebhookEndpointController, webhook_url_secret
 from plugins.host import PluginHost
@@ -90,6 +95,7 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
                            portal_credits,
                            WebhookEndpointController, webhook_url_secret,
                            ProviderKeyController, VoiceController]
+    handlers += [TenantSelfController, AuditLogController, BrandAssetController]
     app = Litestar(
         route_handlers=handlers,
         # Plain attribute reads: synchronous, so Litestar resolves them inline (async
