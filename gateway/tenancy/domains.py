@@ -11,6 +11,7 @@ certificate yet, and the token proves control of what the name points at, nothin
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -33,6 +34,7 @@ WELL_KNOWN_PATH = "/.well-known/mediahub-verification"
 #: The most of the answer read: a token is 43 characters, a little whitespace is forgiven.
 _MAX_ANSWER = 1024
 _TIMEOUT_S = 10.0
+_IPV4 = re.compile(r"[0-9.]+")
 
 
 class DomainIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -109,6 +111,9 @@ async def add_domain(runtime: Runtime, tenant_id: str, actor: str, body: DomainI
     `domain_limit_reached` past the tenant's `caps.max_domains`."""
     hostname = body.hostname.rstrip(".")
     platform = urlsplit(runtime.settings.public_base_url).hostname or ""
+    if _IPV4.fullmatch(hostname):
+        raise InvalidRequest("a custom domain is a name, not an IP address",
+                             code="invalid_hostname", param="hostname")
     if hostname == platform.lower():
         raise InvalidRequest("this is the platform's own hostname", code="domain_reserved",
                              param="hostname")
