@@ -14,7 +14,7 @@ from gateway.core.runtime import Runtime
 from plugins.provider import Provider
 from tenants.kernel.errors import InvalidRequest
 from tenants.models import Tenant
-from tenants.schemas import TenantRouting
+from tenants.schemas import TenantCaps, TenantRouting
 
 #: In an allow list: every installed provider, the offline engines included.
 EVERY = "*"
@@ -54,6 +54,15 @@ def may_allow(runtime: Runtime, tenant: Tenant, name: str) -> bool:
         return name in names
     provider = runtime.plugins.get(name)
     return provider is not None and not provider.local
+
+
+def check_caps(runtime: Runtime, caps: TenantCaps) -> None:
+    """As `check_routing`, for the providers the operator permits a tenant (`caps`)."""
+    for index, name in enumerate(caps.allowed_providers or []):
+        if name != EVERY and runtime.plugins.get(name) is None:
+            raise InvalidRequest(f"no provider named {name!r} is installed",
+                                 code="unknown_provider",
+                                 param=f"caps.allowed_providers[{index}]")
 
 
 def check_routing(runtime: Runtime, routing: TenantRouting) -> None:

@@ -11,7 +11,7 @@ import msgspec
 from billing import ledger
 from gateway.core.auth import key_cache
 from gateway.core.runtime import Runtime
-from gateway.providers.allowed import check_routing
+from gateway.providers.allowed import check_caps, check_routing
 from tenants import audit
 from tenants import service as tenants
 from tenants.models import ApiKey, Tenant
@@ -56,6 +56,7 @@ async def create_tenant(runtime: Runtime, body: TenantCreate, *,
     """Create a tenant with its ledger accounts in one transaction, audited
     (`tenant.created` by `actor`)."""
     check_routing(runtime, body.routing)
+    check_caps(runtime, body.caps)
     async with runtime.db.transaction() as session:
         tenant = await tenants.create_tenant(session, body)
         await ledger.open_tenant_accounts(session, tenant.id)
@@ -89,6 +90,8 @@ async def update_tenant(runtime: Runtime, tenant_id: str, body: TenantUpdate, *,
     change). Audited as `tenant.updated` by `actor` with before and after."""
     if body.routing is not msgspec.UNSET:
         check_routing(runtime, body.routing)
+    if body.caps is not msgspec.UNSET:
+        check_caps(runtime, body.caps)
     async with runtime.db.transaction() as session:
         current = await tenants.get_tenant(session, tenant_id)
         if check is not None:

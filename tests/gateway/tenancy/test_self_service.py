@@ -261,3 +261,12 @@ async def test_concurrent_patches_each_commit_with_one_audit_event(gateway: Gate
     log = await gateway.client.get("/v1/audit_log?action=tenant.updated&limit=100",
                                    headers=tenant.auth)
     assert len(log.json()["data"]) == len(values)
+
+
+async def test_caps_name_installed_providers(gateway: Gateway) -> None:
+    tenant = await admin_tenant(gateway)
+    r = await gateway.client.patch(f"/admin/v1/tenants/{tenant.id}", headers=gateway.admin(),
+                                   json={"caps": {"allowed_providers": ["openai", "typo"]}})
+    assert r.status_code == 422, r.text
+    assert (r.json()["error"]["code"], r.json()["error"]["param"]) == (
+        "unknown_provider", "caps.allowed_providers[1]")
