@@ -46,8 +46,13 @@ from gateway.people.routes import (
 )
 from gateway.portal.routes import portal_credits, portal_home
 from gateway.teams.routes import TeamController
-from gateway.tenancy.routes import ProviderKeyController
-from gateway.tenancy.self_service import CustomerController, KeyController
+from gateway.tenancy.key_customer_routes import CustomerController, KeyController
+from gateway.tenancy.provider_key_routes import ProviderKeyController
+from gateway.tenancy.tenant_routes import (
+    AuditLogController,
+    BrandAssetController,
+    TenantSelfController,
+)
 from gateway.voices.routes import VoiceController
 from gateway.webhooks.routes import WebhookEndpointController, webhook_url_secret
 from plugins.host import PluginHost
@@ -107,6 +112,7 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
     handlers += [AuthController, SessionController, UserController, users_me,
                  create_portal_session]
     handlers += [KeyController, CustomerController, PackageController]
+    handlers += [TenantSelfController, AuditLogController, BrandAssetController]
     app = Litestar(
         route_handlers=handlers,
         # Plain attribute reads: synchronous, so Litestar resolves them inline (async

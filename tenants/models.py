@@ -17,8 +17,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from tenants.branding import Branding, BrandingJSON
 from tenants.kernel.db import Base, JSONType, StructJSON, UTCDateTime, utcnow
-from tenants.schemas import RateLimitPolicy, TenantCache, TenantPricing, TenantRouting
+from tenants.schemas import (
+    RateLimitPolicy,
+    TenantCache,
+    TenantCaps,
+    TenantPricing,
+    TenantRouting,
+)
 
 
 class Tenant(Base):
@@ -30,7 +37,7 @@ class Tenant(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(63), unique=True)
-    branding: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    branding: Mapped[Branding] = mapped_column(BrandingJSON(), default=lambda: Branding())
     pricing: Mapped[TenantPricing] = mapped_column(StructJSON(TenantPricing),
                                                    default=lambda: TenantPricing())
     rate_limits: Mapped[RateLimitPolicy] = mapped_column(StructJSON(RateLimitPolicy),
@@ -52,6 +59,9 @@ class Tenant(Base):
     provider_credentials: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # The operator's ceilings on what the tenant sets for itself (`TenantCaps`).
+    caps: Mapped[TenantCaps] = mapped_column(StructJSON(TenantCaps),
+                                             default=lambda: TenantCaps())
 
 
 class Domain(Base):
@@ -63,6 +73,11 @@ class Domain(Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"),
                                            index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # What the tenant's server must answer at /.well-known/mediahub-verification (public by
+    # design: it proves control of the host, it grants nothing).
+    verification_token: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Only a verified domain resolves its tenant; the operator's domains are verified at once.
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 def _search_key(context: Any) -> str:

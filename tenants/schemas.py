@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
 
 from plugins.routing.policy import Strategy, Weights
 from plugins.vocabulary import MediaType
+from tenants.branding import Branding, BrandingIn
 
 Scope = Literal["generate", "read", "billing", "tenant_admin"]
 ALL_SCOPES: tuple[Scope, ...] = ("generate", "read", "billing", "tenant_admin")
@@ -129,66 +130,67 @@ class TenantCache(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True
 
 
 
-#: The branding key that lets a tenant's customers see which upstream provider served them
-#: (a bool; default false: white-label, customers see neutral names and no USD prices).
-SHOW_PROVIDER_NAMES = "show_provider_names"
+class TenantCaps(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """The operator's ceilings on what a tenant's owners and admins set for themselves
+    (`PATCH /v1/tenant`); set only through the operator API. A ceiling left out (None) is no
+    ceiling. A rate limit of 0 means "no limit", so under a ceiling the tenant may not choose
+    0; leaving a limit out (the platform default, which the operator sets) is always allowed.
+    Lowering a ceiling does not change values already set: the operator sets those too.
+
+    `allowed_providers`: the providers the tenant may allow, route to or pin in `order`
+    (`*`: every installed one); None: the operator's `MEDIAHUB_DEFAULT_ALLOWED_PROVIDERS`, or
+    every remote provider when that is empty. It is also the tenant's allow list while the
+    tenant has not set its own. `max_domains`: custom domains the tenant may add itself.
+    """
+
+    requests_per_minute: Limit | None = None
+    burst: Limit | None = None
+    key_requests_per_minute: Limit | None = None
+    key_burst: Limit | None = None
+    #: Ceiling of every media type's `concurrent_jobs`.
+    concurrent_jobs: Limit | None = None
+    daily_spend_cap_mc: Millicredits | None = None
+    allowed_providers: Annotated[list[AllowedProvider], msgspec.Meta(
+        max_length=64)] | None = None
+    max_domains: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 10
 
 
-#: The branding key that opens a tenant's portal to self-service sign-up (a bool; default
-#: false: only invited staff, portal sessions its backend mints and existing users sign in).
-OPEN_SIGNUP = "open_signup"
-
-
-def _check_branding(branding: dict[str, Any] | msgspec.UnsetType) -> None:
-    # Branding is free-form for the portal, but the keys the gateway acts on are typed.
-    if isinstance(branding, dict) and not isinstance(branding.get(SHOW_PROVIDER_NAMES, False),
-                                                     bool):
-        raise ValueError(f"branding.{SHOW_PROVIDER_NAMES} must be a boolean")
-    if isinstance(branding, dict) and not isinstance(branding.get(OPEN_SIGNUP, False), bool):
-        raise ValueError(f"branding.{OPEN_SIGNUP} must be a boolean")
-
-
-def signup_open(branding: dict[str, Any]) -> bool:
+def signup_open(branding: Branding) -> bool:
     """Whether anyone may sign up on the tenant's portal (`POST /v1/auth/signup`)."""
-    return branding.get(OPEN_SIGNUP) is True
+    return branding.open_signup
 
 
-def shows_provider_names(branding: dict[str, Any]) -> bool:
+def shows_provider_names(branding: Branding) -> bool:
     """Whether the tenant shows upstream provider names to its customers; read when a
     customer is shown a generation, an estimate or the provider list."""
-    return branding.get(SHOW_PROVIDER_NAMES) is True
+    return branding.show_provider_names
 
 
 class TenantCreate(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
     slug: Slug
     domains: list[Hostname] = msgspec.field(default_factory=list)
-    #: Free-form portal branding; `show_provider_names` (bool, default false) is a setting.
-    branding: dict[str, Any] = msgspec.field(default_factory=dict)
+    branding: BrandingIn = msgspec.field(default_factory=BrandingIn)
     pricing: TenantPricing = msgspec.field(default_factory=TenantPricing)
     rate_limits: RateLimitPolicy = msgspec.field(default_factory=RateLimitPolicy)
     billing_mode: BillingMode = "self"
     low_balance_threshold_mc: Millicredits = 0
     routing: TenantRouting = msgspec.field(default_factory=TenantRouting)
     cache: TenantCache = msgspec.field(default_factory=TenantCache)
-
-    def __post_init__(self) -> None:
-        _check_branding(self.branding)
+    caps: TenantCaps = msgspec.field(default_factory=TenantCaps)
 
 
 class TenantUpdate(msgspec.Struct, forbid_unknown_fields=True):
     name: Name | msgspec.UnsetType = msgspec.UNSET
     domains: list[Hostname] | msgspec.UnsetType = msgspec.UNSET
-    branding: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    branding: BrandingIn | msgspec.UnsetType = msgspec.UNSET
     pricing: TenantPricing | msgspec.UnsetType = msgspec.UNSET
     rate_limits: RateLimitPolicy | msgspec.UnsetType = msgspec.UNSET
     billing_mode: BillingMode | msgspec.UnsetType = msgspec.UNSET
     low_balance_threshold_mc: Millicredits | msgspec.UnsetType = msgspec.UNSET
     routing: TenantRouting | msgspec.UnsetType = msgspec.UNSET
     cache: TenantCache | msgspec.UnsetType = msgspec.UNSET
-
-    def __post_init__(self) -> None:
-        _check_branding(self.branding)
+    caps: TenantCaps | msgspec.UnsetType = msgspec.UNSET
 
 
 class TenantOut(msgspec.Struct):
@@ -196,7 +198,7 @@ class TenantOut(msgspec.Struct):
     name: str
     slug: str
     domains: list[str]
-    branding: dict[str, Any]
+    branding: Branding
     pricing: TenantPricing
     rate_limits: RateLimitPolicy
     billing_mode: str
@@ -205,6 +207,7 @@ class TenantOut(msgspec.Struct):
     routing: TenantRouting = msgspec.field(default_factory=TenantRouting)
     object: str = "tenant"
     cache: TenantCache = msgspec.field(default_factory=TenantCache)
+    caps: TenantCaps = msgspec.field(default_factory=TenantCaps)
 
 
 class KeyRateLimit(msgspec.Struct, forbid_unknown_fields=True):

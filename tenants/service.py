@@ -15,6 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenants.branding import Branding, with_assets
 from tenants.kernel.db import new_id, utcnow
 from tenants.kernel.errors import AuthenticationFailed, Conflict, InvalidRequest, NotFound
 from tenants.models import ApiKey, Customer, Domain, Tenant
@@ -51,17 +52,19 @@ def split_key(raw: str) -> tuple[str, str] | None:
 
 async def create_tenant(session: AsyncSession, body: TenantCreate) -> Tenant:
     """Insert a tenant and its domains; raises `Conflict` when the slug or a domain is taken."""
-    tenant = Tenant(id=new_id("ten"), name=body.name, slug=body.slug, branding=body.branding,
+    tenant = Tenant(id=new_id("ten"), name=body.name, slug=body.slug,
+                    branding=with_assets(body.branding, Branding()),
                     pricing=body.pricing, rate_limits=body.rate_limits,
                     billing_mode=body.billing_mode,
                     low_balance_threshold_mc=body.low_balance_threshold_mc,
-                    routing=body.routing, cache=body.cache)
+                    routing=body.routing, cache=body.cache, caps=body.caps)
     try:
         async with session.begin_nested():
             session.add(tenant)
             await session.flush()
             for host in body.domains:
-                session.add(Domain(hostname=host, tenant_id=tenant.id))
+                # The operator is trusted: its domains serve at once.
+                session.add(Domain(hostname=host, tenant_id=tenant.id, verified_at=utcnow()))
             await session.flush()
     except IntegrityError as exc:
         raise Conflict("slug or domain already taken", code="tenant_exists",
@@ -94,17 +97,20 @@ async def list_tenants(session: AsyncSession, *, limit: int,
 
 async def update_tenant(session: AsyncSession, tenant_id: str, body: TenantUpdate) -> Tenant:
     tenant = await get_tenant(session, tenant_id)
-    for field in ("name", "branding", "pricing", "rate_limits", "billing_mode",
-                  "low_balance_threshold_mc", "routing", "cache"):
+    for field in ("name", "pricing", "rate_limits", "billing_mode",
+                  "low_balance_threshold_mc", "routing", "cache", "caps"):
         value = getattr(body, field)
         if value is not msgspec.UNSET:
             setattr(tenant, field, value)
+    if body.branding is not msgspec.UNSET:
+        tenant.branding = with_assets(body.branding, tenant.branding)
     if body.domains is not msgspec.UNSET:
         try:
             async with session.begin_nested():
                 await session.execute(delete(Domain).where(Domain.tenant_id == tenant_id))
                 for host in body.domains:
-                    session.add(Domain(hostname=host, tenant_id=tenant_id))
+                    session.add(Domain(hostname=host, tenant_id=tenant_id,
+                                       verified_at=utcnow()))
                 await session.flush()
         except IntegrityError as exc:
             raise Conflict("a domain is already taken", code="domain_taken",
@@ -114,12 +120,24 @@ async def update_tenant(session: AsyncSession, tenant_id: str, body: TenantUpdat
     return tenant
 
 
+def normalize_host(hostname: str) -> str:
+    """A `Host` header as a domain's hostname: port, case and a trailing dot ignored."""
+    return hostname.split(":", 1)[0].strip().lower().rstrip(".")
+
+
 async def tenant_for_host(session: AsyncSession, hostname: str) -> Tenant | None:
-    """The tenant whose portal `hostname` serves (port and case ignored), or None."""
-    host = hostname.split(":", 1)[0].strip().lower().rstrip(".")
+    """The tenant whose portal `hostname` serves (port and case ignored), or None. Only a
+    verified domain counts: a pending one (added, not yet proven) resolves nobody."""
     return await session.scalar(
-        select(Tenant).join(Domain, Domain.tenant_id == Tenant.id).where(Domain.hostname == host)
+        select(Tenant).join(Domain, Domain.tenant_id == Tenant.id)
+        .where(Domain.hostname == normalize_host(hostname), Domain.verified_at.is_not(None))
     )
+
+
+async def domain_for_host(session: AsyncSession, hostname: str) -> Domain | None:
+    """The domain row of `hostname`, verified or not (the portal tells a pending domain
+    apart from an unknown host)."""
+    return await session.get(Domain, normalize_host(hostname))
 
 
 async def customer_for(session: AsyncSession, tenant_id: str, external_id: str,

@@ -19,8 +19,10 @@ from gateway.people.schemas import InviteIn, UserOut
 from gateway.providers.states import ProviderStateList, health_check_all, operator_view
 from gateway.tenancy import provider_keys as provider_key_routes
 from gateway.tenancy import service as tenancy
+from gateway.tenancy.audit_log import list_audit
 from gateway.tenancy.provider_keys import ProviderKeyDeleted, ProviderKeyList
 from gateway.tenancy.service import KeyList, TenantList
+from tenants.audit import AuditLog
 from tenants.kernel.errors import InvalidRequest, NotFound
 from tenants.keys import KeyUpdate
 from tenants.provider_keys import ProviderKeyIn, ProviderKeyOut
@@ -144,6 +146,17 @@ class AdminController(Controller):
     async def delete_provider_key(self, runtime: RuntimeDep, tenant_id: FromPath[str],
                                   provider: FromPath[str]) -> ProviderKeyDeleted:
         return await provider_key_routes.delete_key(runtime, tenant_id, provider)
+
+    @get("/audit_log", summary="The audit log of every tenant, or of one")
+    async def audit_log(self, runtime: RuntimeDep,
+                        tenant_id: FromQuery[str | None] = None,
+                        limit: FromQuery[int | None] = None,
+                        cursor: FromQuery[str | None] = None,
+                        action: FromQuery[str | None] = None) -> AuditLog:
+        """Who changed what in tenants' setups, newest first; `tenant_id` and `action`
+        filter."""
+        return await list_audit(runtime, tenant_id=tenant_id, limit=page_limit(limit),
+                                cursor=cursor, action=action)
 
     @get("/providers", summary="Every provider's state: health, latency, errors, breaker")
     async def list_providers(self, runtime: RuntimeDep, services: ServicesDep) -> ProviderStateList:

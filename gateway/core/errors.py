@@ -59,6 +59,8 @@ def _validation_param(exc: ValidationException) -> tuple[str | None, str]:
             continue
         message = str(item.get("message") or exc.detail)
         key = str(item.get("key") or "").replace("[...]", "")
+        # msgspec names a bad mapping key as "key` in `$.path": the mapping is the param.
+        key = key.rpartition("` in `$.")[2] if "` in `$." in key else key
         field = _FIELD.search(message)
         if key in ("", "data"):
             key = field.group(1) if field else ""

@@ -121,6 +121,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: How long a finished result answers identical requests, unless the tenant's cache
     #: policy says otherwise; 0 turns the result cache off for tenants without a `ttl_s`.
     cache_ttl_s: int = 86400
+    #: The port the gateway fetches `http://<host>:<port>/.well-known/mediahub-verification`
+    #: on to verify a tenant's custom domain (80 in production; tests point it at a server of
+    #: their own).
+    domain_verification_port: int = 80
     #: Networks the egress client may reach although they are not public (CIDRs); the
     #: default refuses every private, loopback, link-local, shared and reserved range.
     egress_allow_networks: tuple[str, ...] = ()
@@ -377,6 +381,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                                 problems)
     spend_cap = _int(env, "MEDIAHUB_RATE_LIMIT_DAILY_SPEND_CAP_MC", 0, 0, 10**15, problems)
     cache_ttl = _int(env, "MEDIAHUB_CACHE_TTL_S", 86400, 0, 90 * 86400, problems)
+    verification_port = _int(env, "MEDIAHUB_DOMAIN_VERIFICATION_PORT", 80, 1, 65535, problems)
     egress = _egress_settings(env, problems)
     queue_concurrency = _per_type(env, "MEDIAHUB_QUEUE_CONCURRENCY", "JOBS", 1, 256, problems)
     job_lease = _int(env, "MEDIAHUB_JOB_LEASE_S", 60, 2, 3600, problems)
@@ -418,6 +423,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rate_limit_concurrent_jobs=concurrent_jobs,
         rate_limit_daily_spend_cap_mc=spend_cap,
         cache_ttl_s=cache_ttl,
+        domain_verification_port=verification_port,
         **egress,
         queue_concurrency=queue_concurrency,
         job_lease_s=job_lease,

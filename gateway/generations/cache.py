@@ -94,8 +94,11 @@ def inflight_key(prefix: str, tenant_id: str, fingerprint: str) -> str:
     return f"{prefix}:inflight:{tenant_id}:{fingerprint}"
 
 
-def brand_version(branding: dict[str, Any] | None) -> str | None:
-    """The brand kit's `version` when it has one, else a hash of the whole kit (None: none)."""
+def brand_version(branding: Any) -> str | None:
+    """The brand kit's `version` when it has one, else a hash of the whole kit (None: none).
+    `branding` is a tenant's `Branding` (or a plain mapping)."""
+    if isinstance(branding, msgspec.Struct):
+        branding = msgspec.to_builtins(branding)
     if not branding:
         return None
     version = branding.get("version")

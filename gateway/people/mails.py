@@ -11,7 +11,7 @@ from tenants.models import Tenant
 
 
 def _send(runtime: Runtime, tenant: Tenant, to: str, subject: str, text: str) -> None:
-    sender = tenant.branding.get("sender_email")
+    sender = tenant.branding.sender_email
     runtime.mailer.send_later(Mail(
         to=to, subject=subject, text=text, sender_name=tenant.name,
         sender_address=sender if isinstance(sender, str) and "@" in sender else None))

@@ -14,7 +14,7 @@ from gateway.core.runtime import Runtime
 from plugins.provider import Provider
 from tenants.kernel.errors import InvalidRequest
 from tenants.models import Tenant
-from tenants.schemas import TenantRouting
+from tenants.schemas import TenantCaps, TenantRouting
 
 #: In an allow list: every installed provider, the offline engines included.
 EVERY = "*"
@@ -27,10 +27,42 @@ def allowed(runtime: Runtime, tenant: Tenant, provider: Provider) -> bool:
     if provider.name in routing.order:
         return True
     names = (routing.allowed_providers if routing.allowed_providers is not None
-             else runtime.settings.default_allowed_providers)
+             else permitted(runtime, tenant))
     if names:
         return EVERY in names or provider.name in names
     return not provider.local
+
+
+def permitted(runtime: Runtime, tenant: Tenant) -> tuple[str, ...]:
+    """The providers the operator lets `tenant` allow (its caps' `allowed_providers`, else
+    `MEDIAHUB_DEFAULT_ALLOWED_PROVIDERS`); empty: every remote provider. Also the tenant's
+    allow list while it has not set its own."""
+    if tenant.caps.allowed_providers is not None:
+        return tuple(tenant.caps.allowed_providers)
+    return tuple(runtime.settings.default_allowed_providers)
+
+
+def may_allow(runtime: Runtime, tenant: Tenant, name: str) -> bool:
+    """Whether the tenant may name `name` (a provider or `*`) in its own routing; called by
+    `PATCH /v1/tenant`."""
+    names = permitted(runtime, tenant)
+    if EVERY in names:
+        return True
+    if name == EVERY:
+        return False
+    if names:
+        return name in names
+    provider = runtime.plugins.get(name)
+    return provider is not None and not provider.local
+
+
+def check_caps(runtime: Runtime, caps: TenantCaps) -> None:
+    """As `check_routing`, for the providers the operator permits a tenant (`caps`)."""
+    for index, name in enumerate(caps.allowed_providers or []):
+        if name != EVERY and runtime.plugins.get(name) is None:
+            raise InvalidRequest(f"no provider named {name!r} is installed",
+                                 code="unknown_provider",
+                                 param=f"caps.allowed_providers[{index}]")
 
 
 def check_routing(runtime: Runtime, routing: TenantRouting) -> None:

@@ -143,7 +143,7 @@ async def invite(runtime: Runtime, principal: Principal, team_id: str,
         tenant = await session.get(Tenant, principal.tenant)
         assert tenant is not None
     link = f"{settings.public_base_url.rstrip('/')}/teams/accept?token={token}"
-    sender = tenant.branding.get("sender_email")
+    sender = tenant.branding.sender_email
     runtime.mailer.send_later(Mail(
         to=invitation.email, subject=f"You are invited to the team {team.name}",
         text=(f"You are invited to join the team {team.name} on {tenant.name} as "

@@ -1,6 +1,6 @@
 """A tenant's own provider credentials ("bring your own key"), as `/v1/provider_keys`
-(`gateway.tenancy.routes`, a `tenant_admin` key not bound to a customer) and the operator's
-`/admin/v1/tenants/{id}/provider_keys` (`gateway.admin.routes`) manage them.
+(`gateway.tenancy.provider_key_routes`, a `tenant_admin` key not bound to a customer) and
+the operator's `/admin/v1/tenants/{id}/provider_keys` (`gateway.admin.routes`) manage them.
 
 Keys are write-only: listings show the provider, the key's last four characters and when it
 was set. Only the operator may give a tenant its own endpoint (`base_url`): a tenant-chosen

@@ -4,6 +4,8 @@ revoked key at once (other processes within seconds)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 
 from billing import ledger
@@ -11,7 +13,7 @@ from gateway.core.auth import key_cache
 from gateway.core.runtime import Runtime
 from gateway.generations import budgets
 from gateway.generations.models import Generation
-from gateway.providers.allowed import check_routing
+from gateway.providers.allowed import check_caps, check_routing
 from tenants import audit, keys
 from tenants import service as tenants
 from tenants.kernel.db import utcnow
@@ -45,7 +47,7 @@ def tenant_out(tenant: Tenant, domains: list[str]) -> TenantOut:
                      rate_limits=tenant.rate_limits, billing_mode=tenant.billing_mode,
                      low_balance_threshold_mc=tenant.low_balance_threshold_mc,
                      created_at=tenant.created_at,
-                     routing=tenant.routing, cache=tenant.cache)
+                     routing=tenant.routing, cache=tenant.cache, caps=tenant.caps)
 
 
 def key_out(key: ApiKey, month_spend_mc: int | None = None) -> KeyOut:
@@ -55,13 +57,19 @@ def key_out(key: ApiKey, month_spend_mc: int | None = None) -> KeyOut:
                   rate_limit=keys.rate_limit_of(key), month_spend_mc=month_spend_mc)
 
 
-async def create_tenant(runtime: Runtime, body: TenantCreate) -> TenantOut:
-    """Create a tenant with its ledger accounts in one transaction."""
+async def create_tenant(runtime: Runtime, body: TenantCreate, *,
+                        actor: str = "operator") -> TenantOut:
+    """Create a tenant with its ledger accounts in one transaction, audited
+    (`tenant.created` by `actor`)."""
     check_routing(runtime, body.routing)
+    check_caps(runtime, body.caps)
     async with runtime.db.transaction() as session:
         tenant = await tenants.create_tenant(session, body)
         await ledger.open_tenant_accounts(session, tenant.id)
-        return tenant_out(tenant, sorted(body.domains))
+        out = tenant_out(tenant, sorted(body.domains))
+        await audit.record(session, tenant_id=tenant.id, actor=actor, action="tenant.created",
+                           target_type="tenant", target_id=tenant.id, after=out)
+        return out
 
 
 async def list_tenants(runtime: Runtime, *, limit: int, cursor: str | None) -> TenantList:
@@ -79,16 +87,41 @@ async def read_tenant(runtime: Runtime, tenant_id: str) -> TenantOut:
         return tenant_out(tenant, await tenants.tenant_domains(session, tenant_id))
 
 
-async def update_tenant(runtime: Runtime, tenant_id: str, body: TenantUpdate) -> TenantOut:
-    """Change a tenant; its new limits and settings apply at once in this process."""
+async def update_tenant(runtime: Runtime, tenant_id: str, body: TenantUpdate, *,
+                        actor: str = "operator",
+                        check: Callable[[Tenant], None] | None = None) -> TenantOut:
+    """Change a tenant; its new limits and settings apply at once in this process. Called by
+    the operator's `PATCH /admin/v1/tenants/{id}` and the tenant's own `PATCH /v1/tenant`
+    (which passes `check`: its caps, run on the row inside the transaction before the
+    change). Audited as `tenant.updated` by `actor` with before and after."""
     if body.routing is not msgspec.UNSET:
         check_routing(runtime, body.routing)
+    if body.caps is not msgspec.UNSET:
+        check_caps(runtime, body.caps)
     async with runtime.db.transaction() as session:
+        current = await tenants.get_tenant(session, tenant_id)
+        if check is not None:
+            check(current)
+        domains = await tenants.tenant_domains(session, tenant_id)
+        before = audit.snapshot(tenant_out(current, domains))
         tenant = await tenants.update_tenant(session, tenant_id, body)
         out = tenant_out(tenant, await tenants.tenant_domains(session, tenant_id))
+        await audit.record(session, tenant_id=tenant_id, actor=actor, action="tenant.updated",
+                           target_type="tenant", target_id=tenant_id,
+                           before=_changed(before, audit.snapshot(out), keep=True),
+                           after=_changed(before, audit.snapshot(out), keep=False))
     runtime.limiter.forget(tenant_id)
     runtime.tenant_views.forget(tenant_id)
     return out
+
+
+def _changed(before: dict[str, object], after: dict[str, object], *,
+              keep: bool) -> dict[str, object]:
+    """The fields that differ between two tenant snapshots, as they were (`keep`) or are
+    now: the audit log shows what a change changed, not the whole tenant twice."""
+    source = before if keep else after
+    return {k: source.get(k) for k in sorted(set(before) | set(after))
+            if before.get(k) != after.get(k)}
 
 
 async def create_key(runtime: Runtime, tenant_id: str, body: KeyCreate, *,

@@ -80,3 +80,11 @@ class Unavailable(DomainError):
     type = "unavailable_error"
     status = 503
     default_code = "unavailable"
+
+
+class PayloadTooLarge(DomainError):
+    """A request body over a documented size limit."""
+
+    type = "invalid_request_error"
+    status = 413
+    default_code = "body_too_large"

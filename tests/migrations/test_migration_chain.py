@@ -67,6 +67,7 @@ EXPECTED_SERVER_DEFAULTS = {
     ("tenants", "cache"),                        # 0006_cache
     ("generations", "lease_seq"),                # 0007_jobs
     ("tenants", "provider_credentials"),         # 0008_provider_keys
+    ("tenants", "caps"),                         # 0014_selfserve
 }
 
 
@@ -189,6 +190,8 @@ _SEED = (
     "request_hash, attempts, created_at, updated_at) VALUES ('gen_old', 'ten_old', 'image', "
     "'text_to_image', 'x', '{}', 'local-image', 'running', false, 0, 100, 100, 100, '[]', '{}', "
     "'h', 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+    "INSERT INTO domains (hostname, tenant_id, created_at) VALUES ('old.example', 'ten_old', "
+    "CURRENT_TIMESTAMP)",
 )
 
 
@@ -236,6 +239,9 @@ async def test_a_database_stopped_mid_chain_upgrades_to_head(
                 "SELECT status, lease_until, lease_seq FROM generations "
                 "WHERE id = 'gen_old'"))).one()
             assert tuple(generation) == ("running", None, 0)
+            # Domains from before verification existed were the operator's: verified.
+            assert await conn.scalar(text(
+                "SELECT verified_at IS NOT NULL FROM domains WHERE hostname = 'old.example'"))
             defaults, others = await conn.run_sync(_differences)
         assert others == [], "the models and the migrated schema differ"
         assert defaults == EXPECTED_SERVER_DEFAULTS

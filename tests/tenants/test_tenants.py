@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tenants.models import ApiKey
+from tenants.models import Tenant as TenantRow
 from tests.conftest import ADMIN_TOKEN, Gateway, make_settings, running_gateway
 
 IMAGE = {"type": "image", "prompt": "a lighthouse at dusk", "params": {"size": "64x64"}}
@@ -104,7 +105,8 @@ async def test_admin_api_refuses_a_wrong_token_and_a_tenant_key(gateway: Gateway
 async def test_create_read_and_conflicts(gateway: Gateway) -> None:
     s, h1, h2 = slug(), host(), host()
     body = {"name": "Acme", "slug": s, "domains": [h2, h1],
-            "branding": {"primary_color": "#ff0066", "logo_url": "https://x.test/l.png"},
+            "branding": {"colors": {"primary": "#ff0066"},
+                         "support": {"url": "https://x.test/help"}},
             "pricing": {"markup_bps": {"image": 2500}}}
     r = await gateway.client.post("/admin/v1/tenants", headers=gateway.admin(), json=body)
     assert r.status_code == 201, r.text
@@ -151,18 +153,18 @@ async def test_patch_changes_only_the_fields_sent(gateway: Gateway) -> None:
     r = await gateway.client.post(
         "/admin/v1/tenants", headers=gateway.admin(),
         json={"name": "Before", "slug": s, "domains": [old_host],
-              "branding": {"primary_color": "#000000"},
+              "branding": {"colors": {"primary": "#000000"}},
               "pricing": {"markup_bps": {"default": 1000}},
               "rate_limits": {"requests_per_minute": 60}})
     tid = r.json()["id"]
     r = await gateway.client.patch(f"/admin/v1/tenants/{tid}", headers=gateway.admin(),
                                    json={"name": "After", "domains": [new_host],
-                                         "branding": {"primary_color": "#ffffff"}})
+                                         "branding": {"colors": {"primary": "#ffffff"}}})
     assert r.status_code == 200, r.text
     changed = r.json()
     assert changed["name"] == "After"
     assert changed["domains"] == [new_host]
-    assert changed["branding"] == {"primary_color": "#ffffff"}
+    assert changed["branding"] == {"colors": {"primary": "#ffffff"}}
     assert changed["slug"] == s
     assert changed["pricing"] == {"markup_bps": {"default": 1000}}
     assert changed["rate_limits"] == {"requests_per_minute": 60}
@@ -438,7 +440,7 @@ async def test_the_portal_is_found_by_host_and_escapes_the_name(gateway: Gateway
     r = await gateway.client.post(
         "/admin/v1/tenants", headers=gateway.admin(),
         json={"name": "<b>Acme & Co</b>", "slug": slug(), "domains": [h],
-              "branding": {"primary_color": "#12ab9f"}})
+              "branding": {"colors": {"primary": "#12ab9f"}}})
     assert r.status_code == 201, r.text
     for sent in (h, f"{h}:8443", h.upper(), f"{h.upper()}:80"):
         page = await gateway.client.get("/", headers={"Host": sent})
@@ -462,11 +464,21 @@ async def test_the_portal_is_found_by_host_and_escapes_the_name(gateway: Gateway
 ])
 async def test_a_branding_colour_cannot_inject_css(gateway: Gateway, colour: str) -> None:
     h = host()
+    # Branding is typed: a colour that is not a hex colour is refused at the edge...
     r = await gateway.client.post(
         "/admin/v1/tenants", headers=gateway.admin(),
         json={"name": "Styled", "slug": slug(), "domains": [h],
-              "branding": {"primary_color": colour}})
+              "branding": {"colors": {"primary": colour}}})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["param"] == "branding.colors.primary"
+    r = await gateway.client.post(
+        "/admin/v1/tenants", headers=gateway.admin(),
+        json={"name": "Styled", "slug": slug(), "domains": [h]})
     assert r.status_code == 201, r.text
+    # ...and a row stored while branding was free-form still renders safely.
+    async with gateway.runtime.db.transaction() as session:
+        await session.execute(update(TenantRow).where(TenantRow.id == r.json()["id"])
+                              .values(branding={"primary_color": colour}))
     page = await gateway.client.get("/", headers={"Host": h})
     assert page.status_code == 200
     assert colour not in page.text
