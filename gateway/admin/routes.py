@@ -17,7 +17,7 @@ from gateway.generations.services import ServicesDep
 from gateway.people import staff
 from gateway.people.schemas import InviteIn, UserOut
 from gateway.providers.states import ProviderStateList, health_check_all, operator_view
-from gateway.tenancy import provider_keys as provider_key_routes
+from gateway.tenancy import provider_keys as own_provider_keys
 from gateway.tenancy import service as tenancy
 from gateway.tenancy.audit_log import list_audit
 from gateway.tenancy.provider_keys import ProviderKeyDeleted, ProviderKeyList
@@ -131,7 +131,7 @@ class AdminController(Controller):
          summary="A tenant's own provider keys (no secrets)")
     async def list_provider_keys(self, runtime: RuntimeDep,
                                  tenant_id: FromPath[str]) -> ProviderKeyList:
-        return await provider_key_routes.list_keys(runtime, tenant_id)
+        return await own_provider_keys.list_keys(runtime, tenant_id)
 
     @put("/tenants/{tenant_id:str}/provider_keys/{provider:str}",
          summary="Set a tenant's own key (and, operator only, endpoint) for a provider")
@@ -139,13 +139,13 @@ class AdminController(Controller):
                                provider: FromPath[str], data: ProviderKeyIn) -> ProviderKeyOut:
         """As the tenant's `PUT /v1/provider_keys/{provider}`, plus `base_url`: the
         operator may point the tenant's calls at its own endpoint (a self-hosted engine)."""
-        return await provider_key_routes.set_key(runtime, tenant_id, provider, data)
+        return await own_provider_keys.set_key(runtime, tenant_id, provider, data)
 
     @delete("/tenants/{tenant_id:str}/provider_keys/{provider:str}", status_code=200,
             summary="Forget a tenant's own key for a provider")
     async def delete_provider_key(self, runtime: RuntimeDep, tenant_id: FromPath[str],
                                   provider: FromPath[str]) -> ProviderKeyDeleted:
-        return await provider_key_routes.delete_key(runtime, tenant_id, provider)
+        return await own_provider_keys.delete_key(runtime, tenant_id, provider)
 
     @get("/audit_log", summary="The audit log of every tenant, or of one")
     async def audit_log(self, runtime: RuntimeDep,

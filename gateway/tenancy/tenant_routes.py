@@ -12,7 +12,7 @@ from litestar.params import FromPath, FromQuery
 
 from gateway.core.auth import Principal, requires
 from gateway.core.deps import RuntimeDep, page_limit
-from gateway.tenancy import assets, domains, selfserve
+from gateway.tenancy import assets, domains, tenant_settings
 from gateway.tenancy.assets import AssetDeleted
 from gateway.tenancy.audit_log import list_audit
 from gateway.tenancy.domains import DomainDeleted, DomainIn, DomainList, DomainOut
@@ -36,7 +36,7 @@ class TenantSelfController(Controller):
     async def read(self, principal: Principal, runtime: RuntimeDep) -> TenantOut:
         """The tenant as the operator sees it: name, branding, pricing, rate limits,
         routing, cache policy, domains, and the operator's `caps` (read-only)."""
-        return await selfserve.read_own_tenant(runtime, principal.tenant)
+        return await tenant_settings.read_own_tenant(runtime, principal.tenant)
 
     @patch("/", summary="Change the caller's tenant, within the operator's caps")
     async def update(self, principal: Principal, runtime: RuntimeDep,
@@ -45,7 +45,7 @@ class TenantSelfController(Controller):
         the operator's ceiling (or 0, no limit, under one) is a 422 `over_cap` naming the
         field; a provider the operator does not permit, a 422 `provider_not_permitted`.
         Applies at once; audited as `tenant.updated`."""
-        return await selfserve.update_own_tenant(runtime, principal.tenant, principal.actor,
+        return await tenant_settings.update_own_tenant(runtime, principal.tenant, principal.actor,
                                                  data)
 
     @put("/branding/{name:str}", summary="Upload a brand image (logo, favicon, icon)")

@@ -1,7 +1,7 @@
 """self-service: the operator's caps on a tenant, domain verification
 
 Revision ID: 0014_selfserve
-Revises: 0012_audit
+Revises: 0013_people
 """
 from collections.abc import Sequence
 
@@ -10,7 +10,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = '0014_selfserve'
-down_revision: str | None = '0012_audit'
+down_revision: str | None = '0013_people'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

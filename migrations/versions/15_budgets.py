@@ -2,7 +2,7 @@
 customers' search key
 
 Revision ID: 0015_budgets
-Revises: 0012_audit
+Revises: 0014_selfserve
 """
 from collections.abc import Sequence
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0015_budgets'
-down_revision: str | None = '0012_audit'
+down_revision: str | None = '0014_selfserve'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

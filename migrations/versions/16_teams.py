@@ -1,7 +1,7 @@
 """teams: teams, members, invitations, allocation spend counters; generations' team
 
 Revision ID: 0016_teams
-Revises: 0012_audit
+Revises: 0015_budgets
 """
 from collections.abc import Sequence
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0016_teams'
-down_revision: str | None = '0012_audit'
+down_revision: str | None = '0015_budgets'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
