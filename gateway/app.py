@@ -32,6 +32,12 @@ from gateway.generations import tasks
 from gateway.generations.routes import GenerationController, ProviderController
 from gateway.generations.services import Services
 from gateway.generations.sweeps import recover_embedded
+from gateway.openai.routes import (
+    ImagesController,
+    ModelsController,
+    SpeechController,
+    VideosController,
+)
 from gateway.portal.routes import portal_credits, portal_home
 from gateway.tenancy.routes import ProviderKeyController
 from gateway.voices.routes import VoiceController
@@ -89,7 +95,9 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
                            HealthController, MediaController, metrics, portal_home,
                            portal_credits,
                            WebhookEndpointController, webhook_url_secret,
-                           ProviderKeyController, VoiceController]
+                           ProviderKeyController, VoiceController,
+                           ImagesController, SpeechController, ModelsController,
+                           VideosController]
     app = Litestar(
         route_handlers=handlers,
         # Plain attribute reads: synchronous, so Litestar resolves them inline (async
