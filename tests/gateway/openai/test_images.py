@@ -34,9 +34,11 @@ async def test_generate_url_then_b64_sync(served: Served) -> None:
     client = served.sync(tenant)
     result = await asyncio.to_thread(lambda: client.images.generate(
         model="local/image", prompt="a red fox", size="256x256"))
-    assert len(result.data) == 1 and result.data[0].url
+    assert len(result.data) == 1
+    assert result.data[0].url
     fetched = await served.gw.media(result.data[0].url)
-    assert fetched.status_code == 200 and fetched.content.startswith(PNG)
+    assert fetched.status_code == 200
+    assert fetched.content.startswith(PNG)
     b64 = await asyncio.to_thread(lambda: client.images.generate(
         model="dall-e-3", prompt="a red fox", size="256x256", response_format="b64_json"))
     raw = base64.b64decode(b64.data[0].b64_json or "")
@@ -79,10 +81,12 @@ async def test_errors_raise_the_sdk_classes(served: Served) -> None:
         assert missing.value.code == "model_not_found"
         assert missing.value.response.headers["x-request-id"].startswith("req_")
         body = missing.value.body
-        assert isinstance(body, dict) and set(body) == {"message", "type", "param", "code"}
+        assert isinstance(body, dict)
+        assert set(body) == {"message", "type", "param", "code"}
         with pytest.raises(openai.BadRequestError) as bad:
             await client.images.generate(model="local/image", prompt="x", size="5x5")
-        assert bad.value.code == "invalid_value" and bad.value.param == "size"
+        assert bad.value.code == "invalid_value"
+        assert bad.value.param == "size"
     async with served.aio("mh_nope_nope") as stranger:
         with pytest.raises(openai.AuthenticationError):
             await stranger.models.list()
@@ -112,4 +116,5 @@ async def test_success_answers_carry_a_request_id(served: Served) -> None:
     tenant = await served.gw.tenant()
     async with httpx.AsyncClient(base_url=served.url) as http:
         r = await http.get("/v1/models", headers=tenant.auth)
-    assert r.status_code == 200 and r.headers["x-request-id"].startswith("req_")
+    assert r.status_code == 200
+    assert r.headers["x-request-id"].startswith("req_")
