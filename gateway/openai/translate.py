@@ -33,6 +33,12 @@ VIDEO_SIZES: Final[Mapping[str, tuple[str, str]]] = {
 }
 VIDEO_SECONDS: Final = ("4", "8", "12")
 DEFAULT_VIDEO_SECONDS: Final = "4"
+#: Providers whose `speed` is a multiplier of the normal pace, as OpenAI's; the offline
+#: engine's is in words per minute (lowest, highest, normal). A routed request (no model
+#: pinning a provider) drops `speed`: its meaning depends on the provider routing picks.
+SPEED_MULTIPLIERS: Final = frozenset({"openai", "elevenlabs"})
+LOCAL_SPEECH: Final = "local-speech"
+LOCAL_WPM: Final = (80, 450, 175)
 DEFAULT_VIDEO_SIZE: Final = "720x1280"
 OPENAI = "openai"
 
@@ -89,8 +95,11 @@ def speech_body(runtime: Runtime, tenant: Tenant, request: SpeechRequest) -> Gen
             params["instructions"] = request.instructions
     elif request.voice not in OPENAI_VOICES:
         params["voice"] = request.voice  # the provider's own voice (or a clone) by its id
-    if request.speed is not None:
+    if request.speed is not None and target.provider in SPEED_MULTIPLIERS:
         params["speed"] = request.speed
+    elif request.speed is not None and target.provider == LOCAL_SPEECH:
+        # espeak-ng reads words per minute: OpenAI's 1.0 is its default pace.
+        params["speed"] = max(LOCAL_WPM[0], min(LOCAL_WPM[1], round(request.speed * LOCAL_WPM[2])))
     return GenerationCreate(type="audio", operation="text_to_speech", text=request.input,
                             params={**target.params, **params}, provider=target.provider)
 
