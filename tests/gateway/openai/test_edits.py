@@ -13,6 +13,9 @@ from PIL import Image
 
 from tests.gateway.openai.conftest import Served
 
+# The SDK marks these methods deprecated at OpenAI; this gateway serves them all the same.
+pytestmark = pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")
+
 
 def png(size: tuple[int, int], colour: tuple[int, int, int, int]) -> bytes:
     out = io.BytesIO()
