@@ -22,6 +22,7 @@ from typing import Any
 from litestar import Request, Response
 
 from gateway.core.errors import handle_exception
+from tenants.kernel.errors import InvalidRequest
 
 #: Where a request's id is kept in the ASGI scope's state, once made.
 REQUEST_ID_STATE_KEY = "mediahub.openai.request_id"
@@ -59,6 +60,10 @@ def _openai_body(status: int, error: dict[str, Any]) -> tuple[int, dict[str, Any
 def handle_openai_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """The exception handler of the OpenAI-compatible controllers: the native answer in
     OpenAI's shape and statuses, with `x-request-id`."""
+    if isinstance(exc, UnicodeDecodeError):
+        # Litestar decodes a multipart form's text parts as UTF-8 and lets this escape.
+        exc = InvalidRequest("a form field is not valid UTF-8 text (send files with a "
+                             "filename)", code="malformed_body")
     native = handle_exception(request, exc)
     content = native.content if isinstance(native.content, dict) else {}
     status, body, stop_retrying = _openai_body(native.status_code or 500,

@@ -73,3 +73,16 @@ async def test_edit_refuses_a_file_that_is_not_an_image(served: Served) -> None:
     assert bad.value.param == "params.image"
     listed = (await served.gw.client.get("/v1/generations", headers=tenant.auth)).json()
     assert listed["data"] == []
+
+
+async def test_a_form_field_that_is_not_text_is_a_400(served: Served) -> None:
+    tenant = await served.gw.tenant()
+    # The image sent without a filename: a text field holding PNG bytes.
+    body = (b'--xx\r\nContent-Disposition: form-data; name="image"\r\n\r\n'
+            + png((8, 8), (0, 0, 0, 255)) + b"\r\n--xx--\r\n")
+    r = await served.gw.client.post(
+        "/v1/images/edits", content=body,
+        headers={**tenant.auth, "content-type": "multipart/form-data; boundary=xx"})
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "malformed_body"
+    assert r.headers["x-request-id"].startswith("req_")
