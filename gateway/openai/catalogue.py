@@ -20,7 +20,7 @@ from gateway.core.runtime import Runtime
 from gateway.providers.allowed import allowed
 from gateway.providers.states import configured
 from plugins.provider import Provider
-from plugins.vocabulary import DEFAULT_OPERATIONS, MediaType
+from plugins.vocabulary import DEFAULT_OPERATIONS, TYPE_OPERATIONS, MediaType
 from tenants.kernel.errors import InvalidRequest, NotFound
 from tenants.models import Tenant
 
@@ -112,6 +112,9 @@ def resolve(runtime: Runtime, tenant: Tenant, model: str | None, operation: str)
     known = {e.id: e for e in entries(runtime, tenant)}
     entry = known.get(model)
     if entry is None and model in BARE_NAMES:
+        if operation not in TYPE_OPERATIONS[BARE_NAMES[model]]:
+            raise InvalidRequest(f"the model {model!r} cannot do {operation}",
+                                 code="model_not_supported", param="model")
         entry = known.get(f"openai/{model}")
         if entry is None or operation not in entry.operations:
             return Target(model=model)  # the tenant's routing choice for the media type

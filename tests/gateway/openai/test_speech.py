@@ -23,6 +23,7 @@ async def test_speech_to_a_file_as_mp3_sync(served: Served, tmp_path: Path) -> N
                 model="local/speech", voice="alloy", input="Hello there",
                 response_format="mp3") as response:
             response.stream_to_file(target)
+            assert response.headers["x-request-id"].startswith("req_")
             return response.headers["content-type"]
 
     content_type = await asyncio.to_thread(speak)
@@ -73,6 +74,9 @@ async def test_speech_errors(served: Served) -> None:
         with pytest.raises(openai.BadRequestError) as wrong:
             await client.audio.speech.create(model="local/image", voice="alloy", input="x")
         assert wrong.value.code == "model_not_supported"
+        with pytest.raises(openai.BadRequestError) as image_model:
+            await client.audio.speech.create(model="dall-e-3", voice="alloy", input="x")
+        assert image_model.value.code == "model_not_supported"
 
 
 async def test_speed_is_the_local_engines_words_per_minute(served: Served) -> None:
