@@ -118,3 +118,13 @@ async def test_success_answers_carry_a_request_id(served: Served) -> None:
         r = await http.get("/v1/models", headers=tenant.auth)
     assert r.status_code == 200
     assert r.headers["x-request-id"].startswith("req_")
+
+
+@pytest.mark.parametrize("path", ["/v1/images/generations", "/v1/images/edits",
+                                  "/v1/images/variations", "/v1/audio/speech", "/v1/videos"])
+async def test_a_bad_key_is_401_before_the_body_is_read(served: Served, path: str) -> None:
+    r = await served.gw.client.post(path, headers={"Authorization": "Bearer mh_nope_nope"},
+                                    content=b"\x00not a body")
+    assert r.status_code == 401
+    assert r.json()["error"]["type"] == "authentication_error"
+    assert r.headers["www-authenticate"] == "Bearer"
