@@ -60,8 +60,11 @@ async def _submit_all(services: Services, principal: Principal, bodies: list[Gen
                       idempotency_key: str | None) -> list[Generation]:
     for body in bodies:
         body.check_operation()
+    # The images after the first are fresh runs (`no-cache`): `n` asks for n different
+    # images, not one image answered n times by the result cache or coalescing.
     return [await submit.submit(services, principal, body,
-                                idempotency_key=_key(idempotency_key, index))
+                                idempotency_key=_key(idempotency_key, index),
+                                cache_control="no-cache" if index else None)
             for index, body in enumerate(bodies)]
 
 

@@ -128,3 +128,17 @@ async def test_a_bad_key_is_401_before_the_body_is_read(served: Served, path: st
     assert r.status_code == 401
     assert r.json()["error"]["type"] == "authentication_error"
     assert r.headers["www-authenticate"] == "Bearer"
+
+
+async def test_n_images_are_n_runs_even_with_the_result_cache_on(served: Served) -> None:
+    tenant = await served.gw.tenant(cache={"enabled": True, "ttl_s": 3600})
+    async with served.aio(tenant) as client:
+        await client.images.generate(model="local/image", prompt="cached", size="256x256")
+        result = await client.images.generate(model="local/image", prompt="cached", n=3,
+                                              size="256x256")
+    assert len(result.data) == 3
+    listed = (await served.gw.client.get("/v1/generations", headers=tenant.auth)).json()
+    newest_three = listed["data"][:3]
+    # The first of the three is the earlier request's cached answer; the others ran.
+    assert sorted(g["cached"] for g in newest_three) == [False, False, True]
+    assert all(g["status"] == "succeeded" for g in newest_three)
