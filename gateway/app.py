@@ -37,6 +37,12 @@ from gateway.generations import tasks
 from gateway.generations.routes import GenerationController, ProviderController
 from gateway.generations.services import Services
 from gateway.generations.sweeps import recover_embedded
+from gateway.openai.routes import (
+    ImagesController,
+    ModelsController,
+    SpeechController,
+    VideosController,
+)
 from gateway.people.routes import (
     AuthController,
     SessionController,
@@ -113,6 +119,7 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
                  create_portal_session]
     handlers += [KeyController, CustomerController, PackageController]
     handlers += [TenantSelfController, AuditLogController, BrandAssetController]
+    handlers += [ImagesController, SpeechController, ModelsController, VideosController]
     app = Litestar(
         route_handlers=handlers,
         # Plain attribute reads: synchronous, so Litestar resolves them inline (async

@@ -20,7 +20,7 @@ from plugins.errors import InvalidParams
 from plugins.media import INPUT_NAMES, SAMPLES, MediaInput
 from plugins.vocabulary import ParamSpec
 
-__all__ = ["Credentials", "Health", "ParamSpec", "Provider", "ProviderOutput",
+__all__ = ["Credentials", "Health", "ModelSpec", "ParamSpec", "Provider", "ProviderOutput",
            "ProviderRequest", "ProviderResult", "ProviderTask", "Voice", "check_params",
            "declared_params", "mapped_param", "run_to_completion"]
 
@@ -110,6 +110,16 @@ class ProviderTask(msgspec.Struct, frozen=True, kw_only=True):
     poll_after_s: float = 5.0
 
 
+class ModelSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """One model a provider offers (`Provider.models`): the operations it serves and the
+    params that select it (OpenAI's `{"model": "dall-e-3"}`, Stability's `{"engine": "sd3",
+    "model": "sd3.5-large"}`). The gateway's OpenAI-compatible surface lists each as
+    `<provider>/<model>` and sends these params when a request names it."""
+
+    operations: frozenset[str]
+    params: Mapping[str, Any] = msgspec.field(default_factory=dict)
+
+
 class Provider(abc.ABC):
     """Base class of every provider. Capabilities are class attributes.
 
@@ -145,6 +155,9 @@ class Provider(abc.ABC):
     #: nothing unread is billed. None (the default) means undeclared: any name passes; the
     #: contract check (`plugins.testing`) flags it.
     params: ClassVar[Mapping[str, ParamSpec] | None] = None
+    #: The models a request may name, by the provider's own model name (see `ModelSpec`).
+    #: Empty (the default): the provider has one model, itself.
+    models: ClassVar[Mapping[str, ModelSpec]] = {}
     #: The parameters the provider assumes when a request leaves them out. The gateway's
     #: result cache fills them in, so a request that spells out a default is recognised as
     #: identical to one that omits it.

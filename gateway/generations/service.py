@@ -93,15 +93,17 @@ async def wait_until_final(services: Services, principal: Principal, generation:
 
 
 async def list_page(services: Services, principal: Principal, *, media_type: str | None,
-                    status: str | None, limit: int,
-                    cursor: str | None) -> tuple[list[Generation], str | None]:
-    """Newest first; returns one page and the cursor of the next (None at the end)."""
+                    status: str | None, limit: int, cursor: str | None,
+                    newest_first: bool = True) -> tuple[list[Generation], str | None]:
+    """Newest first (or oldest first); returns one page and the cursor of the next (None at
+    the end)."""
     query = _scoped(select(Generation), principal)
     if media_type:
         query = query.where(Generation.type == media_type)
     if status:
         query = query.where(Generation.status == status)
-    query = keyset(query, Generation.created_at, Generation.id, cursor, limit)
+    query = keyset(query, Generation.created_at, Generation.id, cursor, limit,
+                   newest_first=newest_first)
     async with services.runtime.db.session() as session:
         return page(list(await session.scalars(query)), limit)
 

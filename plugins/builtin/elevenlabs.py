@@ -42,6 +42,7 @@ from plugins.media import MediaInput
 from plugins.provider import (
     Credentials,
     Health,
+    ModelSpec,
     Provider,
     ProviderOutput,
     ProviderRequest,
@@ -333,6 +334,9 @@ class ElevenLabs(Provider):
                    "models), the account's voices, instant voice clones from samples.")
     media_types = frozenset({"audio"})
     operations = frozenset({"text_to_speech", "voice_clone"})
+    models: ClassVar[Mapping[str, ModelSpec]] = {
+        model: ModelSpec(operations=frozenset({"text_to_speech"}), params={"model": model})
+        for model in MODELS}
     params: ClassVar[Mapping[str, ParamSpec] | None] = {
         **common("voice", "model", "output_format", "speed", "seed", "style",
                  operations=_TTS),

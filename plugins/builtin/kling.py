@@ -39,6 +39,7 @@ from plugins.media import MediaInput
 from plugins.provider import (
     Credentials,
     Health,
+    ModelSpec,
     Provider,
     ProviderOutput,
     ProviderRequest,
@@ -256,6 +257,10 @@ class Kling(Provider):
                    "with kling-v1, kling-v1-6 and the v2 master models.")
     media_types = frozenset({"video"})
     operations = frozenset({"text_to_video", "image_to_video"})
+    models: ClassVar[Mapping[str, ModelSpec]] = {
+        model: ModelSpec(operations=frozenset({"text_to_video", "image_to_video"}),
+                         params={"model": model})
+        for model in MODELS}
     params: ClassVar[Mapping[str, ParamSpec] | None] = {
         **common("model", "duration_s", "negative_prompt", "aspect_ratio", "image",
                  "image_tail"),

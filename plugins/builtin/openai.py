@@ -39,6 +39,7 @@ from plugins.hookspecs import hookimpl
 from plugins.provider import (
     Credentials,
     Health,
+    ModelSpec,
     Provider,
     ProviderOutput,
     ProviderRequest,
@@ -487,6 +488,14 @@ class OpenAI(Provider):
     media_types = frozenset({"image", "audio"})
     operations = frozenset({"text_to_image", "image_edit", "image_variation",
                             "text_to_speech"})
+    models: ClassVar[Mapping[str, ModelSpec]] = {
+        model: ModelSpec(operations=frozenset(
+            op for op, names in (("text_to_image", GENERATION_MODELS),
+                                 ("image_edit", EDIT_MODELS),
+                                 ("image_variation", VARIATION_MODELS),
+                                 ("text_to_speech", SPEECH_MODELS)) if model in names),
+            params={"model": model})
+        for model in (*GENERATION_MODELS, *SPEECH_MODELS)}
     params: ClassVar[Mapping[str, ParamSpec] | None] = {
         **common("model"),
         **common("n", "size", "quality", "style", "output_format", operations=_IMAGE_OPERATIONS),

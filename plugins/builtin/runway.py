@@ -31,6 +31,7 @@ from plugins.media import MediaInput
 from plugins.provider import (
     Credentials,
     Health,
+    ModelSpec,
     Provider,
     ProviderOutput,
     ProviderRequest,
@@ -263,6 +264,9 @@ class Runway(Provider):
                    "Veo 3/3.1; text-to-video with gen4.5 and Veo 3/3.1.")
     media_types = frozenset({"video"})
     operations = frozenset({"image_to_video", "text_to_video"})
+    models: ClassVar[Mapping[str, ModelSpec]] = {
+        model: ModelSpec(operations=frozenset(spec.ratios), params={"model": model})
+        for model, spec in MODELS.items()}
     params: ClassVar[Mapping[str, ParamSpec] | None] = {
         **common("model", "duration_s", "seed", "image"),
         "ratio": ParamSpec(kind="string", max_length=16),

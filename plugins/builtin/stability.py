@@ -32,6 +32,7 @@ from plugins.hookspecs import hookimpl
 from plugins.provider import (
     Credentials,
     Health,
+    ModelSpec,
     Provider,
     ProviderOutput,
     ProviderRequest,
@@ -228,6 +229,12 @@ class Stability(Provider):
                    "Stable Fast 3D image to GLB.")
     media_types = frozenset({"image", "model_3d"})
     operations = frozenset({"text_to_image", "image_to_3d"})
+    models: ClassVar[Mapping[str, ModelSpec]] = {
+        **{engine: ModelSpec(operations=frozenset({"text_to_image"}),
+                             params={"engine": engine}) for engine in ENGINES if engine != "sd3"},
+        **{model: ModelSpec(operations=frozenset({"text_to_image"}),
+                            params={"engine": "sd3", "model": model}) for model in SD3_MODELS},
+    }
     params: ClassVar[Mapping[str, ParamSpec] | None] = {
         **common("aspect_ratio", "output_format", "negative_prompt", "seed", "model",
                  operations=_TEXT_TO_IMAGE),

@@ -30,6 +30,7 @@ import httpx
 import msgspec
 
 from plugins import media
+from plugins import provider as contract
 from plugins.errors import (
     AUTH,
     CONTENT_POLICY,
@@ -293,6 +294,10 @@ class Veo(Provider):
                    "at 720p/1080p, native audio on Veo 3.")
     media_types = frozenset({"video"})
     operations = frozenset({"text_to_video", "image_to_video"})
+    models: ClassVar[Mapping[str, contract.ModelSpec]] = {
+        model: contract.ModelSpec(operations=frozenset({"text_to_video", "image_to_video"}),
+                         params={"model": model})
+        for model in MODELS}
     params: ClassVar[Mapping[str, ParamSpec] | None] = {
         **common("model", "duration_s", "aspect_ratio", "resolution", "negative_prompt",
                  "seed", "image"),

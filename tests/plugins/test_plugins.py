@@ -30,7 +30,7 @@ def test_builtins_register_through_the_hook() -> None:
     assert [p.name for p in host.for_operation("audio", "text_to_speech")] == [
         "elevenlabs", "local-speech", "openai"]
     assert [p.name for p in host.for_operation("image", "image_edit")] == [
-        "automatic1111", "openai"]
+        "automatic1111", "local-image", "openai"]
     assert [p.name for p in host.for_operation("video", "image_to_video")] == [
         "kling", "local-video", "runway", "veo"]
     assert [p.name for p in host.for_operation("design", "design_autofill")] == [

@@ -1,7 +1,9 @@
 """A local image engine: Pillow draws a PNG from the prompt, with no key and no network.
 
 It is not a diffusion model. It makes a deterministic picture (seeded by `seed`, or by the
-prompt) so the whole gateway path works offline and in tests.
+prompt) so the whole gateway path works offline and in tests. It edits too (`image_edit`:
+the picture drawn where the mask, or else the image itself, is transparent) and varies an
+image (`image_variation`: its colours shifted by the seed).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, ClassVar, Final
 import httpx
 from PIL import Image, ImageDraw
 
+from plugins import media
 from plugins.errors import InvalidParams
 from plugins.hookspecs import hookimpl
 from plugins.provider import (
@@ -80,19 +83,67 @@ def render(prompt: str, width: int, height: int, seed: int, style: str) -> bytes
     return out.getvalue()
 
 
+def edit(source: Image.Image, mask: Image.Image | None, drawn: bytes) -> bytes:
+    """`drawn` (PNG of the source's size) where `mask` (else the source itself) is
+    transparent, the source elsewhere; returns PNG bytes."""
+    picture = Image.open(io.BytesIO(drawn)).convert("RGBA")
+    base = source.convert("RGBA")
+    alpha = (mask or base).convert("RGBA").resize(base.size).getchannel("A")
+    # Opaque mask pixels keep the source; transparent ones take the new picture.
+    out = io.BytesIO()
+    Image.composite(base, picture, alpha).save(out, format="PNG")
+    return out.getvalue()
+
+
+def vary(source: Image.Image, width: int, height: int, seed: int) -> bytes:
+    """The source resized to (width, height) with its colours rotated by the seed; returns
+    PNG bytes."""
+    rng = random.Random(seed)
+    image = source.convert("RGB").resize((width, height))
+    shift = rng.randrange(1, 256)
+    hue, sat, val = image.convert("HSV").split()
+    hue = hue.point(lambda v: (v + shift) % 256)
+    out = io.BytesIO()
+    Image.merge("HSV", (hue, sat, val)).convert("RGB").save(out, format="PNG")
+    return out.getvalue()
+
+
+def _rgba(given: media.MediaInput, param: str) -> Image.Image:
+    """An input image with its transparency (which marks what an edit redraws); raises
+    `InvalidParams` naming `param` for one that is not an acceptable image."""
+    media.load_image(given, param)  # checks the format, size and that it decodes
+    with Image.open(io.BytesIO(given.data)) as image:
+        return image.convert("RGBA")
+
+
+_INPUT_OPERATIONS: Final = frozenset({"image_edit", "image_variation"})
+
+
 class LocalImage(Provider):
     name = "local-image"
     description = "Local engine (Pillow): draws a deterministic picture offline; not a model."
     media_types = frozenset({"image"})
-    operations = frozenset({"text_to_image"})
-    params: ClassVar[Mapping[str, ParamSpec] | None] = common("size", "style", "seed")
+    operations = frozenset({"text_to_image", "image_edit", "image_variation"})
+    params: ClassVar[Mapping[str, ParamSpec] | None] = {
+        **common("size", "style", "seed"),
+        **common("image", operations=_INPUT_OPERATIONS),
+        **common("mask", operations=frozenset({"image_edit"})),
+    }
     local = True
     prices = PRICES
     needs_api_key = False
     param_defaults = {"size": "512x512", "style": "gradient"}
 
     def _options(self, request: ProviderRequest) -> tuple[int, int, str]:
-        width, height = parse_size(request.params.get("size", "512x512"))
+        default = "512x512"
+        if request.operation in _INPUT_OPERATIONS:
+            image = request.inputs.get("image")
+            if image is None:
+                raise InvalidParams(f"{request.operation} needs params.image (or "
+                                    "params.image_url)", param="params.image")
+            width, height = media.image_size(image, "params.image")
+            default = f"{width}x{height}"
+        width, height = parse_size(request.params.get("size", default))
         style = request.params.get("style", "gradient")
         if style not in STYLES:
             raise InvalidParams(f"style must be one of {', '.join(STYLES)}", param="params.style")
@@ -110,13 +161,25 @@ class LocalImage(Provider):
     async def generate(self, request: ProviderRequest, credentials: Credentials,
                        client: httpx.AsyncClient) -> ProviderResult:
         width, height, style = self._options(request)
-        png = await asyncio.to_thread(render, request.prompt, width, height, _seed(request),
-                                      style)
+        png = await asyncio.to_thread(self._draw, request, width, height, style)
         return ProviderResult(
             outputs=[ProviderOutput(data=png, content_type="image/png", width=width,
                                     height=height)],
             cost_usd_micros=self.estimate_cost(request),
         )
+
+    @staticmethod
+    def _draw(request: ProviderRequest, width: int, height: int, style: str) -> bytes:
+        """The operation's PNG (CPU-bound: run off the event loop)."""
+        seed = _seed(request)
+        if request.operation == "text_to_image":
+            return render(request.prompt, width, height, seed, style)
+        source = _rgba(request.inputs["image"], "params.image").resize((width, height))
+        if request.operation == "image_variation":
+            return vary(source, width, height, seed)
+        mask = request.inputs.get("mask")
+        return edit(source, _rgba(mask, "params.mask") if mask is not None else None,
+                    render(request.prompt, width, height, seed, style))
 
     def pricing(self) -> dict[str, Any]:
         return {**self.prices, "local": True}

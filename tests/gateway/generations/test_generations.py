@@ -327,7 +327,7 @@ async def test_providers_are_listed(gateway: Gateway) -> None:
     r = await gateway.client.get("/v1/providers", headers=tenant.auth, params={"type": "image"})
     [local] = [p for p in r.json()["data"] if p["name"] == "local-image"]
     assert local["types"] == ["image"]
-    assert local["operations"] == ["text_to_image"]
+    assert local["operations"] == ["image_edit", "image_variation", "text_to_image"]
     assert local["local"] is True
     assert local["status"] == "available"
     meshes = await gateway.client.get("/v1/providers", headers=tenant.auth,
