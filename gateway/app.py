@@ -37,6 +37,7 @@ from gateway.generations import tasks
 from gateway.generations.routes import GenerationController, ProviderController
 from gateway.generations.services import Services
 from gateway.generations.sweeps import recover_embedded
+from gateway.generations.usage_routes import UsageController
 from gateway.openai.routes import (
     ImagesController,
     ModelsController,
@@ -120,6 +121,7 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
     handlers += [KeyController, CustomerController, PackageController]
     handlers += [TenantSelfController, AuditLogController, BrandAssetController]
     handlers += [ImagesController, SpeechController, ModelsController, VideosController]
+    handlers += [UsageController]
     app = Litestar(
         route_handlers=handlers,
         # Plain attribute reads: synchronous, so Litestar resolves them inline (async
