@@ -27,6 +27,7 @@ from gateway.core.ratelimit import rate_limit_headers
 from gateway.core.runtime import Runtime
 from gateway.core.settings import Settings
 from gateway.core.storage.routes import MediaController
+from gateway.core.timing import stamp_arrival
 from gateway.credits.routes import (
     CreditsController,
     PackageController,
@@ -133,6 +134,7 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
         request_class=GatewayRequest,
         before_request=refuse_nul,
         before_send=[rate_limit_headers],
+        middleware=[stamp_arrival],
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(
             title="mediahub", version="0.1.0", path="/schema",

@@ -62,6 +62,7 @@ from billing.ledger.reads import (
     balances,
     customer_balances,
     expired_reservations,
+    payer_available,
 )
 from billing.ledger.verbs import (
     Path,
@@ -100,6 +101,7 @@ __all__ = [
     "open_team_wallet",
     "open_tenant_accounts",
     "path_for",
+    "payer_available",
     "post",
     "reserve",
     "team_code",

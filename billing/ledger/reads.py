@@ -125,3 +125,17 @@ async def expired_reservations(session: AsyncSession, *, now: datetime | None = 
         .limit(limit)
     )
     return list(rows)
+
+
+async def payer_available(session: AsyncSession, *, tenant_id: str,
+                          transfer_id: str) -> int | None:
+    """The available balance, in millicredits, of the wallet a transfer (a generation's
+    reservation) debited, in one query; None when there is no such transfer or it debited a
+    system account. Read for a finished generation's `X-Credits-Remaining` header."""
+    row = (await session.execute(
+        select(Account.credits_posted - Account.debits_posted - Account.debits_pending)
+        .join(Transfer, Transfer.debit_account_id == Account.id)
+        .where(Transfer.id == transfer_id, Transfer.tenant_id == tenant_id,
+               Account.tenant_id == tenant_id, Account.system.is_(False))
+    )).first()
+    return None if row is None else int(row[0])

@@ -5,6 +5,7 @@ caller before the body is read."""
 from __future__ import annotations
 
 import re
+import time
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
@@ -13,7 +14,8 @@ from litestar.params import FromPath, FromQuery, HeaderParameter
 from gateway.core.auth import Principal, requires, with_team
 from gateway.core.deps import RuntimeDep, page_limit
 from gateway.generations import service, submit
-from gateway.generations.models import FINAL_STATES
+from gateway.generations.headers import DOCUMENTED, generation_headers
+from gateway.generations.models import FINAL_STATES, Generation
 from gateway.generations.schemas import Estimate, GenerationCreate, GenerationList, GenerationOut
 from gateway.generations.services import Services, ServicesDep
 from gateway.generations.views import Audience, audience, render
@@ -45,6 +47,17 @@ async def _hung_up(request: AnyRequest) -> None:
         pass
 
 
+async def _respond(services: Services, principal: Principal, request: AnyRequest,
+                   generation: Generation, status: int, *,
+                   waited_s: float = 0.0) -> Response[GenerationOut]:
+    """A generation response: the view for the caller and its credit and timing headers."""
+    to = await _audience(services, principal, request)
+    shown = await render(services.runtime, generation, to)
+    headers = await generation_headers(services.runtime, generation, shown, to, request.scope,
+                                       waited_s=waited_s)
+    return Response(shown, status_code=status, headers=headers)
+
+
 def _wait_seconds(prefer: str | None) -> int:
     if not prefer:
         return 0
@@ -63,7 +76,8 @@ class GenerationController(Controller):
     path = "/v1/generations"
     tags = ["generations"]
 
-    @post("/", status_code=202, summary="Submit a generation", guards=[requires("generate")])
+    @post("/", status_code=202, summary="Submit a generation", guards=[requires("generate")],
+          response_headers=DOCUMENTED)
     async def create(self, request: AnyRequest, principal: Principal, services: ServicesDep,
                      data: GenerationCreate, idempotency_key: IdempotencyKey = None,
                      prefer: Annotated[str | None, HeaderParameter(name="Prefer",
@@ -100,15 +114,17 @@ class GenerationController(Controller):
                                          idempotency_key=idempotency_key,
                                          cache_control=cache_control)
         wait = _wait_seconds(prefer)
+        waited_s = 0.0
         if wait:
+            began = time.perf_counter()
             generation = await service.wait_until_final(
                 services, principal, generation, wait,
                 disconnected=lambda: _hung_up(request))
+            waited_s = time.perf_counter() - began
         # 200 only when the caller asked to wait and got the result; a replay is still 202.
         status = 200 if wait and generation.status in FINAL_STATES else 202
-        return Response(await render(services.runtime, generation,
-                                     await _audience(services, principal, request)),
-                        status_code=status)
+        return await _respond(services, principal, request, generation, status,
+                              waited_s=waited_s)
 
     @post("/estimate", status_code=200, summary="Price a generation without reserving",
           guards=[requires("generate")])
@@ -143,26 +159,28 @@ class GenerationController(Controller):
         return GenerationList(data=[await render(services.runtime, g, to) for g in rows],
                               next_cursor=next_cursor)
 
-    @get("/{generation_id:str}", summary="Read one generation", guards=[requires("read")])
+    @get("/{generation_id:str}", summary="Read one generation", guards=[requires("read")],
+         response_headers=DOCUMENTED)
     async def read(self, request: AnyRequest, principal: Principal, services: ServicesDep,
-                   generation_id: FromPath[str]) -> GenerationOut:
+                   generation_id: FromPath[str]) -> Response[GenerationOut]:
         """One generation of the caller (a customer sees its own only), output URLs signed
         afresh: on the tenant's own domain when the request came through it.
 
         A customer sees its retail price and, unless the tenant shows provider names,
         neutral provider names (`engine_…`).
         """
-        return await render(services.runtime,
-                            await service.get(services, principal, generation_id),
-                            await _audience(services, principal, request))
+        return await _respond(services, principal, request,
+                              await service.get(services, principal, generation_id), 200)
 
     @post("/{generation_id:str}/cancel", status_code=200, summary="Cancel a generation",
-          guards=[requires("generate")])
+          guards=[requires("generate")], response_headers=DOCUMENTED)
     async def cancel(self, request: AnyRequest, principal: Principal, services: ServicesDep,
-                     generation_id: FromPath[str]) -> GenerationOut:
+                     generation_id: FromPath[str]) -> Response[GenerationOut]:
+        """Cancel a queued or running generation of the caller: its reservation is voided
+        (nothing charged) and it answers the canceled generation; 409 `already_final` for
+        one that has ended."""
         generation = await service.cancel(services, principal, generation_id)
-        return await render(services.runtime, generation,
-                            await _audience(services, principal, request))
+        return await _respond(services, principal, request, generation, 200)
 
 
 class ProviderController(Controller):
