@@ -12,13 +12,13 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from gateway.admin.routes import AdminController
 from gateway.core.auth import provide_principal
 from gateway.core.deps import provide_runtime
 from gateway.core.edge import GatewayRequest, refuse_nul
 from gateway.core.errors import document_errors, handle_exception
+from gateway.core.examples import ExampleJson, ExampleSwagger
 from gateway.core.health import HealthController
 from gateway.core.jobs import run_periodic
 from gateway.core.metrics import metrics
@@ -140,7 +140,9 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
             title="mediahub", version="0.1.0", path="/schema",
             description="Multi-tenant gateway for AI media generation. Errors share one shape: "
                         '{"error": {"type", "code", "message", "param"}}.',
-            render_plugins=[SwaggerRenderPlugin(path="/")],
+            render_plugins=[ExampleSwagger(path="/"), ExampleJson()],
+            # Each handler's docstring is its operation's description.
+            use_handler_docstrings=True,
         ),
         debug=False,
     )

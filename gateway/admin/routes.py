@@ -50,16 +50,22 @@ class AdminController(Controller):
     async def list_tenants(self, runtime: RuntimeDep,
                            limit: FromQuery[int | None] = None,
                            cursor: FromQuery[str | None] = None) -> TenantList:
+        """Every tenant, newest first, cursor-paginated (`limit` 1-100, `cursor` from
+        `next_cursor`)."""
         return await tenancy.list_tenants(runtime, limit=page_limit(limit), cursor=cursor)
 
     @get("/tenants/{tenant_id:str}", summary="Read a tenant")
     async def read_tenant(self, runtime: RuntimeDep,
                           tenant_id: FromPath[str]) -> TenantOut:
+        """One tenant with its settings (branding, pricing, routing, limits); 404
+        `tenant_not_found`."""
         return await tenancy.read_tenant(runtime, tenant_id)
 
     @patch("/tenants/{tenant_id:str}", summary="Change a tenant")
     async def update_tenant(self, runtime: RuntimeDep,
                             tenant_id: FromPath[str], data: TenantUpdate) -> TenantOut:
+        """Changes only the fields sent; validated as on creation. Answers the tenant as it now
+        is."""
         return await tenancy.update_tenant(runtime, tenant_id, data)
 
     @post("/tenants/{tenant_id:str}/keys", status_code=201, summary="Create an API key")
@@ -88,6 +94,8 @@ class AdminController(Controller):
             summary="Revoke an API key")
     async def revoke_key(self, runtime: RuntimeDep,
                          tenant_id: FromPath[str], key_id: FromPath[str]) -> KeyOut:
+        """The key stops authenticating at once (cached identities are evicted); answers the
+        revoked key, without its secret."""
         return await tenancy.revoke_key(runtime, tenant_id, key_id)
 
     @post("/tenants/{tenant_id:str}/users", status_code=201,
@@ -118,12 +126,15 @@ class AdminController(Controller):
           summary="Add a credit package to a tenant's offer")
     async def create_package(self, runtime: RuntimeDep, tenant_id: FromPath[str],
                              data: PackageCreate) -> PackageOut:
+        """A package of credits the tenant's customers can buy with Stripe Checkout; on sale at
+        once."""
         return await packages.create_package(runtime, tenant_id, data, actor=OPERATOR.actor)
 
     @get("/tenants/{tenant_id:str}/packages", summary="List a tenant's credit packages")
     async def list_packages(self, runtime: RuntimeDep, tenant_id: FromPath[str],
                             limit: FromQuery[int | None] = None,
                             cursor: FromQuery[str | None] = None) -> PackageList:
+        """The tenant's packages, retired ones included, cursor-paginated."""
         return await purchases.list_packages(runtime, tenant_id, active_only=False,
                                              limit=limit, cursor=cursor)
 
@@ -131,6 +142,8 @@ class AdminController(Controller):
          summary="A tenant's own provider keys (no secrets)")
     async def list_provider_keys(self, runtime: RuntimeDep,
                                  tenant_id: FromPath[str]) -> ProviderKeyList:
+        """Which providers the tenant brings its own key for: provider, hint of the key's end,
+        dates; never the key."""
         return await own_provider_keys.list_keys(runtime, tenant_id)
 
     @put("/tenants/{tenant_id:str}/provider_keys/{provider:str}",
@@ -145,6 +158,7 @@ class AdminController(Controller):
             summary="Forget a tenant's own key for a provider")
     async def delete_provider_key(self, runtime: RuntimeDep, tenant_id: FromPath[str],
                                   provider: FromPath[str]) -> ProviderKeyDeleted:
+        """The tenant's calls to the provider use the platform's key again (if it has one)."""
         return await own_provider_keys.delete_key(runtime, tenant_id, provider)
 
     @get("/audit_log", summary="The audit log of every tenant, or of one")

@@ -20,10 +20,14 @@ class HealthController(Controller):
 
     @get("/live", summary="The process is up")
     async def live(self) -> dict[str, str]:
+        """Liveness: answers 200 `{"status": "ok"}` while the process serves requests; checks
+        nothing else."""
         return {"status": "ok"}
 
     @get("/ready", summary="Database, Valkey and storage answer")
     async def ready(self, runtime: RuntimeDep) -> Response[Readiness]:
+        """Readiness: 200 when the database, Valkey (when configured) and storage answer, else
+        503 with each check's result."""
         checks: dict[str, str] = {}
         try:
             async with runtime.db.session() as session:

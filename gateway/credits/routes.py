@@ -29,12 +29,17 @@ class CreditsController(Controller):
 
     @get("/balance", summary="The calling wallet's balance")
     async def balance(self, principal: Principal, runtime: RuntimeDep) -> BalanceOut:
+        """`available`, `pending` (reserved by running generations) and `posted` millicredits
+        of the caller's wallet: its customer's in `mediahub` billing mode, else the
+        tenant's."""
         return await service.balance(runtime, principal)
 
     @get("/transactions", summary="The calling wallet's history, newest first")
     async def transactions(self, principal: Principal, runtime: RuntimeDep,
                            limit: FromQuery[int | None] = None,
                            cursor: FromQuery[str | None] = None) -> TransactionList:
+        """The caller's wallet's transfers (grants, reservations, charges, releases), newest
+        first, cursor-paginated."""
         return await service.transactions(runtime, principal, limit=page_limit(limit),
                                           cursor=cursor)
 
@@ -48,6 +53,7 @@ class PurchaseController(Controller):
     async def packages(self, principal: Principal, runtime: RuntimeDep,
                        limit: FromQuery[int | None] = None,
                        cursor: FromQuery[str | None] = None) -> PackageList:
+        """The tenant's active credit packages, as its customers may buy them."""
         return await purchases.list_packages(runtime, principal.tenant, active_only=True,
                                              limit=limit, cursor=cursor)
 
@@ -71,6 +77,8 @@ class PurchaseController(Controller):
          guards=[requires("billing")])
     async def read_purchase(self, principal: Principal, runtime: RuntimeDep,
                             purchase_id: FromPath[str]) -> PurchaseOut:
+        """A purchase started by the caller: its package, amount and status; another's is
+        404."""
         return await purchases.read_purchase(runtime, principal, purchase_id)
 
 

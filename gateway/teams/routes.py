@@ -171,6 +171,8 @@ class TeamController(Controller):
          guards=[requires("read")])
     async def balance(self, principal: Principal, runtime: RuntimeDep,
                       team_id: FromPath[str]) -> TeamBalanceOut:
+        """The team wallet's `available`, `pending` and `posted` millicredits, for its members
+        (viewers too); 404 for a team the caller is not in."""
         return await service.balance(runtime, principal, team_id)
 
     @get("/{team_id:str}/usage", summary="The team's spending in a month",

@@ -40,12 +40,16 @@ class WebhookEndpointController(Controller):
     async def list_(self, principal: Principal, runtime: RuntimeDep,
                     limit: FromQuery[int | None] = None,
                     cursor: FromQuery[str | None] = None) -> EndpointList:
+        """The tenant's webhook endpoints, newest first, cursor-paginated; secrets are never
+        shown again."""
         return await endpoints.list_page(runtime, principal.tenant, limit=page_limit(limit),
                                          cursor=cursor)
 
     @get("/{endpoint_id:str}", summary="Read a webhook endpoint")
     async def read(self, principal: Principal, runtime: RuntimeDep,
                    endpoint_id: FromPath[str]) -> EndpointOut:
+        """One of the tenant's webhook endpoints (its URL, events, state); another tenant's is
+        404."""
         return await endpoints.read(runtime, principal.tenant, endpoint_id)
 
     @delete("/{endpoint_id:str}", status_code=200, summary="Delete a webhook endpoint")
