@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import msgspec
 from sqlalchemy import case, func, select
@@ -68,18 +68,15 @@ class UsageQuery:
     end: datetime
 
 
-GroupBy = Annotated[str, msgspec.Meta(max_length=100)]
-
-
 def _moment(raw: str, param: str) -> datetime:
     try:
         if len(raw) == 10:
             return datetime.combine(date.fromisoformat(raw), datetime.min.time(), UTC)
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # overflow: an offset past the calendar's ends
         raise InvalidRequest(f"{param} must be an ISO 8601 date or date-time",
                              code="invalid_date", param=param) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def parse(group_by: str | None, start: str | None, end: str | None, *,
@@ -99,7 +96,12 @@ def parse(group_by: str | None, start: str | None, end: str | None, *,
         if name not in dims:
             dims.append(name)
     last = _moment(end, "to") if end else _next_month(_month_of(now))
-    first = _moment(start, "from") if start else _month_of(last - timedelta(microseconds=1))
+    try:
+        first = _moment(start, "from") if start else _month_of(
+            last - timedelta(microseconds=1))
+    except OverflowError:  # `to` at the very start of the calendar
+        raise InvalidRequest("to must be after from", code="invalid_range",
+                             param="to") from None
     if last <= first:
         raise InvalidRequest("to must be after from", code="invalid_range", param="to")
     if last - first > MAX_SPAN:

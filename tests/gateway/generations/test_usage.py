@@ -149,7 +149,9 @@ async def test_bad_parameters_are_422_with_their_param(gateway: Gateway) -> None
             ({"from": "yesterday"}, "invalid_date", "from"),
             ({"to": "2026-13-01"}, "invalid_date", "to"),
             ({"from": "2026-11-02", "to": "2026-11-01"}, "invalid_range", "to"),
-            ({"from": "2025-01-01", "to": "2026-01-03"}, "invalid_range", "to")):
+            ({"from": "2025-01-01", "to": "2026-01-03"}, "invalid_range", "to"),
+            ({"to": "0001-01-01"}, "invalid_range", "to"),
+            ({"from": "0001-01-01T00:00:00+01:00"}, "invalid_date", "from")):
         r = await gateway.client.get("/v1/usage", headers=tenant.auth, params=query)
         assert r.status_code == 422, (query, r.text)
         error = r.json()["error"]
