@@ -37,6 +37,8 @@ from gateway.generations import tasks
 from gateway.generations.routes import GenerationController, ProviderController
 from gateway.generations.services import Services
 from gateway.generations.sweeps import recover_embedded
+from gateway.mcp.routes import media_generation_tools
+from gateway.mcp.server import close_mcp, mcp_endpoint
 from gateway.openai.routes import (
     ImagesController,
     ModelsController,
@@ -120,6 +122,7 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
     handlers += [KeyController, CustomerController, PackageController]
     handlers += [TenantSelfController, AuditLogController, BrandAssetController]
     handlers += [ImagesController, SpeechController, ModelsController, VideosController]
+    handlers += [mcp_endpoint, media_generation_tools]
     app = Litestar(
         route_handlers=handlers,
         # Plain attribute reads: synchronous, so Litestar resolves them inline (async
@@ -132,6 +135,7 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
         before_request=refuse_nul,
         before_send=[rate_limit_headers],
         lifespan=[lifespan],
+        on_shutdown=[close_mcp],
         openapi_config=OpenAPIConfig(
             title="mediahub", version="0.1.0", path="/schema",
             description="Multi-tenant gateway for AI media generation. Errors share one shape: "
