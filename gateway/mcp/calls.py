@@ -27,6 +27,7 @@ from gateway.generations.services import Services
 from gateway.generations.views import Audience, render
 from gateway.mcp.tools import GENERATE_TOOLS, PLAN_DEFAULTS, PROVIDER_DEFAULT_WORDS, ToolDef
 from gateway.voices.service import list_voices
+from plugins.vocabulary import MEDIA_TYPES
 from tenants.kernel.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 
 #: How long a generate tool waits for its generation before answering with its id and
@@ -166,9 +167,14 @@ async def list_generations(services: Services, principal: Principal, to: Audienc
     limit = arguments.get("limit")
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
         raise InvalidRequest("limit must be an integer", code="invalid_limit", param="limit")
+    media_type, status = _string(arguments, "type"), _string(arguments, "status")
+    if media_type is not None and media_type not in MEDIA_TYPES:
+        raise InvalidRequest(f"unknown type; one of {', '.join(MEDIA_TYPES)}",
+                             code="invalid_type", param="type")
+    if status is not None and status not in (*FINAL_STATES, "queued", "running"):
+        raise InvalidRequest("unknown status", code="invalid_status", param="status")
     rows, next_cursor = await generations.list_page(
-        services, principal, media_type=_string(arguments, "type"),
-        status=_string(arguments, "status"), limit=page_limit(limit),
+        services, principal, media_type=media_type, status=status, limit=page_limit(limit),
         cursor=_string(arguments, "cursor"))
     views = [await render(services.runtime, g, to) for g in rows]
     lines = [_summary(v) for v in views] or ["no generations"]

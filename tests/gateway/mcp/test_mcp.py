@@ -174,6 +174,10 @@ async def test_read_tools(served: tuple[Gateway, str, Gate]) -> None:
         assert listed.structured_content is not None
         assert [g["id"] for g in listed.structured_content["data"]] == [generation_id]
 
+        typo = await session.call_tool("list_generations", {"type": "imagez"})
+        assert typo.is_error
+        assert _text(typo).startswith("invalid_type: ")
+
         estimate = await session.call_tool("estimate_cost", {
             "type": "image", "prompt": "a fox", "params": {"size": "64x64"},
             "provider": "local-image"})
