@@ -268,3 +268,28 @@ async def test_cancelling_the_call_cancels_the_generation(
     after = await gw.balance(tenant.auth)
     assert after["available"] == before["available"]
     assert after["pending"] == 0
+
+
+async def test_progress_follows_queued_running_done(served: tuple[Gateway, str, Gate]) -> None:
+    gw, url, gate = served
+    tenant = await gw.tenant()
+    seen: list[tuple[float, str]] = []
+    running = asyncio.Event()
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        seen.append((value, (message or "").rpartition(" ")[2]))
+        if (message or "").endswith(" running"):
+            running.set()
+
+    async with mcp_client(url, tenant.key) as session:
+        call = asyncio.create_task(session.call_tool(
+            "generate_image", {"prompt": "held", "provider": "gate"},
+            progress_callback=on_progress))
+        await asyncio.wait_for(running.wait(), 10)
+        gate.release.set()
+        result = await call
+    assert not result.is_error, _text(result)
+    assert seen[0] == (0.0, "queued")
+    assert (1.0, "running") in seen
+    assert seen[-1] == (2.0, "succeeded")
+    assert [v for v, _ in seen] == sorted(v for v, _ in seen)
