@@ -39,6 +39,8 @@ from gateway.generations.routes import GenerationController, ProviderController
 from gateway.generations.services import Services
 from gateway.generations.sweeps import recover_embedded
 from gateway.generations.usage_routes import UsageController
+from gateway.mcp.routes import media_generation_tools
+from gateway.mcp.server import close_mcp, mcp_endpoint
 from gateway.openai.routes import (
     ImagesController,
     ModelsController,
@@ -123,6 +125,7 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
     handlers += [TenantSelfController, AuditLogController, BrandAssetController]
     handlers += [ImagesController, SpeechController, ModelsController, VideosController]
     handlers += [UsageController]
+    handlers += [mcp_endpoint, media_generation_tools]
     app = Litestar(
         route_handlers=handlers,
         # Plain attribute reads: synchronous, so Litestar resolves them inline (async
@@ -136,6 +139,7 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
         before_send=[rate_limit_headers],
         middleware=[stamp_arrival],
         lifespan=[lifespan],
+        on_shutdown=[close_mcp],
         openapi_config=OpenAPIConfig(
             title="mediahub", version="0.1.0", path="/schema",
             description="Multi-tenant gateway for AI media generation. Errors share one shape: "
