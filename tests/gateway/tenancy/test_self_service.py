@@ -88,8 +88,10 @@ async def test_the_change_applies_at_once(gateway: Gateway) -> None:
     # The limiter forgot the old limits (a burst of 1000): about three requests, then 429.
     codes = [(await gateway.client.get("/v1/tenant", headers=tenant.auth)).status_code
              for _ in range(5)]
+    # Under the old burst of 1000 none of these would be refused; the new one refuses
+    # within five requests however slowly they go.
     assert codes[:2] == [200, 200], codes
-    assert codes[-1] == 429, codes
+    assert 429 in codes, codes
 
 
 async def test_keys_without_tenant_admin_and_customer_keys_are_refused(
