@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -18,6 +21,26 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    """Bring the database to `revision`; blocking, so async callers run it in a thread."""
-    command.upgrade(alembic_config(database_url), revision)
+@contextmanager
+def _alembic_quiet() -> Iterator[None]:
+    # Alembic logs every step at INFO: noise on an embedded start or in the demo, where
+    # migrating is routine. Warnings and errors still show.
+    logger = logging.getLogger("alembic")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def upgrade(database_url: str, revision: str = "head", *, quiet: bool = True) -> None:
+    """Bring the database to `revision`; blocking, so async callers run it in a thread.
+
+    Called by the embedded start, the demo and tests (quietly) and by `mediahub db upgrade`
+    (`quiet=False`: it lists each migration it runs)."""
+    if not quiet:
+        command.upgrade(alembic_config(database_url), revision)
+        return
+    with _alembic_quiet():
+        command.upgrade(alembic_config(database_url), revision)

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from PIL import Image
 
 
@@ -48,17 +49,23 @@ async def test_demo_serves_an_image_from_a_fresh_directory(tmp_path: Path) -> No
     printed = ""
     try:
         async with asyncio.timeout(90):
-            # uvicorn logs this line once the app's startup finished; no polling needed.
-            while "Application startup complete" not in printed:
+            # The banner is printed once the port listens, and ends with this line.
+            while "Press Ctrl-C to stop." not in printed:
                 line = await proc.stdout.readline()
                 assert line, f"demo exited early:\n{printed}"
                 printed += line.decode()
+        base = f"http://127.0.0.1:{port}"
+        # A quiet start: the banner alone, no migration or server chatter before it.
+        assert "alembic" not in printed.lower(), printed
+        assert "INFO" not in printed, printed
+        assert printed.lstrip().startswith("mediahub demo is running"), printed
         key = re.search(r"API key\s+(mh_\S+)", printed)
         admin = re.search(r"admin token\s+(\S+)", printed)
         assert key, printed
         assert admin, printed
-        assert "curl" in printed
-        base = f"http://127.0.0.1:{port}"
+        assert re.search(rf"portal\s+http://localhost:{port}/", printed), printed
+        assert re.search(rf"API base\s+{re.escape(base)}/v1\n", printed), printed
+        assert f"curl -s {base}/v1/generations" in printed
         async with httpx.AsyncClient(base_url=base, timeout=60) as client:
             r = await client.post(
                 "/v1/generations", headers={"Authorization": f"Bearer {key.group(1)}",
@@ -85,6 +92,8 @@ async def test_admin_commands_make_a_working_tenant(tmp_path: Path) -> None:
     env = clean_env(MEDIAHUB_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
     code, out = await mediahub("db", "upgrade", cwd=tmp_path, env=env)
     assert code == 0, out
+    # Unlike the embedded start, `db upgrade` lists the migrations it runs.
+    assert "Running upgrade  -> 0001" in out, out
     with sqlite3.connect(tmp_path / "cli.db") as db:
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"tenants", "api_keys", "accounts", "transfers", "generations"} <= tables
@@ -186,3 +195,29 @@ async def test_serve_links_media_to_its_own_port_without_a_public_base_url(
         proc.terminate()
         async with asyncio.timeout(30):
             await proc.wait()
+
+
+def test_serve_runs_on_uvloop_and_httptools(tmp_path: Path) -> None:
+    from gateway.cli import server_config
+    from tests.conftest import make_settings
+
+    settings = make_settings(f"sqlite+aiosqlite:///{tmp_path / 'c.db'}", tmp_path)
+    config = server_config(settings, "127.0.0.1", 8123)
+    assert (config.loop, config.http) == ("uvloop", "httptools")
+    assert (config.host, config.port) == ("127.0.0.1", 8123)
+
+
+def test_serve_falls_back_to_asyncio_and_h11_without_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from gateway.cli import server_config
+    from tests.conftest import make_settings
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("uvloop", "httptools")
+                        else real(name, *a))
+    settings = make_settings(f"sqlite+aiosqlite:///{tmp_path / 'c.db'}", tmp_path)
+    config = server_config(settings, "127.0.0.1", 8123)
+    assert (config.loop, config.http) == ("asyncio", "h11")
