@@ -70,16 +70,16 @@ def runtime_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Runtime:
 
 
 async def acting_customer(connection: ASGIConnection[Any, Any, Any, Any], runtime: Runtime,
-                          identity: KeyIdentity) -> str | None:
-    """The customer a request acts for: the key's own, or `X-Customer-Id` on a tenant-wide
-    credential (created on first use); None for neither. Called by the key and session
-    authentication."""
+                          tenant_id: str, bound: str | None) -> str | None:
+    """The customer a request acts for: `bound` (the customer a key is bound to), or
+    `X-Customer-Id` on a tenant-wide credential (created on first use); None for neither.
+    Called by the key and session authentication."""
     external = connection.headers.get("x-customer-id")
-    if identity.customer_id is not None:
+    if bound is not None:
         if external is not None:
             raise PermissionDenied("a customer key cannot act for another customer",
                                    code="customer_key", param="X-Customer-Id")
-        return identity.customer_id
+        return bound
     if not external:
         return None
     if len(external) > MAX_CUSTOMER_ID:
@@ -88,24 +88,26 @@ async def acting_customer(connection: ASGIConnection[Any, Any, Any, Any], runtim
         raise InvalidRequest(f"X-Customer-Id is longer than {MAX_CUSTOMER_ID} characters",
                              code="invalid_customer", param="X-Customer-Id")
     async with runtime.db.transaction() as session:
-        customer = await tenants.customer_for(session, identity.tenant_id, external,
-                                              create=True)
+        customer = await tenants.customer_for(session, tenant_id, external, create=True)
     assert customer is not None
     return customer.id
 
 
 async def enforce_rate_limit(connection: ASGIConnection[Any, Any, Any, Any],
-                             runtime: Runtime, identity: KeyIdentity) -> None:
-    """Count an authenticated request against its tenant's and key's limits; leaves the
-    decision in the scope for `rate_limit_headers` and raises `RateLimited` when refused."""
+                             runtime: Runtime, tenant_id: str, caller: str,
+                             key_rate: tuple[int, int] | None = None) -> None:
+    """Count an authenticated request against its tenant's limits and its caller's (a key
+    id, or `user:<id>` for a session: each counts as one key), `key_rate` replacing the
+    tenant's per-key default; leaves the decision in the scope for `rate_limit_headers` and
+    raises `RateLimited` when refused."""
     async def load(tenant_id: str) -> RateLimitPolicy:
         async with runtime.db.session() as session:
             tenant = await session.get(Tenant, tenant_id)
         return tenant.rate_limits if tenant is not None else RateLimitPolicy()
 
     limiter = runtime.limiter
-    limits = with_key_rate(await limiter.limits(identity.tenant_id, load), identity.rate_limit)
-    decision = await limiter.check(identity.tenant_id, identity.key_id, limits)
+    limits = with_key_rate(await limiter.limits(tenant_id, load), key_rate)
+    decision = await limiter.check(tenant_id, caller, limits)
     connection.scope.setdefault("state", {})[DECISION_STATE_KEY] = decision
     if not decision.allowed:
         raise RateLimited("too many requests; retry after the time in Retry-After",
@@ -130,14 +132,16 @@ async def authenticate_key(connection: ASGIConnection[Any, Any, Any, Any], *,
         async with runtime.db.session() as session:
             identity = await tenants.authenticate(session, raw)
         key_cache.put(raw, identity)
-    await enforce_rate_limit(connection, runtime, identity)
+    await enforce_rate_limit(connection, runtime, identity.tenant_id, identity.key_id,
+                             identity.rate_limit)
     if tenant_wide:
         if identity.customer_id is not None:
             raise PermissionDenied("a customer key cannot change its tenant's setup",
                                    code="customer_key")
         customer_id = None
     else:
-        customer_id = await acting_customer(connection, runtime, identity)
+        customer_id = await acting_customer(connection, runtime, identity.tenant_id,
+                                            identity.customer_id)
     principal = Principal(kind="key", tenant_id=identity.tenant_id, key_id=identity.key_id,
                           customer_id=customer_id, scopes=identity.scopes)
     if not tenant_wide:

@@ -15,7 +15,6 @@ from gateway.core.runtime import Runtime
 from tenants import service as tenants
 from tenants.kernel.errors import AuthenticationFailed, PermissionDenied
 from tenants.schemas import ROLE_SCOPES
-from tenants.service import KeyIdentity
 from tenants.users import service as users
 
 
@@ -48,9 +47,7 @@ async def authenticate_session(connection: ASGIConnection[Any, Any, Any, Any], *
             and cookies.origin_ok(connection)):
         raise PermissionDenied("a signed-in write needs the X-CSRF-Token header from sign-in "
                                "and a same-site Origin", code="csrf_failed")
-    await enforce_rate_limit(connection, runtime, KeyIdentity(
-        key_id=f"user:{user.id}", tenant_id=user.tenant_id, scopes=frozenset(),
-        customer_id=user.customer_id))
+    await enforce_rate_limit(connection, runtime, user.tenant_id, f"user:{user.id}")
     if user.role == "customer":
         if tenant_wide:
             raise PermissionDenied("a customer cannot change its tenant's setup",
@@ -59,8 +56,7 @@ async def authenticate_session(connection: ASGIConnection[Any, Any, Any, Any], *
     elif tenant_wide:
         customer_id = None
     else:
-        customer_id = await acting_customer(connection, runtime, KeyIdentity(
-            key_id="", tenant_id=user.tenant_id, scopes=frozenset(), customer_id=None))
+        customer_id = await acting_customer(connection, runtime, user.tenant_id, None)
     principal = Principal(kind="user", tenant_id=user.tenant_id, key_id=None,
                           customer_id=customer_id,
                           scopes=frozenset(ROLE_SCOPES.get(user.role, frozenset())),
