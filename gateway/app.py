@@ -54,7 +54,9 @@ from gateway.people.routes import (
     create_portal_session,
     users_me,
 )
-from gateway.portal.routes import portal_credits, portal_home
+from gateway.portal.config import PortalConfigController, web_manifest
+from gateway.portal.routes import portal_credits
+from gateway.portal.site import portal_page, service_worker, static_router
 from gateway.teams.routes import TeamController
 from gateway.tenancy.key_customer_routes import CustomerController, KeyController
 from gateway.tenancy.provider_key_routes import ProviderKeyController
@@ -115,8 +117,7 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
 
     handlers: list[Any] = [AdminController, GenerationController, ProviderController,
                            CreditsController, PurchaseController, StripeWebhookController,
-                           HealthController, MediaController, metrics, portal_home,
-                           portal_credits,
+                           HealthController, MediaController, metrics, portal_credits,
                            WebhookEndpointController, webhook_url_secret,
                            ProviderKeyController, VoiceController, TeamController]
     handlers += [AuthController, SessionController, UserController, users_me,
@@ -126,6 +127,8 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
     handlers += [ImagesController, SpeechController, ModelsController, VideosController]
     handlers += [UsageController]
     handlers += [mcp_endpoint, media_generation_tools]
+    handlers += [PortalConfigController, web_manifest, portal_page, service_worker,
+                 static_router()]
     app = Litestar(
         route_handlers=handlers,
         # Plain attribute reads: synchronous, so Litestar resolves them inline (async

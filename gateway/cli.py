@@ -103,6 +103,23 @@ def cmd_serve(args: argparse.Namespace) -> None:
     _serve(_settings(_listening_url(args.host, args.port)), args.host, args.port)
 
 
+def openapi_document() -> bytes:
+    """The gateway's OpenAPI schema as sorted, indented JSON: what `/schema/openapi.json`
+    serves, built without a database (the portal's TypeScript types come from it)."""
+    app = create_app(load_settings({"MEDIAHUB_DATABASE_URL": "sqlite+aiosqlite:///:memory:"}))
+    return msgspec.json.format(msgspec.json.encode(app.openapi_schema.to_schema(),
+                                                   order="sorted"), indent=1) + b"\n"
+
+
+def cmd_openapi(args: argparse.Namespace) -> None:
+    document = openapi_document()
+    if args.out:
+        with open(args.out, "wb") as out:
+            out.write(document)
+    else:
+        sys.stdout.buffer.write(document)
+
+
 def cmd_worker(args: argparse.Namespace) -> None:
     settings = _settings()
     if not settings.valkey_url:
@@ -246,6 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
     demo.set_defaults(func=cmd_demo)
+
+    openapi = sub.add_parser("openapi", help="print the OpenAPI schema (JSON)")
+    openapi.add_argument("--out", help="write it to this file instead")
+    openapi.set_defaults(func=cmd_openapi)
 
     tenants = sub.add_parser("tenants", help="tenant commands")
     t_sub = tenants.add_subparsers(dest="tenants_command", required=True)

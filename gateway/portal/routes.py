@@ -1,50 +1,19 @@
-"""The tenant's branded portal, resolved from the `Host` header (custom domains)."""
+"""The page Stripe Checkout returns a buyer to (the portal app itself is `site.py`)."""
 
 from __future__ import annotations
 
 import html
 import re
-from typing import Any
 
-from litestar import Request, Response, get
+from litestar import Response, get
 from litestar.params import FromQuery
 from litestar.response import Response as LitestarResponse
 
 from billing.models import Purchase
 from gateway.core.deps import RuntimeDep
-from tenants import service as tenants
-from tenants.kernel.errors import NotFound
 from tenants.models import Tenant
 
 _HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{3,8}")
-
-
-@get("/", include_in_schema=False)
-async def portal_home(request: Request[Any, Any, Any], runtime: RuntimeDep) -> Response[str]:
-    """The portal's landing page for the tenant that owns this hostname; 404 for others."""
-    host = request.headers.get("host", "")
-    async with runtime.db.session() as session:
-        tenant = await tenants.tenant_for_host(session, host)
-        pending = tenant is None and await tenants.domain_for_host(session, host) is not None
-    if pending:
-        # Added by a tenant but not proven yet: it serves nobody (docs/reseller.md).
-        raise NotFound("this domain is not verified yet", code="domain_unverified")
-    if tenant is None:
-        return LitestarResponse(
-            "<!doctype html><title>mediahub</title><h1>mediahub</h1>"
-            "<p>No portal is configured for this hostname.</p>",
-            media_type="text/html", status_code=404)
-    name = html.escape(tenant.name)
-    colors = tenant.branding.colors
-    colour = (colors.primary if colors is not None else None) or ""
-    if not _HEX_COLOUR.fullmatch(colour):
-        colour = "#334155"  # anything else could break out of the style sheet
-    return LitestarResponse(
-        f"<!doctype html><html><head><meta charset=utf-8><title>{name}</title>"
-        f"<style>body{{font-family:sans-serif;margin:3rem}}h1{{color:{colour}}}</style></head>"
-        f"<body><h1>{name}</h1><p>Create images, speech, video, designs and 3D models.</p>"
-        "</body></html>",
-        media_type="text/html")
 
 
 def _page(title: str, heading: str, text: str, status_code: int = 200) -> Response[str]:

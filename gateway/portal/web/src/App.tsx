@@ -1,0 +1,50 @@
+// The portal's routes. Each area lives in pages/<area>/ and owns its messages
+// (i18n/locales/<lang>/<area>.json). Routes here must also be listed in
+// gateway/portal/site.py (SPA_ROUTES) so the gateway answers them with the app.
+import { lazy, Suspense, type ReactNode } from "react";
+import { Navigate, Route, Routes, useLocation } from "react-router";
+import { useTranslation } from "react-i18next";
+import Layout from "./components/Layout";
+import { useSession } from "./session";
+
+const SignIn = lazy(() => import("./pages/auth/SignIn"));
+const Studio = lazy(() => import("./pages/studio/Studio"));
+const Gallery = lazy(() => import("./pages/gallery/Gallery"));
+const Viewer = lazy(() => import("./pages/viewer/Viewer"));
+const Credits = lazy(() => import("./pages/credits/Credits"));
+
+function Loading() {
+  const { t } = useTranslation();
+  return <div className="loading" role="status">{t("loading")}</div>;
+}
+
+/** Pages for signed-in people: others go to /signin and come back after. */
+function RequireUser({ children }: { children: ReactNode }) {
+  const { user } = useSession();
+  const location = useLocation();
+  if (user === undefined) return <Loading />;
+  if (user === null) {
+    const next = encodeURIComponent(location.pathname + location.search);
+    return <Navigate to={`/signin?next=${next}`} replace />;
+  }
+  return <>{children}</>;
+}
+
+export default function App() {
+  return (
+    <Layout>
+      <Suspense fallback={<Loading />}>
+        <Routes>
+          <Route path="/signin" element={<SignIn />} />
+          <Route path="/" element={<Navigate to="/studio/image" replace />} />
+          <Route path="/studio" element={<Navigate to="/studio/image" replace />} />
+          <Route path="/studio/:type" element={<RequireUser><Studio /></RequireUser>} />
+          <Route path="/gallery" element={<RequireUser><Gallery /></RequireUser>} />
+          <Route path="/gallery/:id" element={<RequireUser><Viewer /></RequireUser>} />
+          <Route path="/credits" element={<RequireUser><Credits /></RequireUser>} />
+          <Route path="*" element={<Navigate to="/" replace />} />
+        </Routes>
+      </Suspense>
+    </Layout>
+  );
+}

@@ -1,0 +1,74 @@
+// Who is signed in (GET /v1/users/me) and which workspace they act in (personal or a team).
+import { createContext, useCallback, useContext, useEffect, useState, type ReactNode } from "react";
+import { useQueryClient } from "@tanstack/react-query";
+import { api, setCsrfToken, setTeam, type Schemas } from "./api/client";
+
+export type User = Schemas["UserOut"];
+
+interface SessionState {
+  /** undefined while loading, null when nobody is signed in. */
+  user: User | null | undefined;
+  teamId: string | null;
+  setWorkspace(teamId: string | null): void;
+  /** Call after a sign-in answered (SignedIn): stores the CSRF token and the user. */
+  signedIn(answer: Schemas["SignedIn"]): void;
+  signOut(): Promise<void>;
+}
+
+const SessionContext = createContext<SessionState | null>(null);
+const WORKSPACE_KEY = "portal.workspace";
+
+export function SessionProvider({ children }: { children: ReactNode }) {
+  const [user, setUser] = useState<User | null | undefined>(undefined);
+  const [teamId, setTeamId] = useState<string | null>(null);
+  const queryClient = useQueryClient();
+
+  useEffect(() => {
+    void api.GET("/v1/users/me").then(({ data }) => {
+      if (data) {
+        setCsrfToken(data.csrf_token);
+        const stored = localStorage.getItem(WORKSPACE_KEY);
+        setTeam(stored);
+        setTeamId(stored);
+        setUser(data.user);
+      } else {
+        setUser(null);
+      }
+    }, () => setUser(null));
+  }, []);
+
+  const setWorkspace = useCallback((id: string | null) => {
+    setTeam(id);
+    setTeamId(id);
+    if (id) localStorage.setItem(WORKSPACE_KEY, id);
+    else localStorage.removeItem(WORKSPACE_KEY);
+    void queryClient.invalidateQueries();
+  }, [queryClient]);
+
+  const signedIn = useCallback((answer: Schemas["SignedIn"]) => {
+    setCsrfToken(answer.csrf_token);
+    setUser(answer.user);
+  }, []);
+
+  const signOut = useCallback(async () => {
+    await api.POST("/v1/auth/logout");
+    setCsrfToken(null);
+    setTeam(null);
+    localStorage.removeItem(WORKSPACE_KEY);
+    setTeamId(null);
+    setUser(null);
+    queryClient.clear();
+  }, [queryClient]);
+
+  return (
+    <SessionContext.Provider value={{ user, teamId, setWorkspace, signedIn, signOut }}>
+      {children}
+    </SessionContext.Provider>
+  );
+}
+
+export function useSession(): SessionState {
+  const state = useContext(SessionContext);
+  if (!state) throw new Error("useSession outside SessionProvider");
+  return state;
+}
