@@ -69,7 +69,8 @@ def portal_config(tenant: Tenant) -> PortalConfig:
     branding = tenant.branding
     return PortalConfig(
         tenant_id=tenant.id, name=branding.display_name or tenant.name,
-        branding=PortalBranding(colors=branding.colors, fonts={str(role): stack for role, stack in branding.fonts.items()},
+        branding=PortalBranding(colors=branding.colors,
+                                fonts={str(r): s for r, s in branding.fonts.items()},
                                 css_variables=dict(branding.css_variables),
                                 support=branding.support, logo=branding.logo,
                                 favicon=branding.favicon, icon=branding.icon),
