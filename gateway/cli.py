@@ -22,13 +22,18 @@ from gateway.core.migrate import upgrade
 from gateway.core.runtime import Runtime, apply_price_overrides
 from gateway.core.settings import Settings, SettingsError, load_settings
 from gateway.credits.service import CreditGrant, grant_credits
+from gateway.tenancy.customers import CreditMove, move_credits
 from gateway.tenancy.service import create_key, create_tenant, update_tenant
 from gateway.worker import run_worker
 from plugins.host import build_plugin_host
 from plugins.vocabulary import MEDIA_TYPES
+from tenants import service as tenants_service
+from tenants.branding import BrandingIn
 from tenants.kernel.errors import DomainError
 from tenants.models import Tenant
 from tenants.schemas import KeyCreate, TenantCreate, TenantRouting, TenantUpdate
+from tenants.users import passwords
+from tenants.users import service as users
 
 log = logging.getLogger("mediahub")
 
@@ -177,7 +182,36 @@ def _run_admin(action: str) -> object:
 DEMO_CREDITS_MC = 1_000_000
 
 
-async def _demo_setup(settings: Settings) -> tuple[str, str]:
+DEMO_EMAIL = "demo@example.com"
+DEMO_CUSTOMER_CREDITS_MC = 200_000
+
+
+async def _demo_customer(runtime: Runtime, tenant_id: str) -> str:
+    """The demo portal's customer (`DEMO_EMAIL`, verified, funded once); a fresh password
+    each run, returned to print (nothing else knows it)."""
+    password = secrets.token_urlsafe(12)
+    password_hash = await passwords.hash_password(password)
+    async with runtime.db.transaction() as session:
+        user = await users.user_by_email(session, tenant_id, DEMO_EMAIL)
+        if user is None:
+            customer = await tenants_service.customer_for(session, tenant_id, "portal:demo",
+                                                          create=True)
+            assert customer is not None
+            await users.create_user(session, tenant_id, email=DEMO_EMAIL, role="customer",
+                                    password_hash=password_hash, customer_id=customer.id,
+                                    verified=True)
+        else:
+            user.password_hash = password_hash
+        tenant = await session.get(Tenant, tenant_id)
+        mediahub_billing = tenant is not None and tenant.billing_mode == "mediahub"
+    if mediahub_billing:
+        await move_credits(runtime, tenant_id, "portal:demo",
+                           CreditMove(amount=DEMO_CUSTOMER_CREDITS_MC, reason="demo credits"),
+                           "demo-customer-grant", take_back=False, actor="operator")
+    return password
+
+
+async def _demo_setup(settings: Settings) -> tuple[str, str, str]:
 
 
     await asyncio.to_thread(upgrade, settings.database_url)
@@ -193,15 +227,18 @@ async def _demo_setup(settings: Settings) -> tuple[str, str]:
         if tenant_id is None:
             # The offline engines serve only tenants that choose them: the demo does (`*`:
             # they serve it without any provider key, remote providers too once configured).
+            # Customers have wallets (`mediahub` billing), so the portal's credits page
+            # has a balance, a history and packages to show.
             tenant_id = (await create_tenant(runtime, TenantCreate(
-                name="Demo Studio", slug="demo", domains=["localhost"],
+                name="Demo Studio", slug="demo", domains=["localhost"], billing_mode="mediahub",
+                branding=BrandingIn(open_signup=True),
                 routing=TenantRouting(allowed_providers=["*"])))).id
             await grant_credits(runtime, tenant_id,
                                 CreditGrant(amount=DEMO_CREDITS_MC, reason="demo credits"),
                                 "demo-initial-grant")
         key = await create_key(runtime, tenant_id, KeyCreate(
             name="demo", scopes=["generate", "read", "billing"]))
-        return tenant_id, key.key
+        return tenant_id, key.key, await _demo_customer(runtime, tenant_id)
     finally:
         await runtime.close()
 
@@ -210,12 +247,13 @@ def cmd_demo(args: argparse.Namespace) -> None:
     """Embedded gateway with a demo tenant, a fresh key and credits; prints how to try it."""
     os.environ.setdefault("MEDIAHUB_ADMIN_TOKEN", secrets.token_urlsafe(24))
     settings = _settings(_listening_url(args.host, args.port))
-    tenant_id, key = asyncio.run(_demo_setup(settings))
-    banner = demo_banner(settings, args.port, tenant_id, key)
+    tenant_id, key, password = asyncio.run(_demo_setup(settings))
+    banner = demo_banner(settings, args.port, tenant_id, key, password)
     _run_server(_BannerServer(server_config(settings, args.host, args.port, "warning"), banner))
 
 
-def demo_banner(settings: Settings, port: int, tenant_id: str, key: str) -> str:
+def demo_banner(settings: Settings, port: int, tenant_id: str, key: str,
+                password: str) -> str:
     """What `mediahub demo` prints once it listens: where to look and a first request."""
     base = settings.public_base_url.rstrip("/")
     return f"""
@@ -223,6 +261,7 @@ mediahub demo is running — embedded mode
   database     {settings.database_url}  (media in {settings.storage_url})
 
   portal       http://localhost:{port}/  (tenant {tenant_id})
+               sign in as {DEMO_EMAIL} with {password}
   API base     {base}/v1
   API key      {key}
   admin token  {settings.admin_token}

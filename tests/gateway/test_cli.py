@@ -80,6 +80,21 @@ async def test_demo_serves_an_image_from_a_fresh_directory(tmp_path: Path) -> No
             tenants = await client.get("/admin/v1/tenants",
                                        headers={"Authorization": f"Bearer {admin.group(1)}"})
             assert [t["slug"] for t in tenants.json()["data"]] == ["demo"]
+        # The portal, on localhost, with the printed demo customer who has credits.
+        sign_in = re.search(r"sign in as (\S+) with (\S+)", printed)
+        assert sign_in, printed
+        portal = f"http://localhost:{port}"
+        async with httpx.AsyncClient(base_url=portal, timeout=60) as browser:
+            page = await browser.get("/signin")
+            assert page.status_code == 200
+            assert "<title>Demo Studio</title>" in page.text
+            assert '<script type="module"' in page.text
+            login = await browser.post("/v1/auth/login", json={
+                "email": sign_in.group(1), "password": sign_in.group(2)})
+            assert login.status_code == 200, login.text
+            balance = await browser.get("/v1/credits/balance")
+            assert balance.status_code == 200, balance.text
+            assert balance.json()["available"] > 0, balance.text
     finally:
         proc.terminate()
         async with asyncio.timeout(30):
@@ -137,7 +152,7 @@ async def test_the_demo_tenant_chooses_the_offline_engines_even_in_an_older_data
     from tests.conftest import make_settings
 
     settings = make_settings(f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}", tmp_path)
-    tenant_id, _ = await _demo_setup(settings)
+    tenant_id, _, _ = await _demo_setup(settings)
 
     def allowed() -> object:
         with sqlite3.connect(tmp_path / "demo.db") as db:
