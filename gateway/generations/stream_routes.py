@@ -16,6 +16,14 @@ from gateway.generations.events import Audience, GenerationEvents, Stream
 from gateway.generations.services import ServicesDep
 
 
+class _Comment(ServerSentEventMessage):
+    """A comment line alone (Litestar's message adds an empty `data:`, which browsers
+    dispatch as an empty `message` event)."""
+
+    def encode(self) -> bytes:
+        return f": {self.comment}\r\n\r\n".encode()
+
+
 async def _messages(events: GenerationEvents, audience: Audience,
                     keepalive_s: float) -> AsyncGenerator[ServerSentEventMessage, None]:
     """The stream's messages: each event the audience may see, and a keepalive comment
@@ -26,12 +34,12 @@ async def _messages(events: GenerationEvents, audience: Audience,
     stream: Stream
     async with events.stream(audience) as stream:
         # A first comment at once: the client knows the stream is open (and subscribed).
-        yield ServerSentEventMessage(comment="connected")
+        yield _Comment(comment="connected")
         while True:
             try:
                 seq, event = await asyncio.wait_for(stream.queue.get(), keepalive_s)
             except TimeoutError:
-                yield ServerSentEventMessage(comment="keepalive")
+                yield _Comment(comment="keepalive")
                 continue
             yield ServerSentEventMessage(event="generation", id=seq,
                                          data=msgspec.json.encode(event).decode())
