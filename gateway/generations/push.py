@@ -14,12 +14,15 @@ arrives late is worse than none.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 from typing import Final
 from urllib.parse import urlsplit
 
 import msgspec
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02
 from pywebpush import WebPusher
 from sqlalchemy import delete, select
@@ -83,6 +86,19 @@ class Notification(msgspec.Struct):
     url: str
 
 
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def vapid_pair() -> tuple[str, str]:
+    """A fresh VAPID key pair, (public, private) in base64url (an uncompressed P-256 point,
+    the raw private value): what `mediahub demo` uses when none is set."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = key.public_key().public_bytes(serialization.Encoding.X962,
+                                           serialization.PublicFormat.UncompressedPoint)
+    return _b64url(public), _b64url(key.private_numbers().private_value.to_bytes(32, "big"))
+
+
 def public_key(settings: Settings) -> PushKey:
     """The VAPID public key; 404 `push_disabled` when web push is not configured."""
     if not settings.vapid_public_key or not settings.vapid_private_key:
@@ -100,8 +116,6 @@ def _customer(principal: Principal, settings: Settings) -> tuple[str, str]:
 
 
 def _check_keys(keys: PushKeys) -> None:
-    import base64
-
     for name, value, size in (("p256dh", keys.p256dh, 65), ("auth", keys.auth, 16)):
         try:
             raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
