@@ -66,9 +66,11 @@ def server_config(settings: Settings, host: str, port: int,
                   log_level: str = "info") -> uvicorn.Config:
     """The uvicorn configuration of `serve` and `demo`: uvloop and httptools when installed
     (the runtime dependencies; about +18 % for the API), asyncio and h11 otherwise, so a
-    machine without their wheels still serves."""
+    machine without their wheels still serves. On SIGTERM, open requests get
+    `MEDIAHUB_SHUTDOWN_GRACE_S` to finish: event streams never do by themselves."""
     return uvicorn.Config(
         create_app(settings), host=host, port=port, log_level=log_level,
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
         http="httptools" if importlib.util.find_spec("httptools") else "h11")
 

@@ -4,11 +4,11 @@ A portal subscribes a browser with the Push API, using the VAPID public key from
 `GET /v1/push/key`, and stores the subscription with `POST /v1/push_subscriptions`. When a
 generation of the customer succeeds or fails, `lifecycle.end` runs `generation_ended` in the
 background (after the commit, under `SEND_TIMEOUT_S`): each subscription gets
-`{"title","body","url":"/gallery/<id>"}`, encrypted for that browser (RFC 8291, `aes128gcm`)
-by pywebpush and signed with the VAPID key (RFC 8292), POSTed to its push service (RFC 8030)
-through the egress guard: the endpoint is the client's URL. A push service that answers 404 or
-410 has forgotten the subscription: it is deleted. Nothing is retried: a notification that
-arrives late is worse than none.
+`{"title","body","url":"/gallery/<id>","id","status","type"}`, encrypted for that browser
+(RFC 8291, `aes128gcm`) by pywebpush and signed with the VAPID key (RFC 8292), POSTed to its
+push service (RFC 8030) through the egress guard: the endpoint is the client's URL. A push
+service that answers 404 or 410 has forgotten the subscription: it is deleted. Nothing is
+retried: a notification that arrives late is worse than none.
 """
 
 from __future__ import annotations
@@ -79,11 +79,16 @@ class PushSubscriptionDeleted(msgspec.Struct):
 
 
 class Notification(msgspec.Struct):
-    """What the service worker receives (and shows)."""
+    """What the service worker receives: `title`, `body` and `url` to show as they are, and
+    the generation's `id`, `status` and `type` for a portal that words it in its own
+    language."""
 
     title: str
     body: str
     url: str
+    id: str
+    status: str
+    type: str
 
 
 def _b64url(data: bytes) -> str:
@@ -178,7 +183,8 @@ def _notification(generation: Generation, status: str) -> Notification:
                                                                       generation.type)
     prompt = generation.prompt if len(generation.prompt) <= 80 else generation.prompt[:79] + "…"
     title = f"Your {what} is ready" if status == SUCCEEDED else f"Your {what} could not be made"
-    return Notification(title=title, body=prompt, url=f"/gallery/{generation.id}")
+    return Notification(title=title, body=prompt, url=f"/gallery/{generation.id}",
+                        id=generation.id, status=status, type=generation.type)
 
 
 def _encrypted(settings: Settings, subscription: PushSubscription,

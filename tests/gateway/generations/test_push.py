@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import http_ece
+import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from sqlalchemy import select
 
+from gateway.core.settings import SettingsError, load_settings
 from gateway.generations.push import vapid_pair
 from gateway.generations.push_models import PushSubscription
 from tests.conftest import Gateway, make_settings, running_gateway
@@ -177,6 +179,8 @@ async def test_a_finished_generation_is_pushed_to_its_customers_browsers(
         assert notification["url"] == f"/gallery/{done['id']}"
         assert notification["title"] == "Your image is ready"
         assert notification["body"] == IMAGE["prompt"]
+        assert (notification["id"], notification["status"], notification["type"]) == (
+            done["id"], "succeeded", "image")
         await settled(gw)
         # Bob's browser heard nothing of Alice's generation; nothing was refused.
         assert service.received.empty()
@@ -237,3 +241,19 @@ async def test_without_vapid_keys_push_is_disabled(gateway: Gateway) -> None:
     # And nothing is sent when a generation ends.
     done = await gateway.finish(alice, IMAGE)
     assert done["status"] == "succeeded"
+
+
+def test_vapid_settings_come_in_pairs_and_the_private_key_is_never_shown(
+        tmp_path: Path) -> None:
+    public, private = vapid_pair()
+    base = {"MEDIAHUB_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"}
+    with pytest.raises(SettingsError, match="set both or neither"):
+        load_settings({**base, "MEDIAHUB_VAPID_PUBLIC_KEY": public})
+    with pytest.raises(SettingsError, match="MEDIAHUB_VAPID_SUBJECT"):
+        load_settings({**base, "MEDIAHUB_VAPID_SUBJECT": "ops@example.com"})
+    settings = load_settings({**base, "MEDIAHUB_VAPID_PUBLIC_KEY": public,
+                              "MEDIAHUB_VAPID_PRIVATE_KEY": private})
+    assert settings.vapid_private_key == private
+    assert private not in repr(settings)
+    assert settings.secret_key.decode() not in repr(settings)
+    assert public in repr(settings)
