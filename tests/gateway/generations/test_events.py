@@ -22,6 +22,7 @@ from tenants.models import Customer
 from tests.conftest import Gateway, make_settings, running_gateway
 from tests.gateway.generations.test_isolation import customer_key
 from tests.gateway.people.support import http_server
+from tests.gateway.teams.helpers import grant_customer, new_team
 
 IMAGE = {"type": "image", "provider": "local-image", "prompt": "a lighthouse at dusk",
          "params": {"size": "256x128"}}
@@ -173,3 +174,23 @@ async def test_with_valkey_an_event_published_by_one_instance_reaches_another(
             seen = await hers.events_until("gen_hers", "succeeded")
             assert [e["id"] for e in seen] == ["gen_hers"]
             assert seen[0]["type"] == "video"
+
+
+async def test_a_team_stream_shows_the_teams_generations(gateway: Gateway) -> None:
+    team = await new_team(gateway, funded=1_000_000)
+    await grant_customer(gateway, team.tenant, "alice", 1_000_000)
+    for_team = {**team.owner, "X-Team-Id": team.id}
+    # A tenant-wide key acts for no customer, so for no team.
+    nobody = await gateway.client.get(f"/v1/generations/events?team_id={team.id}",
+                                      headers=team.tenant.auth)
+    assert nobody.status_code == 422, nobody.text
+    async with served(gateway) as base, stream(base, for_team) as teams:
+        own = await gateway.client.post("/v1/generations", headers=team.owner, json=IMAGE)
+        assert own.status_code == 202, own.text
+        await gateway.drain()
+        shared = await gateway.client.post("/v1/generations", headers=for_team, json=IMAGE)
+        assert shared.status_code == 202, shared.text
+        await gateway.drain()
+        seen = await teams.events_until(shared.json()["id"], "succeeded")
+        assert {e["id"] for e in seen} == {shared.json()["id"]}
+        assert {e["team_id"] for e in seen} == {team.id}

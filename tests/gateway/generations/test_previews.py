@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import io
 from array import array
+from pathlib import Path
 
 from PIL import Image
 
 from gateway.generations import derivatives
 from gateway.generations.models import Generation
-from tests.conftest import Gateway
+from tests.conftest import Gateway, ProvidersPlugin, make_settings, running_gateway, scripted
 
 
 async def test_an_image_gets_a_webp_thumbnail_beside_it(gateway: Gateway) -> None:
@@ -67,6 +68,20 @@ async def test_audio_gets_256_waveform_peaks(gateway: Gateway) -> None:
     # Speech has pauses and loud parts: the peaks are not flat.
     assert min(peaks) < 0.5
     assert output.get("thumbnail_url") is None
+
+
+async def test_a_generation_whose_preview_fails_still_succeeds(
+        database_url: str, tmp_path: Path) -> None:
+    # The scripted provider answers "image/png" whose bytes are no PNG at all.
+    settings = make_settings(database_url, tmp_path)
+    async with running_gateway(settings, extra=[ProvidersPlugin(scripted("oddpng"))]) as gw:
+        tenant = await gw.tenant()
+        done = await gw.finish(tenant.auth, {"type": "image", "provider": "oddpng",
+                                             "prompt": "anything"})
+        assert done["status"] == "succeeded", done
+        [output] = done["outputs"]
+        assert output.get("thumbnail_url") is None
+        assert (await gw.media(output["url"])).content == b"x"
 
 
 async def test_a_preview_that_fails_leaves_the_output_without_one(gateway: Gateway) -> None:
