@@ -117,6 +117,19 @@ class CloneOptions(msgspec.Struct, frozen=True, kw_only=True):
 
 
 # Bodies ElevenLabs answers with (only the fields used; others are ignored).
+class VerifiedLanguageBody(msgspec.Struct, kw_only=True):
+    """One of a voice's `verified_languages` (`{"language": "en", "model_id": ...,
+    "accent": "american", "locale": "en-US", "preview_url": ...}`)."""
+
+    language: str
+    accent: str | None = None
+    locale: str | None = None
+
+
+class FineTuningBody(msgspec.Struct, kw_only=True):
+    language: str | None = None
+
+
 class VoiceBody(msgspec.Struct, kw_only=True):
     voice_id: str
     name: str | None = None
@@ -124,6 +137,26 @@ class VoiceBody(msgspec.Struct, kw_only=True):
     labels: dict[str, Any] | None = None
     description: str | None = None
     preview_url: str | None = None
+    verified_languages: list[VerifiedLanguageBody] | None = None
+    fine_tuning: FineTuningBody | None = None
+
+
+def voice_labels(body: VoiceBody) -> dict[str, str]:
+    """A voice's labels with the gateway's keys filled in where ElevenLabs knows them:
+    `language` (its labels, else its fine-tuning language, else its first verified
+    language), `gender` and `accent` (its labels, else the first verified language's
+    accent); values lower-cased so `GET /v1/voices?gender=female` matches "Female"."""
+    labels = {str(k).lower(): str(x) for k, x in (body.labels or {}).items()}
+    verified = body.verified_languages or []
+    language = (labels.get("language")
+                or (body.fine_tuning.language if body.fine_tuning is not None else None)
+                or (verified[0].language if verified else None))
+    accent = labels.get("accent") or next((v.accent for v in verified if v.accent), None)
+    for key, value in (("language", language), ("accent", accent),
+                       ("gender", labels.get("gender"))):
+        if value:
+            labels[key] = value.strip().lower()
+    return labels
 
 
 class VoicesBody(msgspec.Struct, kw_only=True):
@@ -420,7 +453,7 @@ class ElevenLabs(Provider):
         listed = _decode(response, VoicesBody)
         return [Voice(id=v.voice_id, name=v.name or v.voice_id,
                       category=v.category or "premade",
-                      labels={str(k): str(x) for k, x in (v.labels or {}).items()},
+                      labels=voice_labels(v),
                       description=v.description, preview_url=v.preview_url)
                 for v in listed.voices]
 
