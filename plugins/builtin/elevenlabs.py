@@ -49,7 +49,7 @@ from plugins.provider import (
     ProviderResult,
     Voice,
 )
-from plugins.vocabulary import ParamSpec, common
+from plugins.vocabulary import ParamSpec, declare
 
 BASE_URL: Final = "https://api.elevenlabs.io"
 #: The API's own defaults (model, output format), and the voice of its quickstart ("George").
@@ -371,12 +371,32 @@ class ElevenLabs(Provider):
         model: ModelSpec(operations=frozenset({"text_to_speech"}), params={"model": model})
         for model in MODELS}
     params: ClassVar[Mapping[str, ParamSpec] | None] = {
-        **common("voice", "model", "output_format", "speed", "seed", "style",
-                 operations=_TTS),
-        "language_code": ParamSpec(kind="string", max_length=16, operations=_TTS),
-        "stability": ParamSpec(kind="number", operations=_TTS),
-        "similarity_boost": ParamSpec(kind="number", operations=_TTS),
-        "use_speaker_boost": ParamSpec(kind="boolean", operations=_TTS),
+        "voice": declare("voice", operations=_TTS, default=DEFAULT_VOICE,
+                         description="An ElevenLabs voice id (GET /v1/voices)"),
+        "model": declare("model", operations=_TTS, choices=MODELS, default=DEFAULT_MODEL,
+                         description="eleven_v3: most expressive; flash and turbo: fastest "
+                                     "and cheapest"),
+        "output_format": declare("output_format", operations=_TTS,
+                                 choices=tuple(sorted(OUTPUT_FORMATS)),
+                                 default=DEFAULT_OUTPUT_FORMAT,
+                                 description="codec_samplerate_bitrate"),
+        "speed": declare("speed", operations=_TTS, minimum=SPEED[0], maximum=SPEED[1],
+                         default=1.0, description="Speaking speed, 0.7 to 1.2 times normal"),
+        "seed": declare("seed", operations=_TTS, minimum=0, maximum=MAX_SEED,
+                        description="Makes a result more repeatable"),
+        "style": declare("style", operations=_TTS, minimum=0.0, maximum=1.0, default=0.0,
+                         description="Style exaggeration, 0 to 1 (slower when above 0)"),
+        "language_code": ParamSpec(kind="string", max_length=16, operations=_TTS,
+                                   description="ISO 639-1 language to enforce (not with "
+                                               "eleven_multilingual_v2)"),
+        "stability": ParamSpec(kind="number", operations=_TTS, minimum=0.0, maximum=1.0,
+                               default=0.5,
+                               description="Lower: more emotional range; higher: steadier"),
+        "similarity_boost": ParamSpec(kind="number", operations=_TTS, minimum=0.0,
+                                      maximum=1.0, default=0.75,
+                                      description="How closely to keep to the voice"),
+        "use_speaker_boost": ParamSpec(kind="boolean", operations=_TTS, default=True,
+                                       description="Closer to the original speaker"),
         "name": ParamSpec(kind="string", max_length=MAX_NAME, operations=_CLONE),
         "description": ParamSpec(kind="string", max_length=1000, operations=_CLONE),
         "labels": ParamSpec(kind="object", max_length=16, operations=_CLONE),
