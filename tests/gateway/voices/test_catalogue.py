@@ -304,3 +304,22 @@ async def test_a_user_sets_and_clears_their_language(gateway: Gateway,
     r = await gateway.client.patch("/v1/users/me", json={"locale": "en"},
                                    headers={"Authorization": f"Bearer {key}"})
     assert (r.status_code, r.json()["error"]["code"]) == (403, "session_required")
+
+
+async def test_mails_to_a_user_speak_their_language(gateway: Gateway,
+                                                    smtp_server: Inbox) -> None:
+    _, slug, _ = await open_tenant(gateway)
+    web = browser(gateway)
+    address = email()
+    signed = await signed_up(web, smtp_server, slug, address)
+    r = await web.patch("/v1/users/me", json={"locale": "ar"},
+                        headers={"X-CSRF-Token": signed["csrf_token"]})
+    assert r.status_code == 200, r.text
+    for path, subject in (("/v1/auth/magic", "تسجيل الدخول إلى"),
+                          ("/v1/auth/reset", "إعادة تعيين كلمة مرور")):
+        r = await gateway.client.post(path, json={"email": address, "tenant": slug})
+        assert r.status_code == 202, r.text
+        message = await smtp_server.next(address)
+        assert str(message["Subject"]).startswith(subject), message["Subject"]
+        assert Inbox.link(message)  # the link still comes first
+
