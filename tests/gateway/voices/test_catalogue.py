@@ -85,6 +85,24 @@ async def test_providers_list_their_params_and_models_with_choices_and_ranges(
         {"name": "big", "operations": ["text_to_image"], "limits": {}}]
 
 
+async def test_a_white_label_customer_sees_params_but_no_prices_or_vendor(
+        declared: Gateway) -> None:
+    tenant = await declared.tenant()
+    r = await declared.client.post(f"/admin/v1/tenants/{tenant.id}/keys",
+                                   headers=declared.admin(),
+                                   json={"name": "alice", "customer_id": "alice",
+                                         "scopes": ["generate", "read"]})
+    assert r.status_code == 201, r.text
+    customer = {"Authorization": f"Bearer {r.json()['key']}"}
+    r = await declared.client.get("/v1/providers", params={"type": "image"},
+                                  headers=customer)
+    assert r.status_code == 200, r.text
+    (info,) = [p for p in r.json()["data"] if any(q["name"] == "mode" for q in p["params"])]
+    assert info["name"].startswith("engine_")
+    assert (info["pricing"], info["description"]) == ({}, "")
+    assert [m["name"] for m in info["models"]] == ["small", "big"]
+
+
 @pytest.mark.parametrize(("params", "param", "words"), [
     ({"mode": "sketchy"}, "params.mode", "one of fast, fine"),
     ({"strength": 1.5}, "params.strength", "at most 1"),
