@@ -20,6 +20,13 @@ import { useGeneration } from "./useGeneration";
 
 const PROMPT_MAX = 4000;
 
+/** A fresh key per submit (crypto.randomUUID needs a secure context; a tenant's domain may
+ * be plain http in development). */
+function idempotencyKey(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 interface Props {
   type: MediaType;
   operation: Operation;
@@ -112,7 +119,7 @@ export default function GenerationForm({ type, operation, providers, extra = {},
     setSubmitError(null);
     try {
       const created = unwrap(await api.POST("/v1/generations", {
-        body, headers: { "Idempotency-Key": crypto.randomUUID() } }));
+        body, headers: { "Idempotency-Key": idempotencyKey() } }));
       setGenerationId(created.id);
       void queryClient.invalidateQueries({ queryKey: ["balance"] });
     } catch (error) {

@@ -117,7 +117,7 @@ function VoicePicker({ providers, value, onChange }: { providers: Provider[]; va
           </label>
         ))}
         <label className="param">
-          <span>{t("audio.voice")}</span>
+          <span>{t("audio.choose")}</span>
           <select value={value ?? ""} onChange={(e) => onChange(e.target.value || null)}>
             <option value="">{t("form.default")}</option>
             {shown.map((v) => <option key={`${v.provider}/${v.id}`} value={v.id}>{v.name}</option>)}

@@ -57,7 +57,10 @@ export function useProviders(type: MediaType) {
     queryFn: async () => {
       const data = unwrap(await api.GET("/v1/providers", {
         params: { query: { type } as never } }));
-      return (data.data as Provider[]).filter((p) => p.types.includes(type));
+      // Providers with no key configured cannot serve anyone: their params would only
+      // confuse the form (and be refused for the provider routing does pick).
+      return (data.data as Provider[]).filter((p) => p.types.includes(type)
+        && p.status !== "unconfigured");
     },
     staleTime: 60_000,
   });
