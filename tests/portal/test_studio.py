@@ -100,7 +100,8 @@ async def test_an_image_with_a_live_estimate_progress_and_the_result(portal: Por
     assert await _balance(page) < before
 
 
-async def test_an_edit_sends_the_picture_and_the_painted_mask(portal: Portal, tmp_path: Path) -> None:
+async def test_an_edit_sends_the_picture_and_the_painted_mask(portal: Portal,
+                                                              tmp_path: Path) -> None:
     address = await portal.customer()
     page = await portal.page()
     await portal.sign_in(page, address)

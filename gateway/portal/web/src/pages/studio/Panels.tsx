@@ -187,20 +187,12 @@ export function VideoPanel({ providers }: PanelProps) {
   );
 }
 
-interface TemplateField { name: string; kind: string; label: string }
-interface Template { id: string; name: string; provider: string; fields: TemplateField[];
-                     formats: string[]; brand: boolean }
 
 export function DesignPanel({ providers }: PanelProps) {
   const { t } = useTranslation("studio");
   const templates = useQuery({
     queryKey: ["design-templates", currentTeam()],
-    queryFn: async () => {
-      const answer = await fetch("/v1/design/templates", { credentials: "same-origin",
-                                                            headers: { Accept: "application/json" } });
-      if (!answer.ok) return [] as Template[];
-      return ((await answer.json()) as { data: Template[] }).data;
-    },
+    queryFn: async () => unwrap(await api.GET("/v1/design/templates")).data,
   });
   const [templateId, setTemplateId] = useState<string | null>(null);
   const [fields, setFields] = useState<Record<string, string>>({});

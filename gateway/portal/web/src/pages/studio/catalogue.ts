@@ -12,32 +12,11 @@ export type Output = Schemas["Output"] & { thumbnail_url?: string | null; peaks?
 
 export const MEDIA_TYPES: readonly MediaType[] = ["image", "audio", "video", "design", "model_3d"];
 
-/** One declared parameter (C3: ProviderInfo.params). */
-export interface ParamInfo {
-  name: string;
-  kind: string;
-  operations: string[];
-  choices: (string | number)[] | null;
-  minimum: number | null;
-  maximum: number | null;
-  default: unknown;
-  description: string | null;
-}
-
-export interface ParamLimits {
-  choices?: (string | number)[] | null;
-  minimum?: number | null;
-  maximum?: number | null;
-}
-
-export interface ModelInfo {
-  name: string;
-  operations: string[];
-  limits: Record<string, ParamLimits>;
-}
-
-/** ProviderInfo with the C3 additions (optional until every gateway answers them). */
-export type Provider = Schemas["ProviderInfo"] & { params?: ParamInfo[]; models?: ModelInfo[] };
+/** One declared parameter, a model's narrower limits, a provider (C3: GET /v1/providers). */
+export type ParamInfo = Schemas["ParamInfo"];
+export type ParamLimits = Schemas["LimitsInfo"];
+export type ModelInfo = Schemas["ModelInfo"];
+export type Provider = Schemas["ProviderInfo"];
 
 /** Parameters the generic form never draws: input files have their own pickers, `model`
  * is the model choice, `voice` the voice picker, design's template/fields their own form. */
@@ -106,7 +85,7 @@ export function paramsFor(providers: Provider[], operation: Operation, provider:
 function modelLimits(providers: Provider[], model: string | null): Record<string, ParamLimits> {
   if (model === null) return {};
   for (const p of providers) {
-    const found = (p.models ?? []).find((m) => m.name === model);
+    const found = p.models.find((m) => m.name === model);
     if (found) return found.limits;
   }
   return {};
@@ -115,7 +94,7 @@ function modelLimits(providers: Provider[], model: string | null): Record<string
 export function modelsFor(providers: Provider[], operation: Operation,
                           provider: string | null): ModelInfo[] {
   return providers.filter((p) => provider === null || p.name === provider)
-    .flatMap((p) => (p.models ?? []).filter((m) => m.operations.length === 0
+    .flatMap((p) => p.models.filter((m) => m.operations.length === 0
       || m.operations.includes(operation)));
 }
 
