@@ -64,6 +64,9 @@ async def test_an_image_with_a_live_estimate_progress_and_the_result(portal: Por
         if request.url.endswith("/v1/generations/estimate"):
             estimates.append(json.loads(request.post_data or "{}"))
     page.on("request", record)
+    streams: list[str] = []
+    page.on("request", lambda r: streams.append(r.url) if "/v1/generations/events" in r.url
+            else None)
     await portal.sign_in(page, address)
 
     await expect(page.get_by_role("heading", level=1)).to_have_text("Studio")
@@ -95,6 +98,8 @@ async def test_an_image_with_a_live_estimate_progress_and_the_result(portal: Por
     link = result.get_by_role("link", name="Open in the gallery")
     assert re.fullmatch(r"/gallery/\w+", await link.get_attribute("href") or "")
     await expect(page.get_by_role("status").filter(has_text="Done")).to_be_visible()
+    # Progress came over the event stream (polling is only the fallback).
+    assert streams
     # Charged: the balance shown beside the button went down.
     await expect(page.get_by_test_id("balance")).not_to_have_text(f"{before:,.0f}")
     assert await _balance(page) < before
@@ -141,15 +146,38 @@ async def test_an_edit_sends_the_picture_and_the_painted_mask(portal: Portal,
     await expect(result.get_by_role("img", name="Result 1")).to_be_visible(timeout=30_000)
 
 
-async def test_speech_with_the_local_engine(portal: Portal) -> None:
+async def test_speech_with_a_voice_picked_from_the_local_engine(portal: Portal) -> None:
     address = await portal.customer()
     page = await portal.page()
     await portal.sign_in(page, address, then="/studio/audio")
     await page.get_by_label("Text to speak").fill("Hello from the studio")
+    # The voices come from GET /v1/voices for the (neutrally named) provider; the language
+    # filter keeps Arabic ones.
+    voices = page.get_by_label("Choose a voice")
+    await expect(voices.locator("option")).not_to_have_count(1)
+    await page.get_by_role("combobox", name="Language").select_option("ar")
+    options = await voices.locator("option").evaluate_all("o => o.map(x => x.value)")
+    assert len(options) >= 2
+    await voices.select_option(options[1])
     await _estimate(page)
-    await page.get_by_role("button", name="Generate").click()
+    async with page.expect_request(lambda r: r.url.endswith("/v1/generations")
+                                   and r.method == "POST") as sent:
+        await page.get_by_role("button", name="Generate").click()
+    assert json.loads((await sent.value).post_data or "{}")["params"]["voice"] == options[1]
     result = page.get_by_test_id("result")
     await expect(result.locator("audio")).to_be_visible(timeout=30_000)
+
+
+async def test_a_3d_model_is_shown_in_the_viewer(portal: Portal) -> None:
+    address = await portal.customer()
+    page = await portal.page()
+    await portal.sign_in(page, address, then="/studio/model_3d")
+    await page.get_by_label("Describe what you want").fill("A glossy red ball")
+    await _estimate(page)
+    await page.get_by_role("button", name="Generate").click()
+    viewer = page.get_by_test_id("result").locator(".model-viewer")
+    await expect(viewer).to_have_attribute("data-loaded", "true", timeout=30_000)
+    await expect(viewer.get_by_role("img", name="Result 1")).to_be_visible()
 
 
 async def test_cancel_a_video_while_it_waits_or_runs(portal: Portal) -> None:

@@ -84,9 +84,18 @@ function labelOf(voice: Voice, key: string): string | null {
 
 const VOICE_FILTERS = ["language", "gender", "accent"] as const;
 
+/** A language code as its name in the page's language ("ar" → "Arabic" / "العربية"). */
+function languageName(code: string, lang: string): string {
+  try {
+    return new Intl.DisplayNames([lang], { type: "language" }).of(code) ?? code;
+  } catch {
+    return code;
+  }
+}
+
 function VoicePicker({ providers, value, onChange }: { providers: Provider[]; value: string | null;
                                                        onChange(voice: string | null): void }) {
-  const { t } = useTranslation("studio");
+  const { t, i18n } = useTranslation("studio");
   const [filters, setFilters] = useState<Record<string, string>>({});
   const lists = useQueries({
     queries: providers.map((p) => ({
@@ -112,7 +121,9 @@ function VoicePicker({ providers, value, onChange }: { providers: Provider[]; va
             <select value={filters[key] ?? ""}
                     onChange={(e) => setFilters((f) => ({ ...f, [key]: e.target.value }))}>
               <option value="">{t("audio.any")}</option>
-              {options[key]!.map((o) => <option key={o} value={o}>{o}</option>)}
+              {options[key]!.map((o) => (
+                <option key={o} value={o}>{key === "language" ? languageName(o, i18n.language) : o}</option>
+              ))}
             </select>
           </label>
         ))}

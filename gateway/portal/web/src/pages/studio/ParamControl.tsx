@@ -25,8 +25,10 @@ export function useParamLabel(): (name: string) => string {
     defaultValue: name.replace(/_/g, " ").replace(/^\w/, (c) => c.toUpperCase()) });
 }
 
-function choiceLabel(choice: string | number, lang: string): string {
-  return typeof choice === "number" ? formatNumber(choice, lang) : choice;
+function choiceLabel(choice: string | number, lang: string,
+                     t: (key: string, options: { defaultValue: string }) => string): string {
+  return typeof choice === "number" ? formatNumber(choice, lang)
+    : t(`choice.${choice}`, { defaultValue: choice });
 }
 
 export default function ParamControl({ param, value, error, onChange }: Props) {
@@ -34,7 +36,11 @@ export default function ParamControl({ param, value, error, onChange }: Props) {
   const label = useParamLabel()(param.name);
   const id = useId();
   const shown = value ?? param.default ?? undefined;
-  const help = param.description ? <span className="param-help muted">{param.description}</span> : null;
+  // The provider's help line is English; other languages show the catalogue's own line
+  // for the parameter, or none.
+  const helpText = t(`help.${param.name}`, {
+    defaultValue: i18n.language === "en" ? (param.description ?? "") : "" });
+  const help = helpText ? <span className="param-help muted">{helpText}</span> : null;
   const errorLine = error ? <span className="field-error error" id={`${id}-error`}>{error}</span> : null;
   const describedBy = error ? `${id}-error` : undefined;
 
@@ -55,7 +61,7 @@ export default function ParamControl({ param, value, error, onChange }: Props) {
                        checked={String(shown) === String(choice)}
                        aria-describedby={describedBy}
                        onChange={(e) => onChange(fromString(e.target.value))} />
-                <span>{choiceLabel(choice, i18n.language)}</span>
+                <span>{choiceLabel(choice, i18n.language, t)}</span>
               </label>
             ))}
           </div>
@@ -71,7 +77,7 @@ export default function ParamControl({ param, value, error, onChange }: Props) {
           {shown === undefined && <option value="">{t("form.default")}</option>}
           {choices.map((choice) => (
             <option key={String(choice)} value={String(choice)}>
-              {choiceLabel(choice, i18n.language)}
+              {choiceLabel(choice, i18n.language, t)}
             </option>
           ))}
         </select>
