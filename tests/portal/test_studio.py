@@ -100,9 +100,47 @@ async def test_an_image_with_a_live_estimate_progress_and_the_result(portal: Por
     await expect(page.get_by_role("status").filter(has_text="Done")).to_be_visible()
     # Progress came over the event stream (polling is only the fallback).
     assert streams
+    await portal.shot(page, "studio-image-result-en-desktop")
     # Charged: the balance shown beside the button went down.
     await expect(page.get_by_test_id("balance")).not_to_have_text(f"{before:,.0f}")
     assert await _balance(page) < before
+
+
+async def test_bad_settings_or_too_little_credit_keep_submit_off_with_the_reason(
+        portal: Portal) -> None:
+    address = await portal.customer(credits_mc=50)
+    page = await portal.page()
+    await portal.sign_in(page, address)
+    submit = page.get_by_role("button", name="Generate")
+    await page.get_by_label("Describe what you want").fill("A lighthouse at dusk")
+    # A price above the balance (0.05 credits here).
+    await _estimate(page)
+    await expect(page.get_by_test_id("reason")).to_have_text(
+        "This costs more than your balance. Add credits or choose cheaper settings.")
+    await expect(submit).to_be_disabled()
+    # A value the provider refuses: the API's message, at the field and by the button.
+    await page.locator("[data-param=size] input").fill("10x10")
+    reason = page.get_by_test_id("reason")
+    await expect(reason).to_contain_text("This can't be made as set:")
+    await expect(reason).to_contain_text("64")
+    await expect(page.locator("[data-param=size] .field-error")).to_be_visible()
+    await expect(submit).to_be_disabled()
+
+
+async def test_progress_falls_back_to_polling_without_the_event_stream(portal: Portal) -> None:
+    address = await portal.customer()
+    page = await portal.page()
+    await page.route("**/v1/generations/events*", lambda route: route.abort())
+    polls: list[str] = []
+    page.on("request", lambda r: polls.append(r.url)
+            if re.search(r"/v1/generations/\w+$", r.url) and r.method == "GET" else None)
+    await portal.sign_in(page, address)
+    await page.get_by_label("Describe what you want").fill("A red fox in fresh snow")
+    await _estimate(page)
+    await page.get_by_role("button", name="Generate").click()
+    result = page.get_by_test_id("result")
+    await expect(result.get_by_role("img", name="Result 1")).to_be_visible(timeout=30_000)
+    assert polls
 
 
 async def test_an_edit_sends_the_picture_and_the_painted_mask(portal: Portal,
@@ -144,6 +182,7 @@ async def test_an_edit_sends_the_picture_and_the_painted_mask(portal: Portal,
     assert mask.getpixel((5, 5))[3] == 255
     result = page.get_by_test_id("result")
     await expect(result.get_by_role("img", name="Result 1")).to_be_visible(timeout=30_000)
+    await portal.shot(page, "studio-image-edit-en-desktop")
 
 
 async def test_speech_with_a_voice_picked_from_the_local_engine(portal: Portal) -> None:
@@ -178,6 +217,7 @@ async def test_a_3d_model_is_shown_in_the_viewer(portal: Portal) -> None:
     viewer = page.get_by_test_id("result").locator(".model-viewer")
     await expect(viewer).to_have_attribute("data-loaded", "true", timeout=30_000)
     await expect(viewer.get_by_role("img", name="Result 1")).to_be_visible()
+    await portal.shot(page, "studio-model_3d-result-en-desktop")
 
 
 async def test_cancel_a_video_while_it_waits_or_runs(portal: Portal) -> None:
