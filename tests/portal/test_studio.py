@@ -207,6 +207,29 @@ async def test_speech_with_a_voice_picked_from_the_local_engine(portal: Portal) 
     await expect(result.locator("audio")).to_be_visible(timeout=30_000)
 
 
+async def test_a_design_from_a_template_with_its_fields(portal: Portal) -> None:
+    address = await portal.customer()
+    page = await portal.page()
+    await portal.sign_in(page, address, then="/studio/design")
+    # The templates come from GET /v1/design/templates (the local design engine's).
+    template = page.get_by_role("combobox", name="Template")
+    await expect(template.locator("option")).not_to_have_count(1)
+    await template.select_option(index=1)
+    await page.get_by_label("Headline").fill("Grand opening")
+    await page.get_by_label("Call to action").fill("Visit us")
+    await page.get_by_label("Describe what you want").fill("Opening poster, warm colours")
+    await _estimate(page)
+    async with page.expect_request(lambda r: r.url.endswith("/v1/generations")
+                                   and r.method == "POST") as sent:
+        await page.get_by_role("button", name="Generate").click()
+    params = json.loads((await sent.value).post_data or "{}")["params"]
+    assert params["fields"] == {"headline": "Grand opening", "cta": "Visit us"}
+    assert params["template"] == await template.input_value()
+    result = page.get_by_test_id("result")
+    await expect(result.get_by_role("img", name="Result 1")).to_be_visible(timeout=30_000)
+    await portal.shot(page, "studio-design-result-en-desktop")
+
+
 async def test_a_3d_model_is_shown_in_the_viewer(portal: Portal) -> None:
     address = await portal.customer()
     page = await portal.page()

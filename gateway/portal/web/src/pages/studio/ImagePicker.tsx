@@ -29,7 +29,7 @@ export default function ImagePicker({ value, onChange, last, preview = true }: P
     queryKey: ["generations", "image-picker", currentTeam()],
     enabled: browsing,
     queryFn: async () => unwrap(await api.GET("/v1/generations", {
-      params: { query: { type: "image", status: "succeeded", limit: 24 } as never } })),
+      params: { query: { type: "image", status: "succeeded", limit: 24 } } })),
   });
   const images = (gallery.data?.data ?? []).flatMap((g) => g.outputs
     .filter((o) => o.content_type.startsWith("image/")).slice(0, 1)

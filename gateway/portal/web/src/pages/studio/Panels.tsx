@@ -207,14 +207,19 @@ export function DesignPanel({ providers }: PanelProps) {
   });
   const [templateId, setTemplateId] = useState<string | null>(null);
   const [fields, setFields] = useState<Record<string, string>>({});
+  const [picture, setPicture] = useState<string | null>(null);
   const [format, setFormat] = useState<string | null>(null);
   const list = templates.data ?? [];
   const template = list.find((x) => x.id === templateId) ?? null;
+  const filled = Object.fromEntries(Object.entries(fields).filter(([, v]) => v.trim() !== ""));
+  // Built-in templates take their text as params.fields and their picture as params.image;
+  // a brand template (Canva) takes its fields as params.data.
   const extra: Record<string, unknown> = template ? {
-    ...(template.brand ? { brand_template_id: template.id, data: fields }
-      : { template: template.id, fields }),
+    ...(template.brand ? { brand_template_id: template.id, data: filled }
+      : { template: template.id, fields: filled, ...(picture ? { image: picture } : {}) }),
     ...(format ? { format } : {}),
   } : {};
+  const fieldLabel = (name: string, label: string) => t(`field.${name}`, { defaultValue: label });
   return (
     <GenerationForm type="design" operation="design_autofill" providers={providers} extra={extra}
                     hidden={["format", "output_format"]}>
@@ -222,11 +227,11 @@ export function DesignPanel({ providers }: PanelProps) {
         <label className="param">
           <span>{t("design.template")}</span>
           <select value={templateId ?? ""} onChange={(e) => {
-            setTemplateId(e.target.value || null); setFields({}); setFormat(null);
+            setTemplateId(e.target.value || null); setFields({}); setFormat(null); setPicture(null);
           }}>
             <option value="">{t("form.default")}</option>
             {list.map((x) => (
-              <option key={x.id} value={x.id}>
+              <option key={`${x.provider}/${x.id}`} value={x.id}>
                 {x.brand ? t("design.brand", { name: x.name }) : x.name}
               </option>
             ))}
@@ -234,11 +239,17 @@ export function DesignPanel({ providers }: PanelProps) {
         </label>
         {template?.fields.filter((f) => f.kind === "text").map((f) => (
           <label key={f.name} className="param">
-            <span>{f.label}</span>
+            <span>{fieldLabel(f.name, f.label)}</span>
             <input type="text" value={fields[f.name] ?? ""}
                    onChange={(e) => setFields((old) => ({ ...old, [f.name]: e.target.value }))} />
           </label>
         ))}
+        {template && !template.brand && template.fields.some((f) => f.kind === "image") && (
+          <fieldset className="param">
+            <legend>{fieldLabel("image", t("design.picture"))}</legend>
+            <ImagePicker value={picture} onChange={setPicture} />
+          </fieldset>
+        )}
         {template && template.formats.length > 1 && (
           <label className="param">
             <span>{t("design.format")}</span>
