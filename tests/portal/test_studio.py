@@ -207,6 +207,31 @@ async def test_speech_with_a_voice_picked_from_the_local_engine(portal: Portal) 
     await expect(result.locator("audio")).to_be_visible(timeout=30_000)
 
 
+async def test_a_video_from_a_picture_picked_in_the_gallery(portal: Portal) -> None:
+    address = await portal.customer()
+    page = await portal.page()
+    await portal.sign_in(page, address)
+    await page.get_by_label("Describe what you want").fill("A lighthouse at dusk")
+    await _estimate(page)
+    await page.get_by_role("button", name="Generate").click()
+    await expect(page.get_by_test_id("result").get_by_role("img")).to_be_visible(timeout=30_000)
+
+    await page.get_by_role("link", name="Video").click()
+    await page.get_by_role("radio", name="From an image").check()
+    await page.get_by_role("button", name="Pick from my gallery").click()
+    await page.get_by_role("button", name="Picture 1").click()
+    await expect(page.get_by_role("img", name="The chosen picture")).to_be_visible()
+    await page.get_by_label("Describe what you want").fill("A slow zoom")
+    await _estimate(page)
+    async with page.expect_request(lambda r: r.url.endswith("/v1/generations")
+                                   and r.method == "POST") as sent:
+        await page.get_by_role("button", name="Generate").click()
+    body = json.loads((await sent.value).post_data or "{}")
+    assert body["operation"] == "image_to_video"
+    assert body["params"]["image"].startswith("data:image/")
+    await expect(page.get_by_test_id("result").locator("video")).to_be_visible(timeout=60_000)
+
+
 async def test_a_design_from_a_template_with_its_fields(portal: Portal) -> None:
     address = await portal.customer()
     page = await portal.page()
