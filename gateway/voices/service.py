@@ -16,6 +16,7 @@ from gateway.core.auth import Principal
 from gateway.core.runtime import Runtime
 from gateway.providers.credentials import resolve
 from gateway.providers.models import VoiceClone
+from gateway.providers.states import provider_label, resolve_label
 from plugins.errors import ProviderError
 from plugins.provider import Provider
 from tenants.kernel.errors import InvalidRequest, NotFound, ProviderFailed
@@ -95,8 +96,13 @@ async def list_voices(runtime: Runtime, principal: Principal, provider_name: str
     platform's), kept to those `where` matches. Reserves and charges nothing. Raises
     `InvalidRequest` for an unknown provider or one without a voice catalogue,
     `ProviderFailed` when the provider's answer cannot be had."""
-    provider = _provider(runtime, provider_name)
     tenant = await runtime.tenant_views.tenant(principal.tenant)
+    # A white-label customer names the provider as GET /v1/providers showed it (a neutral
+    # name) and must be shown that name back, never the vendor's.
+    customer = principal.customer_id is not None
+    provider = _provider(runtime, resolve_label(runtime, tenant, provider_name,
+                                                customer=customer))
+    label = provider_label(runtime, tenant, provider.name, customer=customer)
     try:
         voices = await provider.list_voices(resolve(runtime, tenant, provider.name),
                                             runtime.http)
@@ -111,7 +117,7 @@ async def list_voices(runtime: Runtime, principal: Principal, provider_name: str
             select(VoiceClone.voice_id).where(VoiceClone.provider == provider.name,
                                               *_owned_by(principal)))).all())
     return VoiceList(data=[
-        VoiceOut(id=v.id, name=v.name, provider=provider.name, category=v.category,
+        VoiceOut(id=v.id, name=v.name, provider=label, category=v.category,
                  owned=v.id in owned, labels=v.labels, description=v.description,
                  preview_url=v.preview_url)
         for v in voices if (v.category == PREMADE or v.id in owned)
