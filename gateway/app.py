@@ -35,7 +35,11 @@ from gateway.credits.routes import (
     StripeWebhookController,
 )
 from gateway.generations import tasks
-from gateway.generations.routes import GenerationController, ProviderController
+from gateway.generations.routes import (
+    GenerationController,
+    ProviderController,
+    SharedController,
+)
 from gateway.generations.services import Services
 from gateway.generations.sweeps import recover_embedded
 from gateway.generations.usage_routes import UsageController
@@ -119,7 +123,8 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
                            CreditsController, PurchaseController, StripeWebhookController,
                            HealthController, MediaController, metrics, portal_credits,
                            WebhookEndpointController, webhook_url_secret,
-                           ProviderKeyController, VoiceController, TeamController]
+                           ProviderKeyController, VoiceController, TeamController,
+                           SharedController]
     handlers += [AuthController, SessionController, UserController, users_me,
                  create_portal_session]
     handlers += [KeyController, CustomerController, PackageController]
