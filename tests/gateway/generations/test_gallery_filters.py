@@ -238,6 +238,15 @@ async def test_a_teams_generations_are_its_members_only(gw: Gateway,
     assert done["team_id"] == team.id
     outsider = {**team.tenant.auth, "X-Customer-Id": "mallory"}
     await _refused_everywhere(gw, outsider, done["id"])
+    # A viewer sees it and changes nothing.
+    carol = {**await join(gw, smtp_server, team, "carol", role="viewer"), "X-Team-Id": team.id}
+    seen = await gw.client.get(f"/v1/generations/{done['id']}", headers=carol)
+    assert seen.status_code == 200, seen.text
+    for method, path in (("DELETE", ""), ("PUT", "/favourite")):
+        r = await gw.client.request(method, f"/v1/generations/{done['id']}{path}",
+                                    headers=carol)
+        assert r.status_code == 403, r.text
+        assert r.json()["error"]["code"] == "team_viewer"
     # A member acting for the team marks it; the whole team sees the mark.
     as_team = {**bob, "X-Team-Id": team.id}
     r = await gw.client.put(f"/v1/generations/{done['id']}/favourite", headers=as_team)
