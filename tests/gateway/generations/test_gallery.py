@@ -17,7 +17,8 @@ import msgspec
 from gateway.core.settings import Settings
 from gateway.generations import gallery
 from gateway.generations.models import Generation
-from tests.conftest import Gate, Gateway, running_gateway
+from tests.conftest import Gate, Gateway, make_settings, running_gateway
+from tests.gateway.generations.test_cache import final, serving, until
 
 IMAGE = {"type": "image", "prompt": "a lighthouse at dusk", "params": {"size": "256x128"}}
 
@@ -331,3 +332,25 @@ async def test_deleted_videos_leave_the_openai_surface(gateway: Gateway) -> None
     assert listed.status_code == 200, listed.text
     assert listed.json()["data"] == []
     await gateway.drain()
+
+
+async def test_the_purge_job_runs_on_a_saq_worker(tmp_path: Path, pg_url: str,
+                                                  valkey: str) -> None:
+    """With Valkey the purge is a SAQ job like any other: a worker process removes the
+    media (here a worker in the test's loop)."""
+    settings = make_settings(pg_url, tmp_path, valkey_url=valkey)
+    async with serving(settings) as gateway:
+        tenant = await gateway.tenant()
+        r = await gateway.client.post("/v1/generations", headers=tenant.auth, json=IMAGE)
+        assert r.status_code == 202, r.text
+        done = await final(gateway, tenant, r.json()["id"])
+        assert done["status"] == "succeeded"
+        assert stored_files(gateway, tenant.id, done["id"])
+        deleted = await gateway.client.delete(f"/v1/generations/{done['id']}",
+                                              headers=tenant.auth)
+        assert deleted.status_code == 200, deleted.text
+
+        async def purged() -> bool:
+            return stored_files(gateway, tenant.id, done["id"]) == []
+
+        await until(purged)
