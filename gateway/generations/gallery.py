@@ -83,7 +83,12 @@ async def delete(services: Services, principal: Principal, generation_id: str) -
         current = await service.get(services, principal, generation_id, shared=False)
         raise Conflict(f"the generation is {current.status}; cancel it before deleting it",
                        code="generation_active", param="id")
-    await jobs.enqueue_purge(services.runtime, generation.id, generation.type)
+    try:
+        await jobs.enqueue_purge(services.runtime, generation.id, generation.type)
+    except Exception:
+        # Deleted all the same (committed above); the periodic sweep queues the purge later.
+        log.warning("could not queue the purge of a deleted generation", exc_info=True,
+                    extra={"generation_id": generation.id})
 
 
 async def purge_media(runtime: Runtime, generation_id: str) -> int:
