@@ -372,3 +372,13 @@ async def test_a_lost_purge_is_queued_again(gateway: Gateway) -> None:
     await gateway.drain()
     assert stored_files(gateway, tenant.id, done["id"]) == []
     assert await gallery.requeue_purges(gateway.runtime) == 0
+
+
+async def test_share_views_are_rate_limited_per_address(gateway: Gateway) -> None:
+    for _ in range(gallery.SHARED_VIEWS_PER_MINUTE):
+        r = await gateway.client.get("/v1/shared/not-a-token")
+        assert r.status_code == 404
+    limited = await gateway.client.get("/v1/shared/not-a-token")
+    assert limited.status_code == 429
+    assert limited.json()["error"]["type"] == "rate_limit_error"
+    assert int(limited.headers["retry-after"]) >= 1
