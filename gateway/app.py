@@ -35,7 +35,11 @@ from gateway.credits.routes import (
     StripeWebhookController,
 )
 from gateway.generations import tasks
-from gateway.generations.routes import GenerationController, ProviderController
+from gateway.generations.routes import (
+    GenerationController,
+    ProviderController,
+    SharedController,
+)
 from gateway.generations.services import Services
 from gateway.generations.stream_routes import GenerationEventController, PushController
 from gateway.generations.sweeps import recover_embedded
@@ -130,6 +134,7 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
     handlers += [TenantSelfController, AuditLogController, BrandAssetController]
     handlers += [ImagesController, SpeechController, ModelsController, VideosController]
     handlers += [UsageController]
+    handlers += [SharedController]
     handlers += [mcp_endpoint, media_generation_tools]
     handlers += [PortalConfigController, web_manifest, portal_page, service_worker,
                  static_router()]

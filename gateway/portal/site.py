@@ -31,6 +31,7 @@ SPA_ROUTES: tuple[str, ...] = (
     "/", "/signin", "/signup", "/forgot-password", "/reset-password", "/set-password",
     "/magic", "/teams/accept", "/account", "/studio", "/studio/{rest:path}", "/gallery",
     "/gallery/{rest:path}", "/credits", "/offline",
+    "/shared/{rest:path}",
 )
 
 _MARKER = "<!--portal-head-->"
