@@ -1,7 +1,7 @@
 """locale: a user's language preference (the portal's `en` or `ar`)
 
 Revision ID: 0019_locale
-Revises: 0016_teams
+Revises: 0018_push
 """
 from collections.abc import Sequence
 
