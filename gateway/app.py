@@ -55,7 +55,6 @@ from gateway.people.routes import (
     users_me,
 )
 from gateway.portal.config import PortalConfigController, web_manifest
-from gateway.portal.routes import portal_credits
 from gateway.portal.site import portal_page, service_worker, static_router
 from gateway.teams.routes import TeamController
 from gateway.tenancy.key_customer_routes import CustomerController, KeyController
@@ -117,7 +116,7 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
 
     handlers: list[Any] = [AdminController, GenerationController, ProviderController,
                            CreditsController, PurchaseController, StripeWebhookController,
-                           HealthController, MediaController, metrics, portal_credits,
+                           HealthController, MediaController, metrics,
                            WebhookEndpointController, webhook_url_secret,
                            ProviderKeyController, VoiceController, TeamController]
     handlers += [AuthController, SessionController, UserController, users_me,
