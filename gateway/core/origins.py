@@ -1,7 +1,9 @@
-"""The portal origin a request came from, for links that must land on the tenant's portal
-(Stripe's return page, a team invitation's accept page)."""
+"""The portal origin a link must point at (Stripe's return page, a team invitation's accept
+page): the tenant's portal, never the platform host, where no portal is served."""
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 from gateway.core.runtime import Runtime
 from tenants import service as tenants
@@ -9,13 +11,19 @@ from tenants import service as tenants
 
 async def portal_origin(runtime: Runtime, tenant_id: str, scheme: str,
                         host: str) -> str | None:
-    """`scheme://host` when `host` is one of the tenant's verified portal domains (so Stripe
-    returns the buyer to the portal they bought from), else None (the public base URL).
-    Checked against the tenant's domains so a forged Host never steers the redirect."""
-    if not host or len(host) > 300:
-        return None
+    """`scheme://host[:port]` when `host` is one of the tenant's verified portal domains (the
+    portal the request came from); else the tenant's first domain with the public base URL's
+    scheme (as `gateway.people.sites.home_site`); None when it has no domain (the public base
+    URL then). Rebuilt from the parsed host name and a numeric port only, and checked against
+    the tenant's domains, so a forged Host never steers a link."""
+    hostname = tenants.normalize_host(host) if host and len(host) <= 300 else ""
     async with runtime.db.session() as session:
-        tenant = await tenants.tenant_for_host(session, host)
-    if tenant is None or tenant.id != tenant_id:
+        owner = await tenants.tenant_for_host(session, hostname) if hostname else None
+        if owner is not None and owner.id == tenant_id:
+            _, colon, port = host.strip().rpartition(":")
+            suffix = f":{port}" if colon and port.isdigit() else ""
+            return f"{'https' if scheme == 'https' else 'http'}://{hostname}{suffix}"
+        domains = await tenants.tenant_domains(session, tenant_id)
+    if not domains:
         return None
-    return f"{'https' if scheme == 'https' else 'http'}://{host}"
+    return f"{urlsplit(runtime.settings.public_base_url).scheme or 'https'}://{domains[0]}"

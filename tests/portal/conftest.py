@@ -110,14 +110,23 @@ class Portal:
 
 
 @pytest.fixture
-async def portal(pg_url: str, tmp_path: Path, smtp_server: Inbox) -> AsyncIterator[Portal]:
+def portal_settings() -> dict[str, Any]:
+    """Settings a test module wants on top of the defaults (override this fixture, e.g. to
+    point Stripe at the fake)."""
+    return {}
+
+
+@pytest.fixture
+async def portal(pg_url: str, tmp_path: Path, smtp_server: Inbox,
+                 portal_settings: dict[str, Any]) -> AsyncIterator[Portal]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
     settings = make_settings(pg_url, tmp_path, smtp_host=smtp_server.host,
-                             smtp_port=smtp_server.port, public_base_url=base)
+                             smtp_port=smtp_server.port, public_base_url=base,
+                             **portal_settings)
     services = await start_services(settings, plugins=build_plugin_host(
         load_entry_points=False))
     app = create_app(settings, services=services)

@@ -47,24 +47,34 @@ async def test_the_purchase_api_says_what_became_of_the_purchase(
 async def test_stripe_returns_to_the_portal_page_the_purchase_was_made_from(
     gw: Gateway, fake_stripe: FakeStripe,  # noqa: F811
 ) -> None:
-    tenant = await gw.tenant(credits_mc=0, domains=["shop.return.test"])
+    plain = await gw.tenant(credits_mc=0)
+    bought = await buy(gw, plain.auth, (await new_package(gw, plain.id))["id"])
+    # A tenant without a domain: back to the public base URL, as before.
+    session = fake_stripe.sessions[bought["session_id"]]
+    assert session["success_url"] == (
+        f"http://testserver/portal/credits?purchase={bought['purchase_id']}"
+        "&session_id={CHECKOUT_SESSION_ID}")
+
+    tenant = await gw.tenant(credits_mc=0, domains=["shop.return.test", "zz.return.test"])
     package = await new_package(gw, tenant.id)
-    # Through the API host: back to the public base URL, as before.
+    # Through the API host: to the tenant's (first) portal domain.
     bought = await buy(gw, tenant.auth, package["id"])
     session = fake_stripe.sessions[bought["session_id"]]
-    assert session["success_url"].endswith(
-        f"/portal/credits?purchase={bought['purchase_id']}&session_id={{CHECKOUT_SESSION_ID}}")
-    assert urlsplit(session["success_url"]).hostname != "shop.return.test"
-    # From the tenant's portal domain: back to that portal.
-    r = await gw.client.post("/v1/credits/purchase", json={"package_id": package["id"]},
-                             headers={**tenant.auth, "Host": "shop.return.test"})
-    assert r.status_code == 201, r.text
-    session = fake_stripe.sessions[r.json()["session_id"]]
     assert session["success_url"].startswith("http://shop.return.test/portal/credits?purchase=")
-    assert session["cancel_url"].endswith("&canceled=1")
-    # A Host that is not this tenant's domain never steers the redirect.
+    # From one of the tenant's portal domains (port kept): back to that portal.
     r = await gw.client.post("/v1/credits/purchase", json={"package_id": package["id"]},
-                             headers={**tenant.auth, "Host": "evil.example"})
+                             headers={**tenant.auth, "Host": "ZZ.return.test:8443"})
     assert r.status_code == 201, r.text
     session = fake_stripe.sessions[r.json()["session_id"]]
-    assert urlsplit(session["success_url"]).hostname != "evil.example"
+    assert session["success_url"].startswith("http://zz.return.test:8443/portal/credits?")
+    assert session["cancel_url"].endswith("&canceled=1")
+    # A Host that is not this tenant's domain never steers the redirect (a malformed one is
+    # refused at the edge before this).
+    for forged in ("evil.example", "other.return.test:443"):
+        r = await gw.client.post("/v1/credits/purchase", json={"package_id": package["id"]},
+                                 headers={**tenant.auth, "Host": forged})
+        assert r.status_code == 201, r.text
+        session = fake_stripe.sessions[r.json()["session_id"]]
+        assert urlsplit(session["success_url"]).hostname in ("shop.return.test",
+                                                             "zz.return.test"), forged
+        assert "evil" not in session["success_url"]

@@ -29,9 +29,11 @@ function WorkspaceSwitch() {
   const id = useId();
   const list = teams.data ?? [];
   useEffect(() => {
-    // A remembered team the user no longer belongs to: back to the personal workspace.
-    if (teamId && teams.isSuccess && !list.some((team) => team.id === teamId)) setWorkspace(null);
-  }, [teamId, teams.isSuccess, list, setWorkspace]);
+    // A remembered team the user no longer belongs to: back to the personal workspace
+    // (judged on a fresh list only: one just joined is missing from the cached one).
+    if (teamId && teams.isSuccess && !teams.isFetching && !teams.isStale
+        && !list.some((team) => team.id === teamId)) setWorkspace(null);
+  }, [teamId, teams.isSuccess, teams.isFetching, teams.isStale, list, setWorkspace]);
   if (list.length === 0) return null;
   return (
     <span className="workspace">
