@@ -198,7 +198,8 @@ async def test_a_team_invitation_joins_the_team_and_the_workspace_switch_uses_it
     await portal.sign_in(page, member)
     await expect(page.locator(".balance-badge")).to_contain_text("5")
     await page.goto(link)
-    await expect(page.get_by_role("status").filter(has_text="You joined Design crew")).to_be_visible()
+    await expect(page.get_by_role("status").filter(
+        has_text="You joined Design crew")).to_be_visible()
     # Now working in the team: the switch shows it, the badge shows the team's balance,
     # and every call carries X-Team-Id.
     switch = page.get_by_label("Workspace")
