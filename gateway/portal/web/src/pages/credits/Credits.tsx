@@ -42,7 +42,11 @@ function PurchaseResult({ id, canceled }: { id: string; canceled: boolean }) {
   });
   const status = purchase.data?.status;
   useEffect(() => {
-    if (status === "paid") void queryClient.invalidateQueries({ queryKey: ["balance"] });
+    if (status === "paid") {
+      // The credits landed: the balance and the history show them.
+      void queryClient.invalidateQueries({ queryKey: ["balance"] });
+      void queryClient.invalidateQueries({ queryKey: ["transactions"] });
+    }
   }, [status, queryClient]);
 
   let state: string;
