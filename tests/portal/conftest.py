@@ -151,8 +151,12 @@ async def portal(pg_url: str, tmp_path: Path, smtp_server: Inbox,
             k = await api.post(f"/admin/v1/tenants/{tenant_id}/keys", headers=admin, json={
                 "name": "staff", "scopes": ["generate", "read", "billing", "tenant_admin"]})
             assert k.status_code == 201, k.text
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=chromium_args())
-            site = Portal(base=url, origin=f"http://{host}:{port}", host=f"{host}:{port}",
+            origin = f"http://{host}:{port}"
+            # Service workers (offline, push) need a secure context: the test origin is
+            # plain http on a made-up domain, so Chromium is told to treat it as secure.
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=[
+                *chromium_args(), f"--unsafely-treat-insecure-origin-as-secure={origin}"])
+            site = Portal(base=url, origin=origin, host=f"{host}:{port}",
                           tenant_id=tenant_id, slug=slug, key=k.json()["key"], api=api,
                           smtp=smtp_server, browser=browser, shots=shots)
             try:

@@ -100,7 +100,7 @@ async def test_balance_history_and_load_more(portal: Portal) -> None:
 
 async def test_buying_goes_to_checkout_and_the_return_page_follows_the_purchase(
         portal: Portal, fake_stripe: FakeStripe) -> None:
-    package = await new_package(portal, "Starter", credits=100_000, price_cents=999)
+    await new_package(portal, "Starter", credits=100_000, price_cents=999)
     address = await portal.customer(credits_mc=2_000)
     page = await portal.page()
     await portal.sign_in(page, address, then="/credits")

@@ -3,7 +3,7 @@ import { createRoot } from "react-dom/client";
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { BrowserRouter } from "react-router";
 import { api, unwrap } from "./api/client";
-import { applyBranding, ConfigContext } from "./config";
+import { applyBranding, ConfigContext, type PortalConfig } from "./config";
 import { initialLanguage, setupI18n } from "./i18n";
 import { listenForInstallPrompt } from "./pwa/install";
 import { registerServiceWorker, replayQueuedSubmissions } from "./pwa/register";
@@ -13,9 +13,14 @@ import "./styles.css";
 
 async function boot(): Promise<void> {
   listenForInstallPrompt();
-  // Offline, the config cannot be fetched: the shell still opens with the neutral look.
-  const config = await api.GET("/v1/portal/config").then(unwrap).catch(() => null);
-  if (config) applyBranding(config);
+  // Offline, the config cannot be fetched: the shell opens with the last one this device
+  // saw (else a neutral one), so it still shows the tenant's name and colours.
+  const fetched = await api.GET("/v1/portal/config").then(unwrap).catch(() => null);
+  if (fetched) localStorage.setItem(CONFIG_KEY, JSON.stringify(fetched));
+  const config: PortalConfig = fetched ?? lastConfig() ?? { ...OFFLINE_CONFIG, name: document.title };
+  applyBranding(config);
+  // The precached index.html has no tenant head (the gateway writes it in online).
+  if (!document.title) document.title = config.name;
   await setupI18n(initialLanguage(config?.default_locale ?? "en"));
   void registerServiceWorker();
   // Back online: send what was submitted while offline (browsers without Background Sync).
@@ -25,7 +30,7 @@ async function boot(): Promise<void> {
   });
   createRoot(document.getElementById("root")!).render(
     <StrictMode>
-      <ConfigContext.Provider value={config ?? OFFLINE_CONFIG}>
+      <ConfigContext.Provider value={config}>
         <QueryClientProvider client={queryClient}>
           <BrowserRouter>
             <SessionProvider>
@@ -38,9 +43,19 @@ async function boot(): Promise<void> {
   );
 }
 
-/** What the shell runs on when it opened offline: the tenant's name is in <title> already. */
-const OFFLINE_CONFIG = {
-  tenant_id: "", name: document.title, branding: {}, signup_open: false,
+const CONFIG_KEY = "portal.config";
+
+function lastConfig(): PortalConfig | null {
+  try {
+    return JSON.parse(localStorage.getItem(CONFIG_KEY) ?? "null") as PortalConfig | null;
+  } catch {
+    return null;
+  }
+}
+
+/** What the shell runs on when it opened offline on a device that never saw the config. */
+const OFFLINE_CONFIG: PortalConfig = {
+  tenant_id: "", name: "", branding: {}, signup_open: false,
   show_provider_names: false, locales: ["en", "ar"], default_locale: "en", object: "portal_config",
 };
 

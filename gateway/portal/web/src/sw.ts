@@ -18,8 +18,8 @@ import type { WorkboxPlugin } from "workbox-core/types";
 
 declare const self: ServiceWorkerGlobalScope;
 
-export const MEDIA_CACHE = "portal-media";
-export const API_CACHE = "portal-api";
+const MEDIA_CACHE = "portal-media";
+const API_CACHE = "portal-api";
 const QUEUE_NAME = "portal-generations";
 
 precacheAndRoute(self.__WB_MANIFEST);
