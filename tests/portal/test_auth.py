@@ -44,6 +44,8 @@ async def test_sign_up_mails_a_link_that_confirms_the_address_and_says_so(
     page = await portal.page()
     await page.goto(f"{portal.origin}/signin")
     await page.get_by_role("link", name="No account yet? Sign up").click()
+    # The next page's code loads lazily (the old page stays until then): wait for it.
+    await expect(page.get_by_role("heading", name="Create an account")).to_be_visible()
     await page.get_by_label("Email").fill(address)
     await page.get_by_label("Password").fill(NEW_PASSWORD)
     await page.get_by_role("button", name="Sign up").click()
@@ -80,6 +82,7 @@ async def test_forgot_password_mails_a_reset_link_whose_page_sets_it_and_signs_i
     await page.goto(f"{portal.origin}/signin")
     await page.get_by_role("link", name="Forgot your password?").click()
     await page.wait_for_url(f"{portal.origin}/forgot-password")
+    await expect(page.get_by_role("heading", name="Reset your password")).to_be_visible()
     await page.get_by_label("Email").fill(address)
     await page.get_by_role("button", name="Send the reset link").click()
     await expect(page.get_by_role("status")).to_contain_text("is on its way")

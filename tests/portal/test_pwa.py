@@ -68,6 +68,8 @@ async def test_offline_the_shell_and_a_viewed_image_stay_and_a_submission_is_sen
     await expect(page).to_have_title("Acme Studio")
     await expect(page.get_by_role("link", name="Gallery")).to_be_visible()
     await expect(page.get_by_text("You are offline.")).to_be_visible()
+    # The gallery page itself (its code is precached) renders.
+    await expect(page.get_by_role("heading", level=1)).to_be_visible()
     # The viewed image comes from the media cache, even under a freshly signed link.
     assert await page.evaluate(SHOW_IMAGE, url) > 0
     fresh = url.split("?")[0] + "?expires=1&signature=new"
