@@ -52,6 +52,7 @@ from gateway.people.routes import (
     SessionController,
     UserController,
     create_portal_session,
+    update_users_me,
     users_me,
 )
 from gateway.portal.config import PortalConfigController, web_manifest
@@ -64,7 +65,7 @@ from gateway.tenancy.tenant_routes import (
     BrandAssetController,
     TenantSelfController,
 )
-from gateway.voices.routes import VoiceController
+from gateway.voices.routes import DesignTemplateController, VoiceController
 from gateway.webhooks.routes import WebhookEndpointController, webhook_url_secret
 from plugins.host import PluginHost
 
@@ -118,8 +119,9 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
                            CreditsController, PurchaseController, StripeWebhookController,
                            HealthController, MediaController, metrics,
                            WebhookEndpointController, webhook_url_secret,
-                           ProviderKeyController, VoiceController, TeamController]
-    handlers += [AuthController, SessionController, UserController, users_me,
+                           ProviderKeyController, VoiceController, TeamController,
+                           DesignTemplateController]
+    handlers += [AuthController, SessionController, UserController, users_me, update_users_me,
                  create_portal_session]
     handlers += [KeyController, CustomerController, PackageController]
     handlers += [TenantSelfController, AuditLogController, BrandAssetController]

@@ -18,11 +18,27 @@ import msgspec
 
 from plugins.errors import InvalidParams
 from plugins.media import INPUT_NAMES, SAMPLES, MediaInput
-from plugins.vocabulary import ParamSpec
+from plugins.vocabulary import ParamLimits, ParamSpec, limit_problem
 
-__all__ = ["Credentials", "Health", "ModelSpec", "ParamSpec", "Provider", "ProviderOutput",
-           "ProviderRequest", "ProviderResult", "ProviderTask", "Voice", "check_params",
-           "declared_params", "mapped_param", "run_to_completion"]
+__all__ = [
+    "Credentials",
+    "DesignTemplate",
+    "Health",
+    "ModelSpec",
+    "ParamLimits",
+    "ParamSpec",
+    "Provider",
+    "ProviderOutput",
+    "ProviderRequest",
+    "ProviderResult",
+    "ProviderTask",
+    "TemplateField",
+    "Voice",
+    "check_params",
+    "declared_params",
+    "mapped_param",
+    "run_to_completion",
+]
 
 
 class ProviderRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -118,6 +134,32 @@ class ModelSpec(msgspec.Struct, frozen=True, kw_only=True):
 
     operations: frozenset[str]
     params: Mapping[str, Any] = msgspec.field(default_factory=dict)
+    #: This model's narrower bounds on some parameters, by parameter name (a video model
+    #: taking only 5 or 10 seconds); the gateway refuses a value outside them when the
+    #: request selects this model (`model_of`).
+    limits: Mapping[str, ParamLimits] = msgspec.field(default_factory=dict)
+
+
+class TemplateField(msgspec.Struct, frozen=True, kw_only=True):
+    """One field a design template fills (`DesignTemplate.fields`): its name in
+    `params.data`, its kind (`text`, `image` or `chart`, Canva's dataset words) and a label
+    for people."""
+
+    name: str
+    kind: str
+    label: str
+
+
+class DesignTemplate(msgspec.Struct, frozen=True, kw_only=True):
+    """One template of `Provider.list_templates`: its id (what `design_autofill` takes, as
+    `params.template` or `params.brand_template_id`), its fields, the formats it exports to,
+    and whether it is the account's own brand template (Canva) rather than a built-in one."""
+
+    id: str
+    name: str
+    fields: tuple[TemplateField, ...] = ()
+    formats: tuple[str, ...] = ("png",)
+    brand: bool = False
 
 
 class Provider(abc.ABC):
@@ -231,6 +273,14 @@ class Provider(abc.ABC):
         provider has no voice catalogue. Raises `ProviderError` for a failed call."""
         return None
 
+    async def list_templates(self, credentials: Credentials,
+                             client: httpx.AsyncClient) -> list[DesignTemplate] | None:
+        """The design templates `design_autofill` can fill (a local engine's built-in ones,
+        Canva's brand templates of the account); called for `GET /v1/design/templates`.
+        None (the default): the provider has no template catalogue. Raises `ProviderError`
+        for a failed call."""
+        return None
+
     async def delete_voice(self, voice_id: str, credentials: Credentials,
                            client: httpx.AsyncClient) -> None:
         """Delete a clone at the provider; called for `DELETE /v1/voices/{id}` once the
@@ -320,8 +370,10 @@ def check_params(provider: Provider, request: ProviderRequest) -> None:
     """Check the request's parameter names and value kinds against `provider.params`;
     called by the gateway before `validate`. Returns nothing; raises `InvalidParams` with
     code `unknown_param` for a name the provider does not read for the operation, or
-    `invalid_parameter` for a value of the wrong kind or length. A provider that declares
-    nothing (`params = None`) passes."""
+    `invalid_parameter` for a value of the wrong kind or length, outside the declared
+    `choices` or `minimum`..`maximum`, or outside the limits of the model the request
+    selects (`ModelSpec.limits`). A provider that declares nothing (`params = None`)
+    passes."""
     declared = declared_params(provider, request.operation)
     if declared is None:
         return
@@ -335,9 +387,35 @@ def check_params(provider: Provider, request: ProviderRequest) -> None:
             raise InvalidParams(f"{key} is not a parameter of {request.operation} with "
                                 f"{provider.name}", param=f"params.{key}",
                                 code="unknown_param")
-        problem = _kind_problem(spec, value)
+        problem = _kind_problem(spec, value) or limit_problem(
+            value, choices=spec.choices, minimum=spec.minimum, maximum=spec.maximum)
         if problem is not None:
             raise InvalidParams(f"{key} {problem}", param=f"params.{key}")
+    model = model_of(provider, request.params, request.operation)
+    if model is None:
+        return
+    for name, limits in model[1].limits.items():
+        value = request.params.get(name)
+        problem = limit_problem(value, choices=limits.choices, minimum=limits.minimum,
+                                maximum=limits.maximum)
+        if problem is not None:
+            raise InvalidParams(f"{name} {problem} with model {model[0]}",
+                                param=f"params.{name}")
+
+
+def model_of(provider: Provider, params: Mapping[str, Any],
+             operation: str) -> tuple[str, ModelSpec] | None:
+    """The model of `provider.models` a request selects (its name and spec), or None: the
+    first serving `operation` whose selecting params all equal the request's, a param the
+    request leaves out counting as `provider.param_defaults` has it. Called by
+    `check_params` to apply the model's `limits`."""
+    for name, spec in provider.models.items():
+        if spec.operations and operation not in spec.operations:
+            continue
+        if spec.params and all(params.get(key, provider.param_defaults.get(key)) == value
+                               for key, value in spec.params.items()):
+            return name, spec
+    return None
 
 
 def mapped_param(params: Mapping[str, Any], common: str, own: str) -> dict[str, Any]:

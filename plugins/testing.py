@@ -40,9 +40,10 @@ from plugins.provider import (
     ProviderOutput,
     ProviderRequest,
     ProviderResult,
+    _kind_problem,
     check_params,
 )
-from plugins.vocabulary import COMMON_PARAMS, MEDIA_TYPES, OPERATIONS, ParamSpec
+from plugins.vocabulary import COMMON_PARAMS, MEDIA_TYPES, OPERATIONS, ParamSpec, limit_problem
 
 #: The media types and operations a provider may declare (`plugins.vocabulary`).
 KNOWN_MEDIA_TYPES: frozenset[str] = frozenset(MEDIA_TYPES)
@@ -188,6 +189,57 @@ def params_problems(provider: Provider) -> list[str]:
         if media != (spec.kind in ("media", "media_list")):
             problems.append(f"{where}: kinds media and media_list are for the input files "
                             f"{', '.join((*INPUT_NAMES, SAMPLES))} only, and those take them")
+        problems += _bounds_problems(where, spec)
+    problems += _model_problems(provider, declared)
+    return problems
+
+
+def _bounds_problems(where: str, spec: ParamSpec) -> list[str]:
+    """What is wrong with a spec's `choices`/`minimum`/`maximum`/`default`: an empty or
+    ill-kinded choice list, a range on a non-number, an inverted range, or a default that
+    its own declaration would refuse (the studio preselects it; the gateway must take it)."""
+    problems: list[str] = []
+    numeric = spec.kind in ("integer", "number", "scalar")
+    if spec.choices is not None:
+        if not spec.choices:
+            problems.append(f"{where}.choices is empty: leave it None for any value")
+        for choice in spec.choices:
+            if _kind_problem(spec, choice) is not None:
+                problems.append(f"{where}.choices has {choice!r}, not of kind {spec.kind!r}")
+    if (spec.minimum is not None or spec.maximum is not None) and not numeric:
+        problems.append(f"{where}: minimum/maximum are for numbers, not kind {spec.kind!r}")
+    if (spec.minimum is not None and spec.maximum is not None
+            and spec.minimum > spec.maximum):
+        problems.append(f"{where}.minimum is above its maximum")
+    if spec.default is not None:
+        problem = _kind_problem(spec, spec.default) or limit_problem(
+            spec.default, choices=spec.choices, minimum=spec.minimum, maximum=spec.maximum)
+        if problem is not None:
+            problems.append(f"{where}.default {spec.default!r} {problem}")
+    return problems
+
+
+def _model_problems(provider: Provider, declared: Mapping[str, ParamSpec]) -> list[str]:
+    """What is wrong with the models' `limits`: one on an undeclared parameter, or one
+    whose choices the parameter's own declaration refuses (the narrower bound must fit
+    inside the wider one)."""
+    problems: list[str] = []
+    models: object = getattr(provider, "models", {})
+    if not isinstance(models, Mapping):
+        return [f"{type(provider).__name__}.models must be a mapping of name to ModelSpec"]
+    for model, spec in models.items():
+        for name, limits in spec.limits.items():
+            where = f"{type(provider).__name__}.models[{model!r}].limits[{name!r}]"
+            param = declared.get(name)
+            if param is None:
+                problems.append(f"{where} limits a parameter the provider does not declare")
+                continue
+            for choice in limits.choices or ():
+                problem = _kind_problem(param, choice) or limit_problem(
+                    choice, choices=param.choices, minimum=param.minimum,
+                    maximum=param.maximum)
+                if problem is not None:
+                    problems.append(f"{where}.choices has {choice!r}, which {problem}")
     return problems
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Final, Literal, get_args
+from typing import Any, Final, Literal, get_args
 
 import msgspec
 
@@ -62,6 +62,45 @@ class ParamSpec(msgspec.Struct, frozen=True, kw_only=True):
     max_length: int = 256
     #: The operations that read it; empty: every operation the provider serves.
     operations: frozenset[str] = frozenset()
+    #: The only values accepted (a studio draws a select from them); None: any of the kind.
+    choices: tuple[str | int | float, ...] | None = None
+    #: The smallest and largest number accepted (inclusive; numbers only).
+    minimum: float | None = None
+    maximum: float | None = None
+    #: What the provider assumes when the request leaves it out (None: nothing to show).
+    default: Any = None
+    #: One line for people choosing a value (the portal's studio shows it as help text).
+    description: str | None = None
+
+
+class ParamLimits(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A model's narrower bounds on one parameter (`ModelSpec.limits`): a video model that
+    only takes 5 or 10 seconds, an image model with its own sizes. Checked like the
+    parameter's own `choices`/`minimum`/`maximum`, when the request names that model."""
+
+    choices: tuple[str | int | float, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+def limit_problem(value: Any, *, choices: tuple[str | int | float, ...] | None,
+                  minimum: float | None, maximum: float | None) -> str | None:
+    """Why `value` is outside the declared `choices` or range (None when it is inside, or
+    is not a value those bounds speak about: null, or a non-number against a range); called
+    by the gateway's parameter check and the plugin contract check."""
+    if value is None:
+        return None
+    if choices is not None and not any(
+            value == choice and isinstance(value, bool) == isinstance(choice, bool)
+            for choice in choices):
+        shown = ", ".join(str(choice) for choice in choices)
+        return f"must be one of {shown}"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if minimum is not None and value < minimum:
+            return f"must be at least {minimum:g}"
+        if maximum is not None and value > maximum:
+            return f"must be at most {maximum:g}"
+    return None
 
 
 #: The names that mean the same thing for every provider. A provider that reads one of these
@@ -101,6 +140,14 @@ def common(*names: str, operations: frozenset[str] = frozenset()) -> dict[str, P
     common."""
     return {name: msgspec.structs.replace(COMMON_PARAMS[name], operations=operations)
             for name in names}
+
+
+def declare(name: str, **bounds: Any) -> ParamSpec:
+    """The shared spec `name` with a provider's own `choices`, `minimum`, `maximum`,
+    `default`, `description` (or `operations`); called at class definition, so a provider
+    keeps the shared kind while saying which values it takes. Raises `KeyError` for a name
+    that is not common."""
+    return msgspec.structs.replace(COMMON_PARAMS[name], **bounds)
 
 
 #: The operations of each media type (an operation of another type is refused at the edge).

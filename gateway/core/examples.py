@@ -60,6 +60,29 @@ WRITTEN: dict[tuple[str, str], dict[str, Any]] = {
                  {"day": "2026-12-01", "type": "audio", "count": 3, "succeeded": 3,
                   "failed": 0, "charged_mc": 2_400, "unit": "millicredit"}]}},
     ("get", "/health/live"): {"response": {"status": "ok"}},
+    ("get", "/v1/providers"): {"response": {"object": "list", "data": [{
+        "name": "openai", "types": ["image"],
+        "operations": ["image_edit", "image_variation", "text_to_image"],
+        "status": "available", "local": False, "description": "OpenAI Images",
+        "pricing": {"dall-e-3/standard/1024x1024": 40_000},
+        "params": [{"name": "quality", "kind": "scalar", "operations": ["text_to_image"],
+                    "choices": ["auto", "high", "medium", "low", "hd", "standard"],
+                    "minimum": None, "maximum": None, "default": None,
+                    "description": "Rendering quality (the model decides which apply)"},
+                   {"name": "n", "kind": "integer", "operations": ["image_edit",
+                                                                   "image_variation",
+                                                                   "text_to_image"],
+                    "choices": None, "minimum": 1, "maximum": 10, "default": 1,
+                    "description": "How many images"}],
+        "models": [{"name": "dall-e-3", "operations": ["text_to_image"],
+                    "limits": {"n": {"minimum": 1, "maximum": 1},
+                               "quality": {"choices": ["standard", "hd"]}}}],
+        "latency_ms": 5830, "error_rate": 0.0}]}},
+    ("get", "/v1/design/templates"): {"response": {"object": "list", "data": [{
+        "id": "poster", "name": "Poster (1080\u00d71350)", "provider": "local-design",
+        "fields": [{"name": "headline", "kind": "text", "label": "Headline"},
+                   {"name": "image", "kind": "image", "label": "Picture"}],
+        "formats": ["png", "pdf"], "brand": False, "object": "design_template"}]}},
 }
 
 #: Values tried, in order, for a string with a `pattern`: the first that matches is used.

@@ -7,7 +7,7 @@ from __future__ import annotations
 from gateway.core import cookies
 from gateway.core.auth import Principal
 from gateway.core.runtime import Runtime
-from gateway.people.schemas import Me, SessionList, SessionOut
+from gateway.people.schemas import Me, MeUpdate, SessionList, SessionOut, UserOut
 from gateway.people.views import render_user, session_out
 from tenants.kernel.errors import PermissionDenied
 from tenants.users import service as users
@@ -32,6 +32,18 @@ async def me(runtime: Runtime, principal: Principal, raw_session: str) -> Me:
             raise users.session_not_found()
         return Me(user=await render_user(session, user), session=session_out(rows[0], session_id),
                   csrf_token=cookies.csrf_token(runtime.settings, raw_session))
+
+
+async def update_me(runtime: Runtime, principal: Principal, data: MeUpdate) -> UserOut:
+    """`PATCH /v1/users/me`: set the caller's own preferences (its `locale`, which the
+    portal then speaks on every device and the user's mails use). Returns the user; a key
+    gets 403 `session_required`."""
+    tenant_id, user_id, _ = _own(principal)
+    async with runtime.db.transaction() as session:
+        user = await users.get_user(session, tenant_id, user_id)
+        user.locale = data.locale
+        await session.flush()
+        return await render_user(session, user)
 
 
 async def list_sessions(runtime: Runtime, principal: Principal, *, limit: int,

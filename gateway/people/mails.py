@@ -36,19 +36,39 @@ def already_registered(runtime: Runtime, tenant: Tenant, to: str, link: str) -> 
           "link above.\n\nIf it was not you, ignore this message.\n")
 
 
-def reset(runtime: Runtime, tenant: Tenant, to: str, link: str) -> None:
-    ttl = _hours(runtime.settings.email_link_ttl_s)
+def _hours_ar(seconds: int) -> str:
+    return (f"{seconds // 3600} ساعة" if seconds >= 7200
+            else f"{max(1, seconds // 60)} دقيقة")
+
+
+def reset(runtime: Runtime, tenant: Tenant, to: str, link: str,
+          locale: str | None = None) -> None:
+    """The password reset link, in the user's chosen `locale` (`ar`; else English)."""
+    seconds = runtime.settings.email_link_ttl_s
+    if locale == "ar":
+        _send(runtime, tenant, to, f"إعادة تعيين كلمة مرور {tenant.name}",
+              f"{link}\n\nافتح هذا الرابط لاختيار كلمة مرور جديدة لحسابك في {tenant.name}. "  # noqa: RUF001 (Arabic)
+              f"يعمل الرابط مرة واحدة، لمدة {_hours_ar(seconds)}، ويُنهي جلساتك الأخرى.\n\n"
+              "إن لم تطلب ذلك فتجاهل هذه الرسالة: تبقى كلمة مرورك كما هي.\n")
+        return
     _send(runtime, tenant, to, f"Reset your {tenant.name} password",
           f"{link}\n\nOpen this link to choose a new password for {tenant.name}. It works "
-          f"once, for {ttl}, and signs out your other sessions.\n\nIf you did not ask for "
-          "it, ignore this message: your password stays as it is.\n")
+          f"once, for {_hours(seconds)}, and signs out your other sessions.\n\nIf you did "
+          "not ask for it, ignore this message: your password stays as it is.\n")
 
 
-def magic(runtime: Runtime, tenant: Tenant, to: str, link: str) -> None:
-    ttl = _hours(runtime.settings.email_link_ttl_s)
+def magic(runtime: Runtime, tenant: Tenant, to: str, link: str,
+          locale: str | None = None) -> None:
+    """The sign-in link, in the user's chosen `locale` (`ar`; else English)."""
+    seconds = runtime.settings.email_link_ttl_s
+    if locale == "ar":
+        _send(runtime, tenant, to, f"تسجيل الدخول إلى {tenant.name}",
+              f"{link}\n\nافتح هذا الرابط لتسجيل الدخول إلى {tenant.name}. يعمل الرابط مرة "  # noqa: RUF001 (Arabic)
+              f"واحدة، لمدة {_hours_ar(seconds)}.\n\nإن لم تطلب ذلك فتجاهل هذه الرسالة.\n")
+        return
     _send(runtime, tenant, to, f"Sign in to {tenant.name}",
           f"{link}\n\nOpen this link to sign in to {tenant.name}. It works once, for "
-          f"{ttl}.\n\nIf you did not ask for it, ignore this message.\n")
+          f"{_hours(seconds)}.\n\nIf you did not ask for it, ignore this message.\n")
 
 
 def invitation(runtime: Runtime, tenant: Tenant, to: str, role: str, link: str) -> None:

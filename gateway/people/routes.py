@@ -20,6 +20,7 @@ from gateway.people.schemas import (
     InviteIn,
     LoginIn,
     Me,
+    MeUpdate,
     PortalSessionIn,
     PortalSessionOut,
     ResetConfirmIn,
@@ -187,6 +188,15 @@ async def users_me(request: AnyRequest, principal: Principal, runtime: RuntimeDe
     `session_required` for a key)."""
     raw = request.cookies.get(cookies.SESSION_COOKIE, "")
     return await accounts.me(runtime, principal, raw)
+
+
+@patch("/v1/users/me", guards=[requires()], tags=["sign-in"],
+       summary="Change your own preferences")
+async def update_users_me(principal: Principal, runtime: RuntimeDep, data: MeUpdate) -> UserOut:
+    """Sets the signed-in user's `locale` (`en` or `ar`; null forgets it): the portal's
+    language on every device, and the language of the mails sent to this user. A session
+    only (403 `session_required` for a key), with `X-CSRF-Token` as every signed-in write."""
+    return await accounts.update_me(runtime, principal, data)
 
 
 class UserController(Controller):

@@ -63,6 +63,8 @@ class UserOut(msgspec.Struct):
     email_verified: bool
     created_at: datetime
     disabled_at: datetime | None
+    #: The language the user chose (`en`, `ar`; `PATCH /v1/users/me`), null when never chosen.
+    locale: str | None
     object: str = "user"
 
 
@@ -147,3 +149,14 @@ class UserList(msgspec.Struct):
     data: list[UserOut]
     next_cursor: str | None
     object: str = "list"
+
+
+#: The languages the portal and its mails speak.
+Locale = Literal["en", "ar"]
+
+
+class MeUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """`PATCH /v1/users/me`: the signed-in user's own preferences."""
+
+    #: The portal's and the user's mails' language; null forgets the choice.
+    locale: Locale | None

@@ -177,10 +177,13 @@ async def _mail_link(runtime: Runtime, caller: Caller, body: EmailIn, purpose: s
             return Accepted()
         raw, _ = await users.issue_token(session, tenant.id, purpose, user_id=user.id,
                                          ttl_s=runtime.settings.email_link_ttl_s)
+    # In the language the user chose (PATCH /v1/users/me), English when none.
     if purpose == "reset":
-        mails.reset(runtime, tenant, user.email, site.link(RESET_PAGE, token=raw))
+        mails.reset(runtime, tenant, user.email, site.link(RESET_PAGE, token=raw),
+                    locale=user.locale)
     else:
-        mails.magic(runtime, tenant, user.email, site.link("/v1/auth/magic", token=raw))
+        mails.magic(runtime, tenant, user.email, site.link("/v1/auth/magic", token=raw),
+                    locale=user.locale)
     return Accepted()
 
 

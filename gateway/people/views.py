@@ -27,7 +27,8 @@ def user_out(user: User, external: dict[str, str]) -> UserOut:
     return UserOut(id=user.id, email=user.email, role=user.role,
                    customer_id=external.get(user.customer_id or ""),
                    email_verified=user.email_verified_at is not None,
-                   created_at=user.created_at, disabled_at=user.disabled_at)
+                   created_at=user.created_at, disabled_at=user.disabled_at,
+                   locale=user.locale)
 
 
 async def render_user(session: AsyncSession, user: User) -> UserOut:

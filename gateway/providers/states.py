@@ -488,6 +488,38 @@ async def operator_view(runtime: Runtime, states: ProviderStates) -> ProviderSta
     return ProviderStateList(data=data)
 
 
+class ParamInfo(msgspec.Struct):
+    """One parameter a provider reads, as the portal's studio draws its control: a select
+    over `choices`, a slider over `minimum`..`maximum`, preset to `default`."""
+
+    name: str
+    kind: str
+    #: The operations that read it (all the provider serves when it declared none).
+    operations: list[str]
+    choices: list[str | int | float] | None
+    minimum: float | None
+    maximum: float | None
+    default: Any
+    description: str | None
+
+
+class LimitsInfo(msgspec.Struct, omit_defaults=True):
+    """A model's narrower bounds on one parameter (only the bounds it sets appear)."""
+
+    choices: list[str | int | float] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+class ModelInfo(msgspec.Struct):
+    """One model a request may select (the params that select it are the provider's
+    `model` or `engine` choice), the operations it serves and its own parameter limits."""
+
+    name: str
+    operations: list[str]
+    limits: dict[str, LimitsInfo]
+
+
 class ProviderInfo(msgspec.Struct):
     name: str
     types: list[str]
@@ -496,9 +528,37 @@ class ProviderInfo(msgspec.Struct):
     local: bool
     description: str
     pricing: dict[str, Any]
+    #: What the provider reads from `params` (input files included, kinds `media` and
+    #: `media_list`), with the values it accepts.
+    params: list[ParamInfo]
+    #: The models a request may select, with their own limits (empty: one model).
+    models: list[ModelInfo]
     #: Decayed average latency of its calls (null until observed) and its recent error rate.
     latency_ms: int | None = None
     error_rate: float = 0.0
+
+
+def params_info(provider: Provider) -> list[ParamInfo]:
+    """The provider's parameter declarations as `GET /v1/providers` shows them (sorted by
+    name); empty for a provider that declares none."""
+    served = sorted(provider.operations)
+    return [ParamInfo(name=name, kind=spec.kind,
+                      operations=sorted(spec.operations) if spec.operations else served,
+                      choices=list(spec.choices) if spec.choices is not None else None,
+                      minimum=spec.minimum, maximum=spec.maximum, default=spec.default,
+                      description=spec.description)
+            for name, spec in sorted((provider.params or {}).items())]
+
+
+def models_info(provider: Provider) -> list[ModelInfo]:
+    """The provider's models with their operations and limits, as `GET /v1/providers`
+    shows them."""
+    return [ModelInfo(name=name, operations=sorted(spec.operations or provider.operations),
+                      limits={param: LimitsInfo(
+                          choices=list(limit.choices) if limit.choices is not None else None,
+                          minimum=limit.minimum, maximum=limit.maximum)
+                          for param, limit in spec.limits.items()})
+            for name, spec in provider.models.items()]
 
 
 class ProviderList(msgspec.Struct):
@@ -558,6 +618,6 @@ async def catalogue(runtime: Runtime, states: ProviderStates, tenant: Tenant,
                 runtime, provider, own=tenant.provider_credentials), scope=scope),
             local=provider.local, description=provider.description if named else "",
             pricing={} if customer else provider.pricing(), latency_ms=latency_ms,
-            error_rate=error_rate,
+            error_rate=error_rate, params=params_info(provider), models=models_info(provider),
         ))
     return ProviderList(data=data)

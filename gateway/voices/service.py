@@ -67,12 +67,34 @@ def _owned_by(principal: Principal) -> list[ColumnElement[bool]]:
     return where
 
 
-async def list_voices(runtime: Runtime, principal: Principal, provider_name: str) -> VoiceList:
+class VoiceFilter(msgspec.Struct, frozen=True, kw_only=True):
+    """`GET /v1/voices` filters: each given one must equal the voice's label of that name
+    (case-insensitive; `language` also matches a regional tag's language, "en" matching
+    "en-us"); a voice without the label is left out."""
+
+    language: str | None = None
+    gender: str | None = None
+    accent: str | None = None
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        for key, wanted in (("language", self.language), ("gender", self.gender),
+                            ("accent", self.accent)):
+            if wanted is None:
+                continue
+            have = labels.get(key, "").lower()
+            wanted = wanted.strip().lower()
+            if have != wanted and not (key == "language" and have.split("-")[0] == wanted):
+                return False
+        return True
+
+
+async def list_voices(runtime: Runtime, principal: Principal, provider_name: str,
+                      where: VoiceFilter | None = None) -> VoiceList:
     """Called for `GET /v1/voices?provider=`: the provider's premade voices and the caller's
     own clones, read from the provider with the tenant's credentials (its own key, else the
-    platform's). Reserves and charges nothing. Raises `InvalidRequest` for an unknown
-    provider or one without a voice catalogue, `ProviderFailed` when the provider's answer
-    cannot be had."""
+    platform's), kept to those `where` matches. Reserves and charges nothing. Raises
+    `InvalidRequest` for an unknown provider or one without a voice catalogue,
+    `ProviderFailed` when the provider's answer cannot be had."""
     provider = _provider(runtime, provider_name)
     tenant = await runtime.tenant_views.tenant(principal.tenant)
     try:
@@ -92,7 +114,8 @@ async def list_voices(runtime: Runtime, principal: Principal, provider_name: str
         VoiceOut(id=v.id, name=v.name, provider=provider.name, category=v.category,
                  owned=v.id in owned, labels=v.labels, description=v.description,
                  preview_url=v.preview_url)
-        for v in voices if v.category == PREMADE or v.id in owned])
+        for v in voices if (v.category == PREMADE or v.id in owned)
+        and (where is None or where.matches(v.labels))])
 
 
 async def delete_voice(runtime: Runtime, principal: Principal, voice_id: str) -> VoiceDeleted:

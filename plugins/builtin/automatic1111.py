@@ -44,7 +44,7 @@ from plugins.provider import (
     ProviderRequest,
     ProviderResult,
 )
-from plugins.vocabulary import ParamSpec, common
+from plugins.vocabulary import ParamSpec, common, declare
 
 MIN_SIDE, MAX_SIDE = 64, 2048
 MAX_STEPS: Final = 150
@@ -267,16 +267,32 @@ class Automatic1111(Provider):
     media_types = frozenset({"image"})
     operations = frozenset({"text_to_image", "image_edit"})
     params: ClassVar[Mapping[str, ParamSpec] | None] = {
-        **common("negative_prompt", "seed", "image", "mask"),
-        "steps": ParamSpec(kind="integer"),
-        "width": ParamSpec(kind="integer"),
-        "height": ParamSpec(kind="integer"),
-        "batch_size": ParamSpec(kind="integer"),
-        "cfg_scale": ParamSpec(kind="number"),
-        "denoising_strength": ParamSpec(kind="number"),
-        "checkpoint": ParamSpec(kind="string", max_length=256),
-        "sampler_name": ParamSpec(kind="string", max_length=128),
-        "scheduler": ParamSpec(kind="string", max_length=128),
+        **common("negative_prompt", "image", "mask"),
+        "seed": declare("seed", minimum=-1, maximum=MAX_SEED, default=-1,
+                        description="-1 picks a random seed"),
+        "steps": ParamSpec(kind="integer", minimum=1, maximum=MAX_STEPS, default=DEFAULT_STEPS,
+                           description="Sampling steps: more is slower and finer"),
+        "width": ParamSpec(kind="integer", minimum=MIN_SIDE, maximum=MAX_SIDE,
+                           default=DEFAULT_SIDE,
+                           description="Pixels, a multiple of 8 (image_edit: the input's)"),
+        "height": ParamSpec(kind="integer", minimum=MIN_SIDE, maximum=MAX_SIDE,
+                            default=DEFAULT_SIDE,
+                            description="Pixels, a multiple of 8 (image_edit: the input's)"),
+        "batch_size": ParamSpec(kind="integer", minimum=1, maximum=MAX_BATCH, default=1,
+                                description="How many images"),
+        "cfg_scale": ParamSpec(kind="number", minimum=CFG_SCALE[0], maximum=CFG_SCALE[1],
+                               default=7.0,
+                               description="How closely to follow the prompt"),
+        "denoising_strength": ParamSpec(kind="number", minimum=0.0, maximum=1.0, default=0.75,
+                                        description="image_edit only: how far to move from "
+                                                    "the input image"),
+        "checkpoint": ParamSpec(kind="string", max_length=256,
+                                description="A checkpoint the webui has (its sd-models)"),
+        "sampler_name": ParamSpec(kind="string", max_length=128,
+                                  description="A sampler the webui has (its samplers), such "
+                                              "as Euler a or DPM++ 2M"),
+        "scheduler": ParamSpec(kind="string", max_length=128,
+                               description="A scheduler the webui has (its schedulers)"),
     }
     needs_api_key = False
     needs_base_url = True

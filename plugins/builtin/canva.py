@@ -45,16 +45,18 @@ from plugins.errors import (
 from plugins.hookspecs import hookimpl
 from plugins.provider import (
     Credentials,
+    DesignTemplate,
     Health,
     Provider,
     ProviderOutput,
     ProviderRequest,
     ProviderResult,
     ProviderTask,
+    TemplateField,
     mapped_param,
     run_to_completion,
 )
-from plugins.vocabulary import ParamSpec, common
+from plugins.vocabulary import ParamSpec, declare
 
 BASE_URL: Final = "https://api.canva.com/rest"
 FORMATS: Final = ("png", "pdf", "jpg", "mp4")
@@ -75,6 +77,9 @@ TIMEOUT: Final = httpx.Timeout(30.0, connect=10.0)
 #: Exports are a few MB; the cap only matters to `generate`, which downloads them itself.
 MAX_EXPORT_BYTES: Final = 100 * 1024 * 1024
 DEFAULT_POLL_AFTER_S: Final = 2.0
+#: The most brand templates `list_templates` reads (each costs a dataset call, and Canva
+#: allows 100 calls a minute per user).
+MAX_TEMPLATES: Final = 50
 
 #: The Canva Connect API has no per-call price: this is the operator's fee per design
 #: autofilled and exported (USD micros), an operator override away from their own figure.
@@ -212,6 +217,30 @@ class _JobEnvelope(msgspec.Struct):
     job: _Job
 
 
+class _BrandTemplate(msgspec.Struct):
+    id: str
+    title: str = ""
+
+
+class _BrandTemplates(msgspec.Struct):
+    """`GET /v1/brand-templates`: `{"items": [{"id", "title", "view_url", "create_url",
+    "thumbnail"?, "created_at", "updated_at"}], "continuation"?}`."""
+
+    items: list[_BrandTemplate] = msgspec.field(default_factory=list)
+    continuation: str | None = None
+
+
+class _DataField(msgspec.Struct):
+    type: str = "text"
+
+
+class _Dataset(msgspec.Struct):
+    """`GET /v1/brand-templates/{id}/dataset`: `{"dataset": {field: {"type": "image" |
+    "text" | "chart"}}}` (no `dataset` when the template has no autofill fields)."""
+
+    dataset: dict[str, _DataField] = msgspec.field(default_factory=dict)
+
+
 #: Canva's error codes that say more than the HTTP status does.
 _ERROR_CODES: Final[Mapping[str, tuple[str, bool]]] = {
     "invalid_access_token": (AUTH, False),
@@ -279,13 +308,22 @@ class Canva(Provider):
     media_types = frozenset({"design"})
     operations = frozenset({"design_autofill"})
     params: ClassVar[Mapping[str, ParamSpec] | None] = {
-        **common("quality", "output_format"),
-        "brand_template_id": ParamSpec(kind="string", max_length=128),
-        "title": ParamSpec(kind="string", max_length=MAX_TITLE),
-        "data": ParamSpec(kind="object", max_length=100),
-        "prompt_field": ParamSpec(kind="string", max_length=128),
+        "quality": declare("quality", description="jpg: 1 to 100 (default 90); mp4: one of "
+                           f"{', '.join(MP4_QUALITIES)} (default {DEFAULT_MP4_QUALITY})"),
+        "output_format": declare("output_format", choices=FORMATS, default="png",
+                                 description="The export's file type"),
+        "brand_template_id": ParamSpec(kind="string", max_length=128,
+                                       description="A brand template of the account "
+                                                   "(GET /v1/design/templates)"),
+        "title": ParamSpec(kind="string", max_length=MAX_TITLE,
+                           description="The new design's title in Canva"),
+        "data": ParamSpec(kind="object", max_length=100,
+                          description="The template's fields: {name: text, or {type, ...}}"),
+        "prompt_field": ParamSpec(kind="string", max_length=128,
+                                  description="The text field the prompt fills"),
         #: Canva's own word for `output_format`, still accepted.
-        "format": ParamSpec(kind="string", max_length=8),
+        "format": ParamSpec(kind="string", max_length=8, choices=FORMATS, default="png",
+                            description="The export's file type"),
     }
     asynchronous = True
     capacity = 4
@@ -400,6 +438,54 @@ class Canva(Provider):
                                   content_type=o.content_type)
                    if o.url and not o.data else o for o in result.outputs]
         return ProviderResult(outputs=outputs, cost_usd_micros=result.cost_usd_micros)
+
+    async def _get(self, path: str, params: Mapping[str, str], credentials: Credentials,
+                   client: httpx.AsyncClient) -> bytes:
+        try:
+            response = await client.get(f"{self._base(credentials)}{path}", params=params,
+                                        headers=self._headers(credentials), timeout=TIMEOUT)
+        except httpx.HTTPError as exc:
+            raise error_from_exception(exc) from exc
+        if response.status_code != 200:
+            raise error_from_canva(response)
+        return response.content
+
+    async def list_templates(self, credentials: Credentials,
+                             client: httpx.AsyncClient) -> list[DesignTemplate]:
+        """Called for `GET /v1/design/templates`: the account's brand templates that have
+        autofill fields (`GET /v1/brand-templates?dataset=non_empty`, following
+        `continuation` up to `MAX_TEMPLATES`), each with its fields (`GET
+        /v1/brand-templates/{id}/dataset`). Raises a classified `ProviderError`."""
+        found: list[_BrandTemplate] = []
+        query: dict[str, str] = {"dataset": "non_empty"}
+        while len(found) < MAX_TEMPLATES:
+            try:
+                page = msgspec.json.decode(await self._get(
+                    "/v1/brand-templates", query, credentials, client), type=_BrandTemplates)
+            except msgspec.DecodeError as exc:
+                raise ProviderError.server_error("Canva's brand template list did not "
+                                                 "parse") from exc
+            found += page.items
+            if not page.continuation:
+                break
+            query = {**query, "continuation": page.continuation}
+        templates = []
+        for item in found[:MAX_TEMPLATES]:
+            if not _ID.fullmatch(item.id):
+                continue  # not an id autofill would take
+            try:
+                dataset = msgspec.json.decode(await self._get(
+                    f"/v1/brand-templates/{item.id}/dataset", {}, credentials, client),
+                    type=_Dataset).dataset
+            except msgspec.DecodeError as exc:
+                raise ProviderError.server_error("Canva's brand template dataset did not "
+                                                 "parse") from exc
+            templates.append(DesignTemplate(
+                id=item.id, name=item.title or item.id, formats=FORMATS, brand=True,
+                fields=tuple(TemplateField(name=key, kind=value.type,
+                                           label=key.replace("_", " ").capitalize())
+                             for key, value in dataset.items())))
+        return templates
 
     async def health(self, credentials: Credentials, client: httpx.AsyncClient) -> Health:
         """Called by health checks: `GET /v1/users/me`, which any valid token may call."""

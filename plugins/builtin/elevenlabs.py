@@ -49,7 +49,7 @@ from plugins.provider import (
     ProviderResult,
     Voice,
 )
-from plugins.vocabulary import ParamSpec, common
+from plugins.vocabulary import ParamSpec, declare
 
 BASE_URL: Final = "https://api.elevenlabs.io"
 #: The API's own defaults (model, output format), and the voice of its quickstart ("George").
@@ -117,6 +117,19 @@ class CloneOptions(msgspec.Struct, frozen=True, kw_only=True):
 
 
 # Bodies ElevenLabs answers with (only the fields used; others are ignored).
+class VerifiedLanguageBody(msgspec.Struct, kw_only=True):
+    """One of a voice's `verified_languages` (`{"language": "en", "model_id": ...,
+    "accent": "american", "locale": "en-US", "preview_url": ...}`)."""
+
+    language: str
+    accent: str | None = None
+    locale: str | None = None
+
+
+class FineTuningBody(msgspec.Struct, kw_only=True):
+    language: str | None = None
+
+
 class VoiceBody(msgspec.Struct, kw_only=True):
     voice_id: str
     name: str | None = None
@@ -124,6 +137,26 @@ class VoiceBody(msgspec.Struct, kw_only=True):
     labels: dict[str, Any] | None = None
     description: str | None = None
     preview_url: str | None = None
+    verified_languages: list[VerifiedLanguageBody] | None = None
+    fine_tuning: FineTuningBody | None = None
+
+
+def voice_labels(body: VoiceBody) -> dict[str, str]:
+    """A voice's labels with the gateway's keys filled in where ElevenLabs knows them:
+    `language` (its labels, else its fine-tuning language, else its first verified
+    language), `gender` and `accent` (its labels, else the first verified language's
+    accent); values lower-cased so `GET /v1/voices?gender=female` matches "Female"."""
+    labels = {str(k).lower(): str(x) for k, x in (body.labels or {}).items()}
+    verified = body.verified_languages or []
+    language = (labels.get("language")
+                or (body.fine_tuning.language if body.fine_tuning is not None else None)
+                or (verified[0].language if verified else None))
+    accent = labels.get("accent") or next((v.accent for v in verified if v.accent), None)
+    for key, value in (("language", language), ("accent", accent),
+                       ("gender", labels.get("gender"))):
+        if value:
+            labels[key] = value.strip().lower()
+    return labels
 
 
 class VoicesBody(msgspec.Struct, kw_only=True):
@@ -338,12 +371,32 @@ class ElevenLabs(Provider):
         model: ModelSpec(operations=frozenset({"text_to_speech"}), params={"model": model})
         for model in MODELS}
     params: ClassVar[Mapping[str, ParamSpec] | None] = {
-        **common("voice", "model", "output_format", "speed", "seed", "style",
-                 operations=_TTS),
-        "language_code": ParamSpec(kind="string", max_length=16, operations=_TTS),
-        "stability": ParamSpec(kind="number", operations=_TTS),
-        "similarity_boost": ParamSpec(kind="number", operations=_TTS),
-        "use_speaker_boost": ParamSpec(kind="boolean", operations=_TTS),
+        "voice": declare("voice", operations=_TTS, default=DEFAULT_VOICE,
+                         description="An ElevenLabs voice id (GET /v1/voices)"),
+        "model": declare("model", operations=_TTS, choices=MODELS, default=DEFAULT_MODEL,
+                         description="eleven_v3: most expressive; flash and turbo: fastest "
+                                     "and cheapest"),
+        "output_format": declare("output_format", operations=_TTS,
+                                 choices=tuple(sorted(OUTPUT_FORMATS)),
+                                 default=DEFAULT_OUTPUT_FORMAT,
+                                 description="codec_samplerate_bitrate"),
+        "speed": declare("speed", operations=_TTS, minimum=SPEED[0], maximum=SPEED[1],
+                         default=1.0, description="Speaking speed, 0.7 to 1.2 times normal"),
+        "seed": declare("seed", operations=_TTS, minimum=0, maximum=MAX_SEED,
+                        description="Makes a result more repeatable"),
+        "style": declare("style", operations=_TTS, minimum=0.0, maximum=1.0, default=0.0,
+                         description="Style exaggeration, 0 to 1 (slower when above 0)"),
+        "language_code": ParamSpec(kind="string", max_length=16, operations=_TTS,
+                                   description="ISO 639-1 language to enforce (not with "
+                                               "eleven_multilingual_v2)"),
+        "stability": ParamSpec(kind="number", operations=_TTS, minimum=0.0, maximum=1.0,
+                               default=0.5,
+                               description="Lower: more emotional range; higher: steadier"),
+        "similarity_boost": ParamSpec(kind="number", operations=_TTS, minimum=0.0,
+                                      maximum=1.0, default=0.75,
+                                      description="How closely to keep to the voice"),
+        "use_speaker_boost": ParamSpec(kind="boolean", operations=_TTS, default=True,
+                                       description="Closer to the original speaker"),
         "name": ParamSpec(kind="string", max_length=MAX_NAME, operations=_CLONE),
         "description": ParamSpec(kind="string", max_length=1000, operations=_CLONE),
         "labels": ParamSpec(kind="object", max_length=16, operations=_CLONE),
@@ -420,7 +473,7 @@ class ElevenLabs(Provider):
         listed = _decode(response, VoicesBody)
         return [Voice(id=v.voice_id, name=v.name or v.voice_id,
                       category=v.category or "premade",
-                      labels={str(k): str(x) for k, x in (v.labels or {}).items()},
+                      labels=voice_labels(v),
                       description=v.description, preview_url=v.preview_url)
                 for v in listed.voices]
 

@@ -48,7 +48,7 @@ from plugins.provider import (
     mapped_param,
     run_to_completion,
 )
-from plugins.vocabulary import ParamSpec, common
+from plugins.vocabulary import ParamSpec, common, declare
 
 BASE_URL: Final = "https://api-singapore.klingai.com"
 TOKEN_LIFETIME_S: Final = 1800
@@ -262,12 +262,23 @@ class Kling(Provider):
                          params={"model": model})
         for model in MODELS}
     params: ClassVar[Mapping[str, ParamSpec] | None] = {
-        **common("model", "duration_s", "negative_prompt", "aspect_ratio", "image",
-                 "image_tail"),
-        "mode": ParamSpec(kind="string", max_length=8),
+        **common("negative_prompt", "image", "image_tail"),
+        "model": declare("model", choices=tuple(MODELS), default=DEFAULT_MODEL,
+                         description="The Kling model (master models cost more)"),
+        "duration_s": declare("duration_s", choices=(5, 10), default=5,
+                              description="Seconds of video"),
+        "aspect_ratio": declare("aspect_ratio", choices=ASPECT_RATIOS, default="16:9",
+                                description="text_to_video only (image_to_video follows "
+                                            "the image)"),
+        "mode": ParamSpec(kind="string", max_length=8, choices=MODES, default="std",
+                          description="std (faster, cheaper) or pro (finer)"),
         #: Kling's own word for `duration_s` (`"5"` or `"10"`), still accepted.
-        "duration": ParamSpec(kind="scalar", max_length=4),
-        "cfg_scale": ParamSpec(kind="number"),
+        "duration": ParamSpec(kind="scalar", max_length=4,
+                              choices=(*DURATIONS, *(int(d) for d in DURATIONS)),
+                              default="5", description="The same as duration_s"),
+        "cfg_scale": ParamSpec(kind="number", minimum=0.0, maximum=1.0, default=0.5,
+                               description="kling-v1 models only: how closely to follow "
+                                           "the prompt"),
     }
     asynchronous = True
     capacity = 4

@@ -45,7 +45,7 @@ from plugins.provider import (
     ProviderRequest,
     ProviderResult,
 )
-from plugins.vocabulary import ParamSpec, common
+from plugins.vocabulary import ParamLimits, ParamSpec, common, declare
 
 #: The public API root; `MEDIAHUB_OPENAI_BASE_URL` replaces it (with the `/v1`, as the
 #: official SDKs' `base_url`).
@@ -479,6 +479,22 @@ def _headers(credentials: Credentials) -> dict[str, str]:
 
 # --- The provider ------------------------------------------------------------------------
 
+def _unique(*groups: tuple[str, ...]) -> tuple[str, ...]:
+    """The values of `groups`, each once, in first-seen order (a param's choices across
+    models)."""
+    return tuple(dict.fromkeys(value for group in groups for value in group))
+
+
+def _model_limits(model: str) -> dict[str, ParamLimits]:
+    """What `model` narrows (`ModelSpec.limits`, shown by `GET /v1/providers`): an image
+    model's sizes, qualities and image count, a speech model's voices."""
+    if model in VOICES:
+        return {"voice": ParamLimits(choices=VOICES[model])}
+    return {"size": ParamLimits(choices=SIZES[model]),
+            "quality": ParamLimits(choices=QUALITIES[model]),
+            "n": ParamLimits(minimum=1, maximum=1 if model == "dall-e-3" else MAX_N)}
+
+
 class OpenAI(Provider):
     """OpenAI's image and speech endpoints."""
 
@@ -494,20 +510,53 @@ class OpenAI(Provider):
                                  ("image_edit", EDIT_MODELS),
                                  ("image_variation", VARIATION_MODELS),
                                  ("text_to_speech", SPEECH_MODELS)) if model in names),
-            params={"model": model})
+            params={"model": model}, limits=_model_limits(model))
         for model in (*GENERATION_MODELS, *SPEECH_MODELS)}
     params: ClassVar[Mapping[str, ParamSpec] | None] = {
-        **common("model"),
-        **common("n", "size", "quality", "style", "output_format", operations=_IMAGE_OPERATIONS),
-        "output_compression": ParamSpec(kind="integer", operations=_IMAGE_OPERATIONS),
-        "background": ParamSpec(kind="string", max_length=32, operations=_IMAGE_OPERATIONS),
-        "moderation": ParamSpec(kind="string", max_length=32, operations=_IMAGE_OPERATIONS),
+        "model": declare("model", choices=(*GENERATION_MODELS, *SPEECH_MODELS),
+                         description="text_to_image: dall-e-3 (default), gpt-image-1 or "
+                                     "dall-e-2; image_edit: gpt-image-1 (default) or dall-e-2; "
+                                     "image_variation: dall-e-2; speech: tts-1 (default), "
+                                     "tts-1-hd or gpt-4o-mini-tts"),
+        "n": declare("n", operations=_IMAGE_OPERATIONS, minimum=1, maximum=MAX_N, default=1,
+                     description="How many images (dall-e-3 makes one)"),
+        "size": declare("size", operations=_IMAGE_OPERATIONS,
+                        choices=_unique(*SIZES.values()), default=DEFAULT_SIZE,
+                        description="Width x height in pixels; the model decides which apply"),
+        "quality": declare("quality", operations=_IMAGE_OPERATIONS,
+                           choices=_unique(*QUALITIES.values()),
+                           description="dall-e-3: standard or hd; gpt-image-1: low, medium, "
+                                       "high or auto"),
+        "style": declare("style", operations=_IMAGE_OPERATIONS, choices=STYLES,
+                         description="dall-e-3 only: vivid (dramatic) or natural"),
+        "output_format": declare("output_format", operations=_IMAGE_OPERATIONS,
+                                 choices=tuple(OUTPUT_FORMATS),
+                                 description="gpt-image-1 only: png, jpeg or webp"),
+        "output_compression": ParamSpec(kind="integer", operations=_IMAGE_OPERATIONS,
+                                        minimum=0, maximum=100,
+                                        description="gpt-image-1 jpeg/webp: compression, "
+                                                    "0 to 100 %"),
+        "background": ParamSpec(kind="string", max_length=32, operations=_IMAGE_OPERATIONS,
+                                choices=BACKGROUNDS,
+                                description="gpt-image-1 only: transparent needs png or webp"),
+        "moderation": ParamSpec(kind="string", max_length=32, operations=_IMAGE_OPERATIONS,
+                                choices=MODERATIONS,
+                                description="gpt-image-1 only: content moderation strictness"),
         # The image is refused by name for text_to_image, the mask outside image_edit.
         **common("image", "mask", operations=_IMAGE_OPERATIONS),
-        **common("voice", "speed", operations=_SPEECH),
-        "response_format": ParamSpec(kind="string", max_length=16, operations=_SPEECH),
+        "voice": declare("voice", operations=_SPEECH, choices=VOICES["gpt-4o-mini-tts"],
+                         default=DEFAULT_VOICE,
+                         description="ballad, verse, marin and cedar need gpt-4o-mini-tts"),
+        "speed": declare("speed", operations=_SPEECH, minimum=SPEED_RANGE[0],
+                         maximum=SPEED_RANGE[1], default=1.0,
+                         description="Speaking speed, 0.25 to 4 times normal"),
+        "response_format": ParamSpec(kind="string", max_length=16, operations=_SPEECH,
+                                     choices=tuple(SPEECH_FORMATS), default="mp3",
+                                     description="The audio file type"),
         "instructions": ParamSpec(kind="string", max_length=MAX_SPEECH_CHARACTERS,
-                                  operations=_SPEECH),
+                                  operations=_SPEECH,
+                                  description="gpt-4o-mini-tts only: how to speak (tone, "
+                                              "accent, pace)"),
     }
     prices: Mapping[str, int] = PRICES
 

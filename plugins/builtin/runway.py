@@ -40,7 +40,7 @@ from plugins.provider import (
     mapped_param,
     run_to_completion,
 )
-from plugins.vocabulary import ParamSpec, common
+from plugins.vocabulary import ParamLimits, ParamSpec, common, declare
 
 BASE_URL: Final = "https://api.dev.runwayml.com"
 API_VERSION: Final = "2024-11-06"
@@ -88,6 +88,15 @@ MODELS: Final[Mapping[str, Model]] = {
                   durations=(8,), default_duration=8),
 }
 DEFAULT_MODEL: Final = {"image_to_video": "gen4_turbo", "text_to_video": "gen4.5"}
+
+
+def _limits(spec: Model) -> dict[str, ParamLimits]:
+    """A model's lengths and frames as `ModelSpec.limits` (the ratios of both its
+    endpoints: which one applies depends on the operation, checked by `options`)."""
+    durations = ParamLimits(choices=spec.durations)
+    return {"duration_s": durations, "duration": durations,
+            "ratio": ParamLimits(choices=tuple(dict.fromkeys(
+                r for ratios in spec.ratios.values() for r in ratios)))}
 DEFAULT_RATIO: Final = "1280:720"
 ENDPOINTS: Final = {"image_to_video": "/v1/image_to_video", "text_to_video": "/v1/text_to_video"}
 
@@ -265,14 +274,30 @@ class Runway(Provider):
     media_types = frozenset({"video"})
     operations = frozenset({"image_to_video", "text_to_video"})
     models: ClassVar[Mapping[str, ModelSpec]] = {
-        model: ModelSpec(operations=frozenset(spec.ratios), params={"model": model})
+        model: ModelSpec(operations=frozenset(spec.ratios), params={"model": model},
+                         limits=_limits(spec))
         for model, spec in MODELS.items()}
     params: ClassVar[Mapping[str, ParamSpec] | None] = {
-        **common("model", "duration_s", "seed", "image"),
-        "ratio": ParamSpec(kind="string", max_length=16),
+        **common("image"),
+        "model": declare("model", choices=tuple(MODELS),
+                         description="image_to_video: gen4_turbo (default); text_to_video: "
+                                     "gen4.5 (default); veo3, veo3.1, veo3.1_fast for both"),
+        "duration_s": declare("duration_s", minimum=2, maximum=10,
+                              description="Seconds of video; each model takes its own "
+                                          "lengths (gen4: 2 to 10; veo3.1: 4, 6 or 8)"),
+        "seed": declare("seed", minimum=0, maximum=MAX_SEED,
+                        description="gen4 models only: the same seed repeats a result"),
+        "ratio": ParamSpec(kind="string", max_length=16,
+                           choices=tuple(dict.fromkeys(r for m in MODELS.values()
+                                                       for rs in m.ratios.values()
+                                                       for r in rs)),
+                           default=DEFAULT_RATIO,
+                           description="The frame in pixels, width:height"),
         #: Runway's own word for `duration_s` (integer seconds), still accepted.
-        "duration": ParamSpec(kind="integer"),
-        "audio": ParamSpec(kind="boolean"),
+        "duration": ParamSpec(kind="integer", minimum=2, maximum=10,
+                              description="The same as duration_s"),
+        "audio": ParamSpec(kind="boolean", default=False,
+                           description="veo3.1 models only: with a soundtrack (costs more)"),
     }
     asynchronous = True
     capacity = 4

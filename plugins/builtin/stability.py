@@ -38,7 +38,7 @@ from plugins.provider import (
     ProviderRequest,
     ProviderResult,
 )
-from plugins.vocabulary import ParamSpec, common
+from plugins.vocabulary import ParamSpec, common, declare
 
 BASE_URL: Final = "https://api.stability.ai"
 ENGINES: Final = ("core", "ultra", "sd3")
@@ -236,15 +236,37 @@ class Stability(Provider):
                             params={"engine": "sd3", "model": model}) for model in SD3_MODELS},
     }
     params: ClassVar[Mapping[str, ParamSpec] | None] = {
-        **common("aspect_ratio", "output_format", "negative_prompt", "seed", "model",
-                 operations=_TEXT_TO_IMAGE),
-        "engine": ParamSpec(kind="string", max_length=16, operations=_TEXT_TO_IMAGE),
-        "style_preset": ParamSpec(kind="string", max_length=32, operations=_TEXT_TO_IMAGE),
+        "aspect_ratio": declare("aspect_ratio", operations=_TEXT_TO_IMAGE,
+                                choices=ASPECT_RATIOS, default="1:1",
+                                description="The image's shape, width:height"),
+        "output_format": declare("output_format", operations=_TEXT_TO_IMAGE,
+                                 choices=tuple(OUTPUT_FORMATS), default="png",
+                                 description="The image file type"),
+        "negative_prompt": declare("negative_prompt", operations=_TEXT_TO_IMAGE,
+                                   description="What the image should not show"),
+        "seed": declare("seed", operations=_TEXT_TO_IMAGE, minimum=0, maximum=MAX_SEED,
+                        description="The same seed and prompt give the same image"),
+        "model": declare("model", operations=_TEXT_TO_IMAGE, choices=SD3_MODELS,
+                         description="engine sd3 only: which Stable Diffusion 3.5 model"),
+        "engine": ParamSpec(kind="string", max_length=16, operations=_TEXT_TO_IMAGE,
+                            choices=ENGINES, default="core",
+                            description="Stable Image Core (fast), Ultra (best) or SD 3.5"),
+        "style_preset": ParamSpec(kind="string", max_length=32, operations=_TEXT_TO_IMAGE,
+                                  choices=STYLE_PRESETS,
+                                  description="engine core only: a style to lean towards"),
         **common("image", operations=_IMAGE_TO_3D),
-        "texture_resolution": ParamSpec(kind="integer", operations=_IMAGE_TO_3D),
-        "foreground_ratio": ParamSpec(kind="number", operations=_IMAGE_TO_3D),
-        "remesh": ParamSpec(kind="string", max_length=16, operations=_IMAGE_TO_3D),
-        "vertex_count": ParamSpec(kind="integer", operations=_IMAGE_TO_3D),
+        "texture_resolution": ParamSpec(kind="integer", operations=_IMAGE_TO_3D,
+                                        choices=TEXTURE_RESOLUTIONS, default=1024,
+                                        description="Texture size in pixels"),
+        "foreground_ratio": ParamSpec(kind="number", operations=_IMAGE_TO_3D, minimum=0.1,
+                                      maximum=1.0, default=0.85,
+                                      description="How much of the frame the object fills"),
+        "remesh": ParamSpec(kind="string", max_length=16, operations=_IMAGE_TO_3D,
+                            choices=REMESH, default="none",
+                            description="The mesh's faces: as made, triangles or quads"),
+        "vertex_count": ParamSpec(kind="integer", operations=_IMAGE_TO_3D, minimum=-1,
+                                  maximum=MAX_VERTEX_COUNT, default=-1,
+                                  description="Target vertices; -1 leaves it to the model"),
     }
     param_defaults = {"engine": "core", "aspect_ratio": "1:1", "output_format": "png"}
     # Credits per successful generation, at $0.01 a credit (platform.stability.ai/pricing).

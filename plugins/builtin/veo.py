@@ -50,7 +50,7 @@ from plugins.provider import (
     ProviderTask,
     run_to_completion,
 )
-from plugins.vocabulary import ParamSpec, common
+from plugins.vocabulary import ParamLimits, ParamSpec, common, declare
 
 BASE_URL: Final = "https://generativelanguage.googleapis.com"
 API_VERSION: Final = "v1beta"
@@ -296,13 +296,29 @@ class Veo(Provider):
     operations = frozenset({"text_to_video", "image_to_video"})
     models: ClassVar[Mapping[str, contract.ModelSpec]] = {
         model: contract.ModelSpec(operations=frozenset({"text_to_video", "image_to_video"}),
-                         params={"model": model})
-        for model in MODELS}
+                                  params={"model": model}, limits={
+                                      "duration_s": ParamLimits(choices=spec.durations),
+                                      "resolution": ParamLimits(choices=spec.resolutions),
+                                      "sample_count": ParamLimits(minimum=1,
+                                                                  maximum=spec.max_samples)})
+        for model, spec in MODELS.items()}
     params: ClassVar[Mapping[str, ParamSpec] | None] = {
-        **common("model", "duration_s", "aspect_ratio", "resolution", "negative_prompt",
-                 "seed", "image"),
-        "sample_count": ParamSpec(kind="integer"),
-        "person_generation": ParamSpec(kind="string", max_length=32),
+        **common("negative_prompt", "image"),
+        "model": declare("model", choices=tuple(MODELS), default=DEFAULT_MODEL,
+                         description="The Veo model (fast: cheaper; 2.0: silent, 720p)"),
+        "duration_s": declare("duration_s", choices=(4, 5, 6, 8), default=8,
+                              description="Seconds of video: 4, 6 or 8 (Veo 2: 5, 6 or 8)"),
+        "aspect_ratio": declare("aspect_ratio", choices=ASPECT_RATIOS, default="16:9",
+                                description="Landscape or portrait"),
+        "resolution": declare("resolution", choices=("720p", "1080p"), default="720p",
+                              description="1080p: Veo 3 models only"),
+        "seed": declare("seed", minimum=0, maximum=MAX_SEED,
+                        description="Makes a result more repeatable"),
+        "sample_count": ParamSpec(kind="integer", minimum=1, maximum=2, default=1,
+                                  description="How many videos (Veo 3 models make one)"),
+        "person_generation": ParamSpec(kind="string", max_length=32,
+                                       choices=PERSON_GENERATION,
+                                       description="Whether people may appear"),
     }
     asynchronous = True
     capacity = 4

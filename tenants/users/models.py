@@ -26,6 +26,7 @@ class User(Base):
             "role IN ('owner', 'admin', 'developer', 'billing', 'viewer', 'customer')",
             name="role"),
         CheckConstraint("(role = 'customer') = (customer_id IS NOT NULL)", name="customer_link"),
+        CheckConstraint("locale IN ('en', 'ar')", name="locale"),
         Index("ix_users_tenant_customer", "tenant_id", "customer_id"),
     )
 
@@ -39,6 +40,9 @@ class User(Base):
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    #: The language the user chose for the portal and its mails (`en`, `ar`); NULL: never
+    #: chosen (the browser's language, then the tenant's default, decide).
+    locale: Mapped[str | None] = mapped_column(String(8), default=None)
 
 
 class UserSession(Base):

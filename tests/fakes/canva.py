@@ -7,6 +7,11 @@ does (field names and error bodies from Canva's OpenAPI spec).
   "error"?}}`, along `state.export_steps`; the URLs (one a page) point at `/exports/...` on
   this fake, served without a token as Canva's presigned URLs are.
 - `GET /v1/users/me` → `{"team_user": {"user_id", "team_id"}}`.
+- `GET /v1/brand-templates` (`query`, `continuation`, `dataset=any|non_empty`) →
+  `{"items": [{"id", "title", "view_url", "create_url", "thumbnail", "created_at",
+  "updated_at"}], "continuation"?}`, `state.page_size` a page; `GET
+  /v1/brand-templates/{id}/dataset` → `{"dataset": {field: {"type": "text" | "image" |
+  "chart"}}}` (no `dataset` key for a template without fields).
 
 Each step is `"in_progress"`, `"success"` or `("failed", code, message)`; the last one
 repeats. Every API call checks the bearer token (401 `invalid_access_token` otherwise), and
@@ -52,6 +57,9 @@ class CanvaState:
     autofill_steps: list[Any] = field(default_factory=lambda: ["in_progress", "success"])
     export_steps: list[Any] = field(default_factory=lambda: ["in_progress", "success"])
     pages: int = 1
+    #: Brand templates: id → (title, dataset fields as {name: type}).
+    brand_templates: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
+    page_size: int = 2
     next_errors: list[tuple[int, dict[str, Any], dict[str, str]]] = field(default_factory=list)
     autofills: dict[str, Job] = field(default_factory=dict)
     exports: dict[str, Job] = field(default_factory=dict)
@@ -151,6 +159,36 @@ def app(state: CanvaState) -> Litestar:
         return Response({"team_user": {"user_id": "auDAbliZ2rQNNOsUl5OLu",
                                        "team_id": "Oi2RJILTrKk0KRhRUZozX"}})
 
+    @get("/v1/brand-templates")
+    async def brand_templates(request: Request[Any, Any, Any]) -> Response[Any]:
+        if (answer := refused(request)) is not None:
+            return answer
+        ids = [key for key, (_, fields) in state.brand_templates.items()
+               if request.query_params.get("dataset") != "non_empty" or fields]
+        start = int(request.query_params.get("continuation") or 0)
+        page = ids[start:start + state.page_size]
+        body: dict[str, Any] = {"items": [{
+            "id": key, "title": state.brand_templates[key][0],
+            "view_url": f"https://www.canva.com/design/{key}/view",
+            "create_url": f"https://www.canva.com/design/{key}/remix",
+            "thumbnail": {"width": 595, "height": 335,
+                          "url": "https://document-export.canva.com/thumbnail/0001.png"},
+            "created_at": 1704110400, "updated_at": 1719835200} for key in page]}
+        if start + state.page_size < len(ids):
+            body["continuation"] = str(start + state.page_size)
+        return Response(body)
+
+    @get("/v1/brand-templates/{template_id:str}/dataset")
+    async def dataset(request: Request[Any, Any, Any], template_id: str) -> Response[Any]:
+        if (answer := refused(request)) is not None:
+            return answer
+        if template_id not in state.brand_templates:
+            return Response(canva_error("not_found", "Brand template not found"),
+                            status_code=404)
+        fields = state.brand_templates[template_id][1]
+        return Response({"dataset": {name: {"type": kind} for name, kind in fields.items()}}
+                        if fields else {})
+
     @get("/exports/{job_id:str}/{name:str}")
     async def download(job_id: str, name: str) -> Response[bytes]:
         page = int(name.split(".")[0])
@@ -161,4 +199,4 @@ def app(state: CanvaState) -> Litestar:
         return Response(content, media_type="application/octet-stream")
 
     return Litestar([create_autofill, get_autofill, create_export, get_export, users_me,
-                     download], debug=False)
+                     brand_templates, dataset, download], debug=False)

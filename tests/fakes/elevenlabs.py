@@ -50,10 +50,17 @@ class ElevenLabsState:
         {"voice_id": "JBFqnCBsd6RMkjVDRZzb", "name": "George", "category": "premade",
          "labels": {"accent": "british", "gender": "male", "age": "middle_aged"},
          "description": "Warm resonance", "preview_url": "https://example.test/george.mp3",
-         "settings": None, "samples": None, "available_for_tiers": []},
+         "settings": None, "samples": None, "available_for_tiers": [],
+         "fine_tuning": {"is_allowed_to_fine_tune": False, "state": {},
+                         "verification_failures": [], "verification_attempts_count": 0,
+                         "manual_verification_requested": False, "language": "en"},
+         "verified_languages": []},
         {"voice_id": "21m00Tcm4TlvDq8ikWAM", "name": "Rachel", "category": "premade",
          "labels": {"accent": "american", "gender": "female"}, "description": None,
-         "preview_url": None},
+         "preview_url": None,
+         "verified_languages": [{"language": "en", "model_id": "eleven_multilingual_v2",
+                                 "accent": "american", "locale": "en-US",
+                                 "preview_url": None}]},
     ])
     #: Errors to answer with, in order, before anything else: (status, body, headers).
     errors: list[tuple[int, Any, dict[str, str]]] = field(default_factory=list)

@@ -23,13 +23,15 @@ from plugins.hookspecs import hookimpl
 from plugins.media import MediaInput
 from plugins.provider import (
     Credentials,
+    DesignTemplate,
     Provider,
     ProviderOutput,
     ProviderRequest,
     ProviderResult,
+    TemplateField,
     mapped_param,
 )
-from plugins.vocabulary import ParamSpec, common
+from plugins.vocabulary import ParamSpec, common, declare
 
 Box = tuple[int, int, int, int]
 
@@ -54,6 +56,15 @@ TEMPLATES: dict[str, Template] = {
                        text_box=(60, 50, 940, 450), headline_px=72, body_px=32, cta_px=30),
 }
 DEFAULT_TEMPLATE = "poster"
+#: How `GET /v1/design/templates` names each template for people.
+TEMPLATE_NAMES = {"poster": "Poster", "social_square": "Social post (square)",
+                  "banner": "Banner"}
+#: The slots every template fills: its text slots (`params.fields.<name>`) and its picture
+#: (`params.image`).
+TEMPLATE_FIELDS = (TemplateField(name="headline", kind="text", label="Headline"),
+                   TemplateField(name="body", kind="text", label="Body text"),
+                   TemplateField(name="cta", kind="text", label="Call to action"),
+                   TemplateField(name="image", kind="image", label="Picture"))
 FORMATS = {"png": "image/png", "pdf": "application/pdf"}
 FIELD_LIMITS = {"headline": 200, "body": 1000, "cta": 40}
 DEFAULT_COLORS = {"background": "#101828", "accent": "#f97316", "text": "#ffffff"}
@@ -205,9 +216,14 @@ class LocalDesign(Provider):
     media_types = frozenset({"design"})
     operations = frozenset({"design_autofill"})
     params: ClassVar[Mapping[str, ParamSpec] | None] = {
-        **common("seed", "image", "output_format"),
-        "template": ParamSpec(kind="string", max_length=32),
-        "format": ParamSpec(kind="string", max_length=8),
+        **common("seed", "image"),
+        "output_format": declare("output_format", choices=tuple(FORMATS), default="png",
+                                 description="The same as format"),
+        "template": ParamSpec(kind="string", max_length=32, choices=tuple(TEMPLATES),
+                              default=DEFAULT_TEMPLATE,
+                              description="The layout (GET /v1/design/templates)"),
+        "format": ParamSpec(kind="string", max_length=8, choices=tuple(FORMATS),
+                            default="png", description="PNG image or PDF page"),
         "fields": ParamSpec(kind="object", max_length=8),
         "colors": ParamSpec(kind="object", max_length=8),
     }
@@ -215,6 +231,15 @@ class LocalDesign(Provider):
     prices = PRICES
     needs_api_key = False
 
+
+    async def list_templates(self, credentials: Credentials,
+                             client: httpx.AsyncClient) -> list[DesignTemplate]:
+        """Called for `GET /v1/design/templates`: the built-in layouts, each with the text
+        slots of `params.fields` and the picture of `params.image`."""
+        return [DesignTemplate(id=name, name=f"{TEMPLATE_NAMES.get(name, name)} "
+                               f"({template.width}\u00d7{template.height})",
+                               fields=TEMPLATE_FIELDS, formats=tuple(FORMATS))
+                for name, template in TEMPLATES.items()]
 
     def estimate_cost(self, request: ProviderRequest) -> int:
         options(request)

@@ -28,7 +28,7 @@ from plugins.provider import (
     ProviderRequest,
     ProviderResult,
 )
-from plugins.vocabulary import ParamSpec, common
+from plugins.vocabulary import ParamSpec, common, declare
 
 STYLES = ("gradient", "shapes", "noise")
 MIN_SIDE, MAX_SIDE = 64, 2048
@@ -125,7 +125,12 @@ class LocalImage(Provider):
     media_types = frozenset({"image"})
     operations = frozenset({"text_to_image", "image_edit", "image_variation"})
     params: ClassVar[Mapping[str, ParamSpec] | None] = {
-        **common("size", "style", "seed"),
+        "size": declare("size", default="512x512",
+                        description=f"WIDTHxHEIGHT, each side {MIN_SIDE} to {MAX_SIDE} pixels "
+                                    "(edits: the input's size)"),
+        "style": declare("style", choices=STYLES, default="gradient",
+                         description="The kind of abstract picture drawn"),
+        **common("seed"),
         **common("image", operations=_INPUT_OPERATIONS),
         **common("mask", operations=frozenset({"image_edit"})),
     }

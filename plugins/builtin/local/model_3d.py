@@ -31,7 +31,7 @@ from plugins.provider import (
     ProviderRequest,
     ProviderResult,
 )
-from plugins.vocabulary import ParamSpec, common
+from plugins.vocabulary import ParamSpec, common, declare
 
 SHAPES = ("sphere", "box")
 SIZE_M = (0.1, 10.0)
@@ -225,10 +225,15 @@ class Local3D(Provider):
     media_types = frozenset({"model_3d"})
     operations = frozenset({"text_to_3d"})
     params: ClassVar[Mapping[str, ParamSpec] | None] = {
-        **common("seed", "size"),
-        "shape": ParamSpec(kind="string", max_length=16),
-        "color": ParamSpec(kind="string", max_length=16),
-        "detail": ParamSpec(kind="integer"),
+        **common("seed"),
+        "size": declare("size", minimum=SIZE_M[0], maximum=SIZE_M[1],
+                        description="The model's side in metres (random when left out)"),
+        "shape": ParamSpec(kind="string", max_length=16, choices=("auto", *SHAPES),
+                           default="auto", description="auto picks one from the prompt"),
+        "color": ParamSpec(kind="string", max_length=16,
+                           description="A hex colour such as #f97316 (random when left out)"),
+        "detail": ParamSpec(kind="integer", minimum=DETAIL[0], maximum=DETAIL[1],
+                            default=DEFAULT_DETAIL, description="Mesh segments: more is smoother"),
     }
     local = True
     prices = PRICES

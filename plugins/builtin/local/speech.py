@@ -33,7 +33,7 @@ from plugins.provider import (
     ProviderRequest,
     ProviderResult,
 )
-from plugins.vocabulary import ParamSpec, common
+from plugins.vocabulary import ParamSpec, declare
 
 BINARY = "espeak-ng"
 PACKAGE = "espeak-ng"
@@ -59,6 +59,17 @@ class Voice(msgspec.Struct, frozen=True, kw_only=True):
     gender: str
     languages: tuple[str, ...] = ()
     alias_of: str | None = None
+
+
+def voice_labels(voice: Voice) -> dict[str, str]:
+    """A voice's labels for `GET /v1/voices`: `language` is the primary subtag of its id
+    (espeak-ng ids are language tags: "en-gb-x-rp" speaks "en"), `accent` the rest of the
+    tag ("gb-x-rp"; none for a bare language), `gender` espeak-ng's M/F as words, and
+    `languages` the other languages it speaks."""
+    language, _, accent = voice.id.lower().partition("-")
+    return {"language": language, **({"accent": accent} if accent else {}),
+            "gender": voice.gender, "languages": ",".join(voice.languages),
+            **({"alias_of": voice.alias_of} if voice.alias_of else {})}
 
 
 def parse_voices(listing: str) -> list[Voice]:
@@ -128,8 +139,13 @@ class LocalSpeech(Provider):
     media_types = frozenset({"audio"})
     operations = frozenset({"text_to_speech"})
     params: ClassVar[Mapping[str, ParamSpec] | None] = {
-        **common("voice", "speed"),
-        "pitch": ParamSpec(kind="integer"),
+        "voice": declare("voice", default=DEFAULT_VOICE,
+                         description="An espeak-ng voice id (a language tag such as en-us); "
+                                     "see GET /v1/voices"),
+        "speed": declare("speed", minimum=SPEED_WPM[0], maximum=SPEED_WPM[1],
+                         default=DEFAULT_SPEED_WPM, description="Words per minute"),
+        "pitch": ParamSpec(kind="integer", minimum=PITCH[0], maximum=PITCH[1],
+                           default=DEFAULT_PITCH, description="Voice pitch, 0 (low) to 99"),
     }
     local = True
     prices = PRICES
@@ -142,10 +158,7 @@ class LocalSpeech(Provider):
                           client: httpx.AsyncClient) -> list[contract.Voice]:
         """Called for `GET /v1/voices?provider=local-speech`: espeak-ng's voices, all
         premade (this engine makes no clones); empty when espeak-ng is not installed."""
-        return [contract.Voice(id=v.id, name=v.name, labels={
-                    "gender": v.gender, "languages": ",".join(v.languages),
-                    **({"alias_of": v.alias_of} if v.alias_of else {})})
-                for v in voices()]
+        return [contract.Voice(id=v.id, name=v.name, labels=voice_labels(v)) for v in voices()]
 
     def _options(self, request: ProviderRequest) -> Options:
         params = request.params

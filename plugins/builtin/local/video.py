@@ -32,7 +32,7 @@ from plugins.provider import (
     ProviderRequest,
     ProviderResult,
 )
-from plugins.vocabulary import ParamSpec, common
+from plugins.vocabulary import ParamSpec, common, declare
 
 BINARY = "ffmpeg"
 PACKAGE = "ffmpeg"
@@ -157,8 +157,15 @@ class LocalVideo(Provider):
                    "pan-and-zoom over an image, made offline; not a video model.")
     media_types = frozenset({"video"})
     operations = frozenset({"text_to_video", "image_to_video"})
-    params: ClassVar[Mapping[str, ParamSpec] | None] = common(
-        "duration_s", "aspect_ratio", "resolution", "seed", "image")
+    params: ClassVar[Mapping[str, ParamSpec] | None] = {
+        **common("seed", "image"),
+        "duration_s": declare("duration_s", minimum=DURATION_S[0], maximum=DURATION_S[1],
+                              default=DEFAULT_DURATION_S, description="Seconds of video"),
+        "aspect_ratio": declare("aspect_ratio", choices=ASPECT_RATIOS,
+                                default=DEFAULT_ASPECT_RATIO, description="The frame's shape"),
+        "resolution": declare("resolution", choices=RESOLUTIONS, default=DEFAULT_RESOLUTION,
+                              description="The frame's height in pixels"),
+    }
     local = True
     prices = PRICES
     needs_api_key = False

@@ -856,6 +856,33 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/design/templates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The design templates design_autofill can fill
+         * @description Each template's `id` (what `design_autofill` takes: `params.template` for the
+         *     local engine, `params.brand_template_id` for Canva), its `fields` (the keys of
+         *     `params.data`, with kind `text`, `image` or `chart`), the `formats` it exports to,
+         *     and `brand` (the account's own brand template rather than a built-in one). Without
+         *     `provider`: every design provider configured for this tenant (one that cannot be
+         *     read is left out). A free catalogue read: nothing is queued, reserved or charged.
+         *     `422 unknown_provider` / `no_templates` for a provider without templates; `502` when
+         *     the named provider cannot be read.
+         */
+        get: operations["V1DesignTemplatesList"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/generations": {
         parameters: {
             query?: never;
@@ -1808,7 +1835,13 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Change your own preferences
+         * @description Sets the signed-in user's `locale` (`en` or `ar`; null forgets it): the portal's
+         *     language on every device, and the language of the mails sent to this user. A session
+         *     only (403 `session_required` for a key), with `X-CSRF-Token` as every signed-in write.
+         */
+        patch: operations["V1UsersMeUpdateUsersMe"];
         trace?: never;
     };
     "/v1/users/{user_id}": {
@@ -1920,7 +1953,10 @@ export interface paths {
          * A provider's premade voices and the caller's own clones
          * @description The voices `provider` offers this caller: its premade voices, and the clones this
          *     tenant (or, for a customer, this customer) made with `voice_clone`; other tenants'
-         *     clones never show. A free catalogue read: nothing is queued, reserved or charged.
+         *     clones never show. `labels` carries `language`, `gender` and `accent` where the
+         *     provider knows them, and `language`/`gender`/`accent` keep the voices whose label
+         *     matches (case-insensitive). A free catalogue read: nothing is queued, reserved or
+         *     charged.
          *     `422 unknown_provider` / `no_voices` for a provider without voices; `502` when the
          *     provider cannot be read.
          */
@@ -2703,6 +2739,12 @@ export interface components {
             name?: string;
             rate_limit?: components["schemas"]["KeyRateLimit"] | null;
         };
+        /** LimitsInfo */
+        LimitsInfo: {
+            choices?: (string | number)[] | null;
+            maximum?: number | null;
+            minimum?: number | null;
+        };
         /** LoginIn */
         LoginIn: {
             email: string;
@@ -2716,6 +2758,11 @@ export interface components {
             object: string;
             session: components["schemas"]["SessionOut"];
             user: components["schemas"]["UserOut"];
+        };
+        /** MeUpdate */
+        MeUpdate: {
+            /** @enum {null|string} */
+            locale: "en" | "ar" | null;
         };
         /** MemberList */
         MemberList: {
@@ -2747,6 +2794,14 @@ export interface components {
             /** @default model */
             object: string;
             owned_by: string;
+        };
+        /** ModelInfo */
+        ModelInfo: {
+            limits: {
+                [key: string]: components["schemas"]["LimitsInfo"];
+            };
+            name: string;
+            operations: string[];
         };
         /** ModelList */
         ModelList: {
@@ -2799,6 +2854,17 @@ export interface components {
             name?: string;
             price_cents?: number;
         };
+        /** ParamInfo */
+        ParamInfo: {
+            choices: (string | number)[] | null;
+            default: unknown;
+            description: string | null;
+            kind: string;
+            maximum: number | null;
+            minimum: number | null;
+            name: string;
+            operations: string[];
+        };
         /** PortalBranding */
         PortalBranding: {
             colors?: components["schemas"]["BrandColors"] | null;
@@ -2847,8 +2913,10 @@ export interface components {
             error_rate: number;
             latency_ms?: number | null;
             local: boolean;
+            models: components["schemas"]["ModelInfo"][];
             name: string;
             operations: string[];
+            params: components["schemas"]["ParamInfo"][];
             pricing: {
                 [key: string]: unknown;
             };
@@ -3077,6 +3145,29 @@ export interface components {
         TeamUpdate: {
             name?: string;
         };
+        /** TemplateFieldOut */
+        TemplateFieldOut: {
+            kind: string;
+            label: string;
+            name: string;
+        };
+        /** TemplateList */
+        TemplateList: {
+            data: components["schemas"]["TemplateOut"][];
+            /** @default list */
+            object: string;
+        };
+        /** TemplateOut */
+        TemplateOut: {
+            brand: boolean;
+            fields: components["schemas"]["TemplateFieldOut"][];
+            formats: string[];
+            id: string;
+            name: string;
+            /** @default design_template */
+            object: string;
+            provider: string;
+        };
         /** TenantCache */
         TenantCache: {
             /** @default free */
@@ -3261,6 +3352,7 @@ export interface components {
             email: string | null;
             email_verified: boolean;
             id: string;
+            locale: string | null;
             /** @default user */
             object: string;
             role: string;
@@ -7162,6 +7254,83 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CreditMoveOut"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1DesignTemplatesList: {
+        parameters: {
+            query?: {
+                /** @description Only this provider's templates (as GET /v1/providers names it) */
+                provider?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TemplateList"];
                 };
             };
             /** @description Malformed request (the body is not JSON) */
@@ -11413,6 +11582,84 @@ export interface operations {
             };
         };
     };
+    V1UsersMeUpdateUsersMe: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MeUpdate"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserOut"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     V1UsersUserIdRemove: {
         parameters: {
             query?: never;
@@ -11961,6 +12208,12 @@ export interface operations {
         parameters: {
             query: {
                 provider: string;
+                /** @description Only voices speaking this language (ISO 639-1 such as en or ar; en also matches en-us) */
+                language?: string | null;
+                /** @description Only voices with this gender label (male, female, neutral) */
+                gender?: string | null;
+                /** @description Only voices with this accent label (american, british, ...) */
+                accent?: string | null;
             };
             header?: never;
             path?: never;
