@@ -1,7 +1,7 @@
 """locale: a user's language preference (the portal's `en` or `ar`)
 
 Revision ID: 0019_locale
-Revises: 0016_teams
+Revises: 0018_push
 """
 from collections.abc import Sequence
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0019_locale'
-down_revision: str | None = '0016_teams'
+down_revision: str | None = '0018_push'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

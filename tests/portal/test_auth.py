@@ -236,8 +236,15 @@ async def test_the_account_page_keeps_the_language_and_signs_other_sessions_out(
     await page.get_by_label("العربية").check()
     await expect(page.locator("html")).to_have_attribute("dir", "rtl")
     await expect(page.get_by_role("heading", level=1)).to_have_text("الحساب")
+    # Saved on the server (PATCH /v1/users/me), not only on this device ...
+    await expect(page.get_by_text("حُفظت. ستتبعك لغتك")).to_be_visible()
     await page.reload()
     await expect(page.get_by_role("heading", level=1)).to_have_text("الحساب")
+    # ... so signing in on another device, in an English browser, opens in Arabic.
+    elsewhere = await portal.page(locale="en")
+    await portal.sign_in(elsewhere, address, then="/account")
+    await expect(elsewhere.locator("html")).to_have_attribute("dir", "rtl")
+    await expect(elsewhere.get_by_role("heading", level=1)).to_have_text("الحساب")
 
 
 async def test_the_auth_screens_in_english_and_arabic_on_phone_and_desktop(

@@ -24,10 +24,9 @@ function clearUserCaches(): void {
   navigator.serviceWorker?.controller?.postMessage({ type: "clear-user-caches" });
 }
 
-/** The language the user saved on the server (UserOut.locale, contract C3), when it has one. */
+/** The language the user saved on the server (UserOut.locale), when it has one. */
 function applyUserLocale(user: User): void {
-  const locale = (user as User & { locale?: string | null }).locale;
-  if (locale === "en" || locale === "ar") void changeLanguage(locale);
+  if (user.locale === "en" || user.locale === "ar") void changeLanguage(user.locale);
 }
 
 export function SessionProvider({ children }: { children: ReactNode }) {

@@ -1,6 +1,6 @@
-// Web push (contract C2): the tenant's VAPID key from GET /v1/push/key, the browser's
+// Web push: the server's VAPID key from GET /v1/push/key, the browser's
 // subscription posted to /v1/push_subscriptions; the worker shows the notifications.
-import { callPending } from "../api/pending";
+import { api } from "../api/client";
 import { registerServiceWorker } from "./register";
 
 function keyBytes(base64url: string): Uint8Array<ArrayBuffer> {
@@ -23,22 +23,23 @@ export async function currentSubscription(): Promise<PushSubscription | null> {
 /** "ok", "denied" (the user said no), or "unavailable" (no key on the server, no support). */
 export async function subscribeToPush(): Promise<"ok" | "denied" | "unavailable"> {
   if (!pushSupported()) return "unavailable";
-  const key = await callPending<{ public_key: string }>("GET", "/v1/push/key");
-  if (!key) return "unavailable";
+  const key = (await api.GET("/v1/push/key")).data;
+  if (!key) return "unavailable";  // 404 push_disabled: the server has no VAPID key
   if (await Notification.requestPermission() !== "granted") return "denied";
   const registration = await registerServiceWorker();
   if (!registration) return "unavailable";
   const subscription = await registration.pushManager.subscribe({
     userVisibleOnly: true, applicationServerKey: keyBytes(key.public_key) });
   const json = subscription.toJSON();
-  const saved = await callPending("POST", "/v1/push_subscriptions",
-    { endpoint: json.endpoint, keys: { p256dh: json.keys?.p256dh, auth: json.keys?.auth } });
-  return saved ? "ok" : "unavailable";
+  if (!json.endpoint || !json.keys?.p256dh || !json.keys.auth) return "unavailable";
+  const saved = await api.POST("/v1/push_subscriptions",
+    { body: { endpoint: json.endpoint, keys: { p256dh: json.keys.p256dh, auth: json.keys.auth } } });
+  return saved.response.ok ? "ok" : "unavailable";
 }
 
 export async function unsubscribeFromPush(): Promise<void> {
   const subscription = await currentSubscription();
   if (!subscription) return;
-  await callPending("DELETE", `/v1/push_subscriptions?endpoint=${encodeURIComponent(subscription.endpoint)}`);
+  await api.DELETE("/v1/push_subscriptions", { params: { query: { endpoint: subscription.endpoint } } });
   await subscription.unsubscribe();
 }

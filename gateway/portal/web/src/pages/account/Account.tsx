@@ -2,22 +2,21 @@ import { useState } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useTranslation } from "react-i18next";
 import { api, unwrap, type Schemas } from "../../api/client";
-import { callPending } from "../../api/pending";
 import { changeLanguage, formatDate, LANGUAGES, type Language } from "../../i18n";
 import { useInstallPrompt } from "../../pwa/install";
 import { pushSupported, subscribeToPush, unsubscribeFromPush, currentSubscription } from "../../pwa/push";
 import { useSession } from "../../session";
 import "./account.css";
 
-/** Language: applied at once, saved on the server (PATCH /v1/users/me, contract C3) so it
- * follows the user to other devices; kept on this device when the server cannot keep it. */
+/** Language: applied at once, saved on the server (PATCH /v1/users/me) so it follows the
+ * user to other devices and their mails; kept on this device when the server cannot keep it. */
 function LanguageSection() {
   const { t, i18n } = useTranslation("account");
   const [saved, setSaved] = useState<"server" | "device" | null>(null);
   async function choose(lang: Language) {
     await changeLanguage(lang);
-    const answer = await callPending("PATCH", "/v1/users/me", { locale: lang }).catch(() => null);
-    setSaved(answer ? "server" : "device");
+    const answer = await api.PATCH("/v1/users/me", { body: { locale: lang } }).catch(() => null);
+    setSaved(answer?.data ? "server" : "device");
   }
   return (
     <section className="card account-section" aria-labelledby="language-heading">
