@@ -84,6 +84,7 @@ export default function Layout({ children }: { children: ReactNode }) {
   const { t: ts } = useTranslation("shell");
   const config = usePortalConfig();
   const { user, signOut } = useSession();
+  const location = useLocation();
   const logo = config.branding.logo;
   return (
     <div className="shell">
@@ -97,7 +98,9 @@ export default function Layout({ children }: { children: ReactNode }) {
           <nav className="nav" aria-label={t("nav.label")}>
             <NavLink to="/studio/image">{t("nav.studio")}</NavLink>
             <NavLink to="/gallery">{t("nav.gallery")}</NavLink>
-            <NavLink to="/credits">{t("nav.credits")}</NavLink>
+            {/* Stripe's return page (/portal/credits) is the credits page too. */}
+            <NavLink to="/credits" className={({ isActive }) =>
+              isActive || location.pathname === "/portal/credits" ? "active" : ""}>{t("nav.credits")}</NavLink>
             <NavLink to="/account">{ts("nav.account")}</NavLink>
           </nav>
         ) : null}
