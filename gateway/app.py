@@ -61,7 +61,6 @@ from gateway.people.routes import (
     users_me,
 )
 from gateway.portal.config import PortalConfigController, web_manifest
-from gateway.portal.routes import portal_credits
 from gateway.portal.site import portal_page, service_worker, static_router
 from gateway.teams.routes import TeamController
 from gateway.tenancy.key_customer_routes import CustomerController, KeyController
@@ -124,7 +123,7 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
     handlers: list[Any] = [AdminController, GenerationEventController, GenerationController,
                            PushController, ProviderController,
                            CreditsController, PurchaseController, StripeWebhookController,
-                           HealthController, MediaController, metrics, portal_credits,
+                           HealthController, MediaController, metrics,
                            WebhookEndpointController, webhook_url_secret,
                            ProviderKeyController, VoiceController, TeamController,
                            DesignTemplateController]

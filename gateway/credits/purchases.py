@@ -120,18 +120,20 @@ async def list_packages(runtime: Runtime, tenant_id: str, *, active_only: bool,
         return PackageList(data=[package_out(p) for p in rows], next_cursor=next_cursor)
 
 
-def _return_urls(runtime: Runtime, purchase_id: str) -> tuple[str, str]:
-    """Where Stripe sends the buyer back: the portal's credits page, naming the purchase."""
-    base = runtime.settings.public_base_url.rstrip("/")
+def _return_urls(runtime: Runtime, purchase_id: str, origin: str | None) -> tuple[str, str]:
+    """Where Stripe sends the buyer back: the portal's credits page (an app page on the
+    tenant's domain when the purchase was made there), naming the purchase."""
+    base = (origin or runtime.settings.public_base_url).rstrip("/")
     page = f"{base}/portal/credits?purchase={quote(purchase_id)}"
     # `{CHECKOUT_SESSION_ID}` is filled in by Stripe.
     return f"{page}&session_id={{CHECKOUT_SESSION_ID}}", f"{page}&canceled=1"
 
 
 async def start_purchase(runtime: Runtime, principal: Principal,
-                         body: PurchaseCreate) -> PurchaseOut:
+                         body: PurchaseCreate, origin: str | None = None) -> PurchaseOut:
     """Record a purchase of a package for the caller's wallet and open its Stripe Checkout
-    session; the credits arrive with Stripe's `checkout.session.completed` event."""
+    session; the credits arrive with Stripe's `checkout.session.completed` event. `origin`
+    (from `gateway.core.origins.portal_origin`) is where Stripe sends the buyer back."""
     tenant_id = principal.tenant
     account = await caller_wallet(runtime, principal)
     stripe_gateway.require_configured(runtime.settings)
@@ -142,7 +144,7 @@ async def start_purchase(runtime: Runtime, principal: Principal,
         purchase = await purchases.record_purchase(session, tenant_id=tenant_id,
                                                    account_id=account, package=package)
         product_name = package.name
-    success_url, cancel_url = _return_urls(runtime, purchase.id)
+    success_url, cancel_url = _return_urls(runtime, purchase.id, origin)
     try:
         checkout = await stripe_gateway.create_checkout_session(
             runtime.settings, purchase_id=purchase.id, tenant_id=tenant_id,

@@ -7,6 +7,7 @@ from typing import Any
 from litestar import Controller, Request, get, patch, post
 from litestar.params import FromPath, FromQuery
 
+from gateway.core import origins
 from gateway.core.auth import Principal, requires
 from gateway.core.deps import RuntimeDep, page_limit
 from gateway.credits import packages, purchases, service, stripe
@@ -67,11 +68,14 @@ class PurchaseController(Controller):
 
     @post("/purchase", status_code=201, summary="Buy a credit package with Stripe Checkout",
           guards=[requires("billing")])
-    async def purchase(self, principal: Principal, runtime: RuntimeDep,
-                       data: PurchaseCreate) -> PurchaseOut:
+    async def purchase(self, request: Request[Any, Any, Any], principal: Principal,
+                       runtime: RuntimeDep, data: PurchaseCreate) -> PurchaseOut:
         """Answers the Checkout page to send the buyer to; the credits arrive with Stripe's
-        `checkout.session.completed` event."""
-        return await purchases.start_purchase(runtime, principal, data)
+        `checkout.session.completed` event. Bought from the tenant's portal domain, Stripe
+        returns the buyer to that portal's `/portal/credits?purchase=<id>` page."""
+        origin = await origins.portal_origin(runtime, principal.tenant, request.url.scheme,
+                                               request.headers.get("host", ""))
+        return await purchases.start_purchase(runtime, principal, data, origin)
 
     @get("/purchases/{purchase_id:str}", summary="One of the caller's purchases",
          guards=[requires("billing")])

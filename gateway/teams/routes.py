@@ -4,11 +4,12 @@ renders. Team roles, not key scopes, decide who manages a team; reads need `read
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, delete, get, patch, post, put
+from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.params import FromPath, FromQuery, HeaderParameter
 
+from gateway.core import origins
 from gateway.core.auth import Principal, requires
 from gateway.core.deps import RuntimeDep, page_limit
 from gateway.teams import service
@@ -101,12 +102,16 @@ class TeamController(Controller):
 
     @post("/{team_id:str}/invitations", status_code=201, summary="Invite by email",
           guards=[requires()])
-    async def invite(self, principal: Principal, runtime: RuntimeDep, team_id: FromPath[str],
+    async def invite(self, request: Request[Any, Any, Any], principal: Principal,
+                     runtime: RuntimeDep, team_id: FromPath[str],
                      data: InvitationCreate) -> InvitationOut:
         """Owners and admins. Mails a one-time link (from the tenant; valid for
         `MEDIAHUB_EMAIL_LINK_TTL_S`) whose `token` the invitee's customer posts to
-        `/v1/teams/invitations/accept`. The token is never shown here."""
-        return await service.invite(runtime, principal, team_id, data)
+        `/v1/teams/invitations/accept`. The token is never shown here. Sent from the
+        tenant's portal domain, the link opens that portal's `/teams/accept` page."""
+        origin = await origins.portal_origin(runtime, principal.tenant, request.url.scheme,
+                                             request.headers.get("host", ""))
+        return await service.invite(runtime, principal, team_id, data, origin)
 
     @get("/{team_id:str}/invitations", summary="Pending invitations",
          guards=[requires("read")])

@@ -132,9 +132,10 @@ async def remove(runtime: Runtime, principal: Principal, team_id: str,
 
 
 async def invite(runtime: Runtime, principal: Principal, team_id: str,
-                 body: InvitationCreate) -> InvitationOut:
+                 body: InvitationCreate, origin: str | None = None) -> InvitationOut:
     """`POST /v1/teams/{id}/invitations`: record the invitation, then (after the commit) mail
-    its one-time link, from the tenant."""
+    its one-time link, from the tenant. `origin` (`portal_origin`: the tenant's portal the
+    invitation was sent from) is where the link's `/teams/accept` page lives."""
     settings = runtime.settings
     async with runtime.db.transaction() as session:
         team, invitation, token = await teams.invite(session, caller(principal), team_id,
@@ -142,7 +143,8 @@ async def invite(runtime: Runtime, principal: Principal, team_id: str,
                                                      settings.email_link_ttl_s)
         tenant = await session.get(Tenant, principal.tenant)
         assert tenant is not None
-    link = f"{settings.public_base_url.rstrip('/')}/teams/accept?token={token}"
+    base = (origin or settings.public_base_url).rstrip("/")
+    link = f"{base}/teams/accept?token={token}"
     sender = tenant.branding.sender_email
     runtime.mailer.send_later(Mail(
         to=invitation.email, subject=f"You are invited to the team {team.name}",

@@ -110,14 +110,23 @@ class Portal:
 
 
 @pytest.fixture
-async def portal(pg_url: str, tmp_path: Path, smtp_server: Inbox) -> AsyncIterator[Portal]:
+def portal_settings() -> dict[str, Any]:
+    """Settings a test module wants on top of the defaults (override this fixture, e.g. to
+    point Stripe at the fake)."""
+    return {}
+
+
+@pytest.fixture
+async def portal(pg_url: str, tmp_path: Path, smtp_server: Inbox,
+                 portal_settings: dict[str, Any]) -> AsyncIterator[Portal]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
     settings = make_settings(pg_url, tmp_path, smtp_host=smtp_server.host,
-                             smtp_port=smtp_server.port, public_base_url=base)
+                             smtp_port=smtp_server.port, public_base_url=base,
+                             **portal_settings)
     services = await start_services(settings, plugins=build_plugin_host(
         load_entry_points=False))
     app = create_app(settings, services=services)
@@ -142,8 +151,12 @@ async def portal(pg_url: str, tmp_path: Path, smtp_server: Inbox) -> AsyncIterat
             k = await api.post(f"/admin/v1/tenants/{tenant_id}/keys", headers=admin, json={
                 "name": "staff", "scopes": ["generate", "read", "billing", "tenant_admin"]})
             assert k.status_code == 201, k.text
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=chromium_args())
-            site = Portal(base=url, origin=f"http://{host}:{port}", host=f"{host}:{port}",
+            origin = f"http://{host}:{port}"
+            # Service workers (offline, push) need a secure context: the test origin is
+            # plain http on a made-up domain, so Chromium is told to treat it as secure.
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=[
+                *chromium_args(), f"--unsafely-treat-insecure-origin-as-secure={origin}"])
+            site = Portal(base=url, origin=origin, host=f"{host}:{port}",
                           tenant_id=tenant_id, slug=slug, key=k.json()["key"], api=api,
                           smtp=smtp_server, browser=browser, shots=shots)
             try:

@@ -16,7 +16,9 @@ export default defineConfig({
       filename: "sw.ts",
       injectRegister: false,
       manifest: false,
-      injectManifest: { globPatterns: ["**/*.{js,css,html,svg,woff2}"] },
+      // The worker lives at /sw.js but the files under /static/portal/: precache them there.
+      injectManifest: { globPatterns: ["**/*.{js,css,html,svg,woff2}"],
+                        modifyURLPrefix: { "": "/static/portal/" } },
     }),
   ],
   build: {

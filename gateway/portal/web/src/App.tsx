@@ -12,6 +12,13 @@ const Studio = lazy(() => import("./pages/studio/Studio"));
 const Gallery = lazy(() => import("./pages/gallery/Gallery"));
 const Viewer = lazy(() => import("./pages/viewer/Viewer"));
 const Credits = lazy(() => import("./pages/credits/Credits"));
+const SignUp = lazy(() => import("./pages/auth/SignUp"));
+const ForgotPassword = lazy(() => import("./pages/auth/ForgotPassword"));
+const SetPassword = lazy(() => import("./pages/auth/SetPassword"));
+const MagicLanding = lazy(() => import("./pages/auth/MagicLanding"));
+const TeamAccept = lazy(() => import("./pages/auth/TeamAccept"));
+const Account = lazy(() => import("./pages/account/Account"));
+const Offline = lazy(() => import("./pages/account/Offline"));
 
 function Loading() {
   const { t } = useTranslation();
@@ -30,13 +37,32 @@ function RequireUser({ children }: { children: ReactNode }) {
   return <>{children}</>;
 }
 
+/** `/`: the studio, or sign-in; `?verified=1` (the verification link) says so on arrival. */
+function Home() {
+  const { user } = useSession();
+  const location = useLocation();
+  if (user === undefined) return <Loading />;
+  const verified = new URLSearchParams(location.search).get("verified") === "1";
+  const state = verified ? { notice: "verified" } : undefined;
+  return <Navigate to={user ? "/studio/image" : "/signin"} replace state={state} />;
+}
+
 export default function App() {
   return (
     <Layout>
       <Suspense fallback={<Loading />}>
         <Routes>
           <Route path="/signin" element={<SignIn />} />
-          <Route path="/" element={<Navigate to="/studio/image" replace />} />
+          <Route path="/" element={<Home />} />
+          <Route path="/signup" element={<SignUp />} />
+          <Route path="/forgot-password" element={<ForgotPassword />} />
+          <Route path="/reset-password" element={<SetPassword />} />
+          <Route path="/set-password" element={<SetPassword invitation />} />
+          <Route path="/magic" element={<MagicLanding />} />
+          <Route path="/teams/accept" element={<RequireUser><TeamAccept /></RequireUser>} />
+          <Route path="/account" element={<RequireUser><Account /></RequireUser>} />
+          <Route path="/portal/credits" element={<RequireUser><Credits /></RequireUser>} />
+          <Route path="/offline" element={<Offline />} />
           <Route path="/studio" element={<Navigate to="/studio/image" replace />} />
           <Route path="/studio/:type" element={<RequireUser><Studio /></RequireUser>} />
           <Route path="/gallery" element={<RequireUser><Gallery /></RequireUser>} />

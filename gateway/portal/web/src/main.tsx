@@ -3,16 +3,28 @@ import { createRoot } from "react-dom/client";
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { BrowserRouter } from "react-router";
 import { api, unwrap } from "./api/client";
-import { applyBranding, ConfigContext } from "./config";
+import { applyBranding, ConfigContext, type PortalConfig } from "./config";
 import { initialLanguage, setupI18n } from "./i18n";
+import { listenForInstallPrompt } from "./pwa/install";
+import { registerServiceWorker, replayQueuedSubmissions } from "./pwa/register";
 import { SessionProvider } from "./session";
 import App from "./App";
 import "./styles.css";
 
 async function boot(): Promise<void> {
-  const config = unwrap(await api.GET("/v1/portal/config"));
+  listenForInstallPrompt();
+  // Offline, the config cannot be fetched: the shell opens with the last one this device
+  // saw (else a neutral one), so it still shows the tenant's name and colours.
+  const fetched = await api.GET("/v1/portal/config").then(unwrap).catch(() => null);
+  if (fetched) localStorage.setItem(CONFIG_KEY, JSON.stringify(fetched));
+  const config: PortalConfig = fetched ?? lastConfig() ?? { ...OFFLINE_CONFIG, name: document.title };
   applyBranding(config);
-  await setupI18n(initialLanguage(config.default_locale));
+  // The precached index.html has no tenant head (the gateway writes it in online).
+  if (!document.title) document.title = config.name;
+  await setupI18n(initialLanguage(config?.default_locale ?? "en"));
+  void registerServiceWorker();
+  // Back online: send what was submitted while offline (browsers without Background Sync).
+  window.addEventListener("online", replayQueuedSubmissions);
   const queryClient = new QueryClient({
     defaultOptions: { queries: { staleTime: 15_000, retry: 1, refetchOnWindowFocus: false } },
   });
@@ -30,5 +42,21 @@ async function boot(): Promise<void> {
     </StrictMode>,
   );
 }
+
+const CONFIG_KEY = "portal.config";
+
+function lastConfig(): PortalConfig | null {
+  try {
+    return JSON.parse(localStorage.getItem(CONFIG_KEY) ?? "null") as PortalConfig | null;
+  } catch {
+    return null;
+  }
+}
+
+/** What the shell runs on when it opened offline on a device that never saw the config. */
+const OFFLINE_CONFIG: PortalConfig = {
+  tenant_id: "", name: "", branding: {}, signup_open: false,
+  show_provider_names: false, locales: ["en", "ar"], default_locale: "en", object: "portal_config",
+};
 
 void boot();

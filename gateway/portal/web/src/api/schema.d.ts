@@ -708,7 +708,8 @@ export interface paths {
         /**
          * Buy a credit package with Stripe Checkout
          * @description Answers the Checkout page to send the buyer to; the credits arrive with Stripe's
-         *     `checkout.session.completed` event.
+         *     `checkout.session.completed` event. Bought from the tenant's portal domain, Stripe
+         *     returns the buyer to that portal's `/portal/credits?purchase=<id>` page.
          */
         post: operations["V1CreditsPurchasePurchase"];
         delete?: never;
@@ -1716,7 +1717,8 @@ export interface paths {
          * Invite by email
          * @description Owners and admins. Mails a one-time link (from the tenant; valid for
          *     `MEDIAHUB_EMAIL_LINK_TTL_S`) whose `token` the invitee's customer posts to
-         *     `/v1/teams/invitations/accept`. The token is never shown here.
+         *     `/v1/teams/invitations/accept`. The token is never shown here. Sent from the
+         *     tenant's portal domain, the link opens that portal's `/teams/accept` page.
          */
         post: operations["V1TeamsTeamIdInvitationsInvite"];
         delete?: never;

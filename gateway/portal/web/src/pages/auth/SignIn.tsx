@@ -1,22 +1,26 @@
 import { useState, type FormEvent } from "react";
-import { useNavigate, useSearchParams } from "react-router";
+import { Link, useNavigate, useSearchParams } from "react-router";
 import { useTranslation } from "react-i18next";
-import { api, ApiError, unwrap } from "../../api/client";
+import { api, unwrap } from "../../api/client";
+import { usePortalConfig } from "../../config";
 import { useSession } from "../../session";
+import { errorText, safeNext } from "./authErrors";
+import "./auth.css";
 
-/** Where to go after signing in: only a path on this site. */
-export function safeNext(next: string | null): string {
-  return next && next.startsWith("/") && !next.startsWith("//") ? next : "/studio/image";
-}
+export { safeNext };
 
+/** Sign in with a password, or ask for a one-time sign-in link by email (POST /v1/auth/magic). */
 export default function SignIn() {
   const { t } = useTranslation("auth");
+  const config = usePortalConfig();
   const { signedIn } = useSession();
   const navigate = useNavigate();
   const [params] = useSearchParams();
+  const [mode, setMode] = useState<"password" | "magic">("password");
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
   const [error, setError] = useState<string | null>(null);
+  const [sent, setSent] = useState(false);
   const [busy, setBusy] = useState(false);
 
   async function submit(event: FormEvent) {
@@ -24,17 +28,34 @@ export default function SignIn() {
     setBusy(true);
     setError(null);
     try {
-      signedIn(unwrap(await api.POST("/v1/auth/login", { body: { email, password } })));
-      navigate(safeNext(params.get("next")), { replace: true });
+      if (mode === "magic") {
+        unwrap(await api.POST("/v1/auth/magic", { body: { email } }));
+        setSent(true);
+      } else {
+        signedIn(unwrap(await api.POST("/v1/auth/login", { body: { email, password } })));
+        navigate(safeNext(params.get("next")), { replace: true });
+      }
     } catch (e) {
-      setError(e instanceof ApiError ? t(`errors.${e.code}`, { defaultValue: e.message }) : String(e));
+      setError(errorText(t, e));
     } finally {
       setBusy(false);
     }
   }
 
+  if (sent) {
+    return (
+      <section className="card narrow auth">
+        <h1>{t("magic.sent_title")}</h1>
+        <p role="status">{t("magic.sent", { email })}</p>
+        <button type="button" className="link-button" onClick={() => { setSent(false); setMode("password"); }}>
+          {t("back_to_signin")}
+        </button>
+      </section>
+    );
+  }
+
   return (
-    <section className="card narrow">
+    <section className="card narrow auth">
       <h1>{t("signin.title")}</h1>
       <form onSubmit={(e) => void submit(e)} className="form">
         <label>
@@ -42,14 +63,33 @@ export default function SignIn() {
           <input type="email" autoComplete="email" required value={email}
                  onChange={(e) => setEmail(e.target.value)} />
         </label>
-        <label>
-          {t("password")}
-          <input type="password" autoComplete="current-password" required value={password}
-                 onChange={(e) => setPassword(e.target.value)} />
-        </label>
+        {mode === "password" ? (
+          <label>
+            {t("password")}
+            <input type="password" autoComplete="current-password" required value={password}
+                   onChange={(e) => setPassword(e.target.value)} />
+          </label>
+        ) : <p className="muted">{t("magic.explain")}</p>}
         {error ? <p role="alert" className="error">{error}</p> : null}
-        <button type="submit" className="primary" disabled={busy}>{t("signin.submit")}</button>
+        <button type="submit" className="primary" disabled={busy}>
+          {mode === "password" ? t("signin.submit") : t("magic.submit")}
+        </button>
       </form>
+      <div className="auth-links">
+        {mode === "password" ? (
+          <>
+            <Link to="/forgot-password">{t("signin.forgot")}</Link>
+            <button type="button" className="link-button" onClick={() => { setMode("magic"); setError(null); }}>
+              {t("signin.use_magic")}
+            </button>
+          </>
+        ) : (
+          <button type="button" className="link-button" onClick={() => { setMode("password"); setError(null); }}>
+            {t("signin.use_password")}
+          </button>
+        )}
+        {config.signup_open ? <Link to="/signup">{t("signin.no_account")}</Link> : null}
+      </div>
     </section>
   );
 }
