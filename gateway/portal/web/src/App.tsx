@@ -12,6 +12,7 @@ const Studio = lazy(() => import("./pages/studio/Studio"));
 const Gallery = lazy(() => import("./pages/gallery/Gallery"));
 const Viewer = lazy(() => import("./pages/viewer/Viewer"));
 const Credits = lazy(() => import("./pages/credits/Credits"));
+const Shared = lazy(() => import("./pages/shared/Shared"));
 
 function Loading() {
   const { t } = useTranslation();
@@ -41,6 +42,7 @@ export default function App() {
           <Route path="/studio/:type" element={<RequireUser><Studio /></RequireUser>} />
           <Route path="/gallery" element={<RequireUser><Gallery /></RequireUser>} />
           <Route path="/gallery/:id" element={<RequireUser><Viewer /></RequireUser>} />
+          <Route path="/shared/*" element={<Shared />} />
           <Route path="/credits" element={<RequireUser><Credits /></RequireUser>} />
           <Route path="*" element={<Navigate to="/" replace />} />
         </Routes>
