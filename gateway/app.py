@@ -37,6 +37,7 @@ from gateway.credits.routes import (
 from gateway.generations import tasks
 from gateway.generations.routes import GenerationController, ProviderController
 from gateway.generations.services import Services
+from gateway.generations.stream_routes import GenerationEventController, PushController
 from gateway.generations.sweeps import recover_embedded
 from gateway.generations.usage_routes import UsageController
 from gateway.mcp.routes import media_generation_tools
@@ -115,7 +116,8 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
                 await periodic
             await owned.close()
 
-    handlers: list[Any] = [AdminController, GenerationController, ProviderController,
+    handlers: list[Any] = [AdminController, GenerationEventController, GenerationController,
+                           PushController, ProviderController,
                            CreditsController, PurchaseController, StripeWebhookController,
                            HealthController, MediaController, metrics, portal_credits,
                            WebhookEndpointController, webhook_url_secret,

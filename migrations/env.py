@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 import billing.models
 import gateway.generations.models
+import gateway.generations.push_models
 import gateway.providers.models
 import gateway.webhooks.models
 import tenants.audit

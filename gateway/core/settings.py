@@ -211,6 +211,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     auth_attempts_per_email_per_hour: int = 10
     #: Sign-in, sign-up, reset and magic-link requests allowed per client address per minute.
     auth_attempts_per_address_per_minute: int = 30
+    #: How often an open `GET /v1/generations/events` stream sends a `: keepalive` comment,
+    #: seconds (so proxies and browsers keep an idle stream open).
+    events_keepalive_s: int = 15
+    #: Event streams one tenant may hold open at once in one API process; one more answers
+    #: `429 too_many_streams`.
+    events_max_streams_per_tenant: int = 100
+    #: The VAPID public key (application server key) of web push, base64url (an uncompressed
+    #: P-256 point). Unset with the private key: web push is off (`GET /v1/push/key` answers
+    #: `404 push_disabled`); `mediahub demo` makes a pair for its process.
+    vapid_public_key: str | None = None
+    #: The VAPID private key that signs web push requests: base64url of the raw P-256 key or
+    #: a PEM. A secret: never logged or shown.
+    vapid_private_key: str | None = None
+    #: Who push services may contact about this server's pushes (`mailto:` or `https:`).
+    vapid_subject: str = "mailto:push@mediahub.localhost"
 
     def concurrency_for(self, media_type: str) -> int:
         """Jobs one worker process runs at once on the queue of `media_type`."""
@@ -389,6 +404,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     shutdown_grace = _int(env, "MEDIAHUB_SHUTDOWN_GRACE_S", 60, 0, 3600, problems)
     provider_prices = _provider_prices(env, problems)
     people = _people_settings(env, problems)
+    push = _push_settings(env, problems)
 
     if problems:
         raise SettingsError(problems)
@@ -431,7 +447,28 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         shutdown_grace_s=shutdown_grace,
         provider_prices=provider_prices,
         **people,
+        **push,
     )
+
+
+def _push_settings(env: Mapping[str, str], problems: list[str]) -> dict[str, Any]:
+    """The event stream and web push settings; every bad value is added to `problems`."""
+    public = env.get("MEDIAHUB_VAPID_PUBLIC_KEY") or None
+    private = env.get("MEDIAHUB_VAPID_PRIVATE_KEY") or None
+    if (public is None) != (private is None):
+        problems.append("MEDIAHUB_VAPID_PUBLIC_KEY and MEDIAHUB_VAPID_PRIVATE_KEY: set both "
+                        "or neither")
+    subject = env.get("MEDIAHUB_VAPID_SUBJECT") or "mailto:push@mediahub.localhost"
+    if not subject.startswith(("mailto:", "https://")):
+        problems.append("MEDIAHUB_VAPID_SUBJECT: must start with mailto: or https://")
+    return {
+        "events_keepalive_s": _int(env, "MEDIAHUB_EVENTS_KEEPALIVE_S", 15, 1, 3600, problems),
+        "events_max_streams_per_tenant": _int(
+            env, "MEDIAHUB_EVENTS_MAX_STREAMS_PER_TENANT", 100, 1, 100_000, problems),
+        "vapid_public_key": public,
+        "vapid_private_key": private,
+        "vapid_subject": subject,
+    }
 
 
 def _provider_prices(env: Mapping[str, str], problems: list[str]) -> dict[str, dict[str, int]]:

@@ -17,6 +17,10 @@ nudges to advance it. So every write to a live row is a conditional UPDATE here:
   leader's followers are queued, waiting requests are woken, the webhook dispatcher is
   woken. Nothing else moves a generation to a final state.
 
+Every committed change of status (and every progress save) is then told to the event streams
+(`announce`, gateway/generations/events.py); an end also sends the customer's web push
+notifications (gateway/generations/push.py) in the background.
+
 Writes that happen inside a group commit (`Database.grouped`) may run twice (the batch is
 retried unit by unit), so the after-commit effects are collected by the unit and run once
 `grouped` returns.
@@ -37,7 +41,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import ledger
 from billing.pricing import price
-from gateway.generations import budgets, cache, jobs, quotas, team_spend
+from gateway.generations import budgets, cache, jobs, push, quotas, team_spend
+from gateway.generations.events import GenerationEvent
 from gateway.generations.models import (
     CANCELED,
     QUEUED,
@@ -55,6 +60,15 @@ from plugins.provider import ProviderTask
 from tenants.kernel.db import new_id, utcnow
 
 log = logging.getLogger(__name__)
+
+
+async def announce(services: Services, generation: Generation, status: str, *,
+                   progress: float | None = None) -> None:
+    """Tell the open event streams that `generation` is now `status`; called after the
+    change is committed (here, and by `submit` for a new generation). Never raises."""
+    await services.events.publish(generation.tenant_id, generation.customer_id, GenerationEvent(
+        id=generation.id, status=status, progress=progress, type=generation.type,
+        team_id=generation.team_id))
 
 
 def lease(services: Services) -> timedelta:
@@ -83,7 +97,10 @@ async def claim(services: Services, generation_id: str) -> Generation | None:
         )
         if result.rowcount == 0:  # type: ignore[attr-defined]
             return None
-        return await session.get(Generation, generation_id)
+        claimed = await session.get(Generation, generation_id)
+    if claimed is not None:
+        await announce(services, claimed, RUNNING)
+    return claimed
 
 
 async def claim_poll(services: Services, generation_id: str, seq: int) -> Generation | None:
@@ -146,7 +163,10 @@ async def save_progress(services: Services, generation: Generation, provider: st
             update(Generation).where(_held(generation))
             .values(provider=provider, attempts_log=list(attempts_log), updated_at=now,
                     lease_until=now + lease(services)))
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    await announce(services, generation, RUNNING)
+    return True
 
 
 async def await_poll(services: Services, generation: Generation, provider: str,
@@ -185,6 +205,7 @@ async def hand_back(services: Services, generation: Generation) -> None:
                 update(Generation).where(_held(generation))
                 .values(status=QUEUED, lease_until=None, updated_at=utcnow()))
         if result.rowcount:  # type: ignore[attr-defined]
+            await announce(services, generation, QUEUED)
             await jobs.enqueue_run(services.runtime, generation.id, generation.type,
                                    key=jobs.nudge_key(generation.id, generation.attempts))
     except Exception:
@@ -357,6 +378,10 @@ async def end(services: Services, generation: Generation, outcome: Succeeded | F
                              cost_usd_micros=outcome.cost_usd_micros)
     await cache.on_finished(runtime, generation.id)
     await services.completions.finished(generation.tenant_id, generation.id)
+    await announce(services, generation, status)
+    if status != CANCELED and generation.customer_id is not None:
+        services.spawn(push.generation_ended(runtime, generation, status),
+                       timeout_s=push.SEND_TIMEOUT_S)
     if announced:
         services.webhooks.wake()
     return True

@@ -55,6 +55,11 @@ class StoredOutput(msgspec.Struct, omit_defaults=True):
     width: int | None = None
     height: int | None = None
     duration_s: float | None = None
+    #: The storage key of a small preview beside the output (images: WebP, long side at most
+    #: 512 px; video: a JPEG poster frame); None for other media and older rows.
+    thumbnail_key: str | None = None
+    #: Audio: 256 peak amplitudes 0..1 (a waveform); None for other media and older rows.
+    peaks: list[float] | None = None
 
 
 class ErrorRecord(msgspec.Struct):

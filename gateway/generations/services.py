@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.core.runtime import Runtime
 from gateway.core.settings import Settings
+from gateway.generations.events import GenerationEvents
 from gateway.generations.models import Generation
 from gateway.generations.views import render
 from gateway.providers.in_flight import make_in_flight
@@ -164,6 +166,25 @@ class Services:
     webhooks: Webhooks
     #: Wakes `Prefer: wait` requests when a generation ends (Valkey pub/sub across processes).
     completions: Completions
+    #: Status and progress changes, to the open event streams (Valkey pub/sub across processes).
+    events: GenerationEvents
+    #: Web push notifications in flight (sent after a generation ends, off the job's path).
+    background: set[asyncio.Task[None]] = dataclasses.field(default_factory=set)
+
+    def spawn(self, work: Coroutine[Any, Any, None], *, timeout_s: float) -> None:
+        """Run `work` in the background under `timeout_s`, kept until it ends (so it is not
+        garbage collected) and cancelled by `close`; its failure is logged, never raised."""
+
+        async def run() -> None:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await work
+            except Exception:
+                log.warning("a background task failed", exc_info=True)
+
+        task = asyncio.create_task(run())
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     @classmethod
     async def start(cls, settings: Settings, *, plugins: PluginHost | None = None,
@@ -187,7 +208,10 @@ class Services:
         return cls(runtime=runtime, providers=ProviderStates(in_flight=in_flight),
                    webhooks=Webhooks(runtime, generation_payload),
                    completions=Completions(runtime.settings.valkey_url,
-                                           runtime.settings.queue_prefix))
+                                           runtime.settings.queue_prefix),
+                   events=GenerationEvents(
+                       runtime.settings.valkey_url, runtime.settings.queue_prefix,
+                       max_streams_per_tenant=runtime.settings.events_max_streams_per_tenant))
 
     async def close(self) -> None:
         try:
@@ -197,6 +221,11 @@ class Services:
         await self.providers.close()
         await self.webhooks.close()
         await self.completions.close()
+        await self.events.close()
+        for task in list(self.background):
+            task.cancel()
+        if self.background:
+            await asyncio.gather(*self.background, return_exceptions=True)
         await self.runtime.close()
 
 

@@ -143,6 +143,7 @@ async def submit(services: Services, principal: Principal, body: GenerationCreat
         if found is None:
             raise
         return found
+    await lifecycle.announce(services, generation, generation.status)
     if generation.cached:
         if announced or tenant.low_balance_threshold_mc:
             services.webhooks.wake()  # its event (and a charged hit's `credits.low`)

@@ -79,9 +79,13 @@ async def render(runtime: Runtime, generation: Generation,
     for item in generation.outputs:
         url = await runtime.storage.signed_url(
             item.key, expires_in_s=runtime.settings.media_url_ttl_s, base_url=base_url)
+        thumbnail_url = None if item.thumbnail_key is None else await runtime.storage.signed_url(
+            item.thumbnail_key, expires_in_s=runtime.settings.media_url_ttl_s,
+            base_url=base_url)
         outputs.append(Output(url=url, content_type=item.content_type, bytes=item.bytes,
                               width=item.width, height=item.height,
-                              duration_s=item.duration_s))
+                              duration_s=item.duration_s, thumbnail_url=thumbnail_url,
+                              peaks=item.peaks))
     error = generation.error
     cost = Cost(estimated=generation.estimated_mc, charged=generation.charged_mc)
     if to is not None and to.customer and generation.customer_reservation_id is None:

@@ -45,7 +45,7 @@ from typing import Any
 
 import msgspec
 
-from gateway.generations import cache, lifecycle
+from gateway.generations import cache, derivatives, lifecycle
 from gateway.generations import inputs as media_urls
 from gateway.generations.models import AttemptRecord, Generation, StoredOutput
 from gateway.generations.services import Services
@@ -84,9 +84,13 @@ async def _store(services: Services, generation: Generation,
     for index, output in enumerate(result.outputs):
         key = f"{generation.tenant_id}/{generation.id}/{index}{_extension(output.content_type)}"
         await services.runtime.storage.put(key, output.data, output.content_type)
+        # Previews (thumbnail, poster frame, waveform peaks); none when they fail.
+        derived = await derivatives.derive(services.runtime, key, output.content_type,
+                                           output.data)
         stored.append(StoredOutput(key=key, content_type=output.content_type,
                                    bytes=len(output.data), width=output.width,
-                                   height=output.height, duration_s=output.duration_s))
+                                   height=output.height, duration_s=output.duration_s,
+                                   thumbnail_key=derived.thumbnail_key, peaks=derived.peaks))
     return stored
 
 

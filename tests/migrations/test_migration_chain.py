@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 
 import billing.models
 import gateway.generations.models
+import gateway.generations.push_models
 import gateway.webhooks.models
 import tenants.audit
 import tenants.models

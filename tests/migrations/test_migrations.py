@@ -9,6 +9,7 @@ from alembic.migration import MigrationContext
 
 import billing.models
 import gateway.generations.models
+import gateway.generations.push_models
 import gateway.webhooks.models
 import tenants.audit
 import tenants.models

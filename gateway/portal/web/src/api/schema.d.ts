@@ -929,6 +929,37 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/generations/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stream generation status changes (server-sent events)
+         * @description A `text/event-stream` of the caller's generations as they change: `event:
+         *     generation`, `id: <generation id>:<seq>`, `data: {"id","status","progress","type",
+         *     "team_id"}` for every status change (queued, running, succeeded, failed, canceled) and
+         *     progress save. A customer (session or customer key) sees its own generations; with
+         *     `X-Team-Id` or `?team_id=` (members only: 404 `team_not_found` otherwise) the team's;
+         *     a tenant-wide key every generation of the tenant.
+         *
+         *     A comment (`: connected`) opens the stream and `: keepalive` follows every
+         *     `MEDIAHUB_EVENTS_KEEPALIVE_S` seconds (15) without an event. Delivery is best effort:
+         *     after a reconnect, read the generations for their state. At most
+         *     `MEDIAHUB_EVENTS_MAX_STREAMS_PER_TENANT` streams per tenant and API process are open at
+         *     once: one more is `429 too_many_streams`.
+         */
+        get: operations["V1GenerationsEventsEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/generations/{generation_id}": {
         parameters: {
             query?: never;
@@ -1237,6 +1268,58 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/push/key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The web push (VAPID) public key
+         * @description The application server key to pass to `PushManager.subscribe`
+         *     (`applicationServerKey`), base64url. `404 push_disabled` when the server has no VAPID
+         *     key pair (`MEDIAHUB_VAPID_PUBLIC_KEY` / `MEDIAHUB_VAPID_PRIVATE_KEY`).
+         */
+        get: operations["V1PushKeyKey"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/push_subscriptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Subscribe a browser to web push
+         * @description Store a browser's push subscription (`PushSubscription.toJSON()`: `endpoint` and
+         *     `keys.p256dh`, `keys.auth`) for the caller's customer; subscribing the same endpoint
+         *     again refreshes its keys. When one of the customer's generations succeeds or fails,
+         *     each subscription receives `{"title","body","url":"/gallery/<id>"}` (encrypted,
+         *     `aes128gcm`, VAPID-signed). `422 customer_required` without a customer, `422
+         *     invalid_push_keys` for malformed keys, `422 url_not_allowed` for an endpoint that is
+         *     not public, `404 push_disabled` when web push is off.
+         */
+        post: operations["V1PushSubscriptionsSubscribe"];
+        /**
+         * Unsubscribe a browser from web push
+         * @description Forget the caller's customer's subscription of `endpoint` (404 when it has none).
+         */
+        delete: operations["V1PushSubscriptionsUnsubscribe"];
         options?: never;
         head?: never;
         patch?: never;
@@ -2760,6 +2843,8 @@ export interface components {
             content_type: string;
             duration_s?: number | null;
             height?: number | null;
+            peaks?: number[] | null;
+            thumbnail_url?: string | null;
             url: string;
             width?: number | null;
         };
@@ -2948,6 +3033,35 @@ export interface components {
             status: string;
             /** @default millicredit */
             unit: string;
+        };
+        /** PushKey */
+        PushKey: {
+            public_key: string;
+        };
+        /** PushKeys */
+        PushKeys: {
+            auth: string;
+            p256dh: string;
+        };
+        /** PushSubscriptionCreate */
+        PushSubscriptionCreate: {
+            endpoint: string;
+            keys: components["schemas"]["PushKeys"];
+        };
+        /** PushSubscriptionDeleted */
+        PushSubscriptionDeleted: {
+            /** @default true */
+            deleted: boolean;
+            endpoint: string;
+            /** @default push_subscription */
+            object: string;
+        };
+        /** PushSubscriptionOut */
+        PushSubscriptionOut: {
+            created_at: string;
+            endpoint: string;
+            /** @default push_subscription */
+            object: string;
         };
         /** RateLimitPolicy */
         RateLimitPolicy: {
@@ -7466,6 +7580,82 @@ export interface operations {
             };
         };
     };
+    V1GenerationsEventsEvents: {
+        parameters: {
+            query?: {
+                team_id?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": unknown;
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     V1GenerationsGenerationIdRead: {
         parameters: {
             query?: never;
@@ -8731,6 +8921,234 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ProviderList"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1PushKeyKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PushKey"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1PushSubscriptionsSubscribe: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PushSubscriptionCreate"];
+            };
+        };
+        responses: {
+            /** @description Document created, URL follows */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PushSubscriptionOut"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1PushSubscriptionsUnsubscribe: {
+        parameters: {
+            query: {
+                endpoint: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PushSubscriptionDeleted"];
                 };
             };
             /** @description Malformed request (the body is not JSON) */
