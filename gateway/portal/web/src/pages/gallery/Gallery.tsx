@@ -72,6 +72,10 @@ function FilterBar({ filters, update }: { filters: Filters; update(changes: Reco
     const timer = setTimeout(() => update({ q }), 350);
     return () => clearTimeout(timer);
   }, [q, filters.q, update]);
+  // On a phone the filters other than search fold away (open when one is in use).
+  const advanced = Boolean(filters.type || filters.status || filters.from || filters.to
+                           || filters.min || filters.max || filters.favourite);
+  const [open, setOpen] = useState(() => advanced || window.matchMedia("(min-width: 700px)").matches);
   function submit(event: FormEvent) {
     event.preventDefault();
     update({ q });
@@ -82,6 +86,9 @@ function FilterBar({ filters, update }: { filters: Filters; update(changes: Reco
         {t("filters.search")}
         <input type="search" value={q} onChange={(e) => setQ(e.target.value)} placeholder={t("filters.search_hint")} />
       </label>
+      <details className="more-filters" open={open} onToggle={(e) => setOpen(e.currentTarget.open)}>
+      <summary>{t("filters.more")}</summary>
+      <div className="filter-fields">
       <label>
         {t("filters.type")}
         <select value={filters.type} onChange={(e) => update({ type: e.target.value })}>
@@ -116,6 +123,8 @@ function FilterBar({ filters, update }: { filters: Filters; update(changes: Reco
         <input type="checkbox" checked={filters.favourite} onChange={(e) => update({ favourite: e.target.checked ? "1" : "" })} />
         {t("filters.favourites")}
       </label>
+      </div>
+      </details>
     </form>
   );
 }

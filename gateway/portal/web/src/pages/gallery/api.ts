@@ -3,12 +3,9 @@
 // workspace team) and fail with the client's ApiError, like `unwrap`.
 import { ApiError, apiHeaders, currentTeam, type ApiErrorBody, type Schemas } from "../../api/client";
 
-/** An output as the gallery reads it: thumbnails and waveform peaks are made by the worker
- * when it stores the output (null for older ones). */
-export type MediaOutput = Schemas["Output"] & {
-  thumbnail_url?: string | null;
-  peaks?: number[] | null;
-};
+/** An output: `thumbnail_url` and waveform `peaks` are made by the worker when it stores
+ * the output (null for older ones). */
+export type MediaOutput = Schemas["Output"];
 
 /** A generation with what the gallery shows besides the API's common fields. */
 export type Generation = Omit<Schemas["GenerationOut"], "outputs"> & {
