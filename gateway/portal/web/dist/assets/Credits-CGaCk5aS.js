@@ -1,1 +1,0 @@
-import{c as e,n as t}from"./index-YBKp98Kb.js";var n=e();function r(){let{t:e}=t(`credits`);return(0,n.jsx)(`section`,{children:(0,n.jsx)(`h1`,{children:e(`title`)})})}export{r as default};
