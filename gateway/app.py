@@ -35,7 +35,11 @@ from gateway.credits.routes import (
     StripeWebhookController,
 )
 from gateway.generations import tasks
-from gateway.generations.routes import GenerationController, ProviderController
+from gateway.generations.routes import (
+    GenerationController,
+    ProviderController,
+    SharedController,
+)
 from gateway.generations.services import Services
 from gateway.generations.stream_routes import GenerationEventController, PushController
 from gateway.generations.sweeps import recover_embedded
@@ -121,7 +125,8 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
                            CreditsController, PurchaseController, StripeWebhookController,
                            HealthController, MediaController, metrics, portal_credits,
                            WebhookEndpointController, webhook_url_secret,
-                           ProviderKeyController, VoiceController, TeamController]
+                           ProviderKeyController, VoiceController, TeamController,
+                           SharedController]
     handlers += [AuthController, SessionController, UserController, users_me,
                  create_portal_session]
     handlers += [KeyController, CustomerController, PackageController]

@@ -19,7 +19,7 @@ import tenants.teams.models
 import tenants.users.models  # noqa: F401  (every model module, so autogenerate sees all tables)
 from tenants.kernel.db import Base, UTCDateTime
 
-del billing, gateway
+del billing
 
 target_metadata = Base.metadata
 
@@ -38,6 +38,7 @@ def _run(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         render_item=_render_item,
+        include_object=gateway.generations.models.compared_in_schema_checks,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -8,9 +8,9 @@ matches across tenants: the tenant id is hashed in and every key and query is sc
 
 - **Cache.** When a generation with a fingerprint succeeds, `{prefix}:cache:{tenant}:{fp}` →
   its id is stored for the tenant's `ttl_s`. An identical request then finds it and, if that
-  generation is still `succeeded` and its outputs are still stored, gets a new generation
-  marked `cached: true`, succeeded at once with the same stored outputs, billed by the
-  tenant's `charge` policy, without a job or a provider call. A request without a `seed` is
+  generation is still `succeeded` (and not deleted) and its outputs are still stored, gets a
+  new generation marked `cached: true`, succeeded at once with the same stored outputs,
+  billed by the tenant's `charge` policy, without a job or a provider call. A request without a `seed` is
   cacheable like any other (a seed is just another parameter: a different seed, a different
   fingerprint); a tenant that wants fresh results turns the cache off or sends
   `Cache-Control: no-cache`, which skips the lookup and joining (its result is still stored).
@@ -176,6 +176,8 @@ async def find(runtime: Runtime, lookup: Lookup) -> Generation | None:
                                          Generation.status == SUCCEEDED))
     if original is None or not original.outputs:
         return None
+    if not await _still_shown(runtime, original):
+        return None
     for item in original.outputs:
         try:
             if not await runtime.storage.exists(item.key):
@@ -184,6 +186,17 @@ async def find(runtime: Runtime, lookup: Lookup) -> Generation | None:
             log.warning("media store unavailable; treating as a miss", exc_info=True)
             return None
     return original
+
+
+async def _still_shown(runtime: Runtime, original: Generation) -> bool:
+    """Whether the cache's generation was not deleted since it was stored: a deleted
+    generation's outputs are never served again, even before its media is removed."""
+    async with runtime.db.session() as session:
+        found = await session.scalar(
+            select(Generation.id).where(Generation.id == original.id,
+                                        Generation.tenant_id == original.tenant_id,
+                                        Generation.deleted_at.is_(None)))
+    return found is not None
 
 
 def hit_price(runtime: Runtime, tenant: Tenant, tier: str | None, media_type: str,

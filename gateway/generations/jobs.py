@@ -3,7 +3,8 @@
 - `generation.run` (key: the generation id, or a nudge key): claim the generation and call
   its providers; an asynchronous provider is only submitted, and the job ends;
 - `generation.poll` (key: id + lease sequence), `delay_s` later: ask the provider once about
-  its task, then settle or schedule the next poll.
+  its task, then settle or schedule the next poll;
+- `generation.purge` (key: id + `:purge`): remove a deleted generation's stored media.
 
 A job carries only the generation id (and a poll its lease sequence). What they run is
 bound to a process in `gateway.generations.tasks`.
@@ -16,6 +17,8 @@ from gateway.core.runtime import Runtime
 
 RUN = "generation.run"
 POLL = "generation.poll"
+#: Remove a deleted generation's media (gateway/generations/gallery.py).
+PURGE = "generation.purge"
 
 
 def nudge_key(generation_id: str, attempts: int) -> str:
@@ -50,3 +53,9 @@ async def enqueue_poll(runtime: Runtime, generation_id: str, media_type: str, *,
     """Queue a poll job `delay_s` from now, valid for lease sequence `seq`."""
     await _queue(runtime).enqueue(POLL, media_type, key=poll_key(generation_id, seq),
                                 delay_s=delay_s, generation_id=generation_id, seq=seq)
+
+
+async def enqueue_purge(runtime: Runtime, generation_id: str, media_type: str) -> None:
+    """Queue the job that removes a deleted generation's stored media."""
+    await _queue(runtime).enqueue(PURGE, media_type, key=f"{generation_id}:purge",
+                                generation_id=generation_id)

@@ -158,3 +158,34 @@ class Generation(Base):
     #: The allocation period that counted it (`2026-12`, `total`; None: no allocation), where
     #: what it does not spend is given back (tenants/teams/allocations.py).
     team_period: Mapped[str | None] = mapped_column(String(16), default=None)
+    #: Marked by its owner in the gallery (docs/gallery.md).
+    favourite: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Deleted by its owner: from then on no surface shows it and a job removes its media;
+    #: the row stays (its money was settled, its idempotency key stays taken).
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+#: What migration 0017_gallery builds for full-text search over prompts and the models do
+#: not declare, because each exists on one database only: PostgreSQL's generated
+#: `search_vector` column and its GIN index, SQLite's FTS5 table (and the shadow tables
+#: FTS5 keeps). Schema comparisons (`alembic check`, tests/migrations) skip them.
+SEARCH_TABLES = frozenset({"generations_fts", "generations_fts_data", "generations_fts_idx",
+                           "generations_fts_docsize", "generations_fts_config",
+                           "generations_fts_content"})
+SEARCH_COLUMNS = frozenset({("generations", "search_vector")})
+SEARCH_INDEXES = frozenset({"ix_generations_search"})
+
+
+def compared_in_schema_checks(obj: Any, name: str | None, type_: str, reflected: bool,
+                              compare_to: Any) -> bool:
+    """Alembic's `include_object`: False for the search objects above (only ever reflected
+    from a database, never declared), True for everything else."""
+    if not reflected or compare_to is not None:
+        return True
+    if type_ == "table":
+        return name not in SEARCH_TABLES
+    if type_ == "column":
+        return (getattr(obj.table, "name", None), name) not in SEARCH_COLUMNS
+    if type_ == "index":
+        return name not in SEARCH_INDEXES
+    return True

@@ -6,17 +6,31 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import datetime
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath, FromQuery, HeaderParameter
+from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, FromQuery, HeaderParameter, Parameter
+from litestar.response import Stream
 
 from gateway.core.auth import Principal, requires, with_team
 from gateway.core.deps import RuntimeDep, page_limit
-from gateway.generations import service, submit
+from gateway.generations import gallery, search, service, submit
 from gateway.generations.headers import DOCUMENTED, generation_headers
 from gateway.generations.models import FINAL_STATES, Generation
-from gateway.generations.schemas import Estimate, GenerationCreate, GenerationList, GenerationOut
+from gateway.generations.schemas import (
+    BulkRequest,
+    BulkResults,
+    Estimate,
+    GenerationCreate,
+    GenerationDeleted,
+    GenerationList,
+    GenerationOut,
+    Share,
+    ShareCreate,
+    SharedGeneration,
+)
 from gateway.generations.services import Services, ServicesDep
 from gateway.generations.views import Audience, audience, render
 from gateway.providers.states import ProviderList, catalogue
@@ -144,20 +158,69 @@ class GenerationController(Controller):
                     type: FromQuery[str | None] = None, status: FromQuery[str | None] = None,
                     limit: FromQuery[int | None] = None,
                     cursor: FromQuery[str | None] = None,
-                    team_id: FromQuery[str | None] = None) -> GenerationList:
+                    team_id: FromQuery[str | None] = None,
+                    created_after: FromQuery[datetime | None] = None,
+                    created_before: FromQuery[datetime | None] = None,
+                    min_cost: FromQuery[int | None] = None,
+                    max_cost: FromQuery[int | None] = None,
+                    favourite: FromQuery[bool | None] = None,
+                    q: Annotated[str | None, Parameter(min_length=1, max_length=200)] = None,
+                    ) -> GenerationList:
         """`type` and `status` filter (422 for a value that does not exist, so a typo is
         not an empty list); `cursor` is a previous page's `next_cursor`. `team_id` (or
-        `X-Team-Id`) lists a team's generations, for its members (viewers too)."""
+        `X-Team-Id`) lists a team's generations, for its members (viewers too).
+
+        The gallery's filters, ANDed with those and with each other: `created_after`
+        (inclusive) and `created_before` (exclusive), ISO 8601 times (UTC without an
+        offset); `min_cost` / `max_cost` in millicredits, on the cost shown (`charged`,
+        else `estimated`); `favourite=true|false`; `q`, full-text search over prompts: every
+        word must appear, the last one as a prefix (`"red sun"` finds "a red sunset"), any
+        language (words are matched as written, no stemming). Deleted generations are never
+        listed. Pagination is unchanged: pass `next_cursor` with the same filters.
+        """
         _check_type(type)
         principal = await with_team(services.runtime, principal, team_id)
         if status is not None and status not in (*FINAL_STATES, "queued", "running"):
             raise InvalidRequest("unknown status", code="invalid_status", param="status")
+        filters = search.Filters(created_after=created_after, created_before=created_before,
+                                 min_cost=min_cost, max_cost=max_cost, favourite=favourite, q=q)
         rows, next_cursor = await service.list_page(
             services, principal, media_type=type, status=status, limit=page_limit(limit),
-            cursor=cursor)
+            cursor=cursor, filters=filters)
         to = await _audience(services, principal, request)
         return GenerationList(data=[await render(services.runtime, g, to) for g in rows],
                               next_cursor=next_cursor)
+
+    @post("/bulk", status_code=200, summary="Delete or (un)favourite many generations",
+          guards=[requires("generate")])
+    async def bulk(self, principal: Principal, services: ServicesDep,
+                   data: BulkRequest) -> BulkResults:
+        """Apply `action` (`delete`, `favourite` or `unfavourite`) to 1 to 100 `ids`, each
+        as its own call would: a result per id, in order, `ok: false` with the `error` that
+        call would have answered (`generation_not_found` for another caller's or an unknown
+        id, `generation_active` for a delete of a queued or running one). One failing does
+        not stop the others."""
+        return await gallery.bulk(services, principal, data)
+
+    @get("/archive", summary="Download generations as a zip", guards=[requires("read")],
+         media_type="application/zip",
+         responses={200: ResponseSpec(data_container=bytes, media_type="application/zip",
+                                      description="The zip, streamed.")})
+    async def archive(self, principal: Principal, services: ServicesDep,
+                      ids: Annotated[str, Parameter(min_length=1, max_length=100 * 33)]) -> Stream:
+        """A zip of the outputs of 1 to 100 generations (`ids`, comma separated) the caller
+        may read, streamed as it is built: each output as `<generation id>-<n>.<ext>` (n
+        from 1) and `generations.json` listing each generation's `id`, `type`, `prompt`,
+        `params`, `created_at` and its files' names. Every id is checked first: one the
+        caller cannot read is 404 `generation_not_found` before anything is sent."""
+        wanted = [part.strip() for part in ids.split(",") if part.strip()]
+        if not 1 <= len(wanted) <= gallery.MAX_ARCHIVE_IDS:
+            raise InvalidRequest(f"ids takes 1 to {gallery.MAX_ARCHIVE_IDS} generation ids",
+                                 code="invalid_ids", param="ids")
+        generations = await gallery.archive_generations(services, principal, wanted)
+        return Stream(gallery.archive(services.runtime, generations),
+                      media_type="application/zip",
+                      headers={"Content-Disposition": 'attachment; filename="generations.zip"'})
 
     @get("/{generation_id:str}", summary="Read one generation", guards=[requires("read")],
          response_headers=DOCUMENTED)
@@ -181,6 +244,70 @@ class GenerationController(Controller):
         one that has ended."""
         generation = await service.cancel(services, principal, generation_id)
         return await _respond(services, principal, request, generation, 200)
+
+    @delete("/{generation_id:str}", status_code=200, summary="Delete a generation",
+            guards=[requires("generate")])
+    async def delete_(self, principal: Principal, services: ServicesDep,
+                      generation_id: FromPath[str]) -> GenerationDeleted:
+        """Delete one of the caller's finished generations: from then on reading it is 404
+        and no list (nor `/v1/videos`) shows it, and its stored media is removed by a
+        background job. Its charges stand. 409 `generation_active` while it is queued or
+        running (cancel it first); 404 for another caller's, or one already deleted. A
+        request repeating its `Idempotency-Key` is 409 `generation_deleted`."""
+        await gallery.delete(services, principal, generation_id)
+        return GenerationDeleted(id=generation_id)
+
+    @put("/{generation_id:str}/favourite", status_code=200, summary="Mark a favourite",
+         guards=[requires("generate")])
+    async def favourite(self, request: AnyRequest, principal: Principal,
+                        services: ServicesDep,
+                        generation_id: FromPath[str]) -> Response[GenerationOut]:
+        """Mark one of the caller's generations as a favourite (`favourite: true`; doing it
+        twice is the same); answers the generation. Lists filter on it with
+        `favourite=true`."""
+        generation = await gallery.set_favourite(services, principal, generation_id, True)
+        return await _respond(services, principal, request, generation, 200)
+
+    @delete("/{generation_id:str}/favourite", status_code=200, summary="Unmark a favourite",
+            guards=[requires("generate")])
+    async def unfavourite(self, request: AnyRequest, principal: Principal,
+                          services: ServicesDep,
+                          generation_id: FromPath[str]) -> Response[GenerationOut]:
+        """Remove the favourite mark of one of the caller's generations (idempotent);
+        answers the generation."""
+        generation = await gallery.set_favourite(services, principal, generation_id, False)
+        return await _respond(services, principal, request, generation, 200)
+
+    @post("/{generation_id:str}/share", status_code=200, summary="Make a share link",
+          guards=[requires("read")])
+    async def share(self, request: AnyRequest, principal: Principal, services: ServicesDep,
+                    generation_id: FromPath[str], data: ShareCreate | None = None) -> Share:
+        """A link anyone can open, without signing in, to see this generation's prompt and
+        outputs until `expires_at`: `url` is the portal page `/shared/<token>` on the host
+        the request came through (the tenant's domain), `token` what `GET
+        /v1/shared/{token}` takes. `expires_in_s`: 60 s to 30 days, 7 days by default. The
+        token is signed, not stored: it cannot be revoked, but deleting the generation ends
+        it."""
+        to = await _audience(services, principal, request)
+        return await gallery.share(services, principal, generation_id,
+                                   expires_in_s=(data or ShareCreate()).expires_in_s,
+                                   origin=to.base_url)
+
+
+class SharedController(Controller):
+    path = "/v1/shared"
+    tags = ["generations"]
+
+    @get("/{token:str}", summary="Open a share link")
+    async def read(self, request: AnyRequest, runtime: RuntimeDep,
+                   token: FromPath[str]) -> SharedGeneration:
+        """Public (no key, no session): the shared generation's `type`, `prompt` and
+        `outputs` (links signed afresh) of a token from `POST /v1/generations/{id}/share`.
+        404 `share_not_found` for a token that is malformed, forged, expired, of a deleted
+        generation, or of another tenant than the one whose domain the request came through;
+        429 past 120 views a minute from one client address."""
+        return await gallery.shared(runtime, token, host=request.headers.get("host"),
+                                    ip=request.client.host if request.client else "")
 
 
 class ProviderController(Controller):

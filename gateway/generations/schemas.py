@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -94,6 +94,14 @@ class GenerationOut(msgspec.Struct):
     completed_at: datetime | None
     #: Every provider call, in order (empty until a worker starts it, and for cached ones).
     attempts: list[Attempt] = msgspec.field(default_factory=list)
+    #: The prompt (or text to speak) as submitted.
+    prompt: str = ""
+    #: The plain `params` as submitted (input media are not repeated: see `operation`).
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+    #: Marked with `PUT /v1/generations/{id}/favourite`.
+    favourite: bool = False
+    #: The team it was made for (its members see it), or null: the caller's own.
+    team_id: str | None = None
     object: str = "generation"
 
 
@@ -108,3 +116,58 @@ class Estimate(msgspec.Struct):
     provider: str
     breakdown: dict[str, int]
     unit: str = "millicredit"
+
+
+class GenerationDeleted(msgspec.Struct):
+    id: str
+    deleted: bool = True
+    object: str = "generation"
+
+
+BulkAction = Literal["delete", "favourite", "unfavourite"]
+
+
+class BulkRequest(msgspec.Struct, forbid_unknown_fields=True):
+    action: BulkAction
+    ids: Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=32)]],
+                   msgspec.Meta(min_length=1, max_length=100)]
+
+
+class BulkError(msgspec.Struct):
+    code: str
+    message: str
+
+
+class BulkResult(msgspec.Struct):
+    id: str
+    ok: bool
+    error: BulkError | None = None
+
+
+class BulkResults(msgspec.Struct):
+    results: list[BulkResult]
+    object: str = "list"
+
+
+#: A share link lives 60 s to 30 days; 7 days unless asked.
+SHARE_MIN_S, SHARE_DEFAULT_S, SHARE_MAX_S = 60, 7 * 86_400, 30 * 86_400
+
+
+class ShareCreate(msgspec.Struct, forbid_unknown_fields=True):
+    expires_in_s: Annotated[int, msgspec.Meta(ge=SHARE_MIN_S, le=SHARE_MAX_S)] = SHARE_DEFAULT_S
+
+
+class Share(msgspec.Struct):
+    url: str
+    token: str
+    expires_at: datetime
+    object: str = "share"
+
+
+class SharedGeneration(msgspec.Struct):
+    id: str
+    type: str
+    prompt: str
+    outputs: list[Output]
+    created_at: datetime
+    object: str = "shared_generation"

@@ -11,7 +11,7 @@ import msgspec
 from sqlalchemy import Select, or_, select
 
 from gateway.core.auth import Principal
-from gateway.generations import lifecycle
+from gateway.generations import lifecycle, search
 from gateway.generations import team_spend as team_views
 from gateway.generations.models import FINAL_STATES, Generation
 from gateway.generations.planning import plan
@@ -32,8 +32,10 @@ def _scoped(query: Select[Generation], principal: Principal, *,
             shared: bool = False) -> Select[Generation]:
     """Every generation query goes through here: it always filters by tenant (and customer,
     or the team the principal acts for). `shared`: a customer also sees its teams'
-    generations (reading one by id; docs/teams.md)."""
-    query = query.where(Generation.tenant_id == principal.tenant)
+    generations (reading one by id; docs/teams.md). A deleted generation is nobody's: every
+    surface (REST, `/v1/videos`, MCP) reads through here."""
+    query = query.where(Generation.tenant_id == principal.tenant,
+                        Generation.deleted_at.is_(None))
     if principal.team_id is not None:
         return query.where(Generation.team_id == principal.team_id)
     if principal.customer_id is not None:
@@ -94,10 +96,15 @@ async def wait_until_final(services: Services, principal: Principal, generation:
 
 async def list_page(services: Services, principal: Principal, *, media_type: str | None,
                     status: str | None, limit: int, cursor: str | None,
-                    newest_first: bool = True) -> tuple[list[Generation], str | None]:
+                    newest_first: bool = True, filters: search.Filters | None = None,
+                    ) -> tuple[list[Generation], str | None]:
     """Newest first (or oldest first); returns one page and the cursor of the next (None at
-    the end)."""
+    the end). `filters`: the gallery's (dates, cost, favourites, full-text `q`)."""
     query = _scoped(select(Generation), principal)
+    if filters is not None:
+        query = query.where(*search.conditions(
+            filters, customer=principal.customer_id is not None,
+            dialect=services.runtime.db.engine.dialect.name))
     if media_type:
         query = query.where(Generation.type == media_type)
     if status:

@@ -55,6 +55,11 @@ async def _by_idempotency_key(services: Services, principal: Principal, key: str
     if found is not None and found.request_hash != digest:
         raise Conflict("Idempotency-Key was used with a different request",
                        code="idempotency_key_reused", param="Idempotency-Key")
+    if found is not None and found.deleted_at is not None:
+        # Answering the deleted generation would show it again; making a new one would
+        # charge again under a key that promised "once". Neither silently: say so.
+        raise Conflict("the generation this Idempotency-Key made was deleted; use a new key",
+                       code="generation_deleted", param="Idempotency-Key")
     return found
 
 

@@ -6,7 +6,7 @@ after it built its `Services`, before its queue runs anything.
 
 from __future__ import annotations
 
-from gateway.generations import jobs, sweeps, worker
+from gateway.generations import gallery, jobs, sweeps, worker
 from gateway.generations.services import Services
 from gateway.providers.states import HEALTH_INTERVAL_S, health_check_all
 
@@ -27,8 +27,12 @@ def register(services: Services) -> None:
     async def poll(generation_id: str, seq: int) -> None:
         await worker.poll_generation(services, generation_id, seq)
 
+    async def purge(generation_id: str) -> None:
+        await gallery.purge_media(runtime, generation_id)
+
     tasks.register(jobs.RUN, run)
     tasks.register(jobs.POLL, poll)
+    tasks.register(jobs.PURGE, purge)
 
     interval = runtime.settings.sweep_interval_s
 

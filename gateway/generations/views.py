@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from gateway.core.auth import Principal
@@ -12,6 +13,7 @@ from gateway.core.runtime import Runtime
 from gateway.generations.models import Generation
 from gateway.generations.schemas import Attempt, Cost, ErrorInfo, GenerationOut, Output
 from gateway.providers.states import provider_label
+from plugins.media import INPUT_NAMES, SAMPLES
 from tenants import service as tenants
 from tenants.models import Tenant
 from tenants.schemas import shows_provider_names
@@ -105,4 +107,14 @@ async def render(runtime: Runtime, generation: Generation,
                           error_code=a.error_code, latency_ms=a.latency_ms,
                           retry_after_s=a.retry_after_s)
                   for a in generation.attempts_log or []],
+        prompt=generation.prompt, params=plain_params(generation.params),
+        favourite=bool(generation.favourite), team_id=generation.team_id,
     )
+
+
+def plain_params(params: dict[str, Any] | None) -> dict[str, Any]:
+    """The params as the caller submitted them, without the input media: the row holds
+    references to their stored copies (`inputs.stow_inputs`), which are ours, not the
+    caller's, and name storage keys."""
+    return {name: value for name, value in (params or {}).items()
+            if name not in INPUT_NAMES and name != SAMPLES}

@@ -30,7 +30,8 @@ DIST = Path(__file__).parent / "web" / "dist"
 SPA_ROUTES: tuple[str, ...] = (
     "/", "/signin", "/signup", "/forgot-password", "/reset-password", "/set-password",
     "/magic", "/teams/accept", "/account", "/studio", "/studio/{rest:path}", "/gallery",
-    "/gallery/{rest:path}", "/credits", "/offline", "/shared/{rest:path}",
+    "/gallery/{rest:path}", "/credits", "/offline",
+    "/shared/{rest:path}",
 )
 
 _MARKER = "<!--portal-head-->"

@@ -17,7 +17,10 @@ import tenants.teams.models
 import tenants.users.models  # noqa: F401  (all tables on the metadata)
 from tenants.kernel.db import Base, Database
 
-del billing, gateway
+del billing
+
+#: The search objects exist on one database each and are not declared (models.py).
+_SKIP = {"include_object": gateway.generations.models.compared_in_schema_checks}
 
 
 async def test_models_and_migrations_agree(database_url: str) -> None:
@@ -25,7 +28,8 @@ async def test_models_and_migrations_agree(database_url: str) -> None:
     try:
         async with db.engine.connect() as conn:
             def diff(sync_conn: Any) -> list[Any]:
-                context = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+                context = MigrationContext.configure(
+                    sync_conn, opts={"compare_type": True, **_SKIP})
                 return list(compare_metadata(context, Base.metadata))
 
             assert await conn.run_sync(diff) == []

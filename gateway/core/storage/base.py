@@ -50,6 +50,17 @@ class Storage(Protocol):
         """Called before a cached result is reused; True when media is stored under `key`."""
         ...
 
+    async def delete(self, key: str) -> None:
+        """Called when media is no longer referenced (a deleted generation's outputs); removes
+        it. Nothing stored under `key` is not an error."""
+        ...
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Remove everything stored under the folder `prefix` (`a/b` covers `a/b/...`, not
+        `a/bc`): a deleted generation's outputs and what was derived from them (thumbnails).
+        Returns how many were removed; none is not an error."""
+        ...
+
     async def check(self) -> None:
         """Called by the readiness probe; raises `StorageUnavailable` saying what is wrong."""
         ...

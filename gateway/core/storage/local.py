@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -119,6 +120,16 @@ class LocalStorage:
         content_type = raw[len(_LOCAL_MAGIC):header_end].decode("utf-8")
         return raw[header_end + 1:], content_type
 
+    async def delete(self, key: str) -> None:
+        """Remove the file for `key` (nothing there is fine)."""
+        path = self._path_for(key)
+        await asyncio.to_thread(_unlink_quietly, path)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Remove the folder `prefix` and every file in it; returns how many media files."""
+        path = self._path_for(prefix.rstrip("/"))
+        return await asyncio.to_thread(_remove_tree, path)
+
     async def signed_url(self, key: str, *, expires_in_s: int, base_url: str) -> str:
         """Return `{base_url}/media/{key}?expires=...&signature=...`, valid `expires_in_s`.
 
@@ -150,3 +161,21 @@ class LocalStorage:
 
     async def close(self) -> None:
         """Nothing to release for local files; present to satisfy `Storage`."""
+
+
+def _unlink_quietly(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        path.unlink()
+
+
+def _remove_tree(path: Path) -> int:
+    if path.is_file():
+        _unlink_quietly(path)
+        return 1
+    if not path.is_dir():
+        return 0
+    removed = sum(1 for item in path.rglob("*")
+                  if item.is_file() and not item.name.startswith("."))
+    # Temp files of a write in flight go too: the media they were to become is deleted.
+    shutil.rmtree(path, ignore_errors=True)
+    return removed

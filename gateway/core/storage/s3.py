@@ -136,6 +136,35 @@ class S3Storage:
             raise StorageUnavailable(f"cannot reach {self._describe()}: {exc}") from exc
         return data, str(response.get("ContentType") or DEFAULT_CONTENT_TYPE)
 
+    async def delete(self, key: str) -> None:
+        """Delete the object for `key` (S3 answers success for a missing one)."""
+        client = await self._get_client()
+        try:
+            await client.delete_object(Bucket=self.bucket, Key=self._object_key(key))
+        except ClientError as exc:
+            raise self._translate(exc, key) from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailable(f"cannot reach {self._describe()}: {exc}") from exc
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under the folder `prefix`, a listed page (<= 1000) at a time."""
+        folder = self._object_key(prefix.rstrip("/")) + "/"
+        client = await self._get_client()
+        removed = 0
+        try:
+            paginator = client.get_paginator("list_objects_v2")
+            async for listed in paginator.paginate(Bucket=self.bucket, Prefix=folder):
+                objects = [{"Key": item["Key"]} for item in listed.get("Contents", [])]
+                if objects:
+                    await client.delete_objects(Bucket=self.bucket,
+                                                Delete={"Objects": objects, "Quiet": True})
+                    removed += len(objects)
+        except ClientError as exc:
+            raise self._translate(exc, prefix) from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailable(f"cannot reach {self._describe()}: {exc}") from exc
+        return removed
+
     async def signed_url(self, key: str, *, expires_in_s: int, base_url: str) -> str:
         """Return a presigned GET URL for `key`, valid `expires_in_s` seconds.
 

@@ -868,6 +868,14 @@ export interface paths {
          * @description `type` and `status` filter (422 for a value that does not exist, so a typo is
          *     not an empty list); `cursor` is a previous page's `next_cursor`. `team_id` (or
          *     `X-Team-Id`) lists a team's generations, for its members (viewers too).
+         *
+         *     The gallery's filters, ANDed with those and with each other: `created_after`
+         *     (inclusive) and `created_before` (exclusive), ISO 8601 times (UTC without an
+         *     offset); `min_cost` / `max_cost` in millicredits, on the cost shown (`charged`,
+         *     else `estimated`); `favourite=true|false`; `q`, full-text search over prompts: every
+         *     word must appear, the last one as a prefix (`"red sun"` finds "a red sunset"), any
+         *     language (words are matched as written, no stemming). Deleted generations are never
+         *     listed. Pagination is unchanged: pass `next_cursor` with the same filters.
          */
         get: operations["V1GenerationsList"];
         put?: never;
@@ -899,6 +907,54 @@ export interface paths {
          *     allocation.
          */
         post: operations["V1GenerationsCreate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/generations/archive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download generations as a zip
+         * @description A zip of the outputs of 1 to 100 generations (`ids`, comma separated) the caller
+         *     may read, streamed as it is built: each output as `<generation id>-<n>.<ext>` (n
+         *     from 1) and `generations.json` listing each generation's `id`, `type`, `prompt`,
+         *     `params`, `created_at` and its files' names. Every id is checked first: one the
+         *     caller cannot read is 404 `generation_not_found` before anything is sent.
+         */
+        get: operations["V1GenerationsArchiveArchive"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/generations/bulk": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Delete or (un)favourite many generations
+         * @description Apply `action` (`delete`, `favourite` or `unfavourite`) to 1 to 100 `ids`, each
+         *     as its own call would: a result per id, in order, `ok: false` with the `error` that
+         *     call would have answered (`generation_not_found` for another caller's or an unknown
+         *     id, `generation_active` for a delete of a queued or running one). One failing does
+         *     not stop the others.
+         */
+        post: operations["V1GenerationsBulkBulk"];
         delete?: never;
         options?: never;
         head?: never;
@@ -978,7 +1034,15 @@ export interface paths {
         get: operations["V1GenerationsGenerationIdRead"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete a generation
+         * @description Delete one of the caller's finished generations: from then on reading it is 404
+         *     and no list (nor `/v1/videos`) shows it, and its stored media is removed by a
+         *     background job. Its charges stand. 409 `generation_active` while it is queued or
+         *     running (cancel it first); 404 for another caller's, or one already deleted. A
+         *     request repeating its `Idempotency-Key` is 409 `generation_deleted`.
+         */
+        delete: operations["V1GenerationsGenerationIdDelete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1000,6 +1064,58 @@ export interface paths {
          *     one that has ended.
          */
         post: operations["V1GenerationsGenerationIdCancelCancel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/generations/{generation_id}/favourite": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Mark a favourite
+         * @description Mark one of the caller's generations as a favourite (`favourite: true`; doing it
+         *     twice is the same); answers the generation. Lists filter on it with
+         *     `favourite=true`.
+         */
+        put: operations["V1GenerationsGenerationIdFavouriteFavourite"];
+        post?: never;
+        /**
+         * Unmark a favourite
+         * @description Remove the favourite mark of one of the caller's generations (idempotent);
+         *     answers the generation.
+         */
+        delete: operations["V1GenerationsGenerationIdFavouriteUnfavourite"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/generations/{generation_id}/share": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Make a share link
+         * @description A link anyone can open, without signing in, to see this generation's prompt and
+         *     outputs until `expires_at`: `url` is the portal page `/shared/<token>` on the host
+         *     the request came through (the tenant's domain), `token` what `GET
+         *     /v1/shared/{token}` takes. `expires_in_s`: 60 s to 30 days, 7 days by default. The
+         *     token is signed, not stored: it cannot be revoked, but deleting the generation ends
+         *     it.
+         */
+        post: operations["V1GenerationsGenerationIdShareShare"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1364,6 +1480,30 @@ export interface paths {
          * @description Revokes one of the caller's own sessions (idempotent); 404 for anyone else's.
          */
         delete: operations["V1SessionsSessionIdDelete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/shared/{token}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Open a share link
+         * @description Public (no key, no session): the shared generation's `type`, `prompt` and
+         *     `outputs` (links signed afresh) of a token from `POST /v1/generations/{id}/share`.
+         *     404 `share_not_found` for a token that is malformed, forged, expired, of a deleted
+         *     generation, or of another tenant than the one whose domain the request came through;
+         *     429 past 120 views a minute from one client address.
+         */
+        get: operations["V1SharedTokenRead"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -2372,6 +2512,29 @@ export interface components {
             show_provider_names: boolean;
             support?: components["schemas"]["SupportLinks"] | null;
         };
+        /** BulkError */
+        BulkError: {
+            code: string;
+            message: string;
+        };
+        /** BulkRequest */
+        BulkRequest: {
+            /** @enum {string} */
+            action: "delete" | "favourite" | "unfavourite";
+            ids: string[];
+        };
+        /** BulkResult */
+        BulkResult: {
+            error?: components["schemas"]["BulkError"] | null;
+            id: string;
+            ok: boolean;
+        };
+        /** BulkResults */
+        BulkResults: {
+            /** @default list */
+            object: string;
+            results: components["schemas"]["BulkResult"][];
+        };
         /** CachePercent */
         CachePercent: {
             percent: number;
@@ -2599,6 +2762,14 @@ export interface components {
             type: "image" | "audio" | "video" | "design" | "model_3d";
             webhook_url?: string | null;
         };
+        /** GenerationDeleted */
+        GenerationDeleted: {
+            /** @default true */
+            deleted: boolean;
+            id: string;
+            /** @default generation */
+            object: string;
+        };
         /** GenerationList */
         GenerationList: {
             data: components["schemas"]["GenerationOut"][];
@@ -2615,6 +2786,8 @@ export interface components {
             /** Format: date-time */
             created_at: string;
             error: components["schemas"]["ErrorInfo"] | null;
+            /** @default false */
+            favourite: boolean;
             id: string;
             metadata: {
                 [key: string]: string;
@@ -2623,9 +2796,15 @@ export interface components {
             object: string;
             operation: string;
             outputs: components["schemas"]["Output"][];
+            params?: {
+                [key: string]: unknown;
+            };
+            /** @default  */
+            prompt: string;
             provider: string;
             started_at: string | null;
             status: string;
+            team_id?: string | null;
             type: string;
         };
         /** GrantOut */
@@ -3117,6 +3296,31 @@ export interface components {
             object: string;
             revoked_at?: string | null;
             user_agent: string;
+        };
+        /** Share */
+        Share: {
+            /** Format: date-time */
+            expires_at: string;
+            /** @default share */
+            object: string;
+            token: string;
+            url: string;
+        };
+        /** ShareCreate */
+        ShareCreate: {
+            /** @default 604800 */
+            expires_in_s: number;
+        };
+        /** SharedGeneration */
+        SharedGeneration: {
+            /** Format: date-time */
+            created_at: string;
+            id: string;
+            /** @default shared_generation */
+            object: string;
+            outputs: components["schemas"]["Output"][];
+            prompt: string;
+            type: string;
         };
         /** SignedIn */
         SignedIn: {
@@ -7342,6 +7546,12 @@ export interface operations {
                 limit?: number | null;
                 cursor?: string | null;
                 team_id?: string | null;
+                created_after?: string | null;
+                created_before?: string | null;
+                min_cost?: number | null;
+                max_cost?: number | null;
+                favourite?: boolean | null;
+                q?: string | null;
             };
             header?: never;
             path?: never;
@@ -7444,6 +7654,160 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["GenerationOut"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1GenerationsArchiveArchive: {
+        parameters: {
+            query: {
+                ids: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The zip, streamed. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/zip": string;
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1GenerationsBulkBulk: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BulkRequest"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkResults"];
                 };
             };
             /** @description Malformed request (the body is not JSON) */
@@ -7738,6 +8102,82 @@ export interface operations {
             };
         };
     };
+    V1GenerationsGenerationIdDelete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                generation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GenerationDeleted"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     V1GenerationsGenerationIdCancelCancel: {
         parameters: {
             query?: never;
@@ -7762,6 +8202,238 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["GenerationOut"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1GenerationsGenerationIdFavouriteFavourite: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                generation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GenerationOut"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1GenerationsGenerationIdFavouriteUnfavourite: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                generation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GenerationOut"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1GenerationsGenerationIdShareShare: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                generation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ShareCreate"] | null;
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Share"];
                 };
             };
             /** @description Malformed request (the body is not JSON) */
@@ -9378,6 +10050,82 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SessionOut"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1SharedTokenRead: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SharedGeneration"];
                 };
             };
             /** @description Malformed request (the body is not JSON) */
