@@ -1,45 +1,16 @@
 // The gallery's calls (API.md "Generations": listing filters, favourites, delete, bulk,
-// archive and share links). They go through fetch with the client's headers (CSRF token,
-// workspace team) and fail with the client's ApiError, like `unwrap`.
-import { ApiError, apiHeaders, currentTeam, type ApiErrorBody, type Schemas } from "../../api/client";
+// archive and share links), through the one typed API client.
+import { api, currentTeam, unwrap, type Schemas } from "../../api/client";
+import type { operations } from "../../api/schema";
 
 /** An output: `thumbnail_url` and waveform `peaks` are made by the worker when it stores
  * the output (null for older ones). */
 export type MediaOutput = Schemas["Output"];
-
-/** A generation with what the gallery shows besides the API's common fields. */
-export type Generation = Omit<Schemas["GenerationOut"], "outputs"> & {
-  outputs: MediaOutput[];
-  prompt?: string;
-  params?: Record<string, unknown>;
-  favourite?: boolean;
-  team_id?: string | null;
-};
-
-export interface GenerationPage {
-  data: Generation[];
-  next_cursor: string | null;
-}
-
-export interface BulkResult {
-  id: string;
-  ok: boolean;
-  error: { code: string; message: string } | null;
-}
-
-export interface Share {
-  url: string;
-  token: string;
-  expires_at: string;
-}
-
-export interface SharedGeneration {
-  id: string;
-  type: string;
-  prompt: string;
-  outputs: MediaOutput[];
-  created_at: string;
-}
+export type Generation = Schemas["GenerationOut"];
+export type GenerationPage = Schemas["GenerationList"];
+export type BulkResult = Schemas["BulkResult"];
+export type Share = Schemas["Share"];
+export type SharedGeneration = Schemas["SharedGeneration"];
 
 export const MEDIA_TYPES = ["image", "audio", "video", "design", "model_3d"] as const;
 export const STATUSES = ["queued", "running", "succeeded", "failed", "canceled"] as const;
@@ -71,71 +42,59 @@ export function hasFilters(f: Filters): boolean {
   return Boolean(f.type || f.status || f.from || f.to || f.min || f.max || f.favourite || f.q);
 }
 
-function millicredits(credits: string): string | null {
+function millicredits(credits: string): number | null {
   const value = Number(credits);
   return credits.trim() !== "" && Number.isFinite(value) && value >= 0
-    ? String(Math.round(value * 1000)) : null;
+    ? Math.round(value * 1000) : null;
 }
+
+type ListQuery = operations["V1GenerationsList"]["parameters"]["query"];
 
 /** The API's query for the filters: local days become UTC instants (the whole `to` day
  * included), credits become millicredits. */
-export function listQuery(f: Filters, cursor: string | null): URLSearchParams {
-  const q = new URLSearchParams();
-  if (f.type) q.set("type", f.type);
-  if (f.status) q.set("status", f.status);
-  if (f.from) q.set("created_after", new Date(`${f.from}T00:00:00`).toISOString());
+export function listQuery(f: Filters, cursor: string | null): NonNullable<ListQuery> {
+  const q: NonNullable<ListQuery> = { limit: 24 };
+  if (f.type) q.type = f.type;
+  if (f.status) q.status = f.status;
+  if (f.from) q.created_after = new Date(`${f.from}T00:00:00`).toISOString();
   if (f.to) {
     const end = new Date(`${f.to}T00:00:00`);
     end.setDate(end.getDate() + 1);
-    q.set("created_before", end.toISOString());
+    q.created_before = end.toISOString();
   }
   const min = millicredits(f.min);
-  if (min !== null) q.set("min_cost", min);
+  if (min !== null) q.min_cost = min;
   const max = millicredits(f.max);
-  if (max !== null) q.set("max_cost", max);
-  if (f.favourite) q.set("favourite", "true");
-  if (f.q.trim()) q.set("q", f.q.trim());
-  if (cursor) q.set("cursor", cursor);
-  q.set("limit", "24");
+  if (max !== null) q.max_cost = max;
+  if (f.favourite) q.favourite = true;
+  if (f.q.trim()) q.q = f.q.trim();
+  if (cursor) q.cursor = cursor;
   return q;
 }
 
-async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const headers: Record<string, string> = { Accept: "application/json", ...apiHeaders(method) };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(path, {
-    method, headers, credentials: "same-origin",
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (!response.ok) {
-    const error = (await response.json().catch(() => null)) as Partial<ApiErrorBody> | null;
-    throw new ApiError(response.status, error?.error?.code ?? "error",
-                       error?.error?.message ?? response.statusText, error?.error?.param);
-  }
-  return (await response.json()) as T;
+export async function listGenerations(f: Filters, cursor: string | null): Promise<GenerationPage> {
+  return unwrap(await api.GET("/v1/generations", { params: { query: listQuery(f, cursor) } }));
 }
 
-export function listGenerations(f: Filters, cursor: string | null): Promise<GenerationPage> {
-  return call("GET", `/v1/generations?${listQuery(f, cursor).toString()}`);
+export async function getGeneration(id: string): Promise<Generation> {
+  return unwrap(await api.GET("/v1/generations/{generation_id}",
+                              { params: { path: { generation_id: id } } }));
 }
 
-export function getGeneration(id: string): Promise<Generation> {
-  return call("GET", `/v1/generations/${encodeURIComponent(id)}`);
+export async function setFavourite(id: string, favourite: boolean): Promise<Generation> {
+  const options = { params: { path: { generation_id: id } } };
+  return unwrap(favourite ? await api.PUT("/v1/generations/{generation_id}/favourite", options)
+                          : await api.DELETE("/v1/generations/{generation_id}/favourite", options));
 }
 
-export function setFavourite(id: string, favourite: boolean): Promise<Generation> {
-  return call(favourite ? "PUT" : "DELETE", `/v1/generations/${encodeURIComponent(id)}/favourite`);
-}
-
-export function deleteGeneration(id: string): Promise<{ id: string; deleted: boolean }> {
-  return call("DELETE", `/v1/generations/${encodeURIComponent(id)}`);
+export async function deleteGeneration(id: string): Promise<{ id: string; deleted: boolean }> {
+  return unwrap(await api.DELETE("/v1/generations/{generation_id}",
+                                 { params: { path: { generation_id: id } } }));
 }
 
 export async function bulk(action: "delete" | "favourite" | "unfavourite",
                            ids: string[]): Promise<BulkResult[]> {
-  const answer = await call<{ results: BulkResult[] }>("POST", "/v1/generations/bulk",
-                                                       { action, ids });
-  return answer.results;
+  return unwrap(await api.POST("/v1/generations/bulk", { body: { action, ids } })).results;
 }
 
 /** The zip of these generations' outputs: a plain link (the browser downloads it as it
@@ -147,12 +106,16 @@ export function archiveUrl(ids: string[]): string {
   return `/v1/generations/archive?${q.toString()}`;
 }
 
-export function share(id: string): Promise<Share> {
-  return call("POST", `/v1/generations/${encodeURIComponent(id)}/share`, {});
+/** How long a share link works: the API's default, a week. */
+const SHARE_FOR_S = 7 * 24 * 3600;
+
+export async function share(id: string): Promise<Share> {
+  return unwrap(await api.POST("/v1/generations/{generation_id}/share",
+                               { params: { path: { generation_id: id } }, body: { expires_in_s: SHARE_FOR_S } }));
 }
 
-export function getShared(token: string): Promise<SharedGeneration> {
-  return call("GET", `/v1/shared/${encodeURIComponent(token)}`);
+export async function getShared(token: string): Promise<SharedGeneration> {
+  return unwrap(await api.GET("/v1/shared/{token}", { params: { path: { token } } }));
 }
 
 /** What a tile or the viewer shows first: the worker's thumbnail, else the output itself
