@@ -1,7 +1,7 @@
 """push: web push subscriptions of customers
 
 Revision ID: 0018_push
-Revises: 0016_teams
+Revises: 0017_gallery
 """
 from collections.abc import Sequence
 

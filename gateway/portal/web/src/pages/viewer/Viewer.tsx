@@ -20,9 +20,15 @@ function ShareBox({ id }: { id: string }) {
   const { t, i18n } = useTranslation("viewer");
   const [copied, setCopied] = useState(false);
   const link = useMutation<Share, Error>({ mutationFn: () => share(id) });
+  const field = useRef<HTMLInputElement>(null);
   async function copy(url: string) {
     try {
-      await navigator.clipboard.writeText(url);
+      // The Clipboard API exists on secure origins only; elsewhere copy the selected field.
+      if (navigator.clipboard) await navigator.clipboard.writeText(url);
+      else {
+        field.current?.select();
+        if (!document.execCommand("copy")) throw new Error("copy refused");
+      }
       setCopied(true);
     } catch {
       setCopied(false);
@@ -30,7 +36,8 @@ function ShareBox({ id }: { id: string }) {
   }
   return (
     <div className="share">
-      <button type="button" onClick={() => link.mutate(undefined, { onSuccess: (s) => void copy(s.url) })}
+      <button type="button" onClick={() => link.mutate(undefined, {
+                onSuccess: (s) => { setTimeout(() => void copy(s.url)); } })}
               disabled={link.isPending}>
         {t("share.create")}
       </button>
@@ -38,7 +45,7 @@ function ShareBox({ id }: { id: string }) {
         <div className="share-link">
           <label>
             {t("share.link")}
-            <input type="url" readOnly value={link.data.url} onFocus={(e) => e.target.select()} />
+            <input ref={field} type="url" readOnly value={link.data.url} onFocus={(e) => e.target.select()} />
           </label>
           <button type="button" onClick={() => void copy(link.data.url)}>{t("share.copy")}</button>
           <p className="muted" role="status">
