@@ -241,3 +241,38 @@ async def test_the_viewer_zooms_plays_and_shares_a_link_anyone_can_open(
     await portal.sign_in(phone_en, address, then=f"/gallery/{speech['id']}")
     await expect(phone_en.locator(".waveform canvas").first).to_be_attached()
     await portal.shot(phone_en, "viewer-audio-en-phone")
+
+
+async def test_the_viewer_shows_video_with_its_poster_and_turns_a_3d_model(
+        portal: Portal) -> None:
+    address = await portal.customer()
+    page = await portal.page()
+    await portal.sign_in(page, address, then="/gallery")
+    clip = await make(page, {"type": "video", "prompt": "waves on a beach"})
+    model = await make(page, {"type": "model_3d", "prompt": "a small teapot"})
+
+    # The video plays in the page's player with the worker's poster frame.
+    await page.goto(f"{portal.origin}/gallery/{clip['id']}")
+    video = page.locator(".video-player video")
+    await expect(video).to_have_attribute("src", re.compile(".+"))
+    poster = clip["outputs"][0].get("thumbnail_url")
+    assert poster, clip["outputs"][0]
+    # (Output URLs are signed afresh on each read: compare the file, not the signature.)
+    poster_file = re.compile(re.escape(poster.split("?")[0]) + r"\?")
+    await expect(video).to_have_attribute("poster", poster_file)
+    await portal.shot(page, "viewer-video-en-desktop")
+    assert axe_violations(await Axe().run(page)) == []
+
+    # The GLB loads into the three.js viewer: a canvas that has drawn the model.
+    await page.goto(f"{portal.origin}/gallery/{model['id']}")
+    await expect(page.locator(".model-canvas")).to_have_attribute("data-state", "ready")
+    canvas = page.locator(".model-canvas canvas")
+    size = await canvas.evaluate("c => [c.width, c.height]")
+    assert size[0] > 0
+    assert size[1] > 0
+    await portal.shot(page, "viewer-3d-en-desktop")
+    assert axe_violations(await Axe().run(page)) == []
+    # In the grid the model is a cube tile and the video shows its poster.
+    await page.goto(f"{portal.origin}/gallery")
+    await expect(tile(page, model).locator("svg")).to_be_visible()
+    await expect(tile(page, clip).locator("img")).to_have_attribute("src", poster_file)
