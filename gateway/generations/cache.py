@@ -10,10 +10,11 @@ matches across tenants: the tenant id is hashed in and every key and query is sc
   its id is stored for the tenant's `ttl_s`. An identical request then finds it and, if that
   generation is still `succeeded` (and not deleted) and its outputs are still stored, gets a
   new generation marked `cached: true`, succeeded at once with the same stored outputs,
-  billed by the tenant's `charge` policy, without a job or a provider call. A request without a `seed` is
-  cacheable like any other (a seed is just another parameter: a different seed, a different
-  fingerprint); a tenant that wants fresh results turns the cache off or sends
-  `Cache-Control: no-cache`, which skips the lookup and joining (its result is still stored).
+  billed by the tenant's `charge` policy, without a job or a provider call. A request
+  without a `seed` is cacheable like any other (a seed is just another parameter: a
+  different seed, a different fingerprint); a tenant that wants fresh results turns the
+  cache off or sends `Cache-Control: no-cache`, which skips the lookup and joining (its
+  result is still stored).
 - **Coalescing.** The first of identical requests in flight stores
   `{prefix}:inflight:{tenant}:{fp}` → its id (SET NX, after its row committed; expires with
   its reservation if its worker dies) and runs. Later ones become its followers

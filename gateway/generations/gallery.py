@@ -38,11 +38,24 @@ from gateway.generations.services import Services
 from gateway.generations.views import Audience, plain_params, render
 from tenants import service as tenants
 from tenants.kernel.db import utcnow
-from tenants.kernel.errors import Conflict, DomainError, NotFound, RateLimited
+from tenants.kernel.errors import (
+    Conflict,
+    DomainError,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_ARCHIVE_IDS = 100
+
+
+def _may_change(principal: Principal) -> None:
+    """A team's viewer sees its generations and changes none (docs/teams.md)."""
+    if principal.team_role == "viewer":
+        raise PermissionDenied("a viewer sees the team's generations and cannot change them",
+                               code="team_viewer")
 
 
 # --- delete -------------------------------------------------------------------------------
@@ -54,8 +67,10 @@ async def delete(services: Services, principal: Principal, generation_id: str) -
     Marks it deleted in one statement that also checks it is final and not yet deleted, so of
     two concurrent deletes one wins and the other finds nothing (404). From then on every
     surface omits it; a job removes its media. Its ledger entries stay (money was settled).
-    409 `generation_active` while queued or running (cancel it first).
+    409 `generation_active` while queued or running (cancel it first); 403 `team_viewer` for
+    a team's viewer.
     """
+    _may_change(principal)
     generation = await service.get(services, principal, generation_id, shared=False)
     async with services.runtime.db.transaction() as session:
         marked = await session.execute(
@@ -112,7 +127,8 @@ def _folder(key: str) -> str:
 async def set_favourite(services: Services, principal: Principal, generation_id: str,
                         favourite: bool) -> Generation:
     """Mark or unmark one of the caller's generations as a favourite (idempotent); returns
-    it as it now is."""
+    it as it now is. 403 `team_viewer` for a team's viewer."""
+    _may_change(principal)
     generation = await service.get(services, principal, generation_id, shared=False)
     async with services.runtime.db.transaction() as session:
         await session.execute(

@@ -426,3 +426,27 @@ async def test_s3_signed_url_rejects_non_positive_ttl(s3: S3Storage) -> None:
     with pytest.raises(ValueError, match="expires_in_s"):
         await s3.signed_url("a.png", expires_in_s=-1, base_url="http://gw")
 
+
+
+async def test_local_delete_prefix_removes_the_folder_only(local: LocalStorage) -> None:
+    for key in ("t/gen_a/0.png", "t/gen_a/thumbs/0.webp", "t/gen_ab/0.png"):
+        await local.put(key, b"x", "image/png")
+    assert await local.delete_prefix("t/gen_a") == 2
+    assert not await local.exists("t/gen_a/0.png")
+    assert not await local.exists("t/gen_a/thumbs/0.webp")
+    assert await local.exists("t/gen_ab/0.png")  # a folder name, not a string prefix
+    assert await local.delete_prefix("t/gen_a") == 0
+    await local.delete("t/gen_ab/0.png")
+    await local.delete("t/gen_ab/0.png")  # nothing there: fine
+    assert not await local.exists("t/gen_ab/0.png")
+
+
+async def test_s3_delete_prefix_removes_the_folder_only(s3: S3Storage) -> None:
+    for key in ("t/gen_a/0.png", "t/gen_a/thumbs/0.webp", "t/gen_ab/0.png"):
+        await s3.put(key, b"x", "image/png")
+    assert await s3.delete_prefix("t/gen_a") == 2
+    assert not await s3.exists("t/gen_a/0.png")
+    assert not await s3.exists("t/gen_a/thumbs/0.webp")
+    assert await s3.exists("t/gen_ab/0.png")
+    await s3.delete("t/gen_ab/0.png")
+    assert not await s3.exists("t/gen_ab/0.png")

@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
+
+from gateway.core.settings import Settings
 from gateway.generations import gallery
 from gateway.generations.models import Generation
-from tests.conftest import Gate, Gateway
+from tests.conftest import Gate, Gateway, running_gateway
 
 IMAGE = {"type": "image", "prompt": "a lighthouse at dusk", "params": {"size": "256x128"}}
 
@@ -280,3 +283,48 @@ def test_an_expired_token_reads_as_nothing() -> None:
     assert gallery.read_token(b"k" * 32, token, now=999) == ("ten_a", "gen_a")
     assert gallery.read_token(b"k" * 32, token, now=1_001) is None
     assert gallery.read_token(b"x" * 32, token, now=999) is None
+
+
+async def test_cached_answers_share_media_until_the_last_is_deleted(
+        settings: Settings) -> None:
+    """A cached answer reuses the stored outputs of the generation that made them: deleting
+    either keeps the files while the other is shown, the cache never answers with a deleted
+    generation, and the last delete removes the files."""
+    cached_settings = msgspec.structs.replace(settings, cache_ttl_s=3600)
+    async with running_gateway(cached_settings) as gateway:
+        tenant = await gateway.tenant()
+        original = await gateway.finish(tenant.auth, IMAGE)
+        copy = await gateway.finish(tenant.auth, IMAGE)
+        assert copy["cached"] is True
+        files = stored_files(gateway, tenant.id, original["id"])
+        assert files
+
+        await gateway.client.delete(f"/v1/generations/{original['id']}", headers=tenant.auth)
+        await gateway.drain()
+        assert stored_files(gateway, tenant.id, original["id"]) == files  # the copy shows them
+        shown = await gateway.client.get(f"/v1/generations/{copy['id']}", headers=tenant.auth)
+        assert (await gateway.media(shown.json()["outputs"][0]["url"])).status_code == 200
+
+        # The cache pointed at the deleted one: a miss, so a fresh run with its own files.
+        fresh = await gateway.finish(tenant.auth, IMAGE)
+        assert fresh["cached"] is False
+        assert stored_files(gateway, tenant.id, fresh["id"])
+
+        await gateway.client.delete(f"/v1/generations/{copy['id']}", headers=tenant.auth)
+        await gateway.drain()
+        assert stored_files(gateway, tenant.id, original["id"]) == []
+        assert stored_files(gateway, tenant.id, fresh["id"])
+
+
+async def test_deleted_videos_leave_the_openai_surface(gateway: Gateway) -> None:
+    tenant = await gateway.tenant()
+    video = await gateway.finish(tenant.auth, {"type": "video", "prompt": "waves"})
+    assert (await gateway.client.get(f"/v1/videos/{video['id']}",
+                                     headers=tenant.auth)).status_code == 200
+    await gateway.client.delete(f"/v1/generations/{video['id']}", headers=tenant.auth)
+    assert (await gateway.client.get(f"/v1/videos/{video['id']}",
+                                     headers=tenant.auth)).status_code == 404
+    listed = await gateway.client.get("/v1/videos", headers=tenant.auth)
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["data"] == []
+    await gateway.drain()
