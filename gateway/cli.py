@@ -22,6 +22,7 @@ from gateway.core.migrate import upgrade
 from gateway.core.runtime import Runtime, apply_price_overrides
 from gateway.core.settings import Settings, SettingsError, load_settings
 from gateway.credits.service import CreditGrant, grant_credits
+from gateway.generations import push
 from gateway.tenancy.service import create_key, create_tenant, update_tenant
 from gateway.worker import run_worker
 from plugins.host import build_plugin_host
@@ -65,9 +66,11 @@ def server_config(settings: Settings, host: str, port: int,
                   log_level: str = "info") -> uvicorn.Config:
     """The uvicorn configuration of `serve` and `demo`: uvloop and httptools when installed
     (the runtime dependencies; about +18 % for the API), asyncio and h11 otherwise, so a
-    machine without their wheels still serves."""
+    machine without their wheels still serves. On SIGTERM, open requests get
+    `MEDIAHUB_SHUTDOWN_GRACE_S` to finish: event streams never do by themselves."""
     return uvicorn.Config(
         create_app(settings), host=host, port=port, log_level=log_level,
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
         http="httptools" if importlib.util.find_spec("httptools") else "h11")
 
@@ -209,6 +212,12 @@ async def _demo_setup(settings: Settings) -> tuple[str, str]:
 def cmd_demo(args: argparse.Namespace) -> None:
     """Embedded gateway with a demo tenant, a fresh key and credits; prints how to try it."""
     os.environ.setdefault("MEDIAHUB_ADMIN_TOKEN", secrets.token_urlsafe(24))
+    if not os.environ.get("MEDIAHUB_VAPID_PRIVATE_KEY"):
+        # Web push works in the demo too: a key pair for this process (browsers subscribed
+        # under it must subscribe again after a restart).
+        public, private = push.vapid_pair()
+        os.environ["MEDIAHUB_VAPID_PUBLIC_KEY"], os.environ["MEDIAHUB_VAPID_PRIVATE_KEY"] = (
+            public, private)
     settings = _settings(_listening_url(args.host, args.port))
     tenant_id, key = asyncio.run(_demo_setup(settings))
     banner = demo_banner(settings, args.port, tenant_id, key)

@@ -31,6 +31,12 @@ class SettingsError(Exception):
         super().__init__("invalid settings:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
+#: Fields never shown in `repr(settings)`.
+_SECRET_FIELDS: Final = frozenset({"secret_key", "admin_token", "stripe_api_key",
+                                   "stripe_webhook_secret", "smtp_password",
+                                   "vapid_private_key"})
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Each setting is read from MEDIAHUB_<NAME IN UPPER CASE>; its `#:` comment is its
     # description in docs/configuration.md (`reference_markdown`, below).
@@ -169,7 +175,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     job_lease_s: int = 60
     #: How often the reconciler and reservation sweeper run (and SAQ's own sweep).
     sweep_interval_s: int = 30
-    #: On SIGTERM, how long running jobs may take to finish before they are handed back.
+    #: On SIGTERM, how long running jobs may take to finish before they are handed back (and
+    #: how long an API process lets open requests, event streams included, run on).
     shutdown_grace_s: int = 60
     #: Operators' overrides of providers' published prices, by the provider's environment
     #: name (`MEDIAHUB_OPENAI_PRICES={"dall-e-3/hd/1024x1024": 90000}` → "OPENAI"); applied
@@ -226,6 +233,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     vapid_private_key: str | None = None
     #: Who push services may contact about this server's pushes (`mailto:` or `https:`).
     vapid_subject: str = "mailto:push@mediahub.localhost"
+
+    def __repr__(self) -> str:
+        # Settings end up in logs and tracebacks: secrets are shown as set or unset only.
+        shown = ", ".join(
+            f"{name}={'<hidden>' if getattr(self, name) else None}" if name in _SECRET_FIELDS
+            else f"{name}={getattr(self, name)!r}" for name in self.__struct_fields__)
+        return f"Settings({shown})"
 
     def concurrency_for(self, media_type: str) -> int:
         """Jobs one worker process runs at once on the queue of `media_type`."""

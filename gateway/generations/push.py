@@ -4,22 +4,25 @@ A portal subscribes a browser with the Push API, using the VAPID public key from
 `GET /v1/push/key`, and stores the subscription with `POST /v1/push_subscriptions`. When a
 generation of the customer succeeds or fails, `lifecycle.end` runs `generation_ended` in the
 background (after the commit, under `SEND_TIMEOUT_S`): each subscription gets
-`{"title","body","url":"/gallery/<id>"}`, encrypted for that browser (RFC 8291, `aes128gcm`)
-by pywebpush and signed with the VAPID key (RFC 8292), POSTed to its push service (RFC 8030)
-through the egress guard: the endpoint is the client's URL. A push service that answers 404 or
-410 has forgotten the subscription: it is deleted. Nothing is retried: a notification that
-arrives late is worse than none.
+`{"title","body","url":"/gallery/<id>","id","status","type"}`, encrypted for that browser
+(RFC 8291, `aes128gcm`) by pywebpush and signed with the VAPID key (RFC 8292), POSTed to its
+push service (RFC 8030) through the egress guard: the endpoint is the client's URL. A push
+service that answers 404 or 410 has forgotten the subscription: it is deleted. Nothing is
+retried: a notification that arrives late is worse than none.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 from typing import Final
 from urllib.parse import urlsplit
 
 import msgspec
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02
 from pywebpush import WebPusher
 from sqlalchemy import delete, select
@@ -76,11 +79,29 @@ class PushSubscriptionDeleted(msgspec.Struct):
 
 
 class Notification(msgspec.Struct):
-    """What the service worker receives (and shows)."""
+    """What the service worker receives: `title`, `body` and `url` to show as they are, and
+    the generation's `id`, `status` and `type` for a portal that words it in its own
+    language."""
 
     title: str
     body: str
     url: str
+    id: str
+    status: str
+    type: str
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def vapid_pair() -> tuple[str, str]:
+    """A fresh VAPID key pair, (public, private) in base64url (an uncompressed P-256 point,
+    the raw private value): what `mediahub demo` uses when none is set."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = key.public_key().public_bytes(serialization.Encoding.X962,
+                                           serialization.PublicFormat.UncompressedPoint)
+    return _b64url(public), _b64url(key.private_numbers().private_value.to_bytes(32, "big"))
 
 
 def public_key(settings: Settings) -> PushKey:
@@ -100,8 +121,6 @@ def _customer(principal: Principal, settings: Settings) -> tuple[str, str]:
 
 
 def _check_keys(keys: PushKeys) -> None:
-    import base64
-
     for name, value, size in (("p256dh", keys.p256dh, 65), ("auth", keys.auth, 16)):
         try:
             raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
@@ -164,7 +183,8 @@ def _notification(generation: Generation, status: str) -> Notification:
                                                                       generation.type)
     prompt = generation.prompt if len(generation.prompt) <= 80 else generation.prompt[:79] + "…"
     title = f"Your {what} is ready" if status == SUCCEEDED else f"Your {what} could not be made"
-    return Notification(title=title, body=prompt, url=f"/gallery/{generation.id}")
+    return Notification(title=title, body=prompt, url=f"/gallery/{generation.id}",
+                        id=generation.id, status=status, type=generation.type)
 
 
 def _encrypted(settings: Settings, subscription: PushSubscription,

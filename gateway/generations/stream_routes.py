@@ -3,6 +3,7 @@ API.md; docs/usage.md "Live updates and web push"). Thin: each route calls one s
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 
 import msgspec
@@ -14,6 +15,15 @@ from gateway.core.auth import Principal, requires, with_team
 from gateway.generations import push
 from gateway.generations.events import Audience, GenerationEvents, Stream
 from gateway.generations.services import ServicesDep
+from tenants.kernel.errors import RateLimited
+
+
+class _Comment(ServerSentEventMessage):
+    """A comment line alone (Litestar's message adds an empty `data:`, which browsers
+    dispatch as an empty `message` event)."""
+
+    def encode(self) -> bytes:
+        return f": {self.comment}\r\n\r\n".encode()
 
 
 async def _messages(events: GenerationEvents, audience: Audience,
@@ -21,20 +31,23 @@ async def _messages(events: GenerationEvents, audience: Audience,
     """The stream's messages: each event the audience may see, and a keepalive comment
     after every `keepalive_s` without one. Ends when the client goes (the generator is
     closed), which closes the stream's registration."""
-    import asyncio
-
     stream: Stream
-    async with events.stream(audience) as stream:
-        # A first comment at once: the client knows the stream is open (and subscribed).
-        yield ServerSentEventMessage(comment="connected")
-        while True:
-            try:
-                seq, event = await asyncio.wait_for(stream.queue.get(), keepalive_s)
-            except TimeoutError:
-                yield ServerSentEventMessage(comment="keepalive")
-                continue
-            yield ServerSentEventMessage(event="generation", id=seq,
-                                         data=msgspec.json.encode(event).decode())
+    try:
+        async with events.stream(audience) as stream:
+            # A first comment at once: the client knows the stream is open (and subscribed).
+            yield _Comment(comment="connected")
+            while True:
+                try:
+                    seq, event = await asyncio.wait_for(stream.queue.get(), keepalive_s)
+                except TimeoutError:
+                    yield _Comment(comment="keepalive")
+                    continue
+                yield ServerSentEventMessage(event="generation", id=seq,
+                                             data=msgspec.json.encode(event).decode())
+    except RateLimited:
+        # Another stream took the tenant's last slot since the route checked (only entering
+        # raises this): end at once; the browser reconnects later.
+        yield _Comment(comment="too many streams")
 
 
 class GenerationEventController(Controller):
