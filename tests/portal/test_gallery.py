@@ -276,3 +276,30 @@ async def test_the_viewer_shows_video_with_its_poster_and_turns_a_3d_model(
     await page.goto(f"{portal.origin}/gallery")
     await expect(tile(page, model).locator("svg")).to_be_visible()
     await expect(tile(page, clip).locator("img")).to_have_attribute("src", poster_file)
+
+
+async def test_the_grid_loads_more_as_it_scrolls_and_by_button(portal: Portal) -> None:
+    address = await portal.customer()
+    page = await portal.page()
+    await portal.sign_in(page, address, then="/gallery")
+    # More than a page (24) of generations: the next page comes from the cursor.
+    made = [await make(page, {"type": "audio", "text": f"Clip number {n}."}) for n in range(26)]
+    await page.reload()
+    tiles = page.locator(".grid .tile")
+    await expect(tiles).to_have_count(24)
+    more = page.get_by_role("button", name="Load more")
+    await expect(more).to_be_visible()
+    # The button, for keyboards: it loads the rest, then goes away.
+    await more.focus()
+    await page.keyboard.press("Enter")
+    await expect(tiles).to_have_count(26)
+    await expect(more).to_have_count(0)
+    await expect(tiles.last).to_have_attribute("data-id", made[0]["id"])
+    # Scrolling to the end of the grid loads the next page by itself.
+    await page.goto(f"{portal.origin}/gallery?type=audio")
+    await expect(tiles).to_have_count(24)
+    await page.locator(".load-more").scroll_into_view_if_needed()
+    await expect(tiles).to_have_count(26)
+    # "Select all" takes every loaded tile.
+    await page.get_by_role("button", name="Select all shown").click()
+    await expect(page.get_by_text("26 selected")).to_be_visible()
