@@ -36,7 +36,7 @@ function Tile({ generation, selected, onSelect, onFavourite, ids }: {
   const [params] = useSearchParams();
   const title = generation.prompt || t(`types.${generation.type}`);
   const cost = generation.cost.charged ?? generation.cost.estimated;
-  const favourite = generation.favourite ?? false;
+  const favourite = generation.favourite;
   return (
     <li className={`tile${selected ? " selected" : ""}`} data-id={generation.id} data-type={generation.type}>
       <Link to={`/gallery/${generation.id}`} state={{ ids, back: params.toString() }} className="tile-link">
@@ -213,11 +213,10 @@ export default function Gallery() {
   const favourite = useMutation({
     mutationFn: ({ id, on }: { id: string; on: boolean }) => setFavourite(id, on),
     onMutate: ({ id, on }) => patch((g) => (g.id === id ? { ...g, favourite: on } : g)),
-    onError: () => void queryClient.invalidateQueries({ queryKey: ["generations"] }),
-    onSuccess: (g) => {
-      patch((old) => (old.id === g.id ? { ...old, favourite: g.favourite ?? false } : old));
-      if (filters.favourite) void queryClient.invalidateQueries({ queryKey: key });
-    },
+    onSuccess: (g) => patch((old) => (old.id === g.id ? { ...old, favourite: g.favourite } : old)),
+    // Lists read while the change was in flight (the favourites filter, the viewer) are
+    // stale: read them again once the server has it, or has refused it.
+    onSettled: () => void queryClient.invalidateQueries({ queryKey: ["generations"] }),
   });
 
   const bulkAction = useMutation({

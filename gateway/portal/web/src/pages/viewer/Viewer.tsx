@@ -149,7 +149,7 @@ export default function Viewer() {
     );
   }
 
-  const isFavourite = generation.favourite ?? false;
+  const isFavourite = generation.favourite;
   const output = generation.outputs[0];
   const active = ACTIVE.has(generation.status);
   return (
@@ -168,7 +168,7 @@ export default function Viewer() {
           {active ? (
             <p className="loading" role="status" aria-live="polite">{t(`status.${generation.status}`)}</p>
           ) : (
-            <MediaView type={generation.type} outputs={generation.outputs} prompt={generation.prompt ?? ""} />
+            <MediaView type={generation.type} outputs={generation.outputs} prompt={generation.prompt} />
           )}
         </div>
         <aside className="viewer-side">
