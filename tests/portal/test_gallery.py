@@ -209,10 +209,17 @@ async def test_the_viewer_zooms_plays_and_shares_a_link_anyone_can_open(
     await expect(stranger.locator(".zoom-frame img")).to_be_visible()
     await portal.shot(stranger, "shared-en-phone")
     assert axe_violations(await Axe().run(stranger)) == []
+    arabic = await portal.page(locale="ar")
+    await arabic.goto(url)
+    await expect(arabic.get_by_role("link", name="تنزيل")).to_be_visible()
+    await expect(arabic.locator(".zoom-frame img")).to_be_visible()
+    await portal.shot(arabic, "shared-ar-desktop")
+    assert axe_violations(await Axe().run(arabic)) == []
     # A link that is not one says so plainly.
     await stranger.goto(f"{portal.origin}/shared/not-a-token")
     await expect(stranger.get_by_role("heading", level=1)).to_have_text(
         "This link no longer works")
+    await portal.shot(stranger, "shared-gone-en-phone")
 
     # The audio's viewer draws its waveform and plays.
     await page.goto(f"{portal.origin}/gallery/{speech['id']}")

@@ -31,7 +31,7 @@ export default function Shared() {
   const shared = query.data;
   return (
     <section className="shared">
-      <h1 className="viewer-title">{shared.prompt || t("title")}</h1>
+      <h1 className="viewer-title"><bdi>{shared.prompt || t("title")}</bdi></h1>
       <MediaView type={shared.type} outputs={shared.outputs} prompt={shared.prompt} />
       <p className="muted">{t("created", { date: formatDate(shared.created_at, i18n.language) })}</p>
       {shared.outputs[0] ? <a className="button primary" href={shared.outputs[0].url} download>{t("download")}</a> : null}

@@ -66,7 +66,7 @@ function Details({ generation }: { generation: Generation }) {
   const params = Object.entries(generation.params ?? {});
   return (
     <dl className="details">
-      {generation.prompt ? (<><dt>{t("meta.prompt")}</dt><dd className="prompt">{generation.prompt}</dd></>) : null}
+      {generation.prompt ? (<><dt>{t("meta.prompt")}</dt><dd className="prompt"><bdi>{generation.prompt}</bdi></dd></>) : null}
       <dt>{t("meta.type")}</dt><dd>{t(`types.${generation.type}`, { defaultValue: generation.type })}</dd>
       <dt>{t("meta.status")}</dt><dd>{t(`status.${generation.status}`, { defaultValue: generation.status })}</dd>
       <dt>{t("meta.cost")}</dt>
@@ -161,7 +161,7 @@ export default function Viewer() {
         {next ? <Link to={`/gallery/${next}`} state={from} rel="next">{t("next")}</Link> : null}
       </nav>
       <h1 ref={heading} tabIndex={-1} className="viewer-title">
-        {generation.prompt || t(`types.${generation.type}`, { defaultValue: generation.type })}
+        <bdi>{generation.prompt || t(`types.${generation.type}`, { defaultValue: generation.type })}</bdi>
       </h1>
       <div className="viewer-body">
         <div className="viewer-media">
