@@ -221,8 +221,10 @@ async def test_the_viewer_zooms_plays_and_shares_a_link_anyone_can_open(
         "This link no longer works")
     await portal.shot(stranger, "shared-gone-en-phone")
 
-    # The audio's viewer draws its waveform and plays.
-    await page.goto(f"{portal.origin}/gallery/{speech['id']}")
+    # Previous (in the gallery's order, newest first) is the audio: its viewer draws the
+    # waveform and plays.
+    await page.get_by_role("link", name="Previous").click()
+    await page.wait_for_url(f"{portal.origin}/gallery/{speech['id']}")
     wave = page.locator(".waveform canvas").first
     await expect(wave).to_be_attached()
     size = await wave.evaluate("c => [c.width, c.height]")

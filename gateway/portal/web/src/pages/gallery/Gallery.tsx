@@ -1,7 +1,7 @@
 // The gallery: everything the customer (or the workspace's team) made, newest first, as a
 // grid of tiles with filters kept in the URL (a reload or Back keeps them), full-text
 // search, infinite scroll on the cursor API, favourites and bulk actions.
-import { useEffect, useMemo, useRef, useState, type FormEvent } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent } from "react";
 import { Link, useSearchParams } from "react-router";
 import { useTranslation } from "react-i18next";
 import { useInfiniteQuery, useMutation, useQueryClient, type InfiniteData } from "@tanstack/react-query";
@@ -158,7 +158,7 @@ export default function Gallery() {
   const [confirming, setConfirming] = useState(false);
   const [notice, setNotice] = useState("");
 
-  const update = useMemo(() => (changes: Record<string, string>) => {
+  const update = useCallback((changes: Record<string, string>) => {
     setParams((current) => {
       const next = new URLSearchParams(current);
       for (const [name, value] of Object.entries(changes)) {
