@@ -84,7 +84,13 @@ async def test_the_gallery_lists_filters_searches_favourites_zips_and_deletes(
     await page.reload()
     await expect(tiles).to_have_count(1)
     await expect(page.get_by_label("Search prompts")).to_have_value("whale")
-    # Back goes to the previous filters (type only).
+    # Back and Forward move between filter states (typing replaces, not piles up, entries).
+    await page.go_back()
+    await expect(tiles).to_have_count(4)
+    await expect(page.get_by_label("Type")).to_have_value("")
+    await page.go_forward()
+    await expect(tiles).to_have_count(1)
+    await expect(page.get_by_label("Search prompts")).to_have_value("whale")
     await page.get_by_role("button", name="Clear filters").first.click()
     await expect(tiles).to_have_count(4)
 
