@@ -258,7 +258,7 @@ async def test_the_viewer_zooms_plays_and_shares_a_link_anyone_can_open(
     await portal.shot(phone_en, "viewer-audio-en-phone")
 
 
-async def test_the_viewer_shows_video_with_its_poster_and_turns_a_3d_model(
+async def test_the_viewer_shows_video_with_its_poster_turns_a_3d_model_and_deletes(
         portal: Portal) -> None:
     address = await portal.customer()
     page = await portal.page()
@@ -291,6 +291,28 @@ async def test_the_viewer_shows_video_with_its_poster_and_turns_a_3d_model(
     await page.goto(f"{portal.origin}/gallery")
     await expect(tile(page, model).locator("svg")).to_be_visible()
     await expect(tile(page, clip).locator("img")).to_have_attribute("src", poster_file)
+
+    # From the viewer: favourite (kept by the server), then delete behind a confirmation.
+    await tile(page, model).get_by_role("link").click()
+    await page.wait_for_url(f"{portal.origin}/gallery/{model['id']}")
+    await page.get_by_role("button", name="Add to favourites").click()
+    await expect(page.get_by_role("button", name="Favourite")).to_have_attribute(
+        "aria-pressed", "true")
+    await page.reload()
+    await expect(page.get_by_role("button", name="Favourite")).to_have_attribute(
+        "aria-pressed", "true")
+    await page.get_by_role("button", name="Delete").click()
+    dialog = page.get_by_role("dialog")
+    await dialog.get_by_role("button", name="Keep it").click()
+    await expect(dialog).to_have_count(0)
+    await page.get_by_role("button", name="Delete").click()
+    await dialog.get_by_role("button", name="Delete").click()
+    await page.wait_for_url(f"{portal.origin}/gallery")
+    await expect(page.locator(".grid .tile")).to_have_count(1)
+    assert await status_of(page, f"/v1/generations/{model['id']}") == 404
+    await page.goto(f"{portal.origin}/gallery/{model['id']}")
+    await expect(page.get_by_role("heading", level=1)).to_have_text(
+        "This creation does not exist or was deleted.")
 
 
 async def test_the_grid_loads_more_as_it_scrolls_and_by_button(portal: Portal) -> None:

@@ -1,0 +1,1 @@
+import{P as e,a as t}from"./index-DsSzuBu8.js";var n=e();function r(){let{t:e}=t(`credits`);return(0,n.jsx)(`section`,{children:(0,n.jsx)(`h1`,{children:e(`title`)})})}export{r as default};
