@@ -37,6 +37,9 @@ from gateway.providers.states import ProviderList, catalogue
 from plugins.vocabulary import MEDIA_TYPES
 from tenants.kernel.errors import InvalidRequest
 
+#: The largest amount of millicredits a filter takes (a BIGINT column compares with it).
+MAX_MC = 2**62
+
 _WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+)")
 
 #: Routes that render take the request for its `Host` (not a documented header parameter:
@@ -161,8 +164,8 @@ class GenerationController(Controller):
                     team_id: FromQuery[str | None] = None,
                     created_after: FromQuery[datetime | None] = None,
                     created_before: FromQuery[datetime | None] = None,
-                    min_cost: FromQuery[int | None] = None,
-                    max_cost: FromQuery[int | None] = None,
+                    min_cost: Annotated[int | None, Parameter(ge=0, le=MAX_MC)] = None,
+                    max_cost: Annotated[int | None, Parameter(ge=0, le=MAX_MC)] = None,
                     favourite: FromQuery[bool | None] = None,
                     q: Annotated[str | None, Parameter(min_length=1, max_length=200)] = None,
                     ) -> GenerationList:

@@ -48,9 +48,15 @@ def words(q: str) -> list[str]:
     return found
 
 
-def _utc(moment: datetime) -> datetime:
+def _utc(moment: datetime, param: str) -> datetime:
     # A time without an offset is read as UTC (the API's times are all UTC).
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00-01:00 is before the first representable UTC time.
+        raise InvalidRequest(f"{param} is out of range", code="invalid_time",
+                             param=param) from None
 
 
 def shown_cost(customer: bool) -> ColumnElement[Any]:
@@ -82,9 +88,9 @@ def conditions(filters: Filters, *, customer: bool, dialect: str) -> list[Column
     """The SQL conditions of `filters` (ANDed with the caller's scope by `list_page`)."""
     found: list[ColumnElement[bool]] = []
     if filters.created_after is not None:
-        found.append(Generation.created_at >= _utc(filters.created_after))
+        found.append(Generation.created_at >= _utc(filters.created_after, "created_after"))
     if filters.created_before is not None:
-        found.append(Generation.created_at < _utc(filters.created_before))
+        found.append(Generation.created_at < _utc(filters.created_before, "created_before"))
     if filters.min_cost is not None or filters.max_cost is not None:
         cost = shown_cost(customer)
         if filters.min_cost is not None:

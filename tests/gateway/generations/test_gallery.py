@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import secrets
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ import msgspec
 from gateway.core.settings import Settings
 from gateway.generations import gallery
 from gateway.generations.models import Generation
-from tests.conftest import Gate, Gateway, running_gateway
+from tests.conftest import Gate, Gateway, make_settings, running_gateway
+from tests.gateway.generations.test_cache import final, serving, until
 
 IMAGE = {"type": "image", "prompt": "a lighthouse at dusk", "params": {"size": "256x128"}}
 
@@ -236,22 +238,23 @@ async def test_archive_holds_one_output_at_a_time(gateway: Gateway) -> None:
 
 
 async def test_share_links_open_publicly_until_deleted(gateway: Gateway) -> None:
-    tenant = await gateway.tenant(domains=["studio.example.com"])
+    studio = f"studio-{secrets.token_hex(4)}.example.com"  # domains are unique per database
+    tenant = await gateway.tenant(domains=[studio])
     done = await gateway.finish(tenant.auth, IMAGE)
     r = await gateway.client.post(f"/v1/generations/{done['id']}/share",
-                                  headers={**tenant.auth, "Host": "studio.example.com"},
+                                  headers={**tenant.auth, "Host": studio},
                                   json={"expires_in_s": 3600})
     assert r.status_code == 200, r.text
     share = r.json()
-    assert share["url"] == f"http://studio.example.com/shared/{share['token']}"
+    assert share["url"] == f"http://{studio}/shared/{share['token']}"
     opened = await gateway.client.get(f"/v1/shared/{share['token']}",
-                                      headers={"Host": "studio.example.com"})
+                                      headers={"Host": studio})
     assert opened.status_code == 200, opened.text
     body = opened.json()
     assert body["id"] == done["id"]
     assert body["prompt"] == IMAGE["prompt"]
     assert body["object"] == "shared_generation"
-    assert urlsplit(body["outputs"][0]["url"]).netloc == "studio.example.com"
+    assert urlsplit(body["outputs"][0]["url"]).netloc == studio
     assert (await gateway.media(body["outputs"][0]["url"])).status_code == 200
     # Tampered with: 404.
     forged = share["token"][:-2] + ("AA" if not share["token"].endswith("AA") else "BB")
@@ -266,15 +269,16 @@ async def test_share_links_open_publicly_until_deleted(gateway: Gateway) -> None
 
 
 async def test_a_share_link_opens_on_its_tenants_domain_only(gateway: Gateway) -> None:
-    tenant = await gateway.tenant(domains=["a.example.com"])
-    await gateway.tenant(domains=["b.example.com"])
+    a, b = (f"{name}-{secrets.token_hex(4)}.example.com" for name in "ab")
+    tenant = await gateway.tenant(domains=[a])
+    await gateway.tenant(domains=[b])
     done = await gateway.finish(tenant.auth, IMAGE)
     token = (await gateway.client.post(f"/v1/generations/{done['id']}/share",
                                        headers=tenant.auth)).json()["token"]
     assert (await gateway.client.get(f"/v1/shared/{token}",
-                                     headers={"Host": "b.example.com"})).status_code == 404
+                                     headers={"Host": b})).status_code == 404
     assert (await gateway.client.get(f"/v1/shared/{token}",
-                                     headers={"Host": "a.example.com"})).status_code == 200
+                                     headers={"Host": a})).status_code == 200
 
 
 def test_an_expired_token_reads_as_nothing() -> None:
@@ -328,3 +332,25 @@ async def test_deleted_videos_leave_the_openai_surface(gateway: Gateway) -> None
     assert listed.status_code == 200, listed.text
     assert listed.json()["data"] == []
     await gateway.drain()
+
+
+async def test_the_purge_job_runs_on_a_saq_worker(tmp_path: Path, pg_url: str,
+                                                  valkey: str) -> None:
+    """With Valkey the purge is a SAQ job like any other: a worker process removes the
+    media (here a worker in the test's loop)."""
+    settings = make_settings(pg_url, tmp_path, valkey_url=valkey)
+    async with serving(settings) as gateway:
+        tenant = await gateway.tenant()
+        r = await gateway.client.post("/v1/generations", headers=tenant.auth, json=IMAGE)
+        assert r.status_code == 202, r.text
+        done = await final(gateway, tenant, r.json()["id"])
+        assert done["status"] == "succeeded"
+        assert stored_files(gateway, tenant.id, done["id"])
+        deleted = await gateway.client.delete(f"/v1/generations/{done['id']}",
+                                              headers=tenant.auth)
+        assert deleted.status_code == 200, deleted.text
+
+        async def purged() -> bool:
+            return stored_files(gateway, tenant.id, done["id"]) == []
+
+        await until(purged)
