@@ -18,8 +18,9 @@ from sqlalchemy import select
 
 from gateway.core.settings import Settings
 from gateway.generations.events import GenerationEvent
+from plugins.errors import ProviderError
 from tenants.models import Customer
-from tests.conftest import Gateway, make_settings, running_gateway
+from tests.conftest import Gate, Gateway, make_settings, running_gateway
 from tests.gateway.generations.test_isolation import customer_key
 from tests.gateway.people.support import http_server
 from tests.gateway.teams.helpers import grant_customer, new_team
@@ -194,3 +195,28 @@ async def test_a_team_stream_shows_the_teams_generations(gateway: Gateway) -> No
         seen = await teams.events_until(shared.json()["id"], "succeeded")
         assert {e["id"] for e in seen} == {shared.json()["id"]}
         assert {e["team_id"] for e in seen} == {team.id}
+
+
+async def test_a_cancel_and_a_failure_are_streamed(gated: tuple[Gateway, Gate]) -> None:
+    gw, gate = gated
+    tenant = await gw.tenant()
+    body = {"type": "image", "provider": "gate", "prompt": "held at the gate"}
+    async with served(gw) as base, stream(base, tenant.auth) as events:
+        first = await gw.client.post("/v1/generations", headers=tenant.auth, json=body)
+        assert first.status_code == 202, first.text
+        await gate.entered.wait()
+        # Running inside the provider: the stream has said so.
+        await events.events_until(first.json()["id"], "running")
+        canceled = await gw.client.post(f"/v1/generations/{first.json()['id']}/cancel",
+                                        headers=tenant.auth)
+        assert canceled.status_code == 200, canceled.text
+        seen = await events.events_until(first.json()["id"], "canceled")
+        assert seen[-1]["status"] == "canceled"
+        gate.fail_with = ProviderError.content_policy()
+        gate.release.set()
+        await gw.drain()
+        second = await gw.client.post("/v1/generations", headers=tenant.auth, json=body)
+        assert second.status_code == 202, second.text
+        await gw.drain()
+        seen = await events.events_until(second.json()["id"], "failed")
+        assert [e["status"] for e in seen if e["id"] == second.json()["id"]][-1] == "failed"

@@ -5,6 +5,7 @@ real pipeline (SQLite and PostgreSQL); a preview that cannot be made never fails
 from __future__ import annotations
 
 import io
+import subprocess
 from array import array
 from pathlib import Path
 
@@ -111,3 +112,18 @@ async def _row(gateway: Gateway, generation_id: str) -> Generation:
         row = await session.get(Generation, generation_id)
     assert row is not None
     return row
+
+
+async def test_a_clip_shorter_than_the_poster_time_gets_its_first_frame(
+        gateway: Gateway, tmp_path: Path) -> None:
+    clip = tmp_path / "short.mp4"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc=duration=0.2:size=640x360:rate=25", "-pix_fmt", "yuv420p",
+                    str(clip)], check=True)
+    derived = await derivatives.derive(gateway.runtime, "t/g/0.mp4", "video/mp4",
+                                       clip.read_bytes())
+    assert derived.thumbnail_key == "t/g/0.poster.jpg"
+    data, content_type = await gateway.runtime.storage.get("t/g/0.poster.jpg")
+    assert content_type == "image/jpeg"
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.size == (512, 288)
