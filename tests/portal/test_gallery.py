@@ -138,6 +138,12 @@ async def test_the_gallery_lists_filters_searches_favourites_zips_and_deletes(
     # A search that matches nothing offers to clear the filters.
     await page.goto(f"{portal.origin}/gallery?q=zebra")
     await expect(page.get_by_text("Nothing matches these filters.")).to_be_visible()
+    # A filter the API refuses (a hand-made URL) is an error that offers the way out.
+    await page.goto(f"{portal.origin}/gallery?status=nonsense")
+    await expect(page.get_by_role("alert")).to_contain_text("These filters cannot be used.")
+    await page.get_by_role("alert").get_by_role("button", name="Clear filters").click()
+    await expect(tiles).to_have_count(2)
+    await expect(page).to_have_url(f"{portal.origin}/gallery")
 
     # The same grid on a phone and in Arabic: two columns, mirrored.
     for phone, locale in ((True, "en"), (False, "ar"), (True, "ar")):

@@ -5,6 +5,7 @@ import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent } fro
 import { Link, useSearchParams } from "react-router";
 import { useTranslation } from "react-i18next";
 import { useInfiniteQuery, useMutation, useQueryClient, type InfiniteData } from "@tanstack/react-query";
+import { ApiError } from "../../api/client";
 import { MediaIcon, PeaksTile } from "../../components/MediaIcon";
 import { formatCredits, formatDate, formatNumber } from "../../i18n";
 import { useSession } from "../../session";
@@ -174,6 +175,7 @@ export default function Gallery() {
     queryFn: ({ pageParam }) => listGenerations(filters, pageParam),
     initialPageParam: null as string | null,
     getNextPageParam: (last) => last.next_cursor,
+    retry: (count, error) => !(error instanceof ApiError && error.status < 500) && count < 1,
     // Running generations change: look again while any is in flight.
     refetchInterval: (query) => query.state.data?.pages.some((p) => p.data.some((g) => g.status === "queued" || g.status === "running")) ? 4000 : false,
   });
@@ -274,10 +276,18 @@ export default function Gallery() {
 
       {list.isPending ? <p className="loading" role="status">{t("loading")}</p> : null}
       {list.isError ? (
-        <div className="empty" role="alert">
-          <p>{t("error")}</p>
-          <button type="button" onClick={() => void list.refetch()}>{t("retry")}</button>
-        </div>
+        // A filter the API refuses (a hand-edited URL) is cleared, not retried.
+        list.error instanceof ApiError && list.error.status === 422 ? (
+          <div className="empty" role="alert">
+            <p>{t("bad_filter")}</p>
+            <button type="button" onClick={() => setParams(new URLSearchParams())}>{t("filters.clear")}</button>
+          </div>
+        ) : (
+          <div className="empty" role="alert">
+            <p>{t("error")}</p>
+            <button type="button" onClick={() => void list.refetch()}>{t("retry")}</button>
+          </div>
+        )
       ) : null}
       {list.isSuccess && !items.length ? (
         filtered ? (
