@@ -159,6 +159,9 @@ async def test_the_gallery_lists_filters_searches_favourites_zips_and_deletes(
                 "getComputedStyle(document.querySelector('.grid')).gridTemplateColumns"
                 ".split(' ').length")
             assert columns == 2
+            await other.locator(".grid .tile").first.get_by_role("checkbox").check()
+            await expect(other.get_by_role("toolbar").get_by_role("button")).to_have_count(5)
+            await portal.shot(other, f"gallery-selected-{locale}-phone")
         if locale == "ar":
             assert await other.locator("html").get_attribute("dir") == "rtl"
             await expect(other.get_by_role("heading", level=1)).to_have_text("المعرض")

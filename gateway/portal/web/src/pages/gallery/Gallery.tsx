@@ -42,7 +42,7 @@ function Tile({ generation, selected, onSelect, onFavourite, ids }: {
     <li className={`tile${selected ? " selected" : ""}`} data-id={generation.id} data-type={generation.type}>
       <Link to={`/gallery/${generation.id}`} state={{ ids, back: params.toString() }} className="tile-link">
         <span className="tile-media"><Thumbnail generation={generation} /></span>
-        <span className="tile-title"><bdi>{title}</bdi></span>
+        <span className="tile-title" dir="auto">{title}</span>
         <span className="tile-meta muted">
           {t(`types.${generation.type}`)} · {formatDate(generation.created_at, i18n.language)}
           {" · "}{t("credits", { amount: formatCredits(cost, i18n.language) })}
