@@ -125,14 +125,14 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
                            CreditsController, PurchaseController, StripeWebhookController,
                            HealthController, MediaController, metrics, portal_credits,
                            WebhookEndpointController, webhook_url_secret,
-                           ProviderKeyController, VoiceController, TeamController,
-                           SharedController]
+                           ProviderKeyController, VoiceController, TeamController]
     handlers += [AuthController, SessionController, UserController, users_me,
                  create_portal_session]
     handlers += [KeyController, CustomerController, PackageController]
     handlers += [TenantSelfController, AuditLogController, BrandAssetController]
     handlers += [ImagesController, SpeechController, ModelsController, VideosController]
     handlers += [UsageController]
+    handlers += [SharedController]
     handlers += [mcp_endpoint, media_generation_tools]
     handlers += [PortalConfigController, web_manifest, portal_page, service_worker,
                  static_router()]

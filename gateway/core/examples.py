@@ -30,6 +30,8 @@ _GENERATION: dict[str, Any] = {
     "started_at": "2026-12-05T09:30:01Z", "completed_at": "2026-12-05T09:30:07Z",
     "attempts": [{"provider": "openai", "outcome": "succeeded", "error_code": None,
                   "latency_ms": 5830}],
+    "prompt": "a lighthouse at dusk, oil painting", "params": {"size": "1024x1024"},
+    "favourite": False, "team_id": None,
 }
 _CREATE = {"type": "image", "prompt": "a lighthouse at dusk, oil painting",
            "params": {"size": "1024x1024"}, "metadata": {"order": "1042"}}
@@ -49,6 +51,17 @@ WRITTEN: dict[tuple[str, str], dict[str, Any]] = {
         "cost": {"estimated": 1300, "charged": None, "unit": "millicredit"},
         "attempts": []}},
     ("get", "/v1/generations"): {"response": {"data": [_GENERATION], "next_cursor": None}},
+    ("post", "/v1/generations/bulk"): {
+        "request": {"action": "favourite", "ids": ["gen_8f14e45fceea167a5a36", "gen_missing"]},
+        "response": {"object": "list", "results": [
+            {"id": "gen_8f14e45fceea167a5a36", "ok": True, "error": None},
+            {"id": "gen_missing", "ok": False,
+             "error": {"code": "generation_not_found", "message": "no such generation"}}]}},
+    ("post", "/v1/generations/{generation_id}/share"): {
+        "request": {"expires_in_s": 604_800},
+        "response": {"url": "https://studio.example.com/shared/Z2VuXzhm.c2lnbmF0dXJl",
+                     "token": "Z2VuXzhm.c2lnbmF0dXJl", "expires_at": "2026-12-12T09:30:00Z",
+                     "object": "share"}},
     ("get", "/v1/credits/balance"): {"response": {
         "available": 948_700, "pending": 1300, "posted": 950_000, "unit": "millicredit",
         "object": "balance"}},

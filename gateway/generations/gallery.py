@@ -14,12 +14,12 @@ import logging
 import time
 import zipfile
 from collections.abc import AsyncIterator, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
-from sqlalchemy import or_, select, update
+from sqlalchemy import Text, cast, or_, select, update
 
 from gateway.core.auth import Principal
 from gateway.core.ratelimit import Rate
@@ -83,7 +83,12 @@ async def delete(services: Services, principal: Principal, generation_id: str) -
         current = await service.get(services, principal, generation_id, shared=False)
         raise Conflict(f"the generation is {current.status}; cancel it before deleting it",
                        code="generation_active", param="id")
-    await jobs.enqueue_purge(services.runtime, generation.id, generation.type)
+    try:
+        await jobs.enqueue_purge(services.runtime, generation.id, generation.type)
+    except Exception:
+        # Deleted all the same (committed above); the periodic sweep queues the purge later.
+        log.warning("could not queue the purge of a deleted generation", exc_info=True,
+                    extra={"generation_id": generation.id})
 
 
 async def purge_media(runtime: Runtime, generation_id: str) -> int:
@@ -112,9 +117,30 @@ async def purge_media(runtime: Runtime, generation_id: str) -> int:
     removed = 0
     for folder in sorted(folders - kept):
         removed += await runtime.storage.delete_prefix(folder)
+    async with runtime.db.transaction() as session:
+        # Done: a deleted row with outputs is one whose purge is still to run (the sweep
+        # below requeues those). Files kept for a sharer go with the sharer's own purge.
+        await session.execute(update(Generation).where(Generation.id == gone.id)
+                              .values(outputs=[]))
     log.info("removed %d media files of deleted generation", removed,
              extra={"generation_id": generation_id})
     return removed
+
+
+async def requeue_purges(runtime: Runtime, *, limit: int = 100) -> int:
+    """Queue the purge again for deleted generations whose media is still listed (the job
+    was lost: an embedded process stopped before running it); returns how many. Periodic
+    (`gateway.generations.tasks`); a purge that runs twice removes nothing more."""
+    stale = utcnow() - timedelta(seconds=runtime.settings.sweep_interval_s)
+    async with runtime.db.session() as session:
+        rows = (await session.execute(
+            select(Generation.id, Generation.type)
+            .where(Generation.deleted_at.is_not(None), Generation.deleted_at < stale,
+                   cast(Generation.outputs, Text) != "[]")
+            .limit(limit))).all()
+    for generation_id, media_type in rows:
+        await jobs.enqueue_purge(runtime, generation_id, media_type)
+    return len(rows)
 
 
 def _folder(key: str) -> str:

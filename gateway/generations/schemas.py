@@ -92,16 +92,17 @@ class GenerationOut(msgspec.Struct):
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+    #: The prompt (or text to speak) as submitted.
+    prompt: str
+    #: The plain `params` as submitted (input media are not repeated: the gateway keeps its
+    #: own copies of them).
+    params: dict[str, Any]
+    #: Marked with `PUT /v1/generations/{id}/favourite`.
+    favourite: bool
+    #: The team it was made for (its members see it), or null: the caller's own.
+    team_id: str | None
     #: Every provider call, in order (empty until a worker starts it, and for cached ones).
     attempts: list[Attempt] = msgspec.field(default_factory=list)
-    #: The prompt (or text to speak) as submitted.
-    prompt: str = ""
-    #: The plain `params` as submitted (input media are not repeated: see `operation`).
-    params: dict[str, Any] = msgspec.field(default_factory=dict)
-    #: Marked with `PUT /v1/generations/{id}/favourite`.
-    favourite: bool = False
-    #: The team it was made for (its members see it), or null: the caller's own.
-    team_id: str | None = None
     object: str = "generation"
 
 

@@ -14,8 +14,9 @@ from gateway.providers.states import HEALTH_INTERVAL_S, health_check_all
 def register(services: Services) -> None:
     """Register the generation jobs and the periodic tasks in `services.runtime.tasks`.
 
-    Periodic, every `MEDIAHUB_SWEEP_INTERVAL_S`: the reconciler (where the process has a
-    queue), expired reservations, the webhook outbox's sweep; provider health checks every
+    Periodic, every `MEDIAHUB_SWEEP_INTERVAL_S`: the reconciler and the requeue of lost
+    purges of deleted generations' media (where the process has a queue), expired
+    reservations, the webhook outbox's sweep; provider health checks every
     `HEALTH_INTERVAL_S`, skipping providers another process checked within half of it.
     """
     runtime = services.runtime
@@ -48,5 +49,10 @@ def register(services: Services) -> None:
 
     tasks.every("generations.reconcile", interval, reconcile)
     tasks.every("generations.expire_reservations", interval, expire)
+    async def purges() -> None:
+        if runtime.queue is not None:
+            await gallery.requeue_purges(runtime)
+
+    tasks.every("generations.requeue_purges", interval, purges)
     tasks.every("webhooks.sweep", interval, services.webhooks.sweep)
     tasks.every("providers.health", HEALTH_INTERVAL_S, health, first_after_s=interval)

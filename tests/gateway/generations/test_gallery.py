@@ -8,11 +8,13 @@ import io
 import json
 import secrets
 import zipfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
+from sqlalchemy import update
 
 from gateway.core.settings import Settings
 from gateway.generations import gallery
@@ -354,3 +356,29 @@ async def test_the_purge_job_runs_on_a_saq_worker(tmp_path: Path, pg_url: str,
             return stored_files(gateway, tenant.id, done["id"]) == []
 
         await until(purged)
+
+
+async def test_a_lost_purge_is_queued_again(gateway: Gateway) -> None:
+    """A generation marked deleted whose purge job never ran (an embedded process stopped):
+    the periodic sweep queues it again, and a purged row lists no media any more."""
+    tenant = await gateway.tenant()
+    done = await gateway.finish(tenant.auth, IMAGE)
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    async with gateway.runtime.db.transaction() as session:
+        await session.execute(update(Generation).where(Generation.id == done["id"])
+                              .values(deleted_at=long_ago))
+    assert stored_files(gateway, tenant.id, done["id"])
+    assert await gallery.requeue_purges(gateway.runtime) == 1
+    await gateway.drain()
+    assert stored_files(gateway, tenant.id, done["id"]) == []
+    assert await gallery.requeue_purges(gateway.runtime) == 0
+
+
+async def test_share_views_are_rate_limited_per_address(gateway: Gateway) -> None:
+    for _ in range(gallery.SHARED_VIEWS_PER_MINUTE):
+        r = await gateway.client.get("/v1/shared/not-a-token")
+        assert r.status_code == 404
+    limited = await gateway.client.get("/v1/shared/not-a-token")
+    assert limited.status_code == 429
+    assert limited.json()["error"]["type"] == "rate_limit_error"
+    assert int(limited.headers["retry-after"]) >= 1

@@ -5,14 +5,16 @@ route (other tenant, other customer, a team the caller is not in)."""
 from __future__ import annotations
 
 import itertools
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select, text, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.core.auth import Principal
 from gateway.core.settings import Settings
@@ -257,3 +259,22 @@ async def test_a_teams_generations_are_its_members_only(gw: Gateway,
     assert (await gw.client.delete(f"/v1/generations/{done['id']}",
                                    headers=as_team)).status_code == 200
     await gw.drain()
+
+
+async def test_q_reads_the_fts5_index_on_sqlite(sqlite_template: Path, tmp_path: Path) -> None:
+    path = tmp_path / "plan.db"
+    shutil.copy(sqlite_template, path)
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    principal = Principal(kind="key", tenant_id="ten_x", key_id="key_x", customer_id=None,
+                          scopes=frozenset({"read"}))
+    query = _scoped(select(Generation), principal).where(
+        *search.conditions(search.Filters(q="red sun"), customer=False, dialect="sqlite"))
+    sql = str(query.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
+    try:
+        async with db.engine.connect() as conn:
+            plan = "\n".join(str(row[-1]) for row in
+                             await conn.execute(text("EXPLAIN QUERY PLAN " + sql)))
+    finally:
+        await db.dispose()
+    assert "VIRTUAL TABLE INDEX" in plan, plan
+    assert "generations_fts" in plan, plan

@@ -2786,7 +2786,6 @@ export interface components {
             /** Format: date-time */
             created_at: string;
             error: components["schemas"]["ErrorInfo"] | null;
-            /** @default false */
             favourite: boolean;
             id: string;
             metadata: {
@@ -2796,15 +2795,14 @@ export interface components {
             object: string;
             operation: string;
             outputs: components["schemas"]["Output"][];
-            params?: {
+            params: {
                 [key: string]: unknown;
             };
-            /** @default  */
             prompt: string;
             provider: string;
             started_at: string | null;
             status: string;
-            team_id?: string | null;
+            team_id: string | null;
             type: string;
         };
         /** GrantOut */
