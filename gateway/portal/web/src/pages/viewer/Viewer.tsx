@@ -63,7 +63,7 @@ function Details({ generation }: { generation: Generation }) {
   const { t, i18n } = useTranslation("viewer");
   const config = usePortalConfig();
   const lang = i18n.language;
-  const params = Object.entries(generation.params ?? {});
+  const params = Object.entries(generation.params);
   return (
     <dl className="details">
       {generation.prompt ? (<><dt>{t("meta.prompt")}</dt><dd className="prompt"><bdi>{generation.prompt}</bdi></dd></>) : null}
