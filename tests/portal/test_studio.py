@@ -262,8 +262,8 @@ async def test_a_3d_model_is_shown_in_the_viewer(portal: Portal) -> None:
     await page.get_by_label("Describe what you want").fill("A glossy red ball")
     await _estimate(page)
     await page.get_by_role("button", name="Generate").click()
-    viewer = page.get_by_test_id("result").locator(".model-viewer")
-    await expect(viewer).to_have_attribute("data-loaded", "true", timeout=30_000)
+    viewer = page.get_by_test_id("result").locator(".model-canvas")
+    await expect(viewer).to_have_attribute("data-state", "ready", timeout=30_000)
     await expect(viewer.get_by_role("img", name="Result 1")).to_be_visible()
     await portal.shot(page, "studio-model_3d-result-en-desktop")
 

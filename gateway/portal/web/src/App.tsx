@@ -19,6 +19,7 @@ const MagicLanding = lazy(() => import("./pages/auth/MagicLanding"));
 const TeamAccept = lazy(() => import("./pages/auth/TeamAccept"));
 const Account = lazy(() => import("./pages/account/Account"));
 const Offline = lazy(() => import("./pages/account/Offline"));
+const Shared = lazy(() => import("./pages/shared/Shared"));
 
 function Loading() {
   const { t } = useTranslation();
@@ -67,6 +68,7 @@ export default function App() {
           <Route path="/studio/:type" element={<RequireUser><Studio /></RequireUser>} />
           <Route path="/gallery" element={<RequireUser><Gallery /></RequireUser>} />
           <Route path="/gallery/:id" element={<RequireUser><Viewer /></RequireUser>} />
+          <Route path="/shared/*" element={<Shared />} />
           <Route path="/credits" element={<RequireUser><Credits /></RequireUser>} />
           <Route path="*" element={<Navigate to="/" replace />} />
         </Routes>

@@ -1,91 +1,83 @@
-// A small glTF/GLB viewer (three.js): the model lit and slowly turning, dragged to rotate.
-// Self-contained (its only input is the file's URL) so any page can show a 3D output.
+// A GLB model to turn around: three.js with GLTFLoader and OrbitControls (drag to orbit,
+// wheel or pinch to zoom; the arrow keys orbit when the canvas has focus).
 import { useEffect, useRef, useState } from "react";
+import { useTranslation } from "react-i18next";
 import * as THREE from "three";
-import { GLTFLoader } from "three/examples/jsm/loaders/GLTFLoader.js";
+import { GLTFLoader } from "three/addons/loaders/GLTFLoader.js";
+import { OrbitControls } from "three/addons/controls/OrbitControls.js";
 
-interface Props {
-  src: string;
-  /** What the model is, for people who cannot see the canvas. */
-  label: string;
-  height?: number;
-}
-
-export default function ModelViewer({ src, label, height = 320 }: Props) {
-  const holder = useRef<HTMLDivElement>(null);
-  const [failed, setFailed] = useState(false);
+export default function ModelViewer({ url, label }: { url: string; label: string }) {
+  const { t } = useTranslation("viewer");
+  const host = useRef<HTMLDivElement>(null);
+  const [state, setState] = useState<"loading" | "ready" | "failed">("loading");
 
   useEffect(() => {
-    const element = holder.current;
+    const element = host.current;
     if (!element) return;
-    let renderer: THREE.WebGLRenderer;
-    try {
-      renderer = new THREE.WebGLRenderer({ antialias: true, alpha: true,
-                                           preserveDrawingBuffer: true });
-    } catch {
-      setFailed(true);
-      return;
-    }
     const width = element.clientWidth || 320;
-    renderer.setPixelRatio(window.devicePixelRatio);
+    const height = element.clientHeight || 320;
+    const renderer = new THREE.WebGLRenderer({ antialias: true, alpha: true });
+    renderer.setPixelRatio(Math.min(window.devicePixelRatio, 2));
     renderer.setSize(width, height);
-    renderer.domElement.setAttribute("role", "img");
+    renderer.domElement.tabIndex = 0;
     renderer.domElement.setAttribute("aria-label", label);
+    renderer.domElement.setAttribute("role", "img");
     element.appendChild(renderer.domElement);
-
     const scene = new THREE.Scene();
-    const camera = new THREE.PerspectiveCamera(45, width / height, 0.01, 100);
-    scene.add(new THREE.HemisphereLight(0xffffff, 0x444444, 2));
+    scene.add(new THREE.HemisphereLight(0xffffff, 0x444444, 2.5));
     const sun = new THREE.DirectionalLight(0xffffff, 2);
-    sun.position.set(2, 3, 4);
+    sun.position.set(3, 5, 4);
     scene.add(sun);
-    const pivot = new THREE.Group();
-    scene.add(pivot);
-
+    const camera = new THREE.PerspectiveCamera(45, width / height, 0.01, 1000);
+    camera.position.set(0, 0, 3);
+    const controls = new OrbitControls(camera, renderer.domElement);
+    controls.enableDamping = true;
+    controls.listenToKeyEvents(renderer.domElement);
     let frame = 0;
-    let dragging = false;
-    let lastX = 0;
-    const onDown = (e: PointerEvent) => { dragging = true; lastX = e.clientX; };
-    const onUp = () => { dragging = false; };
-    const onMove = (e: PointerEvent) => {
-      if (!dragging) return;
-      pivot.rotation.y += (e.clientX - lastX) * 0.01;
-      lastX = e.clientX;
-    };
-    renderer.domElement.addEventListener("pointerdown", onDown);
-    window.addEventListener("pointerup", onUp);
-    window.addEventListener("pointermove", onMove);
-
-    new GLTFLoader().load(src, (gltf) => {
+    let alive = true;
+    new GLTFLoader().load(url, (gltf) => {
+      if (!alive) return;
       const box = new THREE.Box3().setFromObject(gltf.scene);
       const size = box.getSize(new THREE.Vector3()).length() || 1;
       gltf.scene.position.sub(box.getCenter(new THREE.Vector3()));
-      pivot.add(gltf.scene);
-      camera.position.set(0, size * 0.4, size * 1.4);
-      camera.lookAt(0, 0, 0);
-      element.dataset.loaded = "true";
-    }, undefined, () => setFailed(true));
-
-    const reduced = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+      scene.add(gltf.scene);
+      camera.position.set(0, size * 0.3, size * 1.2);
+      camera.near = size / 100;
+      camera.far = size * 100;
+      camera.updateProjectionMatrix();
+      setState("ready");
+    }, undefined, () => alive && setState("failed"));
     const tick = () => {
-      if (!dragging && !reduced) pivot.rotation.y += 0.005;
+      controls.update();
       renderer.render(scene, camera);
       frame = requestAnimationFrame(tick);
     };
     tick();
-
+    const resize = new ResizeObserver(() => {
+      const w = element.clientWidth;
+      const h = element.clientHeight;
+      if (!w || !h) return;
+      renderer.setSize(w, h);
+      camera.aspect = w / h;
+      camera.updateProjectionMatrix();
+    });
+    resize.observe(element);
     return () => {
+      alive = false;
       cancelAnimationFrame(frame);
-      window.removeEventListener("pointerup", onUp);
-      window.removeEventListener("pointermove", onMove);
+      resize.disconnect();
+      controls.dispose();
       renderer.dispose();
-      renderer.domElement.remove();
+      element.removeChild(renderer.domElement);
     };
-  }, [src, label, height]);
+  }, [url, label]);
 
   return (
-    <div className="model-viewer" ref={holder} style={{ minHeight: height }}>
-      {failed && <a href={src} download>{label}</a>}
+    <div className="model-viewer">
+      <div ref={host} className="model-canvas" data-state={state} />
+      <p className="muted" role="status">
+        {state === "loading" ? t("model.loading") : state === "failed" ? t("model.failed") : t("model.help")}
+      </p>
     </div>
   );
 }

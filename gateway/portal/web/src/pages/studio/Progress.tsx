@@ -19,7 +19,7 @@ export function OutputPreview({ output, alt }: { output: Output; alt: string }) 
                   poster={output.thumbnail_url ?? undefined} />;
   }
   if (type.startsWith("model/") || output.url.endsWith(".glb")) {
-    return <Suspense fallback={null}><ModelViewer src={output.url} label={alt} /></Suspense>;
+    return <Suspense fallback={null}><ModelViewer url={output.url} label={alt} /></Suspense>;
   }
   return <a href={output.url} target="_blank" rel="noreferrer">{alt}</a>;
 }

@@ -1,1 +1,0 @@
-import{G as e,f as t}from"./index-DSa-lcs5.js";var n=e();function r(){let{t:e}=t(`gallery`);return(0,n.jsx)(`section`,{children:(0,n.jsx)(`h1`,{children:e(`title`)})})}export{r as default};
