@@ -96,7 +96,7 @@ export default function Layout({ children }: { children: ReactNode }) {
         </NavLink>
         {user ? (
           <nav className="nav" aria-label={t("nav.label")}>
-            <NavLink to="/studio/image">{t("nav.studio")}</NavLink>
+            <NavLink to="/studio">{t("nav.studio")}</NavLink>
             <NavLink to="/gallery">{t("nav.gallery")}</NavLink>
             {/* Stripe's return page (/portal/credits) is the credits page too. */}
             <NavLink to="/credits" className={({ isActive }) =>
