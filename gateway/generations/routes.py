@@ -210,12 +210,16 @@ class GenerationController(Controller):
          responses={200: ResponseSpec(data_container=bytes, media_type="application/zip",
                                       description="The zip, streamed.")})
     async def archive(self, principal: Principal, services: ServicesDep,
-                      ids: Annotated[str, Parameter(min_length=1, max_length=100 * 33)]) -> Stream:
+                      ids: Annotated[str, Parameter(min_length=1, max_length=100 * 33)],
+                      team_id: FromQuery[str | None] = None) -> Stream:
         """A zip of the outputs of 1 to 100 generations (`ids`, comma separated) the caller
         may read, streamed as it is built: each output as `<generation id>-<n>.<ext>` (n
         from 1) and `generations.json` listing each generation's `id`, `type`, `prompt`,
         `params`, `created_at` and its files' names. Every id is checked first: one the
-        caller cannot read is 404 `generation_not_found` before anything is sent."""
+        caller cannot read is 404 `generation_not_found` before anything is sent. `team_id`
+        (or `X-Team-Id`) reads a team's generations, for its members: a download link cannot
+        send a header, so the portal puts the team in the query."""
+        principal = await with_team(services.runtime, principal, team_id)
         wanted = [part.strip() for part in ids.split(",") if part.strip()]
         if not 1 <= len(wanted) <= gallery.MAX_ARCHIVE_IDS:
             raise InvalidRequest(f"ids takes 1 to {gallery.MAX_ARCHIVE_IDS} generation ids",

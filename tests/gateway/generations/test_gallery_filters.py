@@ -4,8 +4,10 @@ route (other tenant, other customer, a team the caller is not in)."""
 
 from __future__ import annotations
 
+import io
 import itertools
 import shutil
+import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -249,6 +251,26 @@ async def test_a_teams_generations_are_its_members_only(gw: Gateway,
                                     headers=carol)
         assert r.status_code == 403, r.text
         assert r.json()["error"]["code"] == "team_viewer"
+    # A download link cannot send X-Team-Id: the team rides in the query instead.
+    alone = await gw.client.get("/v1/generations/archive", params={"ids": done["id"]},
+                                headers=carol)
+    assert alone.status_code == 200, alone.text
+    link = await gw.client.get("/v1/generations/archive",
+                               params={"ids": done["id"], "team_id": team.id},
+                               headers={k: v for k, v in carol.items() if k != "X-Team-Id"})
+    assert link.status_code == 200, link.text
+    def files(zipped: bytes) -> dict[str, bytes]:
+        with zipfile.ZipFile(io.BytesIO(zipped)) as archive:
+            return {name: archive.read(name) for name in archive.namelist()
+                    if name != "generations.json"}
+
+    assert files(link.content) == files(alone.content) != {}
+    # Someone outside the team naming it gets nothing.
+    refused = await gw.client.get("/v1/generations/archive",
+                                  params={"ids": done["id"], "team_id": team.id},
+                                  headers=outsider)
+    assert refused.status_code == 404, refused.text
+    assert refused.json()["error"]["code"] == "team_not_found"
     # A member acting for the team marks it; the whole team sees the mark.
     as_team = {**bob, "X-Team-Id": team.id}
     r = await gw.client.put(f"/v1/generations/{done['id']}/favourite", headers=as_team)

@@ -954,7 +954,9 @@ export interface paths {
          *     may read, streamed as it is built: each output as `<generation id>-<n>.<ext>` (n
          *     from 1) and `generations.json` listing each generation's `id`, `type`, `prompt`,
          *     `params`, `created_at` and its files' names. Every id is checked first: one the
-         *     caller cannot read is 404 `generation_not_found` before anything is sent.
+         *     caller cannot read is 404 `generation_not_found` before anything is sent. `team_id`
+         *     (or `X-Team-Id`) reads a team's generations, for its members: a download link cannot
+         *     send a header, so the portal puts the team in the query.
          */
         get: operations["V1GenerationsArchiveArchive"];
         put?: never;
@@ -7885,6 +7887,7 @@ export interface operations {
         parameters: {
             query: {
                 ids: string;
+                team_id?: string | null;
             };
             header?: never;
             path?: never;
