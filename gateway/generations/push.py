@@ -35,6 +35,7 @@ from gateway.generations.models import SUCCEEDED, Generation
 from gateway.generations.push_models import PushSubscription
 from tenants.kernel.db import new_id, utcnow
 from tenants.kernel.errors import InvalidRequest, NotFound
+from tenants.users.models import User
 
 log = logging.getLogger(__name__)
 
@@ -178,13 +179,30 @@ async def unsubscribe(runtime: Runtime, principal: Principal,
     return PushSubscriptionDeleted(endpoint=endpoint)
 
 
-def _notification(generation: Generation, status: str) -> Notification:
-    what = {"image": "image", "video": "video", "audio": "audio"}.get(generation.type,
-                                                                      generation.type)
+#: What a notification calls each media type, and its two titles, per language (the
+#: language the subscribing user chose, `users.locale`; English without one).
+_WORDS: dict[str, dict[str, str]] = {
+    "en": {"image": "image", "audio": "audio", "video": "video", "design": "design",
+           "model_3d": "3D model"},
+    "ar": {"image": "الصورة", "audio": "المقطع الصوتي", "video": "الفيديو",
+           "design": "التصميم", "model_3d": "النموذج ثلاثي الأبعاد"},
+}
+
+
+def _title(media_type: str, succeeded: bool, locale: str | None) -> str:
+    if locale == "ar":
+        what = _WORDS["ar"].get(media_type, media_type)
+        return f"اكتمل إنشاء {what}" if succeeded else f"تعذّر إنشاء {what}"
+    what = _WORDS["en"].get(media_type, media_type)
+    return f"Your {what} is ready" if succeeded else f"Your {what} could not be made"
+
+
+def _notification(generation: Generation, status: str, locale: str | None = None
+                  ) -> Notification:
     prompt = generation.prompt if len(generation.prompt) <= 80 else generation.prompt[:79] + "…"
-    title = f"Your {what} is ready" if status == SUCCEEDED else f"Your {what} could not be made"
-    return Notification(title=title, body=prompt, url=f"/gallery/{generation.id}",
-                        id=generation.id, status=status, type=generation.type)
+    return Notification(title=_title(generation.type, status == SUCCEEDED, locale), body=prompt,
+                        url=f"/gallery/{generation.id}", id=generation.id, status=status,
+                        type=generation.type)
 
 
 def _encrypted(settings: Settings, subscription: PushSubscription,
@@ -232,13 +250,18 @@ async def generation_ended(runtime: Runtime, generation: Generation, status: str
     if not settings.vapid_private_key or generation.customer_id is None:
         return
     async with runtime.db.session() as session:
-        subscriptions = list((await session.scalars(select(PushSubscription).where(
-            PushSubscription.tenant_id == generation.tenant_id,
-            PushSubscription.customer_id == generation.customer_id))).all())
+        rows = (await session.execute(
+            select(PushSubscription, User.locale)
+            .outerjoin(User, (User.tenant_id == PushSubscription.tenant_id)
+                       & (User.id == PushSubscription.user_id))
+            .where(PushSubscription.tenant_id == generation.tenant_id,
+                   PushSubscription.customer_id == generation.customer_id))).all()
+    subscriptions = [row[0] for row in rows]
     if not subscriptions:
         return
-    payload = msgspec.json.encode(_notification(generation, status))
-    kept = await asyncio.gather(*(_send(runtime, s, payload) for s in subscriptions),
+    payloads = {locale: msgspec.json.encode(_notification(generation, status, locale))
+                for locale in {row[1] for row in rows}}
+    kept = await asyncio.gather(*(_send(runtime, s, payloads[locale]) for s, locale in rows),
                                 return_exceptions=True)
     gone = [s.id for s, ok in zip(subscriptions, kept, strict=True) if ok is False]
     for s, ok in zip(subscriptions, kept, strict=True):

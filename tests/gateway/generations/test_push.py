@@ -23,11 +23,12 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from gateway.core.settings import SettingsError, load_settings
 from gateway.generations.push import vapid_pair
 from gateway.generations.push_models import PushSubscription
+from tenants.users import service as users
 from tests.conftest import Gateway, make_settings, running_gateway
 from tests.gateway.generations.test_isolation import customer_key
 from tests.gateway.people.support import http_server
@@ -190,6 +191,25 @@ async def test_a_finished_generation_is_pushed_to_its_customers_browsers(
             endpoints = set((await session.scalars(select(PushSubscription.endpoint).where(
                 PushSubscription.tenant_id == tenant.id))).all())
         assert endpoints == {phone.endpoint, bobs.endpoint}
+
+        # A browser subscribed by a user who chose Arabic is told in Arabic.
+        async with gw.runtime.db.transaction() as session:
+            customer_id = await session.scalar(select(PushSubscription.customer_id).where(
+                PushSubscription.endpoint == phone.endpoint))
+            assert customer_id is not None
+            user = await users.create_user(session, tenant.id, email="alice@example.com",
+                                           role="customer", customer_id=customer_id)
+            user.locale = "ar"
+            await session.execute(update(PushSubscription).where(
+                PushSubscription.endpoint == phone.endpoint).values(user_id=user.id))
+        arabic = await gw.finish(alice, IMAGE)
+        async with asyncio.timeout(30):
+            name, body = await service.received.get()
+        assert name == "phone"
+        notification = phone.decrypt(body)
+        assert notification["title"] == "اكتمل إنشاء الصورة"
+        assert notification["url"] == f"/gallery/{arabic['id']}"
+        await settled(gw)
 
         # Unsubscribe: once; then it is unknown. Bob cannot remove Alice's.
         theirs = await gw.client.delete("/v1/push_subscriptions", headers=bob,
