@@ -496,7 +496,7 @@ class ParamInfo(msgspec.Struct):
     kind: str
     #: The operations that read it (all the provider serves when it declared none).
     operations: list[str]
-    choices: list[str | int | float] | None
+    choices: list[str | float] | None
     minimum: float | None
     maximum: float | None
     default: Any
@@ -506,7 +506,7 @@ class ParamInfo(msgspec.Struct):
 class LimitsInfo(msgspec.Struct, omit_defaults=True):
     """A model's narrower bounds on one parameter (only the bounds it sets appear)."""
 
-    choices: list[str | int | float] | None = None
+    choices: list[str | float] | None = None
     minimum: float | None = None
     maximum: float | None = None
 
