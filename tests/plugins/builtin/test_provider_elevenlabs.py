@@ -144,12 +144,15 @@ async def test_list_voices_reads_the_accounts_voices(
     [seen] = server.requests
     assert (seen.method, seen.path, seen.headers["xi-api-key"]) == (
         "GET", "/v1/voices", API_KEY)
+    # The language comes from `fine_tuning.language` (George) or the first of
+    # `verified_languages` (Rachel), beside the account's own labels.
     assert voices == [
         Voice(id="JBFqnCBsd6RMkjVDRZzb", name="George", category="premade",
-              labels={"accent": "british", "gender": "male", "age": "middle_aged"},
+              labels={"accent": "british", "gender": "male", "age": "middle_aged",
+                      "language": "en"},
               description="Warm resonance", preview_url="https://example.test/george.mp3"),
         Voice(id=RACHEL, name="Rachel", category="premade",
-              labels={"accent": "american", "gender": "female"})]
+              labels={"accent": "american", "gender": "female", "language": "en"})]
 
 
 async def test_delete_voice_deletes_it_at_elevenlabs(
