@@ -23,18 +23,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import msgspec
-import valkey.asyncio as valkey_client
 
+from gateway.core.fanout import Fanout
 from tenants.kernel.errors import RateLimited
 
 log = logging.getLogger(__name__)
 
-#: Longest a publish waits for Valkey: an unreachable one must not hold up the job.
-PUBLISH_TIMEOUT_S = 2.0
-#: How long the first stream waits for the subscription to be confirmed before it goes on.
-SUBSCRIBE_WAIT_S = 2.0
-#: Pause before the listener reconnects after losing Valkey.
-RECONNECT_AFTER_S = 1.0
 #: Events buffered per stream; a stream that falls further behind loses the newest ones.
 STREAM_BUFFER = 256
 
@@ -105,17 +99,11 @@ class GenerationEvents:
 
     def __init__(self, valkey_url: str | None = None, prefix: str = "mediahub", *,
                  max_streams_per_tenant: int = 100) -> None:
-        self._url = valkey_url
-        self._prefix = prefix
         self._max = max_streams_per_tenant
         self._streams: dict[str, set[Stream]] = {}
-        self._publisher: valkey_client.Valkey | None = None
-        self._listener: asyncio.Task[None] | None = None
-        self._subscribed = asyncio.Event()
-
-    def channel(self, tenant_id: str) -> str:
-        """The channel `tenant_id`'s generation events are published on."""
-        return f"{self._prefix}:events:{tenant_id}"
+        self._fanout = (None if valkey_url is None else
+                        Fanout(valkey_url, prefix, "events", self._heard))
+        self._decoder = msgspec.json.Decoder(_Envelope)
 
     def open_streams(self, tenant_id: str | None = None) -> int:
         """Streams open in this process (of `tenant_id`; None: all), for tests and operators."""
@@ -140,7 +128,8 @@ class GenerationEvents:
         stream = Stream(audience)
         streams.add(stream)
         try:
-            await self._listening()
+            if self._fanout is not None:
+                await self._fanout.listening()
             yield stream
         finally:
             streams.discard(stream)
@@ -153,65 +142,23 @@ class GenerationEvents:
         describes is committed. Never raises."""
         envelope = _Envelope(tenant_id=tenant_id, customer_id=customer_id, seq=_seq(),
                              event=event)
-        if self._url is None:
+        if self._fanout is None:
             self._deliver(envelope)
-            return
-        try:
-            if self._publisher is None:
-                self._publisher = valkey_client.from_url(self._url)  # type: ignore[no-untyped-call]
-            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
-                await self._publisher.publish(self.channel(tenant_id),
-                                              msgspec.json.encode(envelope))
-        except Exception:
-            log.warning("could not publish a generation event", exc_info=True,
+        elif not await self._fanout.publish(tenant_id, msgspec.json.encode(envelope)):
+            log.warning("a generation event was not published",
                         extra={"generation_id": event.id})
 
     def _deliver(self, envelope: _Envelope) -> None:
         for stream in self._streams.get(envelope.tenant_id, ()):
             stream.offer(envelope)
 
-    async def _listening(self) -> None:
-        if self._url is None:
-            return
-        if self._listener is None or self._listener.done():
-            self._subscribed.clear()
-            self._listener = asyncio.create_task(self._listen(self._url))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._subscribed.wait(), SUBSCRIBE_WAIT_S)
-
-    async def _listen(self, url: str) -> None:
-        decoder = msgspec.json.Decoder(_Envelope)
-        while True:
-            client = valkey_client.from_url(url)  # type: ignore[no-untyped-call]
-            pubsub = client.pubsub()
-            try:
-                await pubsub.psubscribe(self.channel("*"))
-                async for message in pubsub.listen():
-                    if message["type"] == "psubscribe":
-                        self._subscribed.set()
-                    elif message["type"] == "pmessage":
-                        try:
-                            self._deliver(decoder.decode(message["data"]))
-                        except msgspec.DecodeError:
-                            log.warning("ignored a malformed generation event")
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("lost the subscription to generation events; reconnecting",
-                            exc_info=True)
-            finally:
-                self._subscribed.clear()
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
-                with contextlib.suppress(Exception):
-                    await client.aclose()
-            await asyncio.sleep(RECONNECT_AFTER_S)
+    def _heard(self, data: bytes) -> None:
+        try:
+            self._deliver(self._decoder.decode(data))
+        except msgspec.DecodeError:
+            log.warning("ignored a malformed generation event")
 
     async def close(self) -> None:
         """Stop listening and close the connections; called when the process stops."""
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-        if self._publisher is not None:
-            await self._publisher.aclose()
+        if self._fanout is not None:
+            await self._fanout.close()

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-import valkey.asyncio as valkey_client
 from litestar.di import NamedDependency
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.core.fanout import Fanout
 from gateway.core.runtime import Runtime
 from gateway.core.settings import Settings
 from gateway.generations.events import GenerationEvents
@@ -32,16 +32,6 @@ from gateway.webhooks.service import Webhooks
 from plugins.host import PluginHost
 
 log = logging.getLogger(__name__)
-
-
-#: How long a first waiter waits for the process's subscription to be confirmed before it
-#: goes on anyway (Valkey unreachable): its read at the deadline keeps it correct.
-SUBSCRIBE_WAIT_S = 2.0
-#: Pause before the listener reconnects after losing Valkey.
-RECONNECT_AFTER_S = 1.0
-#: Longest a generation's end waits to publish it: an unreachable Valkey must not hold up the
-#: job that ended it (its waiters elsewhere read the row at their deadline).
-PUBLISH_TIMEOUT_S = 2.0
 
 
 class Completions:
@@ -56,16 +46,10 @@ class Completions:
     """
 
     def __init__(self, valkey_url: str | None = None, prefix: str = "mediahub") -> None:
-        self._url = valkey_url
-        self._prefix = prefix
         self._waiters: dict[str, set[asyncio.Event]] = {}
-        self._publisher: valkey_client.Valkey | None = None
-        self._listener: asyncio.Task[None] | None = None
-        self._subscribed = asyncio.Event()
-
-    def channel(self, tenant_id: str) -> str:
-        """The channel the ends of `tenant_id`'s generations are published on."""
-        return f"{self._prefix}:ended:{tenant_id}"
+        self._fanout = (None if valkey_url is None else
+                        Fanout(valkey_url, prefix, "ended",
+                               lambda data: self._wake(data.decode())))
 
     def waiting(self, generation_id: str | None = None) -> int:
         """How many requests of this process wait for `generation_id` (None: for any); for
@@ -82,7 +66,8 @@ class Completions:
         event = asyncio.Event()
         self._waiters.setdefault(generation_id, set()).add(event)
         try:
-            await self._listening()
+            if self._fanout is not None:
+                await self._fanout.listening()
             yield event
         finally:
             waiters = self._waiters.get(generation_id)
@@ -96,66 +81,17 @@ class Completions:
         processes. Called once the generation's end is committed; never raises (a lost
         message delays waiters to their deadline, it does not lose the result)."""
         self._wake(generation_id)
-        if self._url is None:
-            return
-        try:
-            if self._publisher is None:
-                self._publisher = valkey_client.from_url(self._url)  # type: ignore[no-untyped-call]
-            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
-                await self._publisher.publish(self.channel(tenant_id), generation_id)
-        except Exception:
-            log.warning("could not publish the end of a generation", exc_info=True,
-                        extra={"generation_id": generation_id})
+        if self._fanout is not None:
+            await self._fanout.publish(tenant_id, generation_id)
 
     def _wake(self, generation_id: str) -> None:
         for event in self._waiters.get(generation_id, ()):
             event.set()
 
-    async def _listening(self) -> None:
-        """Start the process's listener if it is not running, and wait (briefly) until its
-        subscription is confirmed."""
-        if self._url is None:
-            return
-        if self._listener is None or self._listener.done():
-            self._subscribed.clear()
-            self._listener = asyncio.create_task(self._listen(self._url))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._subscribed.wait(), SUBSCRIBE_WAIT_S)
-
-    async def _listen(self, url: str) -> None:
-        while True:
-            client = valkey_client.from_url(url)  # type: ignore[no-untyped-call]
-            pubsub = client.pubsub()
-            try:
-                await pubsub.psubscribe(self.channel("*"))
-                async for message in pubsub.listen():
-                    if message["type"] == "psubscribe":
-                        self._subscribed.set()
-                    elif message["type"] == "pmessage":
-                        data = message["data"]
-                        self._wake(data.decode() if isinstance(data, bytes) else str(data))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("lost the subscription to generation ends; reconnecting",
-                            exc_info=True)
-            finally:
-                self._subscribed.clear()
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
-                with contextlib.suppress(Exception):
-                    await client.aclose()
-            await asyncio.sleep(RECONNECT_AFTER_S)
-
     async def close(self) -> None:
         """Stop listening and close the connections; called when the process stops."""
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-        if self._publisher is not None:
-            await self._publisher.aclose()
-
+        if self._fanout is not None:
+            await self._fanout.close()
 
 @dataclass
 class Services:
