@@ -1,31 +1,20 @@
-import { useState, type FormEvent } from "react";
+import { useState } from "react";
 import { Link } from "react-router";
 import { useTranslation } from "react-i18next";
 import { api, unwrap } from "../../api/client";
-import { errorText } from "./authErrors";
+import { useFormAction } from "./authErrors";
 import "./auth.css";
 
 /** Ask for a password reset link (POST /v1/auth/reset): always the same answer. */
 export default function ForgotPassword() {
   const { t } = useTranslation("auth");
   const [email, setEmail] = useState("");
-  const [error, setError] = useState<string | null>(null);
   const [sent, setSent] = useState(false);
-  const [busy, setBusy] = useState(false);
 
-  async function submit(event: FormEvent) {
-    event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      unwrap(await api.POST("/v1/auth/reset", { body: { email } }));
-      setSent(true);
-    } catch (e) {
-      setError(errorText(t, e));
-    } finally {
-      setBusy(false);
-    }
-  }
+  const { busy, error, submit } = useFormAction(async () => {
+    unwrap(await api.POST("/v1/auth/reset", { body: { email } }));
+    setSent(true);
+  });
 
   return (
     <section className="card narrow auth">

@@ -1,9 +1,9 @@
-import { useState, type FormEvent } from "react";
+import { useState } from "react";
 import { Link, useNavigate, useSearchParams } from "react-router";
 import { useTranslation } from "react-i18next";
 import { api, unwrap } from "../../api/client";
 import { useSession } from "../../session";
-import { errorText } from "./authErrors";
+import { useFormAction } from "./authErrors";
 import "./auth.css";
 
 /** /reset-password?token= (a reset mail) and /set-password?token= (an invitation): both post
@@ -16,26 +16,15 @@ export default function SetPassword({ invitation = false }: { invitation?: boole
   const token = params.get("token") ?? "";
   const [password, setPassword] = useState("");
   const [again, setAgain] = useState("");
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
 
-  async function submit(event: FormEvent) {
-    event.preventDefault();
+  const { busy, error, setError, submit } = useFormAction(async () => {
     if (password !== again) {
       setError(t("reset.mismatch"));
       return;
     }
-    setBusy(true);
-    setError(null);
-    try {
-      signedIn(unwrap(await api.POST("/v1/auth/reset/confirm", { body: { token, password } })));
-      navigate("/studio/image", { replace: true, state: { notice: invitation ? "password_set" : "password_reset" } });
-    } catch (e) {
-      setError(errorText(t, e));
-    } finally {
-      setBusy(false);
-    }
-  }
+    signedIn(unwrap(await api.POST("/v1/auth/reset/confirm", { body: { token, password } })));
+    navigate("/studio/image", { replace: true, state: { notice: invitation ? "password_set" : "password_reset" } });
+  });
 
   const title = invitation ? t("reset.invite_title") : t("reset.title");
   if (!token) {

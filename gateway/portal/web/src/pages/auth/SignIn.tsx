@@ -1,10 +1,10 @@
-import { useState, type FormEvent } from "react";
+import { useState } from "react";
 import { Link, useNavigate, useSearchParams } from "react-router";
 import { useTranslation } from "react-i18next";
 import { api, unwrap } from "../../api/client";
 import { usePortalConfig } from "../../config";
 import { useSession } from "../../session";
-import { errorText, safeNext } from "./authErrors";
+import { safeNext, useFormAction } from "./authErrors";
 import "./auth.css";
 
 export { safeNext };
@@ -19,28 +19,17 @@ export default function SignIn() {
   const [mode, setMode] = useState<"password" | "magic">("password");
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
-  const [error, setError] = useState<string | null>(null);
   const [sent, setSent] = useState(false);
-  const [busy, setBusy] = useState(false);
 
-  async function submit(event: FormEvent) {
-    event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      if (mode === "magic") {
-        unwrap(await api.POST("/v1/auth/magic", { body: { email } }));
-        setSent(true);
-      } else {
-        signedIn(unwrap(await api.POST("/v1/auth/login", { body: { email, password } })));
-        navigate(safeNext(params.get("next")), { replace: true });
-      }
-    } catch (e) {
-      setError(errorText(t, e));
-    } finally {
-      setBusy(false);
+  const { busy, error, setError, submit } = useFormAction(async () => {
+    if (mode === "magic") {
+      unwrap(await api.POST("/v1/auth/magic", { body: { email } }));
+      setSent(true);
+    } else {
+      signedIn(unwrap(await api.POST("/v1/auth/login", { body: { email, password } })));
+      navigate(safeNext(params.get("next")), { replace: true });
     }
-  }
+  });
 
   if (sent) {
     return (

@@ -1,9 +1,9 @@
-import { useState, type FormEvent } from "react";
+import { useState } from "react";
 import { Link } from "react-router";
 import { useTranslation } from "react-i18next";
 import { api, unwrap } from "../../api/client";
 import { usePortalConfig } from "../../config";
-import { errorText } from "./authErrors";
+import { useFormAction } from "./authErrors";
 import "./auth.css";
 
 /** Sign up, where the tenant lets anyone in; the account works once its address is verified. */
@@ -12,23 +12,12 @@ export default function SignUp() {
   const config = usePortalConfig();
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
-  const [error, setError] = useState<string | null>(null);
   const [sent, setSent] = useState(false);
-  const [busy, setBusy] = useState(false);
 
-  async function submit(event: FormEvent) {
-    event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      unwrap(await api.POST("/v1/auth/signup", { body: { email, password } }));
-      setSent(true);
-    } catch (e) {
-      setError(errorText(t, e));
-    } finally {
-      setBusy(false);
-    }
-  }
+  const { busy, error, submit } = useFormAction(async () => {
+    unwrap(await api.POST("/v1/auth/signup", { body: { email, password } }));
+    setSent(true);
+  });
 
   if (!config.signup_open) {
     return (

@@ -1,1 +1,0 @@
-import{m as e}from"./index-B4tHi9ok.js";function t(t,n){return n instanceof e?t(`errors.${n.code}`,{ns:`auth`,defaultValue:t(`errors.generic`,{ns:`auth`})}):t(`errors.network`,{ns:`auth`})}function n(e){return e&&e.startsWith(`/`)&&!e.startsWith(`//`)?e:`/studio/image`}export{n,t};
