@@ -68,25 +68,38 @@ def _ffmpeg() -> str:
     return binary
 
 
-def _poster(data: bytes) -> bytes:
+def grab_frame(source: Path, target: Path, *, at_s: float | None = POSTER_AT_S,
+               scale: str | None = None) -> bool:
+    """Write one frame of the video at `source` to `target` (the format follows its
+    extension), at `at_s` seconds or, when the clip has no frame there (or `at_s` is None),
+    its first frame; `scale` is an ffmpeg scale filter. Called for posters and by brand
+    compliance for a frame to assess; returns False when the video has no frame at all."""
     binary = _ffmpeg()
+    # A clip shorter than `at_s` has no frame there, so then its first frame.
+    seeks = ([["-ss", str(at_s)]] if at_s is not None else []) + [[]]
+    for seek in seeks:
+        # Fixed arguments, and an absolute path so no file name can read as an option.
+        subprocess.run([binary, "-nostdin", "-v", "error", "-y", *seek,  # noqa: S603
+                        "-i", str(source.absolute()), "-frames:v", "1",
+                        *(["-vf", scale] if scale else []),
+                        *(["-q:v", "4"] if target.suffix in (".jpg", ".jpeg") else []),
+                        str(target)],
+                       check=True, capture_output=True, timeout=FFMPEG_TIMEOUT_S)
+        if target.exists() and target.stat().st_size:
+            return True
+    return False
+
+
+def _poster(data: bytes) -> bytes:
     scale = (f"scale='min({THUMBNAIL_PX},iw)':'min({THUMBNAIL_PX},ih)'"
              ":force_original_aspect_ratio=decrease")
     with tempfile.TemporaryDirectory(prefix="mh-poster-") as tmp:
         source = Path(tmp) / "in"
         source.write_bytes(data)
         target = Path(tmp) / "poster.jpg"
-        # At half a second (past a fade-in); a clip shorter than that has no frame there, so
-        # then its first frame.
-        for seek in (["-ss", str(POSTER_AT_S)], []):
-            # Fixed arguments and our own temporary paths: nothing of the client's reaches
-            # the command line.
-            subprocess.run([binary, "-nostdin", "-v", "error", "-y", *seek,  # noqa: S603
-                            "-i", str(source),
-                            "-frames:v", "1", "-vf", scale, "-q:v", "4", str(target)],
-                           check=True, capture_output=True, timeout=FFMPEG_TIMEOUT_S)
-            if target.exists() and target.stat().st_size:
-                return target.read_bytes()
+        # At half a second: past a fade-in.
+        if grab_frame(source, target, at_s=POSTER_AT_S, scale=scale):
+            return target.read_bytes()
     raise ValueError("the video has no frame")
 
 

@@ -1,0 +1,1 @@
+"""Brand kits: compliance analysis of images and video frames against a kit."""
