@@ -385,11 +385,13 @@ def _find_logo(image: Image.Image, logo_data: bytes) -> LogoCheck:
     over a greyscale copy of the image; the best score and where it was."""
     try:
         with Image.open(io.BytesIO(logo_data)) as opened:
+            if opened.width * opened.height > MAX_PIXELS:
+                raise ValueError("too large")
             opened.load()
             logo = opened.convert("RGBA")
-    except Exception as exc:
-        raise InvalidRequest("the logo is not an image Pillow can read", code="invalid_logo",
-                             param="logo") from exc
+    except Exception as exc:  # Pillow raises many kinds for a corrupt or foreign file
+        raise InvalidRequest("the logo is not an image Pillow can read (or is too large)",
+                             code="invalid_logo", param="logo") from exc
     bbox = logo.getchannel("A").getbbox()
     if bbox is None:
         raise InvalidRequest("the logo is fully transparent", code="invalid_logo", param="logo")

@@ -333,3 +333,24 @@ def test_a_file_that_is_not_a_video_is_refused(tmp_path: Path) -> None:
         video_frame(tmp_path / "missing.mp4")
     with pytest.raises(InvalidRequest):
         video_frame(junk, at_s=-1)
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_a_busy_photograph_without_the_logo_does_not_match_it(seed: int) -> None:
+    # Smooth random blobs correlate with a simple logo more than a flat design does (up to
+    # about 0.72): the threshold sits above them.
+    rng = np.random.default_rng(seed)
+    blobs = Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    photo = _png(blobs.resize((1024, 768), Image.Resampling.BICUBIC))
+    report = assess(photo, palette=PALETTE, logo=_png(_logo()))
+    assert not report.logo.found
+    assert "logo_missing" in _codes(report)
+
+
+def test_transparent_pixels_are_judged_on_white() -> None:
+    image = Image.new("RGBA", (200, 100), (0, 0, 0, 0))
+    ImageDraw.Draw(image).rectangle((0, 0, 99, 99), fill=NAVY)
+    report = assess(_png(image), palette=PALETTE)
+    shares = {c.hex: c.share for c in report.dominant_colours}
+    assert shares == pytest.approx({NAVY: 0.5, WHITE: 0.5})
+    assert report.verdict == "pass"
