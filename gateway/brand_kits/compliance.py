@@ -412,6 +412,8 @@ def _find_logo(image: Image.Image, logo_data: bytes) -> LogoCheck:
         sized = logo.resize((tw, th), Image.Resampling.BOX)
         mask = (np.asarray(sized.getchannel("A"), dtype=np.float64) >= 128).astype(np.float64)
         n = mask.sum()
+        if n == 0:  # only faint (under half opaque) pixels left at this size
+            continue
         template = np.asarray(sized.convert("L"), dtype=np.float64)
         template = (template - (template * mask).sum() / n) * mask
         energy = (template ** 2).sum()
@@ -511,7 +513,7 @@ def _reasons(palette: Sequence[PaletteColour], dominant: list[DominantColour], w
         found.append(("warn", Reason(code="logo_missing", message=(
             "The brand logo was not found in the image"
             + (f" (best match {logo.score:.2f}; {LOGO_THRESHOLD:g} needed)."
-               if logo.score is not None else " (it is too small or plain to look for).")))))
+               if logo.score is not None else " (it is too small, faint or plain to look for).")))))
     return found
 
 
