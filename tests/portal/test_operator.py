@@ -136,6 +136,12 @@ async def test_the_console_is_404_on_a_tenants_domain_and_served_bare_on_the_pla
         assert on_platform.status_code == 200
         assert "<title>Operator console</title>" in on_platform.text
         assert "Acme Studio" not in on_platform.text
+    # A domain a tenant added but has not proven yet is that tenant's too: no console there.
+    pending = f"pending-{secrets.token_hex(3)}.portal.test"
+    added = await portal.api.post("/v1/tenant/domains", headers=portal.tenant_auth,
+                                  json={"hostname": pending})
+    assert added.status_code == 201, added.text
+    assert (await portal.api.get("/operator", headers={"Host": pending})).status_code == 404
     page = await portal.page()
     response = await page.goto(f"{portal.origin}/operator")
     assert response is not None

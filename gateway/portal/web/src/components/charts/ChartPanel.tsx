@@ -37,7 +37,7 @@ function SeriesTable({ series, caption, label }: { series: Series; caption: stri
   return (
     <div className="chart-table-wrap" tabIndex={0} role="region" aria-label={caption}>
       <table className="chart-table">
-        <caption>{caption}</caption>
+        <caption className="visually-hidden">{caption}</caption>
         <thead>
           <tr>{series.columns.map((c) => <th key={c.name} scope="col" className={numeric(c.name) ? "num" : ""}>{label(c.name)}</th>)}</tr>
         </thead>

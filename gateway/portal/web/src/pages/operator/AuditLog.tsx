@@ -34,7 +34,8 @@ function Diff({ event }: { event: AuditEvent }) {
   const rows = diff(event.before, event.after);
   if (rows.length === 0) return <p className="muted">{t("audit.no_changes")}</p>;
   return (
-    <div className="op-table-wrap">
+    <div className="op-table-wrap" tabIndex={0} role="region"
+         aria-label={t("audit.diff_caption", { action: event.action })}>
       <table className="op-table audit-diff">
         <caption className="visually-hidden">{t("audit.diff_caption", { action: event.action })}</caption>
         <thead>

@@ -78,8 +78,8 @@ export default function Tenants() {
         <h2 id="tenant-list">{t("tenants.list")}</h2>
         {list.isError ? <p className="error" role="alert">{(list.error as Error).message}</p> : null}
         {list.isLoading ? <p className="muted" role="status">{t("loading")}</p> : null}
-        <div className="op-table-wrap">
-          <table className="op-table">
+        <div className="op-table-wrap" tabIndex={0} role="region" aria-labelledby="tenant-list">
+          <table className="op-table tenant-table">
             <caption className="visually-hidden">{t("tenants.list")}</caption>
             <thead>
               <tr>
