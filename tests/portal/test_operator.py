@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from urllib.parse import parse_qsl, urlsplit
 
 from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Page, Route, expect
@@ -16,6 +17,7 @@ from playwright.async_api import Page, Route, expect
 from plugins.errors import ProviderError
 from tests.conftest import ADMIN_TOKEN
 from tests.portal.conftest import Portal, axe_violations
+from tests.portal.test_auth import session_of
 
 
 async def operator_page(portal: Portal, *, phone: bool = False, locale: str = "en",
@@ -250,3 +252,37 @@ async def test_console_and_usage_screens_in_both_languages_and_sizes(portal: Por
             await customer.locator(".chart-toggle button").nth(1).click()
             await portal.shot(customer, f"usage-table-{locale}-{size}")
             assert axe_violations(await Axe().run(customer)) == [], ("usage", locale, size)
+
+
+async def test_usage_in_a_team_workspace_asks_for_the_team_and_shows_members(
+        portal: Portal) -> None:
+    owner = await portal.customer()
+    session = await session_of(portal, owner)
+    team = await portal.api.post("/v1/teams", headers=session, json={"name": "Design crew"})
+    assert team.status_code == 201, team.text
+    team_id = team.json()["id"]
+    asked: list[tuple[str, str | None]] = []
+
+    async def contract(route: Route) -> None:
+        url = urlsplit(route.request.url)
+        asked.append((dict(parse_qsl(url.query))["group_by"],
+                      await route.request.header_value("x-team-id")))
+        await analytics_contract(route)
+
+    page = await portal.page()
+    await page.route("**/v1/analytics/me/credits?*", contract)
+    await portal.sign_in(page, owner, then="/usage")
+    await expect(page.get_by_role("region", name="Credits by member")).to_have_count(0)
+    await page.get_by_label("Workspace").select_option(team_id)
+    member_panel = page.get_by_role("region", name="Credits by member")
+    await expect(member_panel.locator(".recharts-wrapper")).to_be_visible()
+    await expect(page.get_by_text("The credits this team spent")).to_be_visible()
+    assert ("member", team_id) in asked
+    assert ("type", team_id) in asked
+    assert ("type", None) in asked  # the personal workspace before the switch
+    # A link cannot send X-Team-Id: the team's CSV is made from the loaded series.
+    href = await member_panel.get_by_role("link", name="Download CSV").get_attribute("href")
+    assert href is not None
+    assert href.startswith("blob:")
+    csv = await page.evaluate("async (href) => (await fetch(href)).text()", href)
+    assert csv.splitlines()[:2] == ["period,group,count,charged_mc", "2026-11-01,image,3,1250"]
