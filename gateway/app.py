@@ -61,7 +61,7 @@ from gateway.people.routes import (
     users_me,
 )
 from gateway.portal.config import PortalConfigController, web_manifest
-from gateway.portal.site import portal_page, service_worker, static_router
+from gateway.portal.site import operator_page, portal_page, service_worker, static_router
 from gateway.teams.routes import TeamController
 from gateway.tenancy.key_customer_routes import CustomerController, KeyController
 from gateway.tenancy.provider_key_routes import ProviderKeyController
@@ -135,8 +135,8 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
     handlers += [UsageController]
     handlers += [SharedController]
     handlers += [mcp_endpoint, media_generation_tools]
-    handlers += [PortalConfigController, web_manifest, portal_page, service_worker,
-                 static_router()]
+    handlers += [PortalConfigController, web_manifest, portal_page, operator_page,
+                 service_worker, static_router()]
     app = Litestar(
         route_handlers=handlers,
         # Plain attribute reads: synchronous, so Litestar resolves them inline (async

@@ -41,6 +41,13 @@ async def tenant_of_host(runtime: Runtime, host: str) -> Tenant:
     return tenant
 
 
+async def is_platform_host(runtime: Runtime, host: str) -> bool:
+    """True when `host` is no tenant's domain, verified or pending: the platform's own
+    host, where the operator console is served (and no portal is)."""
+    async with runtime.db.session() as session:
+        return await tenants.domain_for_host(session, host) is None
+
+
 class PortalBranding(msgspec.Struct, omit_defaults=True):
     """The tenant's branding as its portal shows it (`tenants.branding.Branding`)."""
 

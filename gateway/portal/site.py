@@ -6,6 +6,12 @@ with `index.html`, after writing the tenant's name, favicon, theme colour and ma
 its head, so the first paint is already in the tenant's brand; the app's own files are
 under `/static/portal/` and its service worker at `/sw.js` (so its scope is the site).
 A host that is no tenant's verified domain gets 404, as before.
+
+The same app carries the operator console (`OPERATOR_ROUTES`, `/operator/*`): it is served
+only on the platform's own host (one that is no tenant's domain, verified or pending), with
+a neutral head and no tenant branding, and is 404 on every tenant's domain so a tenant's
+customers never see that it exists. It signs in with the operator token in the browser and
+calls `/admin/v1` with it; the page itself holds nothing secret.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from litestar.router import Router
 from litestar.static_files import create_static_files_router
 
 from gateway.core.deps import RuntimeDep
-from gateway.portal.config import tenant_of_host, theme_colour
+from gateway.portal.config import is_platform_host, tenant_of_host, theme_colour
+from tenants.kernel.errors import NotFound
 from tenants.models import Tenant
 
 DIST = Path(__file__).parent / "web" / "dist"
@@ -31,8 +38,11 @@ SPA_ROUTES: tuple[str, ...] = (
     "/", "/signin", "/signup", "/forgot-password", "/reset-password", "/set-password",
     "/magic", "/teams/accept", "/account", "/studio", "/studio/{rest:path}", "/gallery",
     "/gallery/{rest:path}", "/credits", "/offline", "/portal/credits",
-    "/shared/{rest:path}",
+    "/shared/{rest:path}", "/usage",
 )
+
+#: The operator console's routes (web/src/pages/operator/): only on the platform host.
+OPERATOR_ROUTES: tuple[str, ...] = ("/operator", "/operator/{rest:path}")
 
 _MARKER = "<!--portal-head-->"
 
@@ -66,6 +76,25 @@ async def _portal_page(request: Request[Any, Any, Any], runtime: RuntimeDep) -> 
 
 
 portal_page = get(list(SPA_ROUTES), include_in_schema=False, name="portal_page")(_portal_page)
+
+_OPERATOR_HEAD = ('<title>Operator console</title><meta name="robots" content="noindex">'
+                  '<meta name="theme-color" content="#334155">')
+
+
+async def _operator_page(request: Request[Any, Any, Any], runtime: RuntimeDep) -> Response[str]:
+    if not await is_platform_host(runtime, request.headers.get("host", "")):
+        # A tenant's domain: as if the console did not exist (no tenant learns of it).
+        raise NotFound("no such page")
+    page = _index().replace(_MARKER, _OPERATOR_HEAD, 1)
+    return Response(page, media_type="text/html",
+                    headers={"Cache-Control": "no-cache",
+                             "X-Content-Type-Options": "nosniff",
+                             "X-Frame-Options": "DENY",
+                             "Referrer-Policy": "no-referrer"})
+
+
+operator_page = get(list(OPERATOR_ROUTES), include_in_schema=False,
+                    name="operator_page")(_operator_page)
 
 
 @get("/sw.js", include_in_schema=False)

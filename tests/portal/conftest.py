@@ -22,6 +22,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from gateway.app import create_app, start_services
+from gateway.generations.services import Services
 from plugins.host import build_plugin_host
 from tests.conftest import ADMIN_TOKEN, Inbox, make_settings
 from tests.gateway.people.support import PASSWORD, http_server, path_of
@@ -53,6 +54,8 @@ class Portal:
     browser: Browser
     shots: Path
     contexts: list[BrowserContext] = field(default_factory=list)
+    #: The gateway's services (provider states, ...), for tests that set up state directly.
+    services: Services | None = None
 
     @property
     def admin(self) -> dict[str, str]:
@@ -158,7 +161,8 @@ async def portal(pg_url: str, tmp_path: Path, smtp_server: Inbox,
                 *chromium_args(), f"--unsafely-treat-insecure-origin-as-secure={origin}"])
             site = Portal(base=url, origin=origin, host=f"{host}:{port}",
                           tenant_id=tenant_id, slug=slug, key=k.json()["key"], api=api,
-                          smtp=smtp_server, browser=browser, shots=shots)
+                          smtp=smtp_server, browser=browser, shots=shots,
+                          services=services)
             try:
                 yield site
             finally:

@@ -20,6 +20,7 @@ const TeamAccept = lazy(() => import("./pages/auth/TeamAccept"));
 const Account = lazy(() => import("./pages/account/Account"));
 const Offline = lazy(() => import("./pages/account/Offline"));
 const Shared = lazy(() => import("./pages/shared/Shared"));
+const Usage = lazy(() => import("./pages/usage/Usage"));
 
 function Loading() {
   const { t } = useTranslation();
@@ -70,6 +71,7 @@ export default function App() {
           <Route path="/gallery/:id" element={<RequireUser><Viewer /></RequireUser>} />
           <Route path="/shared/*" element={<Shared />} />
           <Route path="/credits" element={<RequireUser><Credits /></RequireUser>} />
+          <Route path="/usage" element={<RequireUser><Usage /></RequireUser>} />
           <Route path="*" element={<Navigate to="/" replace />} />
         </Routes>
       </Suspense>

@@ -4,14 +4,34 @@ import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { BrowserRouter } from "react-router";
 import { api, unwrap } from "./api/client";
 import { applyBranding, ConfigContext, type PortalConfig } from "./config";
-import { initialLanguage, setupI18n } from "./i18n";
+import { initialLanguage, loadOperatorMessages, setupI18n } from "./i18n";
 import { listenForInstallPrompt } from "./pwa/install";
 import { registerServiceWorker, replayQueuedSubmissions } from "./pwa/register";
 import { SessionProvider } from "./session";
 import App from "./App";
 import "./styles.css";
 
+/** The operator console (/operator/*, platform host only): no tenant, no service worker. */
+async function bootOperator(): Promise<void> {
+  await setupI18n(initialLanguage("en"));
+  await loadOperatorMessages();
+  const queryClient = new QueryClient({
+    defaultOptions: { queries: { staleTime: 10_000, retry: false, refetchOnWindowFocus: false } },
+  });
+  const { default: OperatorApp } = await import("./pages/operator/OperatorApp");
+  createRoot(document.getElementById("root")!).render(
+    <StrictMode>
+      <QueryClientProvider client={queryClient}>
+        <BrowserRouter>
+          <OperatorApp />
+        </BrowserRouter>
+      </QueryClientProvider>
+    </StrictMode>,
+  );
+}
+
 async function boot(): Promise<void> {
+  if (/^\/operator(\/|$)/.test(window.location.pathname)) return bootOperator();
   listenForInstallPrompt();
   // Offline, the config cannot be fetched: the shell opens with the last one this device
   // saw (else a neutral one), so it still shows the tenant's name and colours.

@@ -101,6 +101,7 @@ export default function Layout({ children }: { children: ReactNode }) {
             {/* Stripe's return page (/portal/credits) is the credits page too. */}
             <NavLink to="/credits" className={({ isActive }) =>
               isActive || location.pathname === "/portal/credits" ? "active" : ""}>{t("nav.credits")}</NavLink>
+            <NavLink to="/usage">{ts("nav.usage")}</NavLink>
             <NavLink to="/account">{ts("nav.account")}</NavLink>
           </nav>
         ) : null}

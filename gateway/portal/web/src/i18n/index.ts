@@ -5,8 +5,12 @@
 import i18n from "i18next";
 import { initReactI18next } from "react-i18next";
 
+// The operator console's messages are not the portal's: they load only with the console
+// (loadOperatorMessages), so tenants' portals do not carry them.
 const catalogues = import.meta.glob<{ default: Record<string, unknown> }>(
-  "./locales/*/*.json", { eager: true });
+  ["./locales/*/*.json", "!./locales/*/operator.json"], { eager: true });
+const operatorCatalogues = import.meta.glob<{ default: Record<string, unknown> }>(
+  "./locales/*/operator.json");
 
 const resources: Record<string, Record<string, Record<string, unknown>>> = {};
 for (const [path, module] of Object.entries(catalogues)) {
@@ -44,6 +48,14 @@ export async function setupI18n(lang: Language): Promise<void> {
   });
   applyDirection(lang);
   i18n.on("languageChanged", applyDirection);
+}
+
+/** Add the operator console's catalogues (call after setupI18n, before it renders). */
+export async function loadOperatorMessages(): Promise<void> {
+  for (const [path, load] of Object.entries(operatorCatalogues)) {
+    const lang = /\.\/locales\/(\w+)\//.exec(path)?.[1];
+    if (lang) i18n.addResourceBundle(lang, "operator", (await load()).default, true, true);
+  }
 }
 
 /** Switch language and remember it on this device. */
