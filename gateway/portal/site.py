@@ -31,7 +31,7 @@ SPA_ROUTES: tuple[str, ...] = (
     "/", "/signin", "/signup", "/forgot-password", "/reset-password", "/set-password",
     "/magic", "/teams/accept", "/account", "/studio", "/studio/{rest:path}", "/gallery",
     "/gallery/{rest:path}", "/credits", "/offline", "/portal/credits",
-    "/shared/{rest:path}",
+    "/shared/{rest:path}", "/console", "/console/{rest:path}",
 )
 
 _MARKER = "<!--portal-head-->"
