@@ -164,8 +164,13 @@ function ColorField({ name, value, onChange, action }: {
   // (as this page has it) rather than a black that nobody chose.
   const [effective] = useState(() => getComputedStyle(document.documentElement)
     .getPropertyValue(`--color-${name}`).trim().toLowerCase());
-  const six = (v: string) => /^#[0-9a-f]{6}$/i.test(v);
-  const swatch = six(value) ? value : six(effective) ? effective : "#000000";
+  // The picker takes #rrggbb only: #rgb is widened, anything else shows the default.
+  const six = (v: string) => {
+    const short = /^#([0-9a-f])([0-9a-f])([0-9a-f])$/i.exec(v);
+    if (short) return `#${short[1]}${short[1]}${short[2]}${short[2]}${short[3]}${short[3]}`;
+    return /^#[0-9a-f]{6}$/i.test(v) ? v : null;
+  };
+  const swatch = six(value) ?? six(effective) ?? "#000000";
   return (
     <Field label={label} param={`branding.colors.${name}`} action={action}>
       {(p) => (

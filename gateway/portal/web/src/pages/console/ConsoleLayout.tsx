@@ -49,12 +49,15 @@ export default function ConsoleLayout() {
   if (!user) return null;
   if (!isStaff(user.role)) return <Navigate to="/studio/image" replace />;
   const sections = sectionsFor(user.role);
+  const here = location.pathname.replace(/^\/console\/?/, "").split("/")[0] ?? "";
+  const current = sections.find((s) => s.path === here);
   return (
     <div className="console">
       <nav className="c-nav" aria-label={t("nav.label")}>
         <button type="button" className="c-menu" aria-expanded={open} aria-controls={menuId}
                 onClick={() => setOpen((o) => !o)}>
-          {t("nav.menu")}
+          <span>{t("nav.menu")}{current ? <>: <strong>{t(current.labelKey)}</strong></> : null}</span>
+          <span aria-hidden="true">{open ? "▴" : "▾"}</span>
         </button>
         <ul id={menuId} className={open ? "open" : ""}>
           {sections.map((s) => (

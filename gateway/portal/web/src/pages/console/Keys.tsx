@@ -95,6 +95,8 @@ function KeyForm({ initial, onCreated, onDone }: {
 export default function Keys() {
   const { t, i18n } = useTranslation("console");
   const lang = i18n.language;
+  // "A, B, C" in English, "A، B، C" in Arabic.
+  const list = new Intl.ListFormat(lang === "ar" ? "ar" : "en", { type: "unit", style: "short" });
   const queryClient = useQueryClient();
   const [editing, setEditing] = useState<Key | "new" | null>(null);
   const [secret, setSecret] = useState<Schemas["KeyCreated"] | null>(null);
@@ -133,8 +135,8 @@ export default function Keys() {
               <tr key={k.id} data-key-id={k.id}>
                 <td data-label={t("keys.name")}>{k.name}</td>
                 <td data-label={t("keys.prefix")}><code dir="ltr">{k.prefix}…</code></td>
-                <td data-label={t("keys.scopes")}>{k.scopes.map((s) => t(`keys.scope.${s}`, { defaultValue: s })).join(", ")}</td>
-                <td data-label={t("keys.customer")} dir="ltr">{k.customer_id ?? "—"}</td>
+                <td data-label={t("keys.scopes")}>{list.format(k.scopes.map((s) => t(`keys.scope.${s}`, { defaultValue: s })))}</td>
+                <td data-label={t("keys.customer")}><span dir="ltr">{k.customer_id ?? "—"}</span></td>
                 <td data-label={t("keys.budget")}>{k.monthly_budget_mc != null
                   ? t("keys.spent_of", { spent: formatCredits(k.month_spend_mc ?? 0, lang), budget: formatCredits(k.monthly_budget_mc, lang) })
                   : "—"}</td>

@@ -182,7 +182,7 @@ function ProviderKeys({ names }: { names: string[] }) {
           <tbody>
             {list.map((k) => (
               <tr key={k.provider}>
-                <td data-label={t("providers.provider")} dir="ltr">{k.provider}</td>
+                <td data-label={t("providers.provider")}><span dir="ltr">{k.provider}</span></td>
                 <td data-label={t("providers.key_end")}><code dir="ltr">…{k.last4}</code></td>
                 <td data-label={t("providers.updated")}>{formatDate(k.updated_at, i18n.language)}</td>
                 <td className="c-cell-actions">

@@ -27,7 +27,7 @@ function Members({ team }: { team: Team }) {
           <tbody>
             {list.map((m) => (
               <tr key={m.customer_id}>
-                <td data-label={t("teams.member")} dir="ltr">{m.customer_id}</td>
+                <td data-label={t("teams.member")}><span dir="ltr">{m.customer_id}</span></td>
                 <td data-label={t("teams.role")}>{t(`teams.roles.${m.role}`, { defaultValue: m.role })}</td>
                 <td data-label={t("teams.allocation")}>{m.allocation ? t("teams.allocation_value", {
                   spent: formatCredits(m.allocation.spent, lang), limit: formatCredits(m.allocation.limit, lang) }) : "—"}</td>
