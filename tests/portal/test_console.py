@@ -333,3 +333,23 @@ async def test_every_screen_is_accessible_in_both_languages_and_sizes(portal: Po
                 await menu.click()
                 await expect(page.get_by_role("navigation").locator("ul.open")).to_be_visible()
                 await portal.shot(page, f"console-menu-{locale}-{size}")
+
+
+async def test_an_api_error_shows_on_the_field_it_names(portal: Portal) -> None:
+    r = await portal.api.patch(f"/admin/v1/tenants/{portal.tenant_id}", headers=portal.admin,
+                               json={"caps": {"burst": 10}})
+    assert r.status_code == 200, r.text
+    page = await owner_page(portal, then="/console/limits")
+    burst = page.get_by_label("Burst", exact=True)
+    await expect(page.get_by_text("Limit: 10", exact=True)).to_be_visible()
+    await burst.fill("50")
+    await page.get_by_role("button", name="Save", exact=True).click()
+    # The API's 422 names `rate_limits.burst`: its message sits under that field.
+    error = page.locator("[data-param='rate_limits.burst']")
+    await expect(error).to_have_text("This is above the limit the platform set for you.")
+    await expect(burst).to_have_attribute("aria-invalid", "true")
+    await burst.fill("8")
+    await page.get_by_role("button", name="Save", exact=True).click()
+    await expect(page.get_by_role("status").filter(has_text="Saved.")).to_be_visible()
+    tenant = (await portal.api.get("/v1/tenant", headers=portal.tenant_auth)).json()
+    assert tenant["rate_limits"]["burst"] == 8
