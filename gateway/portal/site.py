@@ -38,7 +38,7 @@ SPA_ROUTES: tuple[str, ...] = (
     "/", "/signin", "/signup", "/forgot-password", "/reset-password", "/set-password",
     "/magic", "/teams/accept", "/account", "/studio", "/studio/{rest:path}", "/gallery",
     "/gallery/{rest:path}", "/credits", "/offline", "/portal/credits",
-    "/shared/{rest:path}", "/usage",
+    "/shared/{rest:path}", "/usage", "/console", "/console/{rest:path}",
 )
 
 #: The operator console's routes (web/src/pages/operator/): only on the platform host.

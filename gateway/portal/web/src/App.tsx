@@ -5,6 +5,7 @@ import { lazy, Suspense, type ReactNode } from "react";
 import { Navigate, Route, Routes, useLocation } from "react-router";
 import { useTranslation } from "react-i18next";
 import Layout from "./components/Layout";
+import { isStaff } from "./pages/console/sections";
 import { useSession } from "./session";
 
 const SignIn = lazy(() => import("./pages/auth/SignIn"));
@@ -21,6 +22,7 @@ const Account = lazy(() => import("./pages/account/Account"));
 const Offline = lazy(() => import("./pages/account/Offline"));
 const Shared = lazy(() => import("./pages/shared/Shared"));
 const Usage = lazy(() => import("./pages/usage/Usage"));
+const Console = lazy(() => import("./pages/console/ConsoleLayout"));
 
 function Loading() {
   const { t } = useTranslation();
@@ -39,14 +41,16 @@ function RequireUser({ children }: { children: ReactNode }) {
   return <>{children}</>;
 }
 
-/** `/`: the studio, or sign-in; `?verified=1` (the verification link) says so on arrival. */
+/** `/`: the studio (staff: the console), or sign-in; `?verified=1` (the verification link)
+ * says so on arrival. */
 function Home() {
   const { user } = useSession();
   const location = useLocation();
   if (user === undefined) return <Loading />;
   const verified = new URLSearchParams(location.search).get("verified") === "1";
   const state = verified ? { notice: "verified" } : undefined;
-  return <Navigate to={user ? "/studio/image" : "/signin"} replace state={state} />;
+  const to = !user ? "/signin" : isStaff(user.role) ? "/console" : "/studio/image";
+  return <Navigate to={to} replace state={state} />;
 }
 
 export default function App() {
@@ -72,6 +76,7 @@ export default function App() {
           <Route path="/shared/*" element={<Shared />} />
           <Route path="/credits" element={<RequireUser><Credits /></RequireUser>} />
           <Route path="/usage" element={<RequireUser><Usage /></RequireUser>} />
+          <Route path="/console/*" element={<RequireUser><Console /></RequireUser>} />
           <Route path="*" element={<Navigate to="/" replace />} />
         </Routes>
       </Suspense>

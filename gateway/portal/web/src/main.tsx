@@ -1,4 +1,4 @@
-import { StrictMode } from "react";
+import { StrictMode, useEffect, useState, type ReactNode } from "react";
 import { createRoot } from "react-dom/client";
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { BrowserRouter } from "react-router";
@@ -7,6 +7,7 @@ import { applyBranding, ConfigContext, type PortalConfig } from "./config";
 import { initialLanguage, loadOperatorMessages, setupI18n } from "./i18n";
 import { listenForInstallPrompt } from "./pwa/install";
 import { registerServiceWorker, replayQueuedSubmissions } from "./pwa/register";
+import { listenForPreview } from "./preview";
 import { SessionProvider } from "./session";
 import App from "./App";
 import "./styles.css";
@@ -50,7 +51,7 @@ async function boot(): Promise<void> {
   });
   createRoot(document.getElementById("root")!).render(
     <StrictMode>
-      <ConfigContext.Provider value={config}>
+      <ConfigRoot initial={config}>
         <QueryClientProvider client={queryClient}>
           <BrowserRouter>
             <SessionProvider>
@@ -58,9 +59,25 @@ async function boot(): Promise<void> {
             </SessionProvider>
           </BrowserRouter>
         </QueryClientProvider>
-      </ConfigContext.Provider>
+      </ConfigRoot>
     </StrictMode>,
   );
+}
+
+/** The config for the whole app; inside the console's branding preview, the draft the
+ * console sends replaces it (name, colours, fonts, ...) without saving anything. */
+function ConfigRoot({ initial, children }: { initial: PortalConfig; children: ReactNode }) {
+  const [config, setConfig] = useState(initial);
+  useEffect(() => listenForPreview((draft) => {
+    const next = { ...initial, name: draft.name || initial.name,
+                   branding: { ...initial.branding, ...draft.branding } };
+    // Start from the stylesheet's defaults: a colour cleared in the draft must go too.
+    document.documentElement.removeAttribute("style");
+    applyBranding(next);
+    document.title = next.name;
+    setConfig(next);
+  }), [initial]);
+  return <ConfigContext.Provider value={config}>{children}</ConfigContext.Provider>;
 }
 
 const CONFIG_KEY = "portal.config";

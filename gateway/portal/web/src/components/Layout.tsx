@@ -7,6 +7,7 @@ import { useTranslation } from "react-i18next";
 import { usePortalConfig } from "../config";
 import { changeLanguage, formatCredits, type Language } from "../i18n";
 import { useOnline } from "../pwa/status";
+import { isStaff } from "../pages/console/sections";
 import { useSession } from "../session";
 import { useBalance, useTeams } from "./useBalance";
 
@@ -96,6 +97,7 @@ export default function Layout({ children }: { children: ReactNode }) {
         </NavLink>
         {user ? (
           <nav className="nav" aria-label={t("nav.label")}>
+            {isStaff(user.role) ? <NavLink to="/console">{ts("nav.console")}</NavLink> : null}
             <NavLink to="/studio">{t("nav.studio")}</NavLink>
             <NavLink to="/gallery">{t("nav.gallery")}</NavLink>
             {/* Stripe's return page (/portal/credits) is the credits page too. */}

@@ -4,6 +4,7 @@ import { useTranslation } from "react-i18next";
 import { api, unwrap } from "../../api/client";
 import { usePortalConfig } from "../../config";
 import { useSession } from "../../session";
+import { isStaff } from "../console/sections";
 import { safeNext, useFormAction } from "./authErrors";
 import "./auth.css";
 
@@ -26,8 +27,11 @@ export default function SignIn() {
       unwrap(await api.POST("/v1/auth/magic", { body: { email } }));
       setSent(true);
     } else {
-      signedIn(unwrap(await api.POST("/v1/auth/login", { body: { email, password } })));
-      navigate(safeNext(params.get("next")), { replace: true });
+      const answer = unwrap(await api.POST("/v1/auth/login", { body: { email, password } }));
+      signedIn(answer);
+      // Staff land on the console, customers in the studio, unless a page sent them here.
+      const next = params.get("next");
+      navigate(next || !isStaff(answer.user.role) ? safeNext(next) : "/console", { replace: true });
     }
   });
 
