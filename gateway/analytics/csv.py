@@ -24,5 +24,6 @@ def csv_response(columns: Sequence[str], rows: Iterable[Mapping[str, object]],
     writer.writerow(columns)
     for row in rows:
         writer.writerow([_cell(row.get(name)) for name in columns])
-    return Response(out.getvalue().encode(), media_type="text/csv; charset=utf-8",
+    # Litestar adds `; charset=utf-8` to a text media type itself.
+    return Response(out.getvalue().encode(), media_type="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
