@@ -290,8 +290,8 @@ async def refresh(db: Database, *, now: datetime | None = None) -> Refreshed:
     moved = {tenant_id for tenant_id, _, _ in zones}
     days: dict[str, set[date]] = {}
     for tenant_id, created, changed in touched:
-        if tenant_id in moved:
-            continue
+        if tenant_id in moved or tenant_id not in tz_of:
+            continue  # rebuilt whole below; or deleted since (its rows went with it)
         tz = zone(tz_of[tenant_id])
         days.setdefault(tenant_id, set()).update(
             (local_day(created, tz), local_day(changed, tz)))

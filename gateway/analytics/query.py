@@ -46,7 +46,11 @@ def parse(*, start: str | None, end: str | None, interval: str | None, group_by:
     CSV when `format=csv`, or no `format` and `Accept: text/csv`."""
     last = _date(end, "to") if end else now.astimezone(ZoneInfo(time_zone)).date() + timedelta(
         days=1)
-    first = _date(start, "from") if start else last - timedelta(days=DEFAULT_DAYS)
+    try:
+        first = _date(start, "from") if start else last - timedelta(days=DEFAULT_DAYS)
+    except OverflowError:  # `to` within 30 days of the calendar's start
+        raise InvalidRequest("to must be after from", code="invalid_range",
+                             param="to") from None
     if last <= first:
         raise InvalidRequest("to must be after from", code="invalid_range", param="to")
     if (last - first).days > MAX_DAYS:

@@ -238,6 +238,7 @@ async def test_bad_parameters_are_422_and_unknown_series_404(gateway: Gateway) -
         ({"to": "yesterday"}, "invalid_date", "to"),
         ({"from": "2025-01-01", "to": "2026-01-03"}, "period_too_long", "to"),
         ({"from": "2026-02-01", "to": "2026-01-01"}, "invalid_range", "to"),
+        ({"to": "0001-01-02"}, "invalid_range", "to"),
         ({"interval": "hour"}, "invalid_interval", "interval"),
         ({"format": "xml"}, "invalid_format", "format"),
     ):
