@@ -58,6 +58,7 @@ from tenants.models import Tenant
 #: the last refresh read, with an `updated_at` from before it, is still seen.
 OVERLAP = timedelta(minutes=10)
 WATERMARK = "rollups"
+POSTING_SLACK = timedelta(minutes=1)
 #: Every status a generation has: the touched-generations scan names them all, so it is a
 #: range scan of `ix_generations_status_updated` per status.
 STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
@@ -293,8 +294,11 @@ async def refresh(db: Database, *, now: datetime | None = None) -> Refreshed:
         if tenant_id in moved or tenant_id not in tz_of:
             continue  # rebuilt whole below; or deleted since (its rows went with it)
         tz = zone(tz_of[tenant_id])
+        # A posting is stamped a moment after the row's `updated_at`, in the same
+        # transaction: near midnight it may be the next day's.
         days.setdefault(tenant_id, set()).update(
-            (local_day(created, tz), local_day(changed, tz)))
+            (local_day(created, tz), local_day(changed, tz),
+             local_day(changed + POSTING_SLACK, tz)))
     rows = 0
     for tenant_id in sorted(moved):
         rows += await rebuild_tenant(db, tenant_id)
