@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -75,6 +76,10 @@ class Transfer(Base):
         Index("ix_transfers_debit_created", "debit_account_id", "created_at", "id"),
         Index("ix_transfers_credit_created", "credit_account_id", "created_at", "id"),
         Index("ix_transfers_pending_timeout", "phase", "timeout_at"),
+        # The usage rollups read a tenant's generation transfers of a period (billing/usage).
+        Index("ix_transfers_tenant_generation_created", "tenant_id", "created_at",
+              postgresql_where=text("generation_id IS NOT NULL"),
+              sqlite_where=text("generation_id IS NOT NULL")),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)

@@ -13,7 +13,10 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
+from gateway.admin.analytics_routes import AdminAnalyticsController
 from gateway.admin.routes import AdminController
+from gateway.analytics import tasks as analytics_tasks
+from gateway.analytics.routes import AnalyticsController
 from gateway.core.auth import provide_principal
 from gateway.core.deps import provide_runtime
 from gateway.core.edge import GatewayRequest, refuse_nul
@@ -89,6 +92,7 @@ async def start_services(settings: Settings, *,
     """The API process's services with their tasks registered (also what tests start)."""
     services = await Services.start(settings, plugins=plugins)
     tasks.register(services)
+    analytics_tasks.register(services.runtime)
     return services
 
 
@@ -120,7 +124,8 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
                 await periodic
             await owned.close()
 
-    handlers: list[Any] = [AdminController, GenerationEventController, GenerationController,
+    handlers: list[Any] = [AdminController, AdminAnalyticsController, AnalyticsController,
+                           GenerationEventController, GenerationController,
                            PushController, ProviderController,
                            CreditsController, PurchaseController, StripeWebhookController,
                            HealthController, MediaController, metrics,

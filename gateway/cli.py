@@ -12,11 +12,13 @@ import secrets
 import socket
 import sys
 from collections.abc import Sequence
+from datetime import date
 
 import msgspec
 import uvicorn
 from sqlalchemy import select
 
+from billing.usage import rollup
 from gateway.app import create_app
 from gateway.core.migrate import upgrade
 from gateway.core.runtime import Runtime, apply_price_overrides
@@ -30,6 +32,7 @@ from plugins.host import build_plugin_host
 from plugins.vocabulary import MEDIA_TYPES
 from tenants import service as tenants_service
 from tenants.branding import BrandingIn
+from tenants.kernel.db import Database
 from tenants.kernel.errors import DomainError
 from tenants.models import Tenant
 from tenants.schemas import KeyCreate, TenantCreate, TenantRouting, TenantUpdate
@@ -180,6 +183,28 @@ def _run_admin(action: str) -> object:
             print(f"error: {exc.message}", file=sys.stderr)
             raise SystemExit(1) from exc
     return run
+
+
+def cmd_analytics_rollup(args: argparse.Namespace) -> None:
+    """`mediahub analytics rollup`: without options, what the periodic refresh does; with
+    `--tenant` and/or `--since`, a rebuild of those tenants' days (billing/usage/rollup.py)."""
+
+    async def run() -> str:
+        db = Database(_settings().database_url)
+        try:
+            if args.tenant is None and args.since is None:
+                done = await rollup.refresh(db)
+                return f"refreshed {done.tenants} tenant(s), {done.rows} row(s)"
+            rows = await rollup.rebuild_since(db, args.tenant, args.since)
+            return f"rebuilt {rows} row(s)"
+        finally:
+            await db.dispose()
+
+    try:
+        print(asyncio.run(run()))
+    except LookupError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        raise SystemExit(1) from exc
 
 
 DEMO_CREDITS_MC = 1_000_000
@@ -341,6 +366,14 @@ def build_parser() -> argparse.ArgumentParser:
     c_grant.add_argument("--reason", default="operator grant")
     c_grant.add_argument("--idempotency-key")
     c_grant.set_defaults(func=_run_admin("grant"))
+
+    analytics = sub.add_parser("analytics", help="analytics commands")
+    a_sub = analytics.add_subparsers(dest="analytics_command", required=True)
+    a_rollup = a_sub.add_parser("rollup", help="refresh the usage rollups, or rebuild some")
+    a_rollup.add_argument("--tenant", help="rebuild only this tenant's rollups")
+    a_rollup.add_argument("--since", type=date.fromisoformat,
+                          help="rebuild from this local date (YYYY-MM-DD) through today")
+    a_rollup.set_defaults(func=cmd_analytics_rollup)
     return parser
 
 

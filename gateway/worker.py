@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 
+from gateway.analytics import tasks as analytics_tasks
 from gateway.core.jobs import SaqQueue, build_workers, run_periodic, stop_workers
 from gateway.core.settings import Settings
 from gateway.generations import tasks
@@ -28,6 +29,7 @@ async def run_worker(settings: Settings, media_types: list[str]) -> None:
     services = await Services.start(settings, with_queue=False)
     runtime = services.runtime
     tasks.register(services)
+    analytics_tasks.register(runtime)
     saq_queue = SaqQueue(settings.valkey_url, prefix=settings.queue_prefix,
                          heartbeat_s=settings.job_lease_s)
     # Jobs queue polls and hand-backs through the runtime.

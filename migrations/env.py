@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import billing.models
+import billing.usage.models
 import gateway.generations.models
 import gateway.generations.push_models
 import gateway.providers.models

@@ -62,6 +62,8 @@ class Tenant(Base):
     # The operator's ceilings on what the tenant sets for itself (`TenantCaps`).
     caps: Mapped[TenantCaps] = mapped_column(StructJSON(TenantCaps),
                                              default=lambda: TenantCaps())
+    # IANA name; analytics count days in it (docs/analytics.md).
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
 
 
 class Domain(Base):

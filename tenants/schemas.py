@@ -19,6 +19,9 @@ Hostname = Annotated[str, msgspec.Meta(
     pattern=r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$"
 )]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+#: An IANA time zone name (`Asia/Riyadh`); checked against the zone database on write
+#: (`tenants.service.check_time_zone`).
+TimeZone = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
 BillingMode = Literal["self", "mediahub"]
@@ -191,6 +194,7 @@ class TenantUpdate(msgspec.Struct, forbid_unknown_fields=True):
     routing: TenantRouting | msgspec.UnsetType = msgspec.UNSET
     cache: TenantCache | msgspec.UnsetType = msgspec.UNSET
     caps: TenantCaps | msgspec.UnsetType = msgspec.UNSET
+    time_zone: TimeZone | msgspec.UnsetType = msgspec.UNSET
 
 
 class TenantOut(msgspec.Struct):
@@ -208,6 +212,8 @@ class TenantOut(msgspec.Struct):
     object: str = "tenant"
     cache: TenantCache = msgspec.field(default_factory=TenantCache)
     caps: TenantCaps = msgspec.field(default_factory=TenantCaps)
+    #: Analytics count days in it (docs/analytics.md).
+    time_zone: str = "UTC"
 
 
 class KeyRateLimit(msgspec.Struct, forbid_unknown_fields=True):

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 from sqlalchemy import delete, select
@@ -102,6 +103,8 @@ async def update_tenant(session: AsyncSession, tenant_id: str, body: TenantUpdat
         value = getattr(body, field)
         if value is not msgspec.UNSET:
             setattr(tenant, field, value)
+    if body.time_zone is not msgspec.UNSET:
+        tenant.time_zone = check_time_zone(body.time_zone)
     if body.branding is not msgspec.UNSET:
         tenant.branding = with_assets(body.branding, tenant.branding)
     if body.domains is not msgspec.UNSET:
@@ -118,6 +121,17 @@ async def update_tenant(session: AsyncSession, tenant_id: str, body: TenantUpdat
     tenant.updated_at = utcnow()
     await session.flush()
     return tenant
+
+
+def check_time_zone(name: str) -> str:
+    """`name` if it is an IANA zone this system knows (`Asia/Riyadh`, `UTC`), else 422
+    `invalid_time_zone`. Called on every write of a tenant's time zone."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # ValueError: a malformed name
+        raise InvalidRequest(f"{name!r} is not an IANA time zone name",
+                             code="invalid_time_zone", param="time_zone") from None
+    return name
 
 
 def normalize_host(hostname: str) -> str:

@@ -175,6 +175,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     job_lease_s: int = 60
     #: How often the reconciler and reservation sweeper run (and SAQ's own sweep).
     sweep_interval_s: int = 30
+    #: How often the usage rollups are refreshed (docs/analytics.md: their freshness).
+    rollup_interval_s: int = 300
     #: On SIGTERM, how long running jobs may take to finish before they are handed back (and
     #: how long an API process lets open requests, event streams included, run on).
     shutdown_grace_s: int = 60
@@ -415,6 +417,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     queue_concurrency = _per_type(env, "MEDIAHUB_QUEUE_CONCURRENCY", "JOBS", 1, 256, problems)
     job_lease = _int(env, "MEDIAHUB_JOB_LEASE_S", 60, 2, 3600, problems)
     sweep_interval = _int(env, "MEDIAHUB_SWEEP_INTERVAL_S", 30, 1, 3600, problems)
+    rollup_interval = _int(env, "MEDIAHUB_ROLLUP_INTERVAL_S", 300, 10, 86400, problems)
     shutdown_grace = _int(env, "MEDIAHUB_SHUTDOWN_GRACE_S", 60, 0, 3600, problems)
     provider_prices = _provider_prices(env, problems)
     people = _people_settings(env, problems)
@@ -458,6 +461,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         queue_concurrency=queue_concurrency,
         job_lease_s=job_lease,
         sweep_interval_s=sweep_interval,
+        rollup_interval_s=rollup_interval,
         shutdown_grace_s=shutdown_grace,
         provider_prices=provider_prices,
         **people,

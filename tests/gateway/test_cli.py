@@ -236,3 +236,40 @@ def test_serve_falls_back_to_asyncio_and_h11_without_them(
     settings = make_settings(f"sqlite+aiosqlite:///{tmp_path / 'c.db'}", tmp_path)
     config = server_config(settings, "127.0.0.1", 8123)
     assert (config.loop, config.http) == ("asyncio", "h11")
+
+
+async def test_analytics_rollup_refreshes_and_rebuilds(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from gateway.generations.models import Generation
+    from tenants.kernel.db import Database, new_id
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    env = clean_env(MEDIAHUB_DATABASE_URL=url)
+    assert (await mediahub("db", "upgrade", cwd=tmp_path, env=env))[0] == 0
+    code, out = await mediahub("tenants", "create", "--name", "Acme", "--slug", "acme",
+                               cwd=tmp_path, env=env)
+    tenant_id = out.strip().splitlines()[-1]
+    db = Database(url)
+    try:
+        async with db.transaction() as session:
+            for day in (3, 4):
+                session.add(Generation(
+                    id=new_id("gen"), tenant_id=tenant_id, type="image",
+                    operation="text_to_image", prompt="p", provider="echo", status="failed",
+                    cost_usd_micros=0, wholesale_mc=0, retail_mc=0, estimated_mc=0,
+                    request_hash="h", created_at=datetime(2026, 11, day, 12, tzinfo=UTC),
+                    updated_at=datetime(2026, 11, day, 12, tzinfo=UTC)))
+    finally:
+        await db.dispose()
+    code, out = await mediahub("analytics", "rollup", cwd=tmp_path, env=env)
+    assert code == 0, out
+    assert "refreshed 1 tenant(s), 2 row(s)" in out
+    code, out = await mediahub("analytics", "rollup", "--tenant", tenant_id, "--since",
+                               "2026-11-04", cwd=tmp_path, env=env)
+    assert code == 0, out
+    assert "rebuilt 1 row(s)" in out
+    code, out = await mediahub("analytics", "rollup", "--tenant", "ten_nope", cwd=tmp_path,
+                               env=env)
+    assert code == 1
+    assert "no tenant ten_nope" in out

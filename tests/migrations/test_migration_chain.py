@@ -27,6 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 import billing.models
+import billing.usage.models
 import gateway.generations.models
 import gateway.generations.push_models
 import gateway.webhooks.models

@@ -8,6 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 import billing.models
+import billing.usage.models
 import gateway.generations.models
 import gateway.generations.push_models
 import gateway.webhooks.models
