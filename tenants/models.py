@@ -21,6 +21,7 @@ from tenants.branding import Branding, BrandingJSON
 from tenants.kernel.db import Base, JSONType, StructJSON, UTCDateTime, utcnow
 from tenants.schemas import (
     RateLimitPolicy,
+    TenantAnalytics,
     TenantCache,
     TenantCaps,
     TenantPricing,
@@ -62,6 +63,13 @@ class Tenant(Base):
     # The operator's ceilings on what the tenant sets for itself (`TenantCaps`).
     caps: Mapped[TenantCaps] = mapped_column(StructJSON(TenantCaps),
                                              default=lambda: TenantCaps())
+    #: The thresholds of its customer segments; stored empty means the defaults.
+    analytics: Mapped[TenantAnalytics] = mapped_column(StructJSON(TenantAnalytics),
+                                                       default=lambda: TenantAnalytics())
+    #: Set by the operator's suspend, cleared by resume: while set, every request with one
+    #: of the tenant's keys or sessions is refused (gateway/core/suspension.py).
+    suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    suspension_reason: Mapped[str | None] = mapped_column(String(500), default=None)
 
 
 class Domain(Base):

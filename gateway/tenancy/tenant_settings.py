@@ -22,6 +22,7 @@ from tenants.schemas import (
     Millicredits,
     Name,
     RateLimitPolicy,
+    TenantAnalytics,
     TenantCache,
     TenantCaps,
     TenantOut,
@@ -43,6 +44,8 @@ class TenantSelfUpdate(msgspec.Struct, forbid_unknown_fields=True):
     cache: TenantCache | msgspec.UnsetType = msgspec.UNSET
     #: `credits.low` fires when the tenant's wallet falls below this (the tenant's own alert).
     low_balance_threshold_mc: Millicredits | msgspec.UnsetType = msgspec.UNSET
+    #: The thresholds of the tenant's customer segments (docs/analytics-segments.md).
+    analytics: TenantAnalytics | msgspec.UnsetType = msgspec.UNSET
 
 
 _SCALAR_LIMITS = ("requests_per_minute", "burst", "key_requests_per_minute", "key_burst",
@@ -104,5 +107,6 @@ async def update_own_tenant(runtime: Runtime, tenant_id: str, actor: str,
     update = TenantUpdate(name=body.name, branding=body.branding, pricing=body.pricing,
                           rate_limits=body.rate_limits, routing=body.routing,
                           cache=body.cache,
-                          low_balance_threshold_mc=body.low_balance_threshold_mc)
+                          low_balance_threshold_mc=body.low_balance_threshold_mc,
+                          analytics=body.analytics)
     return await update_tenant(runtime, tenant_id, update, actor=actor, check=within_caps)
