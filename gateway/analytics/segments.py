@@ -120,12 +120,14 @@ def check_segment(segment: str) -> Segment:
 def _per_customer(tenant_id: str, w: _Windows) -> Any:
     """One row per customer of the tenant with a generation before `as_of`."""
     created = Generation.created_at
-    in_active = and_(created >= w.active_since, Generation.status == SUCCEEDED)
+    # "Less than N days before T" is strictly after T - N: a generation exactly N days old
+    # has left the window (so exactly `lapsed_days` of silence is lapsed).
+    in_active = and_(created > w.active_since, Generation.status == SUCCEEDED)
     return (
         select(Generation.customer_id.label("customer_id"),
                func.min(created).label("first_at"),
                func.max(created).label("last_at"),
-               func.max(case((and_(created >= w.before_since, created < w.active_since), 1),
+               func.max(case((and_(created > w.before_since, created <= w.active_since), 1),
                              else_=0)).label("before"),
                func.coalesce(func.sum(case((in_active, Generation.retail_mc), else_=0)),
                              0).label("spend_mc"),
@@ -139,11 +141,11 @@ def _per_customer(tenant_id: str, w: _Windows) -> Any:
 
 def _segment_of(agg: Any, w: _Windows) -> Any:
     """The partition's segment of each `_per_customer` row, as SQL (the module's rules)."""
-    recent = agg.c.last_at >= w.active_since
-    return case((agg.c.first_at >= w.new_since, literal("new")),
+    recent = agg.c.last_at > w.active_since
+    return case((agg.c.first_at > w.new_since, literal("new")),
                 (and_(recent, agg.c.before == 1), literal("active")),
                 (recent, literal("returning")),
-                (agg.c.last_at >= w.lapsed_since, literal("at_risk")),
+                (agg.c.last_at > w.lapsed_since, literal("at_risk")),
                 else_=literal("lapsed"))
 
 
