@@ -27,6 +27,8 @@ from tenants.schemas import Tier
 
 #: Priced when the example names no prompt: a provider that prices by length (speech) needs
 #: some text, and a sentence is what a typical request sends.
+#: The multiplication and division signs of the steps' details, escaped: the linter flags
+#: the literal characters in source as look-alikes of the letter x and a plus.
 TIMES, DIVIDED = "\u00d7", "\u00f7"
 SAMPLE_PROMPT = "A lighthouse on a rocky coast at dawn, waves breaking below."
 
