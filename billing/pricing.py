@@ -42,16 +42,36 @@ def _by_type(table: Mapping[Any, int], media_type: str, default: int) -> int:
     return int(table.get(media_type, table.get("default", default)))
 
 
+@dataclass(frozen=True, slots=True)
+class Markups:
+    """The markups one price applies, in basis points: the operator's for the media type
+    (cost → wholesale), the tenant's for the media type and for the customer's tier
+    (wholesale → retail, added together)."""
+
+    platform_bps: int
+    type_bps: int
+    tier_bps: int
+
+
+def markups(media_type: str, tenant_pricing: TenantPricing, tier: str | None = None,
+            platform_markup_bps: Mapping[str, int] | None = None) -> Markups:
+    """The markups `price` applies to a generation of `media_type` for a customer of `tier`;
+    also read by the pricing worked example to show them."""
+    return Markups(
+        platform_bps=_by_type(platform_markup_bps or {}, media_type,
+                              DEFAULT_PLATFORM_MARKUP_BPS),
+        type_bps=_by_type(tenant_pricing.markup_bps, media_type, 0),
+        tier_bps=(tenant_pricing.tier_markup_bps.get(tier, 0) if tier is not None else 0))
+
+
 def calculate_markup(base_cost_mc: int, service_type: str, user_tier: str | None,
                      tenant_pricing: TenantPricing) -> int:
     """The retail price of `base_cost_mc` (wholesale) for a customer of `user_tier`.
 
     The tenant's markup for the media type (or its `default`) plus its markup for the tier.
     """
-    bps = _by_type(tenant_pricing.markup_bps, service_type, 0)
-    if user_tier is not None:
-        bps += tenant_pricing.tier_markup_bps.get(user_tier, 0)
-    return apply_markup(base_cost_mc, bps)
+    found = markups(service_type, tenant_pricing, user_tier)
+    return apply_markup(base_cost_mc, found.type_bps + found.tier_bps)
 
 
 def price(cost_usd_micros: int, *, media_type: str, tenant_pricing: TenantPricing,
@@ -60,7 +80,7 @@ def price(cost_usd_micros: int, *, media_type: str, tenant_pricing: TenantPricin
     """Price one generation; called at estimate, reserve and settle time alike."""
     if cost_usd_micros < 0:
         raise ValueError("cost must not be negative")
-    markup = _by_type(platform_markup_bps or {}, media_type, DEFAULT_PLATFORM_MARKUP_BPS)
+    markup = markups(media_type, tenant_pricing, tier, platform_markup_bps).platform_bps
     # One rounding from USD micros to millicredits, not two.
     wholesale = div_ceil(cost_usd_micros * (BPS + markup), BPS * USD_MICROS_PER_MILLICREDIT)
     wholesale = max(wholesale, MIN_CHARGE_MC)

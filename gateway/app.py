@@ -14,9 +14,11 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from gateway.admin.analytics_routes import AdminAnalyticsController
+from gateway.admin.breaker_routes import breaker_history
 from gateway.admin.routes import AdminController
 from gateway.analytics import tasks as analytics_tasks
 from gateway.analytics.routes import AnalyticsController
+from gateway.analytics.segment_routes import SegmentController
 from gateway.core.auth import provide_principal
 from gateway.core.deps import provide_runtime
 from gateway.core.edge import GatewayRequest, refuse_nul
@@ -72,9 +74,15 @@ from gateway.tenancy.tenant_routes import (
     AuditLogController,
     BrandAssetController,
     TenantSelfController,
+    pricing_example_route,
 )
 from gateway.voices.routes import DesignTemplateController, VoiceController
-from gateway.webhooks.routes import WebhookEndpointController, webhook_url_secret
+from gateway.webhooks.routes import (
+    WebhookEndpointController,
+    replay_delivery,
+    webhook_url_secret,
+)
+from gateway.webhooks.service import Webhooks
 from plugins.host import PluginHost
 
 log = logging.getLogger(__name__)
@@ -85,6 +93,12 @@ def provide_services(state: State, runtime: Runtime) -> Services:
     that `gateway.core.auth.provide_principal` explains."""
     services: Services = state.services
     return services
+
+
+def provide_webhooks(services: Services) -> Webhooks:
+    """The `webhooks` dependency: the process's webhook sender, for routes that queue a
+    delivery (replay) and sit below the generations package that owns `Services`."""
+    return services.webhooks
 
 
 async def start_services(settings: Settings, *,
@@ -124,20 +138,22 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
                 await periodic
             await owned.close()
 
-    handlers: list[Any] = [AdminController, AdminAnalyticsController, AnalyticsController,
+    handlers: list[Any] = [AdminController, AdminAnalyticsController, breaker_history,
+                           AnalyticsController,
                            GenerationEventController, GenerationController,
                            PushController, ProviderController,
                            CreditsController, PurchaseController, StripeWebhookController,
                            HealthController, MediaController, metrics,
-                           WebhookEndpointController, webhook_url_secret,
+                           WebhookEndpointController, webhook_url_secret, replay_delivery,
                            ProviderKeyController, VoiceController, TeamController,
                            DesignTemplateController]
     handlers += [AuthController, SessionController, UserController, users_me, update_users_me,
                  create_portal_session]
     handlers += [KeyController, CustomerController, PackageController]
-    handlers += [TenantSelfController, AuditLogController, BrandAssetController]
+    handlers += [TenantSelfController, AuditLogController, BrandAssetController,
+                 pricing_example_route]
     handlers += [ImagesController, SpeechController, ModelsController, VideosController]
-    handlers += [UsageController]
+    handlers += [UsageController, SegmentController]
     handlers += [SharedController]
     handlers += [mcp_endpoint, media_generation_tools]
     handlers += [PortalConfigController, web_manifest, portal_page, operator_page,
@@ -148,6 +164,7 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
         # dependencies cost a task each on every request).
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False),
                       "services": Provide(provide_services, sync_to_thread=False),
+                      "webhooks": Provide(provide_webhooks, sync_to_thread=False),
                       "principal": Provide(provide_principal, sync_to_thread=False)},
         exception_handlers={Exception: handle_exception},
         request_class=GatewayRequest,

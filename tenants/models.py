@@ -21,6 +21,7 @@ from tenants.branding import Branding, BrandingJSON
 from tenants.kernel.db import Base, JSONType, StructJSON, UTCDateTime, utcnow
 from tenants.schemas import (
     RateLimitPolicy,
+    TenantAnalytics,
     TenantCache,
     TenantCaps,
     TenantPricing,
@@ -64,6 +65,13 @@ class Tenant(Base):
                                              default=lambda: TenantCaps())
     # IANA name; analytics count days in it (docs/analytics.md).
     time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    #: The thresholds of its customer segments; stored empty means the defaults.
+    analytics: Mapped[TenantAnalytics] = mapped_column(StructJSON(TenantAnalytics),
+                                                       default=lambda: TenantAnalytics())
+    #: Set by the operator's suspend, cleared by resume: while set, every request with one
+    #: of the tenant's keys or sessions is refused (gateway/core/suspension.py).
+    suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    suspension_reason: Mapped[str | None] = mapped_column(String(500), default=None)
 
 
 class Domain(Base):

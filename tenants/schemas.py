@@ -158,6 +158,30 @@ class TenantCaps(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True)
     max_domains: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 10
 
 
+Days = Annotated[int, msgspec.Meta(ge=1, le=3650)]
+
+
+class TenantAnalytics(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """The thresholds of a tenant's customer segments (gateway/analytics/segments.py,
+    docs/analytics-segments.md). As of a moment T, a customer with a generation before T is
+    exactly one of `new` (first generation less than `new_days` before T), `active` or
+    `returning` (a generation less than `active_days` before T; `returning` when none in
+    the `active_days` before that), `at_risk` (last generation `active_days` to
+    `lapsed_days` before T) or `lapsed` (longer); `top_spenders` (the top
+    `top_spender_percent` of customers by spend over the last `active_days`) overlaps them.
+    """
+
+    new_days: Days = 30
+    active_days: Days = 30
+    lapsed_days: Days = 90
+    top_spender_percent: Annotated[int, msgspec.Meta(ge=1, le=100)] = 10
+
+    def __post_init__(self) -> None:
+        if self.lapsed_days <= self.active_days:
+            # Otherwise no customer could be at risk: active ends where lapsed begins.
+            raise ValueError("`lapsed_days` must be greater than `active_days`")
+
+
 def signup_open(branding: Branding) -> bool:
     """Whether anyone may sign up on the tenant's portal (`POST /v1/auth/signup`)."""
     return branding.open_signup
@@ -181,6 +205,7 @@ class TenantCreate(msgspec.Struct, forbid_unknown_fields=True):
     routing: TenantRouting = msgspec.field(default_factory=TenantRouting)
     cache: TenantCache = msgspec.field(default_factory=TenantCache)
     caps: TenantCaps = msgspec.field(default_factory=TenantCaps)
+    analytics: TenantAnalytics = msgspec.field(default_factory=TenantAnalytics)
 
 
 class TenantUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -195,6 +220,7 @@ class TenantUpdate(msgspec.Struct, forbid_unknown_fields=True):
     cache: TenantCache | msgspec.UnsetType = msgspec.UNSET
     caps: TenantCaps | msgspec.UnsetType = msgspec.UNSET
     time_zone: TimeZone | msgspec.UnsetType = msgspec.UNSET
+    analytics: TenantAnalytics | msgspec.UnsetType = msgspec.UNSET
 
 
 class TenantOut(msgspec.Struct):
@@ -214,6 +240,11 @@ class TenantOut(msgspec.Struct):
     caps: TenantCaps = msgspec.field(default_factory=TenantCaps)
     #: Analytics count days in it (docs/analytics.md).
     time_zone: str = "UTC"
+    analytics: TenantAnalytics = msgspec.field(default_factory=TenantAnalytics)
+    #: When the operator suspended the tenant (None: not suspended): its keys and sessions
+    #: are refused with 403 `tenant_suspended` until it is resumed.
+    suspended_at: datetime | None = None
+    suspension_reason: str | None = None
 
 
 class KeyRateLimit(msgspec.Struct, forbid_unknown_fields=True):

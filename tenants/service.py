@@ -99,7 +99,7 @@ async def list_tenants(session: AsyncSession, *, limit: int,
 async def update_tenant(session: AsyncSession, tenant_id: str, body: TenantUpdate) -> Tenant:
     tenant = await get_tenant(session, tenant_id)
     for field in ("name", "pricing", "rate_limits", "billing_mode",
-                  "low_balance_threshold_mc", "routing", "cache", "caps"):
+                  "low_balance_threshold_mc", "routing", "cache", "caps", "analytics"):
         value = getattr(body, field)
         if value is not msgspec.UNSET:
             setattr(tenant, field, value)

@@ -19,9 +19,11 @@ from gateway.people.schemas import InviteIn, UserOut
 from gateway.providers.states import ProviderStateList, health_check_all, operator_view
 from gateway.tenancy import provider_keys as own_provider_keys
 from gateway.tenancy import service as tenancy
+from gateway.tenancy import suspension
 from gateway.tenancy.audit_log import list_audit
 from gateway.tenancy.provider_keys import ProviderKeyDeleted, ProviderKeyList
 from gateway.tenancy.service import KeyList, TenantList
+from gateway.tenancy.suspension import SuspendIn
 from tenants.audit import AuditLog
 from tenants.kernel.errors import InvalidRequest, NotFound
 from tenants.keys import KeyUpdate
@@ -67,6 +69,24 @@ class AdminController(Controller):
         """Changes only the fields sent; validated as on creation. Answers the tenant as it now
         is."""
         return await tenancy.update_tenant(runtime, tenant_id, data)
+
+    @post("/tenants/{tenant_id:str}/suspend", status_code=200, summary="Suspend a tenant")
+    async def suspend_tenant(self, runtime: RuntimeDep, tenant_id: FromPath[str],
+                             data: SuspendIn) -> TenantOut:
+        """From now on, on every gateway process, each request with one of the tenant's
+        keys or sessions is a 403 `tenant_suspended` (its message carries `reason`); its
+        portal config answers `"suspended": true`; the operator API still works on it.
+        Generations already queued finish. Suspending again replaces the reason. Audited
+        as `tenant.suspended`; answers the tenant with `suspended_at` set."""
+        return await suspension.suspend(runtime, tenant_id, data, actor=OPERATOR.actor)
+
+    @post("/tenants/{tenant_id:str}/resume", status_code=200,
+          summary="Lift a tenant's suspension")
+    async def resume_tenant(self, runtime: RuntimeDep, tenant_id: FromPath[str]) -> TenantOut:
+        """The tenant's keys and sessions work again (on other processes within seconds).
+        Audited as `tenant.resumed`; resuming a tenant that is not suspended changes
+        nothing."""
+        return await suspension.resume(runtime, tenant_id, actor=OPERATOR.actor)
 
     @post("/tenants/{tenant_id:str}/keys", status_code=201, summary="Create an API key")
     async def create_key(self, runtime: RuntimeDep,

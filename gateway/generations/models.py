@@ -81,6 +81,9 @@ class Generation(Base):
               postgresql_where=text("customer_id IS NULL")),
         # Newest-first cursor pagination per tenant.
         Index("ix_generations_tenant_created", "tenant_id", "created_at", "id"),
+        # Customer segments: each customer's first and last generation, spend in windows.
+        Index("ix_generations_tenant_customer_created", "tenant_id", "customer_id",
+              "created_at"),
         Index("ix_generations_status_updated", "status", "updated_at"),
         # Concurrent-job limits count a tenant's queued and running generations of a type.
         Index("ix_generations_tenant_type_status", "tenant_id", "type", "status"),

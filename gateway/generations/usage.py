@@ -68,7 +68,9 @@ class UsageQuery:
     end: datetime
 
 
-def _moment(raw: str, param: str) -> datetime:
+def parse_moment(raw: str, param: str) -> datetime:
+    """An ISO 8601 date (midnight) or date-time as UTC (UTC when it carries no offset); 422
+    `invalid_date` naming `param` otherwise. Used by every report's `from`/`to`/`as_of`."""
     try:
         if len(raw) == 10:
             return datetime.combine(date.fromisoformat(raw), datetime.min.time(), UTC)
@@ -95,9 +97,9 @@ def parse(group_by: str | None, start: str | None, end: str | None, *,
                                  code="invalid_group_by", param="group_by")
         if name not in dims:
             dims.append(name)
-    last = _moment(end, "to") if end else _next_month(_month_of(now))
+    last = parse_moment(end, "to") if end else _next_month(_month_of(now))
     try:
-        first = _moment(start, "from") if start else _month_of(
+        first = parse_moment(start, "from") if start else _month_of(
             last - timedelta(microseconds=1))
     except OverflowError:  # `to` at the very start of the calendar
         raise InvalidRequest("to must be after from", code="invalid_range",

@@ -70,6 +70,9 @@ class PortalConfig(msgspec.Struct):
     locales: list[str]
     default_locale: str
     object: str = "portal_config"
+    #: The operator suspended the tenant: the portal says so instead of signing anyone in
+    #: (every request with its keys or sessions is a 403 `tenant_suspended`).
+    suspended: bool = False
 
 
 def portal_config(tenant: Tenant) -> PortalConfig:
@@ -82,7 +85,8 @@ def portal_config(tenant: Tenant) -> PortalConfig:
                                 support=branding.support, logo=branding.logo,
                                 favicon=branding.favicon, icon=branding.icon),
         signup_open=signup_open(branding), show_provider_names=shows_provider_names(branding),
-        locales=list(LOCALES), default_locale="en")
+        locales=list(LOCALES), default_locale="en",
+        suspended=tenant.suspended_at is not None)
 
 
 def theme_colour(tenant: Tenant) -> str:
@@ -115,7 +119,8 @@ class PortalConfigController(Controller):
         """What the portal app needs before anyone signs in, for the tenant whose verified
         domain the request came to: its name, public branding (colours, fonts, CSS
         variables, support links, images), whether sign-up is open, whether provider names
-        are shown, and the languages offered. 404 `domain_unverified` on a domain not yet
+        are shown, the languages offered, and `suspended` (true while the operator has
+        suspended the tenant). 404 `domain_unverified` on a domain not yet
         proven, 404 on any other host."""
         tenant = await tenant_of_host(runtime, request.headers.get("host", ""))
         return portal_config(tenant)

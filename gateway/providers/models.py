@@ -6,7 +6,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tenants.kernel.db import Base, UTCDateTime, utcnow
@@ -70,6 +80,28 @@ class TenantProviderState(RoutingStats, Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"),
                                            primary_key=True)
     provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class ProviderEvent(Base):
+    """A change of a provider's breaker as the platform's shared state saw it: the `providers`
+    row's breaker went from closed to open (`breaker_opened`) or back (`breaker_closed`).
+    Written in the transaction that changed the row, which holds the row's lock, so several
+    processes recording the same transition write it once (gateway/providers/states.py).
+    Not tenant data: the platform credentials' breakers only.
+    """
+
+    __tablename__ = "provider_events"
+    __table_args__ = (
+        CheckConstraint("kind IN ('breaker_opened', 'breaker_closed')", name="kind"),
+        Index("ix_provider_events_at", "at", "provider"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: What caused it: the last error code, `trial succeeded`, `reset by the operator`.
+    detail: Mapped[str] = mapped_column(Text, default="")
 
 
 class VoiceClone(Base):

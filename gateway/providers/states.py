@@ -38,13 +38,14 @@ from sqlalchemy import select
 from gateway.core.runtime import Runtime
 from gateway.providers.credentials import PLATFORM, credential_scope, platform_credentials
 from gateway.providers.in_flight import InFlight, LocalInFlight
-from gateway.providers.models import ProviderState, TenantProviderState
+from gateway.providers.models import ProviderEvent, ProviderState, TenantProviderState
 from plugins.errors import ProviderError
 from plugins.provider import Provider
 from plugins.routing.breaker import HALF_OPEN, OPEN, CircuitBreaker
 from plugins.routing.policy import Weights
 from plugins.routing.rank import rank
 from plugins.routing.stats import ProviderStats, RoutingConfig
+from tenants.kernel.db import new_id
 from tenants.models import Tenant
 from tenants.schemas import shows_provider_names
 
@@ -231,7 +232,7 @@ class ProviderStates:
         stats.breaker.reset()
         stats.backoff_until = None
         stats.updated_at = self.now()
-        await self._persist(runtime, provider.name, stats)
+        await self._persist(runtime, provider.name, stats, why="reset by the operator")
 
     def status(self, provider: Provider, *, is_configured: bool,
                scope: str = PLATFORM) -> Status:
@@ -298,10 +299,19 @@ class ProviderStates:
     async def _persist(self, runtime: Runtime, name: str, stats: ProviderStats, *,
                        scope: str = PLATFORM, calls: int = 0, failures: int = 0,
                        last_error: str | None = None,
-                       health: dict[str, Any] | None = None) -> None:
+                       health: dict[str, Any] | None = None,
+                       why: str | None = None) -> None:
         """Upsert the row of the provider's `scope` from `stats` (counters are added, not
         overwritten): `providers` for the platform's key, `tenant_provider_states` for a
-        tenant's own."""
+        tenant's own.
+
+        When the write moves the platform row's breaker between closed and open (its
+        `breaker_opened_at` between null and set), a `provider_events` row says so, in the
+        same transaction and under the row's lock (PostgreSQL `FOR UPDATE`; SQLite's
+        `BEGIN IMMEDIATE` serialises writers): several processes that each saw the
+        provider fail write one `breaker_opened`, the first; the others find it open. A
+        failed half-open trial re-opens an open breaker: no new event. `why` is the
+        event's detail when the caller knows better (an operator's reset)."""
         now = self.now()
         stats.updated_at = stats.updated_at or now
         values: dict[str, Any] = {
@@ -341,10 +351,36 @@ class ProviderStates:
                   "failures": table.c.failures + failures})
         try:
             async with runtime.db.transaction() as session:
+                was_open = (await self._lock_breaker(session, insert, name)
+                            if scope == PLATFORM else None)
                 await session.execute(statement)
+                if was_open is not None and was_open != (stats.breaker.opened_at is not None):
+                    session.add(self._breaker_event(name, stats, last_error, why))
         except Exception:
             log.exception("could not save provider state",
                           extra={"provider": name, "scope": scope})
+
+    @staticmethod
+    async def _lock_breaker(session: Any, insert: Any, name: str) -> bool:
+        """Whether the platform row's breaker is open, read under the row's lock (created
+        first when missing, so two first writers also queue on one row)."""
+        await session.execute(insert(ProviderState.__table__).values(name=name)
+                              .on_conflict_do_nothing(index_elements=["name"]))
+        opened_at = await session.scalar(select(ProviderState.breaker_opened_at)
+                                         .where(ProviderState.name == name).with_for_update())
+        return opened_at is not None
+
+    def _breaker_event(self, name: str, stats: ProviderStats, last_error: str | None,
+                       why: str | None) -> ProviderEvent:
+        now = _dt(self.now())
+        assert now is not None
+        if stats.breaker.opened_at is not None:
+            detail = why or (f"{stats.breaker.consecutive_failures} consecutive failures"
+                             + (f", the last {last_error}" if last_error else ""))
+            return ProviderEvent(id=new_id("pev"), provider=name, kind="breaker_opened",
+                                 at=now, detail=detail)
+        return ProviderEvent(id=new_id("pev"), provider=name, kind="breaker_closed", at=now,
+                             detail=why or "a call succeeded")
 
     async def rows(self, runtime: Runtime) -> dict[str, ProviderState]:
         async with runtime.db.session() as session:

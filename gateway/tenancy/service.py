@@ -48,7 +48,9 @@ def tenant_out(tenant: Tenant, domains: list[str]) -> TenantOut:
                      low_balance_threshold_mc=tenant.low_balance_threshold_mc,
                      created_at=tenant.created_at,
                      routing=tenant.routing, cache=tenant.cache, caps=tenant.caps,
-                     time_zone=tenant.time_zone)
+                     time_zone=tenant.time_zone,
+                     analytics=tenant.analytics, suspended_at=tenant.suspended_at,
+                     suspension_reason=tenant.suspension_reason)
 
 
 def key_out(key: ApiKey, month_spend_mc: int | None = None) -> KeyOut:

@@ -10,12 +10,14 @@ from typing import Any
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.params import FromPath, FromQuery
 
-from gateway.core.auth import Principal, requires
+from gateway.core.auth import Principal, requires, staff_or_key
 from gateway.core.deps import RuntimeDep, page_limit
-from gateway.tenancy import assets, domains, tenant_settings
+from gateway.generations.services import ServicesDep
+from gateway.tenancy import assets, domains, pricing_example, tenant_settings
 from gateway.tenancy.assets import AssetDeleted
 from gateway.tenancy.audit_log import list_audit
 from gateway.tenancy.domains import DomainDeleted, DomainIn, DomainList, DomainOut
+from gateway.tenancy.pricing_example import PricingExample, PricingExampleIn
 from gateway.tenancy.tenant_settings import TenantSelfUpdate
 from tenants.audit import AuditLog
 from tenants.branding import Branding
@@ -95,6 +97,20 @@ class TenantSelfController(Controller):
         """The hostname stops serving the tenant at once."""
         return await domains.delete_domain(runtime, principal.tenant, principal.actor,
                                            hostname)
+
+
+@post("/v1/tenant/pricing/example", status_code=200, tags=["self-service"],
+      summary="A worked example of the tenant's pricing",
+      guards=[staff_or_key(roles=("owner", "admin", "billing"), scopes=("tenant_admin",))])
+async def pricing_example_route(principal: Principal, services: ServicesDep,
+                                data: PricingExampleIn) -> PricingExample:
+    """How the price of one request is made for a customer of `tier` (default `standard`):
+    the provider's cost in USD micros, the wholesale price (the platform's markup) and the
+    retail price (the tenant's markups for the media type and the tier), each step with its
+    arithmetic. Priced by the very code `POST /v1/generations/estimate` uses, so the two
+    always agree. An owner, admin or billing session, or a `tenant_admin` key; 422 for
+    params no provider accepts, 503 when none can serve the request now."""
+    return await pricing_example.example(services, principal.tenant, data)
 
 
 class AuditLogController(Controller):

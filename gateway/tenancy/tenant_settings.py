@@ -22,6 +22,7 @@ from tenants.schemas import (
     Millicredits,
     Name,
     RateLimitPolicy,
+    TenantAnalytics,
     TenantCache,
     TenantCaps,
     TenantOut,
@@ -46,6 +47,8 @@ class TenantSelfUpdate(msgspec.Struct, forbid_unknown_fields=True):
     low_balance_threshold_mc: Millicredits | msgspec.UnsetType = msgspec.UNSET
     #: IANA name; analytics count days in it (422 `invalid_time_zone` if unknown).
     time_zone: TimeZone | msgspec.UnsetType = msgspec.UNSET
+    #: The thresholds of the tenant's customer segments (docs/analytics-segments.md).
+    analytics: TenantAnalytics | msgspec.UnsetType = msgspec.UNSET
 
 
 _SCALAR_LIMITS = ("requests_per_minute", "burst", "key_requests_per_minute", "key_burst",
@@ -108,5 +111,5 @@ async def update_own_tenant(runtime: Runtime, tenant_id: str, actor: str,
                           rate_limits=body.rate_limits, routing=body.routing,
                           cache=body.cache,
                           low_balance_threshold_mc=body.low_balance_threshold_mc,
-                          time_zone=body.time_zone)
+                          time_zone=body.time_zone, analytics=body.analytics)
     return await update_tenant(runtime, tenant_id, update, actor=actor, check=within_caps)

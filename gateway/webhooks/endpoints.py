@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from gateway.core.egress import check_url
 from gateway.core.runtime import Runtime
 from gateway.webhooks import signing
-from gateway.webhooks.models import WebhookAttempt, WebhookEndpoint
+from gateway.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from gateway.webhooks.schemas import (
     AttemptList,
     AttemptOut,
@@ -111,17 +111,22 @@ async def deliveries(runtime: Runtime, tenant_id: str, endpoint_id: str, *, limi
                      cursor: str | None) -> AttemptList:
     """Every attempt to deliver an event to the endpoint, newest first."""
     await _endpoint(runtime, tenant_id, endpoint_id)
-    query = keyset(select(WebhookAttempt).where(WebhookAttempt.tenant_id == tenant_id,
-                                                WebhookAttempt.endpoint_id == endpoint_id),
+    query = keyset(select(WebhookAttempt, WebhookDelivery.replay_of)
+                   .join(WebhookDelivery, WebhookDelivery.id == WebhookAttempt.delivery_id)
+                   .where(WebhookAttempt.tenant_id == tenant_id,
+                          WebhookAttempt.endpoint_id == endpoint_id),
                    WebhookAttempt.created_at, WebhookAttempt.id, cursor, limit)
     async with runtime.db.session() as session:
-        rows, next_cursor = page(list(await session.scalars(query)), limit)
+        found = (await session.execute(query)).all()
+    replays = {attempt.id: replay_of for attempt, replay_of in found}
+    rows, next_cursor = page([attempt for attempt, _ in found], limit)
     return AttemptList(
         data=[AttemptOut(id=a.id, delivery_id=a.delivery_id, event_id=a.event_id,
                          event_type=a.event_type, url=a.url, attempt=a.attempt,
                          status_code=a.status_code, error=a.error,
                          duration_ms=a.duration_ms, next_attempt_at=a.next_attempt_at,
-                         created_at=a.created_at) for a in rows],
+                         created_at=a.created_at, replay_of=replays[a.id])
+              for a in rows],
         next_cursor=next_cursor)
 
 

@@ -76,6 +76,9 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(String(500), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: The delivery this one replays (`POST …/deliveries/{id}/replay`): the same event and
+    #: body to the same target, signed anew. None: the event's own delivery.
+    replay_of: Mapped[str | None] = mapped_column(String(32), default=None)
 
 
 class WebhookAttempt(Base):

@@ -14,12 +14,14 @@ from gateway.webhooks import endpoints
 from gateway.webhooks.schemas import (
     AttemptList,
     Deleted,
+    DeliveryOut,
     EndpointCreate,
     EndpointCreated,
     EndpointList,
     EndpointOut,
     SecretOut,
 )
+from gateway.webhooks.service import WebhooksDep
 
 
 class WebhookEndpointController(Controller):
@@ -73,6 +75,21 @@ class WebhookEndpointController(Controller):
         the receiver's status code or the error, and when the next attempt is due."""
         return await endpoints.deliveries(runtime, principal.tenant, endpoint_id,
                                           limit=page_limit(limit), cursor=cursor)
+
+
+@post("/v1/webhooks/{endpoint_id:str}/deliveries/{delivery_id:str}/replay", status_code=202,
+      summary="Send a webhook delivery again", tags=["webhooks"],
+      guards=[requires("tenant_admin", tenant_wide=True)])
+async def replay_delivery(principal: Principal, webhooks: WebhooksDep,
+                          endpoint_id: FromPath[str], delivery_id: FromPath[str]) -> DeliveryOut:
+    """Queue a new delivery of the same event with the same body to the endpoint (`202`,
+    the new delivery, `replay_of` naming the one replayed), whatever became of the first:
+    signed when it is sent with a fresh timestamp and the endpoint's current secret, retried
+    like any delivery. The `webhook-id` header is the event's id, as on the first delivery.
+    Another tenant's endpoint or delivery is 404 `webhook_delivery_not_found`. Audited as
+    `webhook_delivery.replayed`."""
+    return await webhooks.replay(principal.tenant, endpoint_id, delivery_id,
+                                 actor=principal.actor)
 
 
 @get("/v1/webhook_secret", summary="The secret that signs per-request webhook_url deliveries",

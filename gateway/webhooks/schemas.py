@@ -57,6 +57,23 @@ class SecretOut(msgspec.Struct):
     object: str = "webhook_secret"
 
 
+class DeliveryOut(msgspec.Struct):
+    """One event sent (and retried) to one endpoint; its attempts are the delivery log."""
+
+    id: str
+    endpoint_id: str | None
+    event_id: str
+    event_type: str
+    url: str
+    #: `pending` until a 2xx (`succeeded`) or the last attempt (`failed`).
+    status: str
+    attempts: int
+    #: The delivery this one replays; None for the event's own delivery.
+    replay_of: str | None
+    created_at: datetime
+    object: str = "webhook_delivery"
+
+
 class AttemptOut(msgspec.Struct):
     id: str
     delivery_id: str
@@ -70,6 +87,8 @@ class AttemptOut(msgspec.Struct):
     next_attempt_at: datetime | None
     created_at: datetime
     object: str = "webhook_delivery_attempt"
+    #: The delivery this attempt's delivery replays (None: the event's own delivery).
+    replay_of: str | None = None
 
 
 class AttemptList(msgspec.Struct):

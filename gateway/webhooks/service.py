@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
+from litestar.di import NamedDependency
 from saq import Worker
 from sqlalchemy import delete, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -57,8 +58,11 @@ from gateway.webhooks.queues import (
     SaqWebhookQueue,
     WebhookQueue,
 )
+from gateway.webhooks.schemas import DeliveryOut
 from plugins.errors import parse_retry_after
+from tenants import audit
 from tenants.kernel.db import new_id, utcnow
+from tenants.kernel.errors import NotFound
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +224,42 @@ class Webhooks:
                     endpoint_id=endpoint_id, url=url, status=PENDING, attempts=0,
                     next_attempt_at=now, created_at=now, updated_at=now))
         return event.tenant_id, ids
+
+    async def replay(self, tenant_id: str, endpoint_id: str, delivery_id: str, *,
+                     actor: str) -> DeliveryOut:
+        """Send one of an endpoint's deliveries again (`POST /v1/webhooks/{endpoint_id}/
+        deliveries/{delivery_id}/replay`): a new delivery of the same event and body to the
+        same URL, `replay_of` the original, signed when it is sent (a fresh timestamp, the
+        endpoint's current secret) and sent through the normal queue with its retries. The
+        `webhook-id` stays the event's, so a receiver that already handled it can tell.
+        Another tenant's or endpoint's delivery is 404; audited as
+        `webhook_delivery.replayed`. Returns the new delivery as written (`pending`)."""
+        now = utcnow()
+        async with self.runtime.db.transaction() as session:
+            original = await session.scalar(select(WebhookDelivery).where(
+                WebhookDelivery.id == delivery_id, WebhookDelivery.tenant_id == tenant_id,
+                WebhookDelivery.endpoint_id == endpoint_id))
+            if original is None:
+                raise NotFound("no such delivery for this webhook endpoint",
+                               code="webhook_delivery_not_found", param="delivery_id")
+            replayed = WebhookDelivery(
+                id=new_id("whd"), tenant_id=tenant_id, event_id=original.event_id,
+                endpoint_id=endpoint_id, url=original.url, status=PENDING, attempts=0,
+                next_attempt_at=now, created_at=now, updated_at=now, replay_of=original.id)
+            session.add(replayed)
+            await audit.record(session, tenant_id=tenant_id, actor=actor,
+                               action="webhook_delivery.replayed",
+                               target_type="webhook_delivery", target_id=replayed.id,
+                               after={"replay_of": original.id, "event_id": original.event_id,
+                                      "endpoint_id": endpoint_id})
+            event_type = await session.scalar(select(WebhookEvent.type).where(
+                WebhookEvent.id == original.event_id))
+        await self.queue.schedule(tenant_id, replayed.id, 1, 0)
+        return DeliveryOut(id=replayed.id, endpoint_id=endpoint_id,
+                           event_id=replayed.event_id, event_type=event_type or "",
+                           url=replayed.url, status=replayed.status,
+                           attempts=replayed.attempts, replay_of=replayed.replay_of,
+                           created_at=replayed.created_at)
 
     async def redeliver_overdue(self) -> int:
         """Queue again the pending deliveries whose job seems lost (a restart, a lost
@@ -412,6 +452,10 @@ class Webhooks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._dispatching
         await self.queue.close()
+
+
+#: The process's webhook sender, injected by name into the routes that queue deliveries.
+WebhooksDep = NamedDependency[Webhooks]
 
 
 def _insert_ignoring_duplicates(is_sqlite: bool, values: dict[str, Any]) -> Any:

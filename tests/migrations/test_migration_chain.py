@@ -74,6 +74,7 @@ EXPECTED_SERVER_DEFAULTS = {
     ("tenants", "provider_credentials"),         # 0008_provider_keys
     ("tenants", "caps"),                         # 0014_selfserve
     ("generations", "favourite"),                # 0017_gallery
+    ("tenants", "analytics"),                    # 0021_console
 }
 
 

@@ -20,7 +20,13 @@ leaves the `Principal` in the request's state; handlers receive it as the `princ
 dependency (`provide_principal`).
 """
 
-from gateway.core.auth.guards import authenticate, operator_only, provide_principal, requires
+from gateway.core.auth.guards import (
+    authenticate,
+    operator_only,
+    provide_principal,
+    requires,
+    staff_or_key,
+)
 from gateway.core.auth.keys import authenticate_key, bearer, key_cache
 from gateway.core.auth.principal import (
     MAX_CUSTOMER_ID,
@@ -48,5 +54,6 @@ __all__ = [
     "operator_only",
     "provide_principal",
     "requires",
+    "staff_or_key",
     "with_team",
 ]

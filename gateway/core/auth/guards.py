@@ -4,6 +4,7 @@ dependency handlers receive."""
 from __future__ import annotations
 
 import hmac
+from collections.abc import Collection
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -41,6 +42,28 @@ def requires(*scopes: KeyScope, tenant_wide: bool = False) -> Any:
                 raise PermissionDenied(f"{holder} lacks the {scope!r} scope", param=scope)
 
     guard.__name__ = f"requires_{'_'.join(scopes) or 'key'}"
+    return guard
+
+
+def staff_or_key(*, roles: Collection[str], scopes: Collection[str]) -> Any:
+    """A guard for tenant-wide reports and tools: a signed-in staff user whose role is one
+    of `roles`, or an API key (not bound to a customer) holding at least one of `scopes`.
+    Raises 401 / 403 (`role_not_allowed`, `missing_scope`) / 429 before the body is read."""
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any],
+                    _: BaseRouteHandler) -> None:
+        principal = await authenticate(connection, tenant_wide=True)
+        if principal.kind == "user":
+            if principal.role not in roles:
+                raise PermissionDenied(f"the {principal.role} role may not do this; "
+                                       f"{', '.join(sorted(roles))} may",
+                                       code="role_not_allowed")
+        elif not principal.scopes & set(scopes):
+            wanted = " or ".join(repr(s) for s in sorted(scopes))
+            raise PermissionDenied(f"this key needs the {wanted} scope",
+                                   param=sorted(scopes)[0])
+
+    guard.__name__ = f"staff_or_key_{'_'.join(sorted(scopes))}"
     return guard
 
 

@@ -13,6 +13,7 @@ from gateway.core.auth.principal import MAX_CUSTOMER_ID, PRINCIPAL_STATE_KEY, Pr
 from gateway.core.auth.teams import with_team
 from gateway.core.ratelimit import DECISION_STATE_KEY, with_key_rate
 from gateway.core.runtime import Runtime
+from gateway.core.suspension import check_active
 from tenants import service as tenants
 from tenants.kernel.errors import (
     AuthenticationFailed,
@@ -117,7 +118,8 @@ async def enforce_rate_limit(connection: ASGIConnection[Any, Any, Any, Any],
 async def authenticate_key(connection: ASGIConnection[Any, Any, Any, Any], *,
                            tenant_wide: bool = False) -> Principal:
     """The principal of a request with a tenant API key, rate limited; raises 401 for a
-    missing or bad key, 429 over the limits. Idempotent within a request.
+    missing or bad key, 403 `tenant_suspended` while its tenant is suspended, 429 over the
+    limits. Idempotent within a request.
 
     `tenant_wide`: the route acts on the tenant itself (its settings, keys, webhooks): a key
     bound to a customer is refused (403 `customer_key`) and `X-Customer-Id` is not read."""
@@ -132,6 +134,7 @@ async def authenticate_key(connection: ASGIConnection[Any, Any, Any, Any], *,
         async with runtime.db.session() as session:
             identity = await tenants.authenticate(session, raw)
         key_cache.put(raw, identity)
+    await check_active(runtime, identity.tenant_id)
     await enforce_rate_limit(connection, runtime, identity.tenant_id, identity.key_id,
                              identity.rate_limit)
     if tenant_wide:

@@ -12,6 +12,7 @@ from gateway.core.auth.keys import acting_customer, enforce_rate_limit, runtime_
 from gateway.core.auth.principal import PRINCIPAL_STATE_KEY, Principal
 from gateway.core.auth.teams import with_team
 from gateway.core.runtime import Runtime
+from gateway.core.suspension import check_active
 from tenants import service as tenants
 from tenants.kernel.errors import AuthenticationFailed, PermissionDenied
 from tenants.schemas import ROLE_SCOPES
@@ -22,7 +23,8 @@ async def authenticate_session(connection: ASGIConnection[Any, Any, Any, Any], *
                                tenant_wide: bool = False) -> Principal:
     """The principal of a request signed in with the session cookie (module docstring):
     401 `invalid_session` for an unknown, expired, revoked or foreign-host session, 403
-    `csrf_failed` for a write without the CSRF token or from another origin, 429 over the
+    `csrf_failed` for a write without the CSRF token or from another origin, 403
+    `tenant_suspended` while the tenant is suspended, 429 over the
     tenant's limits (the user counts as one key). `tenant_wide` as in `authenticate_key`."""
     state = connection.scope.setdefault("state", {})
     known = state.get(PRINCIPAL_STATE_KEY)
@@ -39,6 +41,7 @@ async def authenticate_session(connection: ASGIConnection[Any, Any, Any, Any], *
         raise AuthenticationFailed("the session expired or was signed out; sign in again",
                                    code="invalid_session")
     row, user = found
+    await check_active(runtime, user.tenant_id)
     if users.needs_touch(row):
         async with runtime.db.transaction() as session:
             await users.touch_session(session, row.tenant_id, row.id)

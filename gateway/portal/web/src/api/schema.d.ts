@@ -4,7 +4,7 @@
  */
 
 export interface paths {
-    "/admin/v1/analytics/{series}": {
+    "/admin/v1/analytics/breakers": {
         parameters: {
             query?: never;
             header?: never;
@@ -12,20 +12,17 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * A platform analytics series (platform, tenants, providers)
-         * @description Every tenant's usage rollups, each tenant's days being its own local days
-         *     (`time_zone` is null): `platform` (per period: count, charged_mc, wholesale_mc,
-         *     cost_usd_micros, platform_margin_usd_micros = wholesale * 10 USD micros per
-         *     millicredit - provider cost), `tenants` (per tenant over the period: the same
-         *     sums), `providers` (per provider: count, succeeded, success_rate, failovers,
-         *     failover_rate, attempts, p50_ms, p95_ms, p99_ms, cost_usd_micros,
-         *     cost_per_output_usd_micros). An unknown series: 404 `series_not_found`.
-         *
-         *     Query: `from`, `to` (dates, `to` exclusive; default the 30 days to today (UTC)
-         *     included; at most 366 days, else 422 `period_too_long`), `interval` (`day`, `week`,
-         *     `month`), `format` (`json`, `csv`; or `Accept: text/csv`); no `group_by`.
+         * How often each provider's breaker opened, per period
+         * @description `{"object": "analytics.series", "series": "breakers", "columns", "data": [{"period",
+         *     "group", "openings", "closings"}]}`: for each provider (`group`) and each period
+         *     (`interval` `day`, `week` from Monday or `month`, UTC; `period` its first day) with an
+         *     event, how many times the platform key's breaker opened and closed. `from`/`to`: ISO
+         *     8601 dates or date-times, UTC unless they carry an offset, `to` exclusive; default the
+         *     30 days up to now; at most 731 days (422 `invalid_range`). `format=csv` answers the
+         *     same rows as a CSV attachment. Each transition is counted once however many gateway
+         *     processes saw it.
          */
-        get: operations["AdminV1AnalyticsSeriesRead"];
+        get: operations["AdminV1AnalyticsBreakersBreakerHistory"];
         put?: never;
         post?: never;
         delete?: never;
@@ -310,6 +307,52 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/v1/tenants/{tenant_id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Lift a tenant's suspension
+         * @description The tenant's keys and sessions work again (on other processes within seconds).
+         *     Audited as `tenant.resumed`; resuming a tenant that is not suspended changes
+         *     nothing.
+         */
+        post: operations["AdminV1TenantsTenantIdResumeResumeTenant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/tenants/{tenant_id}/suspend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Suspend a tenant
+         * @description From now on, on every gateway process, each request with one of the tenant's
+         *     keys or sessions is a 403 `tenant_suspended` (its message carries `reason`); its
+         *     portal config answers `"suspended": true`; the operator API still works on it.
+         *     Generations already queued finish. Suspending again replaces the reason. Audited
+         *     as `tenant.suspended`; answers the tenant with `suspended_at` set.
+         */
+        post: operations["AdminV1TenantsTenantIdSuspendSuspendTenant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/v1/tenants/{tenant_id}/users": {
         parameters: {
             query?: never;
@@ -395,7 +438,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/analytics/me/credits": {
+    "/v1/analytics/segments": {
         parameters: {
             query?: never;
             header?: never;
@@ -403,16 +446,17 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * A customer's credits over time, by type or team member
-         * @description Columns `period`, `group` (with `group_by`), `count`, `charged_mc` of the calling
-         *     customer's own generations (a customer key, `X-Customer-Id` on a tenant-wide key,
-         *     or a portal session; else 403 `customer_required`), or with `X-Team-Id` (or
-         *     `team_id`) of its team's (`group_by=member`: per member; a team the customer is no
-         *     member of: 404 `team_not_found`). `group_by`: `type` or `member`. `charged_mc` is
-         *     null when the tenant bills its customers itself. Common query as the tenant's
-         *     series; `format=csv` for CSV.
+         * Customer segments with their spend and margin
+         * @description As of `as_of` (ISO 8601, UTC unless it carries an offset; default now): how many
+         *     of the tenant's customers are `new`, `active`, `returning`, `at_risk`, `lapsed` (a
+         *     partition) and `top_spenders` (overlapping), with each segment's `spend_mc`
+         *     (retail of its succeeded generations over the last `active_days`), `wholesale_mc`
+         *     and `margin_mc` (retail - wholesale). The rules and the tenant's `thresholds`
+         *     (`PATCH /v1/tenant {"analytics": …}`) are in docs/analytics-segments.md.
+         *     `format=csv`: the rows as a CSV attachment. An owner, admin, billing or viewer
+         *     session, or a key with `tenant_admin` or `billing`.
          */
-        get: operations["V1AnalyticsMeCreditsMeCredits"];
+        get: operations["V1AnalyticsSegmentsReport"];
         put?: never;
         post?: never;
         delete?: never;
@@ -421,7 +465,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/analytics/{series}": {
+    "/v1/analytics/segments/{segment}/customers": {
         parameters: {
             query?: never;
             header?: never;
@@ -429,24 +473,13 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * A tenant analytics series (credits, success, types, ...)
-         * @description One of the tenant's series from the usage rollups (docs/analytics.md):
-         *     `credits` (per period: count, charged_mc, wholesale_mc; group_by type, provider,
-         *     customer, team or key), `success` (count, succeeded, failed, canceled,
-         *     success_rate; group_by type or provider), `types` (per type over the period: count,
-         *     charged_mc, share), `costs` (per provider: count, cost_usd_micros, wholesale_mc,
-         *     charged_mc), `latency` (per provider and type: attempts, p50_ms, p95_ms, p99_ms),
-         *     `margin` (per period: charged_mc, wholesale_mc, margin_mc; group_by type, provider
-         *     or customer). An unknown series: 404 `series_not_found`.
-         *
-         *     Query: `from`, `to` (local dates in the tenant's `time_zone`, `to` exclusive;
-         *     default the 30 days to today included; at most 366 days, else 422
-         *     `period_too_long`), `interval` (`day`, `week` from Monday, `month`), `group_by` (one
-         *     dimension the series allows, else 422 `invalid_group_by`), `format` (`json`, `csv`;
-         *     or `Accept: text/csv`). Who: a staff session (owner, admin, billing, viewer) or a
-         *     tenant-wide key with `tenant_admin` or `billing`; else 403 `analytics_forbidden`.
+         * The customers in one segment
+         * @description The customers in `segment` as of `as_of` (default now), by customer id: each
+         *     with its `external_id`, `tier`, first and last generation and `spend_mc` over the
+         *     active window. `limit` 1-100 (default 20); `after`: the `next_cursor` of the page
+         *     before. 404 `segment_not_found` for an unknown segment.
          */
-        get: operations["V1AnalyticsSeriesRead"];
+        get: operations["V1AnalyticsSegmentsCustomersMembers"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1399,7 +1432,8 @@ export interface paths {
          * @description What the portal app needs before anyone signs in, for the tenant whose verified
          *     domain the request came to: its name, public branding (colours, fonts, CSS
          *     variables, support links, images), whether sign-up is open, whether provider names
-         *     are shown, and the languages offered. 404 `domain_unverified` on a domain not yet
+         *     are shown, the languages offered, and `suspended` (true while the operator has
+         *     suspended the tenant). 404 `domain_unverified` on a domain not yet
          *     proven, 404 on any other host.
          */
         get: operations["V1PortalConfigConfig"];
@@ -2031,6 +2065,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenant/pricing/example": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A worked example of the tenant's pricing
+         * @description How the price of one request is made for a customer of `tier` (default `standard`):
+         *     the provider's cost in USD micros, the wholesale price (the platform's markup) and the
+         *     retail price (the tenant's markups for the media type and the tier), each step with its
+         *     arithmetic. Priced by the very code `POST /v1/generations/estimate` uses, so the two
+         *     always agree. An owner, admin or billing session, or a `tenant_admin` key; 422 for
+         *     params no provider accepts, 503 when none can serve the request now.
+         */
+        post: operations["V1TenantPricingExamplePricingExampleRoute"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants/{tenant_id}/branding/{name}": {
         parameters: {
             query?: never;
@@ -2443,6 +2502,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/webhooks/{endpoint_id}/deliveries/{delivery_id}/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a webhook delivery again
+         * @description Queue a new delivery of the same event with the same body to the endpoint (`202`,
+         *     the new delivery, `replay_of` naming the one replayed), whatever became of the first:
+         *     signed when it is sent with a fresh timestamp and the endpoint's current secret, retried
+         *     like any delivery. The `webhook-id` header is the event's id, as on the first delivery.
+         *     Another tenant's endpoint or delivery is 404 `webhook_delivery_not_found`. Audited as
+         *     `webhook_delivery.replayed`.
+         */
+        post: operations["V1WebhooksEndpointIdDeliveriesDeliveryIdReplayReplayDelivery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -2534,6 +2618,7 @@ export interface components {
             next_attempt_at: string | null;
             /** @default webhook_delivery_attempt */
             object: string;
+            replay_of?: string | null;
             status_code: number | null;
             url: string;
         };
@@ -2642,6 +2727,27 @@ export interface components {
             show_provider_names: boolean;
             support?: components["schemas"]["SupportLinks"] | null;
         };
+        /** BreakerRow */
+        BreakerRow: {
+            closings: number;
+            group: string;
+            openings: number;
+            period: string;
+        };
+        /** BreakerSeries */
+        BreakerSeries: {
+            columns?: string[];
+            data: components["schemas"]["BreakerRow"][];
+            /** Format: date-time */
+            from: string;
+            interval: string;
+            /** @default analytics.series */
+            object: string;
+            /** @default breakers */
+            series: string;
+            /** Format: date-time */
+            to: string;
+        };
         /** BulkError */
         BulkError: {
             code: string;
@@ -2668,12 +2774,6 @@ export interface components {
         /** CachePercent */
         CachePercent: {
             percent: number;
-        };
-        /** Column */
-        Column: {
-            name: string;
-            /** @enum {string} */
-            type: "date" | "string" | "integer" | "millicredits" | "usd_micros" | "ratio" | "ms";
         };
         /** Cost */
         Cost: {
@@ -2761,6 +2861,21 @@ export interface components {
             id: string;
             /** @default webhook_endpoint */
             object: string;
+        };
+        /** DeliveryOut */
+        DeliveryOut: {
+            attempts: number;
+            /** Format: date-time */
+            created_at: string;
+            endpoint_id: string | null;
+            event_id: string;
+            event_type: string;
+            id: string;
+            /** @default webhook_delivery */
+            object: string;
+            replay_of: string | null;
+            status: string;
+            url: string;
         };
         /** DomainDeleted */
         DomainDeleted: {
@@ -3251,6 +3366,8 @@ export interface components {
             object: string;
             show_provider_names: boolean;
             signup_open: boolean;
+            /** @default false */
+            suspended: boolean;
             tenant_id: string;
         };
         /** PortalSessionIn */
@@ -3267,6 +3384,41 @@ export interface components {
             object: string;
             return_url: string;
             url: string;
+        };
+        /** PricingExample */
+        PricingExample: {
+            cost_usd_micros: number;
+            model: string | null;
+            /** @default pricing.example */
+            object: string;
+            provider: string;
+            retail_mc: number;
+            steps: components["schemas"]["PricingStep"][];
+            tier: string;
+            wholesale_mc: number;
+        };
+        /** PricingExampleIn */
+        PricingExampleIn: {
+            /** @enum {null|string} */
+            operation?: "text_to_image" | "image_edit" | "image_variation" | "text_to_speech" | "voice_clone" | "text_to_video" | "image_to_video" | "design_autofill" | "text_to_3d" | "image_to_3d" | null;
+            params?: {
+                [key: string]: unknown;
+            };
+            prompt?: string | null;
+            provider?: string | null;
+            /** @default standard */
+            tier: string;
+            /** @enum {string} */
+            type: "image" | "audio" | "video" | "design" | "model_3d";
+        };
+        /** PricingStep */
+        PricingStep: {
+            amount: number;
+            detail: string;
+            /** @enum {string} */
+            label: "provider cost" | "wholesale" | "retail";
+            /** @enum {string} */
+            unit: "usd_micros" | "millicredit";
         };
         /** ProviderInfo */
         ProviderInfo: {
@@ -3439,24 +3591,48 @@ export interface components {
             previous_expires_at?: string | null;
             secret: string;
         };
-        /** Series */
-        Series: {
-            columns: components["schemas"]["Column"][];
-            data: {
-                [key: string]: unknown;
-            }[];
-            from: string;
-            group_by: string | null;
-            /** @enum {null|string} */
-            interval: "day" | "week" | "month" | null;
-            /**
-             * @default analytics.series
-             * @constant
-             */
-            object: "analytics.series";
-            series: string;
-            time_zone: string | null;
-            to: string;
+        /** SegmentCustomer */
+        SegmentCustomer: {
+            external_id: string;
+            /** Format: date-time */
+            first_at: string;
+            id: string;
+            /** Format: date-time */
+            last_at: string;
+            /** @default customer */
+            object: string;
+            spend_mc: number;
+            tier: string;
+        };
+        /** SegmentCustomers */
+        SegmentCustomers: {
+            /** Format: date-time */
+            as_of: string;
+            data: components["schemas"]["SegmentCustomer"][];
+            next_cursor: string | null;
+            /** @default list */
+            object: string;
+            segment: string;
+        };
+        /** SegmentReport */
+        SegmentReport: {
+            /** Format: date-time */
+            as_of: string;
+            columns?: string[];
+            data: components["schemas"]["SegmentRow"][];
+            /** @default analytics.segments */
+            object: string;
+            thresholds: components["schemas"]["Thresholds"];
+            /** @default millicredit */
+            unit: string;
+        };
+        /** SegmentRow */
+        SegmentRow: {
+            customers: number;
+            margin_mc: number;
+            segment: string;
+            spend_mc: number;
+            wholesale_mc: number;
         };
         /** SessionList */
         SessionList: {
@@ -3545,6 +3721,10 @@ export interface components {
             terms_url?: string | null;
             url?: string | null;
         };
+        /** SuspendIn */
+        SuspendIn: {
+            reason: string;
+        };
         /** TeamBalanceOut */
         TeamBalanceOut: {
             available: number;
@@ -3603,6 +3783,17 @@ export interface components {
             object: string;
             provider: string;
         };
+        /** TenantAnalytics */
+        TenantAnalytics: {
+            /** @default 30 */
+            active_days: number;
+            /** @default 90 */
+            lapsed_days: number;
+            /** @default 30 */
+            new_days: number;
+            /** @default 10 */
+            top_spender_percent: number;
+        };
         /** TenantCache */
         TenantCache: {
             /** @default free */
@@ -3625,6 +3816,7 @@ export interface components {
         };
         /** TenantCreate */
         TenantCreate: {
+            analytics?: components["schemas"]["TenantAnalytics"];
             /**
              * @default self
              * @enum {string}
@@ -3651,6 +3843,7 @@ export interface components {
         };
         /** TenantOut */
         TenantOut: {
+            analytics?: components["schemas"]["TenantAnalytics"];
             billing_mode: string;
             branding: components["schemas"]["Branding"];
             cache?: components["schemas"]["TenantCache"];
@@ -3667,8 +3860,8 @@ export interface components {
             rate_limits: components["schemas"]["RateLimitPolicy"];
             routing?: components["schemas"]["TenantRouting"];
             slug: string;
-            /** @default UTC */
-            time_zone: string;
+            suspended_at?: string | null;
+            suspension_reason?: string | null;
         };
         /** TenantPricing */
         TenantPricing: {
@@ -3701,6 +3894,7 @@ export interface components {
         };
         /** TenantSelfUpdate */
         TenantSelfUpdate: {
+            analytics?: components["schemas"]["TenantAnalytics"];
             branding?: components["schemas"]["BrandingIn"];
             cache?: components["schemas"]["TenantCache"];
             low_balance_threshold_mc?: number;
@@ -3708,10 +3902,10 @@ export interface components {
             pricing?: components["schemas"]["TenantPricing"];
             rate_limits?: components["schemas"]["RateLimitPolicy"];
             routing?: components["schemas"]["TenantRouting"];
-            time_zone?: string;
         };
         /** TenantUpdate */
         TenantUpdate: {
+            analytics?: components["schemas"]["TenantAnalytics"];
             billing_mode?: "self" | "mediahub";
             branding?: components["schemas"]["BrandingIn"];
             cache?: components["schemas"]["TenantCache"];
@@ -3722,7 +3916,13 @@ export interface components {
             pricing?: components["schemas"]["TenantPricing"];
             rate_limits?: components["schemas"]["RateLimitPolicy"];
             routing?: components["schemas"]["TenantRouting"];
-            time_zone?: string;
+        };
+        /** Thresholds */
+        Thresholds: {
+            active_days: number;
+            lapsed_days: number;
+            new_days: number;
+            top_spender_percent: number;
         };
         /** TokenIn */
         TokenIn: {
@@ -3939,21 +4139,16 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
-    AdminV1AnalyticsSeriesRead: {
+    AdminV1AnalyticsBreakersBreakerHistory: {
         parameters: {
             query?: {
                 from?: string | null;
                 to?: string | null;
-                interval?: string | null;
-                group_by?: string | null;
-                format?: string | null;
+                interval?: string;
+                format?: string;
             };
-            header?: {
-                Accept?: string | null;
-            };
-            path: {
-                series: string;
-            };
+            header?: never;
+            path?: never;
             cookie?: never;
         };
         requestBody?: never;
@@ -3964,7 +4159,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Series"];
+                    "application/json": components["schemas"]["BreakerSeries"];
                 };
             };
             /** @description Malformed request (the body is not JSON) */
@@ -5429,6 +5624,162 @@ export interface operations {
             };
         };
     };
+    AdminV1TenantsTenantIdResumeResumeTenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TenantOut"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    AdminV1TenantsTenantIdSuspendSuspendTenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SuspendIn"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TenantOut"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     AdminV1TenantsTenantIdUsersInviteUser: {
         parameters: {
             query?: never;
@@ -5733,19 +6084,13 @@ export interface operations {
             };
         };
     };
-    V1AnalyticsMeCreditsMeCredits: {
+    V1AnalyticsSegmentsReport: {
         parameters: {
             query?: {
-                from?: string | null;
-                to?: string | null;
-                interval?: string | null;
-                group_by?: string | null;
-                format?: string | null;
-                team_id?: string | null;
+                as_of?: string | null;
+                format?: string;
             };
-            header?: {
-                Accept?: string | null;
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -5757,7 +6102,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Series"];
+                    "application/json": components["schemas"]["SegmentReport"];
                 };
             };
             /** @description Malformed request (the body is not JSON) */
@@ -5816,20 +6161,16 @@ export interface operations {
             };
         };
     };
-    V1AnalyticsSeriesRead: {
+    V1AnalyticsSegmentsCustomersMembers: {
         parameters: {
             query?: {
-                from?: string | null;
-                to?: string | null;
-                interval?: string | null;
-                group_by?: string | null;
-                format?: string | null;
+                as_of?: string | null;
+                limit?: number | null;
+                after?: string | null;
             };
-            header?: {
-                Accept?: string | null;
-            };
+            header?: never;
             path: {
-                series: string;
+                segment: string;
             };
             cookie?: never;
         };
@@ -5841,7 +6182,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Series"];
+                    "application/json": components["schemas"]["SegmentCustomers"];
                 };
             };
             /** @description Malformed request (the body is not JSON) */
@@ -12660,6 +13001,84 @@ export interface operations {
             };
         };
     };
+    V1TenantPricingExamplePricingExampleRoute: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PricingExampleIn"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PricingExample"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     V1TenantsTenantIdBrandingNameReadAsset: {
         parameters: {
             query?: never;
@@ -14453,6 +14872,83 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["WebhookReceived"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1WebhooksEndpointIdDeliveriesDeliveryIdReplayReplayDelivery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                endpoint_id: string;
+                delivery_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request accepted, processing continues off-line */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryOut"];
                 };
             };
             /** @description Malformed request (the body is not JSON) */
