@@ -14,6 +14,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from gateway.admin.routes import AdminController
+from gateway.brand_kits.routes import BrandKitController
 from gateway.core.auth import provide_principal
 from gateway.core.deps import provide_runtime
 from gateway.core.edge import GatewayRequest, refuse_nul
@@ -133,6 +134,7 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
     handlers += [TenantSelfController, AuditLogController, BrandAssetController]
     handlers += [ImagesController, SpeechController, ModelsController, VideosController]
     handlers += [UsageController]
+    handlers += [BrandKitController]
     handlers += [SharedController]
     handlers += [mcp_endpoint, media_generation_tools]
     handlers += [PortalConfigController, web_manifest, portal_page, service_worker,
