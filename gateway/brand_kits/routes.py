@@ -7,11 +7,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, Parameter
 
 from gateway.brand_kits import assets, service
 from gateway.core.auth import Principal, requires
 from gateway.core.deps import RuntimeDep, page_limit
+from gateway.core.errors import ErrorBody
 from tenants.brand_kits.models import FONT, LOGO
 from tenants.brand_kits.schemas import (
     AssetDeleted,
@@ -28,6 +30,13 @@ from tenants.brand_kits.schemas import (
 _FILE_HEADERS = {"X-Content-Type-Options": "nosniff",
                  "Content-Security-Policy": "default-src 'none'; sandbox",
                  "Cache-Control": "private, max-age=300"}
+#: The upload routes' own refusals, in the one error shape.
+_UPLOAD_ERRORS = {
+    413: ResponseSpec(data_container=ErrorBody, generate_examples=False,
+                      description="The file is over the size limit"),
+    415: ResponseSpec(data_container=ErrorBody, generate_examples=False,
+                      description="The Content-Type is not one this route takes"),
+}
 
 
 class BrandKitController(Controller):
@@ -50,8 +59,9 @@ class BrandKitController(Controller):
                     limit: FromQuery[int | None] = None,
                     after: FromQuery[str | None] = None) -> BrandKitList:
         """The kits the caller may read (the tenant's, its teams', its own), newest first;
-        `owner_type` (`tenant`, `team`, `customer`) narrows them; `after` is a previous
-        page's `next_cursor` (422 `invalid_cursor` for another value)."""
+        `owner_type` (`tenant`, `team`, `customer`; 422 `invalid_owner_type` otherwise)
+        narrows them; `after` is a previous page's `next_cursor` (422 `invalid_cursor` for
+        another value)."""
         return await service.list_(runtime, principal, owner_type=owner_type,
                                    limit=page_limit(limit), after=after)
 
@@ -96,7 +106,7 @@ class BrandKitController(Controller):
         return await service.version(runtime, principal, kit_id, version)
 
     @post("/{kit_id:str}/fonts", status_code=201, summary="Upload a font to a brand kit",
-          guards=[requires()])
+          guards=[requires()], responses=_UPLOAD_ERRORS)
     async def upload_font(self, principal: Principal, runtime: RuntimeDep,
                           request: Request[Any, Any, Any], kit_id: FromPath[str],
                           filename: FromQuery[str | None] = None) -> BrandKitOut:
@@ -111,7 +121,7 @@ class BrandKitController(Controller):
                                    request.headers.get("content-type", ""), body, filename)
 
     @post("/{kit_id:str}/logos", status_code=201, summary="Upload a logo to a brand kit",
-          guards=[requires()])
+          guards=[requires()], responses=_UPLOAD_ERRORS)
     async def upload_logo(self, principal: Principal, runtime: RuntimeDep,
                           request: Request[Any, Any, Any], kit_id: FromPath[str],
                           filename: FromQuery[str | None] = None) -> BrandKitOut:

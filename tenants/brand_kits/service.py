@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import msgspec
-from sqlalchemy import delete, false, or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenants import audit
@@ -265,7 +265,11 @@ async def delete_kit(session: AsyncSession, caller: Caller, kit_id: str) -> list
 
 async def list_kits(session: AsyncSession, caller: Caller, *, owner_type: str | None,
                     limit: int, cursor: str | None) -> tuple[list[BrandKit], str | None]:
-    """The kits the caller may read, newest first, optionally of one owner type."""
+    """The kits the caller may read, newest first, optionally of one owner type (422
+    `invalid_owner_type` for a type that does not exist, so a typo is not an empty list)."""
+    if owner_type is not None and owner_type not in (TENANT, TEAM, CUSTOMER):
+        raise InvalidRequest("owner_type must be tenant, team or customer",
+                             code="invalid_owner_type", param="owner_type")
     teams = select(TeamMember.team_id).where(
         TeamMember.tenant_id == caller.tenant_id,
         TeamMember.customer_id == caller.customer_id, TeamMember.removed_at.is_(None))
@@ -278,8 +282,7 @@ async def list_kits(session: AsyncSession, caller: Caller, *, owner_type: str | 
         visible.append(BrandKit.owner_type == TEAM)
     query = select(BrandKit).where(BrandKit.tenant_id == caller.tenant_id, or_(*visible))
     if owner_type is not None:
-        query = query.where(BrandKit.owner_type == owner_type) if owner_type in (
-            TENANT, TEAM, CUSTOMER) else query.where(false())
+        query = query.where(BrandKit.owner_type == owner_type)
     rows = await session.scalars(keyset(query, BrandKit.created_at, BrandKit.id, cursor,
                                         limit))
     return page(list(rows), limit)

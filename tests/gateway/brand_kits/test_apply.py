@@ -26,7 +26,7 @@ from tests.conftest import (
 from tests.fakes import FakeServer, serve
 from tests.fakes.elevenlabs import API_KEY, ElevenLabsState
 from tests.fakes.elevenlabs import app as elevenlabs_app
-from tests.gateway.brand_kits.helpers import PRIMARY_RGB, logo, make_kit, upload
+from tests.gateway.brand_kits.helpers import FONT, PRIMARY_RGB, logo, make_kit, upload
 from tests.gateway.teams.helpers import customer
 
 RACHEL = "21m00Tcm4TlvDq8ikWAM"
@@ -131,7 +131,6 @@ async def test_a_kit_the_caller_may_not_read_is_404(
 async def test_designs_are_drawn_in_the_kits_colours_font_and_logo(gateway: Gateway) -> None:
     tenant = await gateway.tenant()
     kit = await make_kit(gateway, tenant.auth)
-    from tests.gateway.brand_kits.helpers import FONT
     assert (await upload(gateway, tenant.auth, kit["id"], "fonts", FONT,
                          "font/ttf")).status_code == 201
     red = (200, 30, 30)

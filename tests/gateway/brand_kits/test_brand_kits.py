@@ -4,12 +4,13 @@ checked by their bytes and served; who may read and change which kit."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 
 from sqlalchemy import select
 
 from tenants.audit import AuditEvent
-from tests.conftest import Gateway
+from tests.conftest import Gateway, Inbox
 from tests.gateway.brand_kits.helpers import FONT, KIT, PRIMARY, logo, make_kit, upload
 from tests.gateway.teams.helpers import customer, join, new_team
 
@@ -101,6 +102,9 @@ async def test_bad_input_is_a_named_422(gateway: Gateway) -> None:
                                  params={"after": "not-a-cursor"})
     assert r.status_code == 422
     assert r.json()["error"]["code"] == "invalid_cursor"
+    r = await gateway.client.get("/v1/brand_kits", headers=tenant.auth,
+                                 params={"owner_type": "teams"})
+    assert (r.status_code, r.json()["error"]["param"]) == (422, "owner_type")
 
 
 async def test_uploads_are_checked_by_their_bytes(gateway: Gateway) -> None:
@@ -201,9 +205,7 @@ async def test_others_kits_are_404_and_roles_decide_who_changes(gateway: Gateway
 
 
 async def test_team_kits_are_read_by_members_and_changed_by_managers(
-        gateway: Gateway, smtp_server: object) -> None:
-    from tests.conftest import Inbox
-    assert isinstance(smtp_server, Inbox)
+        gateway: Gateway, smtp_server: Inbox) -> None:
     team = await new_team(gateway)
     kit = await make_kit(gateway, team.owner, owner={"type": "team", "id": team.id},
                          name=f"Team {secrets.token_hex(2)}")
@@ -227,3 +229,20 @@ async def test_team_kits_are_read_by_members_and_changed_by_managers(
     listed = await gateway.client.get("/v1/brand_kits", headers=member,
                                       params={"owner_type": "team"})
     assert [k["id"] for k in listed.json()["data"]] == [kit["id"]]
+
+
+async def test_concurrent_changes_each_get_their_own_version(gateway: Gateway) -> None:
+    tenant = await gateway.tenant()
+    kit = await make_kit(gateway, tenant.auth)
+    changes = await asyncio.gather(*(
+        gateway.client.patch(f"/v1/brand_kits/{kit['id']}", headers=tenant.auth,
+                             json={"name": f"Acme {n}"}) for n in range(8)))
+    assert all(r.status_code == 200 for r in changes), [r.text for r in changes]
+    assert sorted(r.json()["version"] for r in changes) == list(range(2, 10))
+    versions = await gateway.client.get(f"/v1/brand_kits/{kit['id']}/versions",
+                                        headers=tenant.auth)
+    listed = versions.json()["data"]
+    assert [v["version"] for v in listed] == list(range(9, 0, -1))
+    # Each snapshot is the change that made it.
+    by_version = {r.json()["version"]: r.json()["name"] for r in changes}
+    assert all(v["name"] == by_version[v["version"]] for v in listed if v["version"] > 1)

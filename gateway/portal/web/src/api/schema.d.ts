@@ -618,8 +618,9 @@ export interface paths {
         /**
          * List brand kits
          * @description The kits the caller may read (the tenant's, its teams', its own), newest first;
-         *     `owner_type` (`tenant`, `team`, `customer`) narrows them; `after` is a previous
-         *     page's `next_cursor` (422 `invalid_cursor` for another value).
+         *     `owner_type` (`tenant`, `team`, `customer`; 422 `invalid_owner_type` otherwise)
+         *     narrows them; `after` is a previous page's `next_cursor` (422 `invalid_cursor` for
+         *     another value).
          */
         get: operations["V1BrandKitsList"];
         put?: never;
@@ -7447,6 +7448,24 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The file is over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The Content-Type is not one this route takes */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Invalid input; `param` names the field */
             422: {
                 headers: {
@@ -7518,6 +7537,24 @@ export interface operations {
             };
             /** @description No such route or object (for this tenant) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The file is over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The Content-Type is not one this route takes */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
