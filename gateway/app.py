@@ -19,6 +19,7 @@ from gateway.admin.routes import AdminController
 from gateway.analytics import tasks as analytics_tasks
 from gateway.analytics.routes import AnalyticsController
 from gateway.analytics.segment_routes import SegmentController
+from gateway.brand_kits.routes import BrandKitController
 from gateway.core.auth import provide_principal
 from gateway.core.deps import provide_runtime
 from gateway.core.edge import GatewayRequest, refuse_nul
@@ -154,6 +155,7 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
                  pricing_example_route]
     handlers += [ImagesController, SpeechController, ModelsController, VideosController]
     handlers += [UsageController, SegmentController]
+    handlers += [BrandKitController]
     handlers += [SharedController]
     handlers += [mcp_endpoint, media_generation_tools]
     handlers += [PortalConfigController, web_manifest, portal_page, operator_page,

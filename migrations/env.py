@@ -15,6 +15,7 @@ import gateway.generations.push_models
 import gateway.providers.models
 import gateway.webhooks.models
 import tenants.audit
+import tenants.brand_kits.models
 import tenants.models
 import tenants.teams.models
 import tenants.users.models  # noqa: F401  (every model module, so autogenerate sees all tables)

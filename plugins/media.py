@@ -27,8 +27,10 @@ from PIL import Image, UnidentifiedImageError
 from plugins.errors import InvalidParams
 
 #: The inputs of one file each: a `params.<name>` `data:` URL (or its `_url` form, fetched by
-#: the gateway) becomes `ProviderRequest.inputs[<name>]`.
-INPUT_NAMES: Final = ("image", "mask", "image_tail")
+#: the gateway) becomes `ProviderRequest.inputs[<name>]`. `brand_font` (a TTF/OTF font) and
+#: `brand_logo` (an image) are usually added by the gateway from a brand kit
+#: (docs/brand-kits.md); design engines that draw with them declare them.
+INPUT_NAMES: Final = ("image", "mask", "image_tail", "brand_font", "brand_logo")
 #: The input that is a list of files: `params.samples` (or `params.sample_urls`) becomes
 #: `ProviderRequest.samples`.
 SAMPLES: Final = "samples"

@@ -127,6 +127,13 @@ COMMON_PARAMS: Final[Mapping[str, ParamSpec]] = MappingProxyType({
     "mask": ParamSpec(kind="media"),
     "image_tail": ParamSpec(kind="media"),
     "samples": ParamSpec(kind="media_list", max_length=25),
+    # A brand kit as design engines receive it (docs/brand-kits.md): `{"name", "colors":
+    # [{"name", "hex"}], "font_family", "tone_words"}`, with its files as `brand_font` and
+    # `brand_logo`. The gateway adds them from `brand_kit_id`; an engine that does not
+    # declare them is not refused for them (it simply draws without the kit).
+    "brand": ParamSpec(kind="object", max_length=8),
+    "brand_font": ParamSpec(kind="media"),
+    "brand_logo": ParamSpec(kind="media"),
 })
 
 #: The most bytes a request's plain `params` (input files aside) may take as JSON: values

@@ -3,7 +3,9 @@
 A request's **fingerprint** is a SHA-256 over a canonical encoding of the tenant, media type,
 operation, prompt, parameters (the provider's defaults filled in, keys sorted, nulls dropped;
 `metadata` and `webhook_url` are not part of it), its input media (type and SHA-256 of each,
-when it has any), the pinned provider (or none) and the tenant's brand-kit version. It never
+when it has any), the pinned provider (or none), the tenant's branding version and the brand
+kit applied with its version (`<kit id>:<version>`, when the request names one: a kit's new
+version never answers with an output made with an older one). It never
 matches across tenants: the tenant id is hashed in and every key and query is scoped by it.
 
 - **Cache.** When a generation with a fingerprint succeeds, `{prefix}:cache:{tenant}:{fp}` →
@@ -109,7 +111,7 @@ def brand_version(branding: Any) -> str | None:
 
 
 def fingerprint(tenant: Tenant, request: ProviderRequest, *, provider: Provider,
-                pinned: str | None) -> str:
+                pinned: str | None, brand_kit: str | None = None) -> str:
     """The request's fingerprint (see the module docstring). `provider` is the one routing
     chose: its `param_defaults` fill in what the request left out."""
     params = {**provider.param_defaults,
@@ -118,6 +120,9 @@ def fingerprint(tenant: Tenant, request: ProviderRequest, *, provider: Provider,
         "v": FINGERPRINT_VERSION, "tenant": tenant.id, "type": request.type,
         "operation": request.operation, "prompt": request.prompt, "params": params,
         "provider": pinned, "brand": brand_version(tenant.branding)}
+    if brand_kit is not None:
+        # Only when given, so requests without a kit keep their fingerprints.
+        document["brand_kit"] = brand_kit
     if request.inputs or request.samples:
         # Input media are not in `params` (providers get them decoded): their digests count.
         document["inputs"] = {name: _digest(m) for name, m in request.inputs.items()}
@@ -139,10 +144,11 @@ def wants_fresh(cache_control: str | None) -> bool:
 
 def consult(runtime: Runtime, tenant: Tenant, request: ProviderRequest, *,
             provider: Provider, pinned: str | None,
-            cache_control: str | None) -> Lookup | None:
+            cache_control: str | None, brand_kit: str | None = None) -> Lookup | None:
     """Called by `submit` once the request is planned; None when the tenant's cache is off
     (then neither the cache nor coalescing applies), or for a voice clone: each makes a new
-    voice its caller owns, and a copy would hand one caller's voice to another."""
+    voice its caller owns, and a copy would hand one caller's voice to another.
+    `brand_kit`: `<kit id>:<version>` of the kit applied (`brand.stamp`)."""
     if request.operation == "voice_clone":
         return None
     policy = tenant.cache
@@ -150,7 +156,8 @@ def consult(runtime: Runtime, tenant: Tenant, request: ProviderRequest, *,
     if not policy.enabled or ttl_s <= 0:
         return None
     return Lookup(tenant_id=tenant.id,
-                  fingerprint=fingerprint(tenant, request, provider=provider, pinned=pinned),
+                  fingerprint=fingerprint(tenant, request, provider=provider, pinned=pinned,
+                                          brand_kit=brand_kit),
                   policy=policy, ttl_s=ttl_s, bypass=wants_fresh(cache_control))
 
 
@@ -230,6 +237,7 @@ def cached_copy(original: Generation, template: Generation, charge: Price) -> Ge
         outputs=list(original.outputs), metadata_=template.metadata_,
         webhook_url=template.webhook_url, idempotency_key=template.idempotency_key,
         request_hash=template.request_hash, fingerprint=template.fingerprint,
+        brand_kit_id=template.brand_kit_id, brand_kit_version=template.brand_kit_version,
         created_at=now, updated_at=now, started_at=now, completed_at=now,
     )
 

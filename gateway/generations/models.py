@@ -166,6 +166,10 @@ class Generation(Base):
     #: Deleted by its owner: from then on no surface shows it and a job removes its media;
     #: the row stays (its money was settled, its idempotency key stays taken).
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    #: The brand kit applied (`brand_kit_id` in the request) and the version it had then;
+    #: no foreign key, so the generation keeps naming it after the kit is deleted.
+    brand_kit_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    brand_kit_version: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 #: What migration 0017_gallery builds for full-text search over prompts and the models do

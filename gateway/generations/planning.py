@@ -16,7 +16,7 @@ from gateway.providers.allowed import allowed
 from gateway.providers.credentials import credential_scope
 from gateway.providers.states import ProviderStates, configured
 from plugins.errors import InvalidParams
-from plugins.provider import Provider, ProviderRequest, check_params
+from plugins.provider import Provider, ProviderRequest, check_params, declared_params
 from plugins.vocabulary import DEFAULT_OPERATIONS, MAX_PARAMS_BYTES
 from tenants.kernel.errors import InvalidRequest, Unavailable
 from tenants.models import Tenant
@@ -118,8 +118,26 @@ def _route(states: ProviderStates, tenant: Tenant, candidates: list[Provider],
                        scopes=scopes)
 
 
+def _without(request: ProviderRequest, provider: Provider,
+             optional: frozenset[str]) -> ProviderRequest:
+    """`request` as `provider` is checked with: the optional names it does not declare
+    (a brand kit's additions) left out, so it is not refused for them."""
+    if not optional:
+        return request
+    declared = declared_params(provider, request.operation)
+    if declared is None:
+        return request
+    unread = {name for name in optional if name not in declared}
+    if not unread:
+        return request
+    return msgspec.structs.replace(
+        request, params={k: v for k, v in request.params.items() if k not in unread},
+        inputs={k: v for k, v in request.inputs.items() if k not in unread})
+
+
 def plan(runtime: Runtime, states: ProviderStates, tenant: Tenant, body: GenerationCreate,
-         tier: str | None = None, inputs: media_urls.Inputs | None = None) -> Plan:
+         tier: str | None = None, inputs: media_urls.Inputs | None = None, *,
+         optional: frozenset[str] = frozenset()) -> Plan:
     """Validate a request, route it and price it with the best provider.
 
     `inputs` are the decoded input media (`gateway.generations.inputs.prepare`); without them,
@@ -127,7 +145,9 @@ def plan(runtime: Runtime, states: ProviderStates, tenant: Tenant, body: Generat
     field when no capable provider accepts the request (`unknown_param` when none of them
     reads one of the params, `params_too_large` over `MAX_PARAMS_BYTES`), `Unavailable`
     when none can be called now (breakers open). A provider that rejects the parameters
-    (or does not read one) while another accepts them is simply not a candidate.
+    (or does not read one) while another accepts them is simply not a candidate. `optional`
+    names params and inputs a provider may not read without being refused for them (what a
+    brand kit added, `gateway.brand_kits.apply`); one that declares them still checks them.
     """
     operation = body.operation or DEFAULT_OPERATIONS[body.type]
     params, inputs = ((body.params, inputs) if inputs is not None
@@ -142,9 +162,10 @@ def plan(runtime: Runtime, states: ProviderStates, tenant: Tenant, body: Generat
         try:
             # Names first: a parameter the provider does not read must not reach a provider
             # that would ignore it and bill its default (`"sise"` billed a 512x512 image).
-            check_params(provider, request)
-            provider.validate(request)
-            estimates[provider.name] = provider.estimate_cost(request)
+            checked = _without(request, provider, optional)
+            check_params(provider, checked)
+            provider.validate(checked)
+            estimates[provider.name] = provider.estimate_cost(checked)
         except InvalidParams as exc:
             rejections.append(exc)
             continue

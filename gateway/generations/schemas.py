@@ -28,6 +28,9 @@ class GenerationCreate(msgspec.Struct, forbid_unknown_fields=True):
     #: Spend from this team's wallet (the caller must be a member that may spend); the same
     #: as the `X-Team-Id` header (docs/teams.md).
     team_id: Annotated[str, msgspec.Meta(min_length=1, max_length=32)] | None = None
+    #: Apply this brand kit (one the caller may read) at its current version
+    #: (docs/brand-kits.md); 404 `brand_kit_not_found` otherwise.
+    brand_kit_id: Annotated[str, msgspec.Meta(min_length=1, max_length=32)] | None = None
 
     def check_operation(self) -> None:
         """Called by the routes before planning: raises `InvalidRequest` (422, `param:
@@ -101,6 +104,9 @@ class GenerationOut(msgspec.Struct):
     favourite: bool
     #: The team it was made for (its members see it), or null: the caller's own.
     team_id: str | None
+    #: The brand kit applied and the version it had then (null: none).
+    brand_kit_id: str | None = None
+    brand_kit_version: int | None = None
     #: Every provider call, in order (empty until a worker starts it, and for cached ones).
     attempts: list[Attempt] = msgspec.field(default_factory=list)
     object: str = "generation"

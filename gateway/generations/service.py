@@ -11,7 +11,8 @@ import msgspec
 from sqlalchemy import Select, or_, select
 
 from gateway.core.auth import Principal
-from gateway.generations import lifecycle, search
+from gateway.generations import brand, lifecycle, search
+from gateway.generations import inputs as media_urls
 from gateway.generations import team_spend as team_views
 from gateway.generations.models import FINAL_STATES, Generation
 from gateway.generations.planning import plan
@@ -160,8 +161,12 @@ async def estimate(services: Services, principal: Principal, body: GenerationCre
     if body.provider is not None:
         body = msgspec.structs.replace(body, provider=resolve_label(
             services.runtime, tenant, body.provider, customer=customer))
+    plain, inputs = media_urls.split(body.params)
+    branded = await brand.with_kit(services.runtime, principal,
+                                   msgspec.structs.replace(body, params=plain), inputs)
     await services.providers.refresh(services.runtime)
-    chosen = plan(services.runtime, services.providers, tenant, body, tier)
+    chosen = plan(services.runtime, services.providers, tenant, branded.body, tier,
+                  branded.inputs, optional=branded.optional)
     provider = provider_label(services.runtime, tenant, chosen.provider.name, customer=customer)
     if customer:
         return Estimate(amount=chosen.price.retail_mc, provider=provider,

@@ -16,7 +16,7 @@ from billing import ledger, wallets
 from gateway.core.auth import Principal, with_team
 from gateway.core.ratelimit import effective_limits
 from gateway.core.runtime import Runtime
-from gateway.generations import budgets, cache, jobs, lifecycle, quotas, team_spend
+from gateway.generations import brand, budgets, cache, jobs, lifecycle, quotas, team_spend
 from gateway.generations import inputs as media_urls
 from gateway.generations.models import QUEUED, SUCCEEDED, Generation
 from gateway.generations.planning import plan
@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 
 def request_hash(body: GenerationCreate) -> str:
     fields = msgspec.structs.asdict(body)
-    if fields.get("team_id") is None:
-        del fields["team_id"]  # so requests without a team hash as they did before teams
+    for name in ("team_id", "brand_kit_id"):
+        if fields.get(name) is None:
+            del fields[name]  # so requests without one hash as they did before it existed
     return hashlib.sha256(msgspec.json.encode(fields, order="sorted")).hexdigest()
 
 
@@ -103,11 +104,15 @@ async def submit(services: Services, principal: Principal, body: GenerationCreat
         body = msgspec.structs.replace(body, provider=resolve_label(
             runtime, tenant, body.provider, customer=principal.customer_id is not None))
     body, inputs = await media_urls.prepare(runtime, body)
+    branded = await brand.with_kit(runtime, principal, body, inputs)
+    body, inputs = branded.body, branded.inputs
     await services.providers.refresh(runtime)
-    chosen = plan(runtime, services.providers, tenant, body, tier, inputs)
+    chosen = plan(runtime, services.providers, tenant, body, tier, inputs,
+                  optional=branded.optional)
     await _refuse_others_voice(runtime, principal, chosen.request.params.get("voice"))
     lookup = cache.consult(runtime, tenant, chosen.request, provider=chosen.provider,
-                           pinned=body.provider, cache_control=cache_control)
+                           pinned=body.provider, cache_control=cache_control,
+                           brand_kit=branded.stamp)
     original = await cache.find(runtime, lookup) if lookup is not None else None
     generation = Generation(
         id=new_id("gen"), tenant_id=principal.tenant, customer_id=principal.customer_id,
@@ -120,6 +125,7 @@ async def submit(services: Services, principal: Principal, body: GenerationCreat
         wholesale_mc=chosen.price.wholesale_mc, retail_mc=chosen.price.retail_mc,
         estimated_mc=chosen.price.wholesale_mc, metadata_=body.metadata,
         webhook_url=body.webhook_url, idempotency_key=idempotency_key, request_hash=digest,
+        brand_kit_id=branded.kit_id, brand_kit_version=branded.kit_version,
     )
     timeout_at = utcnow() + timedelta(seconds=services.runtime.settings.reservation_timeout_s)
     if lookup is not None:

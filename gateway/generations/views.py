@@ -109,6 +109,7 @@ async def render(runtime: Runtime, generation: Generation,
                   for a in generation.attempts_log or []],
         prompt=generation.prompt, params=plain_params(generation.params),
         favourite=bool(generation.favourite), team_id=generation.team_id,
+        brand_kit_id=generation.brand_kit_id, brand_kit_version=generation.brand_kit_version,
     )
 
 

@@ -86,7 +86,7 @@ def generation_body(tool: ToolDef, arguments: dict[str, Any]) -> GenerationCreat
     (module docstring of `tools`). Raises `InvalidRequest` for an unknown argument."""
     assert tool.media_type is not None
     text_arg = "text" if tool.media_type == "audio" else "prompt"
-    known = {text_arg, "provider"} | tool.provider_params
+    known = {text_arg, "provider", "brand_kit_id"} | tool.provider_params
     for name in arguments:
         if name not in known:
             raise InvalidRequest(f"{tool.name} takes no argument {name!r}",
@@ -100,7 +100,8 @@ def generation_body(tool: ToolDef, arguments: dict[str, Any]) -> GenerationCreat
             del params[name]
     text = _string(arguments, text_arg, required=True)
     body = {"type": tool.media_type, text_arg: text, "params": params,
-            "provider": _string(arguments, "provider")}
+            "provider": _string(arguments, "provider"),
+            "brand_kit_id": _string(arguments, "brand_kit_id")}
     try:
         return msgspec.convert({k: v for k, v in body.items() if v is not None},
                                GenerationCreate)

@@ -120,6 +120,9 @@ def _generate_tool(runtime: Runtime, tenant: Tenant, name: str,
                else "What to make, in words."},
         "provider": {"type": "string", "maxLength": 64,
                      "description": "Pin a provider by name (default: routing picks)."},
+        "brand_kit_id": {"type": "string", "minLength": 1, "maxLength": 32,
+                         "description": "Apply this brand kit (its colours, fonts, logo, "
+                                        "voice and words) at its current version."},
     }
     defaults = PLAN_DEFAULTS.get(media_type, {})
     for param, spec in sorted(params.items()):

@@ -16,6 +16,13 @@ The wire format, as verified (plugins/README.md, "Canva"), all under
   `revoked_access_token`, `permission_denied`, `not_found`, `too_many_requests`,
   `invalid_field`, `quota_exceeded`.
 - `GET /v1/users/me` (no scope needed) is the health check. Canva has no cancel for either job.
+- Brand kits (docs/brand-kits.md): with `params.brand` (and the input `brand_logo`) the
+  template's dataset (`GET /v1/brand-templates/{id}/dataset`) is read and every field of
+  `BRAND_TEXT_FIELDS`' names (and `brand_logo`, an image field) the template has and `data`
+  does not give is filled from the kit. The logo is uploaded first: `POST /v1/asset-uploads`
+  (the bytes as `application/octet-stream`, `Asset-Upload-Metadata: {"name_base64"}`) →
+  `{"job": {"id", "status", "asset"?: {"id"}, "error"?}}`, `GET /v1/asset-uploads/{jobId}`
+  until it is done (at most `MAX_UPLOAD_POLLS` times); its `asset.id` fills the field.
 
 The access token is the tenant's (or the platform's) `credentials.api_key`: a reseller
 connects its own Canva account by giving mediahub its token. Brand templates and autofill
@@ -24,6 +31,9 @@ need the Canva account to be on a plan that offers them (Canva Enterprise).
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Final
@@ -84,6 +94,15 @@ MAX_TEMPLATES: Final = 50
 #: The Canva Connect API has no per-call price: this is the operator's fee per design
 #: autofilled and exported (USD micros), an operator override away from their own figure.
 PRICES: Final[Mapping[str, int]] = {"autofill_export": 20_000}
+
+#: The text fields a brand kit fills when a template has them: `brand_name`, `brand_font`
+#: (the font's family), `brand_tone` (the tone words, `", "`-separated), and per colour
+#: `brand_color_<n>` (1-based, in the kit's order) and `brand_color_<name>` (its name in
+#: lower case, runs of other characters than a-z and 0-9 as `_`), each `#rrggbb`.
+BRAND_TEXT_FIELDS: Final = ("brand_name", "brand_font", "brand_tone", "brand_color_<n>",
+                            "brand_color_<name>")
+BRAND_LOGO_FIELD: Final = "brand_logo"
+MAX_UPLOAD_POLLS: Final = 30
 
 
 class Options(msgspec.Struct, frozen=True, kw_only=True):
@@ -179,6 +198,28 @@ def options(request: ProviderRequest) -> Options:
     return Options(body=body, export=_export(params))
 
 
+def brand_texts(brand: Any) -> dict[str, str]:
+    """The text values a kit offers a template (`BRAND_TEXT_FIELDS`), by field name."""
+    if not isinstance(brand, dict):
+        raise InvalidParams("brand must be an object", param="params.brand")
+    texts: dict[str, str] = {}
+    for key, field_name in (("name", "brand_name"), ("font_family", "brand_font")):
+        if isinstance(brand.get(key), str) and brand[key]:
+            texts[field_name] = brand[key]
+    tone = brand.get("tone_words")
+    if isinstance(tone, list) and tone:
+        texts["brand_tone"] = ", ".join(str(word) for word in tone)
+    colors = brand.get("colors")
+    for index, color in enumerate(colors if isinstance(colors, list) else [], start=1):
+        if not isinstance(color, dict) or not isinstance(color.get("hex"), str):
+            continue
+        texts[f"brand_color_{index}"] = color["hex"]
+        slug = re.sub(r"[^a-z0-9]+", "_", str(color.get("name", "")).lower()).strip("_")
+        if slug:
+            texts.setdefault(f"brand_color_{slug}", color["hex"])
+    return texts
+
+
 def export_format(spec: str) -> dict[str, Any]:
     """The `format` object of an export request from a task's format spec."""
     kind, _, quality = spec.partition("-")
@@ -215,6 +256,21 @@ class _Job(msgspec.Struct):
 
 class _JobEnvelope(msgspec.Struct):
     job: _Job
+
+
+class _Asset(msgspec.Struct):
+    id: str = ""
+
+
+class _UploadJob(msgspec.Struct):
+    id: str = ""
+    status: str = ""
+    asset: _Asset | None = None
+    error: _JobError | None = None
+
+
+class _UploadEnvelope(msgspec.Struct):
+    job: _UploadJob
 
 
 class _BrandTemplate(msgspec.Struct):
@@ -321,6 +377,10 @@ class Canva(Provider):
                           description="The template's fields: {name: text, or {type, ...}}"),
         "prompt_field": ParamSpec(kind="string", max_length=128,
                                   description="The text field the prompt fills"),
+        "brand": declare("brand", description="A brand kit (from brand_kit_id): fills the "
+                         "template's brand_* fields"),
+        "brand_logo": declare("brand_logo", description="Fills the template's brand_logo "
+                              "image field"),
         #: Canva's own word for `output_format`, still accepted.
         "format": ParamSpec(kind="string", max_length=8, choices=FORMATS, default="png",
                             description="The export's file type"),
@@ -377,13 +437,76 @@ class Canva(Provider):
         """Called once per generation: starts the autofill job; returns its task
         (`autofill:<job id>:<format>`). Raises a classified `ProviderError`."""
         opts = options(request)
-        job = await self._call("POST", "/v1/autofills", credentials, client, opts.body)
+        body = opts.body
+        if request.params.get("brand") is not None or BRAND_LOGO_FIELD in request.inputs:
+            body = {**body, "data": await self._with_brand(request, body, credentials, client)}
+        job = await self._call("POST", "/v1/autofills", credentials, client, body)
         if job.status == "failed":
             raise _job_error("autofill", job.error)
         if not _ID.fullmatch(job.id):
             raise ProviderError.server_error(f"Canva answered an unexpected job id {job.id!r}")
         return ProviderTask(task_id=f"autofill:{job.id}:{opts.export}",
                             poll_after_s=self.poll_after_s)
+
+    async def _with_brand(self, request: ProviderRequest, body: dict[str, Any],
+                          credentials: Credentials,
+                          client: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
+        """The autofill `data` with the brand kit's values in the template's `brand_*`
+        fields that `data` leaves empty (module docstring)."""
+        template = body["brand_template_id"]
+        try:
+            dataset = msgspec.json.decode(await self._get(
+                f"/v1/brand-templates/{template}/dataset", {}, credentials, client),
+                type=_Dataset).dataset
+        except msgspec.DecodeError as exc:
+            raise ProviderError.server_error("Canva's brand template dataset did not "
+                                             "parse") from exc
+        data = dict(body["data"])
+        brand = request.params.get("brand")
+        texts = brand_texts(brand) if brand is not None else {}
+        for name, value in texts.items():
+            if name not in data and name in dataset and dataset[name].type == "text":
+                data[name] = {"type": "text", "text": value}
+        logo = request.inputs.get(BRAND_LOGO_FIELD)
+        field = dataset.get(BRAND_LOGO_FIELD)
+        if logo is not None and BRAND_LOGO_FIELD not in data and field is not None \
+                and field.type == "image":
+            asset_id = await self._upload(logo.data, "brand-logo", credentials, client)
+            data[BRAND_LOGO_FIELD] = {"type": "image", "asset_id": asset_id}
+        return data
+
+    async def _upload(self, data: bytes, name: str, credentials: Credentials,
+                      client: httpx.AsyncClient) -> str:
+        """Upload a file to the account's library and wait for it; returns its asset id."""
+        metadata = json.dumps({"name_base64": base64.b64encode(name.encode()).decode()})
+        headers = {**self._headers(credentials), "Content-Type": "application/octet-stream",
+                   "Asset-Upload-Metadata": metadata}
+        url = f"{self._base(credentials)}/v1/asset-uploads"
+        job_id: str | None = None
+        for _ in range(MAX_UPLOAD_POLLS + 1):
+            try:
+                response = await (
+                    client.post(url, content=data, headers=headers, timeout=TIMEOUT)
+                    if job_id is None else
+                    client.get(f"{url}/{job_id}", headers=self._headers(credentials),
+                               timeout=TIMEOUT))
+            except httpx.HTTPError as exc:
+                raise error_from_exception(exc) from exc
+            if response.status_code != 200:
+                raise error_from_canva(response)
+            try:
+                job = msgspec.json.decode(response.content, type=_UploadEnvelope).job
+            except msgspec.DecodeError as exc:
+                raise ProviderError.server_error("Canva answered the upload with no job") \
+                    from exc
+            if job.status == "success" and job.asset is not None and _ID.fullmatch(
+                    job.asset.id):
+                return job.asset.id
+            if job.status != "in_progress" or not _ID.fullmatch(job.id):
+                raise _job_error("asset upload", job.error)
+            job_id = job.id
+            await asyncio.sleep(self.poll_after_s)
+        raise ProviderError.timeout("Canva's asset upload did not finish in time")
 
     async def poll(self, task: ProviderTask, credentials: Credentials,
                    client: httpx.AsyncClient) -> ProviderResult | ProviderTask | None:

@@ -82,6 +82,14 @@ class Unavailable(DomainError):
     default_code = "unavailable"
 
 
+class UnsupportedMediaType(DomainError):
+    """A request body of a `Content-Type` the route does not take."""
+
+    type = "invalid_request_error"
+    status = 415
+    default_code = "unsupported_media_type"
+
+
 class PayloadTooLarge(DomainError):
     """A request body over a documented size limit."""
 

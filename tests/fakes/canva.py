@@ -12,6 +12,10 @@ does (field names and error bodies from Canva's OpenAPI spec).
   "updated_at"}], "continuation"?}`, `state.page_size` a page; `GET
   /v1/brand-templates/{id}/dataset` → `{"dataset": {field: {"type": "text" | "image" |
   "chart"}}}` (no `dataset` key for a template without fields).
+- `POST /v1/asset-uploads` (an `application/octet-stream` body, `Asset-Upload-Metadata:
+  {"name_base64"}`), `GET /v1/asset-uploads/{jobId}` → `{"job": {"id", "status", "asset"?:
+  {"id", "name", "tags", "created_at", "updated_at", "thumbnail"}, "error"?}}`, along
+  `state.upload_steps`; the uploaded bytes and names are kept in `state.uploads`.
 
 Each step is `"in_progress"`, `"success"` or `("failed", code, message)`; the last one
 repeats. Every API call checks the bearer token (401 `invalid_access_token` otherwise), and
@@ -20,8 +24,10 @@ repeats. Every API call checks the bearer token (401 `invalid_access_token` othe
 
 from __future__ import annotations
 
+import base64
 import io
 import itertools
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +69,9 @@ class CanvaState:
     next_errors: list[tuple[int, dict[str, Any], dict[str, str]]] = field(default_factory=list)
     autofills: dict[str, Job] = field(default_factory=dict)
     exports: dict[str, Job] = field(default_factory=dict)
+    upload_steps: list[Any] = field(default_factory=lambda: ["in_progress", "success"])
+    #: Asset upload jobs; each job's body is `{"name", "data", "content_type"}`.
+    uploads: dict[str, Job] = field(default_factory=dict)
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
 
@@ -152,6 +161,46 @@ def app(state: CanvaState) -> Litestar:
             return Response(canva_error("not_found", "Export not found"), status_code=404)
         return Response(export_body(job, _step(job), f"http://{request.url.netloc}"))
 
+    def upload_body(job: Job, step: Any) -> dict[str, Any]:
+        if isinstance(step, tuple):
+            return _failed(job.id, step)
+        answer: dict[str, Any] = {"id": job.id, "status": step}
+        if step == "success":
+            answer["asset"] = {"id": f"MA{job.id.replace('-', '')}", "name": job.body["name"],
+                               "tags": [], "created_at": 1732867200,
+                               "updated_at": 1732867200,
+                               "thumbnail": {"width": 48, "height": 32,
+                                             "url": "https://document-export.canva.com/t.png"}}
+        return {"job": answer}
+
+    @post("/v1/asset-uploads", status_code=200)
+    async def create_upload(request: Request[Any, Any, Any]) -> Response[Any]:
+        if (answer := refused(request)) is not None:
+            return answer
+        if request.headers.get("content-type") != "application/octet-stream":
+            return Response(canva_error("bad_request_body", "Content-Type must be "
+                                        "application/octet-stream"), status_code=400)
+        try:
+            metadata = json.loads(request.headers.get("asset-upload-metadata", ""))
+            name = base64.b64decode(metadata["name_base64"]).decode()
+        except (ValueError, KeyError, TypeError):
+            return Response(canva_error("bad_request_body", "Asset-Upload-Metadata is "
+                                        "missing or invalid"), status_code=400)
+        job = Job(id=f"up-{next(state.ids)}",
+                  body={"name": name, "data": await request.body()},
+                  steps=list(state.upload_steps))
+        state.uploads[job.id] = job
+        return Response(upload_body(job, "in_progress"))
+
+    @get("/v1/asset-uploads/{job_id:str}")
+    async def get_upload(request: Request[Any, Any, Any], job_id: str) -> Response[Any]:
+        if (answer := refused(request)) is not None:
+            return answer
+        job = state.uploads.get(job_id)
+        if job is None:
+            return Response(canva_error("not_found", "Job not found"), status_code=404)
+        return Response(upload_body(job, _step(job)))
+
     @get("/v1/users/me")
     async def users_me(request: Request[Any, Any, Any]) -> Response[Any]:
         if (answer := refused(request)) is not None:
@@ -199,4 +248,5 @@ def app(state: CanvaState) -> Litestar:
         return Response(content, media_type="application/octet-stream")
 
     return Litestar([create_autofill, get_autofill, create_export, get_export, users_me,
-                     brand_templates, dataset, download], debug=False)
+                     brand_templates, dataset, download, create_upload, get_upload],
+                    debug=False)

@@ -13,6 +13,7 @@ import gateway.generations.models
 import gateway.generations.push_models
 import gateway.webhooks.models
 import tenants.audit
+import tenants.brand_kits.models
 import tenants.models
 import tenants.teams.models
 import tenants.users.models  # noqa: F401  (all tables on the metadata)

@@ -14,6 +14,7 @@ import hashlib
 import io
 import re
 import shutil
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -161,13 +162,17 @@ class FittedText(msgspec.Struct, frozen=True):
     line_height: int
 
 
+Face = Callable[[int], ImageFont.FreeTypeFont | ImageFont.ImageFont]
+
+
 def fit_text(text: str, *, max_width: int, max_height: int, start_size: int,
-             min_size: int = 12, line_spacing: float = 1.25) -> FittedText:
+             min_size: int = 12, line_spacing: float = 1.25, face_at: Face = font) -> FittedText:
     """The largest font size (from `start_size` down) at which `text` fits the box; at
-    `min_size` the lines that do not fit are dropped and the last one ends with an ellipsis."""
+    `min_size` the lines that do not fit are dropped and the last one ends with an ellipsis.
+    `face_at` gives the font at a size (default: Pillow's bundled one)."""
     size = start_size
     while True:
-        face = font(size)
+        face = face_at(size)
         lines = wrap_text(text, face, max_width)
         line_height = max(1, int(size * line_spacing))
         if len(lines) * line_height <= max_height or size <= min_size:
@@ -184,9 +189,10 @@ def fit_text(text: str, *, max_width: int, max_height: int, start_size: int,
 
 
 def draw_text(draw: ImageDraw.ImageDraw, fitted: FittedText, *, x: int, y: int, width: int,
-              fill: tuple[int, int, int], align: str = "left") -> int:
-    """Draw fitted lines from (x, y) in a column `width` wide; returns the y below them."""
-    face = font(fitted.size)
+              fill: tuple[int, int, int], align: str = "left", face_at: Face = font) -> int:
+    """Draw fitted lines from (x, y) in a column `width` wide (in `face_at`'s font, the one
+    `fit_text` fitted with); returns the y below them."""
+    face = face_at(fitted.size)
     for line in fitted.lines:
         offset = 0
         if align == "center":

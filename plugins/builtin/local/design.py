@@ -2,6 +2,13 @@
 Pillow to PNG or PDF, with no key and no network.
 
 It is a fixed-layout template filler, not a generative design model.
+
+With a brand kit (`params.brand`, inputs `brand_font` and `brand_logo`, docs/brand-kits.md)
+the colour slots the request leaves out come from the kit's colours (`accent`: the colour
+named Primary or Accent, else the first; `background`: the one named Background, else the
+template's; `text`: the one named Text, else black or white, whichever reads on the
+background), the text is drawn in the kit's font (a TTF or OTF FreeType opens) and the logo
+sits in the picture's top-left corner, at most `LOGO_BOX` pixels.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from typing import Any, ClassVar, Final
 
 import httpx
 import msgspec
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from plugins import media
 from plugins.builtin.local import _media
@@ -74,6 +81,11 @@ PRICES: Final[Mapping[str, int]] = {"usd_micros_per_design": 3000}
 RGB = tuple[int, int, int]
 
 
+#: The largest a brand kit's logo is drawn (width, height), and its margin, pixels.
+LOGO_BOX = (240, 120)
+LOGO_MARGIN = 32
+
+
 class Options(msgspec.Struct, frozen=True, kw_only=True):
     seed: int
     template: str
@@ -81,6 +93,9 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     colors: dict[str, RGB]
     image: MediaInput | None
     format: str
+    #: A brand kit's font (TTF/OTF bytes) and logo.
+    font: bytes | None = None
+    logo: MediaInput | None = None
 
 
 def _fields(request: ProviderRequest) -> dict[str, str]:
@@ -104,6 +119,28 @@ def _fields(request: ProviderRequest) -> dict[str, str]:
     return fields
 
 
+def _brand_colors(request: ProviderRequest) -> dict[str, RGB]:
+    """The colour slots a brand kit fills (`params.brand.colors`, module docstring)."""
+    brand = request.params.get("brand")
+    if brand is None:
+        return {}
+    given = brand.get("colors") if isinstance(brand, dict) else None
+    if not isinstance(given, list) or not all(
+            isinstance(c, dict) and isinstance(c.get("name"), str) for c in given):
+        raise InvalidParams("brand.colors must be a list of {name, hex}",
+                            param="params.brand.colors")
+    named = {c["name"].strip().lower(): _media.parse_hex_color(
+        c.get("hex"), f"params.brand.colors[{i}].hex") for i, c in enumerate(given)}
+    if not named:
+        return {}
+    slots = {"accent": named.get("primary", named.get("accent", next(iter(named.values()))))}
+    if "background" in named:
+        slots["background"] = named["background"]
+    if "text" in named:
+        slots["text"] = named["text"]
+    return slots
+
+
 def _colors(request: ProviderRequest) -> dict[str, RGB]:
     given = request.params.get("colors", {})
     if not isinstance(given, dict):
@@ -113,8 +150,29 @@ def _colors(request: ProviderRequest) -> dict[str, RGB]:
         if key not in DEFAULT_COLORS:
             raise InvalidParams(f"unknown colour slot {key!r}; slots: "
                                 f"{', '.join(DEFAULT_COLORS)}", param=f"params.colors.{key}")
-    return {key: _media.parse_hex_color(given.get(key, default), f"params.colors.{key}")
-            for key, default in DEFAULT_COLORS.items()}
+    colors = {key: _media.parse_hex_color(given.get(key, default), f"params.colors.{key}")
+              for key, default in DEFAULT_COLORS.items()}
+    brand = {k: v for k, v in _brand_colors(request).items() if k not in given}
+    colors.update(brand)
+    if "background" in brand and "text" not in brand and "text" not in given:
+        colors["text"] = _on(colors["background"])
+    return colors
+
+
+def _font(request: ProviderRequest) -> bytes | None:
+    """The brand kit's font when FreeType can open it (a WOFF2 it cannot is drawn without:
+    the kit's other parts still apply); raises `InvalidParams` for bytes that are no font."""
+    given = request.inputs.get("brand_font")
+    if given is None:
+        return None
+    try:
+        ImageFont.truetype(io.BytesIO(given.data), 12)
+    except OSError as exc:
+        if given.content_type == "font/woff2":
+            return None
+        raise InvalidParams("params.brand_font is not a font FreeType can open",
+                            param="params.brand_font") from exc
+    return given.data
 
 
 def options(request: ProviderRequest) -> Options:
@@ -131,9 +189,12 @@ def options(request: ProviderRequest) -> Options:
     image = request.inputs.get("image")
     if image is not None:
         media.image_size(image, "params.image")
+    logo = request.inputs.get("brand_logo")
+    if logo is not None:
+        media.image_size(logo, "params.brand_logo")
     return Options(seed=_media.seed_of(params, request.prompt), template=template,
                    fields=_fields(request), colors=_colors(request), image=image,
-                   format=output_format)
+                   format=output_format, font=_font(request), logo=logo)
 
 
 def _on(colour: RGB) -> RGB:
@@ -159,12 +220,32 @@ def _decoration(size: tuple[int, int], colors: dict[str, RGB], seed: int) -> Ima
     return panel
 
 
+def _face_of(data: bytes) -> _media.Face:
+    """The kit's font at a size, each size opened once."""
+    faces: dict[int, ImageFont.FreeTypeFont] = {}
+
+    def face_at(size: int) -> ImageFont.FreeTypeFont:
+        if size not in faces:
+            faces[size] = ImageFont.truetype(io.BytesIO(data), size)
+        return faces[size]
+    return face_at
+
+
+def _paste_logo(canvas: Image.Image, logo: MediaInput, at: tuple[int, int]) -> None:
+    """The logo within `LOGO_BOX`, its transparency kept, at `at`."""
+    with Image.open(io.BytesIO(logo.data)) as opened:
+        picture = opened.convert("RGBA")
+    picture.thumbnail(LOGO_BOX)
+    canvas.paste(picture, at, picture)
+
+
 def render(opts: Options) -> bytes:
     """Draw the design and return PNG or PDF bytes (CPU-bound: run it off the event loop)."""
     template = TEMPLATES[opts.template]
     colors = opts.colors
     canvas = Image.new("RGB", (template.width, template.height), colors["background"])
     draw = ImageDraw.Draw(canvas)
+    face_at = _media.font if opts.font is None else _face_of(opts.font)
 
     x0, y0, x1, y1 = template.image_box
     if opts.image is not None:
@@ -172,6 +253,8 @@ def render(opts: Options) -> bytes:
         canvas.paste(ImageOps.fit(picture, (x1 - x0, y1 - y0)), (x0, y0))
     else:
         canvas.paste(_decoration((x1 - x0, y1 - y0), colors, opts.seed), (x0, y0))
+    if opts.logo is not None:
+        _paste_logo(canvas, opts.logo, (x0 + LOGO_MARGIN, y0 + LOGO_MARGIN))
 
     tx0, ty0, tx1, ty1 = template.text_box
     width, height = tx1 - tx0, ty1 - ty0
@@ -181,17 +264,19 @@ def render(opts: Options) -> bytes:
     if opts.fields["headline"]:
         headline = _media.fit_text(opts.fields["headline"], max_width=width,
                                    max_height=int(height * 0.45), start_size=template.headline_px,
-                                   line_spacing=1.15)
-        y = _media.draw_text(draw, headline, x=tx0, y=y, width=width, fill=colors["text"])
+                                   line_spacing=1.15, face_at=face_at)
+        y = _media.draw_text(draw, headline, x=tx0, y=y, width=width, fill=colors["text"],
+                             face_at=face_at)
         y += template.body_px // 2
     if opts.fields["body"]:
         room = ty1 - cta_h - template.cta_px // 2 - y
         if room > template.body_px:
             body = _media.fit_text(opts.fields["body"], max_width=width, max_height=room,
-                                   start_size=template.body_px)
-            _media.draw_text(draw, body, x=tx0, y=y, width=width, fill=colors["text"])
+                                   start_size=template.body_px, face_at=face_at)
+            _media.draw_text(draw, body, x=tx0, y=y, width=width, fill=colors["text"],
+                             face_at=face_at)
     if opts.fields["cta"]:
-        face = _media.font(template.cta_px)
+        face = face_at(template.cta_px)
         label_w = int(face.getlength(opts.fields["cta"]))
         pad = template.cta_px
         box = (tx0, ty1 - cta_h, tx0 + min(width, label_w + 2 * pad), ty1)
@@ -226,6 +311,7 @@ class LocalDesign(Provider):
                             default="png", description="PNG image or PDF page"),
         "fields": ParamSpec(kind="object", max_length=8),
         "colors": ParamSpec(kind="object", max_length=8),
+        **common("brand", "brand_font", "brand_logo"),
     }
     local = True
     prices = PRICES

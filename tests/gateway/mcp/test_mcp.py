@@ -293,3 +293,29 @@ async def test_progress_follows_queued_running_done(served: tuple[Gateway, str, 
     assert (1.0, "running") in seen
     assert seen[-1] == (2.0, "succeeded")
     assert [v for v, _ in seen] == sorted(v for v, _ in seen)
+
+
+async def test_generate_tools_apply_a_brand_kit(served: tuple[Gateway, str, Gate]) -> None:
+    gw, url, _ = served
+    tenant, other = await gw.tenant(), await gw.tenant()
+    r = await gw.client.post("/v1/brand_kits", headers=tenant.auth, json={
+        "name": "Acme", "colors": [{"name": "Primary", "hex": "#0A7C66"}],
+        "style_words": ["pastel"]})
+    assert r.status_code == 201, r.text
+    kit_id = r.json()["id"]
+    async with mcp_client(url, tenant.key) as session:
+        tools = {t.name: t for t in (await session.list_tools()).tools}
+        assert "brand_kit_id" in tools["generate_image"].input_schema["properties"]
+        made = await session.call_tool("generate_image", {
+            "prompt": "a fox", "size": "64x64", "provider": "local-image",
+            "brand_kit_id": kit_id})
+        assert not made.is_error, _text(made)
+        assert made.structured_content is not None
+        assert (made.structured_content["brand_kit_id"],
+                made.structured_content["brand_kit_version"]) == (kit_id, 1)
+        assert made.structured_content["prompt"] == "a fox\n\nStyle: pastel."
+    async with mcp_client(url, other.key) as session:
+        theirs = await session.call_tool("generate_image", {
+            "prompt": "a fox", "provider": "local-image", "brand_kit_id": kit_id})
+        assert theirs.is_error
+        assert _text(theirs).startswith("brand_kit_not_found: ")

@@ -14,6 +14,7 @@ from PIL import Image
 
 from plugins.builtin.canva import Canva
 from plugins.errors import InvalidParams, ProviderError
+from plugins.media import MediaInput
 from plugins.provider import Credentials, ProviderRequest, ProviderResult, ProviderTask
 from plugins.testing import check_provider_contract
 from tests.conftest import ProvidersPlugin, make_settings, running_gateway
@@ -374,3 +375,45 @@ async def test_a_tenant_brings_its_own_canva_token(
         await gw.drain()
         assert all(seen.headers.get("authorization") != f"Bearer {state.token}"
                    for seen in server.requests[calls_before:])
+
+
+async def test_a_brand_kit_fills_the_templates_brand_fields(
+        fake: tuple[FakeServer, CanvaState]) -> None:
+    """The kit's values go only into `brand_*` fields the template has and `data` leaves
+    empty; the logo is uploaded as an asset first and its id fills the image field."""
+    server, state = fake
+    state.brand_templates[TEMPLATE] = ("Brand", {
+        "headline": "text", "brand_name": "text", "brand_color_primary": "text",
+        "brand_color_2": "text", "brand_tone": "text", "brand_logo": "image"})
+    png = io.BytesIO()
+    Image.new("RGB", (20, 10), (200, 30, 30)).save(png, format="PNG")
+    brand = {"name": "Acme", "colors": [{"name": "Primary", "hex": "#0A7C66"},
+                                        {"name": "Sand", "hex": "#FFF8E7"}],
+             "font_family": "Aileron", "tone_words": ["friendly", "bold"]}
+    request = ProviderRequest(
+        type="design", operation="design_autofill", prompt=PROMPT,
+        params={"brand_template_id": TEMPLATE, "brand": brand,
+                "data": {"headline": "Hi", "brand_tone": "given wins"}},
+        inputs={"brand_logo": MediaInput(data=png.getvalue(), content_type="image/png")})
+    Canva().validate(request)
+    async with httpx.AsyncClient() as client:
+        await Canva(poll_after_s=0.01).submit(request, creds(server), client)
+    [uploaded] = server.to("/v1/asset-uploads")
+    assert uploaded.headers["content-type"] == "application/octet-stream"
+    assert uploaded.headers["asset-upload-metadata"] == '{"name_base64": "YnJhbmQtbG9nbw=="}'
+    assert uploaded.body == png.getvalue()
+    [job] = state.uploads
+    [sent] = server.to("/v1/autofills")
+    assert sent.json()["data"] == {
+        "headline": {"type": "text", "text": "Hi"},
+        "brand_tone": {"type": "text", "text": "given wins"},
+        "brand_name": {"type": "text", "text": "Acme"},
+        "brand_color_primary": {"type": "text", "text": "#0A7C66"},
+        "brand_color_2": {"type": "text", "text": "#FFF8E7"},
+        "brand_logo": {"type": "image", "asset_id": f"MA{job.replace('-', '')}"}}
+    # Without a kit no dataset is read and nothing is uploaded.
+    server.requests.clear()
+    async with httpx.AsyncClient() as client:
+        await Canva(poll_after_s=0.01).submit(design_request(data={"headline": "Hi"}),
+                                              creds(server), client)
+    assert [r.path for r in server.requests] == ["/v1/autofills"]

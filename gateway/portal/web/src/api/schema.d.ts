@@ -731,6 +731,183 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/brand_kits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List brand kits
+         * @description The kits the caller may read (the tenant's, its teams', its own), newest first;
+         *     `owner_type` (`tenant`, `team`, `customer`; 422 `invalid_owner_type` otherwise)
+         *     narrows them; `after` is a previous page's `next_cursor` (422 `invalid_cursor` for
+         *     another value).
+         */
+        get: operations["V1BrandKitsList"];
+        put?: never;
+        /**
+         * Create a brand kit
+         * @description A kit owned by the tenant, a team or the calling customer (`owner`; default: the
+         *     calling customer's own, else the tenant's), at version 1. Tenant kits: staff
+         *     owner/admin/developer or a key without a customer holding `generate` or
+         *     `tenant_admin`; team kits: the team's owners and admins; 403 `brand_kit_role`
+         *     otherwise, 404 `team_not_found` for a team the caller is not in.
+         */
+        post: operations["V1BrandKitsCreate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/brand_kits/{kit_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One brand kit
+         * @description The kit at its current version; a kit the caller may not read is 404
+         *     `brand_kit_not_found`.
+         */
+        get: operations["V1BrandKitsKitIdRead"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a brand kit
+         * @description The kit, its versions and files go; generations made with it keep naming its id
+         *     and version.
+         */
+        delete: operations["V1BrandKitsKitIdDelete"];
+        options?: never;
+        head?: never;
+        /**
+         * Change a brand kit (a new version)
+         * @description The given fields change; `version` goes up by one and the new version is kept
+         *     (`/versions`). 403 `brand_kit_role` for a caller who may use but not change it.
+         */
+        patch: operations["V1BrandKitsKitIdUpdate"];
+        trace?: never;
+    };
+    "/v1/brand_kits/{kit_id}/assets/{asset_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A brand kit's font or logo file
+         * @description The file's bytes as uploaded, for whoever may read the kit (404 otherwise),
+         *     served with `nosniff` and a deny-all Content-Security-Policy.
+         */
+        get: operations["V1BrandKitsKitIdAssetsAssetIdReadAsset"];
+        put?: never;
+        post?: never;
+        /**
+         * Remove a font or logo from a brand kit
+         * @description The file leaves the kit (a new version) and storage; older versions still list
+         *     it. 404 `brand_asset_not_found` for a file the kit does not have.
+         */
+        delete: operations["V1BrandKitsKitIdAssetsAssetIdDeleteAsset"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/brand_kits/{kit_id}/fonts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload a font to a brand kit
+         * @description The raw TTF, OTF or WOFF2 file is the body (`Content-Type` font/ttf, font/otf,
+         *     font/woff2 or application/octet-stream, else 415 `unsupported_font_type`), named by
+         *     `?filename=`. At most 5 MiB (413 `font_too_large`); bytes that are no such font are
+         *     422 `invalid_font`. Its family name is read from it. Answers the kit at its new
+         *     version.
+         */
+        post: operations["V1BrandKitsKitIdFontsUploadFont"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/brand_kits/{kit_id}/logos": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload a logo to a brand kit
+         * @description The raw PNG, JPEG or WebP image is the body, its type the `Content-Type` (SVG and
+         *     others: 415 `unsupported_logo_type`), named by `?filename=`. At most 2 MiB (413
+         *     `logo_too_large`) and 4096 px a side (422 `image_too_large`); a body that is not the
+         *     image it claims is 422 `invalid_image`. Answers the kit at its new version.
+         */
+        post: operations["V1BrandKitsKitIdLogosUploadLogo"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/brand_kits/{kit_id}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A brand kit's versions
+         * @description Every version's snapshot, newest first; `after` (a previous page's
+         *     `next_cursor`, a version number) gives the older ones.
+         */
+        get: operations["V1BrandKitsKitIdVersionsVersions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/brand_kits/{kit_id}/versions/{version}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A brand kit at one version
+         * @description The kit's fields and the files it had at `version`; 404
+         *     `brand_kit_version_not_found` for a version it never had.
+         */
+        get: operations["V1BrandKitsKitIdVersionsVersion"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/credits/balance": {
         parameters: {
             query?: never;
@@ -2581,13 +2758,23 @@ export interface components {
              */
             period: "month" | "total";
         };
-        /** AssetDeleted */
-        AssetDeleted: {
-            /** @default true */
-            deleted: boolean;
-            name: string;
+        /** AssetOut */
+        AssetOut: {
+            bytes: number;
+            content_type: string;
+            /** Format: date-time */
+            created_at: string;
+            family: string | null;
+            filename: string;
+            height: number | null;
+            id: string;
+            /** @enum {string} */
+            kind: "font" | "logo";
             /** @default brand_asset */
             object: string;
+            sha256: string;
+            url: string;
+            width: number | null;
         };
         /** Attempt */
         Attempt: {
@@ -2690,6 +2877,63 @@ export interface components {
             /** @description A CSS hex colour: #rgb, #rgba, #rrggbb or #rrggbbaa. */
             warning?: string | null;
         };
+        /** BrandKitCreate */
+        BrandKitCreate: {
+            colors: components["schemas"]["Color"][];
+            default_voice?: string | null;
+            do_words?: string[];
+            dont_words?: string[];
+            name: string;
+            owner?: components["schemas"]["Owner"] | null;
+            style_words?: string[];
+            tone_words?: string[];
+        };
+        /** BrandKitDeleted */
+        BrandKitDeleted: {
+            /** @default true */
+            deleted: boolean;
+            id: string;
+            /** @default brand_kit */
+            object: string;
+        };
+        /** BrandKitList */
+        BrandKitList: {
+            data: components["schemas"]["BrandKitOut"][];
+            next_cursor: string | null;
+            /** @default list */
+            object: string;
+        };
+        /** BrandKitOut */
+        BrandKitOut: {
+            colors: components["schemas"]["Color"][];
+            /** Format: date-time */
+            created_at: string;
+            default_voice: string | null;
+            do_words: string[];
+            dont_words: string[];
+            fonts: components["schemas"]["AssetOut"][];
+            id: string;
+            logos: components["schemas"]["AssetOut"][];
+            name: string;
+            /** @default brand_kit */
+            object: string;
+            owner: components["schemas"]["OwnerOut"];
+            style_words: string[];
+            tone_words: string[];
+            /** Format: date-time */
+            updated_at: string;
+            version: number;
+        };
+        /** BrandKitUpdate */
+        BrandKitUpdate: {
+            colors?: components["schemas"]["Color"][];
+            default_voice?: string | null;
+            do_words?: string[];
+            dont_words?: string[];
+            name?: string;
+            style_words?: string[];
+            tone_words?: string[];
+        };
         /** Branding */
         Branding: {
             colors?: components["schemas"]["BrandColors"] | null;
@@ -2774,6 +3018,15 @@ export interface components {
         /** CachePercent */
         CachePercent: {
             percent: number;
+        };
+        /** Color */
+        Color: {
+            /**
+             * @description #rrggbb
+             * @example #0A7C66
+             */
+            hex: string;
+            name: string;
         };
         /** Cost */
         Cost: {
@@ -2997,6 +3250,7 @@ export interface components {
         };
         /** GenerationCreate */
         GenerationCreate: {
+            brand_kit_id?: string | null;
             metadata?: {
                 [key: string]: string;
             };
@@ -3031,6 +3285,8 @@ export interface components {
         /** GenerationOut */
         GenerationOut: {
             attempts?: components["schemas"]["Attempt"][];
+            brand_kit_id?: string | null;
+            brand_kit_version?: number | null;
             cached: boolean;
             completed_at: string | null;
             cost: components["schemas"]["Cost"];
@@ -3294,6 +3550,17 @@ export interface components {
             thumbnail_url?: string | null;
             url: string;
             width?: number | null;
+        };
+        /** Owner */
+        Owner: {
+            id?: string | null;
+            /** @enum {string} */
+            type: "tenant" | "team" | "customer";
+        };
+        /** OwnerOut */
+        OwnerOut: {
+            id: string;
+            type: string;
         };
         /** PackageCreate */
         PackageCreate: {
@@ -4007,6 +4274,32 @@ export interface components {
             token: string;
             url: string;
         };
+        /** VersionList */
+        VersionList: {
+            data: components["schemas"]["VersionOut"][];
+            next_cursor: number | null;
+            /** @default list */
+            object: string;
+        };
+        /** VersionOut */
+        VersionOut: {
+            colors: components["schemas"]["Color"][];
+            /** Format: date-time */
+            created_at: string;
+            created_by: string;
+            default_voice: string | null;
+            do_words: string[];
+            dont_words: string[];
+            fonts: components["schemas"]["AssetOut"][];
+            kit_id: string;
+            logos: components["schemas"]["AssetOut"][];
+            name: string;
+            /** @default brand_kit_version */
+            object: string;
+            style_words: string[];
+            tone_words: string[];
+            version: number;
+        };
         /** Video */
         Video: {
             completed_at: number | null;
@@ -4122,6 +4415,22 @@ export interface components {
              * @constant
              */
             unit: "millicredit";
+        };
+        /** AssetDeleted */
+        gateway_tenancy_assets_AssetDeleted: {
+            /** @default true */
+            deleted: boolean;
+            name: string;
+            /** @default brand_asset */
+            object: string;
+        };
+        /** AssetDeleted */
+        tenants_brand_kits_schemas_AssetDeleted: {
+            /** @default true */
+            deleted: boolean;
+            id: string;
+            /** @default brand_asset */
+            object: string;
         };
         /** UsageRow */
         tenants_teams_schemas_UsageRow: {
@@ -7192,6 +7501,896 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UserOut"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1BrandKitsList: {
+        parameters: {
+            query?: {
+                owner_type?: string | null;
+                limit?: number | null;
+                after?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BrandKitList"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1BrandKitsCreate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BrandKitCreate"];
+            };
+        };
+        responses: {
+            /** @description Document created, URL follows */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BrandKitOut"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1BrandKitsKitIdRead: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kit_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BrandKitOut"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1BrandKitsKitIdDelete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kit_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BrandKitDeleted"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1BrandKitsKitIdUpdate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kit_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BrandKitUpdate"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BrandKitOut"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1BrandKitsKitIdAssetsAssetIdReadAsset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kit_id: string;
+                asset_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1BrandKitsKitIdAssetsAssetIdDeleteAsset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kit_id: string;
+                asset_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["tenants_brand_kits_schemas_AssetDeleted"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1BrandKitsKitIdFontsUploadFont: {
+        parameters: {
+            query?: {
+                filename?: string | null;
+            };
+            header?: never;
+            path: {
+                kit_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Document created, URL follows */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BrandKitOut"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The file is over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The Content-Type is not one this route takes */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1BrandKitsKitIdLogosUploadLogo: {
+        parameters: {
+            query?: {
+                filename?: string | null;
+            };
+            header?: never;
+            path: {
+                kit_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Document created, URL follows */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BrandKitOut"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The file is over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The Content-Type is not one this route takes */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1BrandKitsKitIdVersionsVersions: {
+        parameters: {
+            query?: {
+                limit?: number | null;
+                after?: number | null;
+            };
+            header?: never;
+            path: {
+                kit_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VersionList"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1BrandKitsKitIdVersionsVersion: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kit_id: string;
+                version: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VersionOut"];
                 };
             };
             /** @description Malformed request (the body is not JSON) */
@@ -12638,7 +13837,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["AssetDeleted"];
+                    "application/json": components["schemas"]["gateway_tenancy_assets_AssetDeleted"];
                 };
             };
             /** @description Malformed request (the body is not JSON) */

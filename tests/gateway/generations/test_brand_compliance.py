@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
 from gateway.brand_kits import compliance
-from gateway.brand_kits.compliance import (
+from gateway.generations.brand_compliance import (
     ComplianceReport,
     PaletteColour,
     TextRegion,
