@@ -85,7 +85,16 @@ def server_config(settings: Settings, host: str, port: int,
         http="httptools" if importlib.util.find_spec("httptools") else "h11")
 
 
-class _BannerServer(uvicorn.Server):
+class _Server(uvicorn.Server):
+    """uvicorn's server, ending the process's observing once it has shut down: uvicorn
+    re-raises a SIGTERM after its graceful shutdown, so no `finally` after `run` would run."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        stop_observing()
+
+
+class _BannerServer(_Server):
     """A uvicorn server that prints `banner` once it listens (the demo's only output)."""
 
     def __init__(self, config: uvicorn.Config, banner: str) -> None:
@@ -116,6 +125,8 @@ def start_observing(settings: Settings, *, service: str) -> None:
 
 
 def stop_observing() -> None:
+    """Flush the spans and drop this process's live gauges (and a private metrics
+    directory); idempotent, as the server's shutdown and the command's end both call it."""
     tracing.shutdown()
     core_metrics.process_exited()
 
@@ -126,7 +137,7 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     core_metrics.enable_multiprocess()
     start_observing(settings, service="mediahub-api")
     try:
-        _run_server(uvicorn.Server(server_config(settings, host, port)))
+        _run_server(_Server(server_config(settings, host, port)))
     finally:
         stop_observing()
 

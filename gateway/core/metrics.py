@@ -85,12 +85,14 @@ def enable_multiprocess(path: str | None = None) -> str:
 def process_exited() -> None:
     """Drop this process's live gauges from the shared directory (its counters stay, as
     they must); called at a process's end."""
+    global _owned_dir
     path = multiprocess_dir()
     if path:
         multiprocess.mark_process_dead(os.getpid(), path)  # type: ignore[no-untyped-call]
     if _owned_dir is not None and path == _owned_dir:
         # A directory this process made for itself (and its children) dies with it.
         shutil.rmtree(_owned_dir, ignore_errors=True)
+        _owned_dir = None
 
 
 class Instruments:

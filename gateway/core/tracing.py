@@ -88,6 +88,7 @@ def shutdown() -> None:
     """Flush and stop the exporter (a process's last step)."""
     if _provider is not None:
         _provider.shutdown()
+        install(None)
 
 
 def context_from(carrier: Mapping[str, Any] | None) -> otel_context.Context | None:

@@ -60,7 +60,8 @@ async def test_every_response_has_a_request_id(gateway: Gateway) -> None:
     ]
     assert [r.status_code for r in answers] == [200, 401, 422, 404, 404]
     ids = [r.headers.get("x-request-id") for r in answers]
-    assert all(ids) and len(set(ids)) == len(ids), ids
+    assert all(ids), ids
+    assert len(set(ids)) == len(ids), ids
     # Exactly one header, never a copy.
     assert all(len(r.headers.get_list("x-request-id")) == 1 for r in answers)
 
@@ -103,9 +104,11 @@ async def test_json_lines_carry_the_context_and_never_bytes_or_secrets(
         "request_id": "req-logs-1"}
 
     text = captured.getvalue()
-    assert encoded[:64] not in text and encoded[-64:] not in text
+    assert encoded[:64] not in text
+    assert encoded[-64:] not in text
     secret = tenant.key.split("_", 2)[2]
-    assert tenant.key not in text and secret not in text
+    assert tenant.key not in text
+    assert secret not in text
 
 
 def test_the_command_writes_json_lines(tmp_path: Path) -> None:

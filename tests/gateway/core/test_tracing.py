@@ -75,14 +75,16 @@ async def test_request_job_and_provider_call_are_one_trace(
     job = one(spans, SpanKind.CONSUMER, "job generation.run")
     call = one(spans, SpanKind.CLIENT, "provider local-image")
     for child, parent in ((enqueue, request), (job, enqueue), (call, job)):
-        assert child.parent is not None and parent.context is not None
+        assert child.parent is not None
+        assert parent.context is not None
         assert child.parent.span_id == parent.context.span_id, (child.name, parent.name)
         assert child.context is not None
         assert child.context.trace_id == request.context.trace_id  # type: ignore[union-attr]
     assert request.attributes is not None
     assert request.attributes["http.route"] == "/v1/generations"
     assert request.attributes["http.response.status_code"] == 200
-    assert call.attributes is not None and call.attributes["mediahub.outcome"] == "ok"
+    assert call.attributes is not None
+    assert call.attributes["mediahub.outcome"] == "ok"
 
 
 async def test_a_callers_traceparent_is_continued(gateway: Gateway,
@@ -92,7 +94,8 @@ async def test_a_callers_traceparent_is_continued(gateway: Gateway,
         "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
     assert r.status_code == 200
     [server] = [s for s in exported.get_finished_spans() if s.kind == SpanKind.SERVER]
-    assert server.context is not None and f"{server.context.trace_id:032x}" == trace_id
+    assert server.context is not None
+    assert f"{server.context.trace_id:032x}" == trace_id
 
 
 def test_off_means_no_spans_and_no_trace_context_in_jobs() -> None:
