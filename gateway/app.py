@@ -27,8 +27,8 @@ from gateway.core.errors import document_errors, handle_exception
 from gateway.core.examples import ExampleJson, ExampleSwagger
 from gateway.core.health import HealthController
 from gateway.core.jobs import run_periodic
-from gateway.core.metrics import metrics
 from gateway.core.migrate import upgrade
+from gateway.core.observe import wrap as observe_requests
 from gateway.core.ratelimit import rate_limit_headers
 from gateway.core.runtime import Runtime
 from gateway.core.settings import Settings
@@ -41,6 +41,7 @@ from gateway.credits.routes import (
     StripeWebhookController,
 )
 from gateway.generations import tasks
+from gateway.generations.observed import metrics
 from gateway.generations.routes import (
     GenerationController,
     ProviderController,
@@ -184,8 +185,14 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
             use_handler_docstrings=True,
         ),
         debug=False,
+        # Logging is the process's (gateway.core.logs): Litestar's default config would put
+        # a second format on the root logger.
+        logging_config=None,
     )
     document_errors(app)
+    # Outside routing and the exception handlers, so every response has a request id and
+    # is counted (an unrouted 404 too); Litestar's own OpenTelemetry plugin wraps here too.
+    app.asgi_handler = observe_requests(app.asgi_handler)
     if services is not None:
         app.state.services, app.state.runtime = services, services.runtime
     return app

@@ -20,6 +20,8 @@ from sqlalchemy import select
 
 from billing.usage import rollup
 from gateway.app import create_app
+from gateway.core import logs, tracing
+from gateway.core import metrics as core_metrics
 from gateway.core.migrate import upgrade
 from gateway.core.runtime import Runtime, apply_price_overrides
 from gateway.core.settings import Settings, SettingsError, load_settings
@@ -78,12 +80,24 @@ def server_config(settings: Settings, host: str, port: int,
     `MEDIAHUB_SHUTDOWN_GRACE_S` to finish: event streams never do by themselves."""
     return uvicorn.Config(
         create_app(settings), host=host, port=port, log_level=log_level,
+        # uvicorn's lines go through the process's one handler (`logs.configure`): the same
+        # format, with the request id on access lines.
+        log_config=None,
         timeout_graceful_shutdown=settings.shutdown_grace_s,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
         http="httptools" if importlib.util.find_spec("httptools") else "h11")
 
 
-class _BannerServer(uvicorn.Server):
+class _Server(uvicorn.Server):
+    """uvicorn's server, ending the process's observing once it has shut down: uvicorn
+    re-raises a SIGTERM after its graceful shutdown, so no `finally` after `run` would run."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        stop_observing()
+
+
+class _BannerServer(_Server):
     """A uvicorn server that prints `banner` once it listens (the demo's only output)."""
 
     def __init__(self, config: uvicorn.Config, banner: str) -> None:
@@ -106,8 +120,29 @@ def _run_server(server: uvicorn.Server) -> None:
         raise SystemExit(3)  # uvicorn's own status for a failed start (port taken, ...)
 
 
+def start_observing(settings: Settings, *, service: str) -> None:
+    """A process's start, after `enable_multiprocess`: logs in the configured format and
+    tracing when an OTLP endpoint is set. Called by `serve`, `demo` and `worker`."""
+    logs.configure(settings.log_format)
+    tracing.setup(settings.otel_endpoint, os.environ, service=service)
+
+
+def stop_observing() -> None:
+    """Flush the spans and drop this process's live gauges (and a private metrics
+    directory); idempotent, as the server's shutdown and the command's end both call it."""
+    tracing.shutdown()
+    core_metrics.process_exited()
+
+
 def _serve(settings: Settings, host: str, port: int) -> None:
-    _run_server(uvicorn.Server(server_config(settings, host, port)))
+    # Before the app records anything: requests answered by this process and jobs it runs
+    # (embedded) are merged with every other process sharing the directory.
+    core_metrics.enable_multiprocess()
+    start_observing(settings, service="mediahub-api")
+    try:
+        _run_server(_Server(server_config(settings, host, port)))
+    finally:
+        stop_observing()
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -144,7 +179,18 @@ def cmd_worker(args: argparse.Namespace) -> None:
               file=sys.stderr)
         raise SystemExit(2)
 
-    asyncio.run(run_worker(settings, media_types))
+    if core_metrics.multiprocess_dir():
+        core_metrics.enable_multiprocess()
+    else:
+        # A worker has no HTTP port: only a shared directory lets the API's /metrics show
+        # the generations and provider calls it records.
+        log.warning("PROMETHEUS_MULTIPROC_DIR is unset: this worker's metrics are not "
+                    "exported (set it to the directory the API processes use)")
+    start_observing(settings, service="mediahub-worker")
+    try:
+        asyncio.run(run_worker(settings, media_types))
+    finally:
+        stop_observing()
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> None:
@@ -281,9 +327,15 @@ def cmd_demo(args: argparse.Namespace) -> None:
         os.environ["MEDIAHUB_VAPID_PUBLIC_KEY"], os.environ["MEDIAHUB_VAPID_PRIVATE_KEY"] = (
             public, private)
     settings = _settings(_listening_url(args.host, args.port))
-    tenant_id, key, password = asyncio.run(_demo_setup(settings))
-    banner = demo_banner(settings, args.port, tenant_id, key, password)
-    _run_server(_BannerServer(server_config(settings, args.host, args.port, "warning"), banner))
+    core_metrics.enable_multiprocess()
+    start_observing(settings, service="mediahub-api")
+    try:
+        tenant_id, key, password = asyncio.run(_demo_setup(settings))
+        banner = demo_banner(settings, args.port, tenant_id, key, password)
+        _run_server(_BannerServer(server_config(settings, args.host, args.port, "warning"),
+                                  banner))
+    finally:
+        stop_observing()
 
 
 def demo_banner(settings: Settings, port: int, tenant_id: str, key: str,
@@ -378,6 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # The format is known before the settings are read, so their own errors use it too.
+    logs.configure(logs.log_format_from(os.environ))
     args = build_parser().parse_args(argv)
     args.func(args)

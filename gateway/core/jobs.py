@@ -37,6 +37,7 @@ from saq import Queue, Worker
 from saq.job import Job
 from saq.types import PartialTimersDict
 
+from gateway.core import tracing
 from plugins.vocabulary import MEDIA_TYPES
 
 log = logging.getLogger(__name__)
@@ -174,7 +175,10 @@ class InProcessQueue:
     async def enqueue(self, task: str, queue: str, *, key: str, delay_s: float = 0.0,
                       **kwargs: Any) -> None:
         run = self._registry.get(task)  # an unknown task fails here, at the caller
-        self._spawn(key, queue, lambda: run(**kwargs), delay_s)
+        with tracing.span(f"enqueue {task}", kind=tracing.SpanKind.PRODUCER,
+                          attributes={"messaging.destination.name": queue}):
+            tracing.inject_into(kwargs)
+        self._spawn(key, queue, lambda: traced_job(task, run, kwargs), delay_s)
 
     async def drain(self) -> None:
         """Wait until every queued job (scheduled polls included) has finished (used at
@@ -209,8 +213,13 @@ class SaqQueue:
         # SAQ schedules in whole epoch seconds; 0 means "now". The job key dedupes: SAQ will
         # not queue a second copy while one is live.
         scheduled = math.ceil(time.time() + delay_s) if delay_s > 0 else 0
-        await self.queues[queue].enqueue(task, key=key, scheduled=scheduled,
-                                         **self._job_fields(), **kwargs)
+        with tracing.span(f"enqueue {task}", kind=tracing.SpanKind.PRODUCER,
+                          attributes={"messaging.destination.name": queue}):
+            # The trace context travels in the job's own arguments (W3C traceparent), so
+            # the worker's job span continues this trace in whichever process runs it.
+            tracing.inject_into(kwargs)
+            await self.queues[queue].enqueue(task, key=key, scheduled=scheduled,
+                                             **self._job_fields(), **kwargs)
 
     async def close(self) -> None:
         for queue in self.queues.values():
@@ -272,10 +281,20 @@ def _refuse_if_stopping(ctx: dict[str, Any]) -> None:
         raise WorkerStopping("dequeued while the worker stops: queued again for another")
 
 
+async def traced_job(name: str, task: Task, kwargs: dict[str, Any]) -> None:
+    """Run a job's task inside a job span that continues the trace its `traceparent`
+    argument names (taken out of the arguments the task sees)."""
+    kwargs = dict(kwargs)
+    parent = tracing.context_from({tracing.TRACEPARENT_KEY: kwargs.pop(tracing.TRACEPARENT_KEY,
+                                                                        None)})
+    with tracing.span(f"job {name}", kind=tracing.SpanKind.CONSUMER, parent=parent):
+        await task(**kwargs)
+
+
 def _saq_function(name: str, task: Task) -> tuple[str, Callable[..., Awaitable[None]]]:
     async def run(ctx: dict[str, Any], **kwargs: Any) -> None:
         _refuse_if_stopping(ctx)
-        await _beating(ctx.get("job"), task(**kwargs))
+        await _beating(ctx.get("job"), traced_job(name, task, kwargs))
 
     return name, run
 

@@ -18,6 +18,7 @@ import httpx
 from gateway.core.egress import Egress, EgressPolicy
 from gateway.core.jobs import InProcessQueue, JobQueue, SaqQueue, TaskRegistry
 from gateway.core.mail import Mailer
+from gateway.core.metrics import unwatch_pool, watch_pool
 from gateway.core.ratelimit import RateLimiter
 from gateway.core.result_store import ResultStore, make_result_store
 from gateway.core.settings import Settings, SettingsError
@@ -91,6 +92,8 @@ class Runtime:
                       pool_size=settings.database_pool_size,
                       max_overflow=settings.database_max_overflow,
                       pool_timeout=settings.database_pool_timeout_s)
+        pooled = 0 if settings.is_sqlite else settings.database_pool_size
+        watch_pool(db.engine, pooled)
         runtime = cls(
             settings=settings,
             db=db,
@@ -123,3 +126,4 @@ class Runtime:
         await self.results.close()
         await self.storage.close()
         await self.db.dispose()
+        unwatch_pool(0 if self.settings.is_sqlite else self.settings.database_pool_size)

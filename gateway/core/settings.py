@@ -34,7 +34,7 @@ class SettingsError(Exception):
 #: Fields never shown in `repr(settings)`.
 _SECRET_FIELDS: Final = frozenset({"secret_key", "admin_token", "stripe_api_key",
                                    "stripe_webhook_secret", "smtp_password",
-                                   "vapid_private_key"})
+                                   "vapid_private_key", "metrics_token"})
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -235,6 +235,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     vapid_private_key: str | None = None
     #: Who push services may contact about this server's pushes (`mailto:` or `https:`).
     vapid_subject: str = "mailto:push@mediahub.localhost"
+    #: How each log line is written: `text` (for people) or `json` (one JSON object per
+    #: line, for a log pipeline; docs/operations.md, "Logs").
+    log_format: str = "text"
+    #: A bearer token `GET /metrics` requires, at least 16 characters. Unset: `/metrics`
+    #: answers loopback clients only (a scraper on the same host or network namespace).
+    metrics_token: str | None = None
+    #: Base URL of an OTLP/HTTP collector (`http://collector:4318`) to export traces to.
+    #: Unset (and no standard `OTEL_EXPORTER_OTLP_ENDPOINT`): tracing is off.
+    otel_endpoint: str | None = None
 
     def __repr__(self) -> str:
         # Settings end up in logs and tracebacks: secrets are shown as set or unset only.
@@ -422,6 +431,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     provider_prices = _provider_prices(env, problems)
     people = _people_settings(env, problems)
     push = _push_settings(env, problems)
+    observing = _observing_settings(env, problems)
 
     if problems:
         raise SettingsError(problems)
@@ -466,7 +476,22 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         provider_prices=provider_prices,
         **people,
         **push,
+        **observing,
     )
+
+
+def _observing_settings(env: Mapping[str, str], problems: list[str]) -> dict[str, Any]:
+    """Logs, metrics and tracing; every bad value is added to `problems`."""
+    log_format = env.get("MEDIAHUB_LOG_FORMAT", "").strip().lower() or "text"
+    if log_format not in ("text", "json"):
+        problems.append(f"MEDIAHUB_LOG_FORMAT={log_format!r}: must be text or json")
+    token = env.get("MEDIAHUB_METRICS_TOKEN") or None
+    if token is not None and len(token) < 16:
+        problems.append("MEDIAHUB_METRICS_TOKEN: must be at least 16 characters")
+    endpoint = env.get("MEDIAHUB_OTEL_ENDPOINT") or None
+    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+        problems.append("MEDIAHUB_OTEL_ENDPOINT: must be an http(s) URL")
+    return {"log_format": log_format, "metrics_token": token, "otel_endpoint": endpoint}
 
 
 def _push_settings(env: Mapping[str, str], problems: list[str]) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import ledger
 from billing.pricing import price
+from gateway.core.metrics import instruments
 from gateway.generations import budgets, cache, jobs, push, quotas, team_spend
 from gateway.generations.events import GenerationEvent
 from gateway.generations.models import (
@@ -368,6 +369,11 @@ async def end(services: Services, generation: Generation, outcome: Succeeded | F
 
     if await runtime.db.grouped(unit) is None:
         return False
+    provider = values.get("provider") or generation.provider
+    instruments().generation_ended(generation.type, provider, status)
+    log.info("generation ended: %s", status, extra={
+        "generation_id": generation.id, "tenant_id": generation.tenant_id,
+        "customer_id": generation.customer_id, "provider": provider})
     # After the commit. A hit must only ever copy a generation that is succeeded; and the
     # in-flight marker goes before a waiting request is woken: an identical request it sends
     # next must not find a finished leader still marked as running.

@@ -45,6 +45,8 @@ from typing import Any
 
 import msgspec
 
+from gateway.core import logs, tracing
+from gateway.core.metrics import instruments
 from gateway.generations import cache, derivatives, lifecycle
 from gateway.generations import inputs as media_urls
 from gateway.generations.models import AttemptRecord, Generation, StoredOutput
@@ -163,6 +165,21 @@ async def _call_once(services: Services, generation: Generation, provider: Provi
     accepted task (its id saved before anything else happens); the classified error; or
     None when the generation was canceled meanwhile. With the call's latency in ms."""
     started = services.providers.timer()
+    with tracing.span(f"provider {provider.name}", kind=tracing.SpanKind.CLIENT,
+                      attributes={"mediahub.provider": provider.name,
+                                  "mediahub.generation_id": generation.id,
+                                  "mediahub.call": "submit" if provider.asynchronous
+                                  else "generate"}) as span:
+        outcome = await _call_provider(services, generation, provider, request, attempts_log)
+        _mark_span(span, outcome)
+    latency_s = services.providers.timer() - started
+    _observe_call(provider.name, outcome, latency_s)
+    return outcome, round(latency_s * 1000)
+
+
+async def _call_provider(services: Services, generation: Generation, provider: Provider,
+                         request: ProviderRequest, attempts_log: list[AttemptRecord],
+                         ) -> Outcome:
     outcome: Outcome
     try:
         credentials = await credentials_for(services.runtime, generation.tenant_id, provider.name)
@@ -186,7 +203,27 @@ async def _call_once(services: Services, generation: Generation, provider: Provi
         outcome = None
     except Exception as exc:
         outcome = _classified(exc, generation, provider)
-    return outcome, round((services.providers.timer() - started) * 1000)
+    return outcome
+
+
+def _outcome_label(outcome: Outcome) -> str:
+    if isinstance(outcome, ProviderError):
+        return "retryable_error" if outcome.retryable else "error"
+    if isinstance(outcome, ProviderTask):
+        return "pending"
+    return "ok" if outcome is not None else "canceled"
+
+
+def _observe_call(provider: str, outcome: Outcome, seconds: float) -> None:
+    instruments().provider_call(provider, _outcome_label(outcome), seconds)
+
+
+def _mark_span(span: Any, outcome: Outcome) -> None:
+    if span is None:
+        return
+    span.set_attribute("mediahub.outcome", _outcome_label(outcome))
+    if isinstance(outcome, ProviderError):
+        span.set_attribute("error.type", outcome.code)
 
 
 def _classified(exc: Exception, generation: Generation, provider: Provider) -> ProviderError:
@@ -219,22 +256,31 @@ async def _poll_once(services: Services, generation: Generation, provider: Provi
         await _cancel_task(services, generation, provider, task)
         outcome = ProviderError.timeout("the provider's task did not finish in time")
     else:
-        try:
-            credentials = await credentials_for(services.runtime, generation.tenant_id,
-                                                provider.name)
-            result = await asyncio.wait_for(
-                provider.poll(task, credentials, services.runtime.http), PROVIDER_TIMEOUT_S)
-            if result is None:
-                outcome = task
-            elif isinstance(result, ProviderTask):
-                # The task's next stage: recorded with the attempt by the poll scheduled next.
-                entry.task_id, entry.poll_after_s = result.task_id, result.poll_after_s
-                entry.polls = 0
-                outcome = result
-            else:
-                outcome = await media_urls.fetch_outputs(services.runtime, result)
-        except Exception as exc:
-            outcome = _classified(exc, generation, provider)
+        started = services.providers.timer()
+        with tracing.span(f"provider {provider.name}", kind=tracing.SpanKind.CLIENT,
+                          attributes={"mediahub.provider": provider.name,
+                                      "mediahub.generation_id": generation.id,
+                                      "mediahub.call": "poll"}) as span:
+            try:
+                credentials = await credentials_for(services.runtime, generation.tenant_id,
+                                                    provider.name)
+                result = await asyncio.wait_for(
+                    provider.poll(task, credentials, services.runtime.http),
+                    PROVIDER_TIMEOUT_S)
+                if result is None:
+                    outcome = task
+                elif isinstance(result, ProviderTask):
+                    # The task's next stage: recorded with the attempt by the poll scheduled
+                    # next.
+                    entry.task_id, entry.poll_after_s = result.task_id, result.poll_after_s
+                    entry.polls = 0
+                    outcome = result
+                else:
+                    outcome = await media_urls.fetch_outputs(services.runtime, result)
+            except Exception as exc:
+                outcome = _classified(exc, generation, provider)
+            _mark_span(span, outcome)
+        _observe_call(provider.name, outcome, services.providers.timer() - started)
     return outcome, round((utcnow() - submitted).total_seconds() * 1000)
 
 
@@ -260,11 +306,13 @@ async def run_generation(services: Services, generation_id: str) -> None:
     """The `generation.run` job: claim the generation and advance it; called by queue
     workers. A no-op when the generation is held by another job or has ended, or is a
     follower whose leader still works (the leader queues it when it ends)."""
+    logs.bind(generation_id=generation_id, provider=None)
     if not await cache.may_start(services.runtime, generation_id):
         return
     generation = await _seen_through(services, lifecycle.claim(services, generation_id))
     if generation is None:
         return
+    logs.bind(tenant_id=generation.tenant_id, customer_id=generation.customer_id)
     if generation.attempts > MAX_CLAIMS:
         await _give_up(services, generation)
         return
@@ -274,9 +322,11 @@ async def run_generation(services: Services, generation_id: str) -> None:
 async def poll_generation(services: Services, generation_id: str, seq: int) -> None:
     """The `generation.poll` job: ask the provider once about the generation's task, then
     settle, fail over, or schedule the next poll. A no-op for a stale poll."""
+    logs.bind(generation_id=generation_id, provider=None)
     generation = await _seen_through(services, lifecycle.claim_poll(services, generation_id, seq))
     if generation is None:
         return
+    logs.bind(tenant_id=generation.tenant_id, customer_id=generation.customer_id)
     await _advance(services, generation)
 
 
@@ -381,6 +431,7 @@ async def _run(services: Services, generation: Generation) -> None:
         if provider is None:
             attempts_log.append(_attempt(name, "skipped", "provider_not_installed"))
             continue
+        logs.bind(provider=name)
         task = pending.get(name)
         if task is not None:
             # A task already at the provider: ask about it, never submit it again.

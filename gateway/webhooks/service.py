@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.models import LedgerEvent
 from gateway.core.egress import EgressError, UrlNotAllowed
+from gateway.core.metrics import instruments
 from gateway.core.runtime import Runtime
 from gateway.webhooks import signing
 from gateway.webhooks.models import (
@@ -429,6 +430,11 @@ class Webhooks:
         else:
             status = FAILED
         next_at = now + timedelta(seconds=delay) if delay is not None else None
+        metric = instruments()
+        metric.webhook_attempts.labels(
+            "succeeded" if ok else "retrying" if status == PENDING else "failed").inc()
+        if ok and event.created_at is not None:
+            metric.webhook_lag.observe(max(0.0, (now - event.created_at).total_seconds()))
         async with self.runtime.db.transaction() as session:
             await session.execute(insert(WebhookAttempt).values(
                 id=new_id("wha"), tenant_id=delivery.tenant_id, delivery_id=delivery.id,

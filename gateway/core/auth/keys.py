@@ -9,6 +9,7 @@ from typing import Any
 
 from litestar.connection import ASGIConnection
 
+from gateway.core import logs
 from gateway.core.auth.principal import MAX_CUSTOMER_ID, PRINCIPAL_STATE_KEY, Principal
 from gateway.core.auth.teams import with_team
 from gateway.core.ratelimit import DECISION_STATE_KEY, with_key_rate
@@ -151,4 +152,5 @@ async def authenticate_key(connection: ASGIConnection[Any, Any, Any, Any], *,
         principal = await with_team(runtime, principal, connection.headers.get("x-team-id"),
                                     param="X-Team-Id")
     state[PRINCIPAL_STATE_KEY] = principal
+    logs.bind(tenant_id=principal.tenant_id, customer_id=principal.customer_id)
     return principal

@@ -7,7 +7,7 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.core import cookies
+from gateway.core import cookies, logs
 from gateway.core.auth.keys import acting_customer, enforce_rate_limit, runtime_of
 from gateway.core.auth.principal import PRINCIPAL_STATE_KEY, Principal
 from gateway.core.auth.teams import with_team
@@ -68,6 +68,7 @@ async def authenticate_session(connection: ASGIConnection[Any, Any, Any, Any], *
         principal = await with_team(runtime, principal, connection.headers.get("x-team-id"),
                                     param="X-Team-Id")
     state[PRINCIPAL_STATE_KEY] = principal
+    logs.bind(tenant_id=principal.tenant_id, customer_id=principal.customer_id)
     return principal
 
 

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
-from gateway.brand_kits import compliance
+from gateway.generations import brand_compliance as compliance
 from gateway.generations.brand_compliance import (
     ComplianceReport,
     PaletteColour,

@@ -424,10 +424,13 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Process metrics (Prometheus text format)
-         * @description This process's metrics in Prometheus' text exposition format, for a scraper.
+         * Gateway metrics (Prometheus text format)
+         * @description Every process's metrics in Prometheus' text exposition format, for a scraper:
+         *     requests, generations, provider calls, webhooks and database pools as recorded, and
+         *     queues, reservations and breakers as they are now (docs/operations.md, "Metrics").
          *
-         *     Unauthenticated like the health probes: expose it on the internal network only.
+         *     With `MEDIAHUB_METRICS_TOKEN` set it takes `Authorization: Bearer <token>`; without,
+         *     it answers loopback clients only. Anyone else gets `404`.
          */
         get: operations["MetricsMetrics"];
         put?: never;
