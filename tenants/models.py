@@ -25,6 +25,7 @@ from tenants.schemas import (
     TenantCaps,
     TenantPricing,
     TenantRouting,
+    TenantSuggestions,
 )
 
 
@@ -62,6 +63,9 @@ class Tenant(Base):
     # The operator's ceilings on what the tenant sets for itself (`TenantCaps`).
     caps: Mapped[TenantCaps] = mapped_column(StructJSON(TenantCaps),
                                              default=lambda: TenantCaps())
+    # Model-written prompt suggestions (`TenantSuggestions`); stored empty means off.
+    suggestions: Mapped[TenantSuggestions] = mapped_column(
+        StructJSON(TenantSuggestions), default=lambda: TenantSuggestions())
 
 
 class Domain(Base):

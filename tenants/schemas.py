@@ -130,6 +130,20 @@ class TenantCache(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True
 
 
 
+class TenantSuggestions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Prompt suggestions written by a text model (docs/suggestions.md).
+
+    `model`: `<provider>:<model>` of a text provider (`openai_chat:gpt-4o-mini`), or None
+    (default) for curated and history suggestions only. Each model suggestion is a text
+    generation charged to the caller. `wait_ms`: how long a suggestion request waits for
+    the model before answering without it.
+    """
+
+    model: Annotated[str, msgspec.Meta(
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,63}:[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")] | None = None
+    wait_ms: Annotated[int, msgspec.Meta(ge=100, le=30_000)] = 8000
+
+
 class TenantCaps(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """The operator's ceilings on what a tenant's owners and admins set for themselves
     (`PATCH /v1/tenant`); set only through the operator API. A ceiling left out (None) is no
@@ -178,6 +192,7 @@ class TenantCreate(msgspec.Struct, forbid_unknown_fields=True):
     routing: TenantRouting = msgspec.field(default_factory=TenantRouting)
     cache: TenantCache = msgspec.field(default_factory=TenantCache)
     caps: TenantCaps = msgspec.field(default_factory=TenantCaps)
+    suggestions: TenantSuggestions = msgspec.field(default_factory=TenantSuggestions)
 
 
 class TenantUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -191,6 +206,7 @@ class TenantUpdate(msgspec.Struct, forbid_unknown_fields=True):
     routing: TenantRouting | msgspec.UnsetType = msgspec.UNSET
     cache: TenantCache | msgspec.UnsetType = msgspec.UNSET
     caps: TenantCaps | msgspec.UnsetType = msgspec.UNSET
+    suggestions: TenantSuggestions | msgspec.UnsetType = msgspec.UNSET
 
 
 class TenantOut(msgspec.Struct):
@@ -208,6 +224,7 @@ class TenantOut(msgspec.Struct):
     object: str = "tenant"
     cache: TenantCache = msgspec.field(default_factory=TenantCache)
     caps: TenantCaps = msgspec.field(default_factory=TenantCaps)
+    suggestions: TenantSuggestions = msgspec.field(default_factory=TenantSuggestions)
 
 
 class KeyRateLimit(msgspec.Struct, forbid_unknown_fields=True):

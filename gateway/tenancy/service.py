@@ -47,7 +47,8 @@ def tenant_out(tenant: Tenant, domains: list[str]) -> TenantOut:
                      rate_limits=tenant.rate_limits, billing_mode=tenant.billing_mode,
                      low_balance_threshold_mc=tenant.low_balance_threshold_mc,
                      created_at=tenant.created_at,
-                     routing=tenant.routing, cache=tenant.cache, caps=tenant.caps)
+                     routing=tenant.routing, cache=tenant.cache, caps=tenant.caps,
+                     suggestions=tenant.suggestions)
 
 
 def key_out(key: ApiKey, month_spend_mc: int | None = None) -> KeyOut:
