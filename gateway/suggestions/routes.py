@@ -82,7 +82,8 @@ class SuggestionController(Controller):
                           name="from", required=False, description="Start (default: 30 days before "
                                                     "`to`)")] = None,
                       end: Annotated[datetime | None, QueryParameter(
-                          name="to", required=False, description="End, exclusive (default: now)")] = None,
+                          name="to", required=False,
+                          description="End, exclusive (default: now)")] = None,
                       ) -> Trends:
         """Counts over the range (at most 366 days; the latest 10,000 generations): media
         types, style words found in prompts (`styles`, a fixed English/Arabic vocabulary),

@@ -68,7 +68,8 @@ async def test_it_sends_chat_messages_and_charges_the_reported_tokens(
 
 def test_the_estimate_bounds_prompt_bytes_and_max_tokens() -> None:
     request = chat("héllo", max_tokens=10)
-    assert prompt_token_bound(chat_options(request), "héllo") == 6 + 8 + 4  # six UTF-8 bytes, one message, the reply
+    # Six UTF-8 bytes, one message's framing, the reply's.
+    assert prompt_token_bound(chat_options(request), "héllo") == 6 + 8 + 4
     expected = (-(-18 * PRICES["gpt-4o-mini_input_per_1m_tokens"] // 1_000_000)
                 + -(-10 * PRICES["gpt-4o-mini_output_per_1m_tokens"] // 1_000_000))
     assert OpenAIChat().estimate_cost(request) == expected
@@ -115,9 +116,13 @@ async def test_a_refusal_is_a_content_policy_error(
 ])
 def test_bad_params_are_refused_before_pricing(params: dict[str, object], param: str) -> None:
     request = chat(**params)
-    with pytest.raises(InvalidParams) as caught:
+
+    def checked() -> None:
         check_params(OpenAIChat(), request)
         OpenAIChat().validate(request)
+
+    with pytest.raises(InvalidParams) as caught:
+        checked()
     assert caught.value.param == param
 
 
