@@ -74,8 +74,9 @@ class SuggestionController(Controller):
     @get("/trends", summary="Most used types, styles and parameters, and when",
          guards=[requires("read")])
     async def trends_(self, principal: Principal, services: ServicesDep,
-                      scope: Annotated[Literal["me", "tenant"], Parameter(
-                          description="me (default): the caller's own generations; "
+                      # `scope` is Litestar's reserved name for the ASGI scope.
+                      which: Annotated[Literal["me", "tenant"], QueryParameter(
+                          name="scope", required=False, description="me (default): the caller's own generations; "
                                       "tenant: the whole tenant's (staff and tenant "
                                       "keys only)")] = "me",
                       start: Annotated[datetime | None, QueryParameter(
@@ -90,5 +91,5 @@ class SuggestionController(Controller):
         parameter values (size, voice, duration_s, ...), generations by hour of day (0-23)
         and by weekday (Mon-Sun) in the tenant's time zone (`time_zone`). `403 staff_only`
         for `scope=tenant` from a customer."""
-        return await trends.trends(services.runtime, principal, scope=scope, start=start,
+        return await trends.trends(services.runtime, principal, scope=which, start=start,
                                    end=end)
