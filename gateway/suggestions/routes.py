@@ -76,9 +76,10 @@ class SuggestionController(Controller):
     async def trends_(self, principal: Principal, services: ServicesDep,
                       # `scope` is Litestar's reserved name for the ASGI scope.
                       which: Annotated[Literal["me", "tenant"], QueryParameter(
-                          name="scope", required=False, description="me (default): the caller's own generations; "
-                                      "tenant: the whole tenant's (staff and tenant "
-                                      "keys only)")] = "me",
+                          name="scope", required=False,
+                          description="me (default): the caller's own generations; tenant: "
+                                      "the whole tenant's (staff and tenant keys only)",
+                      )] = "me",
                       start: Annotated[datetime | None, QueryParameter(
                           name="from", required=False, description="Start (default: 30 days before "
                                                     "`to`)")] = None,
