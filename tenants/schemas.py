@@ -140,7 +140,8 @@ class TenantSuggestions(msgspec.Struct, forbid_unknown_fields=True, omit_default
     """
 
     model: Annotated[str, msgspec.Meta(
-        pattern=r"^[a-z0-9][a-z0-9_-]{0,63}:[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")] | None = None
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,63}:[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        examples=["openai_chat:gpt-4o-mini"])] | None = None
     wait_ms: Annotated[int, msgspec.Meta(ge=100, le=30_000)] = 8000
 
 

@@ -73,6 +73,7 @@ EXPECTED_SERVER_DEFAULTS = {
     ("tenants", "provider_credentials"),         # 0008_provider_keys
     ("tenants", "caps"),                         # 0014_selfserve
     ("generations", "favourite"),                # 0017_gallery
+    ("tenants", "suggestions"),                  # 0023_suggestions
 }
 
 

@@ -1539,6 +1539,82 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/suggestions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prompt suggestions for a media type
+         * @description Curated templates (`source: template`) in `lang`, the caller's own prompts that
+         *     succeeded (`history`: a customer's own and its current team's, the tenant's for
+         *     staff and tenant keys; never another tenant's) in the language they were written
+         *     in, and, when the tenant enabled a text model, model-written ones (`model`: a text
+         *     generation charged to the caller). Ranked by BM25 relevance to `context` (`score`
+         *     0..1, 0 without a context). When the model fails, the others are answered with
+         *     `model_error` set to its code.
+         */
+        get: operations["V1SuggestionsList"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/suggestions/improve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * What a prompt is missing, and rewrites
+         * @description Rule-based check of `prompt` for its media type: image subject, style, lighting,
+         *     composition, colour; video also camera motion and pacing; 3D material; speech end
+         *     punctuation, long sentences without pauses, numbers and abbreviations to spell
+         *     out; design headline length and call to action. `missing` lists each lacking
+         *     aspect with a message in the request's language; `variants` holds up to three
+         *     rewrites filling them (`source: rules`), plus the tenant model's (`source: model`)
+         *     when one is enabled. Nothing is charged unless the tenant's model is asked.
+         */
+        post: operations["V1SuggestionsImproveImprove"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/suggestions/trends": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Most used types, styles and parameters, and when
+         * @description Counts over the range (at most 366 days; the latest 10,000 generations): media
+         *     types, style words found in prompts (`styles`, a fixed English/Arabic vocabulary),
+         *     parameter values (size, voice, duration_s, ...), generations by hour of day (0-23)
+         *     and by weekday (Mon-Sun) in the tenant's time zone (`time_zone`). `403 staff_only`
+         *     for `scope=tenant` from a customer.
+         */
+        get: operations["V1SuggestionsTrendsTrends"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/teams": {
         parameters: {
             query?: never;
@@ -2586,6 +2662,11 @@ export interface components {
             /** @default millicredit */
             unit: string;
         };
+        /** Count */
+        Count: {
+            count: number;
+            key: string;
+        };
         /** CreditGrant */
         CreditGrant: {
             amount: number;
@@ -2657,6 +2738,11 @@ export interface components {
         CustomerUpdate: {
             monthly_budget_mc?: number | null;
             tier?: string;
+        };
+        /** DayCount */
+        DayCount: {
+            count: number;
+            day: string;
         };
         /** Deleted */
         Deleted: {
@@ -2790,7 +2876,7 @@ export interface components {
                 [key: string]: string;
             };
             /** @enum {null|string} */
-            operation?: "text_to_image" | "image_edit" | "image_variation" | "text_to_speech" | "voice_clone" | "text_to_video" | "image_to_video" | "design_autofill" | "text_to_3d" | "image_to_3d" | null;
+            operation?: "text_to_image" | "image_edit" | "image_variation" | "text_to_speech" | "voice_clone" | "text_to_video" | "image_to_video" | "design_autofill" | "text_to_3d" | "image_to_3d" | "complete" | null;
             params?: {
                 [key: string]: unknown;
             };
@@ -2799,7 +2885,7 @@ export interface components {
             team_id?: string | null;
             text?: string | null;
             /** @enum {string} */
-            type: "image" | "audio" | "video" | "design" | "model_3d";
+            type: "image" | "audio" | "video" | "design" | "model_3d" | "text";
             webhook_url?: string | null;
         };
         /** GenerationDeleted */
@@ -2903,6 +2989,20 @@ export interface components {
         ImagesResponse: {
             created: number;
             data: components["schemas"]["Image"][];
+        };
+        /** ImproveRequest */
+        ImproveRequest: {
+            /** @enum {null|string} */
+            lang?: "en" | "ar" | null;
+            prompt: string;
+            /** @enum {string} */
+            type: "image" | "audio" | "video" | "design" | "model_3d";
+        };
+        /** Improvement */
+        Improvement: {
+            missing: components["schemas"]["Missing"][];
+            model_error?: string | null;
+            variants: components["schemas"]["Variant"][];
         };
         /** InvitationAccept */
         InvitationAccept: {
@@ -3050,6 +3150,11 @@ export interface components {
             /** @enum {string} */
             role: "owner" | "admin" | "member" | "viewer";
         };
+        /** Missing */
+        Missing: {
+            aspect: string;
+            message: string;
+        };
         /** Model */
         Model: {
             /** @default 0 */
@@ -3119,6 +3224,12 @@ export interface components {
             credits?: number;
             name?: string;
             price_cents?: number;
+        };
+        /** ParamCount */
+        ParamCount: {
+            count: number;
+            name: string;
+            value: string;
         };
         /** ParamInfo */
         ParamInfo: {
@@ -3423,6 +3534,20 @@ export interface components {
             stream_format?: "audio" | null;
             voice: string;
         };
+        /** Suggestion */
+        Suggestion: {
+            lang: string;
+            score: number;
+            source: string;
+            text: string;
+        };
+        /** SuggestionList */
+        SuggestionList: {
+            data: components["schemas"]["Suggestion"][];
+            model_error?: string | null;
+            /** @default list */
+            object: string;
+        };
         /** SupportLinks */
         SupportLinks: {
             email?: string | null;
@@ -3526,6 +3651,7 @@ export interface components {
             rate_limits?: components["schemas"]["RateLimitPolicy"];
             routing?: components["schemas"]["TenantRouting"];
             slug: string;
+            suggestions?: components["schemas"]["TenantSuggestions"];
         };
         /** TenantList */
         TenantList: {
@@ -3552,6 +3678,7 @@ export interface components {
             rate_limits: components["schemas"]["RateLimitPolicy"];
             routing?: components["schemas"]["TenantRouting"];
             slug: string;
+            suggestions?: components["schemas"]["TenantSuggestions"];
         };
         /** TenantPricing */
         TenantPricing: {
@@ -3591,6 +3718,14 @@ export interface components {
             pricing?: components["schemas"]["TenantPricing"];
             rate_limits?: components["schemas"]["RateLimitPolicy"];
             routing?: components["schemas"]["TenantRouting"];
+            suggestions?: components["schemas"]["TenantSuggestions"];
+        };
+        /** TenantSuggestions */
+        TenantSuggestions: {
+            /** @example openai_chat:gpt-4o-mini */
+            model?: string | null;
+            /** @default 8000 */
+            wait_ms: number;
         };
         /** TenantUpdate */
         TenantUpdate: {
@@ -3604,6 +3739,7 @@ export interface components {
             pricing?: components["schemas"]["TenantPricing"];
             rate_limits?: components["schemas"]["RateLimitPolicy"];
             routing?: components["schemas"]["TenantRouting"];
+            suggestions?: components["schemas"]["TenantSuggestions"];
         };
         /** TokenIn */
         TokenIn: {
@@ -3628,6 +3764,24 @@ export interface components {
             status: string;
             /** @default millicredit */
             unit: string;
+        };
+        /** Trends */
+        Trends: {
+            by_hour: number[];
+            by_weekday: components["schemas"]["DayCount"][];
+            /** Format: date-time */
+            end: string;
+            /** @default suggestion_trends */
+            object: string;
+            parameters: components["schemas"]["ParamCount"][];
+            scope: string;
+            /** Format: date-time */
+            start: string;
+            styles: components["schemas"]["Count"][];
+            time_zone: string;
+            total: number;
+            truncated: boolean;
+            types: components["schemas"]["Count"][];
         };
         /** UsageList */
         UsageList: {
@@ -3681,6 +3835,12 @@ export interface components {
         UserUpdate: {
             /** @enum {string} */
             role: "owner" | "admin" | "developer" | "billing" | "viewer";
+        };
+        /** Variant */
+        Variant: {
+            /** @default rules */
+            source: string;
+            text: string;
         };
         /** Verification */
         Verification: {
@@ -10298,6 +10458,253 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SharedGeneration"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1SuggestionsList: {
+        parameters: {
+            query: {
+                type: "image" | "audio" | "video" | "design" | "model_3d";
+                /** @description What the user has typed so far: suggestions are ranked by it */
+                context?: string;
+                /** @description en or ar (default: the user's locale, then Accept-Language, then en) */
+                lang?: "en" | "ar" | null;
+                /** @description How many (1-20, default 8) */
+                limit?: number | null;
+            };
+            header?: {
+                /** @description Picks en or ar when neither `lang` nor the user's own locale does */
+                "Accept-Language"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SuggestionList"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1SuggestionsImproveImprove: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Picks en or ar when neither `lang` nor the user's own locale does */
+                "Accept-Language"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ImproveRequest"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Improvement"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1SuggestionsTrendsTrends: {
+        parameters: {
+            query?: {
+                /** @description me (default): the caller's own generations; tenant: the whole tenant's (staff and tenant keys only) */
+                scope?: "me" | "tenant";
+                /** @description Start (default: 30 days before `to`) */
+                from?: string | null;
+                /** @description End, exclusive (default: now) */
+                to?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Trends"];
                 };
             };
             /** @description Malformed request (the body is not JSON) */
