@@ -94,6 +94,9 @@ async def test_improve_lists_what_is_missing_and_fills_the_prompt(portal: Portal
     await portal.sign_in(page, address)
     prompt = page.get_by_label("Describe what you want")
     await prompt.fill("a cat")
+    # The chips follow the prompt: the template about a cat leads.
+    await expect(page.get_by_test_id("chips").get_by_role("button").first).to_contain_text(
+        "with a cat asleep")
     await page.get_by_role("button", name="Improve").click()
     panel = page.get_by_test_id("improve")
     await expect(panel.locator("li[data-aspect]")).to_have_count(5)
