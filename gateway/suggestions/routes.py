@@ -42,6 +42,9 @@ class SuggestionController(Controller):
                                     "Accept-Language, then en)")] = None,
                     limit: Annotated[int | None, Parameter(
                         description="How many (1-20, default 8)")] = None,
+                    model: Annotated[bool, Parameter(
+                        description="false: never ask the tenant's text model (free; for "
+                                    "suggestions refreshed as the user types)")] = True,
                     ) -> SuggestionList:
         """Curated templates (`source: template`) in `lang`, the caller's own prompts that
         succeeded (`history`: a customer's own and its current team's, the tenant's for
@@ -49,11 +52,12 @@ class SuggestionController(Controller):
         in, and, when the tenant enabled a text model, model-written ones (`model`: a text
         generation charged to the caller). Ranked by BM25 relevance to `context` (`score`
         0..1, 0 without a context). When the model fails, the others are answered with
-        `model_error` set to its code."""
+        `model_error` set to its code; `model=false` leaves the model out."""
         chosen = await service.language(services.runtime, principal, lang, accept_language)
         return await service.suggest(services, principal, media_type=type, context=context,
                                      lang=chosen, limit=page_limit(limit, default=8,
-                                                                   maximum=20))
+                                                                   maximum=20),
+                                     use_model=model)
 
     @post("/improve", status_code=200, summary="What a prompt is missing, and rewrites",
           guards=[requires("read")])

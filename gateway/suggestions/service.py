@@ -160,17 +160,18 @@ def _system(media_type: str, lang: str, count: int) -> str:
 
 
 async def suggest(services: Services, principal: Principal, *, media_type: str, context: str,
-                  lang: str, limit: int) -> SuggestionList:
+                  lang: str, limit: int, use_model: bool = True) -> SuggestionList:
     """Called for `GET /v1/suggestions`: up to `limit` suggestions for `media_type` in
     `lang` (history prompts keep their own language), most relevant to `context` first.
     With the tenant's model enabled, up to `MAX_MODEL` model-written ones come first
-    (source `model`, score 1); if it fails, `model_error` carries its code."""
+    (source `model`, score 1) unless `use_model` is false; if it fails, `model_error`
+    carries its code."""
     runtime = services.runtime
     tenant = await runtime.tenant_views.tenant(principal.tenant)
     ranked = rank(context, await history(runtime, principal, media_type),
                   templates(lang).get(media_type, []), lang, limit)
     setting = tenant.suggestions
-    if setting.model is None:
+    if setting.model is None or not use_model:
         return SuggestionList(data=ranked)
     topic = context.strip() or "something people love to make"
     try:

@@ -168,3 +168,14 @@ async def test_the_tenant_may_only_choose_an_installed_text_model(gw: Gateway) -
                               json={"suggestions": {"model": "openai_chat:gpt-4o-mini"}})
     assert r.status_code == 200, r.text
     assert r.json()["suggestions"] == {"model": "openai_chat:gpt-4o-mini"}
+
+
+async def test_model_false_never_asks_the_model(gw: Gateway, state: fake.FakeOpenAI) -> None:
+    tenant = await with_model(gw)
+    before = await gw.balance(tenant.auth)
+    body = (await gw.client.get("/v1/suggestions", headers=tenant.auth,
+                                params={"type": "image", "model": "false"})).json()
+    assert body.get("model_error") is None
+    assert {s["source"] for s in body["data"]} == {"template"}
+    assert state.chats == []
+    assert await gw.balance(tenant.auth) == before

@@ -1554,7 +1554,7 @@ export interface paths {
          *     in, and, when the tenant enabled a text model, model-written ones (`model`: a text
          *     generation charged to the caller). Ranked by BM25 relevance to `context` (`score`
          *     0..1, 0 without a context). When the model fails, the others are answered with
-         *     `model_error` set to its code.
+         *     `model_error` set to its code; `model=false` leaves the model out.
          */
         get: operations["V1SuggestionsList"];
         put?: never;
@@ -10526,6 +10526,8 @@ export interface operations {
                 lang?: "en" | "ar" | null;
                 /** @description How many (1-20, default 8) */
                 limit?: number | null;
+                /** @description false: never ask the tenant's text model (free; for suggestions refreshed as the user types) */
+                model?: boolean;
             };
             header?: {
                 /** @description Picks en or ar when neither `lang` nor the user's own locale does */

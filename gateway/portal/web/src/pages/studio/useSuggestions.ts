@@ -1,7 +1,8 @@
 // Starter chips: GET /v1/suggestions with what the user has typed as context, debounced
 // (~350 ms after the last keystroke) and cancelled when the prompt changes again, so an old
 // answer never replaces the chips of the current prompt. Curated templates in the portal's
-// language, the user's own successful prompts, and the tenant model's when it has one.
+// language and the user's own successful prompts; never the tenant's text model (`model:
+// false`), which would charge a generation per keystroke pause: "Improve" asks it instead.
 import { useEffect, useState } from "react";
 import { api, unwrap, type Schemas } from "../../api/client";
 
@@ -17,7 +18,7 @@ export function useSuggestions(type: SuggestionType, context: string, lang: Lang
     const controller = new AbortController();
     const timer = window.setTimeout(() => {
       api.GET("/v1/suggestions", {
-        params: { query: { type, context: context.trim(), lang, limit } },
+        params: { query: { type, context: context.trim(), lang, limit, model: false } },
         signal: controller.signal,
       }).then((answer) => setFound(unwrap(answer).data), () => {
         if (!controller.signal.aborted) setFound([]);
