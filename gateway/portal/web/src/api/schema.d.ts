@@ -31,6 +31,36 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/v1/analytics/{series}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A platform analytics series (platform, tenants, providers)
+         * @description Every tenant's usage rollups, each tenant's days being its own local days
+         *     (`time_zone` is null): `platform` (per period: count, charged_mc, wholesale_mc,
+         *     cost_usd_micros, platform_margin_usd_micros = wholesale * 10 USD micros per
+         *     millicredit - provider cost), `tenants` (per tenant over the period: the same
+         *     sums), `providers` (per provider: count, succeeded, success_rate, failovers,
+         *     failover_rate, attempts, p50_ms, p95_ms, p99_ms, cost_usd_micros,
+         *     cost_per_output_usd_micros). An unknown series: 404 `series_not_found`.
+         *
+         *     Query: `from`, `to` (dates, `to` exclusive; default the 30 days to today (UTC)
+         *     included; at most 366 days, else 422 `period_too_long`), `interval` (`day`, `week`,
+         *     `month`), `format` (`json`, `csv`; or `Accept: text/csv`); no `group_by`.
+         */
+        get: operations["AdminV1AnalyticsSeriesRead"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/v1/audit_log": {
         parameters: {
             query?: never;
@@ -441,6 +471,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/analytics/me/credits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A customer's credits over time, by type or team member
+         * @description Columns `period`, `group` (with `group_by`), `count`, `charged_mc` of the calling
+         *     customer's own generations (a customer key, `X-Customer-Id` on a tenant-wide key,
+         *     or a portal session; else 403 `customer_required`), or with `X-Team-Id` (or
+         *     `team_id`) of its team's (`group_by=member`: per member; a team the customer is no
+         *     member of: 404 `team_not_found`). `group_by`: `type` or `member`. `charged_mc` is
+         *     null when the tenant bills its customers itself. Common query as the tenant's
+         *     series; `format=csv` for CSV.
+         */
+        get: operations["V1AnalyticsMeCreditsMeCredits"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/analytics/segments": {
         parameters: {
             query?: never;
@@ -483,6 +539,40 @@ export interface paths {
          *     before. 404 `segment_not_found` for an unknown segment.
          */
         get: operations["V1AnalyticsSegmentsCustomersMembers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/analytics/{series}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A tenant analytics series (credits, success, types, ...)
+         * @description One of the tenant's series from the usage rollups (docs/analytics.md):
+         *     `credits` (per period: count, charged_mc, wholesale_mc; group_by type, provider,
+         *     customer, team or key), `success` (count, succeeded, failed, canceled,
+         *     success_rate; group_by type or provider), `types` (per type over the period: count,
+         *     charged_mc, share), `costs` (per provider: count, cost_usd_micros, wholesale_mc,
+         *     charged_mc), `latency` (per provider and type: attempts, p50_ms, p95_ms, p99_ms),
+         *     `margin` (per period: charged_mc, wholesale_mc, margin_mc; group_by type, provider
+         *     or customer). An unknown series: 404 `series_not_found`.
+         *
+         *     Query: `from`, `to` (local dates in the tenant's `time_zone`, `to` exclusive;
+         *     default the 30 days to today included; at most 366 days, else 422
+         *     `period_too_long`), `interval` (`day`, `week` from Monday, `month`), `group_by` (one
+         *     dimension the series allows, else 422 `invalid_group_by`), `format` (`json`, `csv`;
+         *     or `Accept: text/csv`). Who: a staff session (owner, admin, billing, viewer) or a
+         *     tenant-wide key with `tenant_admin` or `billing`; else 403 `analytics_forbidden`.
+         */
+        get: operations["V1AnalyticsSeriesRead"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1843,6 +1933,82 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/suggestions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prompt suggestions for a media type
+         * @description Curated templates (`source: template`) in `lang`, the caller's own prompts that
+         *     succeeded (`history`: a customer's own and its current team's, the tenant's for
+         *     staff and tenant keys; never another tenant's) in the language they were written
+         *     in, and, when the tenant enabled a text model, model-written ones (`model`: a text
+         *     generation charged to the caller). Ranked by BM25 relevance to `context` (`score`
+         *     0..1, 0 without a context). When the model fails, the others are answered with
+         *     `model_error` set to its code; `model=false` leaves the model out.
+         */
+        get: operations["V1SuggestionsList"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/suggestions/improve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * What a prompt is missing, and rewrites
+         * @description Rule-based check of `prompt` for its media type: image subject, style, lighting,
+         *     composition, colour; video also camera motion and pacing; 3D material; speech end
+         *     punctuation, long sentences without pauses, numbers and abbreviations to spell
+         *     out; design headline length and call to action. `missing` lists each lacking
+         *     aspect with a message in the request's language; `variants` holds up to three
+         *     rewrites filling them (`source: rules`), plus the tenant model's (`source: model`)
+         *     when one is enabled. Nothing is charged unless the tenant's model is asked.
+         */
+        post: operations["V1SuggestionsImproveImprove"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/suggestions/trends": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Most used types, styles and parameters, and when
+         * @description Counts over the range (at most 366 days; the latest 10,000 generations): media
+         *     types, style words found in prompts (`styles`, a fixed English/Arabic vocabulary),
+         *     parameter values (size, voice, duration_s, ...), generations by hour of day (0-23)
+         *     and by weekday (Mon-Sun) in the tenant's time zone (`time_zone`). `403 staff_only`
+         *     for `scope=tenant` from a customer.
+         */
+        get: operations["V1SuggestionsTrendsTrends"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/teams": {
         parameters: {
             query?: never;
@@ -3031,12 +3197,23 @@ export interface components {
             hex: string;
             name: string;
         };
+        /** Column */
+        Column: {
+            name: string;
+            /** @enum {string} */
+            type: "date" | "string" | "integer" | "millicredits" | "usd_micros" | "ratio" | "ms";
+        };
         /** Cost */
         Cost: {
             charged: number | null;
             estimated: number;
             /** @default millicredit */
             unit: string;
+        };
+        /** Count */
+        Count: {
+            count: number;
+            key: string;
         };
         /** CreditGrant */
         CreditGrant: {
@@ -3109,6 +3286,11 @@ export interface components {
         CustomerUpdate: {
             monthly_budget_mc?: number | null;
             tier?: string;
+        };
+        /** DayCount */
+        DayCount: {
+            count: number;
+            day: string;
         };
         /** Deleted */
         Deleted: {
@@ -3258,7 +3440,7 @@ export interface components {
                 [key: string]: string;
             };
             /** @enum {null|string} */
-            operation?: "text_to_image" | "image_edit" | "image_variation" | "text_to_speech" | "voice_clone" | "text_to_video" | "image_to_video" | "design_autofill" | "text_to_3d" | "image_to_3d" | null;
+            operation?: "text_to_image" | "image_edit" | "image_variation" | "text_to_speech" | "voice_clone" | "text_to_video" | "image_to_video" | "design_autofill" | "text_to_3d" | "image_to_3d" | "complete" | null;
             params?: {
                 [key: string]: unknown;
             };
@@ -3267,7 +3449,7 @@ export interface components {
             team_id?: string | null;
             text?: string | null;
             /** @enum {string} */
-            type: "image" | "audio" | "video" | "design" | "model_3d";
+            type: "image" | "audio" | "video" | "design" | "model_3d" | "text";
             webhook_url?: string | null;
         };
         /** GenerationDeleted */
@@ -3373,6 +3555,20 @@ export interface components {
         ImagesResponse: {
             created: number;
             data: components["schemas"]["Image"][];
+        };
+        /** ImproveRequest */
+        ImproveRequest: {
+            /** @enum {null|string} */
+            lang?: "en" | "ar" | null;
+            prompt: string;
+            /** @enum {string} */
+            type: "image" | "audio" | "video" | "design" | "model_3d";
+        };
+        /** Improvement */
+        Improvement: {
+            missing: components["schemas"]["Missing"][];
+            model_error?: string | null;
+            variants: components["schemas"]["Variant"][];
         };
         /** InvitationAccept */
         InvitationAccept: {
@@ -3520,6 +3716,11 @@ export interface components {
             /** @enum {string} */
             role: "owner" | "admin" | "member" | "viewer";
         };
+        /** Missing */
+        Missing: {
+            aspect: string;
+            message: string;
+        };
         /** Model */
         Model: {
             /** @default 0 */
@@ -3601,6 +3802,12 @@ export interface components {
             name?: string;
             price_cents?: number;
         };
+        /** ParamCount */
+        ParamCount: {
+            count: number;
+            name: string;
+            value: string;
+        };
         /** ParamInfo */
         ParamInfo: {
             choices: (string | number)[] | null;
@@ -3670,7 +3877,7 @@ export interface components {
         /** PricingExampleIn */
         PricingExampleIn: {
             /** @enum {null|string} */
-            operation?: "text_to_image" | "image_edit" | "image_variation" | "text_to_speech" | "voice_clone" | "text_to_video" | "image_to_video" | "design_autofill" | "text_to_3d" | "image_to_3d" | null;
+            operation?: "text_to_image" | "image_edit" | "image_variation" | "text_to_speech" | "voice_clone" | "text_to_video" | "image_to_video" | "design_autofill" | "text_to_3d" | "image_to_3d" | "complete" | null;
             params?: {
                 [key: string]: unknown;
             };
@@ -3679,7 +3886,7 @@ export interface components {
             /** @default standard */
             tier: string;
             /** @enum {string} */
-            type: "image" | "audio" | "video" | "design" | "model_3d";
+            type: "image" | "audio" | "video" | "design" | "model_3d" | "text";
         };
         /** PricingStep */
         PricingStep: {
@@ -3904,6 +4111,25 @@ export interface components {
             spend_mc: number;
             wholesale_mc: number;
         };
+        /** Series */
+        Series: {
+            columns: components["schemas"]["Column"][];
+            data: {
+                [key: string]: unknown;
+            }[];
+            from: string;
+            group_by: string | null;
+            /** @enum {null|string} */
+            interval: "day" | "week" | "month" | null;
+            /**
+             * @default analytics.series
+             * @constant
+             */
+            object: "analytics.series";
+            series: string;
+            time_zone: string | null;
+            to: string;
+        };
         /** SessionList */
         SessionList: {
             data: components["schemas"]["SessionOut"][];
@@ -3983,6 +4209,20 @@ export interface components {
             /** @enum {null|string} */
             stream_format?: "audio" | null;
             voice: string;
+        };
+        /** Suggestion */
+        Suggestion: {
+            lang: string;
+            score: number;
+            source: string;
+            text: string;
+        };
+        /** SuggestionList */
+        SuggestionList: {
+            data: components["schemas"]["Suggestion"][];
+            model_error?: string | null;
+            /** @default list */
+            object: string;
         };
         /** SupportLinks */
         SupportLinks: {
@@ -4103,6 +4343,7 @@ export interface components {
             rate_limits?: components["schemas"]["RateLimitPolicy"];
             routing?: components["schemas"]["TenantRouting"];
             slug: string;
+            suggestions?: components["schemas"]["TenantSuggestions"];
         };
         /** TenantList */
         TenantList: {
@@ -4130,8 +4371,11 @@ export interface components {
             rate_limits: components["schemas"]["RateLimitPolicy"];
             routing?: components["schemas"]["TenantRouting"];
             slug: string;
+            suggestions?: components["schemas"]["TenantSuggestions"];
             suspended_at?: string | null;
             suspension_reason?: string | null;
+            /** @default UTC */
+            time_zone: string;
         };
         /** TenantPricing */
         TenantPricing: {
@@ -4172,6 +4416,15 @@ export interface components {
             pricing?: components["schemas"]["TenantPricing"];
             rate_limits?: components["schemas"]["RateLimitPolicy"];
             routing?: components["schemas"]["TenantRouting"];
+            suggestions?: components["schemas"]["TenantSuggestions"];
+            time_zone?: string;
+        };
+        /** TenantSuggestions */
+        TenantSuggestions: {
+            /** @example openai_chat:gpt-4o-mini */
+            model?: string | null;
+            /** @default 8000 */
+            wait_ms: number;
         };
         /** TenantUpdate */
         TenantUpdate: {
@@ -4186,6 +4439,8 @@ export interface components {
             pricing?: components["schemas"]["TenantPricing"];
             rate_limits?: components["schemas"]["RateLimitPolicy"];
             routing?: components["schemas"]["TenantRouting"];
+            suggestions?: components["schemas"]["TenantSuggestions"];
+            time_zone?: string;
         };
         /** Thresholds */
         Thresholds: {
@@ -4217,6 +4472,24 @@ export interface components {
             status: string;
             /** @default millicredit */
             unit: string;
+        };
+        /** Trends */
+        Trends: {
+            by_hour: number[];
+            by_weekday: components["schemas"]["DayCount"][];
+            /** Format: date-time */
+            end: string;
+            /** @default suggestion_trends */
+            object: string;
+            parameters: components["schemas"]["ParamCount"][];
+            scope: string;
+            /** Format: date-time */
+            start: string;
+            styles: components["schemas"]["Count"][];
+            time_zone: string;
+            total: number;
+            truncated: boolean;
+            types: components["schemas"]["Count"][];
         };
         /** UsageList */
         UsageList: {
@@ -4270,6 +4543,12 @@ export interface components {
         UserUpdate: {
             /** @enum {string} */
             role: "owner" | "admin" | "developer" | "billing" | "viewer";
+        };
+        /** Variant */
+        Variant: {
+            /** @default rules */
+            source: string;
+            text: string;
         };
         /** Verification */
         Verification: {
@@ -4472,6 +4751,90 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["BreakerSeries"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    AdminV1AnalyticsSeriesRead: {
+        parameters: {
+            query?: {
+                from?: string | null;
+                to?: string | null;
+                interval?: string | null;
+                group_by?: string | null;
+                format?: string | null;
+            };
+            header?: {
+                Accept?: string | null;
+            };
+            path: {
+                series: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Series"];
                 };
             };
             /** @description Malformed request (the body is not JSON) */
@@ -6396,6 +6759,89 @@ export interface operations {
             };
         };
     };
+    V1AnalyticsMeCreditsMeCredits: {
+        parameters: {
+            query?: {
+                from?: string | null;
+                to?: string | null;
+                interval?: string | null;
+                group_by?: string | null;
+                format?: string | null;
+                team_id?: string | null;
+            };
+            header?: {
+                Accept?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Series"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     V1AnalyticsSegmentsReport: {
         parameters: {
             query?: {
@@ -6495,6 +6941,90 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SegmentCustomers"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1AnalyticsSeriesRead: {
+        parameters: {
+            query?: {
+                from?: string | null;
+                to?: string | null;
+                interval?: string | null;
+                group_by?: string | null;
+                format?: string | null;
+            };
+            header?: {
+                Accept?: string | null;
+            };
+            path: {
+                series: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Series"];
                 };
             };
             /** @description Malformed request (the body is not JSON) */
@@ -12211,6 +12741,255 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SharedGeneration"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1SuggestionsList: {
+        parameters: {
+            query: {
+                type: "image" | "audio" | "video" | "design" | "model_3d";
+                /** @description What the user has typed so far: suggestions are ranked by it */
+                context?: string;
+                /** @description en or ar (default: the user's locale, then Accept-Language, then en) */
+                lang?: "en" | "ar" | null;
+                /** @description How many (1-20, default 8) */
+                limit?: number | null;
+                /** @description false: never ask the tenant's text model (free; for suggestions refreshed as the user types) */
+                model?: boolean;
+            };
+            header?: {
+                /** @description Picks en or ar when neither `lang` nor the user's own locale does */
+                "Accept-Language"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SuggestionList"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1SuggestionsImproveImprove: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Picks en or ar when neither `lang` nor the user's own locale does */
+                "Accept-Language"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ImproveRequest"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Improvement"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1SuggestionsTrendsTrends: {
+        parameters: {
+            query?: {
+                /** @description me (default): the caller's own generations; tenant: the whole tenant's (staff and tenant keys only) */
+                scope?: "me" | "tenant";
+                /** @description Start (default: 30 days before `to`) */
+                from?: string | null;
+                /** @description End, exclusive (default: now) */
+                to?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Trends"];
                 };
             };
             /** @description Malformed request (the body is not JSON) */

@@ -1,5 +1,6 @@
-// The form every studio panel shares: the prompt with its counter and starter chips, the
-// parameters the providers declare (the rest under "Advanced"), the batch count, the provider
+// The form every studio panel shares: the prompt with its counter, starter chips and the
+// "Improve" check (PromptHelp), the parameters the providers declare (the rest under
+// "Advanced"), the batch count, the provider
 // and model when the tenant shows provider names, the live estimate beside the balance, and
 // the submit button, disabled with the reason when the price is unknown or too high. After a
 // submit it follows the generation (Progress).
@@ -14,6 +15,7 @@ import {
   type Generation, type MediaType, type Operation, type Provider,
 } from "./catalogue";
 import ParamControl, { drawable } from "./ParamControl";
+import PromptHelp from "./PromptHelp";
 import Progress from "./Progress";
 import { useEstimate } from "./useEstimate";
 import { useGeneration } from "./useGeneration";
@@ -70,7 +72,6 @@ export default function GenerationForm({ type, operation, providers, extra = {},
   const main = params.filter((p) => p.name !== "n" && !ADVANCED_PARAMS.has(p.name));
   const advanced = params.filter((p) => ADVANCED_PARAMS.has(p.name));
   const models = config.show_provider_names ? modelsFor(providers, operation, provider) : [];
-  const suggestions = t(`suggestions.${type}`, { returnObjects: true, defaultValue: [] }) as unknown;
 
   const body = useMemo<Schemas["GenerationCreate"] | null>(() => {
     if (serving.length === 0) return null;
@@ -140,13 +141,7 @@ export default function GenerationForm({ type, operation, providers, extra = {},
           {t("form.count", { count: prompt.length, used: formatNumber(prompt.length, i18n.language),
                              max: formatNumber(PROMPT_MAX, i18n.language) })}
         </span>
-        {Array.isArray(suggestions) && suggestions.length > 0 && (
-          <div className="chips" role="group" aria-label={t("form.suggestions")}>
-            {(suggestions as string[]).map((s) => (
-              <button type="button" key={s} className="chip" onClick={() => setPrompt(s)}>{s}</button>
-            ))}
-          </div>
-        )}
+        <PromptHelp type={type} prompt={prompt} onChoose={setPrompt} />
       </div>
 
       {children}
