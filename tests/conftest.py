@@ -57,6 +57,14 @@ PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 VALKEY_DEFAULT = "redis://127.0.0.1:6379/0"
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """Workers for `-n auto` (pyproject's addopts): one per CPU, at least two (the tests wait on
+    PostgreSQL, Valkey and subprocesses much of the time, so two overlap even on one core) and at
+    most eight (each worker holds its own database, SMTP server and, for tests/portal, Chromium).
+    `PYTEST_XDIST_AUTO_NUM_WORKERS` overrides it."""
+    return max(2, min(os.cpu_count() or 1, 8))
+
+
 def pg_base_url() -> str:
     return os.environ.get("MEDIAHUB_TEST_DATABASE_URL") or PG_DEFAULT
 
