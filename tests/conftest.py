@@ -70,9 +70,11 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 
 def pytest_configure(config: pytest.Config) -> None:
     # Only the controller starts servers: xdist workers (and the subprocesses tests spawn)
-    # inherit the URLs it exports.
-    if not hasattr(config, "workerinput"):
-        config.add_cleanup(services.start_missing())
+    # inherit the URLs it exports. `--help` and `--collect-only` run no test.
+    if hasattr(config, "workerinput") or config.getoption("help", False) or config.getoption(
+            "collectonly", False):
+        return
+    config.add_cleanup(services.start_missing())
 
 
 def pg_base_url() -> str:
