@@ -31,6 +31,36 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/v1/analytics/{series}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A platform analytics series (platform, tenants, providers)
+         * @description Every tenant's usage rollups, each tenant's days being its own local days
+         *     (`time_zone` is null): `platform` (per period: count, charged_mc, wholesale_mc,
+         *     cost_usd_micros, platform_margin_usd_micros = wholesale * 10 USD micros per
+         *     millicredit - provider cost), `tenants` (per tenant over the period: the same
+         *     sums), `providers` (per provider: count, succeeded, success_rate, failovers,
+         *     failover_rate, attempts, p50_ms, p95_ms, p99_ms, cost_usd_micros,
+         *     cost_per_output_usd_micros). An unknown series: 404 `series_not_found`.
+         *
+         *     Query: `from`, `to` (dates, `to` exclusive; default the 30 days to today (UTC)
+         *     included; at most 366 days, else 422 `period_too_long`), `interval` (`day`, `week`,
+         *     `month`), `format` (`json`, `csv`; or `Accept: text/csv`); no `group_by`.
+         */
+        get: operations["AdminV1AnalyticsSeriesRead"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/v1/audit_log": {
         parameters: {
             query?: never;
@@ -441,6 +471,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/analytics/me/credits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A customer's credits over time, by type or team member
+         * @description Columns `period`, `group` (with `group_by`), `count`, `charged_mc` of the calling
+         *     customer's own generations (a customer key, `X-Customer-Id` on a tenant-wide key,
+         *     or a portal session; else 403 `customer_required`), or with `X-Team-Id` (or
+         *     `team_id`) of its team's (`group_by=member`: per member; a team the customer is no
+         *     member of: 404 `team_not_found`). `group_by`: `type` or `member`. `charged_mc` is
+         *     null when the tenant bills its customers itself. Common query as the tenant's
+         *     series; `format=csv` for CSV.
+         */
+        get: operations["V1AnalyticsMeCreditsMeCredits"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/analytics/segments": {
         parameters: {
             query?: never;
@@ -483,6 +539,40 @@ export interface paths {
          *     before. 404 `segment_not_found` for an unknown segment.
          */
         get: operations["V1AnalyticsSegmentsCustomersMembers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/analytics/{series}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A tenant analytics series (credits, success, types, ...)
+         * @description One of the tenant's series from the usage rollups (docs/analytics.md):
+         *     `credits` (per period: count, charged_mc, wholesale_mc; group_by type, provider,
+         *     customer, team or key), `success` (count, succeeded, failed, canceled,
+         *     success_rate; group_by type or provider), `types` (per type over the period: count,
+         *     charged_mc, share), `costs` (per provider: count, cost_usd_micros, wholesale_mc,
+         *     charged_mc), `latency` (per provider and type: attempts, p50_ms, p95_ms, p99_ms),
+         *     `margin` (per period: charged_mc, wholesale_mc, margin_mc; group_by type, provider
+         *     or customer). An unknown series: 404 `series_not_found`.
+         *
+         *     Query: `from`, `to` (local dates in the tenant's `time_zone`, `to` exclusive;
+         *     default the 30 days to today included; at most 366 days, else 422
+         *     `period_too_long`), `interval` (`day`, `week` from Monday, `month`), `group_by` (one
+         *     dimension the series allows, else 422 `invalid_group_by`), `format` (`json`, `csv`;
+         *     or `Accept: text/csv`). Who: a staff session (owner, admin, billing, viewer) or a
+         *     tenant-wide key with `tenant_admin` or `billing`; else 403 `analytics_forbidden`.
+         */
+        get: operations["V1AnalyticsSeriesRead"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1376,6 +1466,34 @@ export interface paths {
          *     request repeating its `Idempotency-Key` is 409 `generation_deleted`.
          */
         delete: operations["V1GenerationsGenerationIdDelete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/generations/{generation_id}/brand_compliance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Check a generation against a brand kit
+         * @description How well one output of a succeeded image, video (a frame at 0.5 s) or design
+         *     generation keeps to a brand kit: its dominant colours against the kit's palette
+         *     (ΔE2000 within `tolerance`, default 10), whether the kit's first logo is on it, a
+         *     verdict (`pass`/`warn`/`fail`) and the reasons (docs/brand-compliance.md).
+         *
+         *     `brand_kit_id` defaults to the kit the generation used, `version` to the version it
+         *     used (else the kit's current one). 404 for a generation or kit the caller may not
+         *     read, 409 `not_assessable` for one not succeeded or without a picture, 422 for a
+         *     tolerance outside 0..100, a missing kit or an unreadable output.
+         */
+        get: operations["V1GenerationsGenerationIdBrandComplianceBrandCompliance"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -2880,6 +2998,21 @@ export interface components {
             /** @description A CSS hex colour: #rgb, #rgba, #rrggbb or #rrggbbaa. */
             warning?: string | null;
         };
+        /** BrandComplianceOut */
+        BrandComplianceOut: {
+            brand_kit_id: string;
+            brand_kit_version: number;
+            contrast: components["schemas"]["ContrastCheck"][];
+            dominant_colours: components["schemas"]["DominantColour"][];
+            generation_id: string;
+            logo: components["schemas"]["LogoCheck"];
+            output_index: number;
+            reasons: components["schemas"]["Reason"][];
+            tolerance: number;
+            /** @enum {string} */
+            verdict: "pass" | "warn" | "fail";
+            within_tolerance_share: number;
+        };
         /** BrandKitCreate */
         BrandKitCreate: {
             colors: components["schemas"]["Color"][];
@@ -3031,6 +3164,26 @@ export interface components {
             hex: string;
             name: string;
         };
+        /** Column */
+        Column: {
+            name: string;
+            /** @enum {string} */
+            type: "date" | "string" | "integer" | "millicredits" | "usd_micros" | "ratio" | "ms";
+        };
+        /** ContrastCheck */
+        ContrastCheck: {
+            background: string;
+            box: [
+                number,
+                number,
+                number,
+                number
+            ];
+            foreground: string;
+            passes_aa: boolean;
+            ratio: number;
+            text: string;
+        };
         /** Cost */
         Cost: {
             charged: number | null;
@@ -3161,6 +3314,14 @@ export interface components {
             status: string;
             verification: components["schemas"]["Verification"] | null;
             verified_at: string | null;
+        };
+        /** DominantColour */
+        DominantColour: {
+            delta_e: number | null;
+            hex: string;
+            nearest: string | null;
+            nearest_hex: string | null;
+            share: number;
         };
         /** EmailIn */
         EmailIn: {
@@ -3484,6 +3645,18 @@ export interface components {
             email: string;
             password: string;
             tenant?: string | null;
+        };
+        /** LogoCheck */
+        LogoCheck: {
+            box: [
+                number,
+                number,
+                number,
+                number
+            ] | null;
+            expected: boolean;
+            found: boolean;
+            score: number | null;
         };
         /** Me */
         Me: {
@@ -3848,6 +4021,11 @@ export interface components {
             };
             status: string;
         };
+        /** Reason */
+        Reason: {
+            code: string;
+            message: string;
+        };
         /** ResetConfirmIn */
         ResetConfirmIn: {
             password: string;
@@ -3903,6 +4081,25 @@ export interface components {
             segment: string;
             spend_mc: number;
             wholesale_mc: number;
+        };
+        /** Series */
+        Series: {
+            columns: components["schemas"]["Column"][];
+            data: {
+                [key: string]: unknown;
+            }[];
+            from: string;
+            group_by: string | null;
+            /** @enum {null|string} */
+            interval: "day" | "week" | "month" | null;
+            /**
+             * @default analytics.series
+             * @constant
+             */
+            object: "analytics.series";
+            series: string;
+            time_zone: string | null;
+            to: string;
         };
         /** SessionList */
         SessionList: {
@@ -4132,6 +4329,8 @@ export interface components {
             slug: string;
             suspended_at?: string | null;
             suspension_reason?: string | null;
+            /** @default UTC */
+            time_zone: string;
         };
         /** TenantPricing */
         TenantPricing: {
@@ -4172,6 +4371,7 @@ export interface components {
             pricing?: components["schemas"]["TenantPricing"];
             rate_limits?: components["schemas"]["RateLimitPolicy"];
             routing?: components["schemas"]["TenantRouting"];
+            time_zone?: string;
         };
         /** TenantUpdate */
         TenantUpdate: {
@@ -4186,6 +4386,7 @@ export interface components {
             pricing?: components["schemas"]["TenantPricing"];
             rate_limits?: components["schemas"]["RateLimitPolicy"];
             routing?: components["schemas"]["TenantRouting"];
+            time_zone?: string;
         };
         /** Thresholds */
         Thresholds: {
@@ -4472,6 +4673,90 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["BreakerSeries"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    AdminV1AnalyticsSeriesRead: {
+        parameters: {
+            query?: {
+                from?: string | null;
+                to?: string | null;
+                interval?: string | null;
+                group_by?: string | null;
+                format?: string | null;
+            };
+            header?: {
+                Accept?: string | null;
+            };
+            path: {
+                series: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Series"];
                 };
             };
             /** @description Malformed request (the body is not JSON) */
@@ -6396,6 +6681,89 @@ export interface operations {
             };
         };
     };
+    V1AnalyticsMeCreditsMeCredits: {
+        parameters: {
+            query?: {
+                from?: string | null;
+                to?: string | null;
+                interval?: string | null;
+                group_by?: string | null;
+                format?: string | null;
+                team_id?: string | null;
+            };
+            header?: {
+                Accept?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Series"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     V1AnalyticsSegmentsReport: {
         parameters: {
             query?: {
@@ -6495,6 +6863,90 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SegmentCustomers"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1AnalyticsSeriesRead: {
+        parameters: {
+            query?: {
+                from?: string | null;
+                to?: string | null;
+                interval?: string | null;
+                group_by?: string | null;
+                format?: string | null;
+            };
+            header?: {
+                Accept?: string | null;
+            };
+            path: {
+                series: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Series"];
                 };
             };
             /** @description Malformed request (the body is not JSON) */
@@ -10205,6 +10657,87 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["GenerationDeleted"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1GenerationsGenerationIdBrandComplianceBrandCompliance: {
+        parameters: {
+            query?: {
+                brand_kit_id?: string | null;
+                version?: number | null;
+                tolerance?: number | null;
+                output_index?: number;
+            };
+            header?: never;
+            path: {
+                generation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BrandComplianceOut"];
                 };
             };
             /** @description Malformed request (the body is not JSON) */
