@@ -7,7 +7,7 @@ import { Link, Route, Routes, useNavigate, useParams } from "react-router";
 import { useInfiniteQuery, useQueries, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useTranslation } from "react-i18next";
 import { api, apiHeaders, ApiError, unwrap, type Schemas } from "../../api/client";
-import { formatDate } from "../../i18n";
+import { formatDate, formatNumber } from "../../i18n";
 import { ConfirmButton, Field, FormError, ListState, MoreButton, useAction, type Action } from "./ui";
 
 type Kit = Schemas["BrandKitOut"];
@@ -99,7 +99,7 @@ function KitList() {
               <h2><Link to={`/console/brand-kits/${kit.id}`}>{kit.name}</Link></h2>
               <span className="c-actions">
                 <OwnerBadge owner={kit.owner} />
-                <span className="c-badge" data-testid="kit-version">{t("brand_kits.version_n", { n: kit.version })}</span>
+                <span className="c-badge" data-testid="kit-version">{t("brand_kits.version_n", { n: formatNumber(kit.version, i18n.language) })}</span>
               </span>
             </div>
             <Swatches colors={kit.colors} label={t("brand_kits.colors")} />
@@ -184,7 +184,7 @@ function VoicePicker({ value, onChange, action }: { value: string; onChange: (v:
 }
 
 function KitForm({ kit, onSaved }: { kit: Kit | null; onSaved: (kit: Kit) => void }) {
-  const { t } = useTranslation("console");
+  const { t, i18n } = useTranslation("console");
   const [draft, setDraft] = useState(() => draftOf(kit));
   const [saved, setSaved] = useState(false);
   const action = useAction();
@@ -263,7 +263,7 @@ function KitForm({ kit, onSaved }: { kit: Kit | null; onSaved: (kit: Kit) => voi
             {t("common.discard")}
           </button>
         ) : null}
-        {saved && kit ? <span role="status" className="c-ok">{t("brand_kits.saved", { n: kit.version })}</span> : null}
+        {saved && kit ? <span role="status" className="c-ok">{t("brand_kits.saved", { n: formatNumber(kit.version, i18n.language) })}</span> : null}
       </div>
     </form>
   );
@@ -284,7 +284,7 @@ function FontSample({ asset }: { asset: Asset }) {
     return () => { live = false; };
   }, [asset.url, family]);
   return (
-    <p className="c-font-sample" data-testid="font-sample" data-state={state}
+    <p className="c-font-sample" data-testid="font-sample" data-state={state} dir="ltr"
        style={state === "ready" ? { fontFamily: `"${family}", sans-serif` } : undefined}>
       {state === "failed" ? <span className="muted small">{t("brand_kits.font_sample_failed")}</span>
         : t("brand_kits.font_sample")}
@@ -293,7 +293,7 @@ function FontSample({ asset }: { asset: Asset }) {
 }
 
 function Assets({ kit, kind, onChange }: { kit: Kit; kind: "fonts" | "logos"; onChange: (kit: Kit) => void }) {
-  const { t } = useTranslation("console");
+  const { t, i18n } = useTranslation("console");
   const action = useAction();
   const list = kit[kind];
   const accept = kind === "fonts" ? ".ttf,.otf,.woff2,font/ttf,font/otf,font/woff2" : "image/png,image/jpeg,image/webp";
@@ -312,7 +312,9 @@ function Assets({ kit, kind, onChange }: { kit: Kit; kind: "fonts" | "logos"; on
               : <FontSample asset={asset} />}
             <div className="c-asset-meta">
               <strong><bdi>{kind === "fonts" ? (asset.family ?? t("brand_kits.family_unknown")) : asset.filename}</bdi></strong>
-              <span className="muted small"><bdi dir="ltr">{asset.filename}</bdi> · {t("brand_kits.kb", { n: Math.ceil(asset.bytes / 1024) })}
+              <span className="muted small">
+                {kind === "fonts" ? <><bdi dir="ltr">{asset.filename}</bdi> · </> : null}
+                <bdi>{t("brand_kits.kb", { n: formatNumber(Math.ceil(asset.bytes / 1024), i18n.language) })}</bdi>
                 {asset.width && asset.height ? <> · <bdi dir="ltr">{asset.width}×{asset.height}</bdi></> : null}</span>
             </div>
             <ConfirmButton label={t("common.remove")} question={t("brand_kits.remove_asset_q", { name: asset.filename })}
@@ -370,7 +372,7 @@ function Versions({ kit }: { kit: Kit }) {
           <li key={v.version}>
             <details>
               <summary>
-                <strong>{t("brand_kits.version_n", { n: v.version })}</strong>
+                <strong>{t("brand_kits.version_n", { n: formatNumber(v.version, i18n.language) })}</strong>
                 <span className="muted small">{formatDate(v.created_at, i18n.language)}</span>
                 {v.version === kit.version ? <span className="c-badge ok">{t("brand_kits.current")}</span> : null}
               </summary>
@@ -385,7 +387,7 @@ function Versions({ kit }: { kit: Kit }) {
 }
 
 function KitEditor() {
-  const { t } = useTranslation("console");
+  const { t, i18n } = useTranslation("console");
   const { kitId = "" } = useParams();
   const navigate = useNavigate();
   const queryClient = useQueryClient();
@@ -410,7 +412,7 @@ function KitEditor() {
         <h1 id={headingId}>{data.name}</h1>
         <span className="c-actions">
           <OwnerBadge owner={data.owner} />
-          <span className="c-badge" data-testid="kit-version">{t("brand_kits.version_n", { n: data.version })}</span>
+          <span className="c-badge" data-testid="kit-version">{t("brand_kits.version_n", { n: formatNumber(data.version, i18n.language) })}</span>
         </span>
       </div>
       <KitForm kit={data} onSaved={update} />
@@ -419,7 +421,7 @@ function KitEditor() {
         <Assets kit={data} kind="logos" onChange={update} />
       </div>
       <Versions kit={data} />
-      <section className="c-section">
+      <section className="c-section c-kit-delete">
         <ConfirmButton label={t("brand_kits.delete")} question={t("brand_kits.delete_q", { name: data.name })}
                        disabled={del.busy}
                        onConfirm={() => void del.run(async () => {

@@ -24,7 +24,8 @@ export function checkable(generation: Generation): boolean {
 }
 
 function percent(share: number, lang: string): string {
-  return formatNumber(share, lang, { style: "percent", maximumFractionDigits: 0 });
+  // Small shares keep a decimal: "0%" beside a listed colour would read as "absent".
+  return formatNumber(share, lang, { style: "percent", maximumFractionDigits: share < 0.1 ? 1 : 0 });
 }
 
 function reasonText(t: TFunction, lang: string, report: Report, reason: Report["reasons"][number]): string {
@@ -42,12 +43,12 @@ function reasonText(t: TFunction, lang: string, report: Report, reason: Report["
     }
     case "low_palette_share":
       return t("brand.reason.low_palette_share", { share: percent(report.within_tolerance_share, lang),
-        tolerance: n(report.tolerance) });
+        tolerance: n(report.tolerance), pass: percent(0.7, lang), fail: percent(0.4, lang) });
     case "low_contrast":
       return t("brand.reason.low_contrast");
     case "logo_missing":
       return report.logo.score === null ? t("brand.reason.logo_unsearchable")
-        : t("brand.reason.logo_missing", { score: n(report.logo.score, 2) });
+        : t("brand.reason.logo_missing", { score: n(report.logo.score, 2), needed: n(0.8, 2) });
     case "no_palette":
       return t("brand.reason.no_palette");
   }
@@ -89,7 +90,7 @@ function ReportView({ report, generation }: { report: Report; generation: Genera
       <p className={`brand-verdict ${report.verdict}`} data-testid="brand-verdict" data-verdict={report.verdict}>
         <span aria-hidden="true" className="brand-icon">{ICONS[report.verdict]}</span>
         <strong>{t(`brand.verdict.${report.verdict}`)}</strong>
-        <span className="muted small">{t("brand.against", { version: report.brand_kit_version })}</span>
+        <span className="muted small">{t("brand.against", { version: formatNumber(report.brand_kit_version, lang) })}</span>
       </p>
       {report.reasons.length > 0 ? (
         <>
@@ -113,10 +114,10 @@ function ReportView({ report, generation }: { report: Report; generation: Genera
             const within = c.delta_e !== null && c.delta_e <= report.tolerance;
             return (
               <tr key={c.hex}>
-                <td><span className="brand-swatch" style={{ background: c.hex }} aria-hidden="true" /> <bdi dir="ltr">{c.hex}</bdi></td>
+                <td className="nowrap"><span className="brand-swatch" style={{ background: c.hex }} aria-hidden="true" /> <bdi dir="ltr">{c.hex}</bdi></td>
                 <td>{percent(c.share, lang)}</td>
                 <td>{c.nearest ? <><span className="brand-swatch" style={{ background: c.nearest_hex ?? undefined }} aria-hidden="true" /> {c.nearest}</> : "—"}</td>
-                <td className={within ? "ok" : "off"}>{c.delta_e === null ? "—" : `${n(c.delta_e)} ${within ? "✓" : "✕"}`}
+                <td className={`nowrap ${within ? "ok" : "off"}`}>{c.delta_e === null ? "—" : `${n(c.delta_e)} ${within ? "✓" : "✕"}`}
                   <span className="visually-hidden">{within ? t("brand.in_tolerance") : t("brand.out_of_tolerance")}</span></td>
               </tr>
             );
