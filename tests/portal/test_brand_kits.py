@@ -73,7 +73,8 @@ async def test_staff_make_a_kit_with_colours_a_font_and_a_logo(portal: Portal) -
 
     # A file of the wrong kind is refused with the API's reason (415).
     await page.locator("input[name=upload-logos]").set_input_files(str(FONT))
-    await expect(page.get_by_role("alert").filter(has_text="Use a PNG, JPEG or WebP logo")).to_be_visible()
+    refused = page.get_by_role("alert").filter(has_text="Use a PNG, JPEG or WebP logo")
+    await expect(refused).to_be_visible()
     await expect(version).to_have_text("Version 1")
 
     await page.locator("input[name=upload-fonts]").set_input_files(str(FONT))
