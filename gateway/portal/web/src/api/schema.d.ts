@@ -1471,6 +1471,34 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/generations/{generation_id}/brand_compliance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Check a generation against a brand kit
+         * @description How well one output of a succeeded image, video (a frame at 0.5 s) or design
+         *     generation keeps to a brand kit: its dominant colours against the kit's palette
+         *     (ΔE2000 within `tolerance`, default 10), whether the kit's first logo is on it, a
+         *     verdict (`pass`/`warn`/`fail`) and the reasons (docs/brand-compliance.md).
+         *
+         *     `brand_kit_id` defaults to the kit the generation used, `version` to the version it
+         *     used (else the kit's current one). 404 for a generation or kit the caller may not
+         *     read, 409 `not_assessable` for one not succeeded or without a picture, 422 for a
+         *     tolerance outside 0..100, a missing kit or an unreadable output.
+         */
+        get: operations["V1GenerationsGenerationIdBrandComplianceBrandCompliance"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/generations/{generation_id}/cancel": {
         parameters: {
             query?: never;
@@ -3046,6 +3074,21 @@ export interface components {
             /** @description A CSS hex colour: #rgb, #rgba, #rrggbb or #rrggbbaa. */
             warning?: string | null;
         };
+        /** BrandComplianceOut */
+        BrandComplianceOut: {
+            brand_kit_id: string;
+            brand_kit_version: number;
+            contrast: components["schemas"]["ContrastCheck"][];
+            dominant_colours: components["schemas"]["DominantColour"][];
+            generation_id: string;
+            logo: components["schemas"]["LogoCheck"];
+            output_index: number;
+            reasons: components["schemas"]["Reason"][];
+            tolerance: number;
+            /** @enum {string} */
+            verdict: "pass" | "warn" | "fail";
+            within_tolerance_share: number;
+        };
         /** BrandKitCreate */
         BrandKitCreate: {
             colors: components["schemas"]["Color"][];
@@ -3203,6 +3246,20 @@ export interface components {
             /** @enum {string} */
             type: "date" | "string" | "integer" | "millicredits" | "usd_micros" | "ratio" | "ms";
         };
+        /** ContrastCheck */
+        ContrastCheck: {
+            background: string;
+            box: [
+                number,
+                number,
+                number,
+                number
+            ];
+            foreground: string;
+            passes_aa: boolean;
+            ratio: number;
+            text: string;
+        };
         /** Cost */
         Cost: {
             charged: number | null;
@@ -3343,6 +3400,14 @@ export interface components {
             status: string;
             verification: components["schemas"]["Verification"] | null;
             verified_at: string | null;
+        };
+        /** DominantColour */
+        DominantColour: {
+            delta_e: number | null;
+            hex: string;
+            nearest: string | null;
+            nearest_hex: string | null;
+            share: number;
         };
         /** EmailIn */
         EmailIn: {
@@ -3680,6 +3745,18 @@ export interface components {
             email: string;
             password: string;
             tenant?: string | null;
+        };
+        /** LogoCheck */
+        LogoCheck: {
+            box: [
+                number,
+                number,
+                number,
+                number
+            ] | null;
+            expected: boolean;
+            found: boolean;
+            score: number | null;
         };
         /** Me */
         Me: {
@@ -4054,6 +4131,11 @@ export interface components {
                 [key: string]: string;
             };
             status: string;
+        };
+        /** Reason */
+        Reason: {
+            code: string;
+            message: string;
         };
         /** ResetConfirmIn */
         ResetConfirmIn: {
@@ -10735,6 +10817,87 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["GenerationDeleted"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1GenerationsGenerationIdBrandComplianceBrandCompliance: {
+        parameters: {
+            query?: {
+                brand_kit_id?: string | null;
+                version?: number | null;
+                tolerance?: number | null;
+                output_index?: number;
+            };
+            header?: never;
+            path: {
+                generation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BrandComplianceOut"];
                 };
             };
             /** @description Malformed request (the body is not JSON) */

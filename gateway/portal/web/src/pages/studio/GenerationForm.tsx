@@ -15,12 +15,15 @@ import {
   type Generation, type MediaType, type Operation, type Provider,
 } from "./catalogue";
 import ParamControl, { drawable } from "./ParamControl";
+import BrandKitPicker from "./BrandKitPicker";
 import PromptHelp from "./PromptHelp";
 import Progress from "./Progress";
 import { useEstimate } from "./useEstimate";
 import { useGeneration } from "./useGeneration";
 
 const PROMPT_MAX = 4000;
+/** Media a brand kit changes or records (3D models take nothing from it). */
+const BRANDED: readonly MediaType[] = ["image", "design", "audio", "video"];
 
 /** A fresh key per submit (crypto.randomUUID needs a secure context; a tenant's domain may
  * be plain http in development). */
@@ -57,6 +60,7 @@ export default function GenerationForm({ type, operation, providers, extra = {},
   const [values, setValues] = useState<Record<string, unknown>>({});
   const [provider, setProvider] = useState<string | null>(null);
   const [model, setModel] = useState<string | null>(null);
+  const [brandKit, setBrandKit] = useState<string | null>(null);
   const [submitting, setSubmitting] = useState(false);
   const [submitError, setSubmitError] = useState<ApiError | null>(null);
   const [generationId, setGenerationId] = useState<string | null>(null);
@@ -86,10 +90,11 @@ export default function GenerationForm({ type, operation, providers, extra = {},
       type, operation, ...(prompt.trim() ? { prompt } : {}),
       params: { ...sent, ...extra },
       ...(provider !== null ? { provider } : {}),
+      ...(brandKit !== null ? { brand_kit_id: brandKit } : {}),
     };
     // `extra` is compared by value: panels build it afresh on each render.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [type, operation, prompt, values, model, provider, missing, promptRequired,
+  }, [type, operation, prompt, values, model, provider, brandKit, missing, promptRequired,
       JSON.stringify(extra), serving.length]);
 
   const estimate = useEstimate(body);
@@ -145,6 +150,8 @@ export default function GenerationForm({ type, operation, providers, extra = {},
       </div>
 
       {children}
+
+      {BRANDED.includes(type) && <BrandKitPicker value={brandKit} onChange={setBrandKit} />}
 
       {config.show_provider_names && serving.length > 1 && (
         <label className="param">
