@@ -123,7 +123,9 @@ async def cluster(database: str, tmp_path: Path) -> AsyncIterator[tuple[Processe
     ports = [_free_port(), _free_port()]
     try:
         for i, port in enumerate(ports):
-            processes.start(f"api{i}", "serve", "--port", str(port))
+            # The first API runs two processes on its port (`serve --workers`).
+            processes.start(f"api{i}", "serve", "--port", str(port),
+                            *(["--workers", "2"] if i == 0 else []))
         processes.start("worker0", "worker")
         processes.start("worker1", "worker")
         bases = [f"http://127.0.0.1:{port}" for port in ports]
