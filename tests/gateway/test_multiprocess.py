@@ -9,6 +9,7 @@ Synchronised by polling with deadlines (health, states), never by sleeping a gue
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import secrets
 import signal
@@ -16,8 +17,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -42,7 +44,7 @@ def _free_port() -> int:
         return port
 
 
-def _dsn(url: str) -> dict[str, object]:
+def _dsn(url: str) -> dict[str, Any]:
     parsed = make_url(url)
     return {"host": parsed.host or "127.0.0.1", "port": parsed.port or 5432,
             "user": parsed.username or "postgres", "password": parsed.password,
@@ -55,7 +57,7 @@ def database() -> Iterator[str]:
     name = f"mediahub_mp_{secrets.token_hex(4)}"
 
     async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(**_dsn(base))  # type: ignore[arg-type]
+        conn = await asyncpg.connect(**_dsn(base))
         try:
             await conn.execute(sql)
         finally:
@@ -131,8 +133,9 @@ async def cluster(database: str, tmp_path: Path) -> AsyncIterator[tuple[Processe
         bases = [f"http://127.0.0.1:{port}" for port in ports]
         async with httpx.AsyncClient() as client:
             for i, base in enumerate(bases):
-                await until(lambda b=base: _live(client, b), 120,
-                            lambda i=i: processes.log(f"api{i}"))
+                name = f"api{i}"
+                await until(functools.partial(_live, client, base), 120,
+                            functools.partial(processes.log, name))
         yield processes, bases
     finally:
         processes.stop_all()
@@ -188,7 +191,7 @@ async def test_two_apis_and_workers_survive_a_killed_worker_and_keep_the_books(
         first = await asyncio.gather(*(submit(i) for i in range(GENERATIONS // 2)))
 
         async def statuses() -> dict[str, int]:
-            conn = await asyncpg.connect(**_dsn(database))  # type: ignore[arg-type]
+            conn = await asyncpg.connect(**_dsn(database))
             try:
                 rows = await conn.fetch("SELECT status, count(*) FROM generations GROUP BY 1")
             finally:
@@ -209,7 +212,7 @@ async def test_two_apis_and_workers_survive_a_killed_worker_and_keep_the_books(
 
         await until(all_ended, 240, lambda: f"{processes.log('worker1')}\n"
                                             f"{processes.log('worker2')}")
-        conn = await asyncpg.connect(**_dsn(database))  # type: ignore[arg-type]
+        conn = await asyncpg.connect(**_dsn(database))
         try:
             failures = await conn.fetch(
                 "SELECT id, error, attempts, attempts_log FROM generations "
@@ -223,7 +226,7 @@ async def test_two_apis_and_workers_survive_a_killed_worker_and_keep_the_books(
                                    headers=auth)
             assert got.json()["status"] == "succeeded"
 
-    conn = await asyncpg.connect(**_dsn(database))  # type: ignore[arg-type]
+    conn = await asyncpg.connect(**_dsn(database))
     try:
         # One settle per generation: each reservation resolved exactly once, by a post.
         resolutions = await conn.fetch(
@@ -253,6 +256,6 @@ async def test_two_apis_and_workers_survive_a_killed_worker_and_keep_the_books(
     assert wallet.credits_posted - wallet.debits_posted == 10_000_000 - settled
 
 
-async def _started(statuses: Callable[[], object]) -> bool:
-    counts = await statuses()  # type: ignore[misc]
+async def _started(statuses: Callable[[], Awaitable[dict[str, int]]]) -> bool:
+    counts = await statuses()
     return bool(counts.get("succeeded")) and bool(counts.get("queued") or counts.get("running"))
