@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import importlib.util
 import logging
@@ -16,7 +17,9 @@ from datetime import date
 
 import msgspec
 import uvicorn
+from litestar import Litestar
 from sqlalchemy import select
+from uvicorn.supervisors import Multiprocess
 
 from billing.usage import rollup
 from gateway.app import create_app
@@ -134,19 +137,62 @@ def stop_observing() -> None:
     core_metrics.process_exited()
 
 
-def _serve(settings: Settings, host: str, port: int) -> None:
-    # Before the app records anything: requests answered by this process and jobs it runs
-    # (embedded) are merged with every other process sharing the directory.
+def _serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
+    # Before the app records anything, and before any child is spawned (they inherit the
+    # directory through the environment): requests answered by this process, its
+    # children and the jobs they run (embedded) are merged with every other process
+    # sharing the directory.
     core_metrics.enable_multiprocess()
     start_observing(settings, service="mediahub-api")
     try:
-        _run_server(_Server(server_config(settings, host, port)))
+        if workers > 1:
+            _serve_processes(settings, host, port, workers)
+        else:
+            _run_server(_Server(server_config(settings, host, port)))
     finally:
         stop_observing()
 
 
+def _serve_processes(settings: Settings, host: str, port: int, workers: int) -> None:
+    """`serve --workers N`: uvicorn's supervisor binds the port once and spawns N
+    processes accepting on it (the kernel spreads connections), restarting any that dies.
+    Each child builds its own app from the environment (`process_app`), which the parent
+    completed: the public base URL it derived from `--host/--port`."""
+    if settings.database_url.startswith("sqlite"):
+        # Embedded mode: one process owns the SQLite file and the in-process queue.
+        print("mediahub serve --workers needs PostgreSQL (MEDIAHUB_DATABASE_URL) and Valkey "
+              "(MEDIAHUB_VALKEY_URL): embedded mode runs one process", file=sys.stderr)
+        raise SystemExit(2)
+    os.environ.setdefault("MEDIAHUB_PUBLIC_BASE_URL", settings.public_base_url)
+    config = uvicorn.Config(
+        "gateway.cli:process_app", factory=True, host=host, port=port, workers=workers,
+        log_config=None, timeout_graceful_shutdown=settings.shutdown_grace_s,
+        # A child answers the supervisor's pings only once its imports are done: seconds
+        # on a busy small machine, past uvicorn's 5 s (it then kills and respawns it).
+        timeout_worker_healthcheck=60,
+        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        http="httptools" if importlib.util.find_spec("httptools") else "h11")
+    with contextlib.suppress(KeyboardInterrupt):
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+
+
+def process_app() -> Litestar:
+    """The app of one `serve --workers` child: settings from the inherited environment,
+    metrics into the parent's shared directory, logs and traces set up as `serve` does."""
+    settings = _settings()
+    core_metrics.enable_multiprocess()
+    start_observing(settings, service="mediahub-api")
+    # uvicorn's supervisor runs its own server class in the child, not `_Server`.
+    atexit.register(stop_observing)
+    return create_app(settings)
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
-    _serve(_settings(_listening_url(args.host, args.port)), args.host, args.port)
+    if args.workers < 1:
+        print("--workers must be at least 1", file=sys.stderr)
+        raise SystemExit(2)
+    _serve(_settings(_listening_url(args.host, args.port)), args.host, args.port,
+           args.workers)
 
 
 def openapi_document() -> bytes:
@@ -371,6 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP gateway")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1,
+                       help="API processes sharing the port (PostgreSQL and Valkey only); "
+                            "see the connection budget in docs/operations.md")
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run SAQ workers (needs MEDIAHUB_VALKEY_URL)")

@@ -35,6 +35,9 @@ class KeyIdentity:
     customer_id: str | None
     #: The key's own rate (requests per minute, burst); None: the tenant's per-key default.
     rate_limit: tuple[int, int] | None = None
+    #: Whether the key has a monthly budget: a submit without one reads no budget
+    #: (`gateway.generations.budgets.admit`). True when unknown.
+    budgeted: bool = True
 
 
 def hash_secret(secret: str) -> str:
@@ -236,4 +239,5 @@ async def authenticate(session: AsyncSession, raw_key: str) -> KeyIdentity:
     rate = ((key.rate_limit_rpm, key.rate_limit_burst or 1)
             if key.rate_limit_rpm is not None else None)
     return KeyIdentity(key_id=key.id, tenant_id=key.tenant_id, scopes=frozenset(key.scopes),
-                       customer_id=key.customer_id, rate_limit=rate)
+                       customer_id=key.customer_id, rate_limit=rate,
+                       budgeted=key.monthly_budget_mc is not None)

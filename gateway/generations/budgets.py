@@ -3,7 +3,11 @@ work, so they are exact under concurrency on PostgreSQL and SQLite, as the tenan
 spend cap is (`quotas.py`, whose design this follows):
 
 - a budget is `monthly_budget_mc` on the key or the customer (None: no budget), read in the
-  submit's transaction, so a change applies to the very next submit;
+  submit's transaction, so a change of amount applies to the very next submit. Whether a
+  key or customer has a budget at all comes from the caches the submit already reads (the
+  key cache, the tenant views), so a submit without budgets issues no budget query: a
+  budget set where there was none applies at once in the process that set it and within
+  those caches' few seconds (`ttl_s`, 5) in the others;
 - what a generation counts is what its caller's paying wallet reserves: retail when a
   customer's wallet pays (a customer of a tenant in `mediahub` billing mode), else wholesale
   (the tenant's wallet). That is the generation's `cost.estimated`, and on success
@@ -56,29 +60,37 @@ def caller_amount(tenant: Tenant, generation: Generation) -> int:
 
 
 async def admit(session: AsyncSession, tenant: Tenant, generation: Generation,
-                day: date) -> None:
+                day: date, *, key_budgeted: bool = True, customer_budgeted: bool = True,
+                ) -> None:
     """Count the generation against its key's and its customer's monthly budgets, or
     refuse it (`InsufficientCredits`, code `budget_exceeded`, 402) when it would take one
     past its budget. Called in the submit's unit (before the wallets are touched), with
-    the submit's UTC day."""
-    if generation.api_key_id is None and generation.customer_id is None:
+    the submit's UTC day.
+
+    `key_budgeted` / `customer_budgeted`: whether the key / customer had a budget when the
+    caller's caches last read it (`Principal.key_budgeted`,
+    `TenantViews.customer_budgeted`); a subject known to have none is not read, so a
+    submit without budgets issues no budget query. A budget's amount is always read here,
+    in the transaction."""
+    key_id = generation.api_key_id if key_budgeted else None
+    customer_id = generation.customer_id if customer_budgeted else None
+    if key_id is None and customer_id is None:
         return
     key_budget = (select(ApiKey.monthly_budget_mc)
-                  .where(ApiKey.id == generation.api_key_id, ApiKey.tenant_id == tenant.id)
-                  .scalar_subquery() if generation.api_key_id is not None else null())
+                  .where(ApiKey.id == key_id, ApiKey.tenant_id == tenant.id)
+                  .scalar_subquery() if key_id is not None else null())
     customer_budget = (select(Customer.monthly_budget_mc)
-                       .where(Customer.id == generation.customer_id,
+                       .where(Customer.id == customer_id,
                               Customer.tenant_id == tenant.id)
-                       .scalar_subquery() if generation.customer_id is not None else null())
+                       .scalar_subquery() if customer_id is not None else null())
     budgets = (await session.execute(select(key_budget, customer_budget))).one()
     amount = caller_amount(tenant, generation)
     month = month_of(day)
-    if budgets[0] is not None and generation.api_key_id is not None:
-        await _take(session, tenant.id, KEY, generation.api_key_id, month, amount,
-                    int(budgets[0]))
+    if budgets[0] is not None and key_id is not None:
+        await _take(session, tenant.id, KEY, key_id, month, amount, int(budgets[0]))
         generation.key_budget_month = month
-    if budgets[1] is not None and generation.customer_id is not None:
-        await _take(session, tenant.id, CUSTOMER, generation.customer_id, month, amount,
+    if budgets[1] is not None and customer_id is not None:
+        await _take(session, tenant.id, CUSTOMER, customer_id, month, amount,
                     int(budgets[1]))
         generation.customer_budget_month = month
 

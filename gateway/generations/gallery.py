@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
-from sqlalchemy import Text, cast, or_, select, update
+from sqlalchemy import Text, cast, literal_column, or_, select, update
 
 from gateway.core.auth import Principal
 from gateway.core.ratelimit import Rate
@@ -135,8 +135,10 @@ async def requeue_purges(runtime: Runtime, *, limit: int = 100) -> int:
     async with runtime.db.session() as session:
         rows = (await session.execute(
             select(Generation.id, Generation.type)
+            # A constant, not a parameter: the partial ix_generations_purge_pending
+            # matches only a predicate it can prove at planning time.
             .where(Generation.deleted_at.is_not(None), Generation.deleted_at < stale,
-                   cast(Generation.outputs, Text) != "[]")
+                   cast(Generation.outputs, Text) != literal_column("'[]'"))
             .limit(limit))).all()
     for generation_id, media_type in rows:
         await jobs.enqueue_purge(runtime, generation_id, media_type)

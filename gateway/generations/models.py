@@ -69,6 +69,11 @@ class ErrorRecord(msgspec.Struct):
     message: str
 
 
+#: The purge index's predicate, spelled as `gallery.requeue_purges` asks (PostgreSQL uses a
+#: partial index only for a query whose WHERE implies it).
+_PURGE_PENDING = "deleted_at IS NOT NULL AND CAST(outputs AS TEXT) <> '[]'"
+
+
 class Generation(Base):
     __tablename__ = "generations"
     __table_args__ = (
@@ -91,6 +96,10 @@ class Generation(Base):
         Index("ix_generations_tenant_coalesced", "tenant_id", "coalesced_from"),
         # A team's gallery, newest first (docs/teams.md).
         Index("ix_generations_tenant_team_created", "tenant_id", "team_id", "created_at", "id"),
+        # Deleted generations whose media the purge has not removed yet: the purge requeue
+        # (gallery.requeue_purges) reads these few, never every deleted row ever.
+        Index("ix_generations_purge_pending", "deleted_at",
+              sqlite_where=text(_PURGE_PENDING), postgresql_where=text(_PURGE_PENDING)),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import msgspec
@@ -137,15 +138,19 @@ async def submit(services: Services, principal: Principal, body: GenerationCreat
             generation.coalesced_from = await cache.current_leader(runtime, lookup)
     team_spend.mark(principal, generation)  # on the row to persist: a cached copy too
     announced = False
+    # Budget presence from the caches already read (no budget: no budget query).
+    budgeted = Budgeted(key=principal.key_budgeted, customer=await runtime.tenant_views
+                        .customer_budgeted(principal.tenant, principal.customer_id))
     try:
         if generation.cached:
             # A hit takes no job slot and its charge (if any) is posted at once: no quota.
             announced = await services.runtime.db.grouped(
-                lambda session: _persist_hit(session, tenant, generation, timeout_at))
+                lambda session: _persist_hit(session, tenant, generation, timeout_at,
+                                             budgeted))
         else:
             quota = _quota(runtime, tenant, body.type)
             await services.runtime.db.grouped(lambda session: _persist(session, tenant, generation,
-                                                               timeout_at, quota))
+                                                               timeout_at, quota, budgeted))
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key committed first.
         if idempotency_key is None:
@@ -172,19 +177,28 @@ def _quota(runtime: Runtime, tenant: Tenant, media_type: str) -> quotas.Quota:
     return quotas.quota_for(limits, tenant.id, media_type, runtime.limiter.clock())
 
 
+@dataclass(frozen=True, slots=True)
+class Budgeted:
+    """Whether the caller's key and customer have monthly budgets (`budgets.admit`)."""
+
+    key: bool
+    customer: bool
+
+
 async def _persist(session: AsyncSession, tenant: Tenant, generation: Generation,
-                   timeout_at: datetime, quota: quotas.Quota) -> None:
+                   timeout_at: datetime, quota: quotas.Quota, budgeted: Budgeted) -> None:
     """The submit's unit of work (group-committed): the quotas, the generation row and its
     reservations."""
     await quotas.admit(session, quota, generation)
-    await budgets.admit(session, tenant, generation, quota.day)
+    await budgets.admit(session, tenant, generation, quota.day, key_budgeted=budgeted.key,
+                        customer_budgeted=budgeted.customer)
     session.add(generation)
     await session.flush()
     await _reserve(session, tenant, generation, timeout_at)
 
 
 async def _persist_hit(session: AsyncSession, tenant: Tenant, generation: Generation,
-                       timeout_at: datetime) -> bool:
+                       timeout_at: datetime, budgeted: Budgeted) -> bool:
     """A cached answer's unit of work: the succeeded row and, when the tenant's cache policy
     charges for hits, its reservations posted at once (same idempotency keys as a run).
     Returns whether a webhook event was written."""
@@ -196,7 +210,8 @@ async def _persist_hit(session: AsyncSession, tenant: Tenant, generation: Genera
         has_webhook_url=generation.webhook_url is not None)
     if generation.wholesale_mc == 0 and generation.retail_mc == 0:
         return announced  # free: nothing reserved, nothing moved
-    await budgets.admit(session, tenant, generation, utcnow().date())
+    await budgets.admit(session, tenant, generation, utcnow().date(),
+                        key_budgeted=budgeted.key, customer_budgeted=budgeted.customer)
     await _reserve(session, tenant, generation, timeout_at)
     assert generation.reservation_id is not None
     await ledger.post(session, tenant_id=tenant.id, pending_id=generation.reservation_id,

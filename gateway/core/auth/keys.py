@@ -147,7 +147,8 @@ async def authenticate_key(connection: ASGIConnection[Any, Any, Any, Any], *,
         customer_id = await acting_customer(connection, runtime, identity.tenant_id,
                                             identity.customer_id)
     principal = Principal(kind="key", tenant_id=identity.tenant_id, key_id=identity.key_id,
-                          customer_id=customer_id, scopes=identity.scopes)
+                          customer_id=customer_id, scopes=identity.scopes,
+                          key_budgeted=identity.budgeted)
     if not tenant_wide:
         principal = await with_team(runtime, principal, connection.headers.get("x-team-id"),
                                     param="X-Team-Id")

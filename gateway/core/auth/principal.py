@@ -41,6 +41,9 @@ class Principal:
     #: role in it (`owner`, `admin`, `member`, `viewer`).
     team_id: str | None = None
     team_role: str | None = None
+    #: Whether the key (kind `key`) had a monthly budget when it was last read (the key
+    #: cache's few seconds): a submit without one reads no budget. True when unknown.
+    key_budgeted: bool = True
 
     @property
     def actor(self) -> str:

@@ -296,6 +296,8 @@ def render(opts: Options) -> bytes:
 
 class LocalDesign(Provider):
     name = "local-design"
+    #: Drawn here, billed by no one: a call cut off by a crash is simply made again.
+    idempotency_keys = True
     description = ("Local engine (Pillow): fills a fixed design template's text, colour and "
                    "image slots and renders PNG or PDF offline; not a design model.")
     media_types = frozenset({"design"})

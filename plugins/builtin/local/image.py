@@ -121,6 +121,8 @@ _INPUT_OPERATIONS: Final = frozenset({"image_edit", "image_variation"})
 
 class LocalImage(Provider):
     name = "local-image"
+    #: Drawn here, billed by no one: a call cut off by a crash is simply made again.
+    idempotency_keys = True
     description = "Local engine (Pillow): draws a deterministic picture offline; not a model."
     media_types = frozenset({"image"})
     operations = frozenset({"text_to_image", "image_edit", "image_variation"})

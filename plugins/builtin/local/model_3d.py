@@ -220,6 +220,8 @@ def build(opts: Options) -> bytes:
 
 class Local3D(Provider):
     name = "local-3d"
+    #: Drawn here, billed by no one: a call cut off by a crash is simply made again.
+    idempotency_keys = True
     description = ("Local engine (pure Python): a GLB sphere or box sized and coloured from the "
                    "prompt, made offline; not a 3D generation model.")
     media_types = frozenset({"model_3d"})

@@ -136,6 +136,8 @@ class Options(msgspec.Struct, frozen=True):
 
 class LocalSpeech(Provider):
     name = "local-speech"
+    #: Drawn here, billed by no one: a call cut off by a crash is simply made again.
+    idempotency_keys = True
     description = ("Local engine (espeak-ng): formant text-to-speech to WAV on this machine, "
                    "offline; a robotic voice, not a neural model.")
     media_types = frozenset({"audio"})

@@ -153,6 +153,8 @@ def _write_still(opts: Options, prompt: str, path: Path) -> None:
 
 class LocalVideo(Provider):
     name = "local-video"
+    #: Drawn here, billed by no one: a call cut off by a crash is simply made again.
+    idempotency_keys = True
     description = ("Local engine (ffmpeg): H.264 MP4 of a title card with a gentle zoom, or a "
                    "pan-and-zoom over an image, made offline; not a video model.")
     media_types = frozenset({"video"})

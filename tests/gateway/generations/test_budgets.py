@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from billing import ledger
 from gateway.core.settings import Settings
@@ -182,4 +183,44 @@ async def test_40_concurrent_submits_against_a_customers_budget_on_postgresql(
         async with gw.runtime.db.session() as session:
             books = await ledger.balances(session, owner.id)
         assert sum(t.posted_balance for t in books.values()) == 0
+        gate.release.set()
+
+
+async def test_a_submit_without_budgets_reads_no_budget(settings: Settings) -> None:
+    """Budget presence rides on the key cache and the tenant views: a submit whose key and
+    customer have no budget sends no budget statement (one fewer statement per submit than
+    before); one with a budget set a moment ago reads and counts it."""
+    gate = Gate()
+    async with running_gateway(settings, extra=[GatePlugin(gate)]) as gw:
+        owner = await gw.tenant(scopes=["tenant_admin"])
+        made = await gw.client.post("/v1/keys", headers=owner.auth, json={
+            "name": "plain", "scopes": ["generate", "read"]})
+        assert made.status_code == 201, made.text
+        key_id = made.json()["id"]
+        auth = {"Authorization": f"Bearer {made.json()['key']}"}
+        assert (await submit(gw, auth, 0)).status_code == 202  # caches warm
+
+        sent: list[str] = []
+
+        def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+                   executemany: bool) -> None:
+            sent.append(statement)
+
+        engine = gw.runtime.db.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            assert (await submit(gw, auth, 1)).status_code == 202
+            without = list(sent)
+            changed = await gw.client.patch(f"/v1/keys/{key_id}", headers=owner.auth,
+                                            json={"monthly_budget_mc": WHOLESALE})
+            assert changed.status_code == 200, changed.text
+            sent.clear()
+            assert (await submit(gw, auth, 2)).status_code == 202
+            with_budget = list(sent)
+            assert (await submit(gw, auth, 3)).status_code == 402  # counted, and exact
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        assert not [s for s in without if "monthly_budget_mc" in s], without
+        assert [s for s in with_budget if "monthly_budget_mc" in s]
+        assert await spent(gw, owner.id, "key", key_id) == WHOLESALE
         gate.release.set()
