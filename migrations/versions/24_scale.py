@@ -1,15 +1,15 @@
 """scale: a partial index for the purge requeue, so periodic queries stay index-bound
 
-Revision ID: 0023_scale
-Revises: 0022_brand_kits
+Revision ID: 0024_scale
+Revises: 0023_suggestions
 """
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0023_scale'
-down_revision: str | None = '0022_brand_kits'
+revision: str = '0024_scale'
+down_revision: str | None = '0023_suggestions'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
