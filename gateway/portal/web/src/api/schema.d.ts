@@ -31,6 +31,36 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/v1/analytics/{series}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A platform analytics series (platform, tenants, providers)
+         * @description Every tenant's usage rollups, each tenant's days being its own local days
+         *     (`time_zone` is null): `platform` (per period: count, charged_mc, wholesale_mc,
+         *     cost_usd_micros, platform_margin_usd_micros = wholesale * 10 USD micros per
+         *     millicredit - provider cost), `tenants` (per tenant over the period: the same
+         *     sums), `providers` (per provider: count, succeeded, success_rate, failovers,
+         *     failover_rate, attempts, p50_ms, p95_ms, p99_ms, cost_usd_micros,
+         *     cost_per_output_usd_micros). An unknown series: 404 `series_not_found`.
+         *
+         *     Query: `from`, `to` (dates, `to` exclusive; default the 30 days to today (UTC)
+         *     included; at most 366 days, else 422 `period_too_long`), `interval` (`day`, `week`,
+         *     `month`), `format` (`json`, `csv`; or `Accept: text/csv`); no `group_by`.
+         */
+        get: operations["AdminV1AnalyticsSeriesRead"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/v1/audit_log": {
         parameters: {
             query?: never;
@@ -441,6 +471,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/analytics/me/credits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A customer's credits over time, by type or team member
+         * @description Columns `period`, `group` (with `group_by`), `count`, `charged_mc` of the calling
+         *     customer's own generations (a customer key, `X-Customer-Id` on a tenant-wide key,
+         *     or a portal session; else 403 `customer_required`), or with `X-Team-Id` (or
+         *     `team_id`) of its team's (`group_by=member`: per member; a team the customer is no
+         *     member of: 404 `team_not_found`). `group_by`: `type` or `member`. `charged_mc` is
+         *     null when the tenant bills its customers itself. Common query as the tenant's
+         *     series; `format=csv` for CSV.
+         */
+        get: operations["V1AnalyticsMeCreditsMeCredits"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/analytics/segments": {
         parameters: {
             query?: never;
@@ -483,6 +539,40 @@ export interface paths {
          *     before. 404 `segment_not_found` for an unknown segment.
          */
         get: operations["V1AnalyticsSegmentsCustomersMembers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/analytics/{series}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A tenant analytics series (credits, success, types, ...)
+         * @description One of the tenant's series from the usage rollups (docs/analytics.md):
+         *     `credits` (per period: count, charged_mc, wholesale_mc; group_by type, provider,
+         *     customer, team or key), `success` (count, succeeded, failed, canceled,
+         *     success_rate; group_by type or provider), `types` (per type over the period: count,
+         *     charged_mc, share), `costs` (per provider: count, cost_usd_micros, wholesale_mc,
+         *     charged_mc), `latency` (per provider and type: attempts, p50_ms, p95_ms, p99_ms),
+         *     `margin` (per period: charged_mc, wholesale_mc, margin_mc; group_by type, provider
+         *     or customer). An unknown series: 404 `series_not_found`.
+         *
+         *     Query: `from`, `to` (local dates in the tenant's `time_zone`, `to` exclusive;
+         *     default the 30 days to today included; at most 366 days, else 422
+         *     `period_too_long`), `interval` (`day`, `week` from Monday, `month`), `group_by` (one
+         *     dimension the series allows, else 422 `invalid_group_by`), `format` (`json`, `csv`;
+         *     or `Accept: text/csv`). Who: a staff session (owner, admin, billing, viewer) or a
+         *     tenant-wide key with `tenant_admin` or `billing`; else 403 `analytics_forbidden`.
+         */
+        get: operations["V1AnalyticsSeriesRead"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3031,6 +3121,12 @@ export interface components {
             hex: string;
             name: string;
         };
+        /** Column */
+        Column: {
+            name: string;
+            /** @enum {string} */
+            type: "date" | "string" | "integer" | "millicredits" | "usd_micros" | "ratio" | "ms";
+        };
         /** Cost */
         Cost: {
             charged: number | null;
@@ -3904,6 +4000,25 @@ export interface components {
             spend_mc: number;
             wholesale_mc: number;
         };
+        /** Series */
+        Series: {
+            columns: components["schemas"]["Column"][];
+            data: {
+                [key: string]: unknown;
+            }[];
+            from: string;
+            group_by: string | null;
+            /** @enum {null|string} */
+            interval: "day" | "week" | "month" | null;
+            /**
+             * @default analytics.series
+             * @constant
+             */
+            object: "analytics.series";
+            series: string;
+            time_zone: string | null;
+            to: string;
+        };
         /** SessionList */
         SessionList: {
             data: components["schemas"]["SessionOut"][];
@@ -4132,6 +4247,8 @@ export interface components {
             slug: string;
             suspended_at?: string | null;
             suspension_reason?: string | null;
+            /** @default UTC */
+            time_zone: string;
         };
         /** TenantPricing */
         TenantPricing: {
@@ -4172,6 +4289,7 @@ export interface components {
             pricing?: components["schemas"]["TenantPricing"];
             rate_limits?: components["schemas"]["RateLimitPolicy"];
             routing?: components["schemas"]["TenantRouting"];
+            time_zone?: string;
         };
         /** TenantUpdate */
         TenantUpdate: {
@@ -4186,6 +4304,7 @@ export interface components {
             pricing?: components["schemas"]["TenantPricing"];
             rate_limits?: components["schemas"]["RateLimitPolicy"];
             routing?: components["schemas"]["TenantRouting"];
+            time_zone?: string;
         };
         /** Thresholds */
         Thresholds: {
@@ -4472,6 +4591,90 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["BreakerSeries"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    AdminV1AnalyticsSeriesRead: {
+        parameters: {
+            query?: {
+                from?: string | null;
+                to?: string | null;
+                interval?: string | null;
+                group_by?: string | null;
+                format?: string | null;
+            };
+            header?: {
+                Accept?: string | null;
+            };
+            path: {
+                series: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Series"];
                 };
             };
             /** @description Malformed request (the body is not JSON) */
@@ -6396,6 +6599,89 @@ export interface operations {
             };
         };
     };
+    V1AnalyticsMeCreditsMeCredits: {
+        parameters: {
+            query?: {
+                from?: string | null;
+                to?: string | null;
+                interval?: string | null;
+                group_by?: string | null;
+                format?: string | null;
+                team_id?: string | null;
+            };
+            header?: {
+                Accept?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Series"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     V1AnalyticsSegmentsReport: {
         parameters: {
             query?: {
@@ -6495,6 +6781,90 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SegmentCustomers"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1AnalyticsSeriesRead: {
+        parameters: {
+            query?: {
+                from?: string | null;
+                to?: string | null;
+                interval?: string | null;
+                group_by?: string | null;
+                format?: string | null;
+            };
+            header?: {
+                Accept?: string | null;
+            };
+            path: {
+                series: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Series"];
                 };
             };
             /** @description Malformed request (the body is not JSON) */

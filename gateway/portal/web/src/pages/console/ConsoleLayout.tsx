@@ -20,11 +20,12 @@ const Customers = lazy(() => import("./Customers"));
 const Teams = lazy(() => import("./Teams"));
 const Webhooks = lazy(() => import("./Webhooks"));
 const Audit = lazy(() => import("./Audit"));
+const Analytics = lazy(() => import("./Analytics"));
 
 const PAGES: Record<string, ComponentType> = {
   "": Overview, branding: Branding, domains: Domains, pricing: Pricing, packages: Packages,
   limits: Limits, providers: Providers, keys: Keys, customers: Customers, teams: Teams,
-  webhooks: Webhooks, audit: Audit,
+  webhooks: Webhooks, audit: Audit, analytics: Analytics,
 };
 
 function Pending() {

@@ -6,6 +6,11 @@ import { useTranslation } from "react-i18next";
 import { api, unwrap } from "../../api/client";
 import { formatCredits, formatNumber } from "../../i18n";
 import { useSession } from "../../session";
+import { apiHeaders } from "../../api/client";
+import ChartPanel from "../../components/charts/ChartPanel";
+import { defaultPeriod } from "../../components/charts/PeriodPicker";
+import { useSeries } from "../../components/charts/useSeries";
+import { seriesUrl } from "./analyticsUrl";
 import { sectionsFor } from "./sections";
 
 /** Counts a keyset-paginated list up to `cap` (then shows "cap+"): enough for a glance. */
@@ -29,6 +34,29 @@ function Stat({ label, value, to, testId }: { label: string; value: string; to?:
     </>
   );
   return <li className="card c-stat">{to ? <Link to={to}>{body}</Link> : body}</li>;
+}
+
+/** The last 30 days' credits and margin, for the roles that may read analytics. */
+function Money() {
+  const { t, i18n } = useTranslation("console");
+  const lang = i18n.language;
+  const url = seriesUrl("margin", defaultPeriod(), { interval: "day" });
+  const state = useSeries(url, () => apiHeaders("GET"), "overview");
+  const rows = state.series?.data ?? [];
+  const total = (key: string) => rows.reduce((n, r) => n + (typeof r[key] === "number" ? r[key] : 0), 0);
+  const charged = total("charged_mc");
+  const margin = total("margin_mc");
+  const pct = charged > 0 ? formatNumber(margin / charged, lang, { style: "percent", maximumFractionDigits: 1 }) : "—";
+  return (
+    <div className="c-overview-money">
+      <ul className="c-stats">
+        <Stat label={t("overview.margin")} testId="overview-margin" to="/console/analytics"
+              value={state.series ? t("overview.margin_value", { margin: formatCredits(margin, lang), pct }) : "—"} />
+      </ul>
+      <ChartPanel title={t("overview.credits_chart")} series={state.series} loading={state.loading} error={state.error}
+                  kind="line" x="period" y={["charged_mc"]} />
+    </div>
+  );
 }
 
 export default function Overview() {
@@ -74,6 +102,7 @@ export default function Overview() {
                 total: formatNumber(counts.data.domains, lang) }) : "—"}
               to={admin ? "/console/domains" : undefined} />
       </ul>
+      {links.some((s) => s.path === "analytics") ? <Money /> : null}
       {balance.data && balance.data.pending !== 0 ? (
         <p className="muted">{t("overview.pending", { credits: formatCredits(Math.abs(balance.data.pending), lang) })}</p>
       ) : null}
