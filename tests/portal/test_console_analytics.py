@@ -162,8 +162,8 @@ async def test_the_analytics_page_reads_real_rollups(portal: Portal) -> None:
     await expect(listed.locator("tbody tr")).to_have_count(2)
     alice = listed.get_by_role("link", name="alice")
     await expect(alice).to_have_attribute("href", f"/console/customers/{w.customers['alice']}")
-    await expect(listed.locator("tbody tr").filter(has_text="alice").locator("td").last).to_have_text(
-        credits(2 * w.retail_mc))
+    alice_row = listed.locator("tbody tr").filter(has_text="alice")
+    await expect(alice_row.locator("td").last).to_have_text(credits(2 * w.retail_mc))
 
     # A zone where these generations fall on another day than in UTC.
     zone = next(z for z in ("Pacific/Kiritimati", "Etc/GMT+12")

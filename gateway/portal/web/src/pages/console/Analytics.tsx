@@ -253,8 +253,7 @@ export default function Analytics() {
         <Panel {...common} series="success" periodic title={t("analytics.success_provider")}
                kind="line" x="period" y={["success_rate"]} groupBy="group" query={{ group_by: "provider" }} />
         <Panel {...common} series="types" periodic={false} title={t("analytics.types")} kind="pie" x="group" y={["count"]} />
-        <Panel {...common} series="costs" periodic={false} title={t("analytics.costs")} kind="bar" x="group"
-               y={["cost_usd_micros", "wholesale_mc", "charged_mc"]} />
+        <CostsPanel {...common} />
         <LatencyPanel {...common} />
         <Panel {...common} series="margin" periodic title={t("analytics.margin_title")} kind="line" x="period"
                y={["charged_mc", "wholesale_mc", "margin_mc"]} />
@@ -269,15 +268,35 @@ export default function Analytics() {
 function LatencyPanel({ period, zone }: { period: Period; zone: string }) {
   const { t } = useTranslation("console");
   const state = useTenantSeries(seriesUrl("latency", period), zone);
-  // The chart view shows one bar group per "provider · type".
+  // One row (and one bar group) per "provider · type".
   const series = state.series && {
     ...state.series,
-    columns: [{ name: "group", type: "string" as const }, ...state.series.columns],
+    columns: [{ name: "group", type: "string" as const },
+              ...state.series.columns.filter((c) => c.name !== "provider" && c.name !== "type")],
     data: state.series.data.map((row) => ({ group: `${String(row.provider)} · ${String(row.type)}`, ...row })),
   };
   return (
     <ChartPanel title={t("analytics.latency")} series={series} loading={state.loading} error={state.error}
                 kind="bar" x="group" y={["p50_ms", "p95_ms", "p99_ms"]} initialView="table"
                 csvHref={seriesUrl("latency", period, { format: "csv" })} />
+  );
+}
+
+/** Cost by provider: the provider's cost, what the tenant paid wholesale and what it charged,
+ * all in credits so the bars compare (the platform's one conversion: 1 millicredit = 10 USD
+ * micros, billing/pricing.py); the table keeps the cost in dollars as well. */
+function CostsPanel({ period, zone }: { period: Period; zone: string }) {
+  const { t } = useTranslation("console");
+  const state = useTenantSeries(seriesUrl("costs", period), zone);
+  const series = state.series && {
+    ...state.series,
+    columns: [...state.series.columns, { name: "cost_mc", type: "millicredits" as const }],
+    data: state.series.data.map((row) => ({
+      ...row, cost_mc: typeof row.cost_usd_micros === "number" ? Math.round(row.cost_usd_micros / 10) : null })),
+  };
+  return (
+    <ChartPanel title={t("analytics.costs")} series={series} loading={state.loading} error={state.error}
+                kind="bar" x="group" y={["cost_mc", "wholesale_mc", "charged_mc"]}
+                csvHref={seriesUrl("costs", period, { format: "csv" })} />
   );
 }
