@@ -36,27 +36,17 @@ function Stat({ label, value, to, testId }: { label: string; value: string; to?:
   return <li className="card c-stat">{to ? <Link to={to}>{body}</Link> : body}</li>;
 }
 
-/** The last 30 days' credits and margin, for the roles that may read analytics. */
-function Money() {
-  const { t, i18n } = useTranslation("console");
-  const lang = i18n.language;
-  const url = seriesUrl("margin", defaultPeriod(), { interval: "day" });
+/** The last 30 days' margin by day, for the roles that may read analytics (else nothing
+ * is asked): the series, its margin and the margin's share of what was charged. */
+function useMargin(allowed: boolean, lang: string) {
+  const url = allowed ? seriesUrl("margin", defaultPeriod(), { interval: "day" }) : null;
   const state = useSeries(url, () => apiHeaders("GET"), "overview");
   const rows = state.series?.data ?? [];
   const total = (key: string) => rows.reduce((n, r) => n + (typeof r[key] === "number" ? r[key] : 0), 0);
   const charged = total("charged_mc");
   const margin = total("margin_mc");
   const pct = charged > 0 ? formatNumber(margin / charged, lang, { style: "percent", maximumFractionDigits: 1 }) : "—";
-  return (
-    <div className="c-overview-money">
-      <ul className="c-stats">
-        <Stat label={t("overview.margin")} testId="overview-margin" to="/console/analytics"
-              value={state.series ? t("overview.margin_value", { margin: formatCredits(margin, lang), pct }) : "—"} />
-      </ul>
-      <ChartPanel title={t("overview.credits_chart")} series={state.series} loading={state.loading} error={state.error}
-                  kind="line" x="period" y={["charged_mc"]} />
-    </div>
-  );
+  return { state, margin, pct };
 }
 
 export default function Overview() {
@@ -86,6 +76,8 @@ export default function Overview() {
   const show = (c: { count: number; more: boolean } | undefined) =>
     c ? `${formatNumber(c.count, lang)}${c.more ? "+" : ""}` : "—";
   const links = sectionsFor(user?.role ?? "viewer").filter((s) => s.path);
+  const analytics = links.some((s) => s.path === "analytics");
+  const money = useMargin(analytics, lang);
   return (
     <div className="c-page">
       <h1>{t("overview.title")}</h1>
@@ -101,8 +93,16 @@ export default function Overview() {
                 count: counts.data.domains, verified: formatNumber(counts.data.verified, lang),
                 total: formatNumber(counts.data.domains, lang) }) : "—"}
               to={admin ? "/console/domains" : undefined} />
+        {analytics ? (
+          <Stat label={t("overview.margin")} testId="overview-margin" to="/console/analytics"
+                value={money.state.series ? t("overview.margin_value", {
+                  margin: formatCredits(money.margin, lang), pct: money.pct }) : "—"} />
+        ) : null}
       </ul>
-      {links.some((s) => s.path === "analytics") ? <Money /> : null}
+      {analytics ? (
+        <ChartPanel title={t("overview.credits_chart")} series={money.state.series} loading={money.state.loading}
+                    error={money.state.error} kind="line" x="period" y={["charged_mc"]} />
+      ) : null}
       {balance.data && balance.data.pending !== 0 ? (
         <p className="muted">{t("overview.pending", { credits: formatCredits(Math.abs(balance.data.pending), lang) })}</p>
       ) : null}
