@@ -69,6 +69,7 @@ from gateway.people.routes import (
 )
 from gateway.portal.config import PortalConfigController, web_manifest
 from gateway.portal.site import operator_page, portal_page, service_worker, static_router
+from gateway.suggestions.routes import SuggestionController
 from gateway.teams.routes import TeamController
 from gateway.tenancy.key_customer_routes import CustomerController, KeyController
 from gateway.tenancy.provider_key_routes import ProviderKeyController
@@ -158,6 +159,7 @@ def create_app(settings: Settings, *, plugins: PluginHost | None = None,
     handlers += [UsageController, SegmentController]
     handlers += [BrandKitController]
     handlers += [SharedController]
+    handlers += [SuggestionController]
     handlers += [mcp_endpoint, media_generation_tools]
     handlers += [PortalConfigController, web_manifest, portal_page, operator_page,
                  service_worker, static_router()]

@@ -20,9 +20,9 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.builtin.local.design", "plugins.builtin.local.video",
     "plugins.builtin.local.model_3d",
     # Remote providers: unconfigured (skipped by routing) until their key is set.
-    "plugins.builtin.openai", "plugins.builtin.elevenlabs", "plugins.builtin.stability",
-    "plugins.builtin.automatic1111", "plugins.builtin.runway", "plugins.builtin.kling",
-    "plugins.builtin.veo", "plugins.builtin.canva",
+    "plugins.builtin.openai", "plugins.builtin.openai_chat", "plugins.builtin.elevenlabs",
+    "plugins.builtin.stability", "plugins.builtin.automatic1111", "plugins.builtin.runway",
+    "plugins.builtin.kling", "plugins.builtin.veo", "plugins.builtin.canva",
 )
 #: The built-ins' module names before they moved under `plugins.builtin`: a block list
 #: (`MEDIAHUB_DISABLED_PLUGINS`) written with one still blocks the plugin.

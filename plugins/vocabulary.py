@@ -14,12 +14,14 @@ from typing import Any, Final, Literal, get_args
 import msgspec
 
 #: What a generation makes (`GenerationCreate.type`, `Provider.media_types`).
-MediaType = Literal["image", "audio", "video", "design", "model_3d"]
+#: `text` is written text (issue 15: a chat model's prompt suggestions), billed like any other.
+MediaType = Literal["image", "audio", "video", "design", "model_3d", "text"]
 
 #: What a generation does (`GenerationCreate.operation`, `Provider.operations`).
 Operation = Literal[
     "text_to_image", "image_edit", "image_variation", "text_to_speech", "voice_clone",
     "text_to_video", "image_to_video", "design_autofill", "text_to_3d", "image_to_3d",
+    "complete",
 ]
 # Not words (issue 12): `video_extend`, which no built-in provider offers (an operation
 # nobody serves only answered 503 after validation and reservation checks), and
@@ -36,6 +38,7 @@ DEFAULT_OPERATIONS: Final[Mapping[MediaType, Operation]] = MappingProxyType({
     "video": "text_to_video",
     "design": "design_autofill",
     "model_3d": "text_to_3d",
+    "text": "complete",
 })
 
 
@@ -164,4 +167,5 @@ TYPE_OPERATIONS: Final[Mapping[MediaType, frozenset[Operation]]] = MappingProxyT
     "video": frozenset({"text_to_video", "image_to_video"}),
     "design": frozenset({"design_autofill"}),
     "model_3d": frozenset({"text_to_3d", "image_to_3d"}),
+    "text": frozenset({"complete"}),
 })

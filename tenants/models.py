@@ -26,6 +26,7 @@ from tenants.schemas import (
     TenantCaps,
     TenantPricing,
     TenantRouting,
+    TenantSuggestions,
 )
 
 
@@ -72,6 +73,9 @@ class Tenant(Base):
     #: of the tenant's keys or sessions is refused (gateway/core/suspension.py).
     suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     suspension_reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    # Model-written prompt suggestions (`TenantSuggestions`); stored empty means off.
+    suggestions: Mapped[TenantSuggestions] = mapped_column(
+        StructJSON(TenantSuggestions), default=lambda: TenantSuggestions())
 
 
 class Domain(Base):

@@ -133,6 +133,21 @@ class TenantCache(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True
 
 
 
+class TenantSuggestions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Prompt suggestions written by a text model (docs/suggestions.md).
+
+    `model`: `<provider>:<model>` of a text provider (`openai_chat:gpt-4o-mini`), or None
+    (default) for curated and history suggestions only. Each model suggestion is a text
+    generation charged to the caller. `wait_ms`: how long a suggestion request waits for
+    the model before answering without it.
+    """
+
+    model: Annotated[str, msgspec.Meta(
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,63}:[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        examples=["openai_chat:gpt-4o-mini"])] | None = None
+    wait_ms: Annotated[int, msgspec.Meta(ge=100, le=30_000)] = 8000
+
+
 class TenantCaps(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """The operator's ceilings on what a tenant's owners and admins set for themselves
     (`PATCH /v1/tenant`); set only through the operator API. A ceiling left out (None) is no
@@ -206,6 +221,7 @@ class TenantCreate(msgspec.Struct, forbid_unknown_fields=True):
     cache: TenantCache = msgspec.field(default_factory=TenantCache)
     caps: TenantCaps = msgspec.field(default_factory=TenantCaps)
     analytics: TenantAnalytics = msgspec.field(default_factory=TenantAnalytics)
+    suggestions: TenantSuggestions = msgspec.field(default_factory=TenantSuggestions)
 
 
 class TenantUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -221,6 +237,7 @@ class TenantUpdate(msgspec.Struct, forbid_unknown_fields=True):
     caps: TenantCaps | msgspec.UnsetType = msgspec.UNSET
     time_zone: TimeZone | msgspec.UnsetType = msgspec.UNSET
     analytics: TenantAnalytics | msgspec.UnsetType = msgspec.UNSET
+    suggestions: TenantSuggestions | msgspec.UnsetType = msgspec.UNSET
 
 
 class TenantOut(msgspec.Struct):
@@ -245,6 +262,7 @@ class TenantOut(msgspec.Struct):
     #: are refused with 403 `tenant_suspended` until it is resumed.
     suspended_at: datetime | None = None
     suspension_reason: str | None = None
+    suggestions: TenantSuggestions = msgspec.field(default_factory=TenantSuggestions)
 
 
 class KeyRateLimit(msgspec.Struct, forbid_unknown_fields=True):

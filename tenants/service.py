@@ -58,7 +58,8 @@ async def create_tenant(session: AsyncSession, body: TenantCreate) -> Tenant:
                     pricing=body.pricing, rate_limits=body.rate_limits,
                     billing_mode=body.billing_mode,
                     low_balance_threshold_mc=body.low_balance_threshold_mc,
-                    routing=body.routing, cache=body.cache, caps=body.caps)
+                    routing=body.routing, cache=body.cache, caps=body.caps,
+                    suggestions=body.suggestions)
     try:
         async with session.begin_nested():
             session.add(tenant)
@@ -99,7 +100,8 @@ async def list_tenants(session: AsyncSession, *, limit: int,
 async def update_tenant(session: AsyncSession, tenant_id: str, body: TenantUpdate) -> Tenant:
     tenant = await get_tenant(session, tenant_id)
     for field in ("name", "pricing", "rate_limits", "billing_mode",
-                  "low_balance_threshold_mc", "routing", "cache", "caps", "analytics"):
+                  "low_balance_threshold_mc", "routing", "cache", "caps", "analytics",
+                  "suggestions"):
         value = getattr(body, field)
         if value is not msgspec.UNSET:
             setattr(tenant, field, value)

@@ -1,8 +1,12 @@
 """Shared fixtures: real databases (SQLite file and PostgreSQL), real Valkey, the app in-process.
 
-PostgreSQL and Valkey come from `MEDIAHUB_TEST_DATABASE_URL` and `MEDIAHUB_TEST_VALKEY_URL`
-(defaults: the local servers on 127.0.0.1). A test that needs one it cannot reach fails with a
-message naming the variable; nothing is skipped.
+PostgreSQL and Valkey come from `MEDIAHUB_TEST_DATABASE_URL` and `MEDIAHUB_TEST_VALKEY_URL`;
+for each one unset, the run starts its own server from a Python package (tests/services.py). A
+test that needs one it cannot reach fails with a message naming the variable; nothing is skipped.
+
+The run is parallel (pytest-xdist, see pyproject's addopts): each worker has its own PostgreSQL
+database, SQLite files, SMTP server and queue prefixes; Valkey is shared, so a test touches only
+keys under its own `queue_prefix`.
 """
 
 from __future__ import annotations
@@ -50,26 +54,45 @@ from plugins.provider import (
     ProviderRequest,
     ProviderResult,
 )
+from tests import services
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 SECRET_KEY = b"test-secret-key-0123456789abcdefghijklmnop"
-PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-VALKEY_DEFAULT = "redis://127.0.0.1:6379/0"
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """Workers for `-n auto` (pyproject's addopts): one per CPU, at least two (the tests wait on
+    PostgreSQL, Valkey and subprocesses much of the time, so two overlap even on one core) and at
+    most eight (each worker holds its own database, SMTP server and, for tests/portal, Chromium).
+    `PYTEST_XDIST_AUTO_NUM_WORKERS` overrides it."""
+    return max(2, min(os.cpu_count() or 1, 8))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Only the controller starts servers: xdist workers (and the subprocesses tests spawn)
+    # inherit the URLs it exports. `--help` and `--collect-only` run no test.
+    if hasattr(config, "workerinput") or config.getoption("help", False) or config.getoption(
+            "collectonly", False):
+        return
+    config.add_cleanup(services.start_missing())
 
 
 def pg_base_url() -> str:
-    return os.environ.get("MEDIAHUB_TEST_DATABASE_URL") or PG_DEFAULT
+    return os.environ[services.DATABASE_VAR]
 
 
 def valkey_url() -> str:
-    return os.environ.get("MEDIAHUB_TEST_VALKEY_URL") or VALKEY_DEFAULT
+    return os.environ[services.VALKEY_VAR]
 
 
 async def _admin_connect(url: str) -> asyncpg.Connection:
     parsed = make_url(url)
     try:
+        # A Unix socket directory comes as `?host=` (tests/services.py's PostgreSQL).
+        socket_dir = parsed.query.get("host")
         return await asyncpg.connect(
-            host=parsed.host or "127.0.0.1", port=parsed.port or 5432,
+            host=socket_dir if isinstance(socket_dir, str) else parsed.host or "127.0.0.1",
+            port=parsed.port or 5432,
             user=parsed.username or "postgres", password=parsed.password,
             database=parsed.database or "postgres", timeout=5)
     except (OSError, asyncpg.PostgresError) as exc:

@@ -96,6 +96,25 @@ WRITTEN: dict[tuple[str, str], dict[str, Any]] = {
         "fields": [{"name": "headline", "kind": "text", "label": "Headline"},
                    {"name": "image", "kind": "image", "label": "Picture"}],
         "formats": ["png", "pdf"], "brand": False, "object": "design_template"}]}},
+    ("get", "/v1/generations/{generation_id}/brand_compliance"): {"response": {
+        "verdict": "warn",
+        "dominant_colours": [
+            {"hex": "#1B2A4A", "share": 0.569, "nearest": "navy", "nearest_hex": "#1B2A4A",
+             "delta_e": 0.0},
+            {"hex": "#9DB5A0", "share": 0.383, "nearest": "orange", "nearest_hex": "#F97316",
+             "delta_e": 39.42},
+            {"hex": "#F97316", "share": 0.048, "nearest": "orange", "nearest_hex": "#F97316",
+             "delta_e": 0.0}],
+        "within_tolerance_share": 0.617, "tolerance": 10.0,
+        "contrast": [{"box": [80, 660, 860, 120], "text": "Summer sale",
+                      "foreground": "#1B2A4A", "background": "#9DB5A0", "ratio": 6.47,
+                      "passes_aa": True}],
+        "logo": {"expected": True, "found": True, "score": 0.916, "box": [616, 205, 240, 120]},
+        "reasons": [{"code": "off_palette", "message": (
+            "#9DB5A0 covers 38% of the image and is \u0394E 39.4 from the nearest brand "
+            "colour, orange (#F97316); the tolerance is 10.")}],
+        "generation_id": "gen_8f14e45fceea167a5a36", "brand_kit_id": "bk_3c59dc048e88",
+        "brand_kit_version": 3, "output_index": 0}},
 }
 
 #: Values tried, in order, for a string with a `pattern`: the first that matches is used.

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import shutil
 import subprocess
 import tempfile
 from array import array
@@ -26,6 +25,7 @@ from typing import Final
 from PIL import Image
 
 from gateway.core.runtime import Runtime
+from plugins import programs
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def _thumbnail(data: bytes) -> bytes:
 
 
 def _ffmpeg() -> str:
-    binary = shutil.which("ffmpeg")
+    binary = programs.ffmpeg()
     if binary is None:
         raise FileNotFoundError("ffmpeg is not installed")
     return binary

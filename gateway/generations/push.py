@@ -183,9 +183,10 @@ async def unsubscribe(runtime: Runtime, principal: Principal,
 #: language the subscribing user chose, `users.locale`; English without one).
 _WORDS: dict[str, dict[str, str]] = {
     "en": {"image": "image", "audio": "audio", "video": "video", "design": "design",
-           "model_3d": "3D model"},
+           "model_3d": "3D model", "text": "text"},
     "ar": {"image": "الصورة", "audio": "المقطع الصوتي", "video": "الفيديو",
-           "design": "التصميم", "model_3d": "النموذج ثلاثي الأبعاد"},
+           "design": "التصميم", "model_3d": "النموذج ثلاثي الأبعاد",
+           "text": "النص"},
 }
 
 

@@ -16,7 +16,8 @@ from litestar.response import Stream
 
 from gateway.core.auth import Principal, requires, with_team
 from gateway.core.deps import RuntimeDep, page_limit
-from gateway.generations import gallery, search, service, submit
+from gateway.generations import compliance, gallery, search, service, submit
+from gateway.generations.compliance import BrandComplianceOut
 from gateway.generations.headers import DOCUMENTED, generation_headers
 from gateway.generations.models import FINAL_STATES, Generation
 from gateway.generations.schemas import (
@@ -241,6 +242,27 @@ class GenerationController(Controller):
         """
         return await _respond(services, principal, request,
                               await service.get(services, principal, generation_id), 200)
+
+    @get("/{generation_id:str}/brand_compliance", summary="Check a generation against a brand kit",
+         guards=[requires("read")])
+    async def brand_compliance(self, principal: Principal, services: ServicesDep,
+                               generation_id: FromPath[str],
+                               brand_kit_id: FromQuery[str | None] = None,
+                               version: FromQuery[int | None] = None,
+                               tolerance: FromQuery[float | None] = None,
+                               output_index: FromQuery[int] = 0) -> BrandComplianceOut:
+        """How well one output of a succeeded image, video (a frame at 0.5 s) or design
+        generation keeps to a brand kit: its dominant colours against the kit's palette
+        (ΔE2000 within `tolerance`, default 10), whether the kit's first logo is on it, a
+        verdict (`pass`/`warn`/`fail`) and the reasons (docs/brand-compliance.md).
+
+        `brand_kit_id` defaults to the kit the generation used, `version` to the version it
+        used (else the kit's current one). 404 for a generation or kit the caller may not
+        read, 409 `not_assessable` for one not succeeded or without a picture, 422 for a
+        tolerance outside 0..100, a missing kit or an unreadable output."""
+        return await compliance.check(services, principal, generation_id, kit_id=brand_kit_id,
+                                      version=version, tolerance=tolerance,
+                                      output_index=output_index)
 
     @post("/{generation_id:str}/cancel", status_code=200, summary="Cancel a generation",
           guards=[requires("generate")], response_headers=DOCUMENTED)

@@ -4,9 +4,9 @@ it is not already in that format (OpenAI's `pcm` is raw 24 kHz 16-bit little-end
 from __future__ import annotations
 
 import asyncio
-import shutil
 from typing import Final
 
+from plugins import programs
 from tenants.kernel.errors import InvalidRequest
 
 #: OpenAI's `response_format` → the content type it is served with.
@@ -36,7 +36,7 @@ async def convert(data: bytes, content_type: str, response_format: str) -> bytes
     installed or cannot convert them."""
     if _SAME.get(content_type.split(";")[0].strip().lower()) == response_format:
         return data
-    binary = shutil.which("ffmpeg")
+    binary = programs.ffmpeg()
     if binary is None:
         raise InvalidRequest(f"this gateway cannot produce {response_format} from the "
                              f"provider's {content_type} (no ffmpeg installed); ask for "

@@ -50,7 +50,8 @@ def tenant_out(tenant: Tenant, domains: list[str]) -> TenantOut:
                      routing=tenant.routing, cache=tenant.cache, caps=tenant.caps,
                      time_zone=tenant.time_zone,
                      analytics=tenant.analytics, suspended_at=tenant.suspended_at,
-                     suspension_reason=tenant.suspension_reason)
+                     suspension_reason=tenant.suspension_reason,
+                     suggestions=tenant.suggestions)
 
 
 def key_out(key: ApiKey, month_spend_mc: int | None = None) -> KeyOut:

@@ -28,6 +28,7 @@ from tenants.schemas import (
     TenantOut,
     TenantPricing,
     TenantRouting,
+    TenantSuggestions,
     TenantUpdate,
     TimeZone,
 )
@@ -49,6 +50,22 @@ class TenantSelfUpdate(msgspec.Struct, forbid_unknown_fields=True):
     time_zone: TimeZone | msgspec.UnsetType = msgspec.UNSET
     #: The thresholds of the tenant's customer segments (docs/analytics-segments.md).
     analytics: TenantAnalytics | msgspec.UnsetType = msgspec.UNSET
+    #: Model-written prompt suggestions (docs/suggestions.md).
+    suggestions: TenantSuggestions | msgspec.UnsetType = msgspec.UNSET
+
+
+def check_suggestion_model(runtime: Runtime, suggestions: TenantSuggestions) -> None:
+    """Refuse (422 `unknown_model`, param `suggestions.model`) a suggestion model that is not
+    `<provider>:<model>` of an installed text provider offering that model; called before
+    the tenant's settings change."""
+    if suggestions.model is None:
+        return
+    name, _, model = suggestions.model.partition(":")
+    provider = runtime.plugins.get(name)
+    if provider is None or "text" not in provider.media_types or (
+            provider.models and model not in provider.models):
+        raise InvalidRequest(f"{suggestions.model} is not a text model of an installed "
+                             "provider", code="unknown_model", param="suggestions.model")
 
 
 _SCALAR_LIMITS = ("requests_per_minute", "burst", "key_requests_per_minute", "key_burst",
@@ -100,6 +117,8 @@ async def update_own_tenant(runtime: Runtime, tenant_id: str, actor: str,
     transaction) and apply it through the operator's path, audited as `actor`."""
     if body.routing is not msgspec.UNSET:
         check_routing(runtime, body.routing)
+    if body.suggestions is not msgspec.UNSET:
+        check_suggestion_model(runtime, body.suggestions)
 
     def within_caps(tenant: Tenant) -> None:
         if body.rate_limits is not msgspec.UNSET:
@@ -109,7 +128,7 @@ async def update_own_tenant(runtime: Runtime, tenant_id: str, actor: str,
 
     update = TenantUpdate(name=body.name, branding=body.branding, pricing=body.pricing,
                           rate_limits=body.rate_limits, routing=body.routing,
-                          cache=body.cache,
+                          cache=body.cache, suggestions=body.suggestions,
                           low_balance_threshold_mc=body.low_balance_threshold_mc,
                           time_zone=body.time_zone, analytics=body.analytics)
     return await update_tenant(runtime, tenant_id, update, actor=actor, check=within_caps)

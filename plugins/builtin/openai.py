@@ -365,7 +365,7 @@ def speech_options(request: ProviderRequest) -> SpeechOptions:
 
 # --- Prices ------------------------------------------------------------------------------
 
-def _per_million(units: int, rate_per_million: int) -> int:
+def per_million(units: int, rate_per_million: int) -> int:
     """`units` x a per-1M-units price in USD micros, rounded up to a whole micro."""
     return -(-units * rate_per_million // 1_000_000)
 
@@ -391,10 +391,10 @@ def estimate_images(prices: Mapping[str, int], options: ImageOptions, prompt: st
     byte) and, for an edit, an allowance per input image (see `EDIT_INPUT_IMAGE_TOKENS`)."""
     total = options.n * per_image_bound(prices, options)
     if options.model == "gpt-image-1":
-        total += _per_million(len(prompt.encode()),
+        total += per_million(len(prompt.encode()),
                               prices["gpt-image-1_text_input_per_1m_tokens"])
         inputs = (options.image is not None) + (options.mask is not None)
-        total += _per_million(inputs * EDIT_INPUT_IMAGE_TOKENS,
+        total += per_million(inputs * EDIT_INPUT_IMAGE_TOKENS,
                               prices["gpt-image-1_image_input_per_1m_tokens"])
     return total
 
@@ -410,11 +410,11 @@ def charged_images(prices: Mapping[str, int], options: ImageOptions,
     if options.model == "gpt-image-1" and usage is not None:
         details = usage.input_tokens_details or InputTokensDetails(
             text_tokens=usage.input_tokens)
-        cost = (_per_million(details.text_tokens,
+        cost = (per_million(details.text_tokens,
                              prices["gpt-image-1_text_input_per_1m_tokens"])
-                + _per_million(details.image_tokens,
+                + per_million(details.image_tokens,
                                prices["gpt-image-1_image_input_per_1m_tokens"])
-                + _per_million(usage.output_tokens,
+                + per_million(usage.output_tokens,
                                prices["gpt-image-1_image_output_per_1m_tokens"]))
         return min(cost, estimate)
     quality = answer.quality if answer.quality in QUALITIES[options.model] else options.quality
@@ -429,7 +429,7 @@ def estimate_speech(prices: Mapping[str, int], options: SpeechOptions, text: str
     instructions too: they are billed input)."""
     characters = len(text) + (len(options.instructions or "")
                               if options.model == "gpt-4o-mini-tts" else 0)
-    return _per_million(characters, prices[f"{options.model}_per_1m_characters"])
+    return per_million(characters, prices[f"{options.model}_per_1m_characters"])
 
 
 # --- Errors ------------------------------------------------------------------------------
@@ -467,14 +467,33 @@ def classify(response: httpx.Response) -> ProviderError:
     return classified
 
 
-def _base_url(credentials: Credentials) -> str:
+def base_url(credentials: Credentials) -> str:
+    """The API root the call goes to (the tenant's or operator's base URL, else OpenAI's)."""
     return (credentials.base_url or DEFAULT_BASE_URL).rstrip("/")
 
 
-def _headers(credentials: Credentials) -> dict[str, str]:
+def auth_headers(credentials: Credentials) -> dict[str, str]:
+    """The bearer header of a call; raises `ProviderError.auth` when no key is configured."""
     if not credentials.api_key:
         raise ProviderError.auth("no OpenAI API key is configured")
     return {"Authorization": f"Bearer {credentials.api_key}"}
+
+
+async def models_health(credentials: Credentials, client: httpx.AsyncClient) -> Health:
+    """Whether the account answers `GET /models` (cheap, authenticated, free); called by the
+    health checks of every provider speaking to OpenAI's API (images, speech, chat)."""
+    try:
+        response = await client.get(f"{base_url(credentials)}/models",
+                                    headers=auth_headers(credentials), timeout=HEALTH_TIMEOUT)
+    except ProviderError as exc:
+        return Health(ok=False, detail=exc.message)
+    except httpx.HTTPError as exc:
+        return Health(ok=False, detail=f"OpenAI could not be reached "
+                                       f"({type(exc).__name__})")
+    if response.status_code != 200:
+        error = classify(response)
+        return Health(ok=False, detail=f"{error.code}: {error.message}")
+    return Health(ok=True, detail="models listed")
 
 
 # --- The provider ------------------------------------------------------------------------
@@ -593,9 +612,9 @@ class OpenAI(Provider):
 
     async def _images(self, request: ProviderRequest, options: ImageOptions,
                       credentials: Credentials, client: httpx.AsyncClient) -> ProviderResult:
-        headers = _headers(credentials)
+        headers = auth_headers(credentials)
         fields = image_fields(options, request.prompt)
-        base = _base_url(credentials)
+        base = base_url(credentials)
         if options.operation == "text_to_image":
             response = await client.post(f"{base}/images/generations", headers=headers,
                                          json=fields, timeout=IMAGE_TIMEOUT)
@@ -624,8 +643,8 @@ class OpenAI(Provider):
                                 "speed": options.speed}
         if options.instructions is not None:
             body["instructions"] = options.instructions
-        response = await client.post(f"{_base_url(credentials)}/audio/speech",
-                                     headers=_headers(credentials), json=body,
+        response = await client.post(f"{base_url(credentials)}/audio/speech",
+                                     headers=auth_headers(credentials), json=body,
                                      timeout=SPEECH_TIMEOUT)
         if response.status_code != 200:
             raise classify(response)
@@ -641,18 +660,7 @@ class OpenAI(Provider):
 
     async def health(self, credentials: Credentials, client: httpx.AsyncClient) -> Health:
         """Called by health checks: lists the models (cheap, authenticated, free)."""
-        try:
-            response = await client.get(f"{_base_url(credentials)}/models",
-                                        headers=_headers(credentials), timeout=HEALTH_TIMEOUT)
-        except ProviderError as exc:
-            return Health(ok=False, detail=exc.message)
-        except httpx.HTTPError as exc:
-            return Health(ok=False, detail=f"OpenAI could not be reached "
-                                           f"({type(exc).__name__})")
-        if response.status_code != 200:
-            error = classify(response)
-            return Health(ok=False, detail=f"{error.code}: {error.message}")
-        return Health(ok=True, detail="models listed")
+        return await models_health(credentials, client)
 
     def pricing(self) -> dict[str, Any]:
         """The price table (USD micros) and its units, for `GET /v1/providers`."""

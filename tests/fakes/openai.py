@@ -1,9 +1,11 @@
-"""A fake of OpenAI's image and speech API, answering as the real one does.
+"""A fake of OpenAI's image, speech and chat API, answering as the real one does.
 
 Endpoints: `POST /v1/images/generations` (JSON), `POST /v1/images/edits` and
 `POST /v1/images/variations` (multipart), `POST /v1/audio/speech` (audio bytes),
-`GET /v1/models`, and `GET /files/{name}` serving the images it answered with as URLs (for
-a DALL·E call that did not ask for `b64_json`).
+`POST /v1/chat/completions` (a `chat.completion` object with `choices[].message` and
+`usage.prompt_tokens`/`completion_tokens`), `GET /v1/models`, and `GET /files/{name}`
+serving the images it answered with as URLs (for a DALL·E call that did not ask for
+`b64_json`).
 
 Bodies use the real field names (`data[].b64_json`, `revised_prompt`, gpt-image-1's `usage`,
 `quality`, `size`, `output_format`) and errors the real `{"error": {"message", "type",
@@ -13,6 +15,7 @@ errors to answer with next, and it reads back the multipart forms it received.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import wave
@@ -52,6 +55,10 @@ INVALID_SIZE = {"error": {
     "message": "Invalid value: '999x999'. Supported values are: '1024x1024', '1024x1792', "
                "and '1792x1024'.",
     "type": "invalid_request_error", "param": "size", "code": "invalid_value"}}
+CONTEXT_LENGTH = {"error": {
+    "message": "This model's maximum context length is 128000 tokens. However, your messages "
+               "resulted in 130000 tokens. Please reduce the length of the messages.",
+    "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}
 SERVER_ERROR = {"error": {
     "message": "The server had an error while processing your request. Sorry about that!",
     "type": "server_error", "param": None, "code": None}}
@@ -104,6 +111,16 @@ class FakeOpenAI:
     #: Input tokens gpt-image-1 reports (text; image tokens for edits only).
     text_tokens: int = 12
     image_tokens: int = 194
+    #: Chat completions: the reply's text, the usage it reports, and the bodies received.
+    chat_reply: str = "A lighthouse on a cliff at dusk\nA fox in fresh snow"
+    prompt_tokens: int = 57
+    completion_tokens: int = 23
+    chats: list[dict[str, Any]] = field(default_factory=list)
+    #: When set, a chat answer waits until the test sets it (a provider that is slow to
+    #: answer, for timeouts).
+    chat_hold: asyncio.Event | None = None
+    #: Answer chats with a refusal instead of content.
+    chat_refusal: str | None = None
 
 
 def image_bytes(output_format: str = "png", size: tuple[int, int] = (16, 16),
@@ -238,6 +255,33 @@ def app(state: FakeOpenAI) -> Litestar:
         data = wav_bytes() if fmt == "wav" else SPEECH_BYTES[fmt]
         return Response(data, status_code=200, media_type=SPEECH_TYPES[fmt])
 
+    @post("/v1/chat/completions")
+    async def chat(request: Request[Any, Any, Any]) -> Response[bytes]:
+        refused = _refusal(request, state)
+        if refused is not None:
+            return refused
+        body = msgspec.json.decode(await request.body())
+        state.chats.append(body)
+        if state.chat_hold is not None:
+            await state.chat_hold.wait()
+        message: dict[str, Any] = {"role": "assistant", "content": state.chat_reply,
+                                   "refusal": None, "annotations": []}
+        if state.chat_refusal is not None:
+            message.update(content=None, refusal=state.chat_refusal)
+        return _json(200, {
+            "id": f"chatcmpl-fake{len(state.chats)}", "object": "chat.completion",
+            "created": 1_750_000_000, "model": f"{body['model']}-2024-07-18",
+            "choices": [{"index": 0, "message": message, "logprobs": None,
+                         "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": state.prompt_tokens,
+                      "completion_tokens": state.completion_tokens,
+                      "total_tokens": state.prompt_tokens + state.completion_tokens,
+                      "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                      "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                                                    "accepted_prediction_tokens": 0,
+                                                    "rejected_prediction_tokens": 0}},
+            "service_tier": "default", "system_fingerprint": "fp_fake"})
+
     @get("/v1/models")
     async def models(request: Request[Any, Any, Any]) -> Response[bytes]:
         refused = _refusal(request, state)
@@ -254,4 +298,4 @@ def app(state: FakeOpenAI) -> Litestar:
             return _json(404, {"error": "not found"})
         return Response(state.files[name], status_code=200, media_type="image/png")
 
-    return Litestar([generations, edits, variations, speech, models, files], debug=False)
+    return Litestar([generations, edits, variations, speech, chat, models, files], debug=False)

@@ -76,6 +76,7 @@ EXPECTED_SERVER_DEFAULTS = {
     ("tenants", "caps"),                         # 0014_selfserve
     ("generations", "favourite"),                # 0017_gallery
     ("tenants", "analytics"),                    # 0021_console
+    ("tenants", "suggestions"),                  # 0023_suggestions
 }
 
 

@@ -24,7 +24,8 @@ def test_builtins_register_through_the_hook() -> None:
     host = build_plugin_host(load_entry_points=False)
     assert [p.name for p in host.all()] == [
         "automatic1111", "canva", "elevenlabs", "kling", "local-3d", "local-design",
-        "local-image", "local-speech", "local-video", "openai", "runway", "stability", "veo"]
+        "local-image", "local-speech", "local-video", "openai", "openai_chat", "runway",
+        "stability", "veo"]
     assert [p.name for p in host.for_operation("image", "text_to_image")] == [
         "automatic1111", "local-image", "openai", "stability"]
     assert [p.name for p in host.for_operation("audio", "text_to_speech")] == [
@@ -49,7 +50,8 @@ def test_a_builtin_is_still_blocked_by_its_former_module_name() -> None:
     host = build_plugin_host(load_entry_points=False,
                              blocked=["plugins.local_image", "plugins.openai"])
     assert {"local-image", "openai"}.isdisjoint(p.name for p in host.all())
-    assert set(FORMER_NAMES.values()) == set(BUILTIN_PLUGINS)
+    # openai_chat came after the move: it never had another name.
+    assert set(FORMER_NAMES.values()) == set(BUILTIN_PLUGINS) - {"plugins.builtin.openai_chat"}
 
 
 def test_a_duplicate_provider_name_is_a_hard_error() -> None:

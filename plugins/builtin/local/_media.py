@@ -1,6 +1,7 @@
-"""Small helpers shared by the local engines: finding and running an external binary off the
-event loop, turning a missing one into a clear error, checking colour and number params, and
-fitting text into a box with Pillow's bundled font. (Input images: `plugins.media`.)
+"""Small helpers shared by the local engines: running an external binary (found by
+`plugins.programs`) off the event loop, turning a missing one into a clear error, checking
+colour and number params, and fitting text into a box with Pillow's bundled font. (Input
+images: `plugins.media`.)
 
 Nothing here reads settings or touches the gateway; the engines call these functions.
 """
@@ -13,7 +14,6 @@ import functools
 import hashlib
 import io
 import re
-import shutil
 from collections.abc import Callable
 from typing import Any
 
@@ -24,11 +24,6 @@ from plugins.errors import InvalidParams, ProviderError
 from plugins.provider import Health
 
 _STDERR_TAIL = 500
-
-
-def find_binary(name: str) -> str | None:
-    """The full path of `name` on PATH, or None when it is not installed."""
-    return shutil.which(name)
 
 
 def missing_detail(binary: str, package: str) -> str:

@@ -2,7 +2,8 @@
 network.
 
 It is a formant synthesiser, not a neural voice: robotic but intelligible, and always
-available offline. Voices are what `espeak-ng --voices` lists on this machine.
+available offline. espeak-ng is the system's program, else the library the espeakng-loader
+package ships (`plugins.programs.espeak_ng`). Voices are what `espeak-ng --voices` lists.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, ClassVar, Final
 import httpx
 import msgspec
 
+from plugins import programs
 from plugins import provider as contract
 from plugins.builtin.local import _media
 from plugins.errors import InvalidParams
@@ -102,9 +104,9 @@ def parse_voices(listing: str) -> list[Voice]:
 
 
 @functools.cache
-def _voices_of(binary: str) -> tuple[Voice, ...]:
+def _voices_of(command: tuple[str, ...]) -> tuple[Voice, ...]:
     try:
-        listing = subprocess.run([binary, "--voices"], capture_output=True,  # noqa: S603
+        listing = subprocess.run([*command, "--voices"], capture_output=True,  # noqa: S603
                                  text=True, timeout=30, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return ()  # a broken install lists nothing; generate then reports the failure
@@ -116,8 +118,8 @@ def voices() -> list[Voice]:
 
     Runs `espeak-ng --voices` once per process (it takes a few milliseconds) and caches it.
     """
-    binary = _media.find_binary(BINARY)
-    return list(_voices_of(binary)) if binary else []
+    command = programs.espeak_ng()
+    return list(_voices_of(tuple(command))) if command else []
 
 
 def wav_duration_s(data: bytes) -> tuple[float, int, int]:
@@ -190,13 +192,13 @@ class LocalSpeech(Provider):
     async def generate(self, request: ProviderRequest, credentials: Credentials,
                        client: httpx.AsyncClient) -> ProviderResult:
         options = self._options(request)
-        binary = _media.find_binary(BINARY)
-        if binary is None:
+        command = programs.espeak_ng()
+        if command is None:
             raise _media.engine_unavailable(BINARY, PACKAGE)
         with tempfile.TemporaryDirectory(prefix="mediahub-speech-") as tmp:
             out = Path(tmp) / "speech.wav"
             # The text goes in on stdin, so nothing in it can be read as an option.
-            await _media.run([binary, "-v", options.voice, "-s", str(options.speed_wpm),
+            await _media.run([*command, "-v", options.voice, "-s", str(options.speed_wpm),
                               "-p", str(options.pitch), "-w", str(out), "--stdin"],
                              timeout_s=TIMEOUT_S, stdin=request.prompt.encode())
             data = await asyncio.to_thread(out.read_bytes)
@@ -208,7 +210,7 @@ class LocalSpeech(Provider):
         )
 
     async def health(self, credentials: Credentials, client: httpx.AsyncClient) -> Health:
-        if _media.find_binary(BINARY) is None:
+        if programs.espeak_ng() is None:
             return _media.missing_health(BINARY, PACKAGE)
         return Health(ok=True, detail=f"{len(voices())} voices")
 

@@ -19,7 +19,7 @@ import httpx
 import msgspec
 from PIL import Image, ImageDraw, ImageOps
 
-from plugins import media
+from plugins import media, programs
 from plugins.builtin.local import _media
 from plugins.errors import InvalidParams
 from plugins.hookspecs import hookimpl
@@ -179,7 +179,7 @@ class LocalVideo(Provider):
     async def generate(self, request: ProviderRequest, credentials: Credentials,
                        client: httpx.AsyncClient) -> ProviderResult:
         opts = options(request)
-        binary = _media.find_binary(BINARY)
+        binary = programs.ffmpeg()
         if binary is None:
             raise _media.engine_unavailable(BINARY, PACKAGE)
         with tempfile.TemporaryDirectory(prefix="mediahub-video-") as tmp:
@@ -199,7 +199,7 @@ class LocalVideo(Provider):
         )
 
     async def health(self, credentials: Credentials, client: httpx.AsyncClient) -> Health:
-        if _media.find_binary(BINARY) is None:
+        if programs.ffmpeg() is None:
             return _media.missing_health(BINARY, PACKAGE)
         return Health(ok=True)
 

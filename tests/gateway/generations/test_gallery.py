@@ -32,7 +32,11 @@ def image(prompt: str, **params: Any) -> dict[str, Any]:
 def stored_files(gateway: Gateway, tenant_id: str, generation_id: str) -> list[Path]:
     root = Path(gateway.runtime.settings.storage_url.removeprefix("file://"))
     folder = root / tenant_id / generation_id
-    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+    # A purge running meanwhile (a SAQ worker) may remove the folder while it is walked.
+    try:
+        return sorted(p for p in folder.rglob("*") if p.is_file())
+    except FileNotFoundError:
+        return []
 
 
 async def test_a_generation_shows_its_prompt_params_favourite_and_team(

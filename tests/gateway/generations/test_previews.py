@@ -13,6 +13,7 @@ from PIL import Image
 
 from gateway.generations import derivatives
 from gateway.generations.models import Generation
+from plugins import programs
 from tests.conftest import Gateway, ProvidersPlugin, make_settings, running_gateway, scripted
 
 
@@ -117,7 +118,9 @@ async def _row(gateway: Gateway, generation_id: str) -> Generation:
 async def test_a_clip_shorter_than_the_poster_time_gets_its_first_frame(
         gateway: Gateway, tmp_path: Path) -> None:
     clip = tmp_path / "short.mp4"
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+    ffmpeg = programs.ffmpeg()
+    assert ffmpeg is not None
+    subprocess.run([ffmpeg, "-nostdin", "-v", "error", "-f", "lavfi", "-i",
                     "testsrc=duration=0.2:size=640x360:rate=25", "-pix_fmt", "yuv420p",
                     str(clip)], check=True)
     derived = await derivatives.derive(gateway.runtime, "t/g/0.mp4", "video/mp4",

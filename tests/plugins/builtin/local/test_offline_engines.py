@@ -1,6 +1,6 @@
 """The local offline engines (speech, design, video, 3D): each output decoded, bad params named,
 a missing binary reported rather than crashing, and every media type end to end through the
-gateway. espeak-ng, ffmpeg and ffprobe must be installed (CI installs them)."""
+gateway; and the same with no system espeak-ng or ffmpeg at all (the packaged ones)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from plugins import programs
 from plugins.builtin.local import _media
 from plugins.builtin.local import design as local_design
 from plugins.builtin.local import model_3d as local_3d
@@ -73,13 +74,36 @@ def decode_wav(data: bytes) -> tuple[int, int, int, float]:
                 wav.getnframes() / wav.getframerate())
 
 
+def ffmpeg() -> str:
+    binary = programs.ffmpeg()
+    assert binary is not None, "no ffmpeg, neither the system's nor imageio-ffmpeg's"
+    return binary
+
+
 def probe(data: bytes, tmp_path: Path) -> dict[str, Any]:
+    """What ffmpeg reports about an MP4 it decodes in full, shaped like ffprobe's JSON (not
+    every ffmpeg package ships ffprobe): container, duration and the streams."""
     path = tmp_path / "probe.mp4"
     path.write_bytes(data)
-    done = subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of",
-                           "json", str(path)], capture_output=True, check=True, timeout=30)
-    info: dict[str, Any] = json.loads(done.stdout)
-    return info
+    done = subprocess.run([ffmpeg(), "-hide_banner", "-nostdin", "-i", str(path), "-f", "null",
+                           "-"], capture_output=True, text=True, check=True, timeout=30)
+    described = done.stderr.split("Stream mapping:")[0]  # the input only, not the null output
+    container = re.search(r"Input #0, (\S+), from", described)
+    duration = re.search(r"Duration: (\d+):(\d+):(\d+\.\d+)", described)
+    assert container, described
+    assert duration, described
+    hours, minutes, seconds = duration.groups()
+    streams = [{"codec_type": kind.lower(), "codec_name": codec, "pix_fmt": pix_fmt,
+                "width": int(width), "height": int(height)}
+               for kind, codec, pix_fmt, width, height in re.findall(
+                   r"Stream #0:\d+\S*: (Video): (\w+)[^,]*, (\w+)[^,]*, (\d+)x(\d+)",
+                   described)]
+    streams += [{"codec_type": kind.lower(), "codec_name": codec}
+                for kind, codec in re.findall(r"Stream #0:\d+\S*: (Audio|Data): (\w+)",
+                                              described)]
+    return {"format": {"format_name": container[1],
+                       "duration": int(hours) * 3600 + int(minutes) * 60 + float(seconds)},
+            "streams": streams}
 
 
 def frame(data: bytes, tmp_path: Path, *, last: bool) -> Image.Image:
@@ -88,7 +112,7 @@ def frame(data: bytes, tmp_path: Path, *, last: bool) -> Image.Image:
     source.write_bytes(data)
     # The last: seek near the end and keep overwriting one file; the first: stop after one.
     where, keep = (["-sseof", "-0.3"], ["-update", "1"]) if last else ([], ["-frames:v", "1"])
-    subprocess.run(["ffmpeg", "-v", "error", "-y", *where, "-i", str(source), *keep,
+    subprocess.run([ffmpeg(), "-v", "error", "-y", *where, "-i", str(source), *keep,
                     str(target)], check=True, timeout=30)
     return Image.open(target).convert("RGB")
 
@@ -230,7 +254,9 @@ async def test_speech_speed_pitch_and_voice_change_the_audio() -> None:
 
 
 def test_voices_are_what_espeak_lists() -> None:
-    listed = subprocess.run(["espeak-ng", "--voices"], capture_output=True, text=True,
+    command = programs.espeak_ng()
+    assert command is not None
+    listed = subprocess.run([*command, "--voices"], capture_output=True, text=True,
                             check=True).stdout
     voices = local_speech.voices()
     ids = {v.id for v in voices}
@@ -505,11 +531,25 @@ def test_3d_names_bad_params(params: dict[str, Any], param: str) -> None:
 
 
 @pytest.fixture
-def no_binaries(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """PATH holds only an empty directory: neither espeak-ng nor ffmpeg can be found."""
+def no_system_binaries(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """PATH holds only an empty directory: no system espeak-ng, ffmpeg or ffprobe, as on a
+    machine with nothing but uv."""
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
+    assert programs.ffmpeg() == programs.packaged_ffmpeg()
+    assert programs.espeak_ng() == [sys.executable, str(Path(programs.__file__).parent
+                                                        / "builtin/local/espeak_library.py")]
+
+
+@pytest.fixture
+def no_binaries(no_system_binaries: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neither the system's programs nor the packaged ones (as if imageio-ffmpeg and
+    espeakng-loader had been uninstalled)."""
+    monkeypatch.setattr(programs, "packaged_ffmpeg", lambda: None)
+    monkeypatch.setattr(programs, "packaged_espeak_ng", lambda: False)
+    assert programs.ffmpeg() is None
+    assert programs.espeak_ng() is None
 
 
 @pytest.mark.usefixtures("no_binaries")
@@ -639,9 +679,9 @@ END_TO_END = {
 }
 
 
-@pytest.mark.parametrize("case", list(END_TO_END))
-async def test_every_media_type_end_to_end(gateway: Gateway, tmp_path: Path,
-                                           case: str) -> None:
+async def end_to_end(gateway: Gateway, tmp_path: Path, case: str) -> dict[str, Any]:
+    """Generate END_TO_END[case] through the gateway, fetch and decode the output; returns
+    the output as the API lists it."""
     body, provider, content_type, decode = END_TO_END[case]
     tenant = await gateway.tenant()
     r = await gateway.client.post("/v1/generations", json=body,
@@ -659,6 +699,30 @@ async def test_every_media_type_end_to_end(gateway: Gateway, tmp_path: Path,
     assert fetched.headers["content-type"].startswith(content_type)
     assert len(fetched.content) == output["bytes"]
     decode(fetched.content, output, tmp_path)
+    result: dict[str, Any] = output
+    return result
+
+
+@pytest.mark.parametrize("case", list(END_TO_END))
+async def test_every_media_type_end_to_end(gateway: Gateway, tmp_path: Path,
+                                           case: str) -> None:
+    await end_to_end(gateway, tmp_path, case)
+
+
+@pytest.mark.usefixtures("no_system_binaries")
+@pytest.mark.parametrize("case", ["audio", "video", "image_to_video"])
+async def test_speech_and_video_need_no_system_programs(gateway: Gateway, tmp_path: Path,
+                                                        case: str) -> None:
+    """On a machine with nothing but uv: espeak-ng's library (espeakng-loader) speaks, and
+    imageio-ffmpeg's ffmpeg encodes the video and its poster frame."""
+    output = await end_to_end(gateway, tmp_path, case)
+    if case == "audio":
+        assert len(output["peaks"]) == 256
+        assert "en-us" in {v.id for v in local_speech.voices()}
+    else:
+        poster = await gateway.media(output["thumbnail_url"])
+        assert poster.status_code == 200
+        assert poster.content.startswith(b"\xff\xd8\xff")
 
 
 @pytest.mark.usefixtures("no_binaries")

@@ -1471,6 +1471,34 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/generations/{generation_id}/brand_compliance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Check a generation against a brand kit
+         * @description How well one output of a succeeded image, video (a frame at 0.5 s) or design
+         *     generation keeps to a brand kit: its dominant colours against the kit's palette
+         *     (ΔE2000 within `tolerance`, default 10), whether the kit's first logo is on it, a
+         *     verdict (`pass`/`warn`/`fail`) and the reasons (docs/brand-compliance.md).
+         *
+         *     `brand_kit_id` defaults to the kit the generation used, `version` to the version it
+         *     used (else the kit's current one). 404 for a generation or kit the caller may not
+         *     read, 409 `not_assessable` for one not succeeded or without a picture, 422 for a
+         *     tolerance outside 0..100, a missing kit or an unreadable output.
+         */
+        get: operations["V1GenerationsGenerationIdBrandComplianceBrandCompliance"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/generations/{generation_id}/cancel": {
         parameters: {
             query?: never;
@@ -1925,6 +1953,82 @@ export interface paths {
          *     429 past 120 views a minute from one client address.
          */
         get: operations["V1SharedTokenRead"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/suggestions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prompt suggestions for a media type
+         * @description Curated templates (`source: template`) in `lang`, the caller's own prompts that
+         *     succeeded (`history`: a customer's own and its current team's, the tenant's for
+         *     staff and tenant keys; never another tenant's) in the language they were written
+         *     in, and, when the tenant enabled a text model, model-written ones (`model`: a text
+         *     generation charged to the caller). Ranked by BM25 relevance to `context` (`score`
+         *     0..1, 0 without a context). When the model fails, the others are answered with
+         *     `model_error` set to its code; `model=false` leaves the model out.
+         */
+        get: operations["V1SuggestionsList"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/suggestions/improve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * What a prompt is missing, and rewrites
+         * @description Rule-based check of `prompt` for its media type: image subject, style, lighting,
+         *     composition, colour; video also camera motion and pacing; 3D material; speech end
+         *     punctuation, long sentences without pauses, numbers and abbreviations to spell
+         *     out; design headline length and call to action. `missing` lists each lacking
+         *     aspect with a message in the request's language; `variants` holds up to three
+         *     rewrites filling them (`source: rules`), plus the tenant model's (`source: model`)
+         *     when one is enabled. Nothing is charged unless the tenant's model is asked.
+         */
+        post: operations["V1SuggestionsImproveImprove"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/suggestions/trends": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Most used types, styles and parameters, and when
+         * @description Counts over the range (at most 366 days; the latest 10,000 generations): media
+         *     types, style words found in prompts (`styles`, a fixed English/Arabic vocabulary),
+         *     parameter values (size, voice, duration_s, ...), generations by hour of day (0-23)
+         *     and by weekday (Mon-Sun) in the tenant's time zone (`time_zone`). `403 staff_only`
+         *     for `scope=tenant` from a customer.
+         */
+        get: operations["V1SuggestionsTrendsTrends"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2970,6 +3074,21 @@ export interface components {
             /** @description A CSS hex colour: #rgb, #rgba, #rrggbb or #rrggbbaa. */
             warning?: string | null;
         };
+        /** BrandComplianceOut */
+        BrandComplianceOut: {
+            brand_kit_id: string;
+            brand_kit_version: number;
+            contrast: components["schemas"]["ContrastCheck"][];
+            dominant_colours: components["schemas"]["DominantColour"][];
+            generation_id: string;
+            logo: components["schemas"]["LogoCheck"];
+            output_index: number;
+            reasons: components["schemas"]["Reason"][];
+            tolerance: number;
+            /** @enum {string} */
+            verdict: "pass" | "warn" | "fail";
+            within_tolerance_share: number;
+        };
         /** BrandKitCreate */
         BrandKitCreate: {
             colors: components["schemas"]["Color"][];
@@ -3127,12 +3246,31 @@ export interface components {
             /** @enum {string} */
             type: "date" | "string" | "integer" | "millicredits" | "usd_micros" | "ratio" | "ms";
         };
+        /** ContrastCheck */
+        ContrastCheck: {
+            background: string;
+            box: [
+                number,
+                number,
+                number,
+                number
+            ];
+            foreground: string;
+            passes_aa: boolean;
+            ratio: number;
+            text: string;
+        };
         /** Cost */
         Cost: {
             charged: number | null;
             estimated: number;
             /** @default millicredit */
             unit: string;
+        };
+        /** Count */
+        Count: {
+            count: number;
+            key: string;
         };
         /** CreditGrant */
         CreditGrant: {
@@ -3206,6 +3344,11 @@ export interface components {
             monthly_budget_mc?: number | null;
             tier?: string;
         };
+        /** DayCount */
+        DayCount: {
+            count: number;
+            day: string;
+        };
         /** Deleted */
         Deleted: {
             /** @default true */
@@ -3257,6 +3400,14 @@ export interface components {
             status: string;
             verification: components["schemas"]["Verification"] | null;
             verified_at: string | null;
+        };
+        /** DominantColour */
+        DominantColour: {
+            delta_e: number | null;
+            hex: string;
+            nearest: string | null;
+            nearest_hex: string | null;
+            share: number;
         };
         /** EmailIn */
         EmailIn: {
@@ -3354,7 +3505,7 @@ export interface components {
                 [key: string]: string;
             };
             /** @enum {null|string} */
-            operation?: "text_to_image" | "image_edit" | "image_variation" | "text_to_speech" | "voice_clone" | "text_to_video" | "image_to_video" | "design_autofill" | "text_to_3d" | "image_to_3d" | null;
+            operation?: "text_to_image" | "image_edit" | "image_variation" | "text_to_speech" | "voice_clone" | "text_to_video" | "image_to_video" | "design_autofill" | "text_to_3d" | "image_to_3d" | "complete" | null;
             params?: {
                 [key: string]: unknown;
             };
@@ -3363,7 +3514,7 @@ export interface components {
             team_id?: string | null;
             text?: string | null;
             /** @enum {string} */
-            type: "image" | "audio" | "video" | "design" | "model_3d";
+            type: "image" | "audio" | "video" | "design" | "model_3d" | "text";
             webhook_url?: string | null;
         };
         /** GenerationDeleted */
@@ -3469,6 +3620,20 @@ export interface components {
         ImagesResponse: {
             created: number;
             data: components["schemas"]["Image"][];
+        };
+        /** ImproveRequest */
+        ImproveRequest: {
+            /** @enum {null|string} */
+            lang?: "en" | "ar" | null;
+            prompt: string;
+            /** @enum {string} */
+            type: "image" | "audio" | "video" | "design" | "model_3d";
+        };
+        /** Improvement */
+        Improvement: {
+            missing: components["schemas"]["Missing"][];
+            model_error?: string | null;
+            variants: components["schemas"]["Variant"][];
         };
         /** InvitationAccept */
         InvitationAccept: {
@@ -3581,6 +3746,18 @@ export interface components {
             password: string;
             tenant?: string | null;
         };
+        /** LogoCheck */
+        LogoCheck: {
+            box: [
+                number,
+                number,
+                number,
+                number
+            ] | null;
+            expected: boolean;
+            found: boolean;
+            score: number | null;
+        };
         /** Me */
         Me: {
             csrf_token: string;
@@ -3615,6 +3792,11 @@ export interface components {
         MemberUpdate: {
             /** @enum {string} */
             role: "owner" | "admin" | "member" | "viewer";
+        };
+        /** Missing */
+        Missing: {
+            aspect: string;
+            message: string;
         };
         /** Model */
         Model: {
@@ -3697,6 +3879,12 @@ export interface components {
             name?: string;
             price_cents?: number;
         };
+        /** ParamCount */
+        ParamCount: {
+            count: number;
+            name: string;
+            value: string;
+        };
         /** ParamInfo */
         ParamInfo: {
             choices: (string | number)[] | null;
@@ -3766,7 +3954,7 @@ export interface components {
         /** PricingExampleIn */
         PricingExampleIn: {
             /** @enum {null|string} */
-            operation?: "text_to_image" | "image_edit" | "image_variation" | "text_to_speech" | "voice_clone" | "text_to_video" | "image_to_video" | "design_autofill" | "text_to_3d" | "image_to_3d" | null;
+            operation?: "text_to_image" | "image_edit" | "image_variation" | "text_to_speech" | "voice_clone" | "text_to_video" | "image_to_video" | "design_autofill" | "text_to_3d" | "image_to_3d" | "complete" | null;
             params?: {
                 [key: string]: unknown;
             };
@@ -3775,7 +3963,7 @@ export interface components {
             /** @default standard */
             tier: string;
             /** @enum {string} */
-            type: "image" | "audio" | "video" | "design" | "model_3d";
+            type: "image" | "audio" | "video" | "design" | "model_3d" | "text";
         };
         /** PricingStep */
         PricingStep: {
@@ -3944,6 +4132,11 @@ export interface components {
             };
             status: string;
         };
+        /** Reason */
+        Reason: {
+            code: string;
+            message: string;
+        };
         /** ResetConfirmIn */
         ResetConfirmIn: {
             password: string;
@@ -4099,6 +4292,20 @@ export interface components {
             stream_format?: "audio" | null;
             voice: string;
         };
+        /** Suggestion */
+        Suggestion: {
+            lang: string;
+            score: number;
+            source: string;
+            text: string;
+        };
+        /** SuggestionList */
+        SuggestionList: {
+            data: components["schemas"]["Suggestion"][];
+            model_error?: string | null;
+            /** @default list */
+            object: string;
+        };
         /** SupportLinks */
         SupportLinks: {
             email?: string | null;
@@ -4218,6 +4425,7 @@ export interface components {
             rate_limits?: components["schemas"]["RateLimitPolicy"];
             routing?: components["schemas"]["TenantRouting"];
             slug: string;
+            suggestions?: components["schemas"]["TenantSuggestions"];
         };
         /** TenantList */
         TenantList: {
@@ -4245,6 +4453,7 @@ export interface components {
             rate_limits: components["schemas"]["RateLimitPolicy"];
             routing?: components["schemas"]["TenantRouting"];
             slug: string;
+            suggestions?: components["schemas"]["TenantSuggestions"];
             suspended_at?: string | null;
             suspension_reason?: string | null;
             /** @default UTC */
@@ -4289,7 +4498,15 @@ export interface components {
             pricing?: components["schemas"]["TenantPricing"];
             rate_limits?: components["schemas"]["RateLimitPolicy"];
             routing?: components["schemas"]["TenantRouting"];
+            suggestions?: components["schemas"]["TenantSuggestions"];
             time_zone?: string;
+        };
+        /** TenantSuggestions */
+        TenantSuggestions: {
+            /** @example openai_chat:gpt-4o-mini */
+            model?: string | null;
+            /** @default 8000 */
+            wait_ms: number;
         };
         /** TenantUpdate */
         TenantUpdate: {
@@ -4304,6 +4521,7 @@ export interface components {
             pricing?: components["schemas"]["TenantPricing"];
             rate_limits?: components["schemas"]["RateLimitPolicy"];
             routing?: components["schemas"]["TenantRouting"];
+            suggestions?: components["schemas"]["TenantSuggestions"];
             time_zone?: string;
         };
         /** Thresholds */
@@ -4336,6 +4554,24 @@ export interface components {
             status: string;
             /** @default millicredit */
             unit: string;
+        };
+        /** Trends */
+        Trends: {
+            by_hour: number[];
+            by_weekday: components["schemas"]["DayCount"][];
+            /** Format: date-time */
+            end: string;
+            /** @default suggestion_trends */
+            object: string;
+            parameters: components["schemas"]["ParamCount"][];
+            scope: string;
+            /** Format: date-time */
+            start: string;
+            styles: components["schemas"]["Count"][];
+            time_zone: string;
+            total: number;
+            truncated: boolean;
+            types: components["schemas"]["Count"][];
         };
         /** UsageList */
         UsageList: {
@@ -4389,6 +4625,12 @@ export interface components {
         UserUpdate: {
             /** @enum {string} */
             role: "owner" | "admin" | "developer" | "billing" | "viewer";
+        };
+        /** Variant */
+        Variant: {
+            /** @default rules */
+            source: string;
+            text: string;
         };
         /** Verification */
         Verification: {
@@ -10633,6 +10875,87 @@ export interface operations {
             };
         };
     };
+    V1GenerationsGenerationIdBrandComplianceBrandCompliance: {
+        parameters: {
+            query?: {
+                brand_kit_id?: string | null;
+                version?: number | null;
+                tolerance?: number | null;
+                output_index?: number;
+            };
+            header?: never;
+            path: {
+                generation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BrandComplianceOut"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     V1GenerationsGenerationIdCancelCancel: {
         parameters: {
             query?: never;
@@ -12581,6 +12904,255 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SharedGeneration"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1SuggestionsList: {
+        parameters: {
+            query: {
+                type: "image" | "audio" | "video" | "design" | "model_3d";
+                /** @description What the user has typed so far: suggestions are ranked by it */
+                context?: string;
+                /** @description en or ar (default: the user's locale, then Accept-Language, then en) */
+                lang?: "en" | "ar" | null;
+                /** @description How many (1-20, default 8) */
+                limit?: number | null;
+                /** @description false: never ask the tenant's text model (free; for suggestions refreshed as the user types) */
+                model?: boolean;
+            };
+            header?: {
+                /** @description Picks en or ar when neither `lang` nor the user's own locale does */
+                "Accept-Language"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SuggestionList"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1SuggestionsImproveImprove: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Picks en or ar when neither `lang` nor the user's own locale does */
+                "Accept-Language"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ImproveRequest"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Improvement"];
+                };
+            };
+            /** @description Malformed request (the body is not JSON) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such route or object (for this tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input; `param` names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    V1SuggestionsTrendsTrends: {
+        parameters: {
+            query?: {
+                /** @description me (default): the caller's own generations; tenant: the whole tenant's (staff and tenant keys only) */
+                scope?: "me" | "tenant";
+                /** @description Start (default: 30 days before `to`) */
+                from?: string | null;
+                /** @description End, exclusive (default: now) */
+                to?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Trends"];
                 };
             };
             /** @description Malformed request (the body is not JSON) */

@@ -12,7 +12,7 @@ export type BulkResult = Schemas["BulkResult"];
 export type Share = Schemas["Share"];
 export type SharedGeneration = Schemas["SharedGeneration"];
 
-export const MEDIA_TYPES = ["image", "audio", "video", "design", "model_3d"] as const;
+export const MEDIA_TYPES = ["image", "audio", "video", "design", "model_3d", "text"] as const;
 export const STATUSES = ["queued", "running", "succeeded", "failed", "canceled"] as const;
 export const ACTIVE = new Set(["queued", "running"]);
 

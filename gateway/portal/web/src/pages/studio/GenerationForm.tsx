@@ -1,5 +1,6 @@
-// The form every studio panel shares: the prompt with its counter and starter chips, the
-// parameters the providers declare (the rest under "Advanced"), the batch count, the provider
+// The form every studio panel shares: the prompt with its counter, starter chips and the
+// "Improve" check (PromptHelp), the parameters the providers declare (the rest under
+// "Advanced"), the batch count, the provider
 // and model when the tenant shows provider names, the live estimate beside the balance, and
 // the submit button, disabled with the reason when the price is unknown or too high. After a
 // submit it follows the generation (Progress).
@@ -14,11 +15,15 @@ import {
   type Generation, type MediaType, type Operation, type Provider,
 } from "./catalogue";
 import ParamControl, { drawable } from "./ParamControl";
+import BrandKitPicker from "./BrandKitPicker";
+import PromptHelp from "./PromptHelp";
 import Progress from "./Progress";
 import { useEstimate } from "./useEstimate";
 import { useGeneration } from "./useGeneration";
 
 const PROMPT_MAX = 4000;
+/** Media a brand kit changes or records (3D models take nothing from it). */
+const BRANDED: readonly MediaType[] = ["image", "design", "audio", "video"];
 
 /** A fresh key per submit (crypto.randomUUID needs a secure context; a tenant's domain may
  * be plain http in development). */
@@ -55,6 +60,7 @@ export default function GenerationForm({ type, operation, providers, extra = {},
   const [values, setValues] = useState<Record<string, unknown>>({});
   const [provider, setProvider] = useState<string | null>(null);
   const [model, setModel] = useState<string | null>(null);
+  const [brandKit, setBrandKit] = useState<string | null>(null);
   const [submitting, setSubmitting] = useState(false);
   const [submitError, setSubmitError] = useState<ApiError | null>(null);
   const [generationId, setGenerationId] = useState<string | null>(null);
@@ -70,7 +76,6 @@ export default function GenerationForm({ type, operation, providers, extra = {},
   const main = params.filter((p) => p.name !== "n" && !ADVANCED_PARAMS.has(p.name));
   const advanced = params.filter((p) => ADVANCED_PARAMS.has(p.name));
   const models = config.show_provider_names ? modelsFor(providers, operation, provider) : [];
-  const suggestions = t(`suggestions.${type}`, { returnObjects: true, defaultValue: [] }) as unknown;
 
   const body = useMemo<Schemas["GenerationCreate"] | null>(() => {
     if (serving.length === 0) return null;
@@ -85,10 +90,11 @@ export default function GenerationForm({ type, operation, providers, extra = {},
       type, operation, ...(prompt.trim() ? { prompt } : {}),
       params: { ...sent, ...extra },
       ...(provider !== null ? { provider } : {}),
+      ...(brandKit !== null ? { brand_kit_id: brandKit } : {}),
     };
     // `extra` is compared by value: panels build it afresh on each render.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [type, operation, prompt, values, model, provider, missing, promptRequired,
+  }, [type, operation, prompt, values, model, provider, brandKit, missing, promptRequired,
       JSON.stringify(extra), serving.length]);
 
   const estimate = useEstimate(body);
@@ -140,16 +146,12 @@ export default function GenerationForm({ type, operation, providers, extra = {},
           {t("form.count", { count: prompt.length, used: formatNumber(prompt.length, i18n.language),
                              max: formatNumber(PROMPT_MAX, i18n.language) })}
         </span>
-        {Array.isArray(suggestions) && suggestions.length > 0 && (
-          <div className="chips" role="group" aria-label={t("form.suggestions")}>
-            {(suggestions as string[]).map((s) => (
-              <button type="button" key={s} className="chip" onClick={() => setPrompt(s)}>{s}</button>
-            ))}
-          </div>
-        )}
+        <PromptHelp type={type} prompt={prompt} onChoose={setPrompt} />
       </div>
 
       {children}
+
+      {BRANDED.includes(type) && <BrandKitPicker value={brandKit} onChange={setBrandKit} />}
 
       {config.show_provider_names && serving.length > 1 && (
         <label className="param">

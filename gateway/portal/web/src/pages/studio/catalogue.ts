@@ -5,7 +5,9 @@
 import { useQuery } from "@tanstack/react-query";
 import { api, currentTeam, unwrap, type Schemas } from "../../api/client";
 
-export type MediaType = Schemas["GenerationCreate"]["type"];
+/** The studio's media types: every generation type but `text`, which has no panel (the
+ * gateway writes text for prompt suggestions). */
+export type MediaType = Exclude<Schemas["GenerationCreate"]["type"], "text">;
 export type Operation = NonNullable<Schemas["GenerationCreate"]["operation"]>;
 export type Generation = Schemas["GenerationOut"];
 export type Output = Schemas["Output"] & { thumbnail_url?: string | null; peaks?: number[] | null };

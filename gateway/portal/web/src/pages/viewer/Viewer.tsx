@@ -12,6 +12,7 @@ import { formatCredits, formatDate } from "../../i18n";
 import {
   ACTIVE, deleteGeneration, getGeneration, setFavourite, share, type Generation, type Share,
 } from "../gallery/api";
+import BrandCheck, { checkable } from "./BrandCheck";
 import "./viewer.css";
 
 interface FromGallery { ids?: string[]; back?: string }
@@ -184,6 +185,7 @@ export default function Viewer() {
           </div>
           {generation.status === "succeeded" ? <ShareBox id={generation.id} /> : null}
           <Details generation={generation} />
+          {checkable(generation) ? <BrandCheck key={generation.id} generation={generation} /> : null}
         </aside>
       </div>
       {confirming ? (

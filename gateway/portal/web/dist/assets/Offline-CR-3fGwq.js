@@ -1,1 +1,0 @@
-import{K as e,f as t,r as n,v as r}from"./index-BY8R_XIV.js";var i=e();function a(){let{t:e}=t(`shell`),a=n();return(0,i.jsxs)(`section`,{className:`card narrow`,children:[(0,i.jsx)(`h1`,{children:e(`offline.title`)}),(0,i.jsx)(`p`,{role:`status`,children:e(a?`offline.back`:`offline.explain`)}),(0,i.jsx)(r,{to:`/gallery`,children:e(`offline.gallery`)})]})}export{a as default};
