@@ -1,19 +1,21 @@
 """The operator console in a real browser, on the platform's own host (`http://127.0.0.1:<port>`,
 which is no tenant's domain): the token sign-in, tenants (create, wholesale grants with the
 wallet's balance, caps), a provider's open breaker and its reset, the audit log's diff, the
-console being 404 on a tenant's domain; and the chart panel (ChartPanel) on the customer's
-usage page: its error state while the analytics API is absent, and its table view reached by
-keyboard with figures formatted per column type."""
+console being 404 on a tenant's domain, suspending and resuming the portal's tenant (its
+portal then says it is suspended); and the chart panel (ChartPanel) on the customer's usage
+page on real generations and rollups: its table view reached by keyboard with figures
+formatted per column type, a team's members and its CSV."""
 
 from __future__ import annotations
 
-import json
 import secrets
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlsplit
 
 from axe_playwright_python.async_playwright import Axe
-from playwright.async_api import Page, Route, expect
+from playwright.async_api import Page, Request, expect
 
+from billing.usage import rollup
 from plugins.errors import ProviderError
 from tests.conftest import ADMIN_TOKEN
 from tests.portal.conftest import Portal, axe_violations
@@ -100,13 +102,45 @@ async def test_create_a_tenant_grant_credits_and_read_the_grant_in_the_audit_log
     await expect(diff.get_by_role("row", name="amount_mc")).to_contain_text("12500")
     await expect(diff.get_by_role("row", name="reason")).to_contain_text('"launch"')
 
-    # Suspension lands with another branch: until then the screen says it is unavailable.
-    await page.go_back()
+
+
+async def test_suspending_the_tenant_closes_its_portal_until_resumed(portal: Portal) -> None:
+    customer = await portal.page()
+    await customer.goto(f"{portal.origin}/signin")
+    await expect(customer.locator("input[type=email]")).to_be_visible()
+
+    page = await operator_page(portal, then=f"/operator/tenants/{portal.tenant_id}")
     suspend = page.get_by_role("region", name="Suspension")
     await suspend.get_by_label("Reason").fill("unpaid invoice")
     await suspend.get_by_role("button", name="Suspend tenant").click()
-    await expect(suspend.get_by_role("status")).to_have_text(
-        "Suspension is unavailable on this server.")
+    await expect(suspend).to_contain_text("Suspended since")
+    await expect(suspend).to_contain_text("Reason: unpaid invoice")
+    r = await portal.api.get(f"/admin/v1/tenants/{portal.tenant_id}", headers=portal.admin)
+    assert r.json()["suspended_at"] is not None
+    assert r.json()["suspension_reason"] == "unpaid invoice"
+    blocked = await portal.api.get("/v1/credits/balance", headers=portal.tenant_auth)
+    assert blocked.status_code == 403
+    assert blocked.json()["error"]["code"] == "tenant_suspended"
+    await page.goto(f"{portal.base}/operator/tenants")
+    await expect(page.locator("tr", has_text=portal.slug)).to_contain_text("Suspended")
+
+    await customer.reload()
+    await expect(customer.get_by_test_id("portal-suspended")).to_contain_text(
+        "This service is suspended")
+    await expect(customer.locator("input[type=email]")).to_have_count(0)
+    arabic = await portal.page(locale="ar")
+    await arabic.goto(f"{portal.origin}/signin")
+    await expect(arabic.get_by_test_id("portal-suspended")).to_contain_text("هذه الخدمة موقوفة")
+    assert axe_violations(await Axe().run(arabic)) == []
+
+    await page.goto(f"{portal.base}/operator/tenants/{portal.tenant_id}")
+    await suspend.get_by_role("button", name="Resume tenant").click()
+    await expect(suspend.get_by_role("button", name="Suspend tenant")).to_be_visible()
+    r = await portal.api.get(f"/admin/v1/tenants/{portal.tenant_id}", headers=portal.admin)
+    assert r.json()["suspended_at"] is None
+    await customer.reload()
+    await expect(customer.locator("input[type=email]")).to_be_visible()
+    await expect(customer.get_by_test_id("portal-suspended")).to_have_count(0)
 
 
 async def test_an_open_breaker_is_shown_and_reset(portal: Portal) -> None:
@@ -153,38 +187,43 @@ async def test_the_console_is_404_on_a_tenants_domain_and_served_bare_on_the_pla
     assert (await portal.api.get("/usage", headers={"Host": portal.host})).status_code == 200
 
 
-CREDITS_SERIES = {
-    "object": "analytics.series", "series": "me_credits", "interval": "day",
-    "time_zone": "UTC", "from": "2026-11-01", "to": "2026-11-03", "group_by": "type",
-    "columns": [{"name": "period", "type": "date"}, {"name": "group", "type": "string"},
-                {"name": "count", "type": "integer"},
-                {"name": "charged_mc", "type": "millicredits"}],
-    "data": [{"period": "2026-11-01", "group": "image", "count": 3, "charged_mc": 1250},
-             {"period": "2026-11-01", "group": "audio", "count": 1, "charged_mc": 400},
-             {"period": "2026-11-02", "group": "image", "count": 12, "charged_mc": 123456}],
-}
+async def generate(portal: Portal, session: dict[str, str], n: int) -> int:
+    """`n` images made through the API with `session` (a customer's whose wallet held
+    200 credits, maybe with its X-Team-Id); the rollups rebuilt. Returns the retail price of
+    one taken from the customer's own wallet."""
+    price = 0
+    for _ in range(n):
+        r = await portal.api.post("/v1/generations", headers={**session, "Prefer": "wait=60"},
+                                  json={"type": "image", "prompt": "a red fox",
+                                        "provider": "local-image"})
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "succeeded", r.text
+    balance = await portal.api.get("/v1/credits/balance", headers=session)
+    if n:
+        price = (200_000 - balance.json()["available"]) // n
+    assert portal.services is not None
+    await rollup.rebuild_since(portal.services.runtime.db, portal.tenant_id, None)
+    return price
 
 
-async def analytics_contract(route: Route) -> None:
-    # The envelope of GET /v1/analytics/me/credits as the analytics API answers it
-    # (built on another branch); here only to give the panel figures to draw.
-    await route.fulfill(status=200, content_type="application/json",
-                        body=json.dumps(CREDITS_SERIES))
+def today_label() -> str:
+    today = datetime.now(UTC).date()
+    return f"{today:%b} {today.day}, {today.year}"
 
 
-async def test_usage_panels_show_the_error_then_the_table_by_keyboard(portal: Portal) -> None:
+async def test_usage_panels_show_the_table_by_keyboard(portal: Portal) -> None:
     address = await portal.customer()
     page = await portal.page()
     await portal.sign_in(page, address, then="/usage")
     await expect(page.get_by_role("link", name="Usage")).to_have_class("active")
     panel = page.get_by_role("region", name="Credits by content type")
-    # No analytics API on this server: the panel says so instead of drawing nothing.
-    await expect(panel.get_by_role("alert")).to_contain_text("not available on this server yet")
+    # Nothing made yet: the panel says so instead of drawing nothing.
+    await expect(panel).to_have_attribute("data-state", "empty")
     csv = panel.get_by_role("link", name="Download CSV")
     assert "format=csv" in (await csv.get_attribute("href") or "")
     assert await csv.get_attribute("download") is not None
 
-    await page.route("**/v1/analytics/me/credits?*", analytics_contract)
+    price = await generate(portal, await session_of(portal, address), 3)
     await page.reload()
     await expect(panel.locator(".chart-canvas .recharts-wrapper")).to_be_visible()
     table_button = panel.get_by_role("button", name="Table")
@@ -195,10 +234,9 @@ async def test_usage_panels_show_the_error_then_the_table_by_keyboard(portal: Po
     await expect(table.locator("th[scope=col]")).to_have_text(
         ["Period", "Group", "Generations", "Credits charged"])
     rows = table.locator("tbody tr")
-    await expect(rows).to_have_count(3)
-    await expect(rows.nth(0).locator("th[scope=row]")).to_have_text("Nov 1, 2026")
-    await expect(rows.nth(0).locator("td")).to_have_text(["image", "3", "1.250"])
-    await expect(rows.nth(2).locator("td")).to_have_text(["image", "12", "123.456"])
+    await expect(rows).to_have_count(1)
+    await expect(rows.nth(0).locator("th[scope=row]")).to_have_text(today_label())
+    await expect(rows.nth(0).locator("td")).to_have_text(["image", "3", f"{3 * price / 1000:,.3f}"])
     # Space on the other button brings the chart back.
     chart_button = panel.get_by_role("button", name="Chart")
     await chart_button.focus()
@@ -219,6 +257,7 @@ async def test_console_and_usage_screens_in_both_languages_and_sizes(portal: Por
                               json={"amount": 5_000, "reason": "screenshots"})
     assert g.status_code == 201, g.text
     address = await portal.customer()
+    await generate(portal, await session_of(portal, address), 2)
     for locale in ("en", "ar"):
         for phone in (False, True):
             size = "phone" if phone else "desktop"
@@ -239,12 +278,12 @@ async def test_console_and_usage_screens_in_both_languages_and_sizes(portal: Por
                 if name == "audit":
                     await page.locator(".audit-entry summary").first.click()
                 if name == "analytics":
-                    await expect(page.locator(".chart-panel[data-state=error]")).to_have_count(6)
+                    await expect(page.locator(".chart-panel[data-state=error]")).to_have_count(0)
+                    await expect(page.locator(".chart-panel[data-state=ready]")).to_have_count(6)
                 await portal.shot(page, f"operator-{name}-{locale}-{size}")
                 assert axe_violations(await Axe().run(page)) == [], (name, locale, size)
 
             customer = await portal.page(phone=phone, locale=locale)
-            await customer.route("**/v1/analytics/me/credits?*", analytics_contract)
             await portal.sign_in(customer, address, then="/usage")
             await expect(customer.locator(".chart-panel[data-state=ready]")).to_have_count(2)
             await expect(customer.locator(".chart-canvas .recharts-wrapper")).to_have_count(2)
@@ -261,16 +300,22 @@ async def test_usage_in_a_team_workspace_asks_for_the_team_and_shows_members(
     team = await portal.api.post("/v1/teams", headers=session, json={"name": "Design crew"})
     assert team.status_code == 201, team.text
     team_id = team.json()["id"]
+    funded = await portal.api.post(f"/v1/teams/{team_id}/credits",
+                                   headers={**session, "Idempotency-Key": "fund"},
+                                   json={"amount": 50_000})
+    assert funded.status_code in (200, 201), funded.text
+    await generate(portal, {**session, "X-Team-Id": team_id}, 2)
+    left = await portal.api.get(f"/v1/teams/{team_id}/balance", headers=session)
+    price = (50_000 - left.json()["available"]) // 2
     asked: list[tuple[str, str | None]] = []
 
-    async def contract(route: Route) -> None:
-        url = urlsplit(route.request.url)
-        asked.append((dict(parse_qsl(url.query))["group_by"],
-                      await route.request.header_value("x-team-id")))
-        await analytics_contract(route)
+    def seen(request: Request) -> None:
+        url = urlsplit(request.url)
+        if url.path == "/v1/analytics/me/credits":
+            asked.append((dict(parse_qsl(url.query))["group_by"], request.headers.get("x-team-id")))
 
     page = await portal.page()
-    await page.route("**/v1/analytics/me/credits?*", contract)
+    page.on("request", seen)
     await portal.sign_in(page, owner, then="/usage")
     await expect(page.get_by_role("region", name="Credits by member")).to_have_count(0)
     await page.get_by_label("Workspace").select_option(team_id)
@@ -285,4 +330,7 @@ async def test_usage_in_a_team_workspace_asks_for_the_team_and_shows_members(
     assert href is not None
     assert href.startswith("blob:")
     csv = await page.evaluate("async (href) => (await fetch(href)).text()", href)
-    assert csv.splitlines()[:2] == ["period,group,count,charged_mc", "2026-11-01,image,3,1250"]
+    header, row = csv.splitlines()
+    assert header == "period,group,count,charged_mc"
+    period, _member, count, charged = row.split(",")
+    assert (period, count, charged) == (datetime.now(UTC).date().isoformat(), "2", str(2 * price))

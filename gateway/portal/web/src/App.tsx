@@ -5,6 +5,7 @@ import { lazy, Suspense, type ReactNode } from "react";
 import { Navigate, Route, Routes, useLocation } from "react-router";
 import { useTranslation } from "react-i18next";
 import Layout from "./components/Layout";
+import { usePortalConfig } from "./config";
 import { isStaff } from "./pages/console/sections";
 import { useSession } from "./session";
 
@@ -53,7 +54,21 @@ function Home() {
   return <Navigate to={to} replace state={state} />;
 }
 
+/** The whole portal while the operator has suspended the tenant: its API refuses every
+ * call (403 tenant_suspended), so no page could work; say so instead of failing piecemeal. */
+function Suspended() {
+  const { t } = useTranslation();
+  return (
+    <section className="card suspended-page" data-testid="portal-suspended" role="alert">
+      <h1>{t("suspended.title")}</h1>
+      <p>{t("suspended.text")}</p>
+    </section>
+  );
+}
+
 export default function App() {
+  const config = usePortalConfig();
+  if (config.suspended) return <Layout><Suspended /></Layout>;
   return (
     <Layout>
       <Suspense fallback={<Loading />}>

@@ -26,6 +26,8 @@ export interface ChartPanelProps {
   groupBy?: string;
   /** The same series with format=csv (a plain `<a download>`). */
   csvHref?: string;
+  /** What the panel opens on: a table first for series that chart poorly. */
+  initialView?: "chart" | "table";
 }
 
 type View = "chart" | "table";
@@ -59,9 +61,9 @@ function SeriesTable({ series, caption, label }: { series: Series; caption: stri
 }
 
 export default function ChartPanel(props: ChartPanelProps) {
-  const { title, series, loading, error, kind, x, y, groupBy, csvHref } = props;
+  const { title, series, loading, error, kind, x, y, groupBy, csvHref, initialView = "chart" } = props;
   const { t } = useTranslation("charts");
-  const [view, setView] = useState<View>("chart");
+  const [view, setView] = useState<View>(initialView);
   const headingId = useId();
   const label = (name: string) => t(`columns.${name}`, { defaultValue: name });
   const empty = !!series && series.data.length === 0;

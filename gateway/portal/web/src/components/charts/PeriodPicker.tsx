@@ -18,6 +18,13 @@ export function defaultPeriod(today: Date = new Date()): Period {
   return { interval: "day", from: iso(from), to: iso(today) };
 }
 
+/** The API's `to` (exclusive) for the picker's `to` (the last day shown): the day after. */
+export function apiTo(period: Period): string {
+  const day = new Date(`${period.to}T00:00:00Z`);
+  day.setUTCDate(day.getUTCDate() + 1);
+  return iso(day);
+}
+
 export default function PeriodPicker({ value, onChange }: { value: Period; onChange: (p: Period) => void }) {
   const { t } = useTranslation("charts");
   const id = useId();

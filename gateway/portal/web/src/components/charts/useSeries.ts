@@ -5,7 +5,7 @@ import { useEffect, useMemo } from "react";
 import { useQuery } from "@tanstack/react-query";
 import { useTranslation } from "react-i18next";
 import type { ApiErrorBody } from "../../api/client";
-import type { Series, SeriesEnvelope } from "./series";
+import type { Column, Series, SeriesEnvelope } from "./series";
 
 export interface SeriesState {
   series: SeriesEnvelope | undefined;
@@ -17,6 +17,14 @@ class SeriesError extends Error {
   constructor(public status: number, message: string) {
     super(message);
   }
+}
+
+/** Some series (the operator's breakers) name their columns without types: a period is a
+ * date, a group a string, anything else a count. */
+function withTypedColumns(envelope: SeriesEnvelope): SeriesEnvelope {
+  const columns = (envelope.columns as (Column | string)[]).map((c): Column => typeof c !== "string" ? c
+    : { name: c, type: c === "period" ? "date" : c === "group" ? "string" : "integer" });
+  return { ...envelope, columns };
 }
 
 /** GET `url` (null: nothing yet) with `headers`; `scope` tells workspaces apart in the cache. */
@@ -35,7 +43,7 @@ export function useSeries(url: string | null, headers: () => Record<string, stri
         const message = (body as Partial<ApiErrorBody> | null)?.error?.message ?? response.statusText;
         throw new SeriesError(response.status, message);
       }
-      return body as SeriesEnvelope;
+      return withTypedColumns(body as SeriesEnvelope);
     },
   });
   let error: string | undefined;

@@ -20,12 +20,13 @@ const Customers = lazy(() => import("./Customers"));
 const Teams = lazy(() => import("./Teams"));
 const Webhooks = lazy(() => import("./Webhooks"));
 const Audit = lazy(() => import("./Audit"));
+const Analytics = lazy(() => import("./Analytics"));
 const BrandKits = lazy(() => import("./BrandKits"));
 
 const PAGES: Record<string, ComponentType> = {
   "": Overview, branding: Branding, domains: Domains, pricing: Pricing, packages: Packages,
   limits: Limits, providers: Providers, keys: Keys, customers: Customers, teams: Teams,
-  webhooks: Webhooks, audit: Audit, "brand-kits": BrandKits,
+  webhooks: Webhooks, audit: Audit, analytics: Analytics, "brand-kits": BrandKits,
 };
 
 function Pending() {

@@ -6,6 +6,11 @@ import { useTranslation } from "react-i18next";
 import { api, unwrap } from "../../api/client";
 import { formatCredits, formatNumber } from "../../i18n";
 import { useSession } from "../../session";
+import { apiHeaders } from "../../api/client";
+import ChartPanel from "../../components/charts/ChartPanel";
+import { defaultPeriod } from "../../components/charts/PeriodPicker";
+import { useSeries } from "../../components/charts/useSeries";
+import { seriesUrl } from "./analyticsUrl";
 import { sectionsFor } from "./sections";
 
 /** Counts a keyset-paginated list up to `cap` (then shows "cap+"): enough for a glance. */
@@ -29,6 +34,19 @@ function Stat({ label, value, to, testId }: { label: string; value: string; to?:
     </>
   );
   return <li className="card c-stat">{to ? <Link to={to}>{body}</Link> : body}</li>;
+}
+
+/** The last 30 days' margin by day, for the roles that may read analytics (else nothing
+ * is asked): the series, its margin and the margin's share of what was charged. */
+function useMargin(allowed: boolean, lang: string) {
+  const url = allowed ? seriesUrl("margin", defaultPeriod(), { interval: "day" }) : null;
+  const state = useSeries(url, () => apiHeaders("GET"), "overview");
+  const rows = state.series?.data ?? [];
+  const total = (key: string) => rows.reduce((n, r) => n + (typeof r[key] === "number" ? r[key] : 0), 0);
+  const charged = total("charged_mc");
+  const margin = total("margin_mc");
+  const pct = charged > 0 ? formatNumber(margin / charged, lang, { style: "percent", maximumFractionDigits: 1 }) : "—";
+  return { state, margin, pct };
 }
 
 export default function Overview() {
@@ -58,6 +76,8 @@ export default function Overview() {
   const show = (c: { count: number; more: boolean } | undefined) =>
     c ? `${formatNumber(c.count, lang)}${c.more ? "+" : ""}` : "—";
   const links = sectionsFor(user?.role ?? "viewer").filter((s) => s.path);
+  const analytics = links.some((s) => s.path === "analytics");
+  const money = useMargin(analytics, lang);
   return (
     <div className="c-page">
       <h1>{t("overview.title")}</h1>
@@ -73,7 +93,16 @@ export default function Overview() {
                 count: counts.data.domains, verified: formatNumber(counts.data.verified, lang),
                 total: formatNumber(counts.data.domains, lang) }) : "—"}
               to={admin ? "/console/domains" : undefined} />
+        {analytics ? (
+          <Stat label={t("overview.margin")} testId="overview-margin" to="/console/analytics"
+                value={money.state.series ? t("overview.margin_value", {
+                  margin: formatCredits(money.margin, lang), pct: money.pct }) : "—"} />
+        ) : null}
       </ul>
+      {analytics ? (
+        <ChartPanel title={t("overview.credits_chart")} series={money.state.series} loading={money.state.loading}
+                    error={money.state.error} kind="line" x="period" y={["charged_mc"]} />
+      ) : null}
       {balance.data && balance.data.pending !== 0 ? (
         <p className="muted">{t("overview.pending", { credits: formatCredits(Math.abs(balance.data.pending), lang) })}</p>
       ) : null}

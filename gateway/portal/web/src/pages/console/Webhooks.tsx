@@ -78,13 +78,9 @@ function Deliveries({ endpoint }: { endpoint: Endpoint }) {
     setNotice(null);
     try {
       const created = await replayDelivery(endpoint.id, deliveryId);
-      if (created === null) {
-        setNotice({ ok: false, text: t("webhooks.replay_unavailable") });
-      } else {
-        setReplays((r) => [created, ...r]);
-        setNotice({ ok: true, text: t("webhooks.replayed") });
-        await queryClient.invalidateQueries({ queryKey: ["console", "deliveries", endpoint.id] });
-      }
+      setReplays((r) => [created, ...r]);
+      setNotice({ ok: true, text: t("webhooks.replayed") });
+      await queryClient.invalidateQueries({ queryKey: ["console", "deliveries", endpoint.id] });
     } catch (e) {
       setNotice({ ok: false, text: errorText(t, e) });
     } finally {

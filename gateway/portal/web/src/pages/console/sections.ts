@@ -29,7 +29,7 @@ export const SECTIONS: readonly Section[] = [
   { path: "teams", labelKey: "nav.teams", roles: ADMINS },
   { path: "webhooks", labelKey: "nav.webhooks", roles: ADMINS },
   { path: "audit", labelKey: "nav.audit", roles: ADMINS },
-  { path: "analytics", labelKey: "nav.analytics", roles: ["owner", "admin", "billing"] },
+  { path: "analytics", labelKey: "nav.analytics", roles: ["owner", "admin", "billing", "viewer"] },
   { path: "brand-kits", labelKey: "nav.brand_kits", roles: ["owner", "admin", "developer"] },
 ];
 

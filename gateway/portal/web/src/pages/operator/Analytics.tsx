@@ -5,7 +5,7 @@
 import { useState } from "react";
 import { useTranslation } from "react-i18next";
 import ChartPanel from "../../components/charts/ChartPanel";
-import PeriodPicker, { defaultPeriod, type Period } from "../../components/charts/PeriodPicker";
+import PeriodPicker, { apiTo, defaultPeriod, type Period } from "../../components/charts/PeriodPicker";
 import { useCsvBlobHref, useSeries } from "../../components/charts/useSeries";
 import { adminHeaders, adminSeriesUrl } from "./api";
 
@@ -21,7 +21,7 @@ interface PanelSpec {
 
 function Panel({ spec, period }: { spec: PanelSpec; period: Period }) {
   const url = adminSeriesUrl(spec.series, {
-    from: period.from, to: period.to, interval: spec.periodic ? period.interval : undefined });
+    from: period.from, to: apiTo(period), interval: spec.periodic ? period.interval : undefined });
   const state = useSeries(url, () => adminHeaders(url));
   const csv = useCsvBlobHref(state.series);
   return (

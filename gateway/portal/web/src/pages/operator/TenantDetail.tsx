@@ -4,9 +4,9 @@ import { useId, useState, type FormEvent } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { Link, useParams } from "react-router";
 import { useTranslation } from "react-i18next";
-import { ApiError, unwrap, type Schemas } from "../../api/client";
+import { unwrap, type Schemas } from "../../api/client";
 import { formatCredits, formatDate } from "../../i18n";
-import { admin, adminFetch, type Tenant } from "./api";
+import { admin, type Tenant } from "./api";
 import { SuspendedBadge } from "./Tenants";
 
 type Caps = Schemas["TenantCaps"];
@@ -172,9 +172,12 @@ function Suspend({ tenant }: { tenant: Tenant }) {
   const [reason, setReason] = useState("");
   const reasonId = useId();
   const change = useMutation({
-    mutationFn: async (action: "suspend" | "resume") => adminFetch<Tenant>(
-      `/admin/v1/tenants/${encodeURIComponent(tenant.id)}/${action}`,
-      { method: "POST", body: JSON.stringify(action === "suspend" ? { reason: reason.trim() } : {}) }),
+    mutationFn: async (action: "suspend" | "resume") => {
+      const path = { tenant_id: tenant.id };
+      return action === "suspend"
+        ? unwrap(await admin.POST("/admin/v1/tenants/{tenant_id}/suspend", { params: { path }, body: { reason: reason.trim() } }))
+        : unwrap(await admin.POST("/admin/v1/tenants/{tenant_id}/resume", { params: { path } }));
+    },
     onSuccess: (updated) => {
       setReason("");
       queryClient.setQueryData(["operator", "tenant", tenant.id], { ...tenant, ...updated });
@@ -182,8 +185,6 @@ function Suspend({ tenant }: { tenant: Tenant }) {
     },
   });
   const error = change.error;
-  const unavailable = error instanceof ApiError && (error.status === 404 || error.status === 405)
-    && error.code !== "tenant_not_found";
   function submit(event: FormEvent) {
     event.preventDefault();
     change.mutate("suspend");
@@ -210,8 +211,7 @@ function Suspend({ tenant }: { tenant: Tenant }) {
         </form>
       )}
       <div aria-live="polite">
-        {unavailable ? <p className="muted" role="status">{t("suspend.unavailable")}</p>
-          : error ? <p className="error" role="alert">{error.message}</p> : null}
+        {error ? <p className="error" role="alert">{error.message}</p> : null}
       </div>
     </section>
   );
@@ -223,7 +223,7 @@ export default function TenantDetail() {
   const tenant = useQuery({
     queryKey: ["operator", "tenant", id],
     queryFn: async () => unwrap(await admin.GET("/admin/v1/tenants/{tenant_id}", {
-      params: { path: { tenant_id: id } } })) as Tenant,
+      params: { path: { tenant_id: id } } })),
   });
   if (tenant.isLoading) return <p className="loading" role="status">{t("loading")}</p>;
   if (!tenant.data) {

@@ -2,7 +2,7 @@
 // the operator token (kept in sessionStorage, so it ends with the tab) as a Bearer token,
 // and only on /admin/v1 calls. No cookie goes with these calls.
 import createClient, { type Middleware } from "openapi-fetch";
-import { ApiError, type ApiErrorBody, type Schemas } from "../../api/client";
+import type { Schemas } from "../../api/client";
 import type { paths } from "../../api/schema";
 
 const TOKEN_KEY = "operator.token";
@@ -36,22 +36,6 @@ const bearer: Middleware = {
 export const admin = createClient<paths>({ baseUrl: "", credentials: "omit" });
 admin.use(bearer);
 
-/** An /admin/v1 call outside the generated schema (endpoints that land in parallel). */
-export async function adminFetch<T>(path: string, init: RequestInit = {}): Promise<T> {
-  const response = await fetch(path, {
-    ...init, credentials: "omit",
-    headers: { Accept: "application/json", ...(init.body ? { "Content-Type": "application/json" } : {}),
-               ...adminHeaders(path), ...(init.headers as Record<string, string> | undefined) },
-  });
-  const body = (await response.json().catch(() => null)) as unknown;
-  if (!response.ok) {
-    const error = (body as Partial<ApiErrorBody> | null)?.error;
-    throw new ApiError(response.status, error?.code ?? "error", error?.message ?? response.statusText,
-                       error?.param);
-  }
-  return body as T;
-}
-
 /** An /admin/v1 series (`analytics.series`); query keys with empty values are left out. */
 export function adminSeriesUrl(series: string, query: Record<string, string | undefined>): string {
   const params = new URLSearchParams();
@@ -59,17 +43,6 @@ export function adminSeriesUrl(series: string, query: Record<string, string | un
   return `/admin/v1/analytics/${series}?${params.toString()}`;
 }
 
-export type Tenant = Schemas["TenantOut"] & Suspension;
+export type Tenant = Schemas["TenantOut"];
 export type ProviderState = Schemas["ProviderStateOut"];
 export type AuditEvent = Schemas["AuditEventOut"];
-
-/**
- * Suspension, built in parallel by another engineer (not in schema.d.ts on this branch):
- * `POST /admin/v1/tenants/{id}/suspend {reason}` and `POST …/resume` answer the tenant, and
- * TenantOut gains `suspended_at` and `suspension_reason`. Until they land the calls answer
- * 404/405 and the console says suspension is unavailable.
- */
-export interface Suspension {
-  suspended_at?: string | null;
-  suspension_reason?: string | null;
-}

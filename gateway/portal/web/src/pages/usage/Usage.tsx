@@ -5,12 +5,12 @@ import { useState } from "react";
 import { useTranslation } from "react-i18next";
 import { apiHeaders } from "../../api/client";
 import ChartPanel from "../../components/charts/ChartPanel";
-import PeriodPicker, { defaultPeriod, type Period } from "../../components/charts/PeriodPicker";
+import PeriodPicker, { apiTo, defaultPeriod, type Period } from "../../components/charts/PeriodPicker";
 import { useCsvBlobHref, useSeries } from "../../components/charts/useSeries";
 import { useSession } from "../../session";
 
 function creditsUrl(period: Period, groupBy: "type" | "member", format?: "csv"): string {
-  const params = new URLSearchParams({ interval: period.interval, group_by: groupBy, from: period.from, to: period.to });
+  const params = new URLSearchParams({ interval: period.interval, group_by: groupBy, from: period.from, to: apiTo(period) });
   if (format) params.set("format", format);
   return `/v1/analytics/me/credits?${params.toString()}`;
 }
