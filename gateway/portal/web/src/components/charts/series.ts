@@ -78,7 +78,7 @@ export function formatTick(value: number, type: ColumnType, lang: string): strin
     case "ms":
       return formatNumber(value, lang, { style: "unit", unit: "millisecond", unitDisplay: "narrow", notation: "compact" });
     default:
-      return formatNumber(value, lang, { notation: "compact", maximumFractionDigits: 1 });
+      return formatNumber(value, lang, { notation: "compact", maximumFractionDigits: 2 });
   }
 }
 

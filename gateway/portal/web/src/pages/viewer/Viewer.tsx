@@ -64,7 +64,9 @@ function Details({ generation }: { generation: Generation }) {
   const { t, i18n } = useTranslation("viewer");
   const config = usePortalConfig();
   const lang = i18n.language;
-  const params = Object.entries(generation.params);
+  // `brand` is the kit's snapshot the gateway wrote into the params; it shows as one line below.
+  const params = Object.entries(generation.params).filter(([name]) => name !== "brand");
+  const brand = generation.params.brand as { name?: string } | undefined;
   return (
     <dl className="details">
       {generation.prompt ? (<><dt>{t("meta.prompt")}</dt><dd className="prompt"><bdi>{generation.prompt}</bdi></dd></>) : null}
@@ -76,6 +78,8 @@ function Details({ generation }: { generation: Generation }) {
       <dt>{t("meta.created")}</dt><dd>{formatDate(generation.created_at, lang)}</dd>
       {generation.completed_at ? (<><dt>{t("meta.completed")}</dt><dd>{formatDate(generation.completed_at, lang)}</dd></>) : null}
       {config.show_provider_names ? (<><dt>{t("meta.provider")}</dt><dd>{generation.provider}</dd></>) : null}
+      {generation.brand_kit_id ? (<><dt>{t("meta.brand_kit")}</dt>
+        <dd><bdi>{t("meta.brand_kit_value", { name: brand?.name ?? generation.brand_kit_id, version: generation.brand_kit_version ?? "" })}</bdi></dd></>) : null}
       {generation.error ? (<><dt>{t("meta.error")}</dt><dd className="error">{generation.error.message}</dd></>) : null}
       {params.length ? (
         <>
