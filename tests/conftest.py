@@ -101,31 +101,34 @@ async def _admin_connect(url: str) -> asyncpg.Connection:
                     "databases on")
 
 
+@contextlib.contextmanager
+def migrated_database(prefix: str) -> Iterator[str]:
+    """A fresh PostgreSQL database on the test server, migrated to head and dropped after:
+    the session's (`pg_url`) and those of tests whose rows must not reach other tests."""
+    base = pg_base_url()
+    name = f"{prefix}_{secrets.token_hex(4)}"
+
+    async def admin(sql: str) -> None:
+        conn = await _admin_connect(base)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url = make_url(base).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, migrated to head, dropped after."""
-    base = pg_base_url()
-    name = f"mediahub_test_{secrets.token_hex(4)}"
-
-    async def create() -> None:
-        conn = await _admin_connect(base)
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-
-    async def drop() -> None:
-        conn = await _admin_connect(base)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    asyncio.run(create())
-    url = make_url(base).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    yield url
-    asyncio.run(drop())
+    with migrated_database("mediahub_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

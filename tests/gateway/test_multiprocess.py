@@ -19,17 +19,13 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-import asyncpg
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 
 from billing import ledger
-from gateway.core.migrate import upgrade
 from tenants.kernel.db import Database
-from tests.conftest import pg_base_url, valkey_url
+from tests.conftest import _admin_connect, migrated_database, valkey_url
 
 ADMIN = "admin-token-0123456789"
 GENERATIONS = 60
@@ -44,30 +40,11 @@ def _free_port() -> int:
         return port
 
 
-def _dsn(url: str) -> dict[str, Any]:
-    parsed = make_url(url)
-    return {"host": parsed.host or "127.0.0.1", "port": parsed.port or 5432,
-            "user": parsed.username or "postgres", "password": parsed.password,
-            "database": parsed.database}
-
 
 @pytest.fixture
 def database() -> Iterator[str]:
-    base = pg_base_url()
-    name = f"mediahub_mp_{secrets.token_hex(4)}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(**_dsn(base))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = make_url(base).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    yield url
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with migrated_database("mediahub_mp") as url:
+        yield url
 
 
 class Processes:
@@ -191,7 +168,7 @@ async def test_two_apis_and_workers_survive_a_killed_worker_and_keep_the_books(
         first = await asyncio.gather(*(submit(i) for i in range(GENERATIONS // 2)))
 
         async def statuses() -> dict[str, int]:
-            conn = await asyncpg.connect(**_dsn(database))
+            conn = await _admin_connect(database)
             try:
                 rows = await conn.fetch("SELECT status, count(*) FROM generations GROUP BY 1")
             finally:
@@ -212,7 +189,7 @@ async def test_two_apis_and_workers_survive_a_killed_worker_and_keep_the_books(
 
         await until(all_ended, 240, lambda: f"{processes.log('worker1')}\n"
                                             f"{processes.log('worker2')}")
-        conn = await asyncpg.connect(**_dsn(database))
+        conn = await _admin_connect(database)
         try:
             failures = await conn.fetch(
                 "SELECT id, error, attempts, attempts_log FROM generations "
@@ -226,7 +203,7 @@ async def test_two_apis_and_workers_survive_a_killed_worker_and_keep_the_books(
                                    headers=auth)
             assert got.json()["status"] == "succeeded"
 
-    conn = await asyncpg.connect(**_dsn(database))
+    conn = await _admin_connect(database)
     try:
         # One settle per generation: each reservation resolved exactly once, by a post.
         resolutions = await conn.fetch(

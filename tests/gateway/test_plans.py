@@ -10,7 +10,6 @@ tell: the ledger's own history-wide sweep is planned to read every reservation.
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,13 +18,17 @@ import asyncpg
 import pytest
 import pytest_asyncio
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
 
 from billing import ledger
-from gateway.core.migrate import upgrade
 from gateway.generations import gallery, sweeps
 from gateway.webhooks import outbox
-from tests.conftest import Gateway, make_settings, pg_base_url, running_gateway
+from tests.conftest import (
+    Gateway,
+    _admin_connect,
+    make_settings,
+    migrated_database,
+    running_gateway,
+)
 
 ROWS = 30_000
 IMAGE = {"type": "image", "prompt": "a quiet street", "params": {"size": "64x64"}}
@@ -35,32 +38,12 @@ BIG_TABLES = ("generations", "transfers", "webhook_events", "webhook_deliveries"
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-def _admin_dsn(url: str) -> dict[str, Any]:
-    parsed = make_url(url)
-    return {"host": parsed.host or "127.0.0.1", "port": parsed.port or 5432,
-            "user": parsed.username or "postgres", "password": parsed.password,
-            "database": parsed.database}
-
 
 @pytest.fixture(scope="module")
 def history_url() -> Iterator[str]:
     """A database of its own: the bulk rows must not reach other tests' sweeps."""
-    import asyncio
-    base = pg_base_url()
-    name = f"mediahub_plans_{secrets.token_hex(4)}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(**_admin_dsn(base))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = make_url(base).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    yield url
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with migrated_database("mediahub_plans") as url:
+        yield url
 
 
 async def _copies(conn: asyncpg.Connection, table: str, template_id: str,
@@ -84,7 +67,7 @@ async def history(history_url: str, tmp_path_factory: pytest.TempPathFactory,
         tenant = await gateway.tenant()
         done = await gateway.finish(tenant.auth, IMAGE)
         assert done["status"] == "succeeded", done
-        conn = await asyncpg.connect(**_admin_dsn(history_url))
+        conn = await _admin_connect(history_url)
         try:
             reservation = await conn.fetchval(
                 "SELECT reservation_id FROM generations WHERE id = $1", done["id"])
@@ -150,7 +133,7 @@ def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
 async def generic_plans(url: str, sent: list[tuple[str, Any]], marker: str,
                         ) -> list[list[dict[str, Any]]]:
     """The generic plan of every captured statement containing `marker` (a table's name)."""
-    conn = await asyncpg.connect(**_admin_dsn(url))
+    conn = await _admin_connect(url)
     plans = []
     try:
         await conn.execute("SET plan_cache_mode = force_generic_plan")
