@@ -73,6 +73,9 @@ class PortalConfig(msgspec.Struct):
     #: The operator suspended the tenant: the portal says so instead of signing anyone in
     #: (every request with its keys or sessions is a 403 `tenant_suspended`).
     suspended: bool = False
+    #: The tenant's IANA time zone: the days of every analytics series (and so the "last
+    #: 30 days" the usage page starts with) are the tenant's local days.
+    time_zone: str = "UTC"
 
 
 def portal_config(tenant: Tenant) -> PortalConfig:
@@ -86,7 +89,7 @@ def portal_config(tenant: Tenant) -> PortalConfig:
                                 favicon=branding.favicon, icon=branding.icon),
         signup_open=signup_open(branding), show_provider_names=shows_provider_names(branding),
         locales=list(LOCALES), default_locale="en",
-        suspended=tenant.suspended_at is not None)
+        suspended=tenant.suspended_at is not None, time_zone=tenant.time_zone)
 
 
 def theme_colour(tenant: Tenant) -> str:

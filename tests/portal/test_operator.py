@@ -327,6 +327,9 @@ async def test_usage_in_a_team_workspace_asks_for_the_team_and_shows_members(
     page.on("request", seen)
     await portal.sign_in(page, owner, then="/usage")
     await expect(page.get_by_role("region", name="Credits by member")).to_have_count(0)
+    # The personal workspace's series has answered (nothing spent there) before the switch.
+    await expect(page.get_by_role("region", name="Credits by content type")).to_have_attribute(
+        "data-state", "empty")
     await page.get_by_label("Workspace").select_option(team_id)
     member_panel = page.get_by_role("region", name="Credits by member")
     await expect(member_panel.locator(".recharts-wrapper")).to_be_visible()

@@ -94,7 +94,7 @@ function lastConfig(): PortalConfig | null {
 const OFFLINE_CONFIG: PortalConfig = {
   tenant_id: "", name: "", branding: {}, signup_open: false,
   show_provider_names: false, locales: ["en", "ar"], default_locale: "en", object: "portal_config",
-  suspended: false,
+  suspended: false, time_zone: "UTC",
 };
 
 void boot();

@@ -3923,6 +3923,8 @@ export interface components {
             /** @default false */
             suspended: boolean;
             tenant_id: string;
+            /** @default UTC */
+            time_zone: string;
         };
         /** PortalSessionIn */
         PortalSessionIn: {

@@ -11,11 +11,24 @@ function iso(date: Date): string {
   return date.toISOString().slice(0, 10);
 }
 
-/** The last 30 days by day: what the analytics API answers when asked nothing. */
-export function defaultPeriod(today: Date = new Date()): Period {
-  const from = new Date(today);
+/** Today's date in `zone` (IANA), as `YYYY-MM-DD`. */
+export function todayIn(zone: string, now: Date = new Date()): string {
+  try {
+    // en-CA writes dates as ISO does.
+    return new Intl.DateTimeFormat("en-CA", { timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit" }).format(now);
+  } catch {
+    return iso(now);
+  }
+}
+
+/** The last 30 days by day, today being today in the tenant's time zone `zone` (the days
+ * of every series are its local days: a browser elsewhere must not cut the last one off):
+ * what the analytics API answers when asked nothing. */
+export function defaultPeriod(zone: string = "UTC", now: Date = new Date()): Period {
+  const today = todayIn(zone, now);
+  const from = new Date(`${today}T00:00:00Z`);
   from.setUTCDate(from.getUTCDate() - 30);
-  return { interval: "day", from: iso(from), to: iso(today) };
+  return { interval: "day", from: iso(from), to: today };
 }
 
 /** The API's `to` (exclusive) for the picker's `to` (the last day shown): the day after. */

@@ -216,7 +216,8 @@ export default function Analytics() {
   const { t } = useTranslation("console");
   const { user } = useSession();
   const tenant = useTenant();
-  const [period, setPeriod] = useState<Period>(() => defaultPeriod());
+  // Until one is chosen, the period is the last 30 days in the tenant's (current) zone.
+  const [chosen, setPeriod] = useState<Period | null>(null);
   const [group, setGroup] = useState<Group>("type");
   const admin = user?.role === "owner" || user?.role === "admin";
   if (!tenant.data) {
@@ -224,6 +225,7 @@ export default function Analytics() {
       : <p className="muted" role="status">{t("common.loading")}</p>;
   }
   const zone = tenant.data.time_zone;
+  const period = chosen ?? defaultPeriod(zone);
   const common = { period, zone };
   return (
     <div className="c-page">

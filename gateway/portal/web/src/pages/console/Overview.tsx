@@ -8,7 +8,6 @@ import { formatCredits, formatNumber } from "../../i18n";
 import { useSession } from "../../session";
 import { apiHeaders } from "../../api/client";
 import ChartPanel from "../../components/charts/ChartPanel";
-import { defaultPeriod } from "../../components/charts/PeriodPicker";
 import { useSeries } from "../../components/charts/useSeries";
 import { seriesUrl } from "./analyticsUrl";
 import { sectionsFor } from "./sections";
@@ -39,7 +38,8 @@ function Stat({ label, value, to, testId }: { label: string; value: string; to?:
 /** The last 30 days' margin by day, for the roles that may read analytics (else nothing
  * is asked): the series, its margin and the margin's share of what was charged. */
 function useMargin(allowed: boolean, lang: string) {
-  const url = allowed ? seriesUrl("margin", defaultPeriod(), { interval: "day" }) : null;
+  // No period asked: the API's default is the last 30 days in the tenant's time zone.
+  const url = allowed ? seriesUrl("margin", null, { interval: "day" }) : null;
   const state = useSeries(url, () => apiHeaders("GET"), "overview");
   const rows = state.series?.data ?? [];
   const total = (key: string) => rows.reduce((n, r) => n + (typeof r[key] === "number" ? r[key] : 0), 0);

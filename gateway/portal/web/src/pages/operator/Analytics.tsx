@@ -32,7 +32,7 @@ function Panel({ spec, period }: { spec: PanelSpec; period: Period }) {
 
 export default function Analytics() {
   const { t } = useTranslation("operator");
-  const [period, setPeriod] = useState<Period>(() => defaultPeriod());
+  const [period, setPeriod] = useState<Period>(() => defaultPeriod("UTC"));
   const panels: PanelSpec[] = [
     { series: "platform", title: t("analytics.platform_credits"), kind: "line", x: "period",
       y: ["charged_mc", "wholesale_mc"], periodic: true },

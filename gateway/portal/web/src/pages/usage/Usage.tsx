@@ -7,6 +7,7 @@ import { apiHeaders } from "../../api/client";
 import ChartPanel from "../../components/charts/ChartPanel";
 import PeriodPicker, { apiTo, defaultPeriod, type Period } from "../../components/charts/PeriodPicker";
 import { useCsvBlobHref, useSeries } from "../../components/charts/useSeries";
+import { usePortalConfig } from "../../config";
 import { useSession } from "../../session";
 
 function creditsUrl(period: Period, groupBy: "type" | "member", format?: "csv"): string {
@@ -36,7 +37,9 @@ function CreditsPanels({ period, groupBy, teamId }: { period: Period; groupBy: "
 export default function Usage() {
   const { t } = useTranslation("usage");
   const { teamId } = useSession();
-  const [period, setPeriod] = useState<Period>(() => defaultPeriod());
+  const { time_zone: zone } = usePortalConfig();
+  const [chosen, setPeriod] = useState<Period | null>(null);
+  const period = chosen ?? defaultPeriod(zone);
   return (
     <div className="usage-page">
       <h1>{t("title")}</h1>

@@ -1,0 +1,1 @@
+import{T as e,g as t,i as n,tt as r}from"./index-DqcQNX25.js";var i=r();function a(){let{t:r}=t(`shell`),a=n();return(0,i.jsxs)(`section`,{className:`card narrow`,children:[(0,i.jsx)(`h1`,{children:r(`offline.title`)}),(0,i.jsx)(`p`,{role:`status`,children:r(a?`offline.back`:`offline.explain`)}),(0,i.jsx)(e,{to:`/gallery`,children:r(`offline.gallery`)})]})}export{a as default};

@@ -1,0 +1,1 @@
+import{i as e}from"./useSeries-B6rGNQ3s.js";function t(t,n,r={}){let i=new URLSearchParams(r);return n&&(i.set(`from`,n.from),i.set(`to`,e(n))),`/v1/analytics/${t}?${i.toString()}`}export{t};

@@ -1,0 +1,1 @@
+import{t as e}from"./useMutation-B2GpJJt1.js";import{C as t,P as n,b as r,et as i}from"./index-DqcQNX25.js";function a(){return n({queryKey:[`console`,`tenant`],queryFn:async()=>t(await r.GET(`/v1/tenant`))})}function o(){let n=i();return e({mutationFn:async e=>t(await r.PATCH(`/v1/tenant`,{body:e})),onSuccess:e=>n.setQueryData([`console`,`tenant`],e)})}export{o as n,a as t};
