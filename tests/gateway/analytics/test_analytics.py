@@ -21,6 +21,7 @@ wholesale 1000; a post of N settles min(N, reserved) on each), provider cost 777
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -343,3 +344,18 @@ async def test_the_refresh_is_registered_as_a_periodic_task(gateway: Gateway) ->
     await periodic["analytics.rollups"].run()
     assert await series(gateway, tenant.auth, "credits") == before
 
+
+
+async def test_the_portal_config_gives_the_tenant_time_zone(gateway: Gateway) -> None:
+    """The usage page starts at "the last 30 days" in the tenant's zone, which a customer's
+    browser learns only from the public portal config."""
+    host = f"tz-{secrets.token_hex(4)}.example"
+    tenant = await gateway.tenant(scopes=ADMIN_SCOPES, domains=[host])
+    assert (await gateway.client.get("/v1/portal/config", headers={"host": host})
+            ).json()["time_zone"] == "UTC"
+    r = await gateway.client.patch("/v1/tenant", headers=tenant.auth,
+                                   json={"time_zone": "Pacific/Kiritimati"})
+    assert r.status_code == 200, r.text
+    config = await gateway.client.get("/v1/portal/config", headers={"host": host})
+    assert (config.json()["tenant_id"], config.json()["time_zone"]) == (
+        tenant.id, "Pacific/Kiritimati")
