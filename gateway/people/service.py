@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.core import cookies
 from gateway.core.runtime import Runtime
+from gateway.core.suspension import check_active
 from gateway.people import mails
 from gateway.people.schemas import (
     Accepted,
@@ -61,9 +62,13 @@ def invalid_token() -> InvalidRequest:
 
 
 async def site_for(runtime: Runtime, caller: Caller, slug: str | None) -> Site:
-    """The tenant (and link origin) of a sign-in request: `sites.resolve_site`."""
+    """The tenant (and link origin) of a sign-in request: `sites.resolve_site`. 403
+    `tenant_suspended` while the operator has the tenant suspended: no one signs in, up or
+    back (the public portal config already says so, so this tells no one anything new)."""
     async with runtime.db.session() as session:
-        return await resolve_site(session, runtime.settings, caller, slug)
+        site = await resolve_site(session, runtime.settings, caller, slug)
+    await check_active(runtime, site.tenant.id)
+    return site
 
 
 async def open_for(runtime: Runtime, session: AsyncSession, user: User, caller: Caller,

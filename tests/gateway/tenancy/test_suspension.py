@@ -8,7 +8,7 @@ import secrets
 from pathlib import Path
 
 from tests.conftest import Gateway, Inbox, make_settings, running_gateway
-from tests.gateway.people.support import invited, open_tenant
+from tests.gateway.people.support import PASSWORD, invited, open_tenant
 
 IMAGE = {"type": "image", "prompt": "a cat", "provider": "local-image"}
 
@@ -39,6 +39,15 @@ async def test_suspend_refuses_keys_and_sessions_and_resume_restores(
     config = await gateway.client.get("/v1/portal/config", headers={"host": host})
     assert config.status_code == 200
     assert config.json()["suspended"] is True
+    # No one signs in, up or back while suspended, with the right password or not.
+    sign_in = {"email": staff_in["user"]["email"], "password": PASSWORD, "tenant": slug}
+    for path, body in (("/v1/auth/login", sign_in),
+                       ("/v1/auth/magic", {"email": sign_in["email"], "tenant": slug}),
+                       ("/v1/auth/signup", {"email": "new@example.com", "password": PASSWORD,
+                                            "tenant": slug})):
+        refused = await gateway.client.post(path, json=body)
+        assert refused.status_code == 403, (path, refused.text)
+        assert refused.json()["error"]["code"] == "tenant_suspended"
     # The operator still reads and changes it.
     read = await gateway.client.get(f"/admin/v1/tenants/{tenant_id}", headers=gateway.admin())
     assert read.json()["suspended_at"] == r.json()["suspended_at"]
@@ -56,6 +65,7 @@ async def test_suspend_refuses_keys_and_sessions_and_resume_restores(
     assert (await staff.get("/v1/generations")).status_code == 200
     config = await gateway.client.get("/v1/portal/config", headers={"host": host})
     assert config.json()["suspended"] is False
+    assert (await gateway.client.post("/v1/auth/login", json=sign_in)).status_code == 200
 
     audit = (await gateway.client.get(f"/admin/v1/audit_log?tenant_id={tenant_id}",
                                       headers=gateway.admin())).json()["data"]
