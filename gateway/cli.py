@@ -12,8 +12,9 @@ import os
 import secrets
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from datetime import date
+from typing import Any
 
 import msgspec
 import uvicorn
@@ -153,6 +154,18 @@ def _serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
         stop_observing()
 
 
+def _run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run a long-lived process's main coroutine on uvloop when installed (as `serve` runs
+    the API): the worker's time is mostly socket writes to PostgreSQL and Valkey, which
+    uvloop does in C."""
+    if importlib.util.find_spec("uvloop") is not None:
+        import uvloop
+
+        uvloop.run(main)
+    else:
+        asyncio.run(main)
+
+
 def _serve_processes(settings: Settings, host: str, port: int, workers: int) -> None:
     """`serve --workers N`: uvicorn's supervisor binds the port once and spawns N
     processes accepting on it (the kernel spreads connections), restarting any that dies.
@@ -234,7 +247,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
                     "exported (set it to the directory the API processes use)")
     start_observing(settings, service="mediahub-worker")
     try:
-        asyncio.run(run_worker(settings, media_types))
+        _run_loop(run_worker(settings, media_types))
     finally:
         stop_observing()
 

@@ -26,17 +26,22 @@ PUBLISH_TIMEOUT_S = 2.0
 SUBSCRIBE_WAIT_S = 2.0
 #: Pause before the listener reconnects after losing Valkey.
 RECONNECT_AFTER_S = 1.0
+#: A subscription quiet this long sends a PING, so a dead connection is noticed.
+IDLE_PING_S = 15.0
 
 
 class Fanout:
     """Publish to and listen on `<prefix>:<name>:*`; `on_message` gets each message's bytes
-    (in this process's event loop, so it must not block)."""
+    (in this process's event loop, so it must not block), `on_resubscribed` is called when
+    the subscription is back after being lost (what was published meanwhile is not heard)."""
 
     def __init__(self, valkey_url: str, prefix: str, name: str,
-                 on_message: Callable[[bytes], None]) -> None:
+                 on_message: Callable[[bytes], None],
+                 on_resubscribed: Callable[[], None] | None = None) -> None:
         self._url = valkey_url
         self._base = f"{prefix}:{name}"
         self._on_message = on_message
+        self._on_resubscribed = on_resubscribed
         self._publisher: valkey_client.Valkey | None = None
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
@@ -67,20 +72,35 @@ class Fanout:
             await asyncio.wait_for(self._subscribed.wait(), SUBSCRIBE_WAIT_S)
 
     async def _listen(self) -> None:
+        lost = False
         while True:
-            client = valkey_client.from_url(self._url)  # type: ignore[no-untyped-call]
+            # No socket timeout: the client's default (5 s) made every quiet subscription
+            # "time out", drop and reconnect, deaf for a second each time. Instead an idle
+            # wait of IDLE_PING_S ends in a PING, which fails on a dead connection.
+            client = valkey_client.from_url(  # type: ignore[no-untyped-call]
+                self._url, socket_timeout=None, socket_keepalive=True,
+                client_name=self._base)  # named for CLIENT LIST
             pubsub = client.pubsub()
             try:
                 await pubsub.psubscribe(self.channel("*"))
-                async for message in pubsub.listen():
-                    if message["type"] == "psubscribe":
+                while True:
+                    message = await pubsub.get_message(timeout=IDLE_PING_S)
+                    if message is None:
+                        await pubsub.ping()
+                    elif message["type"] == "psubscribe":
                         self._subscribed.set()
+                        if lost and self._on_resubscribed is not None:
+                            # Messages published while deaf are gone: whoever relies on
+                            # them re-reads what it must.
+                            self._on_resubscribed()
+                        lost = False
                     elif message["type"] == "pmessage":
                         data = message["data"]
                         self._on_message(data if isinstance(data, bytes) else str(data).encode())
             except asyncio.CancelledError:
                 raise
             except Exception:
+                lost = True
                 log.warning("lost the subscription to %s; reconnecting", self._base,
                             exc_info=True)
             finally:

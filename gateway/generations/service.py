@@ -71,28 +71,34 @@ async def wait_until_final(services: Services, principal: Principal, generation:
     Waits on the end's notification (`Completions`), holding no database connection: the row
     is read once when the wait starts (after subscribing, so an end in between is seen) and
     once after the wake-up or at the deadline (so a missed notification costs time, not the
-    result); never in a loop. `disconnected`, when given, returns once the client has hung up:
-    the wait then stops at once and returns the state last read, which no one will see.
+    result). Only a wake-up that is no end (the subscription came back after a loss, when
+    an end may have gone unheard) reads again and goes on waiting. `disconnected`, when
+    given, returns once the client has hung up: the wait then stops at once and returns the
+    state last read, which no one will see.
     """
     if generation.status in FINAL_STATES:
         return generation
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + min(seconds, MAX_WAIT_S)
     async with services.completions.watching(generation.id) as ended:
         generation = await get(services, principal, generation.id)
-        if generation.status in FINAL_STATES:
-            return generation
-        waits: list[asyncio.Future[object]] = [asyncio.ensure_future(ended.wait())]
-        if disconnected is not None:
-            waits.append(asyncio.ensure_future(disconnected()))
-        try:
-            done, _ = await asyncio.wait(waits, timeout=min(seconds, MAX_WAIT_S),
-                                         return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiting in waits:
-                waiting.cancel()
-            await asyncio.gather(*waits, return_exceptions=True)
-        if len(waits) > 1 and waits[1] in done:
-            return generation
-    return await get(services, principal, generation.id)
+        while generation.status not in FINAL_STATES and loop.time() < deadline:
+            waits: list[asyncio.Future[object]] = [asyncio.ensure_future(ended.wait())]
+            if disconnected is not None:
+                waits.append(asyncio.ensure_future(disconnected()))
+            try:
+                done, _ = await asyncio.wait(waits, timeout=max(0.0, deadline - loop.time()),
+                                             return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiting in waits:
+                    waiting.cancel()
+                await asyncio.gather(*waits, return_exceptions=True)
+            if len(waits) > 1 and waits[1] in done:
+                return generation
+            # Cleared before the read: a wake-up from now on is not lost.
+            ended.clear()
+            generation = await get(services, principal, generation.id)
+    return generation
 
 
 async def list_page(services: Services, principal: Principal, *, media_type: str | None,

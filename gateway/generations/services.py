@@ -41,15 +41,16 @@ class Completions:
     the generation and, with Valkey, publishes its id on the tenant's channel
     (`<prefix>:ended:<tenant id>`). A process that waits listens to every tenant's channel
     on one pattern subscription, opened by its first wait and kept, and wakes its waiters of
-    the id it hears. Nothing polls: a missed message (Valkey restarting) only makes a waiter
-    read the row at its deadline.
+    the id it hears. Nothing polls: when a lost subscription comes back every waiter re-reads
+    its row, and a message missed otherwise only makes a waiter read it at its deadline.
     """
 
     def __init__(self, valkey_url: str | None = None, prefix: str = "mediahub") -> None:
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._fanout = (None if valkey_url is None else
                         Fanout(valkey_url, prefix, "ended",
-                               lambda data: self._wake(data.decode())))
+                               lambda data: self._wake(data.decode()),
+                               on_resubscribed=self._wake_all))
 
     def waiting(self, generation_id: str | None = None) -> int:
         """How many requests of this process wait for `generation_id` (None: for any); for
@@ -87,6 +88,13 @@ class Completions:
     def _wake(self, generation_id: str) -> None:
         for event in self._waiters.get(generation_id, ()):
             event.set()
+
+    def _wake_all(self) -> None:
+        # The subscription was lost and is back: an end published meanwhile went unheard,
+        # so every waiter re-reads its row (and waits on if it has not ended).
+        for waiters in self._waiters.values():
+            for event in waiters:
+                event.set()
 
     async def close(self) -> None:
         """Stop listening and close the connections; called when the process stops."""

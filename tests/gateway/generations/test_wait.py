@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import valkey.asyncio as valkey_client
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -218,3 +219,39 @@ async def test_a_missed_notification_costs_time_not_the_result(
         r = await answer
         assert r.status_code == 200, r.text
         assert r.json()["status"] == "canceled"
+
+
+async def test_a_lost_subscription_makes_waiters_read_again_when_it_is_back(
+        database_url: str, valkey: str, tmp_path: Path) -> None:
+    settings = make_settings(database_url, tmp_path, valkey_url=valkey)
+    gate = Gate()
+    async with running_gateway(settings, extra=[GatePlugin(gate)]) as api, released(gate):
+        tenant = await api.tenant()
+        answer = asyncio.create_task(api.client.post(
+            "/v1/generations", json=IMAGE, headers={**tenant.auth, "Prefer": "wait=30"}))
+        await until(lambda: waiting(api.services) == 1)
+        # It ends, unheard (published by no one), while this process's subscription is cut.
+        silent = Services.over(await Runtime.start(
+            msgspec.structs.replace(settings, valkey_url=None), with_queue=False))
+        admin = valkey_client.from_url(valkey)  # type: ignore[no-untyped-call]
+        try:
+            async with silent.runtime.db.session() as session:
+                row = await session.scalar(select(Generation).where(
+                    Generation.tenant_id == tenant.id))
+            assert row is not None
+            assert await lifecycle.end(silent, row, lifecycle.Failed(
+                "canceled", "canceled", status="canceled"))
+            # This process's listener names its connection after its channels.
+            listed = (await admin.execute_command("CLIENT", "LIST", "TYPE", "pubsub")).decode()
+            [listener] = [line.split()[0].removeprefix("id=") for line in listed.splitlines()
+                          if f" name={settings.queue_prefix}:ended " in f" {line} "]
+            await admin.execute_command("CLIENT", "KILL", "ID", listener)
+        finally:
+            await admin.aclose()
+            await silent.close()
+        # Back subscribed, the waiter reads its row again: answered long before 30 s.
+        async with asyncio.timeout(10):
+            r = await answer
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "canceled"
+        assert waiting(api.services) == 0
