@@ -218,7 +218,9 @@ def cpu_s(pid: int) -> float:
 
 async def admin_sql(url: str, sql: str) -> list[Any]:
     parsed = make_url(url)
-    conn = await asyncpg.connect(host=parsed.host, port=parsed.port or 5432,
+    socket_dir = parsed.query.get("host")  # a Unix socket directory (`?host=`)
+    conn = await asyncpg.connect(host=socket_dir if isinstance(socket_dir, str)
+                                 else parsed.host or "127.0.0.1", port=parsed.port or 5432,
                                  user=parsed.username or "postgres", password=parsed.password,
                                  database=parsed.database or "postgres", timeout=10)
     try:
@@ -235,8 +237,9 @@ async def server_cpu(database_url: str, valkey_url: str | None) -> tuple[float, 
     (NaN where it cannot be read)."""
     pg = float("nan")
     if database_url.startswith("postgresql"):
-        name = make_url(database_url).database
-        rows = await admin_sql(database_url.replace(f"/{name}", "/postgres"),
+        url = make_url(database_url)
+        name = url.database
+        rows = await admin_sql(url.set(database="postgres").render_as_string(False),
                                f"SELECT pid FROM pg_stat_activity WHERE datname = '{name}'")
         pg = sum(cpu_s(row["pid"]) for row in rows)
     vk = float("nan")
