@@ -401,10 +401,11 @@ def main() -> int:
     parser.add_argument("--valkey-url", default=DEFAULT_VALKEY,
                         help="'' for the embedded in-process queue (SQLite only)")
     parser.add_argument("--trace", action="store_true",
-                        help="also print the last generation's statements in order")
+                        help="also print the last generation's statements and Valkey "
+                             "commands in order")
     parser.add_argument("--profile", metavar="FILE",
-                        help="write a CPU-time cProfile summary (cumulative top 40, own time top 25) "
-                             "to FILE and the raw profile to FILE.prof")
+                        help="write a CPU-time cProfile summary (cumulative top 40, own "
+                             "time top 25) to FILE and the raw profile to FILE.prof")
     args = parser.parse_args()
     valkey_url = args.valkey_url or None
     base = make_url(args.database_url)
