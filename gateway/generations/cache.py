@@ -380,34 +380,35 @@ def _from_snapshot(value: str, tenant_id: str) -> Generation | None:
                       status=SUCCEEDED)
 
 
-async def on_finished(runtime: Runtime, generation_id: str) -> None:
-    """Called whenever a generation reaches a final state (worker, cancel, sweeper).
+async def on_finished(runtime: Runtime, generation: Generation, status: str) -> None:
+    """Called by `lifecycle.end` whenever a generation reaches a final state (`status`;
+    worker, cancel, sweeper), after its commit.
 
     For a leader: clear the in-flight marker, then queue its followers (the cache entry was
-    stored by `remember`). Does nothing for other generations; never raises.
+    stored by `remember`). Does nothing for other generations (what makes a leader, its
+    fingerprint and being neither a follower nor a cached copy, is fixed at submit, so the
+    row is not read again); never raises.
     """
+    if (generation.fingerprint is None or generation.coalesced_from is not None
+            or generation.cached or status not in FINAL_STATES):
+        return
     try:
-        await _on_finished(runtime, generation_id)
+        await _on_finished(runtime, generation.tenant_id, generation.id,
+                           generation.fingerprint)
     except Exception:
-        log.exception("result cache bookkeeping failed", extra={"generation_id": generation_id})
+        log.exception("result cache bookkeeping failed", extra={"generation_id": generation.id})
 
 
-async def _on_finished(runtime: Runtime, generation_id: str) -> None:
+async def _on_finished(runtime: Runtime, tenant_id: str, generation_id: str,
+                       fingerprint: str) -> None:
     async with runtime.db.session() as session:
-        row = (await session.execute(
-            select(Generation.tenant_id, Generation.status, Generation.fingerprint,
-                   Generation.coalesced_from, Generation.cached)
-            .where(Generation.id == generation_id))).first()
-        if (row is None or row.fingerprint is None or row.coalesced_from is not None
-                or row.cached or row.status not in FINAL_STATES):
-            return
         followers = (await session.execute(
             select(Generation.id, Generation.type)
-            .where(Generation.tenant_id == row.tenant_id,
+            .where(Generation.tenant_id == tenant_id,
                    Generation.coalesced_from == generation_id,
                    Generation.status == QUEUED))).all()
     prefix = runtime.settings.queue_prefix
-    await runtime.results.delete_if(inflight_key(prefix, row.tenant_id, row.fingerprint),
+    await runtime.results.delete_if(inflight_key(prefix, tenant_id, fingerprint),
                                     generation_id)
     for follower_id, media_type in followers:
         await jobs.enqueue_run(runtime, follower_id, media_type)

@@ -83,22 +83,26 @@ def _claimable(now: datetime) -> ColumnElement[bool]:
                     or_(Generation.lease_until.is_(None), Generation.lease_until < now)))
 
 
-async def claim(services: Services, generation_id: str) -> Generation | None:
+async def claim(services: Services, generation_id: str, *,
+                unless_follower: bool = False) -> Generation | None:
     """Take the generation for a run job, atomically: queued → running, or a running one
-    whose lease passed. None when someone else holds it or it ended. The claim bumps
-    `lease_seq`, so a stale job still holding the old one can no longer write."""
+    whose lease passed. None when someone else holds it or it ended (or, `unless_follower`,
+    when it follows a coalescing leader: the caller checks the leader first). The claim
+    bumps `lease_seq`, so a stale job still holding the old one can no longer write. One
+    statement: the row comes back from the UPDATE itself."""
     now = utcnow()
+    where: list[ColumnElement[bool]] = [Generation.id == generation_id, _claimable(now)]
+    if unless_follower:
+        where.append(Generation.coalesced_from.is_(None))
     async with services.runtime.db.transaction() as session:
-        result = await session.execute(
+        claimed = await session.scalar(
             update(Generation)
-            .where(Generation.id == generation_id, _claimable(now))
+            .where(*where)
             .values(status=RUNNING, started_at=func.coalesce(Generation.started_at, now),
                     updated_at=now, lease_until=now + lease(services),
                     attempts=Generation.attempts + 1, lease_seq=Generation.lease_seq + 1)
+            .returning(Generation)
         )
-        if result.rowcount == 0:  # type: ignore[attr-defined]
-            return None
-        claimed = await session.get(Generation, generation_id)
     if claimed is not None:
         await announce(services, claimed, RUNNING)
     return claimed
@@ -109,15 +113,14 @@ async def claim_poll(services: Services, generation_id: str, seq: int) -> Genera
     that poll is stale (another job claimed it since, or it ended)."""
     now = utcnow()
     async with services.runtime.db.transaction() as session:
-        result = await session.execute(
+        claimed: Generation | None = await session.scalar(
             update(Generation)
             .where(Generation.id == generation_id, Generation.status == RUNNING,
                    Generation.lease_seq == seq)
             .values(lease_seq=seq + 1, lease_until=now + lease(services), updated_at=now)
+            .returning(Generation)
         )
-        if result.rowcount == 0:  # type: ignore[attr-defined]
-            return None
-        return await session.get(Generation, generation_id)
+    return claimed
 
 
 def _held(generation: Generation) -> ColumnElement[bool]:
@@ -313,13 +316,15 @@ async def end(services: Services, generation: Generation, outcome: Succeeded | F
                        Generation.spend_day, Generation.wholesale_mc,
                        Generation.webhook_url, Generation.retail_mc,
                        Generation.key_budget_month, Generation.customer_budget_month,
-                       Generation.team_id, Generation.team_period, Generation.customer_id)
+                       Generation.team_id, Generation.team_period, Generation.customer_id,
+                       outbox.has_endpoint(generation.tenant_id).label("has_endpoint"))
         )).first()
         if row is None:
             return None
         announced = await outbox.generation_ended(
             session, generation.tenant_id, generation.id, status,
-            has_webhook_url=row.webhook_url is not None)
+            has_webhook_url=row.webhook_url is not None,
+            tenant_has_endpoint=bool(row.has_endpoint))
         # The day's spend row before the wallets, as every unit takes them (submit, fail,
         # and a group commit, whose wallet updates come last): the other order deadlocks.
         if status == SUCCEEDED:
@@ -382,7 +387,7 @@ async def end(services: Services, generation: Generation, outcome: Succeeded | F
         await cache.remember(runtime, tenant, generation, provider=outcome.provider,
                              outputs=outcome.outputs,
                              cost_usd_micros=outcome.cost_usd_micros)
-    await cache.on_finished(runtime, generation.id)
+    await cache.on_finished(runtime, generation, status)
     await services.completions.finished(generation.tenant_id, generation.id)
     await announce(services, generation, status)
     if status != CANCELED and generation.customer_id is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import msgspec
 from sqlalchemy import Select, or_, select
@@ -28,9 +29,10 @@ log = logging.getLogger(__name__)
 
 MAX_WAIT_S = 60
 
+_Query = TypeVar("_Query", bound=Select[Any])
 
-def _scoped(query: Select[Generation], principal: Principal, *,
-            shared: bool = False) -> Select[Generation]:
+
+def _scoped(query: _Query, principal: Principal, *, shared: bool = False) -> _Query:
     """Every generation query goes through here: it always filters by tenant (and customer,
     or the team the principal acts for). `shared`: a customer also sees its teams'
     generations (reading one by id; docs/teams.md). A deleted generation is nobody's: every
@@ -61,6 +63,17 @@ async def get(services: Services, principal: Principal, generation_id: str, *,
     return found
 
 
+async def _status(services: Services, principal: Principal, generation_id: str) -> str:
+    """The status of one generation the principal may read (`get`'s scope)."""
+    async with services.runtime.db.session() as session:
+        status = await session.scalar(
+            _scoped(select(Generation.status).where(Generation.id == generation_id),
+                    principal, shared=True))
+    if not isinstance(status, str):
+        raise NotFound("no such generation", code="generation_not_found", param="id")
+    return status
+
+
 async def wait_until_final(services: Services, principal: Principal, generation: Generation,
                            seconds: float, *,
                            disconnected: Callable[[], Awaitable[object]] | None = None,
@@ -81,8 +94,10 @@ async def wait_until_final(services: Services, principal: Principal, generation:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + min(seconds, MAX_WAIT_S)
     async with services.completions.watching(generation.id) as ended:
-        generation = await get(services, principal, generation.id)
-        while generation.status not in FINAL_STATES and loop.time() < deadline:
+        # Its status only: the whole row is read once, after the wake-up or at the deadline.
+        if await _status(services, principal, generation.id) in FINAL_STATES:
+            return await get(services, principal, generation.id)
+        while True:
             waits: list[asyncio.Future[object]] = [asyncio.ensure_future(ended.wait())]
             if disconnected is not None:
                 waits.append(asyncio.ensure_future(disconnected()))
@@ -98,7 +113,8 @@ async def wait_until_final(services: Services, principal: Principal, generation:
             # Cleared before the read: a wake-up from now on is not lost.
             ended.clear()
             generation = await get(services, principal, generation.id)
-    return generation
+            if generation.status in FINAL_STATES or loop.time() >= deadline:
+                return generation
 
 
 async def list_page(services: Services, principal: Principal, *, media_type: str | None,

@@ -127,6 +127,9 @@ async def submit(services: Services, principal: Principal, body: GenerationCreat
         estimated_mc=chosen.price.wholesale_mc, metadata_=body.metadata,
         webhook_url=body.webhook_url, idempotency_key=idempotency_key, request_hash=digest,
         brand_kit_id=branded.kit_id, brand_kit_version=branded.kit_version,
+        # Now, not at the INSERT: the reservations, made before it, count the team's
+        # allocation in the month the row is created in.
+        created_at=utcnow(),
     )
     timeout_at = utcnow() + timedelta(seconds=services.runtime.settings.reservation_timeout_s)
     if lookup is not None:
@@ -187,14 +190,16 @@ class Budgeted:
 
 async def _persist(session: AsyncSession, tenant: Tenant, generation: Generation,
                    timeout_at: datetime, quota: quotas.Quota, budgeted: Budgeted) -> None:
-    """The submit's unit of work (group-committed): the quotas, the generation row and its
-    reservations."""
+    """The submit's unit of work (group-committed): the quotas, the generation's
+    reservations and its row. The reservations come first so that the row is inserted with
+    their ids (one INSERT, no UPDATE after it); nothing references the row before the
+    commit, and a failure of either rolls back both."""
     await quotas.admit(session, quota, generation)
     await budgets.admit(session, tenant, generation, quota.day, key_budgeted=budgeted.key,
                         customer_budgeted=budgeted.customer)
+    await _reserve(session, tenant, generation, timeout_at)
     session.add(generation)
     await session.flush()
-    await _reserve(session, tenant, generation, timeout_at)
 
 
 async def _persist_hit(session: AsyncSession, tenant: Tenant, generation: Generation,

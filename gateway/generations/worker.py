@@ -307,9 +307,7 @@ async def run_generation(services: Services, generation_id: str) -> None:
     workers. A no-op when the generation is held by another job or has ended, or is a
     follower whose leader still works (the leader queues it when it ends)."""
     logs.bind(generation_id=generation_id, provider=None)
-    if not await cache.may_start(services.runtime, generation_id):
-        return
-    generation = await _seen_through(services, lifecycle.claim(services, generation_id))
+    generation = await _seen_through(services, _claim_run(services, generation_id))
     if generation is None:
         return
     logs.bind(tenant_id=generation.tenant_id, customer_id=generation.customer_id)
@@ -317,6 +315,15 @@ async def run_generation(services: Services, generation_id: str) -> None:
         await _give_up(services, generation)
         return
     await _advance(services, generation)
+
+
+async def _claim_run(services: Services, generation_id: str) -> Generation | None:
+    """The run job's claim. Most generations follow no leader: one conditional UPDATE takes
+    them. A follower is claimed only once its leader ended (`cache.may_start`)."""
+    claimed = await lifecycle.claim(services, generation_id, unless_follower=True)
+    if claimed is not None or not await cache.may_start(services.runtime, generation_id):
+        return claimed
+    return await lifecycle.claim(services, generation_id)
 
 
 async def poll_generation(services: Services, generation_id: str, seq: int) -> None:
@@ -407,6 +414,18 @@ async def _with_inputs(services: Services, request: ProviderRequest) -> Provider
                                    samples=inputs.samples)
 
 
+def _nothing_to_save(generation: Generation, provider: Provider,
+                     attempts_log: list[AttemptRecord]) -> bool:
+    """Whether the progress save before a call can be left out: the job's first call, to
+    the provider the row already names, and one that takes our idempotency key. Its
+    `running` entry would protect nothing (a re-run calls such a provider again with the
+    same key, `_interrupted`), and the claim just renewed the lease. The end's conditional
+    UPDATE still finds a cancel that came meanwhile."""
+    return (provider.idempotency_keys and provider.name == generation.provider
+            and not generation.attempts_log
+            and [a.provider for a in attempts_log] == [provider.name])
+
+
 async def _run(services: Services, generation: Generation) -> None:
     """Try the candidates in order until one serves the request, a final error, or an
     asynchronous task to poll later."""
@@ -445,8 +464,9 @@ async def _run(services: Services, generation: Generation) -> None:
                 continue
             try:
                 _begin_call(attempts_log, name)
-                if not await lifecycle.save_progress(services, generation, name,
-                                                     attempts_log):
+                if not _nothing_to_save(generation, provider, attempts_log) and \
+                        not await lifecycle.save_progress(services, generation, name,
+                                                          attempts_log):
                     return  # canceled (or expired) before this call: call nobody
                 try:
                     request = await _with_inputs(services, request)
