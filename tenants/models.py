@@ -24,6 +24,7 @@ from tenants.schemas import (
     TenantAnalytics,
     TenantCache,
     TenantCaps,
+    TenantMedia,
     TenantPricing,
     TenantRouting,
     TenantSuggestions,
@@ -76,6 +77,9 @@ class Tenant(Base):
     # Model-written prompt suggestions (`TenantSuggestions`); stored empty means off.
     suggestions: Mapped[TenantSuggestions] = mapped_column(
         StructJSON(TenantSuggestions), default=lambda: TenantSuggestions())
+    # How its media is linked (`TenantMedia`); stored empty means signed, expiring links.
+    media: Mapped[TenantMedia] = mapped_column(StructJSON(TenantMedia),
+                                               default=lambda: TenantMedia())
 
 
 class Domain(Base):

@@ -148,6 +148,19 @@ class TenantSuggestions(msgspec.Struct, forbid_unknown_fields=True, omit_default
     wait_ms: Annotated[int, msgspec.Meta(ge=100, le=30_000)] = 8000
 
 
+class TenantMedia(msgspec.Struct, forbid_unknown_fields=True):
+    """How the tenant's generated media is linked (docs/operations.md, "Managed services
+    and a CDN").
+
+    `public_links`: when the operator has put a CDN in front of the media bucket
+    (`MEDIAHUB_MEDIA_CDN_BASE_URL`), output and preview links are permanent, unsigned CDN
+    links instead of links that expire. Anyone holding such a link can fetch the media for
+    as long as it is stored, so it is off by default; without a CDN it changes nothing.
+    """
+
+    public_links: bool = False
+
+
 class TenantCaps(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """The operator's ceilings on what a tenant's owners and admins set for themselves
     (`PATCH /v1/tenant`); set only through the operator API. A ceiling left out (None) is no
@@ -222,6 +235,7 @@ class TenantCreate(msgspec.Struct, forbid_unknown_fields=True):
     caps: TenantCaps = msgspec.field(default_factory=TenantCaps)
     analytics: TenantAnalytics = msgspec.field(default_factory=TenantAnalytics)
     suggestions: TenantSuggestions = msgspec.field(default_factory=TenantSuggestions)
+    media: TenantMedia = msgspec.field(default_factory=TenantMedia)
 
 
 class TenantUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -238,6 +252,7 @@ class TenantUpdate(msgspec.Struct, forbid_unknown_fields=True):
     time_zone: TimeZone | msgspec.UnsetType = msgspec.UNSET
     analytics: TenantAnalytics | msgspec.UnsetType = msgspec.UNSET
     suggestions: TenantSuggestions | msgspec.UnsetType = msgspec.UNSET
+    media: TenantMedia | msgspec.UnsetType = msgspec.UNSET
 
 
 class TenantOut(msgspec.Struct):
@@ -263,6 +278,8 @@ class TenantOut(msgspec.Struct):
     suspended_at: datetime | None = None
     suspension_reason: str | None = None
     suggestions: TenantSuggestions = msgspec.field(default_factory=TenantSuggestions)
+    #: Whether its media gets permanent CDN links (`TenantMedia`).
+    media: TenantMedia = msgspec.field(default_factory=TenantMedia)
 
 
 class KeyRateLimit(msgspec.Struct, forbid_unknown_fields=True):

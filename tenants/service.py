@@ -62,7 +62,7 @@ async def create_tenant(session: AsyncSession, body: TenantCreate) -> Tenant:
                     billing_mode=body.billing_mode,
                     low_balance_threshold_mc=body.low_balance_threshold_mc,
                     routing=body.routing, cache=body.cache, caps=body.caps,
-                    suggestions=body.suggestions)
+                    suggestions=body.suggestions, media=body.media)
     try:
         async with session.begin_nested():
             session.add(tenant)
@@ -104,7 +104,7 @@ async def update_tenant(session: AsyncSession, tenant_id: str, body: TenantUpdat
     tenant = await get_tenant(session, tenant_id)
     for field in ("name", "pricing", "rate_limits", "billing_mode",
                   "low_balance_threshold_mc", "routing", "cache", "caps", "analytics",
-                  "suggestions"):
+                  "suggestions", "media"):
         value = getattr(body, field)
         if value is not msgspec.UNSET:
             setattr(tenant, field, value)

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -42,7 +43,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # description in docs/configuration.md (`reference_markdown`, below).
 
     #: SQLAlchemy URL of the database: `sqlite+aiosqlite:///FILE` (embedded) or
-    #: `postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DATABASE`.
+    #: `postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DATABASE` (TLS: `?ssl=require` or
+    #: `?ssl=verify-full`, asyncpg's parameter; `sslmode=` is refused).
     database_url: str = _EMBEDDED_DB
     #: Check each pooled connection with a round trip before use. Off: it costs round trips
     #: on every transaction, and without it a database restart fails only the statements on
@@ -70,6 +72,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: from the standard `AWS_*` variables. Output links are presigned against it, so clients
     #: must be able to reach it too.
     s3_endpoint_url: str | None = None
+    #: Base URL of a CDN whose origin is the media bucket (`s3://` storage only), e.g.
+    #: `https://media.example.com`. Set: tenants that allow public links (`media.public_links`)
+    #: get permanent, unsigned `{base}/{object key}` links; everyone else keeps signed ones.
+    media_cdn_base_url: str | None = None
     #: Operator token for `/admin/v1`, at least 16 characters. Unset: the admin API refuses
     #: everyone (`mediahub demo` sets one and prints it).
     admin_token: str | None = None
@@ -368,6 +374,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             f"MEDIAHUB_DATABASE_URL={database_url.split('@')[-1]!r}: must start with "
             "'sqlite+aiosqlite://' or 'postgresql+asyncpg://'"
         )
+    elif database_url.startswith("postgresql+asyncpg://") and re.search(
+            r"[?&]sslmode=", database_url):
+        # The URL's query goes to asyncpg.connect() as keywords, and it has no `sslmode`
+        # keyword: without this, the first connection would fail with a TypeError.
+        problems.append("MEDIAHUB_DATABASE_URL: asyncpg takes TLS as `?ssl=require` (or "
+                        "`ssl=verify-full`), not `sslmode=`")
     pre_ping = env.get("MEDIAHUB_DATABASE_PRE_PING", "").strip().lower()
     if pre_ping not in ("", "0", "1", "true", "false", "yes", "no", "on", "off"):
         problems.append(f"MEDIAHUB_DATABASE_PRE_PING={pre_ping!r}: must be 1 or 0")
@@ -385,6 +397,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     public_base_url = env.get("MEDIAHUB_PUBLIC_BASE_URL") or "http://127.0.0.1:8000"
     if not public_base_url.startswith(("http://", "https://")):
         problems.append(f"MEDIAHUB_PUBLIC_BASE_URL={public_base_url!r}: must be an http(s) URL")
+    media_cdn_base_url = _cdn_base_url(env.get("MEDIAHUB_MEDIA_CDN_BASE_URL") or None,
+                                       storage_url, problems)
 
     embedded = database_url.startswith("sqlite") and valkey_url is None
     raw_secret = env.get("MEDIAHUB_SECRET_KEY") or ""
@@ -446,6 +460,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         valkey_url=valkey_url,
         storage_url=storage_url,
         s3_endpoint_url=env.get("MEDIAHUB_S3_ENDPOINT_URL") or None,
+        media_cdn_base_url=media_cdn_base_url,
         admin_token=admin_token,
         secret_key=secret_key,
         public_base_url=public_base_url,
@@ -541,6 +556,33 @@ def _flag(env: Mapping[str, str], name: str, problems: list[str]) -> bool:
     if raw not in ("", "0", "1", "true", "false", "yes", "no", "on", "off"):
         problems.append(f"{name}={raw!r}: must be true or false")
     return raw in ("1", "true", "yes", "on")
+
+
+def _cdn_base_url(value: str | None, storage_url: str, problems: list[str]) -> str | None:
+    """MEDIAHUB_MEDIA_CDN_BASE_URL without its trailing slash, or None when unset; a bad
+    value is added to `problems`. Called by `load_settings`."""
+    if value is None:
+        return None
+    name = "MEDIAHUB_MEDIA_CDN_BASE_URL"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
+    except ValueError:
+        problems.append(f"{name}={value!r}: is not a valid URL")
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        problems.append(f"{name}={value!r}: must be an http(s) URL with a host")
+    elif parts.query or parts.fragment or "?" in value or "#" in value:
+        # The object key is appended to it: a query or fragment would swallow the key.
+        problems.append(f"{name}={value!r}: must have no query string or fragment")
+    elif parts.username is not None or parts.password is not None:
+        problems.append(f"{name}={value!r}: must not carry credentials")
+    elif not storage_url.startswith("s3://"):
+        # Local files carry a header before the media (LocalStorage), so a CDN in front
+        # of the directory would serve broken files; they are served by signed links only.
+        problems.append(f"{name}: needs MEDIAHUB_STORAGE_URL=s3://... (the CDN's origin is "
+                        "the media bucket)")
+    return value.rstrip("/")
 
 
 def _people_settings(env: Mapping[str, str], problems: list[str]) -> dict[str, Any]:

@@ -55,8 +55,9 @@ class Output(msgspec.Struct, omit_defaults=True):
     width: int | None = None
     height: int | None = None
     duration_s: float | None = None
-    #: A signed link to a small preview: images a WebP at most 512 px on the long side, video
-    #: a JPEG poster frame. Absent (null) for other media and outputs stored before previews.
+    #: A link (signed, or a CDN link as `url` is) to a small preview: images a WebP at most
+    #: 512 px on the long side, video a JPEG poster frame. Absent (null) for other media and
+    #: outputs stored before previews.
     thumbnail_url: str | None = None
     #: Audio: 256 peak amplitudes 0..1 for drawing a waveform. Absent (null) otherwise.
     peaks: list[float] | None = None

@@ -1,5 +1,6 @@
 """The one view of a generation: what REST, webhooks (and the OpenAI-compatible and MCP
-surfaces) show of it, with freshly signed output URLs."""
+surfaces) show of it, with freshly signed output URLs (or permanent CDN links, for a tenant
+that allows them where the operator runs a CDN)."""
 
 from __future__ import annotations
 
@@ -77,13 +78,19 @@ async def render(runtime: Runtime, generation: Generation,
                           flags=re.IGNORECASE)
         return text
 
+    cdn = await cdn_base(runtime, generation.tenant_id) if generation.outputs else None
+
+    async def link(key: str) -> str:
+        public = None if cdn is None else runtime.storage.public_url(key, base_url=cdn)
+        if public is not None:
+            return public
+        return await runtime.storage.signed_url(
+            key, expires_in_s=runtime.settings.media_url_ttl_s, base_url=base_url)
+
     outputs = []
     for item in generation.outputs:
-        url = await runtime.storage.signed_url(
-            item.key, expires_in_s=runtime.settings.media_url_ttl_s, base_url=base_url)
-        thumbnail_url = None if item.thumbnail_key is None else await runtime.storage.signed_url(
-            item.thumbnail_key, expires_in_s=runtime.settings.media_url_ttl_s,
-            base_url=base_url)
+        url = await link(item.key)
+        thumbnail_url = None if item.thumbnail_key is None else await link(item.thumbnail_key)
         outputs.append(Output(url=url, content_type=item.content_type, bytes=item.bytes,
                               width=item.width, height=item.height,
                               duration_s=item.duration_s, thumbnail_url=thumbnail_url,
@@ -111,6 +118,17 @@ async def render(runtime: Runtime, generation: Generation,
         favourite=bool(generation.favourite), team_id=generation.team_id,
         brand_kit_id=generation.brand_kit_id, brand_kit_version=generation.brand_kit_version,
     )
+
+
+async def cdn_base(runtime: Runtime, tenant_id: str) -> str | None:
+    """The CDN base URL for the media of `tenant_id`, or None for signed links: set only when
+    the operator runs a CDN (`media_cdn_base_url`) and the tenant allows public links
+    (`media.public_links`). Called by `render` for each generation with outputs."""
+    base = runtime.settings.media_cdn_base_url
+    if base is None:
+        return None
+    tenant = await runtime.tenant_views.tenant(tenant_id)
+    return base if tenant.media.public_links else None
 
 
 def plain_params(params: dict[str, Any] | None) -> dict[str, Any]:

@@ -51,7 +51,7 @@ def tenant_out(tenant: Tenant, domains: list[str]) -> TenantOut:
                      time_zone=tenant.time_zone,
                      analytics=tenant.analytics, suspended_at=tenant.suspended_at,
                      suspension_reason=tenant.suspension_reason,
-                     suggestions=tenant.suggestions)
+                     suggestions=tenant.suggestions, media=tenant.media)
 
 
 def key_out(key: ApiKey, month_spend_mc: int | None = None) -> KeyOut:

@@ -25,6 +25,7 @@ from tenants.schemas import (
     TenantAnalytics,
     TenantCache,
     TenantCaps,
+    TenantMedia,
     TenantOut,
     TenantPricing,
     TenantRouting,
@@ -52,6 +53,8 @@ class TenantSelfUpdate(msgspec.Struct, forbid_unknown_fields=True):
     analytics: TenantAnalytics | msgspec.UnsetType = msgspec.UNSET
     #: Model-written prompt suggestions (docs/suggestions.md).
     suggestions: TenantSuggestions | msgspec.UnsetType = msgspec.UNSET
+    #: Permanent CDN links for its media where the operator runs a CDN (docs/operations.md).
+    media: TenantMedia | msgspec.UnsetType = msgspec.UNSET
 
 
 def check_suggestion_model(runtime: Runtime, suggestions: TenantSuggestions) -> None:
@@ -130,5 +133,6 @@ async def update_own_tenant(runtime: Runtime, tenant_id: str, actor: str,
                           rate_limits=body.rate_limits, routing=body.routing,
                           cache=body.cache, suggestions=body.suggestions,
                           low_balance_threshold_mc=body.low_balance_threshold_mc,
-                          time_zone=body.time_zone, analytics=body.analytics)
+                          time_zone=body.time_zone, analytics=body.analytics,
+                          media=body.media)
     return await update_tenant(runtime, tenant_id, update, actor=actor, check=within_caps)

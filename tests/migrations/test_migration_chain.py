@@ -77,6 +77,7 @@ EXPECTED_SERVER_DEFAULTS = {
     ("generations", "favourite"),                # 0017_gallery
     ("tenants", "analytics"),                    # 0021_console
     ("tenants", "suggestions"),                  # 0023_suggestions
+    ("tenants", "media"),                        # 0025_media_links
 }
 
 

@@ -46,6 +46,12 @@ class Storage(Protocol):
         """Called when a job result is shown to a client; returns a link valid `expires_in_s`."""
         ...
 
+    def public_url(self, key: str, *, base_url: str) -> str | None:
+        """Called when a result is shown to a tenant that allows public links and a CDN is
+        set up; returns the permanent, unsigned link `{base_url}/{object key}` where the
+        store can be a CDN's origin, else None (the caller signs a link instead)."""
+        ...
+
     async def exists(self, key: str) -> bool:
         """Called before a cached result is reused; True when media is stored under `key`."""
         ...

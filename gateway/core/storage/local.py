@@ -144,6 +144,12 @@ class LocalStorage:
         path = quote(key, safe="/")
         return f"{base_url.rstrip('/')}/media/{path}?expires={expires}&signature={signature}"
 
+    def public_url(self, key: str, *, base_url: str) -> str | None:
+        """None, always: each file starts with a header (its content type) before the media,
+        so a CDN in front of the directory would serve broken files; only `/media` serves."""
+        validate_key(key)
+        return None
+
     async def check(self) -> None:
         """Create the root if needed and prove it is writable; raise StorageUnavailable if not."""
         await asyncio.to_thread(self._check_sync)

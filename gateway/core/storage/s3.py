@@ -6,6 +6,7 @@ import asyncio
 import os
 from contextlib import AsyncExitStack
 from typing import Any
+from urllib.parse import quote
 
 import aioboto3
 from botocore.config import Config
@@ -182,6 +183,12 @@ class S3Storage:
             ExpiresIn=int(expires_in_s),
         )
         return url
+
+    def public_url(self, key: str, *, base_url: str) -> str | None:
+        """`{base_url}/{object key}` (the key under the storage prefix, quoted): the link to
+        `key` through a CDN whose origin is this bucket. Unsigned and permanent; nothing is
+        contacted and existence is not checked."""
+        return f"{base_url.rstrip('/')}/{quote(self._object_key(key), safe='/')}"
 
     async def check(self) -> None:
         """Check the bucket exists and is accessible; raise StorageUnavailable saying why not."""

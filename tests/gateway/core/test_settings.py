@@ -235,3 +235,68 @@ def test_the_cli_refuses_a_price_override_no_provider_has(
     err = capsys.readouterr().err
     assert "MEDIAHUB_OPENAI_PRICES" in err
     assert "no-such-price" in err
+
+
+def test_the_media_cdn_base_url_is_unset_by_default_and_read_without_its_slash() -> None:
+    env = {"MEDIAHUB_DATABASE_URL": PG, "MEDIAHUB_SECRET_KEY": SECRET,
+           "MEDIAHUB_STORAGE_URL": "s3://media-bucket/out"}
+    assert load_settings(env).media_cdn_base_url is None
+    given = load_settings({**env, "MEDIAHUB_MEDIA_CDN_BASE_URL": "https://cdn.example.com/m/"})
+    assert given.media_cdn_base_url == "https://cdn.example.com/m"
+    plain = load_settings({**env, "MEDIAHUB_MEDIA_CDN_BASE_URL": "http://cdn.lan:8080"})
+    assert plain.media_cdn_base_url == "http://cdn.lan:8080"
+
+
+@pytest.mark.parametrize(("value", "says"), [
+    ("cdn.example.com", "http(s) URL"),
+    ("ftp://cdn.example.com", "http(s) URL"),
+    ("https://", "http(s) URL"),
+    ("https://cdn.example.com/?v=1", "no query string or fragment"),
+    ("https://cdn.example.com/#top", "no query string or fragment"),
+    ("https://cdn.example.com:port", "not a valid URL"),
+    ("https://user:pw@cdn.example.com", "credentials"),
+])
+def test_a_bad_media_cdn_base_url_is_named(value: str, says: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"MEDIAHUB_DATABASE_URL": PG, "MEDIAHUB_SECRET_KEY": SECRET,
+                       "MEDIAHUB_STORAGE_URL": "s3://media-bucket",
+                       "MEDIAHUB_MEDIA_CDN_BASE_URL": value})
+    [problem] = caught.value.problems
+    assert problem.startswith("MEDIAHUB_MEDIA_CDN_BASE_URL")
+    assert says in problem
+
+
+def test_a_media_cdn_needs_s3_storage() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"MEDIAHUB_DATABASE_URL": PG, "MEDIAHUB_SECRET_KEY": SECRET,
+                       "MEDIAHUB_STORAGE_URL": "file:///var/media",
+                       "MEDIAHUB_MEDIA_CDN_BASE_URL": "https://cdn.example.com"})
+    [problem] = caught.value.problems
+    assert problem.startswith("MEDIAHUB_MEDIA_CDN_BASE_URL: needs MEDIAHUB_STORAGE_URL=s3://")
+
+
+def test_serve_with_a_bad_media_cdn_base_url_exits_2_and_says_why(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway import cli
+
+    monkeypatch.setenv("MEDIAHUB_DATABASE_URL", PG)
+    monkeypatch.setenv("MEDIAHUB_SECRET_KEY", SECRET)
+    monkeypatch.setenv("MEDIAHUB_STORAGE_URL", "s3://media-bucket")
+    monkeypatch.setenv("MEDIAHUB_MEDIA_CDN_BASE_URL", "https://cdn.example.com/?sig=1")
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["serve"])
+    assert caught.value.code == 2
+    assert "MEDIAHUB_MEDIA_CDN_BASE_URL" in capsys.readouterr().err
+
+
+def test_a_database_url_with_sslmode_is_refused_naming_the_ssl_parameter() -> None:
+    # asyncpg takes the URL's query as keywords: `sslmode=` would fail at the first connect.
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"MEDIAHUB_DATABASE_URL": f"{PG}?sslmode=require",
+                       "MEDIAHUB_SECRET_KEY": SECRET})
+    [problem] = caught.value.problems
+    assert "ssl=require" in problem
+    assert "pw@" not in problem
+    tls = load_settings({"MEDIAHUB_DATABASE_URL": f"{PG}?ssl=verify-full",
+                         "MEDIAHUB_SECRET_KEY": SECRET})
+    assert tls.database_url.endswith("?ssl=verify-full")

@@ -4422,6 +4422,7 @@ export interface components {
             domains?: string[];
             /** @default 0 */
             low_balance_threshold_mc: number;
+            media?: components["schemas"]["TenantMedia"];
             name: string;
             pricing?: components["schemas"]["TenantPricing"];
             rate_limits?: components["schemas"]["RateLimitPolicy"];
@@ -4436,6 +4437,11 @@ export interface components {
             /** @default list */
             object: string;
         };
+        /** TenantMedia */
+        TenantMedia: {
+            /** @default false */
+            public_links: boolean;
+        };
         /** TenantOut */
         TenantOut: {
             analytics?: components["schemas"]["TenantAnalytics"];
@@ -4448,6 +4454,7 @@ export interface components {
             domains: string[];
             id: string;
             low_balance_threshold_mc: number;
+            media?: components["schemas"]["TenantMedia"];
             name: string;
             /** @default tenant */
             object: string;
@@ -4496,6 +4503,7 @@ export interface components {
             branding?: components["schemas"]["BrandingIn"];
             cache?: components["schemas"]["TenantCache"];
             low_balance_threshold_mc?: number;
+            media?: components["schemas"]["TenantMedia"];
             name?: string;
             pricing?: components["schemas"]["TenantPricing"];
             rate_limits?: components["schemas"]["RateLimitPolicy"];
@@ -4519,6 +4527,7 @@ export interface components {
             caps?: components["schemas"]["TenantCaps"];
             domains?: string[];
             low_balance_threshold_mc?: number;
+            media?: components["schemas"]["TenantMedia"];
             name?: string;
             pricing?: components["schemas"]["TenantPricing"];
             rate_limits?: components["schemas"]["RateLimitPolicy"];
