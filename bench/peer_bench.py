@@ -57,12 +57,12 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from statistics import fmean
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -80,6 +80,7 @@ LITELLM_KEY = "sk-" + secrets.token_hex(32)
 SECTION = "## Against LiteLLM on the same work"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
+T = TypeVar("T")
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -226,6 +227,17 @@ async def backends(admin_url: str, database: str) -> set[int]:
     return {int(row["pid"]) for row in rows}
 
 
+def patiently(make: Callable[[], Coroutine[Any, Any, T]], tries: int = 60) -> T:
+    """`asyncio.run(make())`, retried while PostgreSQL has no free connection (other work on
+    this shared server may hold most of them for a while)."""
+    for _ in range(tries - 1):
+        try:
+            return asyncio.run(make())
+        except asyncpg.TooManyConnectionsError:
+            time.sleep(0.5)  # another program's connections: nothing to wait on
+    return asyncio.run(make())
+
+
 @dataclass
 class System:
     """One system under load: its process roots and where else its CPU goes."""
@@ -237,7 +249,7 @@ class System:
     def pids(self, admin_url: str) -> set[int]:
         pids = set().union(*(tree(p.pid) for p in self.roots))
         if self.database is not None:
-            pids |= asyncio.run(backends(admin_url, self.database))
+            pids |= patiently(lambda: backends(admin_url, self.database or ""))
             pids |= pids_named("valkey-server", "redis-server")
         return pids
 
@@ -437,16 +449,50 @@ def py_spy() -> list[str]:
     return [found] if found else ["uvx", "py-spy"]
 
 
+def frame_name(frame: str) -> str:
+    """A function as py-spy names it, without its line (`f (path/file.py:12)` -> `f
+    (path/file.py)`), and an unnamed native address as its library (`0x7f… (libc.so.6)`
+    -> `[libc.so.6]`), so a function's samples add up across its lines."""
+    name, _, where = frame.partition(" (")
+    where = re.sub(r":\d+\)$", ")", where)
+    if name.startswith("0x"):
+        return f"[{where.rstrip(')')}]"
+    return f"{name} ({where}" if where else name
+
+
 def top_self(raw: Path, count: int = 10) -> list[tuple[str, float]]:
-    """The frames with the most samples at the top of the stack in py-spy's raw (collapsed)
-    output, as (frame, share of the samples)."""
+    """The functions with the most samples at the top of the stack in py-spy's raw
+    (collapsed) output, as (function, share of the samples)."""
     own: collections.Counter[str] = collections.Counter()
     for line in raw.read_text().splitlines():
         stack, _, samples = line.rpartition(" ")
         if stack and samples.isdigit():
-            own[stack.rsplit(";", 1)[-1]] += int(samples)
+            own[frame_name(stack.rsplit(";", 1)[-1])] += int(samples)
     total = sum(own.values()) or 1
     return [(frame, n / total) for frame, n in own.most_common(count)]
+
+
+#: The project's own packages, as py-spy writes their paths.
+OWN_CODE = ("(gateway/", "(tenants/", "(billing/", "(plugins/")
+#: The commands' entry points: on every stack, so they say nothing.
+ENTRY_POINTS = ("(gateway/cli.py", "(gateway/__main__.py")
+
+
+def top_own(raw: Path, count: int = 10) -> list[tuple[str, float]]:
+    """The project's functions by inclusive time: the share of samples with the function
+    anywhere on the stack (where to look, as the self-time list says what it costs)."""
+    seen: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        if not (stack and samples.isdigit()):
+            continue
+        total += int(samples)
+        where = [f for f in stack.split(";") if f.partition(" ")[2].startswith(OWN_CODE)
+                 and not f.partition(" ")[2].startswith(ENTRY_POINTS)]
+        for name in {frame_name(f) for f in where}:
+            seen[name] += int(samples)
+    return [(frame, n / (total or 1)) for frame, n in seen.most_common(count)]
 
 
 # --- the report ---------------------------------------------------------------------------
@@ -633,7 +679,7 @@ def main() -> int:
             run_wrk(kind, systems[kind.system][1], warm, 1)
             if warm.failed:
                 raise RuntimeError(f"{kind.label} does not answer: {warm}; see {work}")
-        asyncio.run(load_bench.wait_drained(url))
+        patiently(lambda: load_bench.wait_drained(url))
 
         for number in range(1, args.rounds + 1):
             for conns in connections:
@@ -647,7 +693,7 @@ def main() -> int:
                     run_wrk(kind, target, run, args.seconds)
                     if system.database is not None:
                         # The generations still running when wrk stopped are part of the work.
-                        asyncio.run(load_bench.wait_drained(url))
+                        patiently(lambda: load_bench.wait_drained(url))
                     run.cpu_ms = cpu_delta_s(cpu_before, system.snapshot(admin_url)) * 1000
                     run.calls, run.provider_p50_ms = fake_stats(fake, calls_before)
                     run.calls -= calls_before
@@ -661,7 +707,9 @@ def main() -> int:
                   f"{args.seconds} s, py-spy on the API and the worker ...", flush=True)
             spies = {name: subprocess.Popen(
                 [*py_spy(), "record", "--pid", str(proc.pid), "--format", "raw",
-                 "--duration", str(args.seconds), "--nonblocking", "--output",
+                 # Native frames (uvloop, asyncpg, PIL's C) need the process paused at each
+                 # sample: the profile run's figures are not the measured ones.
+                 "--duration", str(args.seconds), "--native", "--output",
                  str(out / f"{name}.txt")], stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL) for name, proc in (("api", api),
                                                              ("worker", worker))}
@@ -672,12 +720,16 @@ def main() -> int:
                 if not raw.exists():
                     profile.append(f"py-spy recorded nothing for the {name}")
                     continue
-                profile += [f"Top self time, mediahub {name} (py-spy, share of its "
-                            "non-idle samples):", ""]
+                profile += [f"Top self time, mediahub {name} (py-spy --native, share of "
+                            "its non-idle samples, by function):", ""]
                 profile += [f"{i}. {share:6.1%} `{frame}`"
                             for i, (frame, share) in enumerate(top_self(raw), 1)]
+                profile += ["", f"mediahub's own functions in the {name} by inclusive time:",
+                            ""]
+                profile += [f"{i}. {share:6.1%} `{frame}`"
+                            for i, (frame, share) in enumerate(top_own(raw), 1)]
                 profile.append("")
-            asyncio.run(load_bench.wait_drained(url))
+            patiently(lambda: load_bench.wait_drained(url))
     except BaseException:
         # The logs go with the work directory: show their ends first.
         for log in sorted(work.glob("*.log")):
