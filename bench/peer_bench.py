@@ -65,6 +65,7 @@ from statistics import fmean
 from typing import Any, TypeVar
 
 import asyncpg
+import httpx
 from sqlalchemy.engine import make_url
 
 # bench/ is not a package: its scripts import each other from their own directory.
@@ -276,6 +277,7 @@ function setup(thread)
 end
 counter = 0
 bad = 0
+first_bad = ""
 function request()
   counter = counter + 1
   local prompt = "a lighthouse %(run)s " .. tid .. " " .. counter
@@ -284,11 +286,15 @@ end
 function response(status, headers, body)
   if status ~= 200 or (%(native)s and not string.find(body, '"succeeded"', 1, true)) then
     bad = bad + 1
+    if first_bad == "" then first_bad = status .. " " .. string.sub(body, 1, 300) end
   end
 end
 function done(summary, latency, requests)
   local total = 0
-  for _, t in ipairs(threads) do total = total + t:get("bad") end
+  for _, t in ipairs(threads) do
+    total = total + t:get("bad")
+    if t:get("first_bad") ~= "" then io.write("FIRST BAD " .. t:get("first_bad") .. "\\n") end
+  end
   io.write("BAD " .. total .. "\\n")
 end
 """
@@ -337,6 +343,8 @@ class Run:
     calls: int = 0
     cpu_ms: float = 0.0
     provider_p50_ms: float = 0.0
+    #: The first answer that was not a success (status and the start of its body).
+    first_bad: str = ""
 
     @property
     def failed(self) -> bool:
@@ -376,6 +384,17 @@ def run_wrk(kind: Kind, url: str, run: Run, seconds: int) -> None:
     run.rps, run.p50_ms, run.p99_ms = float(rps.group(1)), lat["50"], lat["99"]
     run.requests, run.errors = int(total.group(1)), int(bad.group(1))
     run.socket_errors = errors.group(1) if errors else ""
+    first = re.search(r"^FIRST BAD (.*)$", out, re.M)
+    run.first_bad = first.group(1) if first else ""
+
+
+def warm_up(kind: Kind, url: str) -> None:
+    """One request answered as the load's must be, or an error saying what came back."""
+    body = kind.before + "a warm-up lighthouse" + kind.after
+    answer = httpx.post(url + kind.path, content=body, timeout=60,
+                        headers={**kind.headers, "Content-Type": "application/json"})
+    if answer.status_code != 200 or (kind.native and '"succeeded"' not in answer.text):
+        raise RuntimeError(f"{kind.label} answered {answer.status_code}: {answer.text[:500]}")
 
 
 # --- the systems --------------------------------------------------------------------------
@@ -675,10 +694,7 @@ def main() -> int:
                    "mediahub": (System("mediahub", [api, worker], database), gateway)}
         # One answered request each, so first-call costs (imports, pools) are not measured.
         for kind in kinds(key):
-            warm = Run(kind.label, 1, 0)
-            run_wrk(kind, systems[kind.system][1], warm, 1)
-            if warm.failed:
-                raise RuntimeError(f"{kind.label} does not answer: {warm}; see {work}")
+            warm_up(kind, systems[kind.system][1])
         patiently(lambda: load_bench.wait_drained(url))
 
         for number in range(1, args.rounds + 1):
@@ -707,9 +723,9 @@ def main() -> int:
                   f"{args.seconds} s, py-spy on the API and the worker ...", flush=True)
             spies = {name: subprocess.Popen(
                 [*py_spy(), "record", "--pid", str(proc.pid), "--format", "raw",
-                 # Native frames (uvloop, asyncpg, PIL's C) need the process paused at each
-                 # sample: the profile run's figures are not the measured ones.
-                 "--duration", str(args.seconds), "--native", "--output",
+                 # Not `--native`: here it leaves most samples as unnamed libc frames of
+                 # idle threads; without it, C time counts to the Python frame calling it.
+                 "--duration", str(args.seconds), "--nonblocking", "--output",
                  str(out / f"{name}.txt")], stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL) for name, proc in (("api", api),
                                                              ("worker", worker))}
@@ -720,8 +736,8 @@ def main() -> int:
                 if not raw.exists():
                     profile.append(f"py-spy recorded nothing for the {name}")
                     continue
-                profile += [f"Top self time, mediahub {name} (py-spy --native, share of "
-                            "its non-idle samples, by function):", ""]
+                profile += [f"Top self time, mediahub {name} (py-spy, share of its "
+                            "non-idle samples, by function):", ""]
                 profile += [f"{i}. {share:6.1%} `{frame}`"
                             for i, (frame, share) in enumerate(top_self(raw), 1)]
                 profile += ["", f"mediahub's own functions in the {name} by inclusive time:",
@@ -749,6 +765,10 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     lines = verdicts(runs, connections)
+    for r in runs:
+        if r.first_bad:
+            lines.append(f"- {r.label} at {r.connections}, round {r.round}, first error: "
+                         f"`{r.first_bad}`")
     print()
     print("\n".join(table(runs)))
     print()
