@@ -228,7 +228,7 @@ async def backends(admin_url: str, database: str) -> set[int]:
     return {int(row["pid"]) for row in rows}
 
 
-def patiently(make: Callable[[], Coroutine[Any, Any, T]], tries: int = 60) -> T:
+def patiently(make: Callable[[], Coroutine[Any, Any, T]], tries: int = 360) -> T:
     """`asyncio.run(make())`, retried while PostgreSQL has no free connection (other work on
     this shared server may hold most of them for a while)."""
     for _ in range(tries - 1):
@@ -705,12 +705,18 @@ def main() -> int:
                     print(f"round {number}: {kind.label}, {conns} connections, "
                           f"{args.seconds} s ...", flush=True)
                     calls_before, _ = fake_stats(fake)
-                    cpu_before = system.snapshot(admin_url)
-                    run_wrk(kind, target, run, args.seconds)
-                    if system.database is not None:
-                        # The generations still running when wrk stopped are part of the work.
-                        patiently(lambda: load_bench.wait_drained(url))
-                    run.cpu_ms = cpu_delta_s(cpu_before, system.snapshot(admin_url)) * 1000
+                    try:
+                        cpu_before = system.snapshot(admin_url)
+                        run_wrk(kind, target, run, args.seconds)
+                        if system.database is not None:
+                            # The generations still running when wrk stopped are part of
+                            # the work.
+                            patiently(lambda: load_bench.wait_drained(url))
+                        run.cpu_ms = cpu_delta_s(cpu_before, system.snapshot(admin_url)) * 1000
+                    except (RuntimeError, OSError, asyncpg.PostgresError) as exc:
+                        # The shared server ran out of something: this run has no figure,
+                        # the next may.
+                        run.socket_errors, run.first_bad = "bench failed", repr(exc)[:300]
                     run.calls, run.provider_p50_ms = fake_stats(fake, calls_before)
                     run.calls -= calls_before
                     runs.append(run)
