@@ -1,7 +1,7 @@
 """mediahub's wait path against LiteLLM's proxy on the same work, same run, same fake provider.
 
     uv run python bench/peer_bench.py [--seconds 10] [--rounds 2] [--connections 8,32]
-        [--write-docs] [--profile DIR]
+        [--write-docs] [--profile DIR] [--logs DIR]
         [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]
         [--valkey-url redis://127.0.0.1:6379/0]
 
@@ -625,6 +625,8 @@ def main() -> int:
         "MEDIAHUB_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--valkey-url", default=os.environ.get(
         "MEDIAHUB_BENCH_VALKEY_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--logs", metavar="DIR",
+                        help="keep the logs of the fake, LiteLLM, the API and the worker in DIR")
     parser.add_argument("--fake-port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.fake_port:
@@ -761,6 +763,10 @@ def main() -> int:
     finally:
         for proc in reversed(procs):
             stop(proc)
+        if args.logs:
+            Path(args.logs).mkdir(parents=True, exist_ok=True)
+            for log in work.glob("*.log"):
+                shutil.copy(log, Path(args.logs) / log.name)
         with contextlib.suppress(Exception):
             asyncio.run(load_bench.drop_keys(args.valkey_url, prefix))
         try:
