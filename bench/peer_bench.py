@@ -599,8 +599,9 @@ def docs_body(runs: list[Run], lines: list[str], args: argparse.Namespace, versi
     parts = [
         f"`bench/peer_bench.py` on {when}, commit `{git_commit()}`, {machine()}; LiteLLM "
         f"{version} (1 worker, no database); one zero-latency fake OpenAI images server for "
-        "both; `wrk -t2` on the same cores. The machine is shared with other work, so this "
-        "is one noisy run: compare the rows with each other, not with other machines.",
+        "both; `wrk -t2` on the same cores. The machine is shared with other work (load "
+        f"average {os.getloadavg()[1]:.1f} over the last 5 minutes of the run), so this is "
+        "one noisy run: compare the rows with each other, not with other machines.",
         "", "```sh", command, "```", "",
         "CPU per request sums user+system time over every process of a system: LiteLLM's "
         "process tree; mediahub's API, worker, the PostgreSQL backends of its database and "
