@@ -1,30 +1,32 @@
 """Submit and wait on an empty database, then on one holding a million ended generations.
 
     uv run python bench/flat_bench.py [--generations 1000000] [--tenants 1000]
-        [--seconds 10] [--bench-share 0.1] [--write-docs]
+        [--seconds 10] [--rounds 3] [--bench-share 0.1] [--pool-size 8] [--write-docs]
         [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]
         [--valkey-url redis://127.0.0.1:6379/0]
 
 Issue 17, "Flat as the work grows": the cost of a request may not grow with history. One
-run, loopback only:
+run, loopback only, about 25 minutes at full size on two cores:
 
-1. A fresh database migrated to head, a Valkey prefix, `tests/example_plugin` installed, and
-   `mediahub serve` + `mediahub worker --queues audio` started, all with `bench/load_bench.py`'s
-   functions; the bench tenant is made through the admin API.
+1. Two fresh databases migrated to head ("empty" and "loaded"), each with its own Valkey
+   prefix, `mediahub serve` and one `mediahub worker --queues audio`, `tests/example_plugin`
+   installed (an offline provider), and a bench tenant made through the admin API: all with
+   `bench/load_bench.py`'s functions.
 2. Empty database: `wrk` on `POST /v1/generations` with a new prompt each request (the submit
    path, 32 connections), then, once the worker has drained that backlog, the same with
-   `Prefer: wait=30` (the wait path, 8 connections: submit, the worker runs the offline
-   example provider, the waiter is woken), SECONDS each.
-3. The history, bulk-loaded with COPY in batches: GENERATIONS ended generations across
-   TENANTS tenants (BENCH_SHARE of them the bench tenant's own, so its indexes are big too),
-   each with its reservation and that reservation's post or void, the wallets' counters moved
-   to match and one grant per tenant funding them; created over 90 days, mostly succeeded,
-   some failed or canceled, six media types, several providers, 20 customers per tenant. Then
-   `ANALYZE`, and the ledger's invariant per tenant (posted balances sum to zero, nothing
-   pending).
-4. The same two runs on the loaded database; the ratios loaded / empty (target >= 0.90).
-   Beside each run: the shared buffers PostgreSQL touched per request (a plan that reads
-   history shows there first).
+   `Prefer: wait=30` (the wait path, 8 connections: submit, the worker runs the example
+   provider, the waiter is woken), SECONDS each.
+3. The history, bulk-loaded into the other database with COPY in batches: GENERATIONS ended
+   generations across TENANTS tenants (BENCH_SHARE of them the bench tenant's own, so its
+   indexes are big too), each with its reservation and that reservation's post or void, the
+   wallets' counters moved to match and one grant per tenant funding them; created over 90
+   days, mostly succeeded, some failed or canceled, six media types, several providers, 20
+   customers per tenant. Then `ANALYZE` (both databases), and the ledger's invariant on every
+   tenant (posted balances sum to zero, nothing pending).
+4. The same two runs on the loaded database, then empty and loaded alternately until each
+   phase has ROUNDS runs (the machine's drift falls on both); the ratios loaded / empty of
+   the medians (target >= 0.90). Beside each run: the shared buffers PostgreSQL touched per
+   request, in total and by table (a statement that reads history shows there first).
 
 Everything made here is removed at the end, whatever happens.
 """
@@ -43,16 +45,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import load_bench as lb  # a sibling script: Python puts the script's folder on the path
 from sqlalchemy.engine import make_url
 
 ROOT = lb.ROOT
+T = TypeVar("T")
 TARGET = 0.90
 BATCH = 10_000
 CUSTOMERS_PER_TENANT = 20
@@ -97,7 +101,24 @@ def _pg_dsn(url: str) -> dict[str, Any]:
 
 
 async def _connect(url: str) -> asyncpg.Connection:
+    # The server is shared: when other work holds every connection slot, wait for one
+    # rather than lose the run.
+    for _ in range(60):
+        try:
+            return await asyncpg.connect(**_pg_dsn(url), timeout=10)
+        except asyncpg.TooManyConnectionsError:
+            await asyncio.sleep(1)
     return await asyncpg.connect(**_pg_dsn(url), timeout=10)
+
+
+def _retrying(call: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """`asyncio.run(call())`, again while the server has no connection slot free."""
+    for _ in range(60):
+        try:
+            return asyncio.run(call())
+        except asyncpg.TooManyConnectionsError:
+            time.sleep(1)
+    return asyncio.run(call())
 
 
 async def _columns(conn: asyncpg.Connection, table: str) -> list[str]:
@@ -329,14 +350,21 @@ async def broken_books(url: str) -> tuple[int, list[str]]:
     return len(ids), broken
 
 
-async def buffers(url: str) -> int:
-    """Shared buffers read or hit in this database so far (pg_stat_database)."""
+async def buffers(url: str) -> dict[str, int]:
+    """Shared buffers read or hit in this database so far: in total (`""`), and per table
+    with its indexes (pg_stat_database, pg_statio_user_tables)."""
     conn = await _connect(url)
     try:
         await conn.execute("SELECT pg_stat_force_next_flush()")
-        return int(await conn.fetchval(
+        counts = {"": int(await conn.fetchval(
             "SELECT blks_hit + blks_read FROM pg_stat_database "
-            "WHERE datname = current_database()"))
+            "WHERE datname = current_database()"))}
+        for row in await conn.fetch(
+                "SELECT relname, coalesce(heap_blks_hit, 0) + coalesce(heap_blks_read, 0) "
+                "+ coalesce(idx_blks_hit, 0) + coalesce(idx_blks_read, 0) AS blocks "
+                "FROM pg_statio_user_tables"):
+            counts[row["relname"]] = int(row["blocks"])
+        return counts
     finally:
         await conn.close()
 
@@ -348,17 +376,24 @@ def measure(phase: str, base: str, key: str, url: str, seconds: int) -> list[Run
             ("submit", SUBMIT_CONNECTIONS, None),
             ("wait", WAIT_CONNECTIONS, {"Prefer": "wait=30"})):
         print(f"{phase} {name}: {connections} connections, {seconds} s ...", flush=True)
-        before = asyncio.run(buffers(url))
+        before = _retrying(lambda: buffers(url))
         load = lb.run_wrk(name, base + "/v1/generations", key, fixed=False, seconds=seconds,
                           connections=connections, headers=headers)
-        touched = asyncio.run(buffers(url)) - before
+        after = _retrying(lambda: buffers(url))
+        per_request = {rel: (after[rel] - before.get(rel, 0)) / max(load.requests, 1)
+                       for rel in after}
         began = time.monotonic()
-        left = asyncio.run(lb.wait_drained(url))
+        left = _retrying(lambda: lb.wait_drained(url))
         print(f"  {load.rps:.1f} req/s, p50 {load.p50_ms:.1f} ms, p99 {load.p99_ms:.1f} ms; "
               f"worker drained in {time.monotonic() - began:.1f} s more"
               + (f" ({left} unfinished)" if left else ""), flush=True)
-        # Buffers touched during the run (the worker's share included) per answered request.
-        runs.append(Run(phase, load, touched / max(load.requests, 1)))
+        # Buffers touched during the run (the worker's share included) per answered request,
+        # and the tables (with their indexes) that touched most: where a statement reading
+        # history would show.
+        top = sorted(((v, k) for k, v in per_request.items() if k), reverse=True)[:6]
+        print(f"  buffers/request {per_request['']:.0f}: "
+              + ", ".join(f"{k} {v:.1f}" for v, k in top), flush=True)
+        runs.append(Run(phase, load, per_request[""]))
     return runs
 
 
@@ -469,6 +504,8 @@ def main() -> int:
                         help="empty and loaded runs, alternated this many times each")
     parser.add_argument("--bench-share", type=float, default=0.1,
                         help="share of the history that is the bench tenant's own")
+    parser.add_argument("--pool-size", type=int, default=8,
+                        help="each process's PostgreSQL pool (and as many again in overflow)")
     parser.add_argument("--write-docs", action="store_true",
                         help="write the figures into docs/benchmarks.md")
     parser.add_argument("--database-url", default=os.environ.get(
@@ -496,7 +533,11 @@ def main() -> int:
     env = {**os.environ,
            "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]),
            "MEDIAHUB_VALKEY_URL": args.valkey_url, "MEDIAHUB_SECRET_KEY": lb.SECRET_KEY,
-           "MEDIAHUB_ADMIN_TOKEN": lb.ADMIN_TOKEN, "MEDIAHUB_STORAGE_URL": f"file://{work}/media"}
+           "MEDIAHUB_ADMIN_TOKEN": lb.ADMIN_TOKEN, "MEDIAHUB_STORAGE_URL": f"file://{work}/media",
+           # Four processes on a server other work shares (100 connections by default):
+           # at most 4 x 16 here, the same in both phases.
+           "MEDIAHUB_DATABASE_POOL_SIZE": str(args.pool_size),
+           "MEDIAHUB_DATABASE_MAX_OVERFLOW": str(args.pool_size)}
     procs: list[subprocess.Popen[bytes]] = []
     runs: list[Run] = []
     load_s, rows, failed = 0.0, 0, False
@@ -514,8 +555,8 @@ def main() -> int:
                                                 args.bench_share))
         print(f"  loaded {rows:,} rows in {load_s:.1f} s ({rows / load_s:,.0f} rows/s, "
               "ANALYZE included)", flush=True)
-        asyncio.run(lb.admin_sql(empty.url, "ANALYZE"))
-        checked, broken = asyncio.run(broken_books(loaded.url))
+        _retrying(lambda: lb.admin_sql(empty.url, "ANALYZE"))
+        checked, broken = _retrying(lambda: broken_books(loaded.url))
         if broken:
             failed = True
             print("  LEDGER INVARIANT BROKEN:\n    " + "\n    ".join(broken[:20]))
