@@ -458,6 +458,89 @@ def write_docs(runs: list[Run], command: str, generations: int, tenants: int,
     print(f"wrote {path.relative_to(ROOT)}: {title[3:]}")
 
 
+SERVER_LOG = Path("/var/log/postgresql/postgresql-15-main.log")
+_LOG_ENTRY = re.compile(r"^\d{4}-\d\d-\d\d [\d:.]+ \w+ \[\d+\] ")
+_DURATION = re.compile(r"@(\S+) LOG:  duration: ([\d.]+) ms  (execute [^:]*|statement): (.*)")
+_PARAMETERS = re.compile(r"@(\S+) DETAIL:  parameters: (.*)")
+
+
+@dataclass
+class Statement:
+    text: str
+    durations: dict[str, list[float]]
+    parameters: str = ""
+
+
+def logged_statements(log: Path, offset: int, databases: dict[str, str],
+                      ) -> dict[str, Statement]:
+    """The statements each database in `databases` (name -> phase) ran, as PostgreSQL logged
+    them from `offset` on (`log_min_duration_statement = 0`), by text; the loaded phase's
+    last parameters kept for EXPLAIN."""
+    entries: list[str] = []
+    with log.open(errors="replace") as handle:
+        handle.seek(offset)
+        for line in handle:
+            if _LOG_ENTRY.match(line) or not entries:
+                entries.append(line.rstrip("\n"))
+            else:
+                entries[-1] += " " + line.strip()
+    found: dict[str, Statement] = {}
+    last: Statement | None = None
+    for entry in entries:
+        duration = _DURATION.search(entry)
+        if duration and duration.group(1) in databases:
+            text = " ".join(duration.group(4).split())
+            last = found.setdefault(text, Statement(text, {"empty": [], "loaded": []}))
+            last.durations[databases[duration.group(1)]].append(float(duration.group(2)))
+            continue
+        given = _PARAMETERS.search(entry)
+        if given and last is not None and databases.get(given.group(1)) == "loaded":
+            last.parameters = given.group(2)
+        last = None
+    return found
+
+
+def _with_parameters(text: str, parameters: str) -> str:
+    values = dict(re.findall(r"\$(\d+) = ((?:'(?:[^']|'')*')|NULL)", parameters))
+    return re.sub(r"\$(\d+)\b", lambda m: values.get(m.group(1), m.group(0)), text)
+
+
+async def profile(loaded_url: str, statements: dict[str, Statement], top: int = 8) -> None:
+    """Print the statements both phases ran, those whose mean time grew most on the loaded
+    database first, with EXPLAIN (ANALYZE, BUFFERS) of the top three there (rolled back)."""
+    both = [s for s in statements.values() if s.durations["empty"] and s.durations["loaded"]]
+
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values)
+
+    both.sort(key=lambda s: (mean(s.durations["loaded"]) - mean(s.durations["empty"]))
+              * len(s.durations["loaded"]), reverse=True)
+    print(f"\nstatements of both phases, by time grown on the loaded database (of {len(both)}):")
+    for s in both[:top]:
+        empty, loaded = s.durations["empty"], s.durations["loaded"]
+        print(f"  {mean(empty):7.2f} ms x{len(empty):<6} -> {mean(loaded):7.2f} ms "
+              f"x{len(loaded):<6} {s.text[:150]}")
+    conn = await _connect(loaded_url)
+    try:
+        for s in both[:3]:
+            if not s.parameters and "$1" in s.text:
+                continue
+            statement = _with_parameters(s.text, s.parameters)
+            tr = conn.transaction()
+            await tr.start()
+            try:
+                plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + statement)
+            except asyncpg.PostgresError as exc:
+                print(f"\n  could not EXPLAIN {s.text[:80]}: {exc}")
+                continue
+            finally:
+                await tr.rollback()
+            print(f"\n  EXPLAIN ANALYZE on the loaded database: {s.text[:150]}")
+            print("\n".join("    " + r[0] for r in plan))
+    finally:
+        await conn.close()
+
+
 @dataclass
 class Stack:
     """One database with its own Valkey prefix, `mediahub serve` and one worker."""
@@ -506,6 +589,10 @@ def main() -> int:
                         help="share of the history that is the bench tenant's own")
     parser.add_argument("--pool-size", type=int, default=8,
                         help="each process's PostgreSQL pool (and as many again in overflow)")
+    parser.add_argument("--profile", action="store_true",
+                        help="log every statement (log_min_duration_statement = 0) and print "
+                             "those that grew on the loaded database, with their plans; "
+                             f"reads {SERVER_LOG}")
     parser.add_argument("--write-docs", action="store_true",
                         help="write the figures into docs/benchmarks.md")
     parser.add_argument("--database-url", default=os.environ.get(
@@ -543,8 +630,12 @@ def main() -> int:
     load_s, rows, failed = 0.0, 0, False
     try:
         lb.install_plugin(site)
+        log_offset = SERVER_LOG.stat().st_size if args.profile else 0
         for stack in stacks:
             asyncio.run(lb.admin_sql(base_url, f'CREATE DATABASE "{stack.database}"'))
+            if args.profile:
+                asyncio.run(lb.admin_sql(base_url, f'ALTER DATABASE "{stack.database}" '
+                                                   "SET log_min_duration_statement = 0"))
             start_stack(stack, env, work, procs)
         # The empty database's first figures come before the load, as a reference taken
         # while the other database is still small too.
@@ -568,6 +659,9 @@ def main() -> int:
                             for s in ((empty, loaded) if n % 2 else (loaded, empty))]
         for stack in order:
             runs += measure(stack.phase, stack.base, stack.key, stack.url, args.seconds)
+        if args.profile:
+            asyncio.run(profile(loaded.url, logged_statements(
+                SERVER_LOG, log_offset, {s.database: s.phase for s in stacks})))
     finally:
         for proc in procs:
             lb.stop(proc)
