@@ -44,6 +44,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -58,6 +59,7 @@ from sqlalchemy.engine import make_url
 ROOT = lb.ROOT
 T = TypeVar("T")
 TARGET = 0.90
+WIDTH = 95  # docs/ wraps its paragraphs here
 BATCH = 10_000
 CUSTOMERS_PER_TENANT = 20
 GRANT_MC = 10**15
@@ -435,6 +437,7 @@ def write_docs(runs: list[Run], command: str, generations: int, tenants: int,
     section = "\n".join([
         title, "",
         "```sh", command, "# needs wrk; PostgreSQL and Valkey on 127.0.0.1", "```", "",
+        textwrap.fill(
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC at commit `{commit}`: the submit path "
         f"(`POST /v1/generations`, a new prompt each request, {SUBMIT_CONNECTIONS} "
         f"connections) and the wait path (the same with `Prefer: wait=30` on the offline "
@@ -442,14 +445,15 @@ def write_docs(runs: list[Run], command: str, generations: int, tenants: int,
         f"then after bulk-loading {generations:,} ended generations across {tenants:,} "
         f"tenants with their reservations and settlements ({rows:,} rows by COPY in "
         f"{load_s:.0f} s, {rows / load_s:,.0f} rows/s, then `ANALYZE`; the ledger's "
-        "invariant held on every tenant). Target: loaded / empty ≥ 0.90.", "",
+        "invariant held on every tenant). Target: loaded / empty ≥ 0.90.", WIDTH), "",
         *table(runs), "",
+        textwrap.fill(
         "Buffers/request: PostgreSQL's shared buffers hit or read during the run (worker "
         "included) per answered request; a statement that reads history shows there before "
         "it shows in req/s. The machine is a shared 2-vCPU VM (wrk, the gateway, the worker, "
         "PostgreSQL and Valkey on the same two cores, other sessions possibly busy): runs "
         "differ by several per cent from one to the next, so a ratio near 0.90 is within "
-        "noise; repeat before concluding.", ""])
+        "noise; repeat before concluding.", WIDTH), ""])
     text = path.read_text()
     pattern = re.compile(r"^## Flat at [\d,]+ generations\n.*?(?=^## |\Z)", re.S | re.M)
     text = (pattern.sub(lambda _: section + "\n", text, count=1) if pattern.search(text)
