@@ -61,6 +61,7 @@ WRK_SCRIPT = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer %(key)s"
+%(extra)s
 local counter = 0
 local fixed = %(fixed)s
 -- Each thread has its own Lua state (and the same unseeded math.random): number them, so
@@ -108,11 +109,14 @@ def _ms(value: str, unit: str) -> float:
 
 
 def run_wrk(name: str, url: str, key: str, *, fixed: bool, seconds: int,
-            connections: int) -> Load:
-    """wrk with `--latency`; parses requests/s, p50, p99, and non-2xx answers."""
+            connections: int, headers: dict[str, str] | None = None) -> Load:
+    """wrk with `--latency` (and `headers` on every request, e.g. `Prefer: wait=30`);
+    parses requests/s, p50, p99, and non-2xx answers."""
+    extra = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in (headers or {}).items())
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(WRK_SCRIPT % {"key": key, "fixed": "true" if fixed else "false",
-                                   "provider": PROVIDER, "run": secrets.token_hex(4)})
+                                   "provider": PROVIDER, "run": secrets.token_hex(4),
+                                   "extra": extra})
     try:
         out = subprocess.run(
             ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency",
