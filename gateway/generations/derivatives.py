@@ -57,7 +57,10 @@ def _thumbnail(data: bytes) -> bytes:
         if image.mode not in ("RGB", "RGBA"):
             image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
         out = io.BytesIO()
-        image.save(out, format="WEBP", quality=80, method=4)
+        # method=1, not Pillow's default 4: a third of the encoder's time for files about a
+        # fifth larger (a 256 px image: 4.5 ms against 14 ms), and every image pays it on
+        # the worker before its generation ends.
+        image.save(out, format="WEBP", quality=80, method=1)
         return out.getvalue()
 
 
