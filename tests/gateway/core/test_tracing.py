@@ -3,9 +3,7 @@ request → enqueue → job → provider call, the context crossing Valkey insid
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,8 +13,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from gateway.core import tracing
-from gateway.core.jobs import SaqQueue, build_workers, stop_workers
 from tests.conftest import Gateway, make_settings, running_gateway
+from tests.gateway.generations.test_queue import worker_for
 
 IMAGE = {"type": "image", "prompt": "a harbour at night", "params": {"size": "64x64"}}
 
@@ -33,25 +31,6 @@ def exported() -> Iterator[InMemorySpanExporter]:
         tracing.install(None)
 
 
-@contextlib.asynccontextmanager
-async def saq_worker(gw: Gateway) -> AsyncIterator[None]:
-    settings = gw.runtime.settings
-    assert settings.valkey_url is not None
-    saq_queue = SaqQueue(settings.valkey_url, prefix=settings.queue_prefix,
-                         heartbeat_s=settings.job_lease_s)
-    [worker] = build_workers(saq_queue, ["image"], gw.runtime.tasks,
-                             concurrency_for=lambda _: 1, sweep_interval_s=1)
-    task = asyncio.create_task(worker.start())
-    try:
-        yield
-    finally:
-        await stop_workers([worker], grace_s=30)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await saq_queue.close()
-
-
 def one(spans: list[ReadableSpan], kind: SpanKind, prefix: str) -> ReadableSpan:
     found = [s for s in spans if s.kind == kind and s.name.startswith(prefix)]
     assert len(found) == 1, [(s.name, s.kind) for s in spans]
@@ -64,7 +43,7 @@ async def test_request_job_and_provider_call_are_one_trace(
     async with running_gateway(settings) as gw:
         tenant = await gw.tenant()
         exported.clear()
-        async with saq_worker(gw):
+        async with worker_for(gw, concurrency=1):
             r = await gw.client.post("/v1/generations", json=IMAGE,
                                      headers={**tenant.auth, "Prefer": "wait=30"})
         assert r.status_code == 200, r.text

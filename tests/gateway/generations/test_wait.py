@@ -65,6 +65,22 @@ def waiting(services: Services) -> int:
     return services.completions.waiting()
 
 
+async def cancel_unheard(settings: Any, tenant_id: str) -> None:
+    """End the tenant's one generation (canceled) from a process that publishes nothing, as
+    if the end's notification were lost."""
+    silent = Services.over(await Runtime.start(
+        msgspec.structs.replace(settings, valkey_url=None), with_queue=False))
+    try:
+        async with silent.runtime.db.session() as session:
+            row = await session.scalar(select(Generation).where(
+                Generation.tenant_id == tenant_id))
+        assert row is not None
+        assert await lifecycle.end(silent, row, lifecycle.Failed(
+            "canceled", "canceled", status="canceled"))
+    finally:
+        await silent.close()
+
+
 @contextlib.asynccontextmanager
 async def other_process(settings: Any, gate: Gate) -> AsyncIterator[None]:
     """A worker with its own `Services` (its own pool and Valkey connections), as
@@ -204,17 +220,7 @@ async def test_a_missed_notification_costs_time_not_the_result(
             "/v1/generations", json=IMAGE, headers={**tenant.auth, "Prefer": "wait=2"}))
         await until(lambda: waiting(api.services) == 1)
         # It ends in a process that publishes nothing (as if the message were lost).
-        silent = Services.over(await Runtime.start(
-            msgspec.structs.replace(settings, valkey_url=None), with_queue=False))
-        try:
-            async with silent.runtime.db.session() as session:
-                row = await session.scalar(select(Generation).where(
-                    Generation.tenant_id == tenant.id))
-            assert row is not None
-            assert await lifecycle.end(silent, row, lifecycle.Failed(
-                "canceled", "canceled", status="canceled"))
-        finally:
-            await silent.close()
+        await cancel_unheard(settings, tenant.id)
         # The read at the deadline finds it ended.
         r = await answer
         assert r.status_code == 200, r.text
@@ -231,16 +237,9 @@ async def test_a_lost_subscription_makes_waiters_read_again_when_it_is_back(
             "/v1/generations", json=IMAGE, headers={**tenant.auth, "Prefer": "wait=30"}))
         await until(lambda: waiting(api.services) == 1)
         # It ends, unheard (published by no one), while this process's subscription is cut.
-        silent = Services.over(await Runtime.start(
-            msgspec.structs.replace(settings, valkey_url=None), with_queue=False))
+        await cancel_unheard(settings, tenant.id)
         admin = valkey_client.from_url(valkey)  # type: ignore[no-untyped-call]
         try:
-            async with silent.runtime.db.session() as session:
-                row = await session.scalar(select(Generation).where(
-                    Generation.tenant_id == tenant.id))
-            assert row is not None
-            assert await lifecycle.end(silent, row, lifecycle.Failed(
-                "canceled", "canceled", status="canceled"))
             # This process's listener names its connection after its channels.
             listed = (await admin.execute_command("CLIENT", "LIST", "TYPE", "pubsub")).decode()
             [listener] = [line.split()[0].removeprefix("id=") for line in listed.splitlines()
@@ -248,7 +247,6 @@ async def test_a_lost_subscription_makes_waiters_read_again_when_it_is_back(
             await admin.execute_command("CLIENT", "KILL", "ID", listener)
         finally:
             await admin.aclose()
-            await silent.close()
         # Back subscribed, the waiter reads its row again: answered long before 30 s.
         async with asyncio.timeout(10):
             r = await answer
