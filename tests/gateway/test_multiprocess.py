@@ -29,7 +29,9 @@ from tests.conftest import _admin_connect, migrated_database, valkey_url
 
 ADMIN = "admin-token-0123456789"
 GENERATIONS = 60
-IMAGE = {"type": "image", "prompt": "a quiet street", "params": {"size": "64x64"},
+# Big enough that the first half's jobs take the workers a few seconds (64x64 ones were all
+# done within one poll of `_started`, so "mid-load" was never seen).
+IMAGE = {"type": "image", "prompt": "a quiet street", "params": {"size": "1024x1024"},
          "provider": "local-image"}
 
 
@@ -165,7 +167,9 @@ async def test_two_apis_and_workers_survive_a_killed_worker_and_keep_the_books(
             generation_id: str = r.json()["id"]
             return generation_id
 
-        first = await asyncio.gather(*(submit(i) for i in range(GENERATIONS // 2)))
+        # Watched while it is being submitted: the workers start on it at once.
+        submitting = asyncio.ensure_future(
+            asyncio.gather(*(submit(i) for i in range(GENERATIONS // 2))))
 
         async def statuses() -> dict[str, int]:
             conn = await _admin_connect(database)
@@ -179,6 +183,7 @@ async def test_two_apis_and_workers_survive_a_killed_worker_and_keep_the_books(
         await until(lambda: _started(statuses), 120, lambda: processes.log("worker0"))
         processes.started[2].send_signal(signal.SIGKILL)  # worker0
         processes.start("worker2", "worker")
+        first = await submitting
         rest = await asyncio.gather(*(submit(i) for i in range(GENERATIONS // 2, GENERATIONS)))
         ids = first + rest
         assert len(set(ids)) == GENERATIONS
